@@ -1,0 +1,66 @@
+/* The device backend interface: one ops table per backend. Not installed.
+ *
+ * A backend answers supports_op() for every node before a plan is given to
+ * it, owns the memory of the plan's arena (host memory for the CPU, device
+ * memory elsewhere) and runs the whole plan in one call. Optional slots may be
+ * NULL; the planner supplies the default.
+ */
+#ifndef SPW_DRIVERS_BACKEND_H
+#define SPW_DRIVERS_BACKEND_H
+
+#include "runtime/graph/plan.h"
+
+typedef struct spw_backend spw_backend;
+
+typedef struct spw_buffer {
+    spw_backend *backend;
+    size_t size;
+    void *host; /* CPU-visible mapping, or NULL when the memory is device-only */
+    void *impl; /* backend's own handle */
+} spw_buffer;
+
+typedef struct spw_backend_ops {
+    const char *name;
+    /* Layout the backend keeps 4-D activations in; the planner converts at I/O. */
+    spw_layout layout;
+
+    /* Probes the device. SPW_ENODEV means "not here": the backend is skipped
+     * silently after one log line, never an error for the library. */
+    int (*init)(spw_backend *be);
+    void (*fini)(spw_backend *be); /* optional */
+
+    /* Whether this backend runs node n (with its fused post ops) of graph g. */
+    bool (*supports_op)(const spw_backend *be, const spw_graph *g, const spw_node *n);
+
+    int (*buffer_alloc)(spw_backend *be, size_t size, spw_buffer **out);
+    void (*buffer_free)(spw_backend *be, spw_buffer *buf);
+    /* Optional when every buffer has a host mapping (the default memcpys). */
+    int (*buffer_upload)(spw_backend *be, spw_buffer *buf, size_t offset, const void *src,
+                         size_t size);
+    int (*buffer_download)(spw_backend *be, spw_buffer *buf, size_t offset, void *dst,
+                           size_t size);
+
+    /* Optional: per-plan preparation (weight packing, pipelines, command
+     * buffers). Called once after buffers are assigned. */
+    int (*plan_prepare)(spw_backend *be, spw_plan *plan, void **state);
+    void (*plan_release)(spw_backend *be, spw_plan *plan, void *state);
+
+    /* Runs every step of the plan over plan->arena. No allocation. */
+    int (*run_plan)(spw_backend *be, spw_plan *plan, void *state);
+} spw_backend_ops;
+
+struct spw_backend {
+    const spw_backend_ops *ops;
+    void *ctx;  /* backend-private device state */
+    int threads;
+};
+
+/* Registry: backends in preference order, initialised on first use. */
+int spw__backend_count(void);
+spw_backend *spw__backend_get(int idx);
+spw_backend *spw__backend_find(const char *name);
+
+/* Backends compiled in (each file defines its ops table). */
+extern const spw_backend_ops spw__cpu_ref_ops;
+
+#endif

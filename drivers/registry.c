@@ -1,0 +1,90 @@
+/* Backend registry: a static table in preference order, CPU reference last.
+ * A backend whose device is missing registers nothing; SPW_DISABLE_BACKENDS
+ * (comma-separated names) turns backends off. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/backend.h"
+
+static const spw_backend_ops *const candidates[] = {
+    &spw__cpu_ref_ops,
+};
+
+static spw_backend registered[SPW_ARRAY_SIZE(candidates)];
+static int n_registered;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static bool disabled(const char *name)
+{
+    const char *list = getenv("SPW_DISABLE_BACKENDS");
+    if (!list)
+        return false;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n))
+            return true;
+        p += len + (end ? 1 : 0);
+    }
+    return false;
+}
+
+static void init_registry(void)
+{
+    for (size_t i = 0; i < SPW_ARRAY_SIZE(candidates); i++) {
+        const spw_backend_ops *ops = candidates[i];
+        if (disabled(ops->name)) {
+            SPW_LOGI("backend %s disabled by SPW_DISABLE_BACKENDS", ops->name);
+            continue;
+        }
+        spw_backend *be = &registered[n_registered];
+        memset(be, 0, sizeof(*be));
+        be->ops = ops;
+        int rc = ops->init ? ops->init(be) : 0;
+        if (rc) {
+            SPW_LOGI("backend %s not available: %s%s%s", ops->name, spw_strerror(rc),
+                     spw_error_detail()[0] ? ": " : "", spw_error_detail());
+            continue;
+        }
+        n_registered++;
+    }
+}
+
+int spw__backend_count(void)
+{
+    pthread_once(&once, init_registry);
+    return n_registered;
+}
+
+spw_backend *spw__backend_get(int idx)
+{
+    pthread_once(&once, init_registry);
+    return idx >= 0 && idx < n_registered ? &registered[idx] : NULL;
+}
+
+spw_backend *spw__backend_find(const char *name)
+{
+    pthread_once(&once, init_registry);
+    /* "cpu" names the most capable CPU backend registered. */
+    for (int i = 0; i < n_registered; i++)
+        if (!strcmp(registered[i].ops->name, name))
+            return &registered[i];
+    if (!strcmp(name, "cpu"))
+        for (int i = 0; i < n_registered; i++)
+            if (!strncmp(registered[i].ops->name, "cpu", 3))
+                return &registered[i];
+    return NULL;
+}
+
+int spw_backend_count(void)
+{
+    return spw__backend_count();
+}
+
+const char *spw_backend_name(int idx)
+{
+    spw_backend *be = spw__backend_get(idx);
+    return be ? be->ops->name : NULL;
+}

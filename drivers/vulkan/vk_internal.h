@@ -1,0 +1,211 @@
+/* Vulkan compute backend: shared state of drivers/vulkan/*.c. Not installed.
+ *
+ * The loader is opened with dlopen at run time, so the library neither links
+ * nor needs libvulkan; every entry point below is a function pointer filled
+ * from vkGetInstanceProcAddr / vkGetDeviceProcAddr. */
+#ifndef SPW_DRIVERS_VK_INTERNAL_H
+#define SPW_DRIVERS_VK_INTERNAL_H
+
+#define VK_NO_PROTOTYPES
+#include <pthread.h>
+#include <vulkan/vulkan.h>
+
+#include "drivers/backend.h"
+
+/* Entry points by level. The optional ones may stay NULL (extension absent). */
+#define SPW_VK_GLOBAL_FNS(X)                      \
+    X(vkCreateInstance)                           \
+    X(vkEnumerateInstanceExtensionProperties)
+
+#define SPW_VK_INSTANCE_FNS(X)                    \
+    X(vkDestroyInstance)                          \
+    X(vkEnumeratePhysicalDevices)                 \
+    X(vkGetPhysicalDeviceProperties)              \
+    X(vkGetPhysicalDeviceProperties2)             \
+    X(vkGetPhysicalDeviceFeatures2)               \
+    X(vkGetPhysicalDeviceMemoryProperties)        \
+    X(vkGetPhysicalDeviceQueueFamilyProperties)   \
+    X(vkEnumerateDeviceExtensionProperties)       \
+    X(vkCreateDevice)                             \
+    X(vkGetDeviceProcAddr)
+
+#define SPW_VK_DEVICE_FNS(X)                      \
+    X(vkDestroyDevice)                            \
+    X(vkGetDeviceQueue)                           \
+    X(vkAllocateMemory)                           \
+    X(vkFreeMemory)                               \
+    X(vkMapMemory)                                \
+    X(vkUnmapMemory)                              \
+    X(vkCreateBuffer)                             \
+    X(vkDestroyBuffer)                            \
+    X(vkGetBufferMemoryRequirements)              \
+    X(vkBindBufferMemory)                         \
+    X(vkCreateShaderModule)                       \
+    X(vkDestroyShaderModule)                      \
+    X(vkCreatePipelineCache)                      \
+    X(vkGetPipelineCacheData)                     \
+    X(vkDestroyPipelineCache)                     \
+    X(vkCreateComputePipelines)                   \
+    X(vkDestroyPipeline)                          \
+    X(vkCreatePipelineLayout)                     \
+    X(vkDestroyPipelineLayout)                    \
+    X(vkCreateDescriptorSetLayout)                \
+    X(vkDestroyDescriptorSetLayout)               \
+    X(vkCreateDescriptorPool)                     \
+    X(vkDestroyDescriptorPool)                    \
+    X(vkAllocateDescriptorSets)                   \
+    X(vkUpdateDescriptorSets)                     \
+    X(vkCreateCommandPool)                        \
+    X(vkDestroyCommandPool)                       \
+    X(vkAllocateCommandBuffers)                   \
+    X(vkFreeCommandBuffers)                       \
+    X(vkBeginCommandBuffer)                       \
+    X(vkEndCommandBuffer)                         \
+    X(vkCmdBindPipeline)                          \
+    X(vkCmdBindDescriptorSets)                    \
+    X(vkCmdPushConstants)                         \
+    X(vkCmdDispatch)                              \
+    X(vkCmdPipelineBarrier)                       \
+    X(vkCmdCopyBuffer)                            \
+    X(vkCmdResetQueryPool)                        \
+    X(vkCmdWriteTimestamp)                        \
+    X(vkCreateQueryPool)                          \
+    X(vkDestroyQueryPool)                         \
+    X(vkGetQueryPoolResults)                      \
+    X(vkCreateFence)                              \
+    X(vkDestroyFence)                             \
+    X(vkResetFences)                              \
+    X(vkWaitForFences)                            \
+    X(vkQueueSubmit)                              \
+    X(vkDeviceWaitIdle)
+
+#define SPW_VK_OPTIONAL_DEVICE_FNS(X) X(vkGetMemoryHostPointerPropertiesEXT)
+
+typedef struct spw_vk_fns {
+    PFN_vkGetInstanceProcAddr vkGetInstanceProcAddr;
+#define SPW__VK_FN_FIELD(name) PFN_##name name;
+    SPW_VK_GLOBAL_FNS(SPW__VK_FN_FIELD)
+    SPW_VK_INSTANCE_FNS(SPW__VK_FN_FIELD)
+    SPW_VK_DEVICE_FNS(SPW__VK_FN_FIELD)
+    SPW_VK_OPTIONAL_DEVICE_FNS(SPW__VK_FN_FIELD)
+#undef SPW__VK_FN_FIELD
+} spw_vk_fns;
+
+/* What `splitwire device list` and the selection need to know of a device. */
+typedef struct spw_vk_device_info {
+    int index; /* in vkEnumeratePhysicalDevices order */
+    char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
+    VkPhysicalDeviceType type;
+    uint32_t api_version, driver_version, vendor_id, device_id;
+    char driver_name[VK_MAX_DRIVER_NAME_SIZE];
+    char driver_info[VK_MAX_DRIVER_INFO_SIZE];
+    uint32_t subgroup_size;
+    bool fp16_storage; /* storageBuffer16BitAccess */
+    bool fp16_arith;   /* shaderFloat16 */
+    bool ext_host_memory;
+    bool has_drm; /* VK_EXT_physical_device_drm answered */
+    bool drm_has_primary, drm_has_render;
+    int64_t drm_primary_major, drm_primary_minor, drm_render_major, drm_render_minor;
+    uint32_t n_heaps;
+    VkMemoryHeap heaps[VK_MAX_MEMORY_HEAPS];
+    uint32_t max_wg_invocations;
+    uint64_t max_storage_range;
+    bool unified; /* a memory type is device-local and host-visible-coherent */
+    int compute_family; /* -1 when the device has no compute queue */
+    uint32_t timestamp_bits;
+    float timestamp_period;
+} spw_vk_device_info;
+
+/* Workgroup and tile sizes for one device; see spw__vk_tuning(). */
+typedef struct spw_vk_tuning {
+    uint32_t wg_1d;       /* element-wise, copies, pools */
+    uint32_t wg_conv;     /* conv: output pixels per workgroup */
+    uint32_t conv_tile_m; /* conv: output channels per invocation */
+    uint32_t wg_gemm;
+} spw_vk_tuning;
+
+/* Sub-allocation of one VkDeviceMemory block. */
+typedef struct spw_vk_block spw_vk_block;
+typedef struct spw_vk_alloc {
+    spw_vk_block *block;
+    VkDeviceSize offset, size;
+    void *map; /* host address when the block is mapped, else NULL */
+} spw_vk_alloc;
+
+/* One buffer: a VkBuffer bound to a sub-allocation. */
+typedef struct spw_vk_buffer {
+    VkBuffer buf;
+    spw_vk_alloc mem;
+    bool imported;          /* memory imported from a host allocation */
+    VkDeviceMemory own_mem; /* imported memory, owned by this buffer */
+    void *host_copy;        /* the host allocation behind an import */
+    VkDeviceSize size;
+} spw_vk_buffer;
+
+typedef struct spw_vk_ctx {
+    spw_vk_device_info info;
+    VkPhysicalDevice phys;
+    VkDevice dev;
+    VkQueue queue;
+    VkPhysicalDeviceMemoryProperties memprops;
+    uint32_t type_device;  /* memory type for device-only buffers */
+    uint32_t type_host;    /* host-visible coherent type (staging, mapped buffers) */
+    bool map_arena;        /* arena buffers live in host-visible memory */
+    bool use_fp16;         /* fp16-storage weights chosen */
+    uint64_t import_align; /* minImportedHostPointerAlignment, 0 without the extension */
+    spw_vk_tuning tuning;
+    pthread_mutex_t lock; /* queue, allocator, staging, pipeline cache */
+    spw_vk_block *blocks;
+    VkCommandPool pool;
+    VkFence fence;
+    /* Staging for devices whose arena is not host-visible. */
+    spw_vk_buffer staging;
+    bool has_staging;
+    VkCommandBuffer xfer;
+    /* Shared by every pipeline: set 0 = {arena f32, weights f32, arena u32}. */
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkPipelineCache cache;
+    size_t cache_saved_size;
+    char cache_path[512];
+} spw_vk_ctx;
+
+/* Push constants: 16 words, the same block in every shader (common.glsl). */
+#define SPW_VK_PUSH_WORDS 16
+
+/* The process-wide loader and instance (vk_device.c). */
+const spw_vk_fns *spw__vk_fns(void);
+/* Opens the loader and creates the instance once; SPW_ENODEV with a detail when absent. */
+int spw__vk_instance(VkInstance *out);
+/* Describes every physical device (caller frees *out with spw__free). */
+int spw__vk_list_devices(spw_vk_device_info **out, int *n);
+/* The index that SPW_VULKAN_DEVICE or the default preference picks, or -1. */
+int spw__vk_pick(const spw_vk_device_info *devs, int n, const char *want);
+const char *spw__vk_type_name(VkPhysicalDeviceType t);
+void spw__vk_tuning(const spw_vk_device_info *info, spw_vk_tuning *out);
+/* Opens device idx: queue, memory types, layouts, pipeline cache. */
+int spw__vk_ctx_create(int idx, spw_vk_ctx **out);
+void spw__vk_ctx_destroy(spw_vk_ctx *ctx);
+int spw__vk_check(VkResult r, const char *what);
+
+/* Memory (vk_memory.c). */
+int spw__vk_alloc(spw_vk_ctx *ctx, VkMemoryRequirements req, uint32_t type, spw_vk_alloc *out);
+void spw__vk_free(spw_vk_ctx *ctx, spw_vk_alloc *a);
+void spw__vk_free_blocks(spw_vk_ctx *ctx);
+int spw__vk_buffer_create(spw_vk_ctx *ctx, VkDeviceSize size, bool host, spw_vk_buffer *out);
+/* Wraps page-aligned host memory as a buffer (VK_EXT_external_memory_host). */
+int spw__vk_buffer_import(spw_vk_ctx *ctx, void *host, VkDeviceSize size, spw_vk_buffer *out);
+void spw__vk_buffer_destroy(spw_vk_ctx *ctx, spw_vk_buffer *b);
+/* Copies through the staging buffer (device-only memory). Takes ctx->lock. */
+int spw__vk_staged_copy(spw_vk_ctx *ctx, spw_vk_buffer *dst, VkDeviceSize off, const void *src,
+                        void *dst_host, VkDeviceSize size, bool upload);
+
+/* Pipelines and the cache file (vk_pipeline.c). */
+int spw__vk_cache_open(spw_vk_ctx *ctx);
+void spw__vk_cache_save(spw_vk_ctx *ctx);
+int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t n_spec,
+                     VkPipeline *out);
+
+extern const spw_backend_ops spw__vulkan_ops;
+
+#endif

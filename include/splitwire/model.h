@@ -1,0 +1,65 @@
+/* splitwire: loading models and running them on a backend. */
+#ifndef SPLITWIRE_MODEL_H
+#define SPLITWIRE_MODEL_H
+
+#include "splitwire/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A loaded, validated and shape-checked graph. Immutable once loaded, so one
+ * model may back several plans in several threads. */
+typedef struct spw_model spw_model;
+
+/* A model compiled for one backend and one batch size: fused, ordered, with
+ * all buffers assigned. Not thread-safe: one run at a time per plan. */
+typedef struct spw_plan spw_plan;
+
+/* Loads an ONNX file (opset 13+, plus the ai.splitwire domain). On failure
+ * spw_error_detail() names the offending node or field. */
+SPW_API int spw_model_load(const char *path, spw_model **out);
+SPW_API int spw_model_load_buffer(const void *data, size_t size, spw_model **out);
+SPW_API void spw_model_free(spw_model *model);
+
+SPW_API int spw_model_num_inputs(const spw_model *model);
+SPW_API int spw_model_num_outputs(const spw_model *model);
+/* Describes input/output idx: dtype and dims (-1 for the free batch dim);
+ * *name, if given, points into the model. */
+SPW_API int spw_model_input(const spw_model *model, int idx, spw_tensor *desc, const char **name);
+SPW_API int spw_model_output(const spw_model *model, int idx, spw_tensor *desc, const char **name);
+
+typedef struct spw_plan_options {
+    const char *backend; /* NULL or "auto": chosen by the library; else a backend name */
+    int batch;           /* value for a free batch dimension; 0 means 1 */
+    int threads;         /* 0: backend default */
+    unsigned flags;      /* SPW_PLAN_* */
+} spw_plan_options;
+
+#define SPW_PLAN_NO_FUSION 0x1u /* keep every node as its own step (debugging) */
+#define SPW_PLAN_PROFILE 0x2u   /* record per-step times */
+
+SPW_API int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_plan **out);
+SPW_API void spw_plan_free(spw_plan *plan);
+SPW_API const char *spw_plan_backend(const spw_plan *plan);
+/* Shapes of the plan's inputs and outputs with the batch bound. */
+SPW_API int spw_plan_input(const spw_plan *plan, int idx, spw_tensor *desc);
+SPW_API int spw_plan_output(const spw_plan *plan, int idx, spw_tensor *desc);
+
+/*
+ * Runs the plan. inputs[i] must match spw_plan_input(i) in shape; dtype and
+ * layout are converted when they differ. outputs[i].data must hold
+ * spw_plan_output(i) in the dtype and layout the caller set in outputs[i].
+ * Makes no allocation.
+ */
+SPW_API int spw_plan_run(spw_plan *plan, const spw_tensor *inputs, int n_inputs,
+                         spw_tensor *outputs, int n_outputs);
+
+/* Registered backends, in preference order. */
+SPW_API int spw_backend_count(void);
+SPW_API const char *spw_backend_name(int idx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,203 @@
+/* splitwire: the netpath, moving requests and results between client and server. */
+#ifndef SPLITWIRE_NET_H
+#define SPLITWIRE_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "splitwire/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Overview
+ *
+ * A spw_net is one endpoint: a transport (kernel UDP, DPDK, or an in-process
+ * pair for tests) plus the message layer of docs/PROTOCOL.md on top of it:
+ * fragmentation to the path MTU, reassembly with timeouts, selective
+ * retransmission on NACK or timeout, duplicate suppression and bounded state.
+ *
+ * Sending without copies. spw_net_tx_alloc() hands out a message whose
+ * segments are the payload rooms of transport buffers (mbuf data rooms on
+ * DPDK): one segment per fragment, each a multiple of 4 bytes. The producer
+ * (e.g. spw_codec_encode, whose spw_codec_seg has the same layout as
+ * spw_net_seg) writes into them in place; spw_net_send() then writes the
+ * protocol headers in front of each used segment and transmits.
+ *
+ * Receiving without copies. A completed message lists its payload as
+ * segments pointing into the received buffers, in order; they stay valid until
+ * spw_net_msg_free().
+ *
+ * Threads: one spw_net is used by one thread at a time. DPDK initialises its
+ * EAL once per process, so a process has at most one DPDK spw_net.
+ */
+
+typedef struct spw_net spw_net;
+
+typedef enum spw_net_transport {
+    SPW_NET_UDP = 0,    /* kernel UDP sockets (sendmmsg/recvmmsg) */
+    SPW_NET_DPDK = 1,   /* one DPDK port, one RX and one TX queue */
+    SPW_NET_MEMORY = 2, /* in-process pair for tests: see memory_pair */
+} spw_net_transport;
+
+typedef enum spw_net_msg_type {
+    SPW_NET_REQUEST = 1, /* client -> server: an encoded latent */
+    SPW_NET_RESULT = 2,  /* server -> client: the answer to a request */
+    SPW_NET_ERROR = 3,   /* server -> client: the request failed (payload: text) */
+    SPW_NET_NACK = 4,    /* internal: missing fragments; never delivered */
+    SPW_NET_PING = 5,    /* answered with PONG by the library, never delivered */
+    SPW_NET_PONG = 6,
+} spw_net_msg_type;
+
+/* An IPv4 endpoint. ip and port in host byte order; mac is only used by DPDK. */
+typedef struct spw_net_addr {
+    uint32_t ip;
+    uint16_t port;
+    uint8_t mac[6];
+} spw_net_addr;
+
+/* Parses "a.b.c.d:port". */
+SPW_API int spw_net_addr_parse(const char *s, spw_net_addr *out);
+
+/* Payload memory, same layout as spw_codec_seg. */
+typedef struct spw_net_seg {
+    void *data;
+    size_t size;
+} spw_net_seg;
+
+typedef struct spw_net_config {
+    spw_net_transport transport;
+    const char *local; /* "ip:port" to bind (UDP port 0 = any) */
+    const char *peer;  /* "ip:port" default destination; NULL for a pure server */
+    uint32_t mtu;      /* path MTU (IPv4 packet bytes), 0 = 1500; 576 .. 9000 */
+
+    /* DPDK: EAL arguments as one string, e.g. "--no-huge -m 512
+     * --file-prefix c --vdev=net_memif0,role=client,socket=/tmp/s.sock
+     * -d /usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0/librte_net_memif.so". */
+    const char *eal_args;
+    const char *dpdk_port; /* device name; NULL = the first port */
+    const char *peer_mac;  /* "aa:bb:cc:dd:ee:ff"; NULL = learned from traffic */
+    uint32_t mbufs;        /* mempool size; 0 = derived from the limits below */
+    uint32_t link_wait_ms; /* open waits this long for link up (0 = 2000) */
+
+    /* Memory transport: the endpoint created first passes NULL; the second
+     * passes the first, and the two are joined. */
+    spw_net *memory_pair;
+
+    /* Message layer; 0 selects the default in brackets. */
+    uint32_t max_msg_bytes;         /* largest message accepted [262144] */
+    uint32_t max_inflight;          /* partial messages held in total [256] */
+    uint32_t max_inflight_per_peer; /* ... and per sender [32] */
+    uint32_t max_outstanding;       /* sent messages kept for retransmission [256] */
+    uint32_t nack_delay_us;         /* silence on a partial message before NACK [2000] */
+    uint32_t reasm_timeout_ms;      /* partial message dropped after [500] */
+    uint32_t rto_us;                /* request resent when no answer [20000] */
+    uint32_t max_retries;           /* resends of a request before SPW_ETIMEDOUT [5] */
+    uint32_t retain_ms;             /* results kept for NACKs and repeats [1000] */
+
+    /* Link emulation on transmit: token bucket (rate in bit/s, burst in
+     * bytes), fixed one-way delay and random loss. rate 0 = unlimited. */
+    uint64_t shape_rate_bps;
+    uint32_t shape_burst_bytes; /* 0 = one MTU */
+    uint32_t shape_delay_us;
+    double shape_loss; /* 0 .. 1 */
+
+    /* Fault injection on receive (tests): probabilities 0 .. 1 per packet. */
+    double fault_loss, fault_dup, fault_reorder, fault_truncate, fault_corrupt;
+    uint64_t seed; /* for the shaper and the faults; 0 = fixed default */
+} spw_net_config;
+
+/* Whether the transport was compiled in (DPDK needs libdpdk at build time). */
+SPW_API int spw_net_transport_available(spw_net_transport transport);
+SPW_API const char *spw_net_transport_name(spw_net_transport transport);
+
+/* Opens an endpoint. DPDK: an EAL or port failure returns SPW_ENODEV with a
+ * detail (the caller may fall back to UDP). */
+SPW_API int spw_net_open(const spw_net_config *config, spw_net **out);
+SPW_API void spw_net_close(spw_net *net);
+
+/* Largest payload of one fragment (a multiple of 4) for this endpoint's MTU. */
+SPW_API size_t spw_net_frag_payload(const spw_net *net);
+
+/*
+ * A message. On receive every field is filled in and segs points at the
+ * payload in place. On send, fill in the header fields; peer may stay zero
+ * to use the configured destination (a server sets it to the request's peer).
+ */
+typedef struct spw_net_msg {
+    uint8_t type; /* spw_net_msg_type */
+    uint8_t rate_point;
+    uint16_t flags; /* application flags, carried as is */
+    uint16_t model_id;
+    uint16_t c, h, w; /* latent shape */
+    uint64_t request_id;
+    spw_net_addr peer;
+    int status;   /* receive: 0, or SPW_ETIMEDOUT for a request given up (local) */
+    size_t bytes; /* receive: payload bytes; send: capacity */
+    int nsegs;
+    spw_net_seg *segs;
+} spw_net_msg;
+
+/* Transmit buffers for up to capacity payload bytes (at most max_msg_bytes).
+ * SPW_EAGAIN when buffers or outstanding slots are exhausted (poll and retry). */
+SPW_API int spw_net_tx_alloc(spw_net *net, size_t capacity, spw_net_msg **out);
+
+/*
+ * Sends bytes of payload lying in msg->segs from segs[first] + offset on,
+ * running to the end of that segment and on through the following ones (the
+ * layout spw_codec_encode leaves; a front-filled message passes 0, 0). Every
+ * touched segment becomes one fragment. offset and bytes must be multiples of
+ * 4. The message is consumed, also on failure. Requests and results are kept
+ * for retransmission until answered or expired.
+ */
+SPW_API int spw_net_send(spw_net *net, spw_net_msg *msg, int first, size_t offset, size_t bytes);
+
+/* Sends a payload gathered from caller memory (copied: counted in stats). */
+SPW_API int spw_net_sendv(spw_net *net, const spw_net_msg *hdr, const spw_net_seg *segs,
+                          int nsegs);
+
+/*
+ * Receives packets, runs timers (NACKs, retransmissions, expiry) and the
+ * shaper, waiting up to timeout_us (0 = do not wait, < 0 = no limit) until a
+ * message is ready. Returns the number of ready messages or an error.
+ */
+SPW_API int spw_net_poll(spw_net *net, int64_t timeout_us);
+
+/* Takes up to max ready messages (polls once without waiting when none is
+ * ready). Each must be released with spw_net_msg_free(). */
+SPW_API int spw_net_recv(spw_net *net, spw_net_msg **msgs, int max);
+
+/* Copies a received payload to dst (counted in stats); returns bytes copied. */
+SPW_API size_t spw_net_msg_copy(spw_net *net, const spw_net_msg *msg, void *dst, size_t cap);
+
+/* Releases a received message or an unsent one from spw_net_tx_alloc(). */
+SPW_API void spw_net_msg_free(spw_net *net, spw_net_msg *msg);
+
+/* Sends a PING carrying 8 bytes of token; the PONG comes back as a message. */
+SPW_API int spw_net_ping(spw_net *net, const spw_net_addr *dst, uint64_t token);
+
+typedef struct spw_net_stats {
+    uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes; /* frames, splitwire bytes */
+    uint64_t tx_msgs, rx_msgs;
+    /* Payload bytes copied by the library or through the kernel socket API.
+     * Copies inside a DPDK PMD (memif copy mode, af_packet's ring) are not
+     * visible here. */
+    uint64_t tx_copy_bytes, rx_copy_bytes;
+    uint64_t retransmits, nacks_sent, nacks_received;
+    uint64_t rx_invalid;   /* packets failing validation */
+    uint64_t rx_duplicate; /* fragments or messages already held or done */
+    uint64_t reasm_timeouts, evictions, request_timeouts;
+    uint64_t shaper_drops, tx_drops, fault_events;
+} spw_net_stats;
+
+SPW_API void spw_net_stats_get(const spw_net *net, spw_net_stats *out);
+
+/* The bound address (useful after binding port 0). */
+SPW_API int spw_net_local_addr(const spw_net *net, spw_net_addr *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,208 @@
+/* Kernel UDP transport: one non-blocking socket, sendmmsg/recvmmsg.
+ * The socket API copies every payload once each way; both copies are counted. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "netpath/proto.h"
+#include "netpath/transport.h"
+
+#define UDP_BURST 32
+
+typedef struct udp_ctx {
+    int fd;
+    uint32_t frame_room;
+    spw_net_bufpool pool;
+    spw_net_stats *stats;
+} udp_ctx;
+
+static void to_sockaddr(const spw_net_addr *a, struct sockaddr_in *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(a->ip);
+    sa->sin_port = htons(a->port);
+}
+
+static int udp_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nbufs,
+                    spw_net_stats *stats, void **out)
+{
+    spw_net_addr local = {0};
+    if (cfg->local) {
+        int rc = spw_net_addr_parse(cfg->local, &local);
+        if (rc)
+            return rc;
+    }
+    udp_ctx *u = spw__calloc(1, sizeof(*u));
+    if (!u)
+        return spw__error(SPW_ENOMEM, "udp transport");
+    u->stats = stats;
+    u->frame_room = frame_room;
+    int rc = spw__net_bufpool_init(&u->pool, nbufs, frame_room);
+    if (rc)
+        goto fail_pool;
+    u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->fd < 0) {
+        rc = spw__error(SPW_EIO, "socket: %s", strerror(errno));
+        goto fail_socket;
+    }
+    int bufsz = 4 << 20;
+    (void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+    (void)setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+    struct sockaddr_in sa;
+    to_sockaddr(&local, &sa);
+    if (bind(u->fd, (struct sockaddr *)&sa, sizeof(sa))) {
+        rc = spw__error(SPW_EIO, "bind %s: %s", cfg->local ? cfg->local : "0.0.0.0:0",
+                        strerror(errno));
+        goto fail_bind;
+    }
+    *out = u;
+    return 0;
+
+fail_bind:
+    close(u->fd);
+fail_socket:
+    spw__net_bufpool_fini(&u->pool);
+fail_pool:
+    spw__free(u);
+    return rc;
+}
+
+static void udp_close(void *ctx)
+{
+    udp_ctx *u = ctx;
+    close(u->fd);
+    spw__net_bufpool_fini(&u->pool);
+    spw__free(u);
+}
+
+static int udp_buf_alloc(void *ctx, spw_netbuf *b)
+{
+    return spw__net_bufpool_get(&((udp_ctx *)ctx)->pool, b);
+}
+
+static void udp_buf_ref(void *ctx, spw_netbuf *b)
+{
+    spw__net_bufpool_ref(b);
+}
+
+static void udp_buf_free(void *ctx, spw_netbuf *b)
+{
+    spw__net_bufpool_put(&((udp_ctx *)ctx)->pool, b);
+}
+
+static int udp_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *bufs, int count)
+{
+    udp_ctx *u = ctx;
+    struct sockaddr_in sa;
+    to_sockaddr(dst, &sa);
+    int done = 0;
+    while (done < count) {
+        struct mmsghdr mm[UDP_BURST];
+        struct iovec iov[UDP_BURST];
+        int n = SPW_MIN(count - done, UDP_BURST);
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = bufs[done + i]->frame;
+            iov[i].iov_len = bufs[done + i]->len;
+            memset(&mm[i], 0, sizeof(mm[i]));
+            mm[i].msg_hdr.msg_name = &sa;
+            mm[i].msg_hdr.msg_namelen = sizeof(sa);
+            mm[i].msg_hdr.msg_iov = &iov[i];
+            mm[i].msg_hdr.msg_iovlen = 1;
+        }
+        int sent = sendmmsg(u->fd, mm, (unsigned)n, 0);
+        if (sent <= 0) {
+            if (sent < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < sent; i++)
+            u->stats->tx_copy_bytes += bufs[done + i]->len - SPW_MIN(bufs[done + i]->len,
+                                                                      SPW_PROTO_HDR_LEN);
+        done += sent;
+        if (sent < n)
+            break;
+    }
+    return done;
+}
+
+static int udp_rx_burst(void *ctx, spw_netbuf *bufs, int max)
+{
+    udp_ctx *u = ctx;
+    struct mmsghdr mm[UDP_BURST];
+    struct iovec iov[UDP_BURST];
+    struct sockaddr_in from[UDP_BURST];
+    int n = 0;
+    max = SPW_MIN(max, UDP_BURST);
+    for (; n < max; n++) {
+        if (spw__net_bufpool_get(&u->pool, &bufs[n]))
+            break;
+        iov[n].iov_base = bufs[n].frame;
+        iov[n].iov_len = u->frame_room;
+        memset(&mm[n], 0, sizeof(mm[n]));
+        mm[n].msg_hdr.msg_name = &from[n];
+        mm[n].msg_hdr.msg_namelen = sizeof(from[n]);
+        mm[n].msg_hdr.msg_iov = &iov[n];
+        mm[n].msg_hdr.msg_iovlen = 1;
+    }
+    int got = n ? recvmmsg(u->fd, mm, (unsigned)n, MSG_DONTWAIT, NULL) : 0;
+    if (got < 0)
+        got = 0;
+    int out = 0;
+    for (int i = 0; i < got; i++) {
+        /* A datagram larger than the room is cut by the kernel: drop it here. */
+        if (mm[i].msg_hdr.msg_flags & MSG_TRUNC || from[i].sin_family != AF_INET) {
+            u->stats->rx_invalid++;
+            spw__net_bufpool_put(&u->pool, &bufs[i]);
+            continue;
+        }
+        spw_netbuf b = bufs[i];
+        b.len = mm[i].msg_len;
+        b.from.ip = ntohl(from[i].sin_addr.s_addr);
+        b.from.port = ntohs(from[i].sin_port);
+        u->stats->rx_copy_bytes += b.len - SPW_MIN(b.len, SPW_PROTO_HDR_LEN);
+        bufs[out++] = b;
+    }
+    for (int i = got; i < n; i++)
+        spw__net_bufpool_put(&u->pool, &bufs[i]);
+    return out;
+}
+
+static void udp_wait(void *ctx, int64_t timeout_us)
+{
+    udp_ctx *u = ctx;
+    struct pollfd p = {.fd = u->fd, .events = POLLIN};
+    struct timespec ts = {.tv_sec = timeout_us / 1000000, .tv_nsec = (timeout_us % 1000000) * 1000};
+    (void)ppoll(&p, 1, &ts, NULL);
+}
+
+static int udp_local_addr(void *ctx, spw_net_addr *out)
+{
+    udp_ctx *u = ctx;
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    if (getsockname(u->fd, (struct sockaddr *)&sa, &len))
+        return spw__error(SPW_EIO, "getsockname: %s", strerror(errno));
+    memset(out, 0, sizeof(*out));
+    out->ip = ntohl(sa.sin_addr.s_addr);
+    out->port = ntohs(sa.sin_port);
+    return 0;
+}
+
+const spw_net_transport_ops spw__net_udp_ops = {
+    .name = "udp",
+    .open = udp_open,
+    .close = udp_close,
+    .buf_alloc = udp_buf_alloc,
+    .buf_ref = udp_buf_ref,
+    .buf_free = udp_buf_free,
+    .tx_burst = udp_tx_burst,
+    .rx_burst = udp_rx_burst,
+    .wait = udp_wait,
+    .local_addr = udp_local_addr,
+};

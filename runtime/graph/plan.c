@@ -1,0 +1,421 @@
+/* Plans: bind a batch, run the passes, order the steps, lay out the arena,
+ * hand the result to a backend, and move data in and out per run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/backend.h"
+#include "runtime/graph/plan.h"
+
+typedef struct live_range {
+    int value;
+    int first, last; /* steps; -1 = before the first step, n_steps = after the last */
+    size_t size;
+    size_t offset;
+} live_range;
+
+static int by_size_desc(const void *a, const void *b)
+{
+    const live_range *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size < y->size ? 1 : -1;
+    return x->value - y->value; /* deterministic layout */
+}
+
+static size_t align_up(size_t v, size_t a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
+
+/* Greedy by size: place each buffer, largest first, at the lowest offset that
+ * does not collide with a buffer already placed whose lifetime overlaps. */
+int spw__plan_assign_buffers(spw_plan *plan)
+{
+    spw_graph *g = plan->graph;
+    int rc = 0;
+    live_range *r = NULL;
+    int *index = spw__malloc(sizeof(int) * (size_t)(g->n_values ? g->n_values : 1));
+    plan->offsets = spw__malloc(sizeof(size_t) * (size_t)(g->n_values ? g->n_values : 1));
+    if (!index || !plan->offsets) {
+        rc = spw__error(SPW_ENOMEM, "out of memory planning buffers");
+        goto out;
+    }
+    int n_ranges = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        plan->offsets[v] = SPW_NO_OFFSET;
+        index[v] = -1;
+    }
+    r = spw__calloc((size_t)(g->n_values ? g->n_values : 1), sizeof(*r));
+    if (!r) {
+        rc = spw__error(SPW_ENOMEM, "out of memory planning buffers");
+        goto out;
+    }
+#define TOUCH(v, s)                                                                  \
+    do {                                                                             \
+        int v_ = (v);                                                                \
+        if (v_ >= 0 && !(g->values[v_].flags & SPW_VALUE_CONST)) {                   \
+            if (index[v_] < 0) {                                                     \
+                index[v_] = n_ranges;                                                \
+                r[n_ranges].value = v_;                                              \
+                r[n_ranges].first = (g->values[v_].flags & SPW_VALUE_INPUT) ? -1 : (s); \
+                r[n_ranges].last = (s);                                              \
+                n_ranges++;                                                          \
+            }                                                                        \
+            live_range *lr_ = &r[index[v_]];                                         \
+            if ((s) > lr_->last)                                                     \
+                lr_->last = (s);                                                     \
+            if ((s) < lr_->first)                                                    \
+                lr_->first = (s);                                                    \
+        }                                                                            \
+    } while (0)
+    for (int i = 0; i < g->n_inputs; i++)
+        TOUCH(g->inputs[i], -1);
+    for (int s = 0; s < plan->n_steps; s++) {
+        const spw_node *n = &g->nodes[plan->steps[s]];
+        for (int k = 0; k < n->n_inputs; k++)
+            TOUCH(n->inputs[k], s);
+        for (int k = 0; k < n->n_post; k++)
+            if (n->post[k].kind == SPW_POST_ADD)
+                TOUCH(n->post[k].value, s);
+        for (int k = 0; k < n->n_outputs; k++)
+            TOUCH(n->outputs[k], s);
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        TOUCH(g->outputs[i], plan->n_steps);
+#undef TOUCH
+    for (int i = 0; i < n_ranges; i++) {
+        const spw_value *val = &g->values[r[i].value];
+        int64_t numel = spw__value_numel(val);
+        size_t bytes;
+        if (numel < 0 || !spw__mul_ok((size_t)numel, spw_dtype_size(val->dtype), &bytes)) {
+            rc = spw__error(SPW_ESHAPE, "value '%s' has no known size", val->name);
+            goto out;
+        }
+        r[i].size = align_up(bytes ? bytes : 1, SPW_ARENA_ALIGN);
+    }
+    qsort(r, (size_t)n_ranges, sizeof(*r), by_size_desc);
+    size_t total = 0;
+    for (int i = 0; i < n_ranges; i++) {
+        size_t off = 0;
+        /* Scan placed, time-overlapping buffers in increasing offset until a gap fits.
+         * n is small (hundreds), so the quadratic scan is fine. */
+        bool moved = true;
+        while (moved) {
+            moved = false;
+            for (int j = 0; j < i; j++) {
+                if (r[j].last < r[i].first || r[i].last < r[j].first)
+                    continue;
+                if (off < r[j].offset + r[j].size && r[j].offset < off + r[i].size) {
+                    off = r[j].offset + r[j].size;
+                    moved = true;
+                }
+            }
+        }
+        r[i].offset = off;
+        plan->offsets[r[i].value] = off;
+        if (off + r[i].size > total)
+            total = off + r[i].size;
+    }
+    plan->arena_size = total ? total : SPW_ARENA_ALIGN;
+out:
+    spw__free(index);
+    spw__free(r);
+    return rc;
+}
+
+void spw__plan_view(const spw_plan *plan, void *arena_host, int v, spw_tensor *t)
+{
+    const spw_value *val = &plan->graph->values[v];
+    memset(t, 0, sizeof(*t));
+    t->dtype = val->dtype;
+    t->layout = SPW_LAYOUT_NCHW;
+    t->ndim = val->ndim;
+    for (int i = 0; i < val->ndim; i++)
+        t->dims[i] = val->dims[i];
+    t->data = (val->flags & SPW_VALUE_CONST) ? val->data
+                                            : (char *)arena_host + plan->offsets[v];
+}
+
+static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
+{
+    spw_graph *g = plan->graph;
+    if (want && *want && strcmp(want, "auto")) {
+        spw_backend *be = spw__backend_find(want);
+        if (!be)
+            return spw__error(SPW_ENODEV, "backend '%s' is not available", want);
+        for (int s = 0; s < plan->n_steps; s++) {
+            const spw_node *n = &g->nodes[plan->steps[s]];
+            if (!be->ops->supports_op(be, g, n))
+                return spw__error(SPW_EUNSUPPORTED, "node '%s' (%s) is not supported by backend '%s'",
+                                  n->name, spw__op_name(n->op), be->ops->name);
+        }
+        *out = be;
+        return 0;
+    }
+    /* Registry order is the preference order; the first backend that runs
+     * every step wins. */
+    for (int b = 0; b < spw__backend_count(); b++) {
+        spw_backend *be = spw__backend_get(b);
+        bool all = true;
+        for (int s = 0; s < plan->n_steps && all; s++)
+            all = be->ops->supports_op(be, g, &g->nodes[plan->steps[s]]);
+        if (all) {
+            *out = be;
+            return 0;
+        }
+    }
+    return spw__error(SPW_EUNSUPPORTED, "no backend supports every op of this model");
+}
+
+int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_plan **out)
+{
+    if (!model || !out)
+        return spw__error(SPW_EINVAL, "plan_create: NULL argument");
+    spw_plan_options o = {0};
+    if (opts)
+        o = *opts;
+    if (o.batch < 0 || o.batch > (1 << 20) || o.threads < 0)
+        return spw__error(SPW_EINVAL, "plan_create: batch %d / threads %d out of range", o.batch,
+                          o.threads);
+    int batch = o.batch ? o.batch : 1;
+    int rc;
+    spw_plan *plan = spw__calloc(1, sizeof(*plan));
+    if (!plan)
+        return spw__error(SPW_ENOMEM, "out of memory creating a plan");
+    plan->model = model;
+    plan->flags = o.flags;
+    plan->threads = o.threads;
+    if ((rc = spw__graph_clone(model->graph, &plan->graph)))
+        goto fail_plan;
+    spw_graph *g = plan->graph;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const spw_value *v = &g->values[g->inputs[i]];
+        if (o.batch > 1 && v->ndim > 0 && v->dims[0] >= 0 && v->dims[0] != o.batch) {
+            rc = spw__error(SPW_ESHAPE, "input '%s' has a fixed batch of %lld, %d requested",
+                            v->name, (long long)v->dims[0], o.batch);
+            goto fail_graph;
+        }
+    }
+    if ((rc = spw__graph_infer_shapes(g, batch)))
+        goto fail_graph;
+    if (!(o.flags & SPW_PLAN_NO_FUSION)) {
+        if ((rc = spw__pass_drop_identity(g)) || (rc = spw__pass_fold_batchnorm(g)) ||
+            (rc = spw__pass_fuse(g)))
+            goto fail_graph;
+    }
+    if ((rc = spw__graph_link(g)))
+        goto fail_graph;
+    plan->steps = spw__malloc(sizeof(int) * (size_t)(g->n_nodes ? g->n_nodes : 1));
+    if (!plan->steps) {
+        rc = spw__error(SPW_ENOMEM, "out of memory ordering steps");
+        goto fail_graph;
+    }
+    if ((rc = spw__graph_topo_order(g, plan->steps, &plan->n_steps)))
+        goto fail_steps;
+    if ((rc = pick_backend(plan, o.backend, &plan->backend)))
+        goto fail_steps;
+    if ((rc = spw__plan_assign_buffers(plan)))
+        goto fail_offsets;
+    /* Staging holds the largest graph input or output in any dtype we convert
+     * through (8 bytes per element covers i64), allocated once here. */
+    size_t staging = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int cnt = pass ? g->n_outputs : g->n_inputs;
+        const int *vs = pass ? g->outputs : g->inputs;
+        for (int i = 0; i < cnt; i++) {
+            size_t b = (size_t)spw__value_numel(&g->values[vs[i]]) * 8;
+            if (b > staging)
+                staging = b;
+        }
+    }
+    plan->staging_size = staging;
+    plan->staging = spw__aligned_alloc(SPW_ARENA_ALIGN, staging ? staging : 1);
+    if (!plan->staging) {
+        rc = spw__error(SPW_ENOMEM, "out of memory for %zu staging bytes", staging);
+        goto fail_offsets;
+    }
+    spw__prefault(plan->staging, staging);
+    if (o.flags & SPW_PLAN_PROFILE) {
+        plan->step_ns = spw__calloc((size_t)(plan->n_steps ? plan->n_steps : 1), sizeof(uint64_t));
+        if (!plan->step_ns) {
+            rc = spw__error(SPW_ENOMEM, "out of memory for profile counters");
+            goto fail_staging;
+        }
+    }
+    spw_backend *be = plan->backend;
+    if ((rc = be->ops->buffer_alloc(be, plan->arena_size, &plan->arena)))
+        goto fail_profile;
+    if (be->ops->plan_prepare && (rc = be->ops->plan_prepare(be, plan, &plan->backend_state)))
+        goto fail_arena;
+    SPW_LOGD("plan: %d steps on %s, arena %zu bytes", plan->n_steps, be->ops->name,
+             plan->arena_size);
+    *out = plan;
+    return 0;
+
+fail_arena:
+    be->ops->buffer_free(be, plan->arena);
+fail_profile:
+    spw__free(plan->step_ns);
+fail_staging:
+    spw__aligned_free(plan->staging);
+fail_offsets:
+    spw__free(plan->offsets);
+fail_steps:
+    spw__free(plan->steps);
+fail_graph:
+    spw__graph_free(plan->graph);
+fail_plan:
+    spw__free(plan);
+    return rc;
+}
+
+void spw_plan_free(spw_plan *plan)
+{
+    if (!plan)
+        return;
+    spw_backend *be = plan->backend;
+    if (be->ops->plan_release)
+        be->ops->plan_release(be, plan, plan->backend_state);
+    be->ops->buffer_free(be, plan->arena);
+    spw__free(plan->step_ns);
+    spw__aligned_free(plan->staging);
+    spw__free(plan->offsets);
+    spw__free(plan->steps);
+    spw__graph_free(plan->graph);
+    spw__free(plan);
+}
+
+const char *spw_plan_backend(const spw_plan *plan)
+{
+    return plan ? plan->backend->ops->name : NULL;
+}
+
+static void describe(const spw_value *v, spw_tensor *desc)
+{
+    memset(desc, 0, sizeof(*desc));
+    desc->dtype = v->dtype;
+    desc->layout = SPW_LAYOUT_NCHW;
+    desc->ndim = v->ndim < 0 ? 0 : v->ndim;
+    for (int i = 0; i < desc->ndim; i++)
+        desc->dims[i] = v->dims[i];
+}
+
+int spw_plan_input(const spw_plan *plan, int idx, spw_tensor *desc)
+{
+    if (!plan || !desc || idx < 0 || idx >= plan->graph->n_inputs)
+        return spw__error(SPW_EINVAL, "plan_input: bad index %d", idx);
+    describe(&plan->graph->values[plan->graph->inputs[idx]], desc);
+    return 0;
+}
+
+int spw_plan_output(const spw_plan *plan, int idx, spw_tensor *desc)
+{
+    if (!plan || !desc || idx < 0 || idx >= plan->graph->n_outputs)
+        return spw__error(SPW_EINVAL, "plan_output: bad index %d", idx);
+    describe(&plan->graph->values[plan->graph->outputs[idx]], desc);
+    return 0;
+}
+
+static int upload(spw_backend *be, spw_buffer *buf, size_t off, const void *src, size_t n)
+{
+    if (be->ops->buffer_upload)
+        return be->ops->buffer_upload(be, buf, off, src, n);
+    memcpy((char *)buf->host + off, src, n);
+    return 0;
+}
+
+static int download(spw_backend *be, spw_buffer *buf, size_t off, void *dst, size_t n)
+{
+    if (be->ops->buffer_download)
+        return be->ops->buffer_download(be, buf, off, dst, n);
+    memcpy(dst, (char *)buf->host + off, n);
+    return 0;
+}
+
+static bool same_dims(const spw_tensor *a, const spw_value *v)
+{
+    if (a->ndim != v->ndim)
+        return false;
+    for (int i = 0; i < v->ndim; i++)
+        if (a->dims[i] != v->dims[i])
+            return false;
+    return true;
+}
+
+int spw_plan_run(spw_plan *plan, const spw_tensor *inputs, int n_inputs, spw_tensor *outputs,
+                 int n_outputs)
+{
+    if (!plan || (n_inputs && !inputs) || (n_outputs && !outputs))
+        return spw__error(SPW_EINVAL, "plan_run: NULL argument");
+    spw_graph *g = plan->graph;
+    spw_backend *be = plan->backend;
+    if (n_inputs != g->n_inputs || n_outputs != g->n_outputs)
+        return spw__error(SPW_EINVAL, "plan_run: model takes %d inputs and %d outputs, got %d and %d",
+                          g->n_inputs, g->n_outputs, n_inputs, n_outputs);
+    spw_layout native = be->ops->layout;
+    int rc;
+    for (int i = 0; i < n_inputs; i++) {
+        const spw_value *v = &g->values[g->inputs[i]];
+        const spw_tensor *t = &inputs[i];
+        if (!same_dims(t, v) || !t->data || !spw_dtype_size(t->dtype)) {
+            char a[96], b[96];
+            return spw__error(SPW_ESHAPE, "plan_run: input '%s' must be %s, got %s", v->name,
+                              spw__dims_str(v->ndim, v->dims, a, sizeof(a)),
+                              spw__dims_str(t->ndim, t->dims, b, sizeof(b)));
+        }
+        size_t nbytes = (size_t)spw__value_numel(v) * spw_dtype_size(v->dtype);
+        bool relayout = v->ndim == 4 && t->layout != native;
+        if (t->dtype == v->dtype && !relayout) {
+            rc = upload(be, plan->arena, plan->offsets[g->inputs[i]], t->data, nbytes);
+        } else {
+            spw_tensor s = *t;
+            s.dtype = v->dtype;
+            s.layout = v->ndim == 4 ? native : t->layout;
+            s.data = plan->staging;
+            if ((rc = spw_tensor_convert(&s, t)))
+                return rc;
+            rc = upload(be, plan->arena, plan->offsets[g->inputs[i]], plan->staging, nbytes);
+        }
+        if (rc)
+            return rc;
+    }
+    if ((rc = be->ops->run_plan(be, plan, plan->backend_state)))
+        return rc;
+    for (int i = 0; i < n_outputs; i++) {
+        const spw_value *v = &g->values[g->outputs[i]];
+        spw_tensor *t = &outputs[i];
+        if (!same_dims(t, v) || !t->data || !spw_dtype_size(t->dtype)) {
+            char a[96], b[96];
+            return spw__error(SPW_ESHAPE, "plan_run: output '%s' is %s, caller gave %s", v->name,
+                              spw__dims_str(v->ndim, v->dims, a, sizeof(a)),
+                              spw__dims_str(t->ndim, t->dims, b, sizeof(b)));
+        }
+        size_t nbytes = (size_t)spw__value_numel(v) * spw_dtype_size(v->dtype);
+        bool relayout = v->ndim == 4 && t->layout != native;
+        size_t off = (v->flags & SPW_VALUE_CONST) ? SPW_NO_OFFSET : plan->offsets[g->outputs[i]];
+        if (off == SPW_NO_OFFSET) {
+            /* An output that is a constant (degenerate but legal ONNX). */
+            spw_tensor s = *t;
+            s.dtype = v->dtype;
+            s.layout = t->layout;
+            s.data = v->data;
+            if ((rc = spw_tensor_convert(t, &s)))
+                return rc;
+            continue;
+        }
+        if (t->dtype == v->dtype && !relayout) {
+            if ((rc = download(be, plan->arena, off, t->data, nbytes)))
+                return rc;
+        } else {
+            if ((rc = download(be, plan->arena, off, plan->staging, nbytes)))
+                return rc;
+            spw_tensor s = *t;
+            s.dtype = v->dtype;
+            s.layout = v->ndim == 4 ? native : t->layout;
+            s.data = plan->staging;
+            if ((rc = spw_tensor_convert(t, &s)))
+                return rc;
+        }
+    }
+    return 0;
+}

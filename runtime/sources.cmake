@@ -1,0 +1,16 @@
+list(APPEND SPW_SOURCES
+  runtime/core/status.c
+  runtime/core/alloc.c
+  runtime/core/tensor.c
+  runtime/core/npy.c
+  runtime/graph/graph.c
+  runtime/graph/ops.c
+  runtime/graph/shape.c
+  runtime/graph/passes.c
+  runtime/graph/plan.c
+  runtime/graph/model.c
+  runtime/onnx/onnx_import.c
+  runtime/onnx/onnx_attr.c
+  runtime/onnx/onnx_tensor.c
+)
+include(runtime/codec/sources.cmake OPTIONAL)

@@ -1,0 +1,21 @@
+# Writes the compiled SPIR-V as C arrays: cmake -DSPV_DIR=.. -DNAMES=a;b
+# -DOUT_C=.. -DOUT_H=.. -P embed.cmake. Words are emitted as uint32_t so the
+# arrays have the alignment vkCreateShaderModule requires.
+set(h "/* Generated from shaders/*.comp by shaders/embed.cmake. Do not edit. */\n")
+string(APPEND h "#ifndef SPW_VK_SHADERS_H\n#define SPW_VK_SHADERS_H\n#include <stddef.h>\n#include <stdint.h>\n\n")
+string(APPEND h "typedef struct spw_vk_shader {\n    const char *name;\n    const uint32_t *code;\n    size_t size;\n} spw_vk_shader;\n\nenum {\n")
+set(c "/* Generated from shaders/*.comp by shaders/embed.cmake. Do not edit. */\n#include \"shaders/spw_vk_shaders.h\"\n\n")
+set(table "")
+foreach(name ${NAMES})
+  file(READ ${SPV_DIR}/${name}.spv hex HEX)
+  string(REGEX REPLACE "(..)(..)(..)(..)" "0x\\4\\3\\2\\1u," words "${hex}")
+  string(REGEX REPLACE "((0x........u,){8})" "\\1\n    " words "${words}")
+  string(TOUPPER ${name} up)
+  string(APPEND h "    SPW_VK_SH_${up},\n")
+  string(APPEND c "static const uint32_t spv_${name}[] = {\n    ${words}\n};\n\n")
+  string(APPEND table "    {\"${name}\", spv_${name}, sizeof(spv_${name})},\n")
+endforeach()
+string(APPEND h "    SPW_VK_SH_COUNT\n};\n\nextern const spw_vk_shader spw__vk_shaders[SPW_VK_SH_COUNT];\n\n#endif\n")
+string(APPEND c "const spw_vk_shader spw__vk_shaders[SPW_VK_SH_COUNT] = {\n${table}};\n")
+file(WRITE ${OUT_H} "${h}")
+file(WRITE ${OUT_C} "${c}")

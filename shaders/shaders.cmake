@@ -1,0 +1,43 @@
+# Vulkan compute shaders: GLSL compiled by glslc at build time and embedded in
+# the library as SPIR-V arrays. The backend needs the Vulkan headers and glslc
+# only to build; at run time it opens libvulkan.so.1 itself and registers
+# nothing when that or a device is missing.
+option(SPW_VULKAN "Build the Vulkan compute backend (needs Vulkan headers and glslc)" ON)
+set(SPW_HAVE_VULKAN OFF)
+if(SPW_VULKAN)
+  find_program(SPW_GLSLC glslc)
+  find_path(SPW_VULKAN_INCLUDE vulkan/vulkan.h)
+  if(SPW_GLSLC AND SPW_VULKAN_INCLUDE)
+    set(SPW_HAVE_VULKAN ON)
+  else()
+    message(STATUS "splitwire: Vulkan backend off (glslc: ${SPW_GLSLC}, vulkan.h: ${SPW_VULKAN_INCLUDE})")
+  endif()
+endif()
+
+if(SPW_HAVE_VULKAN)
+  add_compile_definitions(SPW_HAVE_VULKAN=1)
+  # Order fixes the SPW_VK_SH_* enum the backend indexes.
+  set(SPW_SHADER_NAMES conv conv1x1 pool gpool gemm eltwise copy softmax gdn channel)
+  set(SPW_SHADER_DIR ${CMAKE_SOURCE_DIR}/shaders)
+  set(SPW_SPV_DIR ${SPW_GEN_DIR}/shaders)
+  file(MAKE_DIRECTORY ${SPW_SPV_DIR})
+  file(GLOB SPW_SHADER_INCLUDES ${SPW_SHADER_DIR}/*.glsl)
+  set(SPW_SPV_FILES "")
+  foreach(name ${SPW_SHADER_NAMES})
+    add_custom_command(
+      OUTPUT ${SPW_SPV_DIR}/${name}.spv
+      COMMAND ${SPW_GLSLC} -O --target-env=vulkan1.1 -I${SPW_SHADER_DIR}
+              ${SPW_SHADER_DIR}/${name}.comp -o ${SPW_SPV_DIR}/${name}.spv
+      DEPENDS ${SPW_SHADER_DIR}/${name}.comp ${SPW_SHADER_INCLUDES}
+      COMMENT "glslc ${name}.comp")
+    list(APPEND SPW_SPV_FILES ${SPW_SPV_DIR}/${name}.spv)
+  endforeach()
+  add_custom_command(
+    OUTPUT ${SPW_SPV_DIR}/spw_vk_shaders.c ${SPW_SPV_DIR}/spw_vk_shaders.h
+    COMMAND ${CMAKE_COMMAND} -DSPV_DIR=${SPW_SPV_DIR} "-DNAMES=${SPW_SHADER_NAMES}"
+            -DOUT_C=${SPW_SPV_DIR}/spw_vk_shaders.c -DOUT_H=${SPW_SPV_DIR}/spw_vk_shaders.h
+            -P ${SPW_SHADER_DIR}/embed.cmake
+    DEPENDS ${SPW_SPV_FILES} ${SPW_SHADER_DIR}/embed.cmake
+    COMMENT "embedding SPIR-V")
+  list(APPEND SPW_SOURCES ${SPW_SPV_DIR}/spw_vk_shaders.c)
+endif()

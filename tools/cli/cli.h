@@ -1,0 +1,38 @@
+/* splitwire CLI: shared helpers and the subcommand entry points. */
+#ifndef SPW_CLI_H
+#define SPW_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "splitwire/splitwire.h"
+
+/* A subcommand: argv[0] is the subcommand's own name. Returns the exit code. */
+typedef int (*spw_cli_fn)(int argc, char **argv);
+
+typedef struct spw_cli_command {
+    const char *name;
+    spw_cli_fn fn;
+    const char *summary;
+} spw_cli_command;
+
+/* Dispatches argv[1] among cmds (a NULL-named entry ends the table); prints
+ * usage for "help", "--help", "-h" or no argument. prog is e.g. "splitwire bench". */
+int spw_cli_dispatch(const char *prog, const spw_cli_command *cmds, int argc, char **argv);
+
+/* Prints "splitwire: <what>: <strerror>[: <detail>]" to stderr and returns 1. */
+int spw_cli_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses a non-negative integer option value with an end-pointer check. */
+bool spw_cli_parse_int(const char *s, long min, long max, long *out);
+
+/* JSON string output with escaping. */
+void spw_cli_json_str(FILE *f, const char *s);
+
+/* Subcommand families. */
+int spw_cli_model(int argc, char **argv);
+int spw_cli_codec(int argc, char **argv);
+int spw_cli_bench(int argc, char **argv);
+int spw_cli_bench_codec(int argc, char **argv);
+
+#endif

@@ -1,0 +1,388 @@
+/* splitwire model inspect|run */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/graph/plan.h"
+#include "tools/cli/cli.h"
+
+static void inspect_usage(FILE *f)
+{
+    fprintf(f, "usage: splitwire model inspect FILE.onnx [--batch N] [--fused] [--json]\n"
+               "\n"
+               "Lists every layer: op, output shape, parameters and multiply-accumulates.\n"
+               "  --batch N   bind the free batch dimension to N (default 1)\n"
+               "  --fused     show the graph after BatchNorm folding and fusion\n"
+               "  --json      machine-readable output\n");
+}
+
+static void post_str(const spw_graph *g, const spw_node *n, char *buf, size_t size)
+{
+    static const char *const names[] = {"", "relu", "clip", "leaky_relu", "sigmoid", "hard_swish", "add"};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < n->n_post && used < size; k++) {
+        const spw_post_op *p = &n->post[k];
+        int w;
+        if (p->kind == SPW_POST_ADD)
+            w = snprintf(buf + used, size - used, "+add(%s)", g->values[p->value].name);
+        else if (p->kind == SPW_POST_CLIP)
+            w = snprintf(buf + used, size - used, "+clip(%g,%g)", p->a, p->b);
+        else
+            w = snprintf(buf + used, size - used, "+%s", names[p->kind]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = {{"batch", required_argument, 0, 'b'},
+                                         {"fused", no_argument, 0, 'f'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    long batch = 1;
+    bool fused = false, json = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "b:fjh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            if (!spw_cli_parse_int(optarg, 1, 1 << 20, &batch)) {
+                fprintf(stderr, "splitwire model inspect: --batch needs an integer >= 1\n");
+                return 2;
+            }
+            break;
+        case 'f':
+            fused = true;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            inspect_usage(stdout);
+            return 0;
+        default:
+            inspect_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        inspect_usage(stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
+    spw_model *model;
+    int rc = spw_model_load(path, &model);
+    if (rc)
+        return spw_cli_fail(rc, "cannot load %s", path);
+    spw_graph *g = NULL;
+    int *order = NULL, n_order = 0, ret = 1;
+    if ((rc = spw__graph_clone(model->graph, &g)) || (rc = spw__graph_infer_shapes(g, (int)batch)))
+        goto fail;
+    if (fused && ((rc = spw__pass_drop_identity(g)) || (rc = spw__pass_fold_batchnorm(g)) ||
+                  (rc = spw__pass_fuse(g))))
+        goto fail;
+    order = malloc(sizeof(int) * (size_t)(g->n_nodes ? g->n_nodes : 1));
+    if (!order) {
+        rc = SPW_ENOMEM;
+        goto fail;
+    }
+    if ((rc = spw__graph_link(g)) || (rc = spw__graph_topo_order(g, order, &n_order)))
+        goto fail;
+    int64_t total_macs = 0, total_params = 0;
+    char shape[128], post[256];
+    if (json) {
+        printf("{\"model\": ");
+        spw_cli_json_str(stdout, path);
+        printf(", \"opset\": %lld, \"batch\": %ld, \"fused\": %s, \"layers\": [",
+               (long long)g->opset, batch, fused ? "true" : "false");
+    } else {
+        printf("%s: opset %lld, producer %s, batch %ld%s\n", path, (long long)g->opset,
+               g->producer ? g->producer : "?", batch, fused ? ", fused" : "");
+        for (int i = 0; i < g->n_inputs; i++) {
+            const spw_value *v = &g->values[g->inputs[i]];
+            printf("  input  %-24s %-4s %s\n", v->name, spw_dtype_name(v->dtype),
+                   spw__dims_str(v->ndim, v->dims, shape, sizeof(shape)));
+        }
+        printf("\n  %-4s %-40s %-20s %-18s %10s %14s\n", "#", "name", "op", "output", "params",
+               "MACs");
+    }
+    for (int i = 0; i < n_order; i++) {
+        const spw_node *n = &g->nodes[order[i]];
+        const spw_value *o = &g->values[n->outputs[0]];
+        int64_t macs = spw__node_macs(g, n), params = spw__node_params(g, n);
+        total_macs += macs;
+        total_params += params;
+        spw__dims_str(o->ndim, o->dims, shape, sizeof(shape));
+        post_str(g, n, post, sizeof(post));
+        if (json) {
+            printf("%s\n  {\"index\": %d, \"name\": ", i ? "," : "", i);
+            spw_cli_json_str(stdout, n->name);
+            printf(", \"op\": \"%s\", \"domain\": \"%s\", \"inputs\": [", spw__op_name(n->op),
+                   spw__op_domain(n->op));
+            for (int k = 0; k < n->n_inputs; k++) {
+                printf("%s", k ? ", " : "");
+                if (n->inputs[k] < 0) {
+                    printf("null");
+                    continue;
+                }
+                const spw_value *v = &g->values[n->inputs[k]];
+                printf("{\"name\": ");
+                spw_cli_json_str(stdout, v->name);
+                printf(", \"shape\": \"%s\", \"const\": %s}",
+                       spw__dims_str(v->ndim, v->dims, shape, sizeof(shape)),
+                       (v->flags & SPW_VALUE_CONST) ? "true" : "false");
+            }
+            printf("], \"output\": \"%s\", \"dtype\": \"%s\", \"fused\": ",
+                   spw__dims_str(o->ndim, o->dims, shape, sizeof(shape)), spw_dtype_name(o->dtype));
+            spw_cli_json_str(stdout, post);
+            printf(", \"params\": %lld, \"macs\": %lld}", (long long)params, (long long)macs);
+        } else {
+            char opcol[64];
+            snprintf(opcol, sizeof(opcol), "%s%s", spw__op_name(n->op), post[0] ? "*" : "");
+            printf("  %-4d %-40.40s %-20s %-18s %10lld %14lld%s%s\n", i, n->name, opcol, shape,
+                   (long long)params, (long long)macs, post[0] ? "  " : "", post);
+        }
+    }
+    if (json) {
+        printf("\n], \"total_params\": %lld, \"total_macs\": %lld, \"outputs\": [",
+               (long long)total_params, (long long)total_macs);
+        for (int i = 0; i < g->n_outputs; i++) {
+            const spw_value *v = &g->values[g->outputs[i]];
+            printf("%s{\"name\": ", i ? ", " : "");
+            spw_cli_json_str(stdout, v->name);
+            printf(", \"shape\": \"%s\", \"dtype\": \"%s\"}",
+                   spw__dims_str(v->ndim, v->dims, shape, sizeof(shape)), spw_dtype_name(v->dtype));
+        }
+        printf("]}\n");
+    } else {
+        printf("\n");
+        for (int i = 0; i < g->n_outputs; i++) {
+            const spw_value *v = &g->values[g->outputs[i]];
+            printf("  output %-24s %-4s %s\n", v->name, spw_dtype_name(v->dtype),
+                   spw__dims_str(v->ndim, v->dims, shape, sizeof(shape)));
+        }
+        printf("  total: %d layers, %lld parameters, %.3f GMAC\n", n_order,
+               (long long)total_params, (double)total_macs / 1e9);
+    }
+    ret = 0;
+fail:
+    if (ret)
+        spw_cli_fail(rc, "cannot inspect %s", path);
+    free(order);
+    spw__graph_free(g);
+    spw_model_free(model);
+    return ret;
+}
+
+static void run_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitwire model run FILE.onnx --input X.npy [--input ...] --output Y.npy\n"
+            "                           [--output ...] [--backend NAME] [--repeat N] [--profile]\n"
+            "                           [--no-fusion] [--json]\n"
+            "\n"
+            "Runs the model on .npy inputs (in graph input order) and writes .npy outputs.\n"
+            "  --backend NAME  cpu-ref, cpu (best CPU backend) or auto (default)\n"
+            "  --repeat N      run N times and report timing (default 1)\n"
+            "  --profile       print per-step times\n"
+            "  --no-fusion     run every node as its own step\n"
+            "  --json          print timings as JSON\n");
+}
+
+#define MAX_IO 16
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {{"input", required_argument, 0, 'i'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"backend", required_argument, 0, 'b'},
+                                         {"repeat", required_argument, 0, 'r'},
+                                         {"profile", no_argument, 0, 'p'},
+                                         {"no-fusion", no_argument, 0, 'n'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *in_paths[MAX_IO], *out_paths[MAX_IO], *backend = NULL;
+    int n_in = 0, n_out = 0, c;
+    long repeat = 1;
+    bool profile = false, json = false;
+    unsigned flags = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "i:o:b:r:pnjh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if (n_in == MAX_IO) {
+                fprintf(stderr, "splitwire model run: at most %d inputs\n", MAX_IO);
+                return 2;
+            }
+            in_paths[n_in++] = optarg;
+            break;
+        case 'o':
+            if (n_out == MAX_IO) {
+                fprintf(stderr, "splitwire model run: at most %d outputs\n", MAX_IO);
+                return 2;
+            }
+            out_paths[n_out++] = optarg;
+            break;
+        case 'b':
+            backend = optarg;
+            break;
+        case 'r':
+            if (!spw_cli_parse_int(optarg, 1, 1000000, &repeat)) {
+                fprintf(stderr, "splitwire model run: --repeat needs an integer >= 1\n");
+                return 2;
+            }
+            break;
+        case 'p':
+            profile = true;
+            flags |= SPW_PLAN_PROFILE;
+            break;
+        case 'n':
+            flags |= SPW_PLAN_NO_FUSION;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            run_usage(stdout);
+            return 0;
+        default:
+            run_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || n_in == 0) {
+        run_usage(stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
+    int ret = 1, rc;
+    spw_model *model = NULL;
+    spw_plan *plan = NULL;
+    spw_tensor ins[MAX_IO] = {0}, outs[MAX_IO] = {0};
+    uint64_t *times = NULL;
+    if ((rc = spw_model_load(path, &model))) {
+        spw_cli_fail(rc, "cannot load %s", path);
+        goto out;
+    }
+    if (n_in != spw_model_num_inputs(model)) {
+        fprintf(stderr, "splitwire: %s takes %d inputs, %d given\n", path,
+                spw_model_num_inputs(model), n_in);
+        goto out;
+    }
+    if (n_out > spw_model_num_outputs(model)) {
+        fprintf(stderr, "splitwire: %s has %d outputs, %d paths given\n", path,
+                spw_model_num_outputs(model), n_out);
+        goto out;
+    }
+    for (int i = 0; i < n_in; i++) {
+        if ((rc = spw_npy_read(in_paths[i], &ins[i]))) {
+            spw_cli_fail(rc, "cannot read %s", in_paths[i]);
+            goto out;
+        }
+    }
+    spw_plan_options po = {.backend = backend, .batch = ins[0].ndim ? (int)ins[0].dims[0] : 1,
+                           .flags = flags};
+    if ((rc = spw_plan_create(model, &po, &plan))) {
+        spw_cli_fail(rc, "cannot plan %s", path);
+        goto out;
+    }
+    int n_model_out = spw_model_num_outputs(model);
+    for (int i = 0; i < n_model_out; i++) {
+        spw_plan_output(plan, i, &outs[i]);
+        outs[i].data = malloc(spw_tensor_nbytes(&outs[i]) ? spw_tensor_nbytes(&outs[i]) : 1);
+        if (!outs[i].data) {
+            fprintf(stderr, "splitwire: out of memory\n");
+            goto out;
+        }
+    }
+    times = calloc((size_t)repeat, sizeof(*times));
+    if (!times)
+        goto out;
+    for (long r = 0; r < repeat; r++) {
+        uint64_t t0 = spw__now_ns();
+        if ((rc = spw_plan_run(plan, ins, n_in, outs, n_model_out))) {
+            spw_cli_fail(rc, "running %s", path);
+            goto out;
+        }
+        times[r] = spw__now_ns() - t0;
+    }
+    for (int i = 0; i < n_out; i++) {
+        if ((rc = spw_npy_write(out_paths[i], &outs[i]))) {
+            spw_cli_fail(rc, "cannot write %s", out_paths[i]);
+            goto out;
+        }
+    }
+    qsort(times, (size_t)repeat, sizeof(*times), cmp_u64);
+    double med = times[repeat / 2] / 1e6, best = times[0] / 1e6;
+    if (json) {
+        printf("{\"model\": ");
+        spw_cli_json_str(stdout, path);
+        printf(", \"backend\": \"%s\", \"batch\": %d, \"repeat\": %ld, \"median_ms\": %.4f, "
+               "\"min_ms\": %.4f, \"p99_ms\": %.4f",
+               spw_plan_backend(plan), po.batch, repeat, med, best,
+               times[(size_t)((repeat - 1) * 0.99)] / 1e6);
+        if (profile) {
+            printf(", \"steps\": [");
+            for (int s = 0; s < plan->n_steps; s++) {
+                const spw_node *n = &plan->graph->nodes[plan->steps[s]];
+                printf("%s{\"name\": ", s ? ", " : "");
+                spw_cli_json_str(stdout, n->name);
+                printf(", \"op\": \"%s\", \"mean_ms\": %.4f}", spw__op_name(n->op),
+                       plan->step_ns[s] / 1e6 / (double)repeat);
+            }
+            printf("]");
+        }
+        printf("}\n");
+    } else {
+        char shape[96];
+        for (int i = 0; i < n_model_out; i++) {
+            const char *name = NULL;
+            spw_tensor d;
+            spw_model_output(model, i, &d, &name);
+            printf("output %s: %s %s%s%s\n", name, spw_dtype_name(outs[i].dtype),
+                   spw_tensor_shape_str(&outs[i], shape, sizeof(shape)), i < n_out ? " -> " : "",
+                   i < n_out ? out_paths[i] : "");
+        }
+        printf("backend %s, %d steps, arena %.1f KiB: median %.3f ms, min %.3f ms over %ld run%s\n",
+               spw_plan_backend(plan), plan->n_steps, plan->arena_size / 1024.0, med, best, repeat,
+               repeat == 1 ? "" : "s");
+        if (profile) {
+            for (int s = 0; s < plan->n_steps; s++) {
+                const spw_node *n = &plan->graph->nodes[plan->steps[s]];
+                printf("  %-28.28s %-20s %9.3f ms\n", n->name, spw__op_name(n->op),
+                       plan->step_ns[s] / 1e6 / (double)repeat);
+            }
+        }
+    }
+    ret = 0;
+out:
+    free(times);
+    for (int i = 0; i < MAX_IO; i++) {
+        spw_free(ins[i].data);
+        free(outs[i].data);
+    }
+    spw_plan_free(plan);
+    spw_model_free(model);
+    return ret;
+}
+
+int spw_cli_model(int argc, char **argv)
+{
+    static const spw_cli_command cmds[] = {
+        {"inspect", cmd_inspect, "list layers, shapes, parameters and MACs"},
+        {"run", cmd_run, "run a model on .npy inputs"},
+        {NULL, NULL, NULL},
+    };
+    return spw_cli_dispatch("splitwire model", cmds, argc, argv);
+}

@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""Checks the imported MobileNetV2 against the uint8 TFLite original.
+
+    check_backbone.py armnn [--limit N]   # uint8 model on Arm NN (CpuRef), resumable
+    check_backbone.py float               # float PyTorch model on all of val
+    check_backbone.py onnx [--n 4]        # ONNX file vs PyTorch module
+    check_backbone.py report              # agreement + top-1 from the two above
+
+`armnn` visits Imagenette val in a fixed random order (seed 0) and appends one
+JSON line per image to build-ml/check/armnn_val.jsonl, so it can be
+stopped and restarted; the CpuRef backend takes about 3 s per image, so the
+agreement is measured on however many images it has done (a prefix of a fixed
+random permutation, i.e. a fixed random subset).
+
+The uint8 model's output is its softmax in steps of 1/256, so two classes can
+tie at the top; `report` counts agreement both strictly (first index of the
+maximum, TFLite's argmax) and tie-aware (float top-1 among the tied maxima).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import imagenette  # noqa: E402
+import tflite_import  # noqa: E402
+
+# build/ is wiped by C rebuilds; long-running results live in build-ml/
+OUT = os.path.join(imagenette.REPO, "build-ml", "check")
+ARMNN_LOG = os.path.join(OUT, "armnn_val.jsonl")
+FLOAT_NPZ = os.path.join(OUT, "float_val.npz")
+
+
+def val_order():
+    items = imagenette.listing("val")
+    perm = np.random.RandomState(0).permutation(len(items))
+    return [items[i] for i in perm]
+
+
+def cmd_armnn(a):
+    import pyarmnn as ann
+    os.makedirs(OUT, exist_ok=True)
+    done = set()
+    if os.path.exists(ARMNN_LOG):
+        with open(ARMNN_LOG) as f:
+            for line in f:
+                try:
+                    done.add(json.loads(line)["file"])
+                except ValueError:
+                    pass  # a torn last line from an interrupted run
+    parser = ann.ITfLiteParser()
+    net = parser.CreateNetworkFromBinaryFile(a.tflite)
+    in_name = parser.GetSubgraphInputTensorNames(0)[0]
+    out_name = parser.GetSubgraphOutputTensorNames(0)[0]
+    ib = parser.GetNetworkInputBindingInfo(0, in_name)
+    ob = parser.GetNetworkOutputBindingInfo(0, out_name)
+    rt = ann.IRuntime(ann.CreationOptions())
+    opt = None
+    for be in a.backends.split(","):
+        try:
+            opt, _ = ann.Optimize(net, [ann.BackendId(be)], rt.GetDeviceSpec(), ann.OptimizerOptions())
+            backend = be
+            break
+        except Exception:  # backend not built into this Arm NN
+            continue
+    if opt is None:
+        sys.exit("check_backbone: none of the Arm NN backends %s is available" % a.backends)
+    net_id, _ = rt.LoadNetwork(opt)
+    order = val_order()[:a.limit] if a.limit else val_order()
+    todo = [it for it in order if it[0] not in done]
+    print("armnn (%s): %d done, %d to go" % (backend, len(done), len(todo)), flush=True)
+    t0 = time.time()
+    with open(ARMNN_LOG, "a") as log:
+        for n, (rel, cls, in1k) in enumerate(todo):
+            img = imagenette.load_uint8(rel)[None]
+            it = ann.make_input_tensors([ib], [img])
+            ot = ann.make_output_tensors([ob])
+            rt.EnqueueWorkload(net_id, it, ot)
+            p = ann.workload_tensors_to_ndarray(ot)[0].reshape(-1)
+            top = np.flatnonzero(p == p.max()).tolist()
+            top5 = np.argsort(-p.astype(np.int32), kind="stable")[:5].tolist()
+            log.write(json.dumps(dict(file=rel, cls=cls, in1k=in1k, top=top, pmax=int(p.max()),
+                                      top5=top5, backend=backend)) + "\n")
+            log.flush()
+            if (n + 1) % 25 == 0:
+                print("armnn: %d/%d, %.2f s/img" % (n + 1, len(todo), (time.time() - t0) / (n + 1)),
+                      flush=True)
+
+
+def cmd_float(a):
+    from mobilenet_v2 import MobileNetV2
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    net = MobileNetV2.from_tflite(a.tflite)
+    items = imagenette.listing("val")
+    logits = np.zeros((len(items), 1001), np.float32)
+    t0 = time.time()
+    bs = 50
+    for s in range(0, len(items), bs):
+        chunk = items[s:s + bs]
+        q = np.stack([imagenette.load_uint8(r) for r, _, _ in chunk])
+        x = (torch.from_numpy(q).permute(0, 3, 1, 2).float() - 128.0) / 128.0
+        with torch.no_grad():
+            logits[s:s + len(chunk)] = net(x).numpy()
+    dt = time.time() - t0
+    os.makedirs(OUT, exist_ok=True)
+    np.savez_compressed(FLOAT_NPZ, files=np.array([r for r, _, _ in items]), logits=logits,
+                        cls=np.array([c for _, c, _ in items]), in1k=np.array([k for _, _, k in items]))
+    print("float: %d images in %.1f s (%.1f img/s) -> %s" % (len(items), dt, len(items) / dt, FLOAT_NPZ))
+    report_float(logits, items)
+
+
+def report_float(logits, items):
+    in1k = np.array([k for _, _, k in items])
+    cls = np.array([c for _, c, _ in items])
+    top1000 = logits[:, 1:].argmax(1)  # drop background: 1000-way
+    acc1000 = float((top1000 == in1k).mean())
+    ids = np.array([k for _, _, _, k in imagenette.classes()])
+    top10 = logits[:, ids + 1].argmax(1)
+    acc10 = float((top10 == cls).mean())
+    top1001 = logits.argmax(1)
+    print("float top-1 on val (%d): 1000-way %.2f%%, 10-way (restricted to Imagenette classes) %.2f%%, "
+          "background chosen %d times" % (len(items), 100 * acc1000, 100 * acc10, int((top1001 == 0).sum())))
+    return acc1000, acc10
+
+
+def cmd_report(a):
+    d = np.load(FLOAT_NPZ)
+    files = list(d["files"])
+    logits = d["logits"]
+    items = list(zip(files, d["cls"].tolist(), d["in1k"].tolist()))
+    report_float(logits, items)
+    idx = {f: i for i, f in enumerate(files)}
+    rows = []
+    with open(ARMNN_LOG) as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                pass
+    if not rows:
+        print("no Arm NN results yet")
+        return
+    strict = tie = 0
+    q_acc1000 = q_acc10_hits = 0
+    for r in rows:
+        fl = logits[idx[r["file"]]]
+        ftop = int(fl.argmax())
+        strict += ftop == r["top"][0]
+        tie += ftop in r["top"]
+        q_acc1000 += r["top"][0] == r["in1k"] + 1
+    n = len(rows)
+    sub = np.array([idx[r["file"]] for r in rows])
+    f_sub = float((logits[sub, 1:].argmax(1) == d["in1k"][sub]).mean())
+    print("Arm NN (%s) uint8 vs float, %d val images (fixed random subset, seed 0): top-1 agreement "
+          "%.2f%% strict, %.2f%% counting ties (%d tied tops)"
+          % (rows[0].get("backend", "?"), n, 100 * strict / n, 100 * tie / n,
+             sum(len(r["top"]) > 1 for r in rows)))
+    print("on that subset: uint8 top-1 (1001-way argmax == label+1) %.2f%%, float top-1 1000-way %.2f%%"
+          % (100 * q_acc1000 / n, 100 * f_sub))
+
+
+def cmd_onnx(a):
+    import onnx_eval
+    from mobilenet_v2 import MobileNetV2
+    net = MobileNetV2.from_tflite(a.tflite)
+    items = val_order()[:a.n]
+    q = np.stack([imagenette.load_uint8(r) for r, _, _ in items])
+    x = ((q.astype(np.float32) - 128.0) / 128.0).transpose(0, 3, 1, 2).copy()
+    worst = 0.0
+    for i in range(len(items)):
+        ref = net(torch.from_numpy(x[i:i + 1])).detach().numpy()
+        out = list(onnx_eval.run(a.onnx, {"input": x[i:i + 1]}).values())[0]
+        d = float(np.abs(out - ref).max())
+        worst = max(worst, d)
+        print("%s: max |onnx - torch| = %.3g, argmax %d vs %d" % (items[i][0], d, out.argmax(), ref.argmax()))
+        if a.save:
+            os.makedirs(OUT, exist_ok=True)
+            np.save(os.path.join(OUT, "x%d.npy" % i), x[i:i + 1])
+            np.save(os.path.join(OUT, "y%d_torch.npy" % i), ref)
+    print("onnx vs torch: worst max-abs difference %.3g over %d images" % (worst, len(items)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tflite", default=tflite_import.default_tflite())
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("armnn")
+    p.add_argument("--limit", type=int, default=0, help="stop after this many images of the fixed order")
+    p.add_argument("--backends", default="CpuAcc,CpuRef")
+    sub.add_parser("float")
+    p = sub.add_parser("onnx")
+    p.add_argument("--onnx", default=tflite_import.default_onnx())
+    p.add_argument("--n", type=int, default=4)
+    p.add_argument("--save", action="store_true", help="write x<i>.npy / y<i>_torch.npy for the C runtime")
+    sub.add_parser("report")
+    a = ap.parse_args()
+    {"armnn": cmd_armnn, "float": cmd_float, "onnx": cmd_onnx, "report": cmd_report}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

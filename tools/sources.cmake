@@ -1,0 +1,5 @@
+# The CLI: one file per subcommand family under tools/cli/.
+file(GLOB SPW_CLI_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tools/cli/*.c)
+add_executable(splitwire ${SPW_CLI_SOURCES})
+target_link_libraries(splitwire PRIVATE spw_internal)
+install(TARGETS splitwire RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
