@@ -53,6 +53,9 @@ struct spw_backend {
     const spw_backend_ops *ops;
     void *ctx;  /* backend-private device state */
     int threads;
+    /* Set by init: run only when asked for by name, never picked
+     * automatically (a Vulkan implementation running on the CPU). */
+    bool manual_only;
 };
 
 /* Registry: backends in preference order, initialised on first use. */
@@ -62,5 +65,11 @@ spw_backend *spw__backend_find(const char *name);
 
 /* Backends compiled in (each file defines its ops table). */
 extern const spw_backend_ops spw__cpu_ref_ops;
+#ifdef SPW_HAVE_XNNPACK
+extern const spw_backend_ops spw__cpu_fast_ops;
+#endif
+#ifdef SPW_HAVE_VULKAN
+extern const spw_backend_ops spw__vulkan_ops;
+#endif
 
 #endif

@@ -8,6 +8,12 @@
 #include "drivers/backend.h"
 
 static const spw_backend_ops *const candidates[] = {
+#ifdef SPW_HAVE_VULKAN
+    &spw__vulkan_ops,
+#endif
+#ifdef SPW_HAVE_XNNPACK
+    &spw__cpu_fast_ops,
+#endif
     &spw__cpu_ref_ops,
 };
 

@@ -6,3 +6,46 @@ list(APPEND SPW_SOURCES
   drivers/cpu/ref_linear.c
   drivers/cpu/ref_layout.c
 )
+list(APPEND SPW_SOURCES drivers/drm/drm_devices.c)
+# libdrm's headers only: the library is opened at run time when present.
+pkg_check_modules(SPW_LIBDRM QUIET libdrm)
+if(SPW_LIBDRM_FOUND)
+  set_source_files_properties(drivers/drm/drm_devices.c PROPERTIES
+    INCLUDE_DIRECTORIES "${SPW_LIBDRM_INCLUDE_DIRS}" COMPILE_DEFINITIONS SPW_HAVE_LIBDRM=1)
+endif()
+if(SPW_HAVE_VULKAN)
+  list(APPEND SPW_SOURCES
+    drivers/vulkan/vk_device.c
+    drivers/vulkan/vk_memory.c
+    drivers/vulkan/vk_pipeline.c
+    drivers/vulkan/vk_backend.c
+  )
+endif()
+
+# cpu-fast: XNNPACK operators plus NHWC kernels of our own. Built when Debian's
+# libxnnpack-dev and libpthreadpool-dev are installed; left out otherwise.
+find_path(SPW_XNNPACK_INCLUDE xnnpack.h)
+find_library(SPW_XNNPACK_LIB XNNPACK)
+find_path(SPW_PTHREADPOOL_INCLUDE pthreadpool.h)
+find_library(SPW_PTHREADPOOL_LIB pthreadpool)
+set(SPW_HAVE_XNNPACK OFF)
+if(SPW_XNNPACK_INCLUDE AND SPW_XNNPACK_LIB AND SPW_PTHREADPOOL_INCLUDE AND SPW_PTHREADPOOL_LIB)
+  set(SPW_HAVE_XNNPACK ON)
+  message(STATUS "splitwire: cpu-fast backend on (${SPW_XNNPACK_LIB}, ${SPW_PTHREADPOOL_LIB})")
+  add_compile_definitions(SPW_HAVE_XNNPACK=1)
+  list(APPEND SPW_SOURCES
+    drivers/cpu/cpu_fast.c
+    drivers/cpu/fast_prepare.c
+    drivers/cpu/fast_kernels.c
+  )
+  # The library targets are defined after this file is read: link at the end.
+  function(_spw_cpu_fast_link)
+    target_include_directories(spw_obj PRIVATE ${SPW_XNNPACK_INCLUDE} ${SPW_PTHREADPOOL_INCLUDE})
+    target_link_libraries(splitwire_static PUBLIC ${SPW_XNNPACK_LIB} ${SPW_PTHREADPOOL_LIB})
+    target_link_libraries(splitwire_shared PRIVATE ${SPW_XNNPACK_LIB} ${SPW_PTHREADPOOL_LIB})
+  endfunction()
+  cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL _spw_cpu_fast_link)
+else()
+  message(STATUS "splitwire: cpu-fast backend off: XNNPACK or pthreadpool not found "
+                 "(apt-get install libxnnpack-dev libpthreadpool-dev)")
+endif()

@@ -12,5 +12,7 @@ list(APPEND SPW_SOURCES
   runtime/onnx/onnx_import.c
   runtime/onnx/onnx_attr.c
   runtime/onnx/onnx_tensor.c
+  runtime/image/image.c
+  runtime/bundle/bundle.c
 )
 include(runtime/codec/sources.cmake OPTIONAL)

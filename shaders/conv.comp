@@ -1,9 +1,10 @@
 // Conv and ConvTranspose, NCHW, any kernel, stride, dilation, padding and
-// group count, fused bias + post ops. Each invocation computes TM output
-// channels of one output pixel, so every input load feeds TM multiply-adds and
-// the weight loads are uniform across the workgroup. Specialised per layer:
-// 3x3, strided, dilated and depthwise convs are this shader with different
-// constants (the loops are unrolled for the known sizes).
+// group count, fused bias + post ops. Each invocation computes a register
+// tile of TM output channels x TP consecutive output pixels, so one input load
+// feeds TM multiply-adds and one weight load feeds TP; the weight loads are
+// uniform across the workgroup. Specialised per layer: 3x3, strided, dilated
+// and depthwise convs are this shader with different constants (the kernel
+// loops are unrolled for the known sizes).
 #version 450
 #include "common.glsl"
 
@@ -25,24 +26,34 @@ layout(constant_id = 30) const uint COUT_G = 1; // output channels per group
 layout(constant_id = 31) const uint HAS_BIAS = 0;
 layout(constant_id = 32) const uint TM = 1;     // divides COUT_G when groups > 1
 layout(constant_id = 33) const uint TRANSPOSED = 0;
+layout(constant_id = 34) const uint TP = 1;     // output pixels per invocation
 
 void main()
 {
-    const uint pix = gl_GlobalInvocationID.x;
+    const uint pix0 = gl_GlobalInvocationID.x * TP;
     const uint m0 = gl_GlobalInvocationID.y * TM;
     const uint n = gl_GlobalInvocationID.z;
-    if (pix >= OH * OW)
+    if (pix0 >= OH * OW)
         return;
-    const int oh = int(pix / OW), ow = int(pix % OW);
     const uint g = m0 / COUT_G;
     const uint C = CIN * (M / COUT_G);
     const uint xbase = pc.in0 + (n * C + g * CIN) * H * W;
 
-    float acc[TM];
-    [[unroll]] for (uint t = 0; t < TM; t++)
-        acc[t] = 0.0;
+    // Where each pixel of the tile starts reading; pixels past the end repeat
+    // the last one and are dropped at the store.
+    int oh[TP], ow[TP];
+    [[unroll]] for (uint p = 0; p < TP; p++) {
+        const uint q = min(pix0 + p, OH * OW - 1u);
+        oh[p] = int(q / OW);
+        ow[p] = int(q % OW);
+    }
 
-    // A partial last tile reads the last channel's weights and drops the result.
+    float acc[TM][TP];
+    [[unroll]] for (uint t = 0; t < TM; t++)
+        [[unroll]] for (uint p = 0; p < TP; p++)
+            acc[t][p] = 0.0;
+
+    // A partial last channel tile reads the last channel's weights and drops the result.
     uint wrow[TM];
     [[unroll]] for (uint t = 0; t < TM; t++) {
         uint m = min(m0 + t, M - 1u);
@@ -53,35 +64,33 @@ void main()
 
     for (uint c = 0; c < CIN; c++) {
         const uint xc = xbase + c * H * W;
-        const uint wc = c * cstride;
+        const uint wc = pc.in1 + c * cstride;
         [[unroll]] for (uint kh = 0; kh < KH; kh++) {
-            int ih;
-            if (TRANSPOSED != 0u) {
-                int th = oh + PT - int(kh) * DH;
-                if (th < 0 || th % SH != 0)
-                    continue;
-                ih = th / SH;
-            } else {
-                ih = oh * SH - PT + int(kh) * DH;
-            }
-            if (ih < 0 || ih >= int(H))
-                continue;
             [[unroll]] for (uint kw = 0; kw < KW; kw++) {
-                int iw;
-                if (TRANSPOSED != 0u) {
-                    int tw = ow + PL - int(kw) * DW;
-                    if (tw < 0 || tw % SW != 0)
-                        continue;
-                    iw = tw / SW;
-                } else {
-                    iw = ow * SW - PL + int(kw) * DW;
+                float xv[TP];
+                [[unroll]] for (uint p = 0; p < TP; p++) {
+                    int ih, iw;
+                    bool ok;
+                    if (TRANSPOSED != 0u) {
+                        const int th = oh[p] + PT - int(kh) * DH;
+                        const int tw = ow[p] + PL - int(kw) * DW;
+                        ok = th >= 0 && tw >= 0 && th % SH == 0 && tw % SW == 0;
+                        ih = th / SH;
+                        iw = tw / SW;
+                    } else {
+                        ih = oh[p] * SH - PT + int(kh) * DH;
+                        iw = ow[p] * SW - PL + int(kw) * DW;
+                        ok = true;
+                    }
+                    ok = ok && ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
+                    xv[p] = ok ? A[xc + uint(ih) * W + uint(iw)] : 0.0;
                 }
-                if (iw < 0 || iw >= int(W))
-                    continue;
-                const float xv = A[xc + uint(ih) * W + uint(iw)];
-                const uint wk = pc.in1 + wc + kh * KW + kw;
-                [[unroll]] for (uint t = 0; t < TM; t++)
-                    acc[t] += xv * Wt[wk + wrow[t]];
+                const uint wk = wc + kh * KW + kw;
+                [[unroll]] for (uint t = 0; t < TM; t++) {
+                    const float wv = Wt[wk + wrow[t]];
+                    [[unroll]] for (uint p = 0; p < TP; p++)
+                        acc[t][p] += xv[p] * wv;
+                }
             }
         }
     }
@@ -89,10 +98,12 @@ void main()
         const uint m = m0 + t;
         if (m >= M)
             break;
-        float v = acc[t];
-        if (HAS_BIAS != 0u)
-            v += Wt[pc.in2 + m];
-        const uint o = (n * M + m) * OH * OW + pix;
-        A[pc.out0 + o] = epilogue(v, o);
+        const float bias = HAS_BIAS != 0u ? Wt[pc.in2 + m] : 0.0;
+        [[unroll]] for (uint p = 0; p < TP; p++) {
+            if (pix0 + p >= OH * OW)
+                break;
+            const uint o = (n * M + m) * OH * OW + pix0 + p;
+            A[pc.out0 + o] = epilogue(acc[t][p] + bias, o);
+        }
     }
 }

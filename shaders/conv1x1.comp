@@ -1,6 +1,6 @@
 // Pointwise (1x1, no padding) Conv, optionally strided, groups of 1: a matrix
-// product over channels. TM output channels per invocation, no bounds checks
-// in the inner loop.
+// product over channels. A register tile of TM output channels x TP pixels per
+// invocation, no bounds checks in the inner loop.
 #version 450
 #include "common.glsl"
 
@@ -14,36 +14,47 @@ layout(constant_id = 22) const uint SH = 1;
 layout(constant_id = 23) const uint SW = 1;
 layout(constant_id = 24) const uint HAS_BIAS = 0;
 layout(constant_id = 25) const uint TM = 1;
+layout(constant_id = 26) const uint TP = 1;
 
 void main()
 {
-    const uint pix = gl_GlobalInvocationID.x;
+    const uint pix0 = gl_GlobalInvocationID.x * TP;
     const uint m0 = gl_GlobalInvocationID.y * TM;
     const uint n = gl_GlobalInvocationID.z;
-    if (pix >= OH * OW)
+    if (pix0 >= OH * OW)
         return;
-    const uint oh = pix / OW, ow = pix % OW;
-    const uint xp = pc.in0 + n * CIN * H * W + oh * SH * W + ow * SW;
-
-    float acc[TM];
+    uint xp[TP];
+    [[unroll]] for (uint p = 0; p < TP; p++) {
+        const uint q = min(pix0 + p, OH * OW - 1u);
+        xp[p] = pc.in0 + n * CIN * H * W + (q / OW) * SH * W + (q % OW) * SW;
+    }
+    float acc[TM][TP];
     uint wrow[TM];
     [[unroll]] for (uint t = 0; t < TM; t++) {
-        acc[t] = 0.0;
+        [[unroll]] for (uint p = 0; p < TP; p++)
+            acc[t][p] = 0.0;
         wrow[t] = pc.in1 + min(m0 + t, M - 1u) * CIN;
     }
     for (uint c = 0; c < CIN; c++) {
-        const float xv = A[xp + c * H * W];
-        [[unroll]] for (uint t = 0; t < TM; t++)
-            acc[t] += xv * Wt[wrow[t] + c];
+        float xv[TP];
+        [[unroll]] for (uint p = 0; p < TP; p++)
+            xv[p] = A[xp[p] + c * H * W];
+        [[unroll]] for (uint t = 0; t < TM; t++) {
+            const float wv = Wt[wrow[t] + c];
+            [[unroll]] for (uint p = 0; p < TP; p++)
+                acc[t][p] += xv[p] * wv;
+        }
     }
     [[unroll]] for (uint t = 0; t < TM; t++) {
         const uint m = m0 + t;
         if (m >= M)
             break;
-        float v = acc[t];
-        if (HAS_BIAS != 0u)
-            v += Wt[pc.in2 + m];
-        const uint o = (n * M + m) * OH * OW + pix;
-        A[pc.out0 + o] = epilogue(v, o);
+        const float bias = HAS_BIAS != 0u ? Wt[pc.in2 + m] : 0.0;
+        [[unroll]] for (uint p = 0; p < TP; p++) {
+            if (pix0 + p >= OH * OW)
+                break;
+            const uint o = (n * M + m) * OH * OW + pix0 + p;
+            A[pc.out0 + o] = epilogue(acc[t][p] + bias, o);
+        }
     }
 }

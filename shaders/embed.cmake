@@ -1,10 +1,11 @@
-# Writes the compiled SPIR-V as C arrays: cmake -DSPV_DIR=.. -DNAMES=a;b
+# Writes the compiled SPIR-V as C arrays: cmake -DSPV_DIR=.. -DNAMES=a,b
 # -DOUT_C=.. -DOUT_H=.. -P embed.cmake. Words are emitted as uint32_t so the
 # arrays have the alignment vkCreateShaderModule requires.
-set(h "/* Generated from shaders/*.comp by shaders/embed.cmake. Do not edit. */\n")
+string(REPLACE "," ";" NAMES "${NAMES}")
+set(h "/* Generated from the shaders/ .comp files by shaders/embed.cmake. Do not edit. */\n")
 string(APPEND h "#ifndef SPW_VK_SHADERS_H\n#define SPW_VK_SHADERS_H\n#include <stddef.h>\n#include <stdint.h>\n\n")
 string(APPEND h "typedef struct spw_vk_shader {\n    const char *name;\n    const uint32_t *code;\n    size_t size;\n} spw_vk_shader;\n\nenum {\n")
-set(c "/* Generated from shaders/*.comp by shaders/embed.cmake. Do not edit. */\n#include \"shaders/spw_vk_shaders.h\"\n\n")
+set(c "/* Generated from the shaders/ .comp files by shaders/embed.cmake. Do not edit. */\n#include \"shaders/spw_vk_shaders.h\"\n\n")
 set(table "")
 foreach(name ${NAMES})
   file(READ ${SPV_DIR}/${name}.spv hex HEX)

@@ -32,9 +32,11 @@ if(SPW_HAVE_VULKAN)
       COMMENT "glslc ${name}.comp")
     list(APPEND SPW_SPV_FILES ${SPW_SPV_DIR}/${name}.spv)
   endforeach()
+  # Commas, not semicolons: the list passes through a shell.
+  string(REPLACE ";" "," SPW_SHADER_LIST "${SPW_SHADER_NAMES}")
   add_custom_command(
     OUTPUT ${SPW_SPV_DIR}/spw_vk_shaders.c ${SPW_SPV_DIR}/spw_vk_shaders.h
-    COMMAND ${CMAKE_COMMAND} -DSPV_DIR=${SPW_SPV_DIR} "-DNAMES=${SPW_SHADER_NAMES}"
+    COMMAND ${CMAKE_COMMAND} -DSPV_DIR=${SPW_SPV_DIR} -DNAMES=${SPW_SHADER_LIST}
             -DOUT_C=${SPW_SPV_DIR}/spw_vk_shaders.c -DOUT_H=${SPW_SPV_DIR}/spw_vk_shaders.h
             -P ${SPW_SHADER_DIR}/embed.cmake
     DEPENDS ${SPW_SPV_FILES} ${SPW_SHADER_DIR}/embed.cmake

@@ -6,8 +6,10 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config clang
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-  libcmocka-dev
+  libcmocka-dev libjpeg62-turbo-dev libpng-dev libjansson-dev
+  libxnnpack-dev libpthreadpool-dev
   python3 python3-numpy
+  python3-flatbuffers python3-onnx
 )
 
 missing=()

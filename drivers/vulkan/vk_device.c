@@ -338,12 +338,24 @@ void spw__vk_tuning(const spw_vk_device_info *info, spw_vk_tuning *out)
 {
     out->wg_1d = 64;
     out->wg_conv = 64;
-    out->conv_tile_m = 8;
+    out->conv_tile_m = 4;
+    out->conv_tile_p = 2;
     out->wg_gemm = 64;
     if (info->type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+        /* Register tiles cut the per-lane gathers that dominate on a CPU. */
         out->wg_1d = 128;
-        out->wg_conv = 64;
+        out->wg_conv = 32;
         out->conv_tile_m = 8;
+        out->conv_tile_p = 4;
+    }
+    /* SPW_VULKAN_TUNING=wg_conv,tile_m,tile_p overrides the conv entry, for
+     * measuring candidates with `splitwire bench ops`. */
+    const char *e = getenv("SPW_VULKAN_TUNING");
+    unsigned wg, tm, tp;
+    if (e && sscanf(e, "%u,%u,%u", &wg, &tm, &tp) == 3 && wg && tm && tp && tm <= 16 && tp <= 16) {
+        out->wg_conv = wg;
+        out->conv_tile_m = tm;
+        out->conv_tile_p = tp;
     }
     if (out->wg_1d > info->max_wg_invocations)
         out->wg_1d = info->max_wg_invocations;

@@ -1,4 +1,4 @@
-/* Vulkan compute backend: shared state of drivers/vulkan/*.c. Not installed.
+/* Vulkan compute backend: state shared by the sources under drivers/vulkan/. Not installed.
  *
  * The loader is opened with dlopen at run time, so the library neither links
  * nor needs libvulkan; every entry point below is a function pointer filled
@@ -121,6 +121,7 @@ typedef struct spw_vk_tuning {
     uint32_t wg_1d;       /* element-wise, copies, pools */
     uint32_t wg_conv;     /* conv: output pixels per workgroup */
     uint32_t conv_tile_m; /* conv: output channels per invocation */
+    uint32_t conv_tile_p; /* conv: output pixels per invocation */
     uint32_t wg_gemm;
 } spw_vk_tuning;
 
@@ -206,6 +207,5 @@ void spw__vk_cache_save(spw_vk_ctx *ctx);
 int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t n_spec,
                      VkPipeline *out);
 
-extern const spw_backend_ops spw__vulkan_ops;
 
 #endif

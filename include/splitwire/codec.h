@@ -94,9 +94,9 @@ SPW_API float spw_codec_tables_median(const spw_codec_tables *tables, int channe
 /* Ideal code length in bits of one symbol of channel c drawn from its own
  * table (the table's entropy, counting the tail bin but not bypass bits). */
 SPW_API double spw_codec_tables_entropy(const spw_codec_tables *tables, int channel);
-/* Exact cost in bits of coding these symbols with the tables (-sum log2 p,
- * bypass nibbles included); the plain stream is within 8 bytes plus rounding
- * to 4-byte words of it. */
+/* Ideal cost in bits of coding these symbols with the tables (-sum log2 p,
+ * bypass nibbles included); a plain stream exceeds it by at most the flushed
+ * 8-byte state plus 0.0001 bit per symbol. */
 SPW_API double spw_codec_cost_bits(const spw_codec_tables *tables, const int32_t *symbols,
                                    int C, int H, int W);
 

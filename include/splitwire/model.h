@@ -29,6 +29,15 @@ SPW_API int spw_model_num_outputs(const spw_model *model);
 SPW_API int spw_model_input(const spw_model *model, int idx, spw_tensor *desc, const char **name);
 SPW_API int spw_model_output(const spw_model *model, int idx, spw_tensor *desc, const char **name);
 
+/*
+ * Cuts a model at an inner value: the result's only input is `value` (with
+ * its inferred shape, batch free) and its outputs are the model's outputs;
+ * nodes the outputs do not need are dropped. A server uses it to run a
+ * backbone's tail from the split point. SPW_ENOENT when `value` is unknown,
+ * SPW_EINVAL when an output still depends on an original input.
+ */
+SPW_API int spw_model_cut(const spw_model *model, const char *value, spw_model **out);
+
 typedef struct spw_plan_options {
     const char *backend; /* NULL or "auto": chosen by the library; else a backend name */
     int batch;           /* value for a free batch dimension; 0 means 1 */

@@ -9,7 +9,9 @@
 #include "splitwire/status.h"
 #include "splitwire/tensor.h"
 #include "splitwire/model.h"
+#include "splitwire/image.h"
 #include "splitwire/codec.h"
+#include "splitwire/bundle.h"
 
 #ifdef __cplusplus
 extern "C" {

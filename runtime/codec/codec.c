@@ -78,7 +78,7 @@ int spw_codec_tile_rows(const spw_codec *k, int H, int W)
         double r = per_row > 0 ? SPW_CODEC_TILE_TARGET / per_row : H;
         rows = r >= H ? H : r < 1 ? 1 : (int)r;
     }
-    rows = SPW_MIN(rows, H);
+    rows = SPW_MIN(SPW_MIN(rows, H), SPW_CODEC_MAX_TILES);
     /* Never more tiles than the header's index can name. */
     int min_rows = (int)(((int64_t)H + SPW_CODEC_MAX_TILES - 1) / SPW_CODEC_MAX_TILES);
     return SPW_MAX(rows, min_rows);

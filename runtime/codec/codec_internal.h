@@ -18,7 +18,7 @@
 #define RANS_MAX_NIBBLES 8
 
 /* Decoder lookup: the top LUT_BITS of the 16-bit slot pick a bucket. */
-#define LUT_BITS 10
+#define LUT_BITS 8
 #define LUT_SHIFT (RANS_PREC - LUT_BITS)
 
 /*
@@ -35,11 +35,13 @@ typedef struct enc_entry {
 } enc_entry;
 
 /*
- * Decoder bucket: start and freq of the bin holding the bucket's first slot,
- * and that bin's index. freq is stored as 0 for the tail bin so the one
- * range check in the hot loop also routes bypass symbols to the slow path.
+ * Decoder bucket: start and freq of the bin holding the bucket's first slot
+ * (lut_entry), and that bin's index in a parallel array, so the loads on the
+ * state's dependency chain touch only 4 bytes a bucket. freq is stored as 0
+ * for the tail bin so the one range check in the hot loop also routes bypass
+ * symbols to the slow path.
  */
-typedef uint64_t lut_entry; /* start | freq << 16 | bin << 32 */
+typedef uint32_t lut_entry; /* start | freq << 16 */
 
 typedef struct codec_chan {
     int32_t offset;
@@ -49,6 +51,12 @@ typedef struct codec_chan {
     const uint32_t *cdf; /* cdf_length entries */
     const enc_entry *enc; /* maxv + 1 entries */
     const lut_entry *lut; /* 1 << LUT_BITS entries */
+    const uint16_t *lut_bin; /* 1 << LUT_BITS entries */
+    /* Most probable bin; when it is likely enough (mode_fast), the decoder
+     * tests it before the lookup, a branch the CPU predicts and runs ahead
+     * of, taking the table load off the state's dependency chain. */
+    uint32_t mode_start, mode_freq, mode_bin;
+    bool mode_fast;
 } codec_chan;
 
 struct spw_codec_tables {

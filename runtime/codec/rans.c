@@ -325,6 +325,7 @@ int spw__rans_decode(const spw_codec_tables *t, rcur *r, const sym_block *b, int
     for (int c = 0; c < b->C; c++) {
         const codec_chan *ch = &t->chan[c];
         const lut_entry *lut = ch->lut;
+        const uint16_t *lut_bin = ch->lut_bin;
         const int32_t off = ch->offset;
         int32_t *o = out + (size_t)c * b->stride;
         const size_t n = b->n;
@@ -333,15 +334,41 @@ int spw__rans_decode(const spw_codec_tables *t, rcur *r, const sym_block *b, int
             size_t room = rroom(r) / 4;
             size_t stop = j + SPW_MIN(n - j, room);
             const uint8_t *p = r->p;
+            if (ch->mode_fast) {
+                const uint32_t ms = ch->mode_start, mf = ch->mode_freq;
+                const int32_t mo = (int32_t)ch->mode_bin + off;
+                while (j < stop) {
+                    uint32_t cum = (uint32_t)x & 0xffff;
+                    uint32_t start, freq;
+                    if (SPW_LIKELY(cum - ms < mf)) {
+                        start = ms;
+                        freq = mf;
+                        o[j] = mo;
+                    } else {
+                        lut_entry e = lut[cum >> LUT_SHIFT];
+                        start = e & 0xffff;
+                        freq = e >> 16;
+                        if (SPW_UNLIKELY(cum - start >= freq))
+                            break;
+                        o[j] = (int32_t)lut_bin[cum >> LUT_SHIFT] + off;
+                    }
+                    x = freq * (x >> RANS_PREC) + cum - start;
+                    if (x < RANS_L) {
+                        x = (x << 32) | rd32(p);
+                        p += 4;
+                    }
+                    j++;
+                }
+            }
             while (j < stop) {
                 uint32_t cum = (uint32_t)x & 0xffff;
                 lut_entry e = lut[cum >> LUT_SHIFT];
-                uint32_t start = (uint32_t)e & 0xffff, freq = (uint32_t)(e >> 16) & 0xffff;
+                uint32_t start = e & 0xffff, freq = e >> 16;
                 /* Bucket start is >= start, so cum - start does not wrap;
                  * freq is 0 in tail buckets. */
                 if (SPW_UNLIKELY(cum - start >= freq))
                     break;
-                o[j] = (int32_t)(e >> 32) + off;
+                o[j] = (int32_t)lut_bin[cum >> LUT_SHIFT] + off;
                 x = freq * (x >> RANS_PREC) + cum - start;
                 if (x < RANS_L) {
                     x = (x << 32) | rd32(p);

@@ -5,9 +5,15 @@
 
 #include "runtime/codec/codec_internal.h"
 
+/* Mode probability from which testing the mode first pays (mispredictions
+ * cost more than the lookup below it). */
+#ifndef MODE_FAST_FREQ
+#define MODE_FAST_FREQ 32768 /* 0.5, measured best */
+#endif
+
 /* Everything the tables need lives in one block, carved in this order. */
 typedef struct layout {
-    size_t chan, cdf, enc, lut, total;
+    size_t chan, cdf, enc, lut, bin, total;
 } layout;
 
 static bool place(size_t *at, size_t n, size_t elem, size_t align, size_t *out)
@@ -95,7 +101,7 @@ static void enc_entry_init(enc_entry *e, uint32_t start, uint32_t freq)
 }
 
 static void chan_init(codec_chan *ch, const int32_t *src, int32_t len, uint32_t *cdf,
-                      enc_entry *enc, lut_entry *lut)
+                      enc_entry *enc, lut_entry *lut, uint16_t *lut_bin)
 {
     int32_t maxv = len - 2;
     double h = 0;
@@ -114,14 +120,24 @@ static void chan_init(codec_chan *ch, const int32_t *src, int32_t len, uint32_t 
         uint32_t slot = k << LUT_SHIFT;
         while (cdf[b + 1] <= slot)
             b++;
-        uint64_t f = b == maxv ? 0 : cdf[b + 1] - cdf[b];
-        lut[k] = (uint64_t)cdf[b] | (f << 16) | ((uint64_t)b << 32);
+        uint32_t f = b == maxv ? 0 : cdf[b + 1] - cdf[b];
+        lut[k] = cdf[b] | f << 16;
+        lut_bin[k] = (uint16_t)b;
     }
+    uint32_t mode = 0;
+    for (int32_t i = 1; i < maxv; i++)
+        if (cdf[i + 1] - cdf[i] > cdf[mode + 1] - cdf[mode])
+            mode = (uint32_t)i;
+    ch->mode_bin = mode;
+    ch->mode_start = cdf[mode];
+    ch->mode_freq = cdf[mode + 1] - cdf[mode];
+    ch->mode_fast = ch->mode_freq >= MODE_FAST_FREQ;
     ch->maxv = maxv;
     ch->entropy = h;
     ch->cdf = cdf;
     ch->enc = enc;
     ch->lut = lut;
+    ch->lut_bin = lut_bin;
 }
 
 int spw_codec_tables_create(const spw_codec_table_desc *d, spw_codec_tables **out)
@@ -139,6 +155,7 @@ int spw_codec_tables_create(const spw_codec_table_desc *d, spw_codec_tables **ou
     if (!place(&at, nch, sizeof(codec_chan), 64, &L.chan) ||
         !place(&at, enc_total, sizeof(enc_entry), 64, &L.enc) ||
         !place(&at, nch << LUT_BITS, sizeof(lut_entry), 64, &L.lut) ||
+        !place(&at, nch << LUT_BITS, sizeof(uint16_t), 64, &L.bin) ||
         !place(&at, cdf_total, sizeof(uint32_t), 64, &L.cdf))
         return spw__error(SPW_ENOMEM, "tables: size overflow");
     L.total = at;
@@ -157,15 +174,17 @@ int spw_codec_tables_create(const spw_codec_table_desc *d, spw_codec_tables **ou
     uint32_t *cdf = (uint32_t *)(block + L.cdf);
     enc_entry *enc = (enc_entry *)(block + L.enc);
     lut_entry *lut = (lut_entry *)(block + L.lut);
+    uint16_t *lut_bin = (uint16_t *)(block + L.bin);
     for (size_t c = 0; c < nch; c++) {
         codec_chan *ch = &t->chan[c];
         int32_t len = d->cdf_length[c];
-        chan_init(ch, d->cdf + c * (size_t)d->cdf_stride, len, cdf, enc, lut);
+        chan_init(ch, d->cdf + c * (size_t)d->cdf_stride, len, cdf, enc, lut, lut_bin);
         ch->offset = d->offset[c];
         ch->median = d->medians ? d->medians[c] : 0.0f;
         cdf += len;
         enc += len - 1;
         lut += (size_t)1 << LUT_BITS;
+        lut_bin += (size_t)1 << LUT_BITS;
     }
     *out = t;
     return 0;
@@ -206,7 +225,7 @@ double spw_codec_cost_bits(const spw_codec_tables *t, const int32_t *sym, int C,
     double bits = 0;
     for (int c = 0; c < C; c++) {
         const codec_chan *ch = &t->chan[c];
-        /* Histogram-free: bins cost 16 - log2(freq); cache them per channel. */
+        /* A bin costs 16 - log2(freq) bits, a bypass 4 bits per nibble and chunk. */
         for (size_t i = 0; i < hw; i++) {
             int64_t v = (int64_t)sym[(size_t)c * hw + i] - ch->offset;
             int32_t bin = v >= 0 && v < ch->maxv ? (int32_t)v : ch->maxv;

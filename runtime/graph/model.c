@@ -91,3 +91,72 @@ int spw_model_output(const spw_model *model, int idx, spw_tensor *desc, const ch
 {
     return io_desc(model, true, idx, desc, name);
 }
+
+int spw_model_cut(const spw_model *model, const char *value, spw_model **out)
+{
+    if (!model || !value || !out)
+        return spw__error(SPW_EINVAL, "model_cut: NULL argument");
+    int v = spw__graph_find_value(model->graph, value);
+    if (v < 0)
+        return spw__error(SPW_ENOENT, "model_cut: no value named '%s'", value);
+    if (model->graph->values[v].flags & SPW_VALUE_CONST)
+        return spw__error(SPW_EINVAL, "model_cut: '%s' is a constant", value);
+    spw_model *m = spw__calloc(1, sizeof(*m));
+    if (!m)
+        return spw__error(SPW_ENOMEM, "out of memory cutting a model");
+    int rc = spw__graph_clone(model->graph, &m->graph);
+    if (rc)
+        goto fail_model;
+    spw_graph *g = m->graph;
+    unsigned char *need = spw__calloc((size_t)g->n_values, 1);
+    if (!need) {
+        rc = spw__error(SPW_ENOMEM, "out of memory cutting a model");
+        goto fail_graph;
+    }
+    /* Walk back from the outputs; the cut value stops the walk. */
+    for (int i = 0; i < g->n_outputs; i++)
+        need[g->outputs[i]] = 1;
+    for (bool grew = true; grew;) {
+        grew = false;
+        for (int i = g->n_nodes - 1; i >= 0; i--) {
+            spw_node *n = &g->nodes[i];
+            if (n->dead || !need[n->outputs[0]] || n->outputs[0] == v)
+                continue;
+            for (int k = 0; k < n->n_inputs; k++)
+                if (n->inputs[k] >= 0 && !need[n->inputs[k]]) {
+                    need[n->inputs[k]] = 1;
+                    grew = true;
+                }
+        }
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        int in = g->inputs[i];
+        g->values[in].flags &= ~(unsigned)SPW_VALUE_INPUT;
+        if (need[in] && in != v) {
+            rc = spw__error(SPW_EINVAL, "model_cut: outputs still need input '%s' besides '%s'",
+                            g->values[in].name, value);
+            spw__free(need);
+            goto fail_graph;
+        }
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        spw_node *n = &g->nodes[i];
+        bool used = false;
+        for (int k = 0; k < n->n_outputs; k++)
+            used = used || (need[n->outputs[k]] && n->outputs[k] != v);
+        if (!used)
+            n->dead = true;
+    }
+    spw__free(need);
+    g->n_inputs = 0;
+    if ((rc = spw__graph_add_input(g, v)) || (rc = spw__graph_link(g)) ||
+        (rc = spw__graph_infer_shapes(g, -1)))
+        goto fail_graph;
+    *out = m;
+    return 0;
+fail_graph:
+    spw__graph_free(m->graph);
+fail_model:
+    spw__free(m);
+    return rc;
+}

@@ -156,6 +156,8 @@ static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
      * every step wins. */
     for (int b = 0; b < spw__backend_count(); b++) {
         spw_backend *be = spw__backend_get(b);
+        if (be->manual_only)
+            continue;
         bool all = true;
         for (int s = 0; s < plan->n_steps && all; s++)
             all = be->ops->supports_op(be, g, &g->nodes[plan->steps[s]]);

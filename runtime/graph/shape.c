@@ -502,7 +502,13 @@ static int infer_reshape(const infer *c)
     int infer_at = -1;
     if (tn < 0 || tn > SPW_MAX_DIMS)
         return node_err(c, SPW_ESHAPE, "target shape has %d dims", tn);
-    spw__dims_str(tn, t, ts, sizeof(ts));
+    /* The target as written: -1 and 0 are meaningful there. */
+    ts[0] = '\0';
+    for (int i = 0, used = 0; i < tn && used < (int)sizeof(ts); i++) {
+        int w = snprintf(ts + used, sizeof(ts) - (size_t)used, "%s%lld", i ? "," : "",
+                         (long long)t[i]);
+        used = w < 0 ? (int)sizeof(ts) : used + w;
+    }
     for (int i = 0; i < tn; i++) {
         if (t[i] < -1 || t[i] > MAX_DIM)
             return node_err(c, SPW_ESHAPE, "shape[%d] = %lld is invalid", i, (long long)t[i]);
@@ -551,8 +557,8 @@ static int infer_reshape(const infer *c)
         else
             out[infer_at] = have / want;
     } else if (!have_unknown && have != want) {
-        return node_err(c, SPW_ESHAPE, "cannot reshape %s (%lld elements) into [%s] (%lld)",
-                        DIMS(x, xs), (long long)have, ts, (long long)want);
+        return node_err(c, SPW_ESHAPE, "cannot reshape %s into [%s]: element counts differ",
+                        DIMS(x, xs), ts);
     }
     return set_output(c, x->dtype, tn, out);
 }

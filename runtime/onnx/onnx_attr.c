@@ -107,7 +107,7 @@ static int get_int(const spw_onnx_node *nd, const char *name, int64_t def, int64
 static int get_int32(const spw_onnx_node *nd, const char *name, int def, int lo, int hi,
                      int *out)
 {
-    int64_t v;
+    int64_t v = 0;
     int rc = get_int(nd, name, def, lo, hi, &v);
     if (!rc)
         *out = (int)v;
@@ -351,7 +351,7 @@ static int decode_clip(const spw_onnx_importer *im, spw_onnx_node *nd)
 static int decode_reshape(const spw_onnx_importer *im, spw_onnx_node *nd)
 {
     const spw_value *shape;
-    int rc, n;
+    int rc, n = 0;
     if ((rc = const_input(im, nd, 1, "shape", &shape)))
         return rc;
     if (!shape)
@@ -375,7 +375,7 @@ static int decode_pad(const spw_onnx_importer *im, spw_onnx_node *nd)
 {
     spw_pad_params *p = &nd->p.pad;
     const spw_value *pads, *value;
-    int rc, n;
+    int rc, n = 0;
     const attr_t *mode = attr_find(nd, "mode", A_STRING, &rc);
     if (rc)
         return rc;

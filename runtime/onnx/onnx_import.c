@@ -213,6 +213,7 @@ static int check_opsets(spw_onnx_importer *im, const Onnx__ModelProto *m)
                                   "the model imports opset %lld of domain '%s'; only version 1 "
                                   "is supported",
                                   (long long)version, domain);
+            im->splitwire_opset = true;
         } else {
             SPW_LOGD("ignoring opset import of domain '%s' version %lld", domain,
                      (long long)version);
@@ -403,6 +404,9 @@ static int import_node(spw_onnx_importer *im, const Onnx__NodeProto *np)
     if (!*spw__op_domain(nd.op) && im->g->opset == 0)
         return spw__error(SPW_EFORMAT, "node '%s' (%s): the model imports no ai.onnx opset",
                           nd.name, op_type);
+    if (*spw__op_domain(nd.op) && !im->splitwire_opset)
+        return spw__error(SPW_EFORMAT, "node '%s' (%s): the model does not import domain '%s'",
+                          nd.name, op_type, spw__op_domain(nd.op));
     if (np->n_input > MAX_NODE_IO || np->n_output > MAX_NODE_IO)
         return spw__error(SPW_EUNSUPPORTED, "node '%s' (%s): too many inputs or outputs",
                           nd.name, op_type);
@@ -416,7 +420,7 @@ static int import_node(spw_onnx_importer *im, const Onnx__NodeProto *np)
         n_out--;
     if (!n_out)
         return spw__error(SPW_EFORMAT, "node '%s' (%s): has no outputs", nd.name, op_type);
-    int n_in = nd.n_keep;
+    int n_in = (int)SPW_MIN((size_t)nd.n_keep, np->n_input);
     int *ins = spw__malloc(sizeof(int) * (size_t)(n_in + (int)n_out));
     if (!ins)
         return spw__error(SPW_ENOMEM, "node '%s' (%s): out of memory", nd.name, op_type);
@@ -482,7 +486,7 @@ static int import_model(spw_onnx_importer *im, const Onnx__ModelProto *m)
          !(im->g->producer = spw__strdup(m->producer_name))) ||
         (gp->name && *gp->name && !(im->g->name = spw__strdup(gp->name))))
         return spw__error(SPW_ENOMEM, "out of memory copying model names");
-    size_t names;
+    size_t names = 0;
     if ((rc = count_names(gp, &names)) || (rc = index_init(im, names)))
         return rc;
     if ((rc = import_initializers(im, gp)) || (rc = import_inputs(im, gp)))

@@ -15,6 +15,7 @@ typedef struct spw_onnx_importer {
     spw_graph *g;
     int *slots;
     size_t mask;
+    bool splitwire_opset; /* the model imports ai.splitwire */
 } spw_onnx_importer;
 
 /* Value index for name, -1 when absent. */

@@ -211,7 +211,9 @@ int spw__onnx_tensor_decode(const Onnx__TensorProto *t, const char *what, spw_on
         int64_t d = t->dims[i];
         if (d < 0 || d > SPW_ONNX_MAX_DIM)
             return spw__error(SPW_EFORMAT, "%s: dim %zu is %lld", what, i, (long long)d);
-        if (!spw__mul_ok(numel, (size_t)d, &numel))
+        /* Every partial product stays in int64 too: the graph multiplies
+         * dims in that type, and a trailing 0 dim must not hide an overflow. */
+        if (!spw__mul_ok(numel, (size_t)d, &numel) || numel > (size_t)INT64_MAX)
             return spw__error(SPW_EFORMAT, "%s: element count overflows", what);
         out->dims[i] = d;
     }
@@ -239,7 +241,9 @@ int spw__onnx_tensor_decode(const Onnx__TensorProto *t, const char *what, spw_on
     out->data = spw__malloc(numel * spw_dtype_size(dtype));
     if (!out->data)
         return spw__error(SPW_ENOMEM, "%s: out of memory for %zu elements", what, numel);
-    if (t->has_raw_data) {
+    if (!numel) {
+        /* Empty tensor: the source arrays may be NULL. */
+    } else if (t->has_raw_data) {
         convert_raw(t->data_type, t->raw_data.data, numel, out->data);
     } else {
         int rc = convert_typed(t, what, numel, out->data);

@@ -34,5 +34,8 @@ int spw_cli_model(int argc, char **argv);
 int spw_cli_codec(int argc, char **argv);
 int spw_cli_bench(int argc, char **argv);
 int spw_cli_bench_codec(int argc, char **argv);
+int spw_cli_bench_ops(int argc, char **argv);
+int spw_cli_bench_net(int argc, char **argv);
+int spw_cli_device(int argc, char **argv);
 
 #endif

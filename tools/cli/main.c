@@ -8,6 +8,9 @@
 
 static const spw_cli_command commands[] = {
     {"model", spw_cli_model, "inspect and run ONNX models"},
+    {"codec", spw_cli_codec, "entropy-code latents to rANS streams and back"},
+    {"bench", spw_cli_bench, "benchmarks (codec, ...)"},
+    {"device", spw_cli_device, "list backends, Vulkan devices and DRM nodes"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,82 @@
+/* cpu-fast internals: the per-plan action list and our own NHWC kernels.
+ * Not installed.
+ *
+ * A plan compiles to a flat list of actions. Most are XNNPACK operators,
+ * created and set up once on the fixed arena pointers, so a run only calls
+ * xnn_run_operator; the rest are kernels of ours for what XNNPACK lacks.
+ * 4-D activations live in the arena as NHWC; every other rank, and every
+ * constant, is row-major as the graph gives it. */
+#ifndef SPW_CPU_FAST_INTERNAL_H
+#define SPW_CPU_FAST_INTERNAL_H
+
+#include <pthreadpool.h>
+#include <xnnpack.h>
+
+#include "drivers/backend.h"
+#include "drivers/cpu/ref_ops.h"
+
+/* A tensor as 4-byte elements: dims in the graph's logical (NCHW) order,
+ * strides in elements over its storage, so one walker handles NHWC, NCHW,
+ * permuted and broadcast (stride 0) operands alike. */
+typedef struct fast_view {
+    int ndim;
+    int64_t dims[SPW_MAX_DIMS];
+    int64_t strides[SPW_MAX_DIMS];
+    void *data;
+} fast_view;
+
+struct fast_action;
+typedef void (*fast_kernel)(const struct fast_action *a);
+
+/* One unit of work of a step: xop when XNNPACK runs it, else fn. */
+typedef struct fast_action {
+    xnn_operator_t xop;
+    fast_kernel fn;
+    int step; /* index into plan->steps, for the profile */
+    const spw_node *node;
+    pthreadpool_t pool;
+    fast_view view[3]; /* fn operands: [0] output, [1] and [2] inputs */
+    /* Contiguous channel addressing: element i has channel (i / inner) % channels. */
+    int64_t outer, channels, inner;
+    const float *aux;  /* kernel constants (BatchNorm scale and shift, medians) */
+    const float *tmp;  /* intermediate from an earlier action (GDN) */
+    float lo, hi;      /* clamp applied after an own add */
+    int mode;          /* kernel-specific switch */
+    /* Bridge to a reference kernel (NCHW views). */
+    spw_tensor *ref_in;
+    int n_ref_in;
+    spw_tensor ref_out;
+} fast_action;
+
+typedef struct fast_plan {
+    pthreadpool_t pool;
+    int threads;
+    fast_action *acts;
+    int n_acts, cap_acts;
+    void **blocks; /* packed constants and scratch, spw__aligned_alloc'd */
+    int n_blocks, cap_blocks;
+} fast_plan;
+
+/* XNNPACK may read up to XNN_EXTRA_BYTES past any input; every buffer we
+ * hand it is padded by this much. */
+#define FAST_PAD 64
+
+/* fast_prepare.c */
+int spw__fast_build(spw_backend *be, spw_plan *plan, fast_plan *fp);
+void spw__fast_release(fast_plan *fp);
+
+/* fast_kernels.c: own kernels, each reading its operands from the action. */
+void spw__fast_copy(const fast_action *a);      /* view[0] <- view[1], same dims */
+void spw__fast_memcpy(const fast_action *a);    /* inner elements */
+void spw__fast_pad(const fast_action *a);
+void spw__fast_softmax(const fast_action *a);
+void spw__fast_binary(const fast_action *a);    /* broadcast views; mode 1 = mul */
+void spw__fast_add_inplace(const fast_action *a); /* view[0] += view[1], clamp, threaded */
+void spw__fast_batch_norm(const fast_action *a);
+void spw__fast_quantize(const fast_action *a);
+void spw__fast_dequantize(const fast_action *a);
+void spw__fast_gdn_finish(const fast_action *a);
+void spw__fast_bridge(const fast_action *a);    /* reference kernel on NCHW copies */
+void spw__fast_post_ref(const fast_action *a);  /* node->post[mode..] with ref loops */
+
+#endif

@@ -1,0 +1,1225 @@
+/* The Vulkan backend: registration, buffers, and plans turned into one
+ * recorded command buffer (pipelines built once at prepare, replayed per run).
+ *
+ * Every dispatch binds the same descriptor set (arena, constants); operand
+ * offsets travel in push constants and shapes in specialisation constants,
+ * so layers of the same shape share one pipeline. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/vulkan/vk_internal.h"
+#include "shaders/spw_vk_shaders.h"
+
+#define MAX_SPEC 40
+#define MAX_READS 8
+#define NO_WOFF UINT32_MAX
+#define FROM_CONSTS 0x80000000u
+/* Spec ids shared by every shader (common.glsl): 0-2 workgroup size, 3-15 post ops. */
+#define SPEC_SHAPE 16
+/* A grid dimension is only guaranteed up to 65535 workgroups. */
+#define MAX_GROUPS 65535u
+
+typedef struct range {
+    size_t lo, hi; /* bytes of the arena, [lo, hi) */
+} range;
+
+typedef struct vk_disp {
+    int shader;
+    uint32_t spec[MAX_SPEC];
+    uint32_t n_spec;
+    uint32_t push[SPW_VK_PUSH_WORDS];
+    uint32_t groups[3];
+    int pipe;
+    int step;
+    range rd[MAX_READS];
+    int n_rd;
+    range wr;
+} vk_disp;
+
+typedef struct vk_pipe {
+    int shader;
+    uint32_t n_spec;
+    uint32_t spec[MAX_SPEC];
+    VkPipeline pipe;
+} vk_pipe;
+
+typedef struct vk_plan {
+    spw_vk_ctx *ctx;
+    uint32_t *woff; /* per value: element offset in the constants, or NO_WOFF */
+    float *wdata;   /* constants on the host while building */
+    int n_wdata, cap_wdata;
+    spw_vk_buffer weights;
+    bool has_weights;
+    vk_disp *disp;
+    int n_disp, cap_disp;
+    vk_pipe *pipes;
+    int n_pipes, cap_pipes;
+    VkDescriptorPool dpool;
+    VkDescriptorSet set;
+    VkCommandBuffer cmd;
+    VkQueryPool qpool;
+    uint64_t *ts;
+} vk_plan;
+
+/* ---- registration and buffers ----------------------------------------- */
+
+static int vk_init(spw_backend *be)
+{
+    spw_vk_device_info *devs;
+    int n, rc = spw__vk_list_devices(&devs, &n);
+    if (rc)
+        return rc;
+    const char *want = getenv("SPW_VULKAN_DEVICE");
+    int idx = spw__vk_pick(devs, n, want);
+    spw__free(devs);
+    if (idx < 0) {
+        if (want && *want)
+            return spw__error(SPW_ENODEV, "no Vulkan device matches SPW_VULKAN_DEVICE='%s'", want);
+        return spw__error(SPW_ENODEV, "no Vulkan device with a compute queue (%d found)", n);
+    }
+    spw_vk_ctx *ctx;
+    if ((rc = spw__vk_ctx_create(idx, &ctx)))
+        return rc;
+    be->ctx = ctx;
+    /* A Vulkan implementation on the CPU (lavapipe, SwiftShader) is slower
+     * than the CPU backends: usable by name only. */
+    be->manual_only = ctx->info.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    SPW_LOGI("vulkan: device %d '%s' (%s)%s", idx, ctx->info.name,
+             spw__vk_type_name(ctx->info.type),
+             be->manual_only ? ", chosen only by name" : "");
+    return 0;
+}
+
+static void vk_fini(spw_backend *be)
+{
+    spw__vk_ctx_destroy(be->ctx);
+    be->ctx = NULL;
+}
+
+static bool import_wanted(const spw_vk_ctx *ctx)
+{
+    const char *e = getenv("SPW_VULKAN_HOST_IMPORT");
+    return ctx->import_align && e && !strcmp(e, "1");
+}
+
+static int vk_buffer_alloc(spw_backend *be, size_t size, spw_buffer **out)
+{
+    spw_vk_ctx *ctx = be->ctx;
+    spw_buffer *b = spw__calloc(1, sizeof(*b));
+    spw_vk_buffer *vb = spw__calloc(1, sizeof(*vb));
+    int rc;
+    if (!b || !vb) {
+        rc = spw__error(SPW_ENOMEM, "vulkan: out of memory");
+        goto fail;
+    }
+    size_t bytes = size ? size : 4;
+    if (import_wanted(ctx)) {
+        /* The arena is ordinary host memory that the device reads in place. */
+        size_t a = (size_t)ctx->import_align;
+        size_t rounded = (bytes + a - 1) / a * a;
+        void *host = spw__aligned_alloc(a, rounded);
+        if (!host) {
+            rc = spw__error(SPW_ENOMEM, "vulkan: no memory for a %zu-byte arena", rounded);
+            goto fail;
+        }
+        if ((rc = spw__vk_buffer_import(ctx, host, rounded, vb))) {
+            spw__aligned_free(host);
+            goto fail;
+        }
+        vb->host_copy = host;
+    } else if ((rc = spw__vk_buffer_create(ctx, bytes, ctx->map_arena, vb))) {
+        goto fail;
+    }
+    b->backend = be;
+    b->size = size;
+    b->host = vb->mem.map;
+    b->impl = vb;
+    *out = b;
+    return 0;
+fail:
+    spw__free(vb);
+    spw__free(b);
+    return rc;
+}
+
+static void vk_buffer_free(spw_backend *be, spw_buffer *buf)
+{
+    if (!buf)
+        return;
+    spw_vk_buffer *vb = buf->impl;
+    void *host = vb->host_copy;
+    spw__vk_buffer_destroy(be->ctx, vb);
+    spw__aligned_free(host);
+    spw__free(vb);
+    spw__free(buf);
+}
+
+static int vk_buffer_upload(spw_backend *be, spw_buffer *buf, size_t offset, const void *src,
+                            size_t size)
+{
+    if (buf->host) {
+        memcpy((char *)buf->host + offset, src, size);
+        return 0;
+    }
+    return spw__vk_staged_copy(be->ctx, buf->impl, offset, src, NULL, size, true);
+}
+
+static int vk_buffer_download(spw_backend *be, spw_buffer *buf, size_t offset, void *dst,
+                              size_t size)
+{
+    if (buf->host) {
+        memcpy(dst, (char *)buf->host + offset, size);
+        return 0;
+    }
+    return spw__vk_staged_copy(be->ctx, buf->impl, offset, NULL, dst, size, false);
+}
+
+/* ---- what runs here ---------------------------------------------------- */
+
+static bool is_const(const spw_graph *g, int v)
+{
+    return v >= 0 && (g->values[v].flags & SPW_VALUE_CONST);
+}
+
+static int64_t span(const spw_value *v, int from, int to)
+{
+    int64_t n = 1;
+    for (int i = from; i < to && i < v->ndim; i++)
+        n *= v->dims[i];
+    return n;
+}
+
+static bool is_copy_op(spw_op op)
+{
+    return op == SPW_OP_RESHAPE || op == SPW_OP_FLATTEN || op == SPW_OP_IDENTITY ||
+           op == SPW_OP_TRANSPOSE || op == SPW_OP_CONCAT;
+}
+
+static bool is_unary(spw_op op)
+{
+    return op == SPW_OP_RELU || op == SPW_OP_CLIP || op == SPW_OP_LEAKY_RELU ||
+           op == SPW_OP_SIGMOID || op == SPW_OP_HARD_SWISH;
+}
+
+static bool vk_supports_op(const spw_backend *be, const spw_graph *g, const spw_node *n)
+{
+    (void)be;
+    if (n->n_outputs != 1 || n->n_inputs < 1 || n->inputs[0] < 0)
+        return false;
+    const spw_value *y = &g->values[n->outputs[0]];
+    const spw_value *x = &g->values[n->inputs[0]];
+    int64_t numel = spw__value_numel(y);
+    if (numel < 0 || numel >= ((int64_t)1 << 31) || y->ndim > 6)
+        return false;
+    /* Element types: f32 everywhere, except the symbol ops and 32-bit copies. */
+    for (int k = 0; k < n->n_inputs; k++) {
+        int v = n->inputs[k];
+        if (v < 0)
+            continue;
+        spw_dtype t = g->values[v].dtype;
+        bool ok = t == SPW_F32 || (t == SPW_I32 && ((n->op == SPW_OP_DEQUANTIZE && k == 0) ||
+                                                    (n->op == SPW_OP_QUANTIZE && k >= 2) ||
+                                                    is_copy_op(n->op)));
+        if (!ok)
+            return false;
+    }
+    bool int_out = n->op == SPW_OP_QUANTIZE || (is_copy_op(n->op) && y->dtype == SPW_I32);
+    if (y->dtype != (int_out ? SPW_I32 : SPW_F32))
+        return false;
+    if (n->n_post && (is_copy_op(n->op) || n->op == SPW_OP_QUANTIZE || n->op == SPW_OP_SOFTMAX))
+        return false;
+
+    switch (n->op) {
+    case SPW_OP_CONV:
+    case SPW_OP_CONV_TRANSPOSE:
+        return x->ndim == 4 && !is_const(g, n->inputs[0]) && n->n_inputs >= 2 &&
+               is_const(g, n->inputs[1]) && g->values[n->inputs[1]].ndim == 4 &&
+               (n->n_inputs < 3 || n->inputs[2] < 0 || is_const(g, n->inputs[2])) &&
+               y->dims[0] <= MAX_GROUPS && y->dims[1] <= MAX_GROUPS;
+    case SPW_OP_AVG_POOL:
+    case SPW_OP_MAX_POOL:
+        return x->ndim == 4 && !is_const(g, n->inputs[0]) && x->dims[0] * x->dims[1] <= MAX_GROUPS;
+    case SPW_OP_GLOBAL_AVG_POOL:
+        return x->ndim >= 2 && !is_const(g, n->inputs[0]);
+    case SPW_OP_GEMM:
+        return n->n_inputs >= 2 && x->ndim == 2 && g->values[n->inputs[1]].ndim == 2 &&
+               y->dims[0] <= MAX_GROUPS &&
+               (n->n_inputs < 3 || n->inputs[2] < 0 || g->values[n->inputs[2]].ndim <= 2);
+    case SPW_OP_MATMUL: {
+        const spw_value *b = &g->values[n->inputs[1]];
+        if (n->n_inputs != 2 || x->ndim < 1 || b->ndim < 1 || x->ndim > 5 || b->ndim > 5)
+            return false;
+        int64_t m = x->ndim >= 2 ? x->dims[x->ndim - 2] : 1;
+        int64_t cols = b->ndim >= 2 ? b->dims[b->ndim - 1] : 1;
+        int64_t batches = m * cols > 0 ? numel / (m * cols) : 0;
+        return m <= MAX_GROUPS && batches <= MAX_GROUPS;
+    }
+    case SPW_OP_ADD:
+    case SPW_OP_MUL:
+        return n->n_inputs == 2 && n->inputs[1] >= 0 && g->values[n->inputs[1]].ndim <= 6;
+    case SPW_OP_RELU:
+    case SPW_OP_CLIP:
+    case SPW_OP_LEAKY_RELU:
+    case SPW_OP_SIGMOID:
+    case SPW_OP_HARD_SWISH:
+        return true;
+    case SPW_OP_RESHAPE:
+    case SPW_OP_FLATTEN:
+    case SPW_OP_IDENTITY:
+    case SPW_OP_TRANSPOSE:
+        return spw_dtype_size(x->dtype) == 4 && x->ndim <= 6;
+    case SPW_OP_CONCAT:
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] < 0 || spw_dtype_size(g->values[n->inputs[k]].dtype) != 4)
+                return false;
+        return true;
+    case SPW_OP_SOFTMAX:
+        return true;
+    case SPW_OP_GDN:
+        return x->ndim >= 2 && !is_const(g, n->inputs[0]) && n->n_inputs == 3 &&
+               is_const(g, n->inputs[1]) && is_const(g, n->inputs[2]) &&
+               x->dims[0] <= MAX_GROUPS && x->dims[1] <= MAX_GROUPS;
+    case SPW_OP_QUANTIZE:
+    case SPW_OP_DEQUANTIZE:
+        return n->n_inputs >= 2 && !is_const(g, n->inputs[0]) && is_const(g, n->inputs[1]);
+    case SPW_OP_BATCH_NORM:
+        if (n->n_inputs != 5 || is_const(g, n->inputs[0]) || x->ndim < 2)
+            return false;
+        for (int k = 1; k < 5; k++)
+            if (!is_const(g, n->inputs[k]))
+                return false;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- building the dispatch list ---------------------------------------- */
+
+typedef struct build {
+    spw_plan *plan;
+    const spw_graph *g;
+    vk_plan *st;
+    const spw_vk_tuning *tune;
+    int step;
+} build;
+
+static uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+
+static uint32_t ceil_div(uint64_t a, uint64_t b)
+{
+    return (uint32_t)((a + b - 1) / b);
+}
+
+/* Appends words to the constants, 16-byte aligned. */
+static int wpush(build *b, const void *data, size_t words, uint32_t *off)
+{
+    vk_plan *st = b->st;
+    size_t need = (size_t)st->n_wdata + words + 4;
+    if (need > (size_t)INT32_MAX)
+        return spw__error(SPW_EUNSUPPORTED, "vulkan: constants too large");
+    if (spw__grow((void **)&st->wdata, &st->cap_wdata, (int)need, sizeof(float)))
+        return spw__error(SPW_ENOMEM, "vulkan: out of memory packing constants");
+    *off = (uint32_t)st->n_wdata;
+    if (words)
+        memcpy(st->wdata + st->n_wdata, data, words * 4);
+    st->n_wdata += (int)words;
+    while (st->n_wdata % 4)
+        st->wdata[st->n_wdata++] = 0.0f;
+    return 0;
+}
+
+/* Element offset of constant v in the constants buffer, packed on first use. */
+static int wconst(build *b, int v, uint32_t *off)
+{
+    vk_plan *st = b->st;
+    if (st->woff[v] == NO_WOFF) {
+        const spw_value *val = &b->g->values[v];
+        if (spw_dtype_size(val->dtype) != 4)
+            return spw__error(SPW_EUNSUPPORTED, "vulkan: constant '%s' is not 32-bit", val->name);
+        int rc = wpush(b, val->data, val->nbytes / 4, &st->woff[v]);
+        if (rc)
+            return rc;
+    }
+    *off = st->woff[v];
+    return 0;
+}
+
+static size_t value_bytes(const spw_graph *g, int v)
+{
+    return (size_t)spw__value_numel(&g->values[v]) * spw_dtype_size(g->values[v].dtype);
+}
+
+/* Operand offset in 4-byte words: arena, or constants with bit 31 set. */
+static int operand(build *b, vk_disp *d, int v, uint32_t *off)
+{
+    if (is_const(b->g, v)) {
+        int rc = wconst(b, v, off);
+        *off |= FROM_CONSTS;
+        return rc;
+    }
+    size_t o = b->plan->offsets[v];
+    *off = (uint32_t)(o / 4);
+    if (d->n_rd < MAX_READS)
+        d->rd[d->n_rd++] = (range){o, o + value_bytes(b->g, v)};
+    return 0;
+}
+
+static vk_disp *new_disp(build *b, int shader, const spw_node *n, uint32_t wg_x)
+{
+    vk_plan *st = b->st;
+    if (st->n_disp == st->cap_disp &&
+        spw__grow((void **)&st->disp, &st->cap_disp, st->n_disp + 1, sizeof(vk_disp)))
+        return NULL;
+    vk_disp *d = &st->disp[st->n_disp++];
+    memset(d, 0, sizeof(*d));
+    d->shader = shader;
+    d->step = b->step;
+    d->spec[0] = wg_x;
+    d->spec[1] = 1;
+    d->spec[2] = 1;
+    d->spec[3] = (uint32_t)n->n_post;
+    for (int k = 0; k < n->n_post; k++) {
+        const spw_post_op *p = &n->post[k];
+        d->spec[4 + k] = (uint32_t)p->kind;
+        d->spec[8 + k] = f2u(p->a);
+        d->spec[12 + k] = f2u(p->b);
+        if (p->kind == SPW_POST_ADD) {
+            size_t o = b->plan->offsets[p->value];
+            d->push[4 + k] = (uint32_t)(o / 4);
+            d->rd[d->n_rd++] = (range){o, o + value_bytes(b->g, p->value)};
+        }
+    }
+    d->n_spec = SPEC_SHAPE;
+    int out = n->outputs[0];
+    size_t o = b->plan->offsets[out];
+    d->push[3] = (uint32_t)(o / 4);
+    d->wr = (range){o, o + value_bytes(b->g, out)};
+    return d;
+}
+
+static void spec(vk_disp *d, uint32_t v)
+{
+    if (d->n_spec < MAX_SPEC)
+        d->spec[d->n_spec++] = v;
+}
+
+/* A 1-D grid over total invocations, folded into y past 65535 workgroups. */
+static void grid_1d(vk_disp *d, uint64_t total)
+{
+    uint32_t groups = ceil_div(total ? total : 1, d->spec[0]);
+    d->groups[0] = groups > MAX_GROUPS ? MAX_GROUPS : groups;
+    d->groups[1] = ceil_div(groups, d->groups[0]);
+    d->groups[2] = 1;
+}
+
+#define NEW(shader, wg)                                                   \
+    vk_disp *d = new_disp(b, (shader), n, (wg));                          \
+    if (!d)                                                               \
+        return spw__error(SPW_ENOMEM, "vulkan: out of memory building a plan")
+
+static int build_conv(build *b, const spw_node *n)
+{
+    const spw_graph *g = b->g;
+    const spw_conv_params *p = &n->p.conv;
+    const spw_value *x = &g->values[n->inputs[0]], *w = &g->values[n->inputs[1]];
+    const spw_value *y = &g->values[n->outputs[0]];
+    const bool tr = n->op == SPW_OP_CONV_TRANSPOSE;
+    const uint32_t N = (uint32_t)x->dims[0], C = (uint32_t)x->dims[1];
+    const uint32_t H = (uint32_t)x->dims[2], W = (uint32_t)x->dims[3];
+    const uint32_t M = (uint32_t)y->dims[1], OH = (uint32_t)y->dims[2], OW = (uint32_t)y->dims[3];
+    const uint32_t KH = (uint32_t)w->dims[2], KW = (uint32_t)w->dims[3];
+    const uint32_t G = p->group > 0 ? (uint32_t)p->group : 1;
+    const uint32_t cin_g = C / G, cout_g = M / G;
+    const bool has_bias = n->n_inputs > 2 && n->inputs[2] >= 0;
+#define ONE(v) ((v) > 0 ? (uint32_t)(v) : 1u)
+    const bool pointwise = !tr && KH == 1 && KW == 1 && G == 1 && !p->pads[0] && !p->pads[1];
+
+    uint32_t tm = b->tune->conv_tile_m, tp = b->tune->conv_tile_p;
+    while (tm > 1 && (tm > M || (G > 1 && cout_g % tm)))
+        tm /= 2;
+    while (tp > 1 && tp > OH * OW)
+        tp /= 2;
+    NEW(pointwise ? SPW_VK_SH_CONV1X1 : SPW_VK_SH_CONV, b->tune->wg_conv);
+    int rc;
+    if ((rc = operand(b, d, n->inputs[0], &d->push[0])) || (rc = wconst(b, n->inputs[1], &d->push[1])))
+        return rc;
+    if (has_bias && (rc = wconst(b, n->inputs[2], &d->push[2])))
+        return rc;
+    if (pointwise) {
+        spec(d, C), spec(d, H), spec(d, W), spec(d, M), spec(d, OH), spec(d, OW);
+        spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
+        spec(d, has_bias), spec(d, tm), spec(d, tp);
+    } else {
+        spec(d, cin_g), spec(d, H), spec(d, W), spec(d, M), spec(d, OH), spec(d, OW);
+        spec(d, KH), spec(d, KW), spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
+        spec(d, ONE(p->dilation[0])), spec(d, ONE(p->dilation[1]));
+        spec(d, (uint32_t)p->pads[0]), spec(d, (uint32_t)p->pads[1]);
+        spec(d, cout_g), spec(d, has_bias), spec(d, tm), spec(d, tr), spec(d, tp);
+    }
+    d->groups[0] = ceil_div(ceil_div((uint64_t)OH * OW, tp), d->spec[0]);
+    d->groups[1] = ceil_div(M, tm);
+    d->groups[2] = N;
+    return d->groups[0] > MAX_GROUPS ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
+                                     : 0;
+}
+
+static int build_pool(build *b, const spw_node *n)
+{
+    const spw_pool_params *p = &n->p.pool;
+    const spw_value *x = &b->g->values[n->inputs[0]], *y = &b->g->values[n->outputs[0]];
+    NEW(SPW_VK_SH_POOL, b->tune->wg_1d);
+    int rc = operand(b, d, n->inputs[0], &d->push[0]);
+    if (rc)
+        return rc;
+    const uint32_t OH = (uint32_t)y->dims[2], OW = (uint32_t)y->dims[3];
+    spec(d, (uint32_t)x->dims[2]), spec(d, (uint32_t)x->dims[3]), spec(d, OH), spec(d, OW);
+    spec(d, (uint32_t)p->kernel[0]), spec(d, (uint32_t)p->kernel[1]);
+    spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
+    spec(d, ONE(p->dilation[0])), spec(d, ONE(p->dilation[1]));
+    for (int i = 0; i < 4; i++)
+        spec(d, (uint32_t)p->pads[i]);
+    spec(d, n->op == SPW_OP_MAX_POOL), spec(d, (uint32_t)p->count_include_pad);
+    d->groups[0] = ceil_div((uint64_t)OH * OW, d->spec[0]);
+    d->groups[1] = (uint32_t)(x->dims[0] * x->dims[1]);
+    d->groups[2] = 1;
+    return d->groups[0] > MAX_GROUPS ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
+                                     : 0;
+}
+
+static int build_gpool(build *b, const spw_node *n)
+{
+    const spw_value *x = &b->g->values[n->inputs[0]];
+    /* The shared-memory reduction halves the workgroup: keep it a power of two. */
+    uint32_t wg = 1;
+    while (wg * 2 <= b->tune->wg_1d)
+        wg *= 2;
+    NEW(SPW_VK_SH_GPOOL, wg);
+    int rc = operand(b, d, n->inputs[0], &d->push[0]);
+    if (rc)
+        return rc;
+    const uint64_t rows = (uint64_t)span(x, 0, 2);
+    spec(d, (uint32_t)span(x, 2, x->ndim));
+    d->push[8] = (uint32_t)rows;
+    d->groups[0] = rows > MAX_GROUPS ? MAX_GROUPS : (uint32_t)(rows ? rows : 1);
+    d->groups[1] = ceil_div(rows ? rows : 1, d->groups[0]);
+    d->groups[2] = 1;
+    return 0;
+}
+
+static int build_gemm(build *b, const spw_node *n)
+{
+    const spw_graph *g = b->g;
+    const spw_value *a = &g->values[n->inputs[0]], *bv = &g->values[n->inputs[1]];
+    const spw_value *y = &g->values[n->outputs[0]];
+    NEW(SPW_VK_SH_GEMM, b->tune->wg_gemm);
+    int rc;
+    if ((rc = operand(b, d, n->inputs[0], &d->push[0])) ||
+        (rc = operand(b, d, n->inputs[1], &d->push[1])))
+        return rc;
+    uint32_t M, N, K, a_si, a_sk, b_sk, b_sj;
+    uint32_t has_c = 0, c_si = 0, c_sj = 0;
+    float alpha = 1.0f, beta = 1.0f;
+    uint32_t bd[3] = {1, 1, 1}, sa[3] = {0, 0, 0}, sb[3] = {0, 0, 0};
+    if (n->op == SPW_OP_GEMM) {
+        const spw_gemm_params *p = &n->p.gemm;
+        M = (uint32_t)y->dims[0];
+        N = (uint32_t)y->dims[1];
+        K = (uint32_t)(p->trans_a ? a->dims[0] : a->dims[1]);
+        a_si = p->trans_a ? 1 : K;
+        a_sk = p->trans_a ? M : 1;
+        b_sk = p->trans_b ? 1 : N;
+        b_sj = p->trans_b ? K : 1;
+        alpha = p->alpha;
+        beta = p->beta;
+        if (n->n_inputs > 2 && n->inputs[2] >= 0) {
+            const spw_value *c = &g->values[n->inputs[2]];
+            if ((rc = operand(b, d, n->inputs[2], &d->push[2])))
+                return rc;
+            uint32_t rows = c->ndim == 2 ? (uint32_t)c->dims[0] : 1;
+            uint32_t cols = c->ndim >= 1 ? (uint32_t)c->dims[c->ndim - 1] : 1;
+            has_c = 1;
+            c_sj = cols == 1 ? 0 : 1;
+            c_si = rows == 1 ? 0 : cols;
+        }
+    } else {
+        M = a->ndim >= 2 ? (uint32_t)a->dims[a->ndim - 2] : 1;
+        K = (uint32_t)a->dims[a->ndim - 1];
+        N = bv->ndim >= 2 ? (uint32_t)bv->dims[bv->ndim - 1] : 1;
+        a_si = a->ndim >= 2 ? K : 0;
+        a_sk = 1;
+        b_sk = bv->ndim >= 2 ? N : 1;
+        b_sj = bv->ndim >= 2 ? 1 : 0;
+        /* Batch axes aligned right into three slots; size 1 broadcasts. */
+        int na = a->ndim > 2 ? a->ndim - 2 : 0, nb = bv->ndim > 2 ? bv->ndim - 2 : 0;
+        uint32_t step_a = M * K, step_b = K * N;
+        for (int i = 2, ia = na - 1, ib = nb - 1; i >= 0; i--, ia--, ib--) {
+            uint32_t da = ia >= 0 ? (uint32_t)a->dims[ia] : 1;
+            uint32_t db = ib >= 0 ? (uint32_t)bv->dims[ib] : 1;
+            bd[i] = da > db ? da : db;
+            sa[i] = da == 1 ? 0 : step_a;
+            sb[i] = db == 1 ? 0 : step_b;
+            step_a *= da;
+            step_b *= db;
+        }
+        if (na > 3 || nb > 3)
+            return spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' has more than 3 batch axes", n->name);
+    }
+    spec(d, M), spec(d, N), spec(d, K), spec(d, a_si), spec(d, a_sk), spec(d, b_sk), spec(d, b_sj);
+    spec(d, has_c), spec(d, c_si), spec(d, c_sj), spec(d, f2u(alpha)), spec(d, f2u(beta));
+    for (int i = 0; i < 3; i++)
+        spec(d, bd[i]);
+    for (int i = 0; i < 3; i++)
+        spec(d, sa[i]);
+    for (int i = 0; i < 3; i++)
+        spec(d, sb[i]);
+    d->groups[0] = ceil_div(N, d->spec[0]);
+    d->groups[1] = M;
+    d->groups[2] = bd[0] * bd[1] * bd[2];
+    return 0;
+}
+
+/* Strides that read v as broadcast to the 6-axis padded output shape. */
+static void bcast_strides(const spw_value *v, int out_nd, uint32_t *s)
+{
+    int shift = 6 - v->ndim;
+    uint32_t st = 1;
+    for (int i = 5; i >= 0; i--) {
+        int64_t dim = i - shift >= 0 ? v->dims[i - shift] : 1;
+        s[i] = dim == 1 ? 0 : st;
+        st *= (uint32_t)dim;
+    }
+    (void)out_nd;
+}
+
+static void pad_dims6(const spw_value *y, uint32_t *dims)
+{
+    int shift = 6 - y->ndim;
+    for (int i = 0; i < 6; i++)
+        dims[i] = i - shift >= 0 ? (uint32_t)y->dims[i - shift] : 1;
+}
+
+static int build_eltwise(build *b, const spw_node *n)
+{
+    const spw_graph *g = b->g;
+    const spw_value *y = &g->values[n->outputs[0]];
+    const uint64_t total = (uint64_t)spw__value_numel(y);
+    if (!total)
+        return 0;
+    NEW(SPW_VK_SH_ELTWISE, b->tune->wg_1d);
+    int rc = operand(b, d, n->inputs[0], &d->push[0]);
+    if (rc)
+        return rc;
+    bool binary = n->op == SPW_OP_ADD || n->op == SPW_OP_MUL;
+    if (binary && (rc = operand(b, d, n->inputs[1], &d->push[1])))
+        return rc;
+    uint32_t kind = 0;
+    float ua = 0, ub = 0;
+    switch (n->op) {
+    case SPW_OP_RELU:
+        kind = SPW_POST_RELU;
+        break;
+    case SPW_OP_CLIP:
+        kind = SPW_POST_CLIP;
+        ua = n->p.clip.min;
+        ub = n->p.clip.max;
+        break;
+    case SPW_OP_LEAKY_RELU:
+        kind = SPW_POST_LEAKY_RELU;
+        ua = n->p.leaky.alpha;
+        break;
+    case SPW_OP_SIGMOID:
+        kind = SPW_POST_SIGMOID;
+        break;
+    case SPW_OP_HARD_SWISH:
+        kind = SPW_POST_HARD_SWISH;
+        break;
+    default:
+        break;
+    }
+    uint32_t dims[6], sa[6], sb[6] = {0};
+    pad_dims6(y, dims);
+    bcast_strides(&g->values[n->inputs[0]], y->ndim, sa);
+    if (binary)
+        bcast_strides(&g->values[n->inputs[1]], y->ndim, sb);
+    spec(d, binary ? (n->op == SPW_OP_MUL) : 2), spec(d, kind), spec(d, f2u(ua)), spec(d, f2u(ub));
+    spec(d, (uint32_t)total);
+    for (int i = 1; i < 6; i++)
+        spec(d, dims[i]);
+    for (int i = 0; i < 6; i++)
+        spec(d, sa[i]);
+    for (int i = 0; i < 6; i++)
+        spec(d, sb[i]);
+    grid_1d(d, total);
+    return 0;
+}
+
+/* One strided copy: dims (6, outermost first), source and destination strides. */
+static int copy_disp(build *b, const spw_node *n, int src, uint32_t dst_off, const uint32_t *dims,
+                     const uint32_t *ss, const uint32_t *ds, range wr)
+{
+    uint64_t total = 1;
+    for (int i = 0; i < 6; i++)
+        total *= dims[i];
+    if (!total)
+        return 0;
+    NEW(SPW_VK_SH_COPY, b->tune->wg_1d);
+    int rc = operand(b, d, src, &d->push[0]);
+    if (rc)
+        return rc;
+    d->push[3] = dst_off;
+    d->wr = wr;
+    spec(d, (uint32_t)total);
+    for (int i = 1; i < 6; i++)
+        spec(d, dims[i]);
+    for (int i = 0; i < 6; i++)
+        spec(d, ss[i]);
+    for (int i = 0; i < 6; i++)
+        spec(d, ds[i]);
+    grid_1d(d, total);
+    return 0;
+}
+
+static int build_copy(build *b, const spw_node *n)
+{
+    const spw_graph *g = b->g;
+    int out = n->outputs[0];
+    const spw_value *y = &g->values[out];
+    size_t yo = b->plan->offsets[out];
+    range wr = {yo, yo + value_bytes(g, out)};
+    uint32_t dims[6] = {1, 1, 1, 1, 1, 1}, ss[6] = {0}, ds[6] = {0};
+
+    if (n->op == SPW_OP_TRANSPOSE) {
+        const spw_value *x = &g->values[n->inputs[0]];
+        int64_t xs[SPW_MAX_DIMS];
+        int64_t s = 1;
+        for (int i = x->ndim - 1; i >= 0; i--) {
+            xs[i] = s;
+            s *= x->dims[i];
+        }
+        int shift = 6 - y->ndim;
+        pad_dims6(y, dims);
+        uint32_t st = 1;
+        for (int i = 5; i >= shift; i--) {
+            ss[i] = (uint32_t)xs[n->p.transpose.perm[i - shift]];
+            ds[i] = st;
+            st *= dims[i];
+        }
+        return copy_disp(b, n, n->inputs[0], (uint32_t)(yo / 4), dims, ss, ds, wr);
+    }
+    if (n->op == SPW_OP_CONCAT) {
+        const int axis = n->p.axis.axis;
+        const uint32_t outer = (uint32_t)span(y, 0, axis);
+        const uint32_t inner = (uint32_t)span(y, axis + 1, y->ndim);
+        const uint32_t row = (uint32_t)y->dims[axis] * inner;
+        uint32_t at = 0;
+        for (int k = 0; k < n->n_inputs; k++) {
+            uint32_t len = (uint32_t)g->values[n->inputs[k]].dims[axis] * inner;
+            uint32_t cd[6] = {outer, 1, 1, 1, 1, len};
+            uint32_t cs[6] = {len, 0, 0, 0, 0, 1}, cds[6] = {row, 0, 0, 0, 0, 1};
+            int rc = copy_disp(b, n, n->inputs[k], (uint32_t)(yo / 4) + at, cd, cs, cds, wr);
+            if (rc)
+                return rc;
+            at += len;
+        }
+        return 0;
+    }
+    /* Reshape, Flatten, Identity: one run, nothing at all when aliased. */
+    if (!is_const(g, n->inputs[0]) && b->plan->offsets[n->inputs[0]] == yo)
+        return 0;
+    dims[0] = (uint32_t)spw__value_numel(y);
+    ss[0] = ds[0] = 1;
+    return copy_disp(b, n, n->inputs[0], (uint32_t)(yo / 4), dims, ss, ds, wr);
+}
+
+static int build_softmax(build *b, const spw_node *n)
+{
+    const spw_value *y = &b->g->values[n->outputs[0]];
+    const int axis = n->p.axis.axis;
+    const uint64_t outer = (uint64_t)span(y, 0, axis), inner = (uint64_t)span(y, axis + 1, y->ndim);
+    NEW(SPW_VK_SH_SOFTMAX, b->tune->wg_1d);
+    int rc = operand(b, d, n->inputs[0], &d->push[0]);
+    if (rc)
+        return rc;
+    spec(d, (uint32_t)outer), spec(d, y->ndim ? (uint32_t)y->dims[axis] : 1), spec(d, (uint32_t)inner);
+    grid_1d(d, outer * inner);
+    return 0;
+}
+
+static int build_gdn(build *b, const spw_node *n)
+{
+    const spw_value *x = &b->g->values[n->inputs[0]];
+    const uint32_t S = (uint32_t)span(x, 2, x->ndim);
+    NEW(SPW_VK_SH_GDN, b->tune->wg_1d);
+    int rc;
+    if ((rc = operand(b, d, n->inputs[0], &d->push[0])) || (rc = wconst(b, n->inputs[1], &d->push[1])) ||
+        (rc = wconst(b, n->inputs[2], &d->push[2])))
+        return rc;
+    spec(d, (uint32_t)x->dims[1]), spec(d, S), spec(d, (uint32_t)n->p.gdn.inverse);
+    d->groups[0] = ceil_div(S, d->spec[0]);
+    d->groups[1] = (uint32_t)x->dims[1];
+    d->groups[2] = (uint32_t)x->dims[0];
+    return d->groups[0] > MAX_GROUPS ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
+                                     : 0;
+}
+
+static int build_channel(build *b, const spw_node *n)
+{
+    const spw_graph *g = b->g;
+    const spw_value *x = &g->values[n->inputs[0]];
+    const uint64_t total = (uint64_t)spw__value_numel(x);
+    if (!total)
+        return 0;
+    NEW(SPW_VK_SH_CHANNEL, b->tune->wg_1d);
+    int rc = operand(b, d, n->inputs[0], &d->push[0]);
+    if (rc)
+        return rc;
+    const uint32_t C = x->ndim > 1 ? (uint32_t)x->dims[1] : 1;
+    uint32_t mode = n->op == SPW_OP_QUANTIZE ? 0 : n->op == SPW_OP_DEQUANTIZE ? 1 : 2;
+    if (mode < 2) {
+        if ((rc = wconst(b, n->inputs[1], &d->push[1])))
+            return rc;
+    } else {
+        /* BatchNormalization folded to y = x * k + b, computed in double here. */
+        const float *scale = g->values[n->inputs[1]].data, *bias = g->values[n->inputs[2]].data;
+        const float *mean = g->values[n->inputs[3]].data, *var = g->values[n->inputs[4]].data;
+        float *kb = spw__malloc(sizeof(float) * 2 * C);
+        if (!kb)
+            return spw__error(SPW_ENOMEM, "vulkan: out of memory");
+        for (uint32_t c = 0; c < C; c++) {
+            double k = scale[c] / sqrt((double)var[c] + n->p.bn.epsilon);
+            kb[c] = (float)k;
+            kb[C + c] = (float)(bias[c] - mean[c] * k);
+        }
+        rc = wpush(b, kb, C, &d->push[1]);
+        if (!rc)
+            rc = wpush(b, kb + C, C, &d->push[2]);
+        spw__free(kb);
+        if (rc)
+            return rc;
+    }
+    spec(d, mode), spec(d, C), spec(d, (uint32_t)span(x, 2, x->ndim)), spec(d, (uint32_t)total);
+    grid_1d(d, total);
+    return 0;
+}
+
+static int build_step(build *b, const spw_node *n)
+{
+    switch (n->op) {
+    case SPW_OP_CONV:
+    case SPW_OP_CONV_TRANSPOSE:
+        return build_conv(b, n);
+    case SPW_OP_AVG_POOL:
+    case SPW_OP_MAX_POOL:
+        return build_pool(b, n);
+    case SPW_OP_GLOBAL_AVG_POOL:
+        return build_gpool(b, n);
+    case SPW_OP_GEMM:
+    case SPW_OP_MATMUL:
+        return build_gemm(b, n);
+    case SPW_OP_ADD:
+    case SPW_OP_MUL:
+        return build_eltwise(b, n);
+    case SPW_OP_SOFTMAX:
+        return build_softmax(b, n);
+    case SPW_OP_GDN:
+        return build_gdn(b, n);
+    case SPW_OP_QUANTIZE:
+    case SPW_OP_DEQUANTIZE:
+    case SPW_OP_BATCH_NORM:
+        return build_channel(b, n);
+    default:
+        if (is_unary(n->op))
+            return build_eltwise(b, n);
+        if (is_copy_op(n->op))
+            return build_copy(b, n);
+        return spw__error(SPW_EUNSUPPORTED, "vulkan: no kernel for '%s' (%s)", n->name,
+                          spw__op_name(n->op));
+    }
+}
+
+/* ---- pipelines, descriptors, recording --------------------------------- */
+
+static int resolve_pipes(vk_plan *st)
+{
+    for (int i = 0; i < st->n_disp; i++) {
+        vk_disp *d = &st->disp[i];
+        int found = -1;
+        for (int k = 0; k < st->n_pipes && found < 0; k++)
+            if (st->pipes[k].shader == d->shader && st->pipes[k].n_spec == d->n_spec &&
+                !memcmp(st->pipes[k].spec, d->spec, d->n_spec * 4))
+                found = k;
+        if (found < 0) {
+            if (st->n_pipes == st->cap_pipes &&
+                spw__grow((void **)&st->pipes, &st->cap_pipes, st->n_pipes + 1, sizeof(vk_pipe)))
+                return spw__error(SPW_ENOMEM, "vulkan: out of memory");
+            vk_pipe *p = &st->pipes[st->n_pipes];
+            memset(p, 0, sizeof(*p));
+            p->shader = d->shader;
+            p->n_spec = d->n_spec;
+            memcpy(p->spec, d->spec, d->n_spec * 4);
+            int rc = spw__vk_pipeline(st->ctx, d->shader, d->spec, d->n_spec, &p->pipe);
+            if (rc)
+                return rc;
+            found = st->n_pipes++;
+        }
+        d->pipe = found;
+    }
+    return 0;
+}
+
+static int make_set(vk_plan *st, spw_vk_buffer *arena)
+{
+    const spw_vk_fns *f = spw__vk_fns();
+    spw_vk_ctx *ctx = st->ctx;
+    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 3};
+    VkDescriptorPoolCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+        .maxSets = 1,
+        .poolSizeCount = 1,
+        .pPoolSizes = &ps,
+    };
+    int rc = spw__vk_check(f->vkCreateDescriptorPool(ctx->dev, &pci, NULL, &st->dpool),
+                           "vkCreateDescriptorPool");
+    if (rc)
+        return rc;
+    VkDescriptorSetAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+        .descriptorPool = st->dpool,
+        .descriptorSetCount = 1,
+        .pSetLayouts = &ctx->dsl,
+    };
+    if ((rc = spw__vk_check(f->vkAllocateDescriptorSets(ctx->dev, &ai, &st->set),
+                            "vkAllocateDescriptorSets")))
+        return rc;
+    VkDescriptorBufferInfo bi[3] = {
+        {arena->buf, 0, VK_WHOLE_SIZE},
+        {st->weights.buf, 0, VK_WHOLE_SIZE},
+        {arena->buf, 0, VK_WHOLE_SIZE},
+    };
+    VkWriteDescriptorSet w[3];
+    for (uint32_t i = 0; i < 3; i++)
+        w[i] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = st->set,
+            .dstBinding = i,
+            .descriptorCount = 1,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .pBufferInfo = &bi[i],
+        };
+    f->vkUpdateDescriptorSets(ctx->dev, 3, w, 0, NULL);
+    return 0;
+}
+
+static bool overlaps(range a, range b)
+{
+    return a.lo < b.hi && b.lo < a.hi;
+}
+
+/* Hazard tracking between dispatches: what was written and read since the
+ * last barrier. A dispatch that reads or overwrites a pending write, or
+ * overwrites a pending read, waits behind a barrier; independent dispatches
+ * (the two branches of a residual block) run without one. */
+typedef struct pending {
+    range wr[64], rd[64];
+    int n_wr, n_rd;
+} pending;
+
+static bool needs_barrier(const pending *p, const vk_disp *d)
+{
+    if (p->n_wr >= 64 || p->n_rd >= 64 - MAX_READS)
+        return true;
+    for (int i = 0; i < p->n_wr; i++) {
+        if (overlaps(p->wr[i], d->wr))
+            return true;
+        for (int k = 0; k < d->n_rd; k++)
+            if (overlaps(p->wr[i], d->rd[k]))
+                return true;
+    }
+    for (int i = 0; i < p->n_rd; i++)
+        if (overlaps(p->rd[i], d->wr))
+            return true;
+    return false;
+}
+
+static void barrier(VkCommandBuffer cmd, VkBuffer buf, const pending *p)
+{
+    size_t lo = SIZE_MAX, hi = 0;
+    for (int i = 0; i < p->n_wr; i++) {
+        lo = SPW_MIN(lo, p->wr[i].lo);
+        hi = SPW_MAX(hi, p->wr[i].hi);
+    }
+    for (int i = 0; i < p->n_rd; i++) {
+        lo = SPW_MIN(lo, p->rd[i].lo);
+        hi = SPW_MAX(hi, p->rd[i].hi);
+    }
+    if (hi <= lo) {
+        lo = 0;
+        hi = 0;
+    }
+    VkBufferMemoryBarrier bb = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+        .srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
+        .dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
+        .buffer = buf,
+        .offset = hi > lo ? lo : 0,
+        .size = hi > lo ? hi - lo : VK_WHOLE_SIZE,
+    };
+    spw__vk_fns()->vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 0, NULL, 1, &bb,
+                                        0, NULL);
+}
+
+static int record(vk_plan *st, spw_plan *plan)
+{
+    const spw_vk_fns *f = spw__vk_fns();
+    spw_vk_ctx *ctx = st->ctx;
+    spw_vk_buffer *arena = plan->arena->impl;
+    VkCommandBufferAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = ctx->pool,
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = 1,
+    };
+    pthread_mutex_lock(&ctx->lock); /* the command pool is shared */
+    int rc = spw__vk_check(f->vkAllocateCommandBuffers(ctx->dev, &ai, &st->cmd),
+                           "vkAllocateCommandBuffers");
+    if (rc) {
+        pthread_mutex_unlock(&ctx->lock);
+        return rc;
+    }
+    VkCommandBuffer cmd = st->cmd;
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    f->vkBeginCommandBuffer(cmd, &bi);
+    /* Inputs arrive by host writes or transfers; the previous run's shader
+     * writes must also land before this run overwrites them. */
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
+                         VK_ACCESS_SHADER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+    };
+    f->vkCmdPipelineBarrier(cmd,
+                            VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT |
+                                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                            VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    if (st->qpool) {
+        f->vkCmdResetQueryPool(cmd, st->qpool, 0, (uint32_t)plan->n_steps + 1);
+        f->vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, st->qpool, 0);
+    }
+    f->vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->layout, 0, 1, &st->set, 0,
+                               NULL);
+    pending p;
+    p.n_wr = p.n_rd = 0;
+    int bound = -1, di = 0;
+    for (int s = 0; s < plan->n_steps; s++) {
+        /* Profiling serialises the steps so each timestamp pair brackets one layer. */
+        if (st->qpool && (p.n_wr || p.n_rd)) {
+            barrier(cmd, arena->buf, &p);
+            p.n_wr = p.n_rd = 0;
+        }
+        for (; di < st->n_disp && st->disp[di].step == s; di++) {
+            const vk_disp *d = &st->disp[di];
+            if (needs_barrier(&p, d)) {
+                barrier(cmd, arena->buf, &p);
+                p.n_wr = p.n_rd = 0;
+            }
+            p.wr[p.n_wr++] = d->wr;
+            for (int k = 0; k < d->n_rd; k++)
+                p.rd[p.n_rd++] = d->rd[k];
+            if (d->pipe != bound) {
+                f->vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, st->pipes[d->pipe].pipe);
+                bound = d->pipe;
+            }
+            f->vkCmdPushConstants(cmd, ctx->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                                  SPW_VK_PUSH_WORDS * 4, d->push);
+            f->vkCmdDispatch(cmd, d->groups[0], d->groups[1], d->groups[2]);
+        }
+        if (st->qpool)
+            f->vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, st->qpool,
+                                   (uint32_t)s + 1);
+    }
+    /* Results are read by the host (mapped arena) or copied out (staging). */
+    VkMemoryBarrier out = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT,
+    };
+    f->vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                            VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1,
+                            &out, 0, NULL, 0, NULL);
+    rc = spw__vk_check(f->vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
+    pthread_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+static void vk_plan_release(spw_backend *be, spw_plan *plan, void *state)
+{
+    (void)plan;
+    vk_plan *st = state;
+    if (!st)
+        return;
+    const spw_vk_fns *f = spw__vk_fns();
+    spw_vk_ctx *ctx = be->ctx;
+    if (st->cmd) {
+        pthread_mutex_lock(&ctx->lock);
+        f->vkFreeCommandBuffers(ctx->dev, ctx->pool, 1, &st->cmd);
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    if (st->qpool)
+        f->vkDestroyQueryPool(ctx->dev, st->qpool, NULL);
+    if (st->dpool)
+        f->vkDestroyDescriptorPool(ctx->dev, st->dpool, NULL);
+    for (int i = 0; i < st->n_pipes; i++)
+        f->vkDestroyPipeline(ctx->dev, st->pipes[i].pipe, NULL);
+    if (st->has_weights)
+        spw__vk_buffer_destroy(ctx, &st->weights);
+    spw__free(st->ts);
+    spw__free(st->pipes);
+    spw__free(st->disp);
+    spw__free(st->wdata);
+    spw__free(st->woff);
+    spw__free(st);
+}
+
+static int upload_weights(vk_plan *st)
+{
+    spw_vk_ctx *ctx = st->ctx;
+    size_t bytes = (size_t)(st->n_wdata ? st->n_wdata : 4) * 4;
+    bool mapped = ctx->map_arena;
+    int rc = spw__vk_buffer_create(ctx, bytes, mapped, &st->weights);
+    if (rc)
+        return rc;
+    st->has_weights = true;
+    if (!st->n_wdata)
+        return 0;
+    if (mapped) {
+        memcpy(st->weights.mem.map, st->wdata, (size_t)st->n_wdata * 4);
+        return 0;
+    }
+    return spw__vk_staged_copy(ctx, &st->weights, 0, st->wdata, NULL, (size_t)st->n_wdata * 4, true);
+}
+
+static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
+{
+    spw_vk_ctx *ctx = be->ctx;
+    const spw_graph *g = plan->graph;
+    if (plan->arena_size > ctx->info.max_storage_range)
+        return spw__error(SPW_EUNSUPPORTED,
+                          "vulkan: arena of %zu bytes exceeds the device's %llu-byte buffer range",
+                          plan->arena_size, (unsigned long long)ctx->info.max_storage_range);
+    vk_plan *st = spw__calloc(1, sizeof(*st));
+    if (!st)
+        return spw__error(SPW_ENOMEM, "vulkan: out of memory");
+    st->ctx = ctx;
+    int rc;
+    st->woff = spw__malloc(sizeof(uint32_t) * (size_t)(g->n_values ? g->n_values : 1));
+    if (!st->woff) {
+        rc = spw__error(SPW_ENOMEM, "vulkan: out of memory");
+        goto fail;
+    }
+    for (int v = 0; v < g->n_values; v++)
+        st->woff[v] = NO_WOFF;
+    build b = {plan, g, st, &ctx->tuning, 0};
+    for (int s = 0; s < plan->n_steps; s++) {
+        b.step = s;
+        if ((rc = build_step(&b, &g->nodes[plan->steps[s]])))
+            goto fail;
+    }
+    if ((rc = upload_weights(st)))
+        goto fail;
+    spw__free(st->wdata); /* the device copy is all that is needed now */
+    st->wdata = NULL;
+    st->n_wdata = st->cap_wdata = 0;
+    if ((rc = resolve_pipes(st)))
+        goto fail;
+    spw__vk_cache_save(ctx);
+    if ((rc = make_set(st, plan->arena->impl)))
+        goto fail;
+    if (plan->step_ns) {
+        if (ctx->info.timestamp_bits) {
+            VkQueryPoolCreateInfo qci = {
+                .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                .queryCount = (uint32_t)plan->n_steps + 1,
+            };
+            st->ts = spw__calloc((size_t)plan->n_steps + 1, sizeof(uint64_t));
+            if (!st->ts) {
+                rc = spw__error(SPW_ENOMEM, "vulkan: out of memory");
+                goto fail;
+            }
+            if ((rc = spw__vk_check(spw__vk_fns()->vkCreateQueryPool(ctx->dev, &qci, NULL, &st->qpool),
+                                    "vkCreateQueryPool")))
+                goto fail;
+        } else {
+            SPW_LOGW("vulkan: '%s' has no timestamps; per-step times stay 0", ctx->info.name);
+        }
+    }
+    if ((rc = record(st, plan)))
+        goto fail;
+    SPW_LOGD("vulkan: plan of %d steps: %d dispatches, %d pipelines", plan->n_steps, st->n_disp,
+             st->n_pipes);
+    *state = st;
+    return 0;
+fail:
+    vk_plan_release(be, plan, st);
+    return rc;
+}
+
+static int vk_run_plan(spw_backend *be, spw_plan *plan, void *state)
+{
+    const spw_vk_fns *f = spw__vk_fns();
+    spw_vk_ctx *ctx = be->ctx;
+    vk_plan *st = state;
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+        .commandBufferCount = 1,
+        .pCommandBuffers = &st->cmd,
+    };
+    pthread_mutex_lock(&ctx->lock);
+    int rc = spw__vk_check(f->vkQueueSubmit(ctx->queue, 1, &si, ctx->fence), "vkQueueSubmit");
+    if (!rc) {
+        rc = spw__vk_check(f->vkWaitForFences(ctx->dev, 1, &ctx->fence, VK_TRUE, UINT64_MAX),
+                           "vkWaitForFences");
+        f->vkResetFences(ctx->dev, 1, &ctx->fence);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (rc || !st->qpool)
+        return rc;
+    uint32_t n = (uint32_t)plan->n_steps + 1;
+    rc = spw__vk_check(f->vkGetQueryPoolResults(ctx->dev, st->qpool, 0, n, n * sizeof(uint64_t),
+                                                st->ts, sizeof(uint64_t),
+                                                VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+                       "vkGetQueryPoolResults");
+    if (rc)
+        return rc;
+    const uint32_t bits = ctx->info.timestamp_bits;
+    const uint64_t mask = bits >= 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
+    const double period = ctx->info.timestamp_period;
+    for (int s = 0; s < plan->n_steps; s++)
+        plan->step_ns[s] += (uint64_t)((double)((st->ts[s + 1] - st->ts[s]) & mask) * period);
+    return 0;
+}
+
+const spw_backend_ops spw__vulkan_ops = {
+    .name = "vulkan",
+    .layout = SPW_LAYOUT_NCHW,
+    .init = vk_init,
+    .fini = vk_fini,
+    .supports_op = vk_supports_op,
+    .buffer_alloc = vk_buffer_alloc,
+    .buffer_free = vk_buffer_free,
+    .buffer_upload = vk_buffer_upload,
+    .buffer_download = vk_buffer_download,
+    .plan_prepare = vk_plan_prepare,
+    .plan_release = vk_plan_release,
+    .run_plan = vk_run_plan,
+};

@@ -1,0 +1,59 @@
+/* splitwire: model bundles (manifest.json + encoder.onnx + decoder.onnx). */
+#ifndef SPLITWIRE_BUNDLE_H
+#define SPLITWIRE_BUNDLE_H
+
+#include "splitwire/codec.h"
+#include "splitwire/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPW_BUNDLE_FORMAT_VERSION 1
+#define SPW_BUNDLE_NAME_MAX 128
+
+/* The manifest, validated. See docs/MODEL_BUNDLE.md. */
+typedef struct spw_bundle_info {
+    char name[SPW_BUNDLE_NAME_MAX];
+    char version[32];
+    int input_width, input_height;
+    int resize;          /* shorter side before the centre crop; 0 = none */
+    float mean[3], std[3];
+    int latent_c, latent_h, latent_w;
+    int rate_index;      /* rate point within its family, 0 = highest rate */
+    double lambda;
+    char backbone[SPW_BUNDLE_NAME_MAX];   /* backbone id, e.g. mobilenet_v2_1.0_224 */
+    char split_value[SPW_BUNDLE_NAME_MAX]; /* value in the backbone the decoder restores */
+    int split_c, split_h, split_w;
+    int num_classes;     /* backbone outputs */
+    int label_offset;    /* class index = output index - label_offset (1 for a background class) */
+    double bpp, top1;    /* measured; negative when not measured */
+    uint32_t id;         /* stable id of the bundle on the wire (hash of name and version) */
+} spw_bundle_info;
+
+typedef struct spw_bundle spw_bundle;
+
+/* Reads and validates dir/manifest.json; the ONNX files load on demand. */
+SPW_API int spw_bundle_open(const char *dir, spw_bundle **out);
+SPW_API void spw_bundle_close(spw_bundle *bundle);
+SPW_API const spw_bundle_info *spw_bundle_get_info(const spw_bundle *bundle);
+SPW_API const char *spw_bundle_dir(const spw_bundle *bundle);
+
+/* Loads the client half (input image tensor -> int32 symbols) or the server
+ * half (symbols -> split features), checking their shapes against the manifest. */
+SPW_API int spw_bundle_load_encoder(const spw_bundle *bundle, spw_model **out);
+SPW_API int spw_bundle_load_decoder(const spw_bundle *bundle, spw_model **out);
+
+/* The entropy coder's tables, read from the initializers of the encoder's
+ * ai.splitwire Quantize node (medians, quantized_cdf, cdf_length, offset).
+ * Client and server build them from the same file, so they always match. */
+SPW_API int spw_bundle_load_tables(const spw_bundle *bundle, spw_codec_tables **out);
+
+/* Finds <models_dir>/<backbone>.onnx (models_dir NULL: $SPW_MODEL_DIR, else
+ * build/models under the current directory), and cuts it at the split value. */
+SPW_API int spw_bundle_load_tail(const spw_bundle *bundle, const char *models_dir, spw_model **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

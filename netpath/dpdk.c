@@ -1,0 +1,401 @@
+/* DPDK transport: one ethdev port (any PMD: net_memif, net_af_packet, net_tap,
+ * a physical NIC), one RX and one TX queue, busy polled.
+ *
+ * Frames live in mbufs: the payload is written straight into the data room
+ * by the producer, the Ethernet/IPv4/UDP headers are built in the bytes in
+ * front of the splitwire header, and received fragments are handed upwards
+ * in the mbuf they arrived in. Nothing here copies a payload.
+ *
+ * Retransmission keeps a reference on the mbuf (tx_burst takes its own), so
+ * the PMD's free after transmit does not recycle it. The headers of a kept
+ * mbuf are rewritten on each send; the PMDs this is used with (memif,
+ * af_packet, tap) are done with an mbuf when tx_burst returns.
+ *
+ * The EAL is initialised once per process from the configured argument
+ * string and shut down when the endpoint closes; it cannot start again in the
+ * same process.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_log.h>
+#include <rte_mbuf.h>
+#include <rte_udp.h>
+
+#include "netpath/proto.h"
+#include "netpath/transport.h"
+
+#define NB_DESC 1024u
+#define MAX_EAL_ARGS 64
+
+typedef struct dpdk_ctx {
+    uint16_t port;
+    struct rte_mempool *mp;
+    struct rte_ether_addr mac, peer_mac;
+    bool peer_mac_known;
+    spw_net_addr local, peer;
+    uint16_t ip_id;
+    uint32_t frame_room;
+    spw_net_stats *stats;
+} dpdk_ctx;
+
+/* 0: never started; 1: running (one endpoint); 2: shut down. */
+static int eal_state;
+static char *eal_argbuf;
+
+static int eal_start(const char *args)
+{
+    if (eal_state == 2)
+        return spw__error(SPW_ENODEV, "DPDK EAL was shut down in this process; it cannot restart");
+    if (eal_state == 1)
+        return spw__error(SPW_EBUSY, "DPDK is already in use by another endpoint of this process");
+    if (!args)
+        args = "";
+    /* DPDK is chatty at start-up: only errors unless the arguments ask. */
+    static const char prefix[] = "splitwire --log-level=error ";
+    size_t len = strlen(args);
+    eal_argbuf = spw__malloc(sizeof(prefix) + len + 1);
+    if (!eal_argbuf)
+        return spw__error(SPW_ENOMEM, "EAL arguments");
+    memcpy(eal_argbuf, prefix, sizeof(prefix) - 1);
+    memcpy(eal_argbuf + sizeof(prefix) - 1, args, len + 1);
+    char *argv[MAX_EAL_ARGS + 1];
+    int argc = 0;
+    for (char *p = eal_argbuf; *p;) {
+        while (*p && isspace((unsigned char)*p))
+            *p++ = 0;
+        if (!*p)
+            break;
+        if (argc == MAX_EAL_ARGS) {
+            spw__free(eal_argbuf);
+            eal_argbuf = NULL;
+            return spw__error(SPW_EINVAL, "more than %d EAL arguments", MAX_EAL_ARGS);
+        }
+        argv[argc++] = p;
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+    }
+    argv[argc] = NULL;
+    /* The EAL keeps pointers into argv: the buffer lives as long as the EAL. */
+    if (rte_eal_init(argc, argv) < 0) {
+        int err = rte_errno;
+        eal_state = 2; /* a failed init cannot be retried either */
+        return spw__error(SPW_ENODEV, "DPDK EAL init failed (%s); arguments: %s",
+                          rte_strerror(err), args);
+    }
+    rte_log_set_level_pattern("pmd.*", RTE_LOG_ERR);
+    eal_state = 1;
+    return 0;
+}
+
+static void eal_stop(void)
+{
+    if (eal_state == 1) {
+        rte_eal_cleanup();
+        eal_state = 2;
+    }
+    spw__free(eal_argbuf);
+    eal_argbuf = NULL;
+}
+
+static int parse_mac(const char *s, struct rte_ether_addr *out)
+{
+    unsigned v[6];
+    char tail;
+    if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
+        return spw__error(SPW_EINVAL, "peer_mac '%s': expected aa:bb:cc:dd:ee:ff", s);
+    for (int i = 0; i < 6; i++) {
+        if (v[i] > 255)
+            return spw__error(SPW_EINVAL, "peer_mac '%s': byte out of range", s);
+        out->addr_bytes[i] = (uint8_t)v[i];
+    }
+    return 0;
+}
+
+static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nbufs,
+                     spw_net_stats *stats, void **out)
+{
+    dpdk_ctx *d = spw__calloc(1, sizeof(*d));
+    if (!d)
+        return spw__error(SPW_ENOMEM, "dpdk transport");
+    int rc = 0;
+    if ((cfg->local && (rc = spw_net_addr_parse(cfg->local, &d->local))) ||
+        (cfg->peer && (rc = spw_net_addr_parse(cfg->peer, &d->peer))))
+        goto fail_args;
+    if (cfg->peer_mac) {
+        if ((rc = parse_mac(cfg->peer_mac, &d->peer_mac)))
+            goto fail_args;
+        d->peer_mac_known = true;
+    }
+    d->stats = stats;
+    d->frame_room = frame_room;
+    if ((rc = eal_start(cfg->eal_args)))
+        goto fail_eal;
+
+    if (cfg->dpdk_port) {
+        if (rte_eth_dev_get_port_by_name(cfg->dpdk_port, &d->port)) {
+            rc = spw__error(SPW_ENODEV, "DPDK port '%s' not found", cfg->dpdk_port);
+            goto fail_port;
+        }
+    } else {
+        uint16_t p;
+        bool found = false;
+        RTE_ETH_FOREACH_DEV(p)
+        {
+            d->port = p;
+            found = true;
+            break;
+        }
+        if (!found) {
+            rc = spw__error(SPW_ENODEV, "no DPDK port (give a --vdev or a device in eal_args)");
+            goto fail_port;
+        }
+    }
+    int socket = rte_eth_dev_socket_id(d->port);
+    if (socket < 0)
+        socket = (int)rte_socket_id();
+
+    /* Mempool: the message layer's share plus both rings and the caches. */
+    char name[RTE_MEMPOOL_NAMESIZE];
+    snprintf(name, sizeof(name), "spw_mp_%u_%d", d->port, (int)getpid());
+    uint32_t n_mbufs = nbufs + 2 * NB_DESC + 512;
+    uint32_t room = RTE_PKTMBUF_HEADROOM + SPW_NET_L2L4_LEN + frame_room;
+    room = SPW_MAX(room, (uint32_t)RTE_MBUF_DEFAULT_BUF_SIZE);
+    d->mp = rte_pktmbuf_pool_create(name, n_mbufs, 256, 0, (uint16_t)room, socket);
+    if (!d->mp) {
+        rc = spw__error(SPW_ENOMEM, "DPDK mempool of %u mbufs: %s", n_mbufs,
+                        rte_strerror(rte_errno));
+        goto fail_pool;
+    }
+
+    struct rte_eth_conf conf;
+    memset(&conf, 0, sizeof(conf));
+    int err = rte_eth_dev_configure(d->port, 1, 1, &conf);
+    if (err) {
+        rc = spw__error(SPW_ENODEV, "DPDK port %u configure: %s", d->port, rte_strerror(-err));
+        goto fail_conf;
+    }
+    uint16_t nrx = NB_DESC, ntx = NB_DESC;
+    (void)rte_eth_dev_adjust_nb_rx_tx_desc(d->port, &nrx, &ntx);
+    if ((err = rte_eth_rx_queue_setup(d->port, 0, nrx, (unsigned)socket, NULL, d->mp)) ||
+        (err = rte_eth_tx_queue_setup(d->port, 0, ntx, (unsigned)socket, NULL))) {
+        rc = spw__error(SPW_ENODEV, "DPDK port %u queue setup: %s", d->port, rte_strerror(-err));
+        goto fail_conf;
+    }
+    if (cfg->mtu != 1500 && (err = rte_eth_dev_set_mtu(d->port, (uint16_t)cfg->mtu)))
+        SPW_LOGW("DPDK port %u: cannot set MTU %u (%s)", d->port, cfg->mtu, rte_strerror(-err));
+    if ((err = rte_eth_dev_start(d->port))) {
+        rc = spw__error(SPW_ENODEV, "DPDK port %u start: %s", d->port, rte_strerror(-err));
+        goto fail_conf;
+    }
+    (void)rte_eth_promiscuous_enable(d->port);
+    rte_eth_macaddr_get(d->port, &d->mac);
+    memcpy(d->local.mac, d->mac.addr_bytes, 6);
+
+    /* memif comes up when its peer connects: give it a moment, no more. A
+     * memif client that found no server yet only connects again when the
+     * port restarts, so restart it now and then while waiting. */
+    uint64_t start = spw__now_ns(), until = start + (uint64_t)cfg->link_wait_ms * 1000000u;
+    for (unsigned tick = 1;; tick++) {
+        struct rte_eth_link link;
+        if (!rte_eth_link_get_nowait(d->port, &link) && link.link_status)
+            break;
+        if (spw__now_ns() >= until) {
+            SPW_LOGW("DPDK port %u: link still down after %u ms", d->port, cfg->link_wait_ms);
+            break;
+        }
+        usleep(1000);
+        if (tick % 200 == 0) {
+            (void)rte_eth_dev_stop(d->port);
+            if ((err = rte_eth_dev_start(d->port))) {
+                rc = spw__error(SPW_ENODEV, "DPDK port %u restart: %s", d->port,
+                                rte_strerror(-err));
+                goto fail_conf;
+            }
+        }
+    }
+    *out = d;
+    return 0;
+
+fail_conf:
+    rte_eth_dev_close(d->port);
+    rte_mempool_free(d->mp);
+fail_pool:
+fail_port:
+    eal_stop();
+fail_eal:
+fail_args:
+    spw__free(d);
+    return rc;
+}
+
+static void dpdk_close(void *ctx)
+{
+    dpdk_ctx *d = ctx;
+    (void)rte_eth_dev_stop(d->port);
+    (void)rte_eth_dev_close(d->port);
+    rte_mempool_free(d->mp);
+    eal_stop();
+    spw__free(d);
+}
+
+static int dpdk_buf_alloc(void *ctx, spw_netbuf *b)
+{
+    dpdk_ctx *d = ctx;
+    struct rte_mbuf *m = rte_pktmbuf_alloc(d->mp);
+    if (SPW_UNLIKELY(!m))
+        return SPW_EAGAIN;
+    b->handle = m;
+    b->frame = rte_pktmbuf_mtod(m, uint8_t *) + SPW_NET_L2L4_LEN;
+    b->len = 0;
+    memset(&b->from, 0, sizeof(b->from));
+    return 0;
+}
+
+static void dpdk_buf_ref(void *ctx, spw_netbuf *b)
+{
+    rte_mbuf_refcnt_update(b->handle, 1);
+}
+
+static void dpdk_buf_free(void *ctx, spw_netbuf *b)
+{
+    rte_pktmbuf_free(b->handle);
+}
+
+static int dpdk_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *bufs, int count)
+{
+    dpdk_ctx *d = ctx;
+    static const uint8_t zero_mac[6];
+    struct rte_ether_addr dmac;
+    if (memcmp(dst->mac, zero_mac, 6))
+        memcpy(dmac.addr_bytes, dst->mac, 6);
+    else if (d->peer_mac_known)
+        dmac = d->peer_mac;
+    else
+        memset(dmac.addr_bytes, 0xff, 6); /* broadcast until the peer is heard */
+    struct rte_mbuf *pkts[64];
+    int done = 0;
+    while (done < count) {
+        int n = SPW_MIN(count - done, 64);
+        for (int i = 0; i < n; i++) {
+            const spw_netbuf *b = bufs[done + i];
+            struct rte_mbuf *m = b->handle;
+            uint8_t *l2 = b->frame - SPW_NET_L2L4_LEN;
+            m->data_off = (uint16_t)(l2 - (uint8_t *)m->buf_addr);
+            m->data_len = (uint16_t)(b->len + SPW_NET_L2L4_LEN);
+            m->pkt_len = m->data_len;
+            struct rte_ether_hdr *eth = (struct rte_ether_hdr *)l2;
+            eth->dst_addr = dmac;
+            eth->src_addr = d->mac;
+            eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+            struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
+            ip->version_ihl = RTE_IPV4_VHL_DEF;
+            ip->type_of_service = 0;
+            ip->total_length = rte_cpu_to_be_16((uint16_t)(b->len + SPW_NET_IP_UDP_LEN));
+            ip->packet_id = rte_cpu_to_be_16(d->ip_id++);
+            ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+            ip->time_to_live = 64;
+            ip->next_proto_id = IPPROTO_UDP;
+            ip->src_addr = rte_cpu_to_be_32(d->local.ip);
+            ip->dst_addr = rte_cpu_to_be_32(dst->ip);
+            ip->hdr_checksum = 0;
+            ip->hdr_checksum = rte_ipv4_cksum(ip);
+            struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+            udp->src_port = rte_cpu_to_be_16(d->local.port);
+            udp->dst_port = rte_cpu_to_be_16(dst->port);
+            udp->dgram_len = rte_cpu_to_be_16((uint16_t)(b->len + sizeof(*udp)));
+            udp->dgram_cksum = 0;
+            udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+            /* The PMD frees what it sent; the caller keeps its own reference. */
+            rte_mbuf_refcnt_update(m, 1);
+            pkts[i] = m;
+        }
+        uint16_t sent = rte_eth_tx_burst(d->port, 0, pkts, (uint16_t)n);
+        for (int i = sent; i < n; i++)
+            rte_pktmbuf_free(pkts[i]);
+        done += sent;
+        if (sent < n)
+            break;
+    }
+    return done;
+}
+
+static int dpdk_rx_burst(void *ctx, spw_netbuf *bufs, int max)
+{
+    dpdk_ctx *d = ctx;
+    struct rte_mbuf *pkts[64];
+    uint16_t got = rte_eth_rx_burst(d->port, 0, pkts, (uint16_t)SPW_MIN(max, 64));
+    int out = 0;
+    for (uint16_t i = 0; i < got; i++) {
+        struct rte_mbuf *m = pkts[i];
+        uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
+        uint32_t len = m->data_len;
+        /* Everything below the splitwire header, checked once per packet. */
+        if (m->nb_segs != 1 || len < SPW_NET_L2L4_LEN)
+            goto drop;
+        const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)p;
+        if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))
+            goto ignore; /* ARP, IPv6 neighbour discovery and the like */
+        const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
+        uint32_t ihl = (uint32_t)(ip->version_ihl & 0x0f) * 4u;
+        uint32_t tot = rte_be_to_cpu_16(ip->total_length);
+        if ((ip->version_ihl >> 4) != 4 || ihl < 20 || ip->next_proto_id != IPPROTO_UDP)
+            goto ignore;
+        if (len < RTE_ETHER_HDR_LEN + ihl + sizeof(struct rte_udp_hdr) ||
+            tot > len - RTE_ETHER_HDR_LEN || tot < ihl + sizeof(struct rte_udp_hdr) ||
+            (rte_be_to_cpu_16(ip->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG |
+                                                       RTE_IPV4_HDR_OFFSET_MASK)) ||
+            rte_raw_cksum(ip, ihl) != 0xffff)
+            goto drop;
+        if (d->local.ip && rte_be_to_cpu_32(ip->dst_addr) != d->local.ip)
+            goto ignore;
+        const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)((const uint8_t *)ip + ihl);
+        if (rte_be_to_cpu_16(udp->dst_port) != d->local.port)
+            goto ignore;
+        uint32_t ulen = rte_be_to_cpu_16(udp->dgram_len);
+        if (ulen < sizeof(*udp) || ulen > tot - ihl)
+            goto drop;
+        spw_netbuf *b = &bufs[out++];
+        b->handle = m;
+        b->frame = (uint8_t *)(udp + 1);
+        b->len = ulen - (uint32_t)sizeof(*udp);
+        b->from.ip = rte_be_to_cpu_32(ip->src_addr);
+        b->from.port = rte_be_to_cpu_16(udp->src_port);
+        memcpy(b->from.mac, eth->src_addr.addr_bytes, 6);
+        if (!d->peer_mac_known && d->peer.ip && b->from.ip == d->peer.ip) {
+            d->peer_mac = eth->src_addr;
+            d->peer_mac_known = true;
+        }
+        continue;
+    drop:
+        d->stats->rx_invalid++;
+    ignore:
+        rte_pktmbuf_free(m);
+    }
+    return out;
+}
+
+static int dpdk_local_addr(void *ctx, spw_net_addr *out)
+{
+    *out = ((dpdk_ctx *)ctx)->local;
+    return 0;
+}
+
+const spw_net_transport_ops spw__net_dpdk_ops = {
+    .name = "dpdk",
+    .open = dpdk_open,
+    .close = dpdk_close,
+    .buf_alloc = dpdk_buf_alloc,
+    .buf_ref = dpdk_buf_ref,
+    .buf_free = dpdk_buf_free,
+    .tx_burst = dpdk_tx_burst,
+    .rx_burst = dpdk_rx_burst,
+    .local_addr = dpdk_local_addr,
+};

@@ -1,0 +1,45 @@
+# The netpath: transports (kernel UDP, DPDK, in-process) under one message layer.
+# SPW_WITH_DPDK: AUTO builds the DPDK transport when pkg-config finds libdpdk,
+# ON requires it, OFF leaves it out.
+set(SPW_WITH_DPDK AUTO CACHE STRING "Build the DPDK transport (AUTO, ON, OFF)")
+set_property(CACHE SPW_WITH_DPDK PROPERTY STRINGS AUTO ON OFF)
+
+list(APPEND SPW_SOURCES
+  netpath/proto.c
+  netpath/bufpool.c
+  netpath/udp.c
+  netpath/memory.c
+  netpath/net.c
+)
+
+set(SPW_NET_HAVE_DPDK OFF)
+if(NOT SPW_WITH_DPDK STREQUAL "OFF")
+  pkg_check_modules(DPDK libdpdk)
+  if(DPDK_FOUND)
+    set(SPW_NET_HAVE_DPDK ON)
+  elseif(SPW_WITH_DPDK STREQUAL "ON")
+    message(FATAL_ERROR "SPW_WITH_DPDK=ON but pkg-config cannot find libdpdk (apt-get install libdpdk-dev)")
+  endif()
+endif()
+
+if(SPW_NET_HAVE_DPDK)
+  message(STATUS "netpath: DPDK ${DPDK_VERSION} transport enabled")
+  list(APPEND SPW_SOURCES netpath/dpdk.c)
+  # DPDK's flags (its include paths, -include rte_config.h, -march) stay on
+  # the one file that includes its headers.
+  set_source_files_properties(netpath/dpdk.c PROPERTIES COMPILE_OPTIONS "${DPDK_CFLAGS}")
+  set_source_files_properties(netpath/net.c PROPERTIES COMPILE_DEFINITIONS SPW_HAVE_DPDK=1)
+  # Where Debian keeps the PMD plugins, for the EAL -d arguments of tests and
+  # the benchmark.
+  file(GLOB SPW_DPDK_PMD_DIRS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/dpdk/pmds-* /usr/lib/*/dpdk/pmds-*)
+  list(GET SPW_DPDK_PMD_DIRS 0 SPW_DPDK_PMD_DIR_FOUND)
+  set(SPW_DPDK_PMD_DIR "${SPW_DPDK_PMD_DIR_FOUND}" CACHE PATH "Directory of the DPDK PMD plugins")
+  # The libraries are defined after this file is read: link them at the end.
+  function(_spw_netpath_link_dpdk)
+    target_link_libraries(splitwire_static PUBLIC ${DPDK_LINK_LIBRARIES})
+    target_link_libraries(splitwire_shared PRIVATE ${DPDK_LINK_LIBRARIES})
+  endfunction()
+  cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL _spw_netpath_link_dpdk)
+else()
+  message(STATUS "netpath: DPDK not found or disabled: building the UDP transport only")
+endif()

@@ -1,0 +1,359 @@
+/* Netpath over DPDK: two processes (forked, each with its own EAL) exchange
+ * requests and results over net_memif, and over net_af_packet on a veth pair
+ * joining two network namespaces the test creates. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "runtime/core/internal.h"
+#include "splitwire/codec.h"
+#include "splitwire/net.h"
+
+#define NREQ 200
+#define REQ_BYTES 6144u
+#define RES_BYTES 64u
+#define EXIT_SKIP 77
+
+static const char *pmd_dir(void)
+{
+    const char *d = getenv("SPW_DPDK_PMD_DIR");
+    return d ? d : SPW_DPDK_PMD_DIR;
+}
+
+static uint8_t pattern_byte(uint64_t id, size_t i)
+{
+    return (uint8_t)((id * 131u + i * 7u) ^ 0x3c);
+}
+
+static uint32_t payload_crc(const spw_net_msg *m)
+{
+    uint32_t crc = 0;
+    for (int i = 0; i < m->nsegs; i++)
+        crc = spw_crc32c(crc, m->segs[i].data, m->segs[i].size);
+    return crc;
+}
+
+/* Child: answers each request with 64 bytes holding the CRC of what it got,
+ * until told to stop (a request with id 0) or the deadline passes. */
+static int child_server(const spw_net_config *cfg)
+{
+    spw_net *n;
+    int rc = spw_net_open(cfg, &n);
+    if (rc) {
+        fprintf(stderr, "server: %s: %s\n", spw_strerror(rc), spw_error_detail());
+        return rc == SPW_ENODEV ? EXIT_SKIP : 1;
+    }
+    uint64_t deadline = spw__now_ns() + 15000000000ull, stop_at = 0;
+    while (spw__now_ns() < deadline && (!stop_at || spw__now_ns() < stop_at)) {
+        spw_net_msg *q[16];
+        spw_net_poll(n, 1000);
+        int got = spw_net_recv(n, q, 16);
+        for (int i = 0; i < got; i++) {
+            spw_net_msg *r;
+            if (q[i]->type == SPW_NET_REQUEST && spw_net_tx_alloc(n, RES_BYTES, &r) == 0) {
+                memset(r->segs[0].data, 0, RES_BYTES);
+                uint32_t crc = payload_crc(q[i]);
+                memcpy(r->segs[0].data, &crc, 4);
+                r->type = SPW_NET_RESULT;
+                r->request_id = q[i]->request_id;
+                r->peer = q[i]->peer;
+                spw_net_send(n, r, 0, 0, RES_BYTES);
+                if (q[i]->request_id == 0 && !stop_at)
+                    stop_at = spw__now_ns() + 200000000ull; /* linger for repeats */
+            }
+            spw_net_msg_free(n, q[i]);
+        }
+    }
+    spw_net_stats s;
+    spw_net_stats_get(n, &s);
+    spw_net_close(n);
+    if (s.rx_copy_bytes || s.tx_copy_bytes) {
+        fprintf(stderr, "server: payload copies on the DPDK path: rx %llu tx %llu\n",
+                (unsigned long long)s.rx_copy_bytes, (unsigned long long)s.tx_copy_bytes);
+        return 2;
+    }
+    return 0;
+}
+
+static int child_client(const spw_net_config *cfg)
+{
+    spw_net *n;
+    int rc = spw_net_open(cfg, &n);
+    if (rc) {
+        fprintf(stderr, "client: %s: %s\n", spw_strerror(rc), spw_error_detail());
+        return rc == SPW_ENODEV ? EXIT_SKIP : 1;
+    }
+    int ok = 0, bad = 0, timeouts = 0;
+    uint64_t deadline = spw__now_ns() + 12000000000ull;
+    /* Requests 1..NREQ one at a time, then id 0 tells the server to stop. */
+    for (uint64_t id = 1; id <= NREQ + 1 && spw__now_ns() < deadline; id++) {
+        uint64_t rid = id == NREQ + 1 ? 0 : id;
+        spw_net_msg *m;
+        if (spw_net_tx_alloc(n, REQ_BYTES, &m)) {
+            bad++;
+            break;
+        }
+        uint32_t crc = 0;
+        size_t k = 0;
+        for (int s = 0; s < m->nsegs; s++) {
+            uint8_t *p = m->segs[s].data;
+            for (size_t i = 0; i < m->segs[s].size; i++)
+                p[i] = pattern_byte(rid, k++);
+            crc = spw_crc32c(crc, p, m->segs[s].size);
+        }
+        m->type = SPW_NET_REQUEST;
+        m->request_id = rid;
+        if (spw_net_send(n, m, 0, 0, REQ_BYTES)) {
+            bad++;
+            break;
+        }
+        for (bool done = false; !done && spw__now_ns() < deadline;) {
+            spw_net_msg *r;
+            spw_net_poll(n, 1000);
+            while (spw_net_recv(n, &r, 1) == 1) {
+                if (r->request_id == rid) {
+                    done = true;
+                    if (r->type == SPW_NET_ERROR)
+                        timeouts++;
+                    else if (r->bytes == RES_BYTES && !memcmp(r->segs[0].data, &crc, 4))
+                        ok++;
+                    else
+                        bad++;
+                }
+                spw_net_msg_free(n, r);
+            }
+        }
+    }
+    spw_net_stats s;
+    spw_net_stats_get(n, &s);
+    spw_net_close(n);
+    fprintf(stderr, "client: ok %d wrong %d timed out %d; tx %llu pkts, rx %llu, "
+            "retransmits %llu, copies tx %llu rx %llu\n", ok, bad, timeouts,
+            (unsigned long long)s.tx_packets, (unsigned long long)s.rx_packets,
+            (unsigned long long)s.retransmits, (unsigned long long)s.tx_copy_bytes,
+            (unsigned long long)s.rx_copy_bytes);
+    if (bad || s.tx_copy_bytes || s.rx_copy_bytes)
+        return 2;
+    /* The last (stop) request may time out if the server left early. */
+    return ok >= NREQ ? 0 : 3;
+}
+
+static int enter_netns(const char *ns)
+{
+    if (!ns)
+        return 0;
+    char path[128];
+    snprintf(path, sizeof(path), "/run/netns/%s", ns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+        fprintf(stderr, "setns %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static pid_t spawn(int (*fn)(const spw_net_config *), const spw_net_config *cfg, const char *ns)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int rc = enter_netns(ns) ? 1 : fn(cfg);
+        fflush(NULL);
+        _exit(rc); /* no atexit work of the test runner in the child */
+    }
+    return pid;
+}
+
+/* Waits for a child; kills it past the deadline. Returns its exit code. */
+static int reap(pid_t pid, uint64_t deadline)
+{
+    int st;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (spw__now_ns() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return 124;
+        }
+        usleep(10000);
+    }
+}
+
+/* Runs a server and a client child; 0 when both succeeded, EXIT_SKIP when
+ * DPDK could not start, else the first failure code. */
+static int run_pair(const spw_net_config *srv, const char *srv_ns, const spw_net_config *cli,
+                    const char *cli_ns, const char *wait_for)
+{
+    pid_t s = spawn(child_server, srv, srv_ns);
+    if (s < 0)
+        return 1;
+    /* Let the memif server create its socket before the client looks for it. */
+    for (int i = 0; wait_for && i < 500 && access(wait_for, F_OK); i++)
+        usleep(10000);
+    pid_t c = spawn(child_client, cli, cli_ns);
+    uint64_t deadline = spw__now_ns() + 18000000000ull;
+    int crc = c > 0 ? reap(c, deadline) : 1;
+    int src = reap(s, deadline);
+    if (crc == EXIT_SKIP || src == EXIT_SKIP)
+        return EXIT_SKIP;
+    return crc ? crc : src;
+}
+
+static void check_pair(int rc)
+{
+    if (rc == EXIT_SKIP) {
+        print_message("DPDK could not start here (EAL or port failure, see above): skipped\n");
+        skip();
+    }
+    assert_int_equal(rc, 0);
+}
+
+static spw_net_config base_config(void)
+{
+    spw_net_config c = {0};
+    c.transport = SPW_NET_DPDK;
+    c.link_wait_ms = 3000;
+    c.rto_us = 20000;
+    c.max_retries = 8;
+    return c;
+}
+
+static void test_dpdk_memif(void **state)
+{
+    (void)state;
+    if (!spw_net_transport_available(SPW_NET_DPDK))
+        skip();
+    int pid = (int)getpid();
+    char sock[64], srv_args[512], cli_args[512];
+    snprintf(sock, sizeof(sock), "/tmp/spw-test-memif-%d.sock", pid);
+    const char *common = "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1)";
+    snprintf(srv_args, sizeof(srv_args),
+             "%s --file-prefix spwts%d -d %s/librte_mempool_ring.so -d %s/librte_net_memif.so "
+             "--vdev=net_memif0,role=server,socket=%s,socket-abstract=no",
+             common, pid, pmd_dir(), pmd_dir(), sock);
+    snprintf(cli_args, sizeof(cli_args),
+             "%s --file-prefix spwtc%d -d %s/librte_mempool_ring.so -d %s/librte_net_memif.so "
+             "--vdev=net_memif0,role=client,socket=%s,socket-abstract=no",
+             common, pid, pmd_dir(), pmd_dir(), sock);
+    spw_net_config srv = base_config(), cli = base_config();
+    srv.eal_args = srv_args;
+    srv.local = "10.98.0.2:9000";
+    cli.eal_args = cli_args;
+    cli.local = "10.98.0.1:9001";
+    cli.peer = "10.98.0.2:9000";
+    int rc = run_pair(&srv, NULL, &cli, NULL, sock);
+    unlink(sock);
+    check_pair(rc);
+}
+
+static int sh(const char *fmt, ...)
+{
+    char cmd[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+static void test_dpdk_af_packet_veth(void **state)
+{
+    (void)state;
+    if (!spw_net_transport_available(SPW_NET_DPDK))
+        skip();
+    if (geteuid() != 0) {
+        print_message("skipping af_packet/veth: needs root to create network namespaces\n");
+        skip();
+    }
+    if (sh("ip netns list >/dev/null 2>&1")) {
+        print_message("skipping af_packet/veth: 'ip netns' is not available\n");
+        skip();
+    }
+    int pid = (int)getpid() % 100000;
+    char nsa[32], nsb[32], va[16], vb[16];
+    snprintf(nsa, sizeof(nsa), "spwta%d", pid);
+    snprintf(nsb, sizeof(nsb), "spwtb%d", pid);
+    snprintf(va, sizeof(va), "spwa%d", pid);
+    snprintf(vb, sizeof(vb), "spwb%d", pid);
+    int rc = sh("ip netns add %s && ip netns add %s && "
+                "ip link add %s type veth peer name %s && "
+                "ip link set %s netns %s && ip link set %s netns %s && "
+                "ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && "
+                "ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && "
+                "ip -n %s link set %s up && ip -n %s link set %s up",
+                nsa, nsb, va, vb, va, nsa, vb, nsb, nsa, nsb, nsa, va, nsb, vb);
+    if (rc) {
+        sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", nsa, nsb);
+        print_message("skipping af_packet/veth: cannot create namespaces and veth here\n");
+        skip();
+    }
+    char srv_args[512], cli_args[512];
+    const char *common = "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1)";
+    snprintf(srv_args, sizeof(srv_args),
+             "%s --file-prefix spwtas%d -d %s/librte_mempool_ring.so -d %s/librte_net_af_packet.so "
+             "--vdev=net_af_packet0,iface=%s,qpairs=1",
+             common, pid, pmd_dir(), pmd_dir(), va);
+    snprintf(cli_args, sizeof(cli_args),
+             "%s --file-prefix spwtac%d -d %s/librte_mempool_ring.so -d %s/librte_net_af_packet.so "
+             "--vdev=net_af_packet0,iface=%s,qpairs=1",
+             common, pid, pmd_dir(), pmd_dir(), vb);
+    spw_net_config srv = base_config(), cli = base_config();
+    srv.eal_args = srv_args;
+    srv.local = "10.99.0.2:9000";
+    cli.eal_args = cli_args;
+    cli.local = "10.99.0.1:9001";
+    cli.peer = "10.99.0.2:9000";
+    rc = run_pair(&srv, nsa, &cli, nsb, NULL);
+    /* Deleting the namespaces removes the veth pair with them. */
+    sh("ip netns del %s; ip netns del %s", nsa, nsb);
+    check_pair(rc);
+}
+
+/* A broken EAL argument string is a clean error the caller can fall back on. */
+static void test_dpdk_eal_failure(void **state)
+{
+    (void)state;
+    if (!spw_net_transport_available(SPW_NET_DPDK))
+        skip();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The EAL prints its whole usage text on a bad option. */
+        if (!freopen("/dev/null", "w", stderr) || !freopen("/dev/null", "w", stdout))
+            _exit(1);
+        spw_net_config c = base_config();
+        c.eal_args = "--no-huge -m 64 --no-pci --definitely-not-an-eal-option";
+        spw_net *n;
+        int rc = spw_net_open(&c, &n);
+        bool detail = strstr(spw_error_detail(), "EAL") != NULL;
+        /* A second try in the same process is refused, not crashed. */
+        int rc2 = spw_net_open(&c, &n);
+        _exit(rc == SPW_ENODEV && rc2 == SPW_ENODEV && detail ? 0 : 1);
+    }
+    assert_int_equal(reap(pid, spw__now_ns() + 10000000000ull), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dpdk_eal_failure),
+        cmocka_unit_test(test_dpdk_memif),
+        cmocka_unit_test(test_dpdk_af_packet_veth),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

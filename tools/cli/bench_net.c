@@ -1,0 +1,583 @@
+/* splitwire bench net: round trips of a 6 KiB request with a 64-byte reply over
+ * DPDK memif, DPDK af_packet on a veth pair between two network namespaces,
+ * and kernel UDP on loopback, each against an echo peer in a child process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "splitwire/net.h"
+#include "tools/cli/cli.h"
+
+#define REQ_BYTES 6144u
+#define RES_BYTES 64u
+#define WINDOW 16
+#define STOP_ID UINT64_MAX
+
+typedef struct bench_opts {
+    bool json;
+    long count, warmup;
+    bool dpdk, udp;
+} bench_opts;
+
+/* What a client child reports through its pipe. */
+typedef struct bench_res {
+    int status; /* 0 ok, 77 not available here, else failed */
+    double p50, p99, p999, mean;
+    double rps_serial, rps_window;
+    uint64_t ok, errors;
+    spw_net_stats cli, srv;
+    char transport[24];
+    char detail[200];
+} bench_res;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            return;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+/* ---- peers ------------------------------------------------------------- */
+
+/* Echo peer: answers every request with 64 bytes, until the stop request. */
+static int echo_server(const spw_net_config *cfg, int fd)
+{
+    spw_net *n;
+    int rc = spw_net_open(cfg, &n);
+    if (rc) {
+        fprintf(stderr, "bench net: server: %s: %s\n", spw_strerror(rc), spw_error_detail());
+        return rc == SPW_ENODEV ? 77 : 1;
+    }
+    uint64_t deadline = now_ns() + 60000000000ull, stop_at = 0;
+    while (now_ns() < deadline && (!stop_at || now_ns() < stop_at)) {
+        spw_net_msg *q[32];
+        spw_net_poll(n, 1000);
+        int got = spw_net_recv(n, q, 32);
+        for (int i = 0; i < got; i++) {
+            spw_net_msg *r;
+            if (q[i]->type == SPW_NET_REQUEST && spw_net_tx_alloc(n, RES_BYTES, &r) == 0) {
+                /* The answer's first word echoes the request's first word. */
+                memset(r->segs[0].data, 0, RES_BYTES);
+                if (q[i]->nsegs && q[i]->segs[0].size >= 4)
+                    memcpy(r->segs[0].data, q[i]->segs[0].data, 4);
+                r->type = SPW_NET_RESULT;
+                r->request_id = q[i]->request_id;
+                r->peer = q[i]->peer;
+                spw_net_send(n, r, 0, 0, RES_BYTES);
+                if (q[i]->request_id == STOP_ID && !stop_at)
+                    stop_at = now_ns() + 100000000ull;
+            }
+            spw_net_msg_free(n, q[i]);
+        }
+    }
+    spw_net_stats s;
+    spw_net_stats_get(n, &s);
+    spw_net_close(n);
+    write_all(fd, &s, sizeof(s));
+    return 0;
+}
+
+static int send_req(spw_net *n, uint64_t id)
+{
+    spw_net_msg *m;
+    int rc = spw_net_tx_alloc(n, REQ_BYTES, &m);
+    if (rc)
+        return rc;
+    /* The producer writes straight into the transport's buffers. */
+    for (int s = 0; s < m->nsegs; s++)
+        memset(m->segs[s].data, (int)(id & 0xff), m->segs[s].size);
+    memcpy(m->segs[0].data, &id, 4);
+    m->type = SPW_NET_REQUEST;
+    m->request_id = id;
+    m->c = 48;
+    m->h = 28;
+    m->w = 28;
+    return spw_net_send(n, m, 0, 0, REQ_BYTES);
+}
+
+/* Takes answers; returns how many came, checking each against its id. */
+static int take_answers(spw_net *n, bench_res *res)
+{
+    spw_net_msg *r[32];
+    int got = spw_net_recv(n, r, 32);
+    for (int i = 0; i < got; i++) {
+        uint32_t w = 0;
+        if (r[i]->type == SPW_NET_RESULT && r[i]->bytes == RES_BYTES)
+            memcpy(&w, r[i]->segs[0].data, 4);
+        if (r[i]->type == SPW_NET_RESULT && w == (uint32_t)r[i]->request_id)
+            res->ok++;
+        else
+            res->errors++;
+        spw_net_msg_free(n, r[i]);
+    }
+    return got < 0 ? 0 : got;
+}
+
+static int bench_client(const spw_net_config *cfg, const bench_opts *o, int fd)
+{
+    bench_res res;
+    memset(&res, 0, sizeof(res));
+    spw_net *n;
+    int rc = spw_net_open(cfg, &n);
+    if (rc) {
+        res.status = rc == SPW_ENODEV ? 77 : 1;
+        snprintf(res.detail, sizeof(res.detail), "%s: %s", spw_strerror(rc), spw_error_detail());
+        write_all(fd, &res, sizeof(res));
+        return 0;
+    }
+    long total = o->warmup + o->count;
+    uint64_t *lat = malloc(sizeof(uint64_t) * (size_t)o->count);
+    uint64_t deadline = now_ns() + 30000000000ull, id = 1;
+    if (!lat) {
+        res.status = 1;
+        goto done;
+    }
+    /* One request in flight: the round trip. */
+    uint64_t t_start = 0;
+    for (long i = 0; i < total && now_ns() < deadline; i++) {
+        if (i == o->warmup)
+            t_start = now_ns();
+        uint64_t before = res.ok + res.errors;
+        uint64_t t0 = now_ns();
+        if (send_req(n, id++))
+            break;
+        while (res.ok + res.errors == before && now_ns() < deadline) {
+            spw_net_poll(n, 1000);
+            take_answers(n, &res);
+        }
+        if (i >= o->warmup)
+            lat[i - o->warmup] = now_ns() - t0;
+    }
+    uint64_t t_serial = now_ns() - t_start;
+    if (res.ok + res.errors < (uint64_t)total) {
+        res.status = 1;
+        snprintf(res.detail, sizeof(res.detail), "only %llu of %ld round trips completed",
+                 (unsigned long long)(res.ok + res.errors), total);
+        goto done;
+    }
+    qsort(lat, (size_t)o->count, sizeof(uint64_t), cmp_u64);
+    double sum = 0;
+    for (long i = 0; i < o->count; i++)
+        sum += (double)lat[i];
+    res.mean = sum / (double)o->count / 1000.0;
+    res.p50 = (double)lat[o->count / 2] / 1000.0;
+    res.p99 = (double)lat[(size_t)((double)o->count * 0.99)] / 1000.0;
+    res.p999 = (double)lat[(size_t)((double)o->count * 0.999)] / 1000.0;
+    res.rps_serial = (double)o->count / ((double)t_serial / 1e9);
+
+    /* WINDOW requests in flight: throughput. */
+    uint64_t base = res.ok + res.errors, t1 = now_ns();
+    long sent = 0;
+    while ((long)(res.ok + res.errors - base) < o->count && now_ns() < deadline) {
+        while (sent < o->count && sent - (long)(res.ok + res.errors - base) < WINDOW &&
+               send_req(n, id) == 0) {
+            id++;
+            sent++;
+        }
+        spw_net_poll(n, 1000);
+        take_answers(n, &res);
+    }
+    res.rps_window = (double)(res.ok + res.errors - base) / ((double)(now_ns() - t1) / 1e9);
+    /* Tell the echo peer to finish. */
+    send_req(n, STOP_ID);
+    for (uint64_t until = now_ns() + 200000000ull; now_ns() < until;) {
+        spw_net_poll(n, 1000);
+        take_answers(n, &res);
+    }
+done:
+    spw_net_stats_get(n, &res.cli);
+    spw_net_close(n);
+    free(lat);
+    write_all(fd, &res, sizeof(res));
+    return 0;
+}
+
+/* ---- process plumbing -------------------------------------------------- */
+
+static int enter_netns(const char *ns)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/run/netns/%s", ns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+        fprintf(stderr, "bench net: setns %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static pid_t spawn_server(const spw_net_config *cfg, const char *ns, int *rfd)
+{
+    int p[2];
+    if (pipe(p))
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        int rc = ns && enter_netns(ns) ? 1 : echo_server(cfg, p[1]);
+        _exit(rc);
+    }
+    close(p[1]);
+    *rfd = p[0];
+    return pid;
+}
+
+static pid_t spawn_client(const spw_net_config *cfg, const bench_opts *o, const char *ns, int *rfd)
+{
+    int p[2];
+    if (pipe(p))
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        int rc = ns && enter_netns(ns) ? 1 : bench_client(cfg, o, p[1]);
+        _exit(rc);
+    }
+    close(p[1]);
+    *rfd = p[0];
+    return pid;
+}
+
+static void reap(pid_t pid, uint64_t deadline)
+{
+    int st;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_ns() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return;
+        }
+        usleep(5000);
+    }
+}
+
+static bool read_full(int fd, void *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)p + got, n - got);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            return false;
+        }
+        got += (size_t)r;
+    }
+    return true;
+}
+
+static void run_case(const char *name, const spw_net_config *srv, const char *srv_ns,
+                     const spw_net_config *cli, const char *cli_ns, const char *wait_path,
+                     const bench_opts *o, bench_res *res)
+{
+    memset(res, 0, sizeof(*res));
+    snprintf(res->transport, sizeof(res->transport), "%s", name);
+    int sfd = -1, cfd = -1;
+    pid_t s = spawn_server(srv, srv_ns, &sfd);
+    if (s < 0) {
+        res->status = 1;
+        snprintf(res->detail, sizeof(res->detail), "fork: %s", strerror(errno));
+        return;
+    }
+    for (int i = 0; wait_path && i < 500 && access(wait_path, F_OK); i++)
+        usleep(10000);
+    pid_t c = spawn_client(cli, o, cli_ns, &cfd);
+    uint64_t deadline = now_ns() + 90000000000ull;
+    bench_res got;
+    if (c > 0 && read_full(cfd, &got, sizeof(got))) {
+        *res = got;
+        snprintf(res->transport, sizeof(res->transport), "%s", name);
+    } else {
+        res->status = 1;
+        snprintf(res->detail, sizeof(res->detail), "client process failed");
+    }
+    if (c > 0)
+        reap(c, deadline);
+    /* The server ends on the stop request; give it a moment, then insist. */
+    if (!read_full(sfd, &res->srv, sizeof(res->srv)))
+        memset(&res->srv, 0, sizeof(res->srv));
+    reap(s, now_ns() + 2000000000ull);
+    int st = 0;
+    waitpid(s, &st, WNOHANG);
+    if (sfd >= 0)
+        close(sfd);
+    if (cfd >= 0)
+        close(cfd);
+}
+
+static const char *find_pmd_dir(void)
+{
+    static char dir[256];
+    const char *env = getenv("SPW_DPDK_PMD_DIR");
+    if (env)
+        return env;
+    glob_t g;
+    if (glob("/usr/lib/*/dpdk/pmds-*/librte_net_memif.so", 0, NULL, &g) == 0 && g.gl_pathc) {
+        snprintf(dir, sizeof(dir), "%s", g.gl_pathv[0]);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = 0;
+        globfree(&g);
+        return dir;
+    }
+    return NULL;
+}
+
+/* A port the kernel just handed out (and took back) for the echo peer. */
+static int free_udp_port(void)
+{
+    int port = 0;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    if (fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+        !getsockname(fd, (struct sockaddr *)&sa, &len))
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port ? port : 29000;
+}
+
+static int sh(const char *cmd)
+{
+    return system(cmd);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static double per_req(uint64_t bytes, uint64_t reqs)
+{
+    return reqs ? (double)bytes / (double)reqs : 0;
+}
+
+static void print_text(const bench_res *r, int n, const bench_opts *o)
+{
+    printf("netpath round trip: %u-byte request, %u-byte reply, %ld round trips "
+           "(after %ld warm-up), then %d in flight\n\n",
+           REQ_BYTES, RES_BYTES, o->count, o->warmup, WINDOW);
+    printf("%-16s %9s %9s %9s %11s %11s %18s\n", "transport", "p50 us", "p99 us", "p99.9 us",
+           "req/s 1", "req/s 16", "copied B/req c|s");
+    for (int i = 0; i < n; i++) {
+        if (r[i].status) {
+            printf("%-16s %s: %s\n", r[i].transport, r[i].status == 77 ? "skipped" : "FAILED",
+                   r[i].detail);
+            continue;
+        }
+        uint64_t reqs = r[i].ok + r[i].errors;
+        printf("%-16s %9.1f %9.1f %9.1f %11.0f %11.0f %8.0f|%-8.0f\n", r[i].transport, r[i].p50,
+               r[i].p99, r[i].p999, r[i].rps_serial, r[i].rps_window,
+               per_req(r[i].cli.tx_copy_bytes + r[i].cli.rx_copy_bytes, reqs),
+               per_req(r[i].srv.tx_copy_bytes + r[i].srv.rx_copy_bytes, reqs));
+        if (r[i].errors || r[i].cli.retransmits)
+            printf("%-16s   (%llu wrong answers, %llu retransmitted fragments)\n", "",
+                   (unsigned long long)r[i].errors, (unsigned long long)r[i].cli.retransmits);
+    }
+}
+
+static void print_json(const bench_res *r, int n, const bench_opts *o)
+{
+    printf("{\"request_bytes\": %u, \"reply_bytes\": %u, \"count\": %ld, \"warmup\": %ld, "
+           "\"window\": %d, \"results\": [",
+           REQ_BYTES, RES_BYTES, o->count, o->warmup, WINDOW);
+    for (int i = 0; i < n; i++) {
+        printf("%s\n  {\"transport\": ", i ? "," : "");
+        spw_cli_json_str(stdout, r[i].transport);
+        if (r[i].status) {
+            printf(", \"status\": \"%s\", \"detail\": ", r[i].status == 77 ? "skipped" : "failed");
+            spw_cli_json_str(stdout, r[i].detail);
+            printf("}");
+            continue;
+        }
+        printf(", \"status\": \"ok\", \"p50_us\": %.2f, \"p99_us\": %.2f, \"p999_us\": %.2f, "
+               "\"mean_us\": %.2f, \"rps_1_in_flight\": %.0f, \"rps_%d_in_flight\": %.0f, "
+               "\"ok\": %llu, \"wrong\": %llu, \"retransmits\": %llu, "
+               "\"client_tx_copy_bytes\": %llu, \"client_rx_copy_bytes\": %llu, "
+               "\"server_tx_copy_bytes\": %llu, \"server_rx_copy_bytes\": %llu}",
+               r[i].p50, r[i].p99, r[i].p999, r[i].mean, r[i].rps_serial, WINDOW,
+               r[i].rps_window, (unsigned long long)r[i].ok, (unsigned long long)r[i].errors,
+               (unsigned long long)r[i].cli.retransmits,
+               (unsigned long long)r[i].cli.tx_copy_bytes,
+               (unsigned long long)r[i].cli.rx_copy_bytes,
+               (unsigned long long)r[i].srv.tx_copy_bytes,
+               (unsigned long long)r[i].srv.rx_copy_bytes);
+    }
+    printf("\n]}\n");
+}
+
+int spw_cli_bench_net(int argc, char **argv)
+{
+    bench_opts o = {.json = false, .count = 5000, .warmup = 500, .dpdk = true, .udp = true};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: splitwire bench net [--json] [--count N] [--warmup N] [--no-dpdk] "
+                   "[--no-udp]\n\n"
+                   "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
+                   "a child process, over DPDK net_memif, DPDK net_af_packet on a veth pair\n"
+                   "between two network namespaces (root only), and kernel UDP on loopback.\n"
+                   "DPDK runs with --no-huge; SPW_DPDK_PMD_DIR overrides the PMD directory.\n",
+                   REQ_BYTES, RES_BYTES);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) {
+            o.json = true;
+        } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+            if (!spw_cli_parse_int(argv[++i], 10, 10000000, &o.count))
+                return spw_cli_fail(SPW_EINVAL, "--count %s", argv[i]);
+        } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
+            if (!spw_cli_parse_int(argv[++i], 0, 10000000, &o.warmup))
+                return spw_cli_fail(SPW_EINVAL, "--warmup %s", argv[i]);
+        } else if (!strcmp(argv[i], "--no-dpdk")) {
+            o.dpdk = false;
+        } else if (!strcmp(argv[i], "--no-udp")) {
+            o.udp = false;
+        } else {
+            fprintf(stderr, "splitwire bench net: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    spw_log_set_level(SPW_LOG_ERROR);
+    bench_res res[3];
+    int nres = 0;
+    int pid = (int)getpid() % 100000;
+    const char *pmd = find_pmd_dir();
+    bool dpdk = o.dpdk && spw_net_transport_available(SPW_NET_DPDK);
+    const char *common = "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1)";
+
+    spw_net_config base = {0};
+    base.transport = SPW_NET_DPDK;
+    base.link_wait_ms = 3000;
+    if (o.dpdk) {
+        bench_res *r = &res[nres++];
+        if (!dpdk || !pmd) {
+            memset(r, 0, sizeof(*r));
+            snprintf(r->transport, sizeof(r->transport), "dpdk-memif");
+            r->status = 77;
+            snprintf(r->detail, sizeof(r->detail), "%s",
+                     !dpdk ? "built without DPDK" : "DPDK PMD directory not found");
+        } else {
+            char sock[64], sa[1024], ca[1024];
+            snprintf(sock, sizeof(sock), "/tmp/spw-bench-memif-%d.sock", pid);
+            const char *fmt = "%s --file-prefix spwb%c%d -d %s/librte_mempool_ring.so "
+                              "-d %s/librte_net_memif.so "
+                              "--vdev=net_memif0,role=%s,socket=%s,socket-abstract=no";
+            snprintf(sa, sizeof(sa), fmt, common, 's', pid, pmd, pmd, "server", sock);
+            snprintf(ca, sizeof(ca), fmt, common, 'c', pid, pmd, pmd, "client", sock);
+            spw_net_config s = base, c = base;
+            s.eal_args = sa;
+            s.local = "10.98.0.2:9000";
+            c.eal_args = ca;
+            c.local = "10.98.0.1:9001";
+            c.peer = "10.98.0.2:9000";
+            run_case("dpdk-memif", &s, NULL, &c, NULL, sock, &o, r);
+            unlink(sock);
+        }
+
+        r = &res[nres++];
+        memset(r, 0, sizeof(*r));
+        snprintf(r->transport, sizeof(r->transport), "dpdk-af_packet");
+        char cmd[1024], nsa[32], nsb[32];
+        snprintf(nsa, sizeof(nsa), "spwba%d", pid);
+        snprintf(nsb, sizeof(nsb), "spwbb%d", pid);
+        snprintf(cmd, sizeof(cmd),
+                 "ip netns add %s && ip netns add %s && "
+                 "ip link add spwa%d type veth peer name spwb%d && "
+                 "ip link set spwa%d netns %s && ip link set spwb%d netns %s && "
+                 "ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && "
+                 "ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && "
+                 "ip -n %s link set spwa%d up && ip -n %s link set spwb%d up",
+                 nsa, nsb, pid, pid, pid, nsa, pid, nsb, nsa, nsb, nsa, pid, nsb, pid);
+        if (!dpdk || !pmd) {
+            r->status = 77;
+            snprintf(r->detail, sizeof(r->detail), "DPDK not available");
+        } else if (geteuid() != 0) {
+            r->status = 77;
+            snprintf(r->detail, sizeof(r->detail), "needs root for network namespaces");
+        } else if (sh(cmd)) {
+            r->status = 77;
+            snprintf(r->detail, sizeof(r->detail), "cannot create namespaces and veth pair");
+        } else {
+            char sa[1024], ca[1024];
+            const char *fmt = "%s --file-prefix spwb%c%d -d %s/librte_mempool_ring.so "
+                              "-d %s/librte_net_af_packet.so "
+                              "--vdev=net_af_packet0,iface=spw%c%d,qpairs=1";
+            snprintf(sa, sizeof(sa), fmt, common, 'S', pid, pmd, pmd, 'a', pid);
+            snprintf(ca, sizeof(ca), fmt, common, 'C', pid, pmd, pmd, 'b', pid);
+            spw_net_config s = base, c = base;
+            s.eal_args = sa;
+            s.local = "10.99.0.2:9000";
+            c.eal_args = ca;
+            c.local = "10.99.0.1:9001";
+            c.peer = "10.99.0.2:9000";
+            run_case("dpdk-af_packet", &s, nsa, &c, nsb, NULL, &o, r);
+        }
+        snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null",
+                 nsa, nsb);
+        if (geteuid() == 0)
+            sh(cmd);
+    }
+    if (o.udp) {
+        spw_net_config s = {0}, c = {0};
+        s.transport = c.transport = SPW_NET_UDP;
+        char peer[32];
+        snprintf(peer, sizeof(peer), "127.0.0.1:%d", free_udp_port());
+        s.local = peer;
+        c.local = "127.0.0.1:0";
+        c.peer = peer;
+        run_case("udp-loopback", &s, NULL, &c, NULL, NULL, &o, &res[nres++]);
+    }
+    if (o.json)
+        print_json(res, nres, &o);
+    else
+        print_text(res, nres, &o);
+    const bench_res *memif = NULL, *udp = NULL;
+    for (int i = 0; i < nres; i++) {
+        if (!res[i].status && !strcmp(res[i].transport, "dpdk-memif"))
+            memif = &res[i];
+        if (!res[i].status && !strcmp(res[i].transport, "udp-loopback"))
+            udp = &res[i];
+    }
+    if (memif && udp && !o.json)
+        printf("\nmemif p50 is %.1fx lower than kernel UDP loopback in this run\n",
+               udp->p50 / memif->p50);
+    int failed = 0;
+    for (int i = 0; i < nres; i++)
+        failed |= res[i].status && res[i].status != 77;
+    return failed ? 1 : 0;
+}

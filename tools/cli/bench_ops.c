@@ -1,0 +1,257 @@
+/* splitwire bench ops: per-layer and whole-model times on every backend.
+ *
+ * Whole-model times come from a plain plan; per-layer times from a second plan
+ * built with SPW_PLAN_PROFILE (on Vulkan that serialises the layers and reads
+ * GPU timestamps), so profiling does not distort the whole-model numbers. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/backend.h"
+#include "runtime/graph/plan.h"
+#include "tools/cli/cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitwire bench ops [--model FILE.onnx] [--backend NAME] [--batch N]\n"
+            "                           [--iters N] [--json]\n"
+            "\n"
+            "Times the model (whole run and each layer: median, p99, GFLOP/s) at batch 1\n"
+            "and 8 on every registered backend, or on the one named.\n"
+            "  --model FILE  default models/sample/encoder.onnx\n"
+            "  --batch N     only this batch size\n"
+            "  --iters N     timed runs per measurement (default 10), after one warm-up\n"
+            "  --json        machine-readable output\n");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median and p99 (nearest rank) of n samples; sorts v. */
+static void stats(uint64_t *v, int n, double *median_ms, double *p99_ms)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_u64);
+    *median_ms = (n % 2 ? (double)v[n / 2] : 0.5 * ((double)v[n / 2 - 1] + (double)v[n / 2])) / 1e6;
+    int r = (99 * n + 99) / 100; /* ceil(0.99 n) */
+    *p99_ms = (double)v[(r < 1 ? 1 : r) - 1] / 1e6;
+}
+
+typedef struct io {
+    spw_tensor in[8], out[8];
+    int n_in, n_out;
+} io;
+
+static int make_io(spw_plan *plan, const spw_model *m, io *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->n_in = spw_model_num_inputs(m);
+    b->n_out = spw_model_num_outputs(m);
+    if (b->n_in > 8 || b->n_out > 8)
+        return SPW_EUNSUPPORTED;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < (pass ? b->n_out : b->n_in); i++) {
+            spw_tensor *t = pass ? &b->out[i] : &b->in[i];
+            int rc = pass ? spw_plan_output(plan, i, t) : spw_plan_input(plan, i, t);
+            if (rc)
+                return rc;
+            size_t bytes = spw_tensor_nbytes(t);
+            t->data = calloc(1, bytes ? bytes : 1);
+            if (!t->data)
+                return SPW_ENOMEM;
+            if (!pass && t->dtype == SPW_F32)
+                for (size_t k = 0; k < bytes / 4; k++)
+                    ((float *)t->data)[k] = (float)((k * 2654435761u) % 1000) / 500.0f - 1.0f;
+        }
+    return 0;
+}
+
+static void free_io(io *b)
+{
+    for (int i = 0; i < b->n_in; i++)
+        free(b->in[i].data);
+    for (int i = 0; i < b->n_out; i++)
+        free(b->out[i].data);
+}
+
+static int64_t plan_macs(const spw_plan *plan)
+{
+    int64_t macs = 0;
+    for (int s = 0; s < plan->n_steps; s++)
+        macs += spw__node_macs(plan->graph, &plan->graph->nodes[plan->steps[s]]);
+    return macs;
+}
+
+static double gflops(int64_t macs, double ms)
+{
+    return ms > 0 ? 2.0 * (double)macs / (ms * 1e6) : 0.0;
+}
+
+/* One backend at one batch: prints a block (text) or one JSON object. */
+static int bench_one(const spw_model *m, const char *backend, int batch, int iters, bool json,
+                     bool *first)
+{
+    spw_plan_options o = {.backend = backend, .batch = batch};
+    spw_plan *plan = NULL, *prof = NULL;
+    io b = {0}, pb = {0};
+    uint64_t *t = NULL, *lt = NULL;
+    int rc = spw_plan_create(m, &o, &plan);
+    if (rc) {
+        if (!json)
+            printf("%-10s batch %-3d skipped: %s: %s\n", backend, batch, spw_strerror(rc),
+                   spw_error_detail());
+        return rc == SPW_EUNSUPPORTED || rc == SPW_ENODEV ? 0 : rc;
+    }
+    o.flags = SPW_PLAN_PROFILE;
+    if ((rc = spw_plan_create(m, &o, &prof)) || (rc = make_io(plan, m, &b)) ||
+        (rc = make_io(prof, m, &pb)))
+        goto out;
+    t = calloc((size_t)iters, sizeof(*t));
+    lt = calloc((size_t)iters * (size_t)(prof->n_steps ? prof->n_steps : 1), sizeof(*lt));
+    if (!t || !lt) {
+        rc = SPW_ENOMEM;
+        goto out;
+    }
+    /* Warm-up: first-touch of pages, driver-side lazy work. */
+    if ((rc = spw_plan_run(plan, b.in, b.n_in, b.out, b.n_out)))
+        goto out;
+    for (int i = 0; i < iters; i++) {
+        uint64_t t0 = spw__now_ns();
+        if ((rc = spw_plan_run(plan, b.in, b.n_in, b.out, b.n_out)))
+            goto out;
+        t[i] = spw__now_ns() - t0;
+    }
+    for (int i = 0; i < iters; i++) {
+        memset(prof->step_ns, 0, sizeof(uint64_t) * (size_t)prof->n_steps);
+        if ((rc = spw_plan_run(prof, pb.in, pb.n_in, pb.out, pb.n_out)))
+            goto out;
+        for (int s = 0; s < prof->n_steps; s++)
+            lt[(size_t)s * (size_t)iters + (size_t)i] = prof->step_ns[s];
+    }
+    double med, p99;
+    stats(t, iters, &med, &p99);
+    int64_t macs = plan_macs(plan);
+    if (json) {
+        printf("%s{\"backend\":", *first ? "" : ",");
+        spw_cli_json_str(stdout, backend);
+        printf(",\"batch\":%d,\"iters\":%d,\"median_ms\":%.4f,\"p99_ms\":%.4f,\"gflops\":%.3f,"
+               "\"gmacs\":%.4f,\"layers\":[",
+               batch, iters, med, p99, gflops(macs, med), (double)macs / 1e9);
+    } else {
+        printf("%-10s batch %-3d whole model: median %.3f ms, p99 %.3f ms, %.2f GFLOP/s "
+               "(%.3f GMAC)\n",
+               backend, batch, med, p99, gflops(macs, med), (double)macs / 1e9);
+        printf("  %-28s %-18s %10s %10s %9s\n", "layer", "op", "median ms", "p99 ms", "GFLOP/s");
+    }
+    *first = false;
+    const spw_graph *g = prof->graph;
+    for (int s = 0; s < prof->n_steps; s++) {
+        const spw_node *n = &g->nodes[prof->steps[s]];
+        double lm, lp;
+        stats(&lt[(size_t)s * (size_t)iters], iters, &lm, &lp);
+        int64_t nm = spw__node_macs(g, n);
+        if (json) {
+            printf("%s{\"name\":", s ? "," : "");
+            spw_cli_json_str(stdout, n->name);
+            printf(",\"op\":\"%s\",\"median_ms\":%.4f,\"p99_ms\":%.4f,\"gflops\":%.3f}",
+                   spw__op_name(n->op), lm, lp, gflops(nm, lm));
+        } else {
+            printf("  %-28.28s %-18s %10.3f %10.3f %9.2f\n", n->name, spw__op_name(n->op), lm, lp,
+                   gflops(nm, lm));
+        }
+    }
+    if (json)
+        printf("]}");
+out:
+    free(t);
+    free(lt);
+    free_io(&b);
+    free_io(&pb);
+    spw_plan_free(prof);
+    spw_plan_free(plan);
+    return rc;
+}
+
+int spw_cli_bench_ops(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"backend", required_argument, 0, 'B'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"iters", required_argument, 0, 'i'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *path = "models/sample/encoder.onnx", *backend = NULL;
+    long batch = 0, iters = 10;
+    bool json = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:B:b:i:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            path = optarg;
+            break;
+        case 'B':
+            backend = optarg;
+            break;
+        case 'b':
+            if (!spw_cli_parse_int(optarg, 1, 4096, &batch)) {
+                fprintf(stderr, "splitwire bench ops: --batch needs an integer in 1..4096\n");
+                return 2;
+            }
+            break;
+        case 'i':
+            if (!spw_cli_parse_int(optarg, 1, 100000, &iters)) {
+                fprintf(stderr, "splitwire bench ops: --iters needs an integer >= 1\n");
+                return 2;
+            }
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    spw_model *m;
+    int rc = spw_model_load(path, &m);
+    if (rc)
+        return spw_cli_fail(rc, "cannot load %s", path);
+    const int batches[2] = {batch ? (int)batch : 1, 8};
+    const int n_batches = batch ? 1 : 2;
+    bool first = true;
+    if (json) {
+        printf("{\"model\":");
+        spw_cli_json_str(stdout, path);
+        printf(",\"results\":[");
+    }
+    for (int bi = 0; bi < n_batches && !rc; bi++)
+        for (int k = 0; k < spw_backend_count() && !rc; k++) {
+            const char *name = spw_backend_name(k);
+            if (backend && strcmp(backend, name) &&
+                !(spw__backend_find(backend) == spw__backend_get(k)))
+                continue;
+            rc = bench_one(m, name, batches[bi], (int)iters, json, &first);
+        }
+    if (json)
+        printf("]}\n");
+    spw_model_free(m);
+    if (rc)
+        return spw_cli_fail(rc, "bench ops");
+    if (backend && !spw__backend_find(backend)) {
+        fprintf(stderr, "splitwire bench ops: backend '%s' is not available\n", backend);
+        return 1;
+    }
+    return 0;
+}

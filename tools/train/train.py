@@ -1,0 +1,286 @@
+#!/usr/bin/python3
+"""Head-distillation training of a split-inference compressor for MobileNetV2.
+
+    train.py --lmbda 0.02 [--arch svbi] [--split s28] [--name NAME]
+
+Loss per batch (per-image means; the ratio of the two terms is what the
+method's per-batch sums give): sum over the split features of the squared
+error between g_s(y_hat) and the frozen teacher's features + lmbda * bits,
+bits = sum -log2 likelihoods of the latent.  The bottleneck's quantiles are
+fitted by their auxiliary loss with a separate Adam every step.
+
+Runs resume by themselves: rerunning the same command continues from
+<work>/runs/<name>/ckpt_last.pt (written atomically every --ckpt-every steps
+and at each epoch end; ckpt_epoch<k>.pt are kept).  Progress goes to
+<work>/runs/<name>/train.log and log.jsonl.  <work> defaults to
+<repo>/build-ml (override: --work or SPLITWIRE_WORK).
+
+Encoder input = the backbone's convention, x = (255 * x01 - 128) / 128 for an
+RGB image x01 in [0, 1] (recorded in the checkpoint for export).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "models"))
+import data  # noqa: E402
+import models  # noqa: E402
+from mobilenet_v2 import MobileNetV2, from_unit  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(HERE))
+INPUT_NORM = {"mul": 255.0 / 128.0, "add": -1.0,
+              "formula": "x = (255 * x01 - 128) / 128, RGB, NCHW, x01 in [0, 1]"}
+
+
+def default_work():
+    return os.environ.get("SPLITWIRE_WORK", os.path.join(REPO, "build-ml"))
+
+
+def fmt_lmbda(v):
+    return ("%g" % v).replace(".", "p")
+
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--arch", default="svbi", choices=["svbi", "es"])
+    ap.add_argument("--split", default="s28", help="s28 (=block5, 32x28x28), s14 (=block12, 96x14x14) or blockK")
+    ap.add_argument("--lmbda", type=float, required=True, help="rate weight, per bit")
+    ap.add_argument("--name", default=None, help="run name (default <arch>_<split>_l<lmbda>)")
+    ap.add_argument("--work", default=default_work())
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-decay", type=float, default=0.6105, help="lr multiplier per epoch")
+    ap.add_argument("--aux-lr", type=float, default=1e-3)
+    ap.add_argument("--width", type=int, default=96, help="decoder width (svbi)")
+    ap.add_argument("--dec-blocks", type=int, default=2, help="decoder residual blocks (svbi)")
+    ap.add_argument("--mid-act", action="store_true",
+                    help="ReLU between the encoder's two 3x3 convs (the reference has none)")
+    ap.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip (0 = off)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    ap.add_argument("--ckpt-every", type=int, default=100, help="steps between ckpt_last.pt writes")
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--val-n", type=int, default=500, help="val images for the epoch-end check (0 = off)")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in total (0 = all)")
+    ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit (no files)")
+    ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    a = ap.parse_args(argv)
+    a.split = models.SPLIT_ALIASES.get(a.split, a.split)
+    if a.name is None:
+        a.name = "%s_%s_l%s" % (a.arch, a.split, fmt_lmbda(a.lmbda))
+    return a
+
+
+def save_atomic(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def split_params(model):
+    main, aux = [], []
+    for n, p in model.named_parameters():
+        (aux if n.endswith("quantiles") else main).append(p)
+    return main, aux
+
+
+class Logger:
+    def __init__(self, run_dir):
+        self.text = open(os.path.join(run_dir, "train.log"), "a") if run_dir else None
+        self.js = open(os.path.join(run_dir, "log.jsonl"), "a") if run_dir else None
+
+    def __call__(self, msg):
+        line = "%s %s" % (time.strftime("%Y-%m-%d %H:%M:%S"), msg)
+        print(line, flush=True)
+        if self.text:
+            self.text.write(line + "\n")
+            self.text.flush()
+
+    def record(self, **kv):
+        if self.js:
+            self.js.write(json.dumps(kv) + "\n")
+            self.js.flush()
+
+
+def val_subset(n):
+    import imagenette
+    items = imagenette.listing("val")
+    perm = np.random.RandomState(0).permutation(len(items))[:n]
+    return np.sort(perm)
+
+
+@torch.no_grad()
+def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50):
+    """Eval-mode (rounded latent) estimate: bpp from the likelihoods, sum-MSE
+    per image, top-1 through the teacher's tail (1000-way and 10-way)."""
+    import imagenette
+    ids = torch.tensor([k for _, _, _, k in imagenette.classes()]) + 1
+    model.eval()
+    tot = dict(bits=0.0, mse=0.0, acc1000=0, acc10=0, t_acc1000=0, t_acc10=0, n=0)
+    for s in range(0, len(idx), bs):
+        sel = idx[s:s + bs]
+        x = from_unit(data.to_tensor(val_u8[sel]))
+        lab = torch.from_numpy(val_lab[sel])
+        target = teacher.head(x, split)
+        out, lik, _ = model(x)
+        tot["bits"] += float((-torch.log2(lik)).sum())
+        tot["mse"] += float(((out - target) ** 2).sum())
+        for key, feats in (("", out), ("t_", target)):
+            logits = teacher.tail(feats, split)
+            tot[key + "acc1000"] += int((logits[:, 1:].argmax(1) == lab[:, 1]).sum())
+            tot[key + "acc10"] += int((logits[:, ids].argmax(1) == lab[:, 0]).sum())
+        tot["n"] += len(sel)
+    model.train()
+    n = tot["n"]
+    return dict(n=n, bpp=tot["bits"] / n / (224 * 224), mse=tot["mse"] / n,
+                acc1000=tot["acc1000"] / n, acc10=tot["acc10"] / n,
+                teacher_acc1000=tot["t_acc1000"] / n, teacher_acc10=tot["t_acc10"] / n)
+
+
+def main(argv=None):
+    a = parse(argv)
+    torch.set_num_threads(a.threads)
+    run_dir = None if a.bench else os.path.join(a.work, "runs", a.name)
+    if run_dir:
+        os.makedirs(run_dir, exist_ok=True)
+    log = Logger(run_dir)
+
+    ckpt_path = os.path.join(run_dir, "ckpt_last.pt") if run_dir else None
+    ckpt = None
+    if ckpt_path and os.path.exists(ckpt_path) and not a.fresh:
+        ckpt = torch.load(ckpt_path, map_location="cpu")
+        keep = {k: getattr(a, k) for k in ("threads", "ckpt_every", "log_every", "max_steps", "work")}
+        for k, v in ckpt["args"].items():
+            if k not in keep:
+                setattr(a, k, v)
+        log("resuming %s at epoch %d step %d (global %d)"
+            % (ckpt_path, ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]))
+
+    torch.manual_seed(a.seed)
+    teacher = MobileNetV2.from_tflite()
+    model = models.build(a.arch, a.split, width=a.width, n_blocks=a.dec_blocks, mid_act=a.mid_act)
+    main_p, aux_p = split_params(model)
+    opt = torch.optim.Adam(main_p, lr=a.lr)
+    aux_opt = torch.optim.Adam(aux_p, lr=a.aux_lr)
+    epoch, step_in_epoch, global_step = 0, 0, 0
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        aux_opt.load_state_dict(ckpt["aux_opt"])
+        epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
+        torch.set_rng_state(ckpt["torch_rng"])
+    elif run_dir:
+        with open(os.path.join(run_dir, "args.json"), "w") as f:
+            json.dump(vars(a), f, indent=2)
+    n_par = sum(p.numel() for p in model.parameters())
+    log("%s: arch %s split %s lambda %g, %d parameters (encoder %d), epochs %d batch %d lr %g"
+        % (a.name, a.arch, a.split, a.lmbda, n_par, sum(p.numel() for p in model.encoder.parameters()),
+           a.epochs, a.batch, a.lr))
+
+    train_u8, train_lab = data.load_cache(a.work, "train")
+    n_train = len(train_u8)
+    steps_per_epoch = n_train // a.batch  # drop the last partial batch
+    val_idx = val_subset(a.val_n) if a.val_n else None
+    val_u8 = val_lab = None
+    if val_idx is not None and not a.bench:
+        val_u8, val_lab = data.load_cache(a.work, "val")
+
+    def state():
+        return dict(model=model.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(),
+                    epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
+                    args=vars(a), torch_rng=torch.get_rng_state(), input_norm=INPUT_NORM,
+                    backbone="mobilenet_v2_1.0_224", time=time.time())
+
+    model.train()
+    win = dict(loss=0.0, mse=0.0, bits=0.0, aux=0.0, n=0, t=time.time())
+    bench_t0 = None
+    while epoch < a.epochs:
+        lr = a.lr * a.lr_decay ** epoch
+        for g in opt.param_groups:
+            g["lr"] = lr
+        perm = np.random.RandomState(a.seed + epoch).permutation(n_train)
+        while step_in_epoch < steps_per_epoch:
+            if a.max_steps and global_step >= a.max_steps:
+                if run_dir:
+                    save_atomic(state(), ckpt_path)
+                log("stopping at --max-steps %d" % a.max_steps)
+                return
+            gen = torch.Generator().manual_seed(a.seed * 1000003 + global_step)
+            sel = np.sort(perm[step_in_epoch * a.batch:(step_in_epoch + 1) * a.batch])
+            x = from_unit(data.augment_batch(train_u8[sel], gen))
+            with torch.no_grad():
+                target = teacher.head(x, a.split)
+            out, lik, _ = model(x)
+            mse = ((out - target) ** 2).sum(dim=(1, 2, 3)).mean()
+            bits = (-torch.log2(lik)).sum(dim=(1, 2, 3)).mean()
+            loss = mse + a.lmbda * bits
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if a.clip > 0:
+                torch.nn.utils.clip_grad_norm_(main_p, a.clip)
+            opt.step()
+            aux = model.bottleneck.aux_loss()
+            aux_opt.zero_grad(set_to_none=True)
+            aux.backward()
+            aux_opt.step()
+
+            step_in_epoch += 1
+            global_step += 1
+            win["loss"] += float(loss)
+            win["mse"] += float(mse)
+            win["bits"] += float(bits)
+            win["aux"] += float(aux)
+            win["n"] += 1
+            if a.bench:
+                if global_step == 2:
+                    bench_t0 = time.time()  # skip warm-up steps
+                if global_step >= a.bench + 2:
+                    dt = time.time() - bench_t0
+                    log("bench: %d steps of batch %d in %.1f s = %.2f images/s (threads %d)"
+                        % (a.bench, a.batch, dt, a.bench * a.batch / dt, a.threads))
+                    return
+                continue
+            if global_step % a.log_every == 0:
+                dt = time.time() - win["t"]
+                n = win["n"]
+                rec = dict(step=global_step, epoch=epoch, it=step_in_epoch, lr=lr,
+                           loss=win["loss"] / n, mse=win["mse"] / n,
+                           bpp=win["bits"] / n / (224 * 224), aux=win["aux"] / n,
+                           img_s=n * a.batch / dt, time=time.time())
+                log.record(**rec)
+                log("ep %d it %d/%d step %d: loss %.1f mse %.1f bpp %.4f aux %.1f lr %.2e %.2f img/s"
+                    % (epoch, step_in_epoch, steps_per_epoch, global_step, rec["loss"], rec["mse"],
+                       rec["bpp"], rec["aux"], lr, rec["img_s"]))
+                win = dict(loss=0.0, mse=0.0, bits=0.0, aux=0.0, n=0, t=time.time())
+            if global_step % a.ckpt_every == 0:
+                save_atomic(state(), ckpt_path)
+        # epoch end
+        epoch += 1
+        step_in_epoch = 0
+        save_atomic(state(), ckpt_path)
+        save_atomic(state(), os.path.join(run_dir, "ckpt_epoch%d.pt" % epoch))
+        if val_idx is not None:
+            t0 = time.time()
+            ev = evaluate(model, teacher, a.split, val_u8, val_lab, val_idx)
+            ev.update(epoch=epoch, step=global_step, kind="val", seconds=time.time() - t0)
+            log.record(**ev)
+            log("val after epoch %d (%d images, rounded latent): bpp %.4f mse %.1f top-1 1000-way %.2f%% "
+                "10-way %.2f%% (teacher %.2f%% / %.2f%%)"
+                % (epoch, ev["n"], ev["bpp"], ev["mse"], 100 * ev["acc1000"], 100 * ev["acc10"],
+                   100 * ev["teacher_acc1000"], 100 * ev["teacher_acc10"]))
+    log("done: %d epochs, %d steps" % (epoch, global_step))
+    with open(os.path.join(run_dir, "DONE"), "w") as f:
+        f.write("%d\n" % global_step)
+
+
+if __name__ == "__main__":
+    main()
