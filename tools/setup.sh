@@ -10,6 +10,8 @@ packages=(
   libxnnpack-dev libpthreadpool-dev
   python3 python3-numpy
   python3-flatbuffers python3-onnx
+  libdpdk-dev iproute2
+  libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools libdrm-dev
 )
 
 missing=()

@@ -346,7 +346,7 @@ void spw__vk_tuning(const spw_vk_device_info *info, spw_vk_tuning *out)
         out->wg_1d = 128;
         out->wg_conv = 32;
         out->conv_tile_m = 8;
-        out->conv_tile_p = 4;
+        out->conv_tile_p = 8;
     }
     /* SPW_VULKAN_TUNING=wg_conv,tile_m,tile_p overrides the conv entry, for
      * measuring candidates with `splitwire bench ops`. */

@@ -28,7 +28,7 @@ typedef struct spw_bundle_info {
     int num_classes;     /* backbone outputs */
     int label_offset;    /* class index = output index - label_offset (1 for a background class) */
     double bpp, top1;    /* measured; negative when not measured */
-    uint32_t id;         /* stable id of the bundle on the wire (hash of name and version) */
+    uint16_t id;         /* stable id of the bundle on the wire (hash of name and version) */
 } spw_bundle_info;
 
 typedef struct spw_bundle spw_bundle;

@@ -117,7 +117,8 @@ static uint32_t fnv1a(const char *a, const char *b)
 static int parse_manifest(json_t *root, spw_bundle *b)
 {
     spw_bundle_info *in = &b->info;
-    json_t *input, *latent, *rate, *backbone, *split, *files, *measured;
+    json_t *input = NULL, *latent = NULL, *rate = NULL, *backbone = NULL, *split = NULL;
+    json_t *files = NULL, *measured;
     int rc, fmt;
     char format[64];
     if (!json_is_object(root))
@@ -173,7 +174,8 @@ static int parse_manifest(json_t *root, spw_bundle *b)
         if (json_is_number(v))
             in->top1 = json_number_value(v);
     }
-    in->id = fnv1a(in->name, in->version);
+    uint32_t h = fnv1a(in->name, in->version);
+    in->id = (uint16_t)(h ^ (h >> 16)); /* the wire carries 16 bits */
     return 0;
 }
 

@@ -136,6 +136,36 @@ void spw__plan_view(const spw_plan *plan, void *arena_host, int v, spw_tensor *t
                                             : (char *)arena_host + plan->offsets[v];
 }
 
+/* Calibration: the best of two timed runs of the whole plan on be (after
+ * one warm-up run) over a scratch arena, or UINT64_MAX when be cannot
+ * prepare or run it. Needs the buffers assigned. */
+static uint64_t time_plan_on(spw_plan *plan, spw_backend *be)
+{
+    uint64_t best = UINT64_MAX;
+    void *state = NULL;
+    if (be->ops->buffer_alloc(be, plan->arena_size, &plan->arena))
+        return best;
+    plan->backend = be;
+    if (!be->ops->plan_prepare || !be->ops->plan_prepare(be, plan, &state)) {
+        for (int i = 0; i < 3; i++) {
+            uint64_t t0 = spw__now_ns();
+            if (be->ops->run_plan(be, plan, state)) {
+                best = UINT64_MAX;
+                break;
+            }
+            uint64_t dt = spw__now_ns() - t0;
+            if (i && dt < best)
+                best = dt;
+        }
+        if (be->ops->plan_release)
+            be->ops->plan_release(be, plan, state);
+    }
+    be->ops->buffer_free(be, plan->arena);
+    plan->arena = NULL;
+    plan->backend = NULL;
+    return best;
+}
+
 static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
 {
     spw_graph *g = plan->graph;
@@ -152,8 +182,13 @@ static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
         *out = be;
         return 0;
     }
-    /* Registry order is the preference order; the first backend that runs
-     * every step wins. */
+    /* Candidates run every step and are not manual-only. The reference is
+     * the oracle, orders of magnitude slower than any other (measured in
+     * docs/CPU_BACKENDS.md), so it is taken only when nothing else runs the
+     * plan; among several others, one timed run each decides, registry order
+     * breaking ties. */
+    spw_backend *cand[16], *ref = NULL;
+    int n_cand = 0;
     for (int b = 0; b < spw__backend_count(); b++) {
         spw_backend *be = spw__backend_get(b);
         if (be->manual_only)
@@ -161,12 +196,29 @@ static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
         bool all = true;
         for (int s = 0; s < plan->n_steps && all; s++)
             all = be->ops->supports_op(be, g, &g->nodes[plan->steps[s]]);
-        if (all) {
-            *out = be;
-            return 0;
+        if (!all)
+            continue;
+        if (be->ops == &spw__cpu_ref_ops)
+            ref = be;
+        else if (n_cand < (int)SPW_ARRAY_SIZE(cand))
+            cand[n_cand++] = be;
+    }
+    if (n_cand == 0 && !ref)
+        return spw__error(SPW_EUNSUPPORTED, "no backend supports every op of this model");
+    *out = n_cand ? cand[0] : ref;
+    if (n_cand > 1) {
+        uint64_t best = UINT64_MAX;
+        for (int i = 0; i < n_cand; i++) {
+            uint64_t t = time_plan_on(plan, cand[i]);
+            SPW_LOGD("plan: calibration: %s %.3f ms", cand[i]->ops->name,
+                     t == UINT64_MAX ? -1.0 : t / 1e6);
+            if (t < best) {
+                best = t;
+                *out = cand[i];
+            }
         }
     }
-    return spw__error(SPW_EUNSUPPORTED, "no backend supports every op of this model");
+    return 0;
 }
 
 int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_plan **out)
@@ -214,9 +266,10 @@ int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_pl
     }
     if ((rc = spw__graph_topo_order(g, plan->steps, &plan->n_steps)))
         goto fail_steps;
-    if ((rc = pick_backend(plan, o.backend, &plan->backend)))
-        goto fail_steps;
+    /* Buffers first: calibrating a backend runs the plan. */
     if ((rc = spw__plan_assign_buffers(plan)))
+        goto fail_offsets;
+    if ((rc = pick_backend(plan, o.backend, &plan->backend)))
         goto fail_offsets;
     /* Staging holds the largest graph input or output in any dtype we convert
      * through (8 bytes per element covers i64), allocated once here. */

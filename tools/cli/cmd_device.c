@@ -91,9 +91,9 @@ static void print_vulkan(bool json, const spw_drm_node *nodes, int n_nodes)
                 printf("%s{\"bytes\":%llu,\"device_local\":%s}", h ? "," : "",
                        (unsigned long long)v->heaps[h].size,
                        (v->heaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) ? "true" : "false");
-            printf("],\"workgroups\":{\"elementwise\":%u,\"conv_pixels\":%u,\"conv_channels\":%u,"
-                   "\"gemm\":%u},\"drm\":",
-                   t.wg_1d, t.wg_conv, t.conv_tile_m, t.wg_gemm);
+            printf("],\"workgroups\":{\"elementwise\":%u,\"conv_lanes\":%u,\"conv_tile_channels\":%u,"
+                   "\"conv_tile_pixels\":%u,\"gemm\":%u},\"drm\":",
+                   t.wg_1d, t.wg_conv, t.conv_tile_m, t.conv_tile_p, t.wg_gemm);
             if (drm >= 0)
                 spw_cli_json_str(stdout, nodes[drm].path);
             else

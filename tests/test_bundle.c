@@ -1,0 +1,218 @@
+/* Model bundles: manifest parsing and validation, the two halves, the codec
+ * tables from the encoder, the backbone tail, and the whole pipeline in one
+ * process on the committed tiny bundle. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "splitwire/splitwire.h"
+
+#define BUNDLE SPW_TEST_DATA "/vectors/bundle/tiny"
+#define MODELS SPW_TEST_DATA "/vectors/bundle/models"
+
+static void test_open_and_info(void **state)
+{
+    (void)state;
+    spw_bundle *b;
+    assert_int_equal(spw_bundle_open(BUNDLE, &b), 0);
+    const spw_bundle_info *in = spw_bundle_get_info(b);
+    assert_string_equal(in->name, "tiny-test");
+    assert_int_equal(in->input_width, 32);
+    assert_int_equal(in->resize, 36);
+    assert_int_equal(in->latent_c, 8);
+    assert_int_equal(in->split_c, 16);
+    assert_int_equal(in->num_classes, 11);
+    assert_int_equal(in->label_offset, 1);
+    assert_string_equal(in->backbone, "tinynet");
+    assert_true(in->bpp < 0); /* not measured */
+    spw_bundle_close(b);
+}
+
+/* Writes a copy of the tiny manifest with one edit (a literal substitution). */
+static int open_edited(const char *from, const char *to, char *dir)
+{
+    strcpy(dir, "/tmp/spw_bundle_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char path[512], src[512];
+    snprintf(src, sizeof(src), "%s/manifest.json", BUNDLE);
+    FILE *f = fopen(src, "rb");
+    assert_non_null(f);
+    char text[4096];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *at = strstr(text, from);
+    assert_non_null(at);
+    char edited[4096];
+    snprintf(edited, sizeof(edited), "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    snprintf(path, sizeof(path), "%s/manifest.json", dir);
+    f = fopen(path, "wb");
+    fputs(edited, f);
+    fclose(f);
+    /* The halves, so load_* can get past the manifest. */
+    const char *files[] = {"encoder.onnx", "decoder.onnx"};
+    for (int i = 0; i < 2; i++) {
+        char a[512], b[512];
+        snprintf(a, sizeof(a), "%s/%s", BUNDLE, files[i]);
+        snprintf(b, sizeof(b), "%s/%s", dir, files[i]);
+        assert_int_equal(symlink(a, b), 0);
+    }
+    spw_bundle *bundle = NULL;
+    int rc = spw_bundle_open(dir, &bundle);
+    if (rc == 0) {
+        spw_model *m = NULL;
+        rc = spw_bundle_load_encoder(bundle, &m);
+        spw_model_free(m);
+        spw_bundle_close(bundle);
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    return rc;
+}
+
+static void test_manifest_errors(void **state)
+{
+    (void)state;
+    char dir[64];
+    assert_int_equal(open_edited("\"splitwire-bundle\"", "\"other\"", dir), SPW_EFORMAT);
+    assert_int_equal(open_edited("\"format_version\": 1", "\"format_version\": 9", dir),
+                     SPW_EUNSUPPORTED);
+    assert_int_equal(open_edited("\"width\": 32", "\"width\": \"32\"", dir), SPW_EFORMAT);
+    assert_non_null(strstr(spw_error_detail(), "'width'"));
+    assert_int_equal(open_edited("\"width\": 32", "\"width\": -4", dir), SPW_ERANGE);
+    assert_int_equal(open_edited("\"encoder.onnx\"", "\"../encoder.onnx\"", dir), SPW_EFORMAT);
+    assert_int_equal(open_edited("\"std\": [", "\"std\": [0, ", dir), SPW_EFORMAT);
+    assert_int_equal(open_edited("{", "{{", dir), SPW_EFORMAT);
+    /* A manifest that disagrees with the encoder it names. */
+    assert_int_equal(open_edited("\"shape\": [\n      8,", "\"shape\": [\n      9,", dir),
+                     SPW_EMISMATCH);
+    assert_non_null(strstr(spw_error_detail(), "encoder output"));
+    spw_bundle *b;
+    assert_int_equal(spw_bundle_open("/nonexistent", &b), SPW_ENOENT);
+}
+
+static void test_cut(void **state)
+{
+    (void)state;
+    spw_model *full, *tail, *same;
+    assert_int_equal(spw_model_load(MODELS "/tinynet.onnx", &full), 0);
+    assert_int_equal(spw_model_cut(full, "split", &tail), 0);
+    spw_tensor d;
+    const char *name;
+    assert_int_equal(spw_model_input(tail, 0, &d, &name), 0);
+    assert_string_equal(name, "split");
+    assert_int_equal(d.ndim, 4);
+    assert_int_equal(d.dims[0], -1);
+    assert_int_equal(d.dims[1], 16);
+    /* Cutting at the input keeps the whole network: same logits. */
+    assert_int_equal(spw_model_cut(full, "image", &same), 0);
+    float img[2 * 3 * 32 * 32], a[2 * 11], b[2 * 11];
+    for (size_t i = 0; i < sizeof(img) / sizeof(img[0]); i++)
+        img[i] = (float)((i * 7919) % 255) / 127.0f - 1.0f;
+    spw_plan *p1, *p2;
+    spw_plan_options o = {.backend = "cpu-ref", .batch = 2};
+    assert_int_equal(spw_plan_create(full, &o, &p1), 0);
+    assert_int_equal(spw_plan_create(same, &o, &p2), 0);
+    spw_tensor in = {SPW_F32, SPW_LAYOUT_NCHW, 4, {2, 3, 32, 32}, img};
+    spw_tensor oa = {SPW_F32, SPW_LAYOUT_NCHW, 2, {2, 11}, a};
+    spw_tensor ob = {SPW_F32, SPW_LAYOUT_NCHW, 2, {2, 11}, b};
+    assert_int_equal(spw_plan_run(p1, &in, 1, &oa, 1), 0);
+    assert_int_equal(spw_plan_run(p2, &in, 1, &ob, 1), 0);
+    assert_memory_equal(a, b, sizeof(a));
+    spw_plan_free(p1);
+    spw_plan_free(p2);
+    assert_int_equal(spw_model_cut(full, "nope", &same), SPW_ENOENT);
+    assert_int_equal(spw_model_cut(full, "fc.w", &same), SPW_EINVAL);
+    spw_model_free(tail);
+    spw_model_free(full);
+}
+
+/* Image -> encoder -> symbols -> stream -> symbols -> decoder -> tail -> logits. */
+static void test_pipeline_in_process(void **state)
+{
+    (void)state;
+    spw_bundle *b;
+    spw_model *enc, *dec, *tail;
+    spw_codec_tables *tables;
+    assert_int_equal(spw_bundle_open(BUNDLE, &b), 0);
+    assert_int_equal(spw_bundle_load_encoder(b, &enc), 0);
+    assert_int_equal(spw_bundle_load_decoder(b, &dec), 0);
+    assert_int_equal(spw_bundle_load_tables(b, &tables), 0);
+    assert_int_equal(spw_bundle_load_tail(b, MODELS, &tail), 0);
+    assert_int_equal(spw_codec_tables_channels(tables), 8);
+
+    spw_plan *pe, *pd, *pt;
+    spw_plan_options o = {.backend = "cpu-ref", .batch = 1};
+    assert_int_equal(spw_plan_create(enc, &o, &pe), 0);
+    assert_int_equal(spw_plan_create(dec, &o, &pd), 0);
+    assert_int_equal(spw_plan_create(tail, &o, &pt), 0);
+
+    float img[3 * 32 * 32];
+    for (size_t i = 0; i < sizeof(img) / sizeof(img[0]); i++)
+        img[i] = (float)((i * 104729) % 511) / 255.0f - 1.0f;
+    int32_t sym[8 * 8 * 8], back[8 * 8 * 8];
+    float feat[16 * 8 * 8], logits[11];
+    spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, 32, 32}, img};
+    spw_tensor ts = {SPW_I32, SPW_LAYOUT_NCHW, 4, {1, 8, 8, 8}, sym};
+    spw_tensor tb = {SPW_I32, SPW_LAYOUT_NCHW, 4, {1, 8, 8, 8}, back};
+    spw_tensor tf = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 16, 8, 8}, feat};
+    spw_tensor tl = {SPW_F32, SPW_LAYOUT_NCHW, 2, {1, 11}, logits};
+    assert_int_equal(spw_plan_run(pe, &ti, 1, &ts, 1), 0);
+
+    spw_codec *codec;
+    spw_codec_config cc = {SPW_CODEC_PLAIN, 1, 0};
+    assert_int_equal(spw_codec_create(tables, &cc, &codec), 0);
+    unsigned char stream[8192];
+    size_t len;
+    assert_int_equal(spw_codec_encode_buf(codec, sym, 8, 8, 8, stream, sizeof(stream), &len), 0);
+    assert_true(len >= 8 && len % 4 == 0);
+    assert_int_equal(spw_codec_decode_buf(codec, stream, len, 8, 8, 8, back, NULL), 0);
+    assert_memory_equal(sym, back, sizeof(sym));
+
+    assert_int_equal(spw_plan_run(pd, &tb, 1, &tf, 1), 0);
+    assert_int_equal(spw_plan_run(pt, &tf, 1, &tl, 1), 0);
+    for (int i = 0; i < 11; i++)
+        assert_true(logits[i] == logits[i]); /* finite, not NaN */
+
+    spw_codec_free(codec);
+    spw_plan_free(pe);
+    spw_plan_free(pd);
+    spw_plan_free(pt);
+    spw_codec_tables_free(tables);
+    spw_model_free(enc);
+    spw_model_free(dec);
+    spw_model_free(tail);
+    spw_bundle_close(b);
+}
+
+static void test_tail_missing_backbone(void **state)
+{
+    (void)state;
+    spw_bundle *b;
+    spw_model *tail;
+    assert_int_equal(spw_bundle_open(BUNDLE, &b), 0);
+    assert_int_equal(spw_bundle_load_tail(b, "/nonexistent", &tail), SPW_ENOENT);
+    assert_non_null(strstr(spw_error_detail(), "tinynet"));
+    spw_bundle_close(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_and_info),
+        cmocka_unit_test(test_manifest_errors),
+        cmocka_unit_test(test_cut),
+        cmocka_unit_test(test_pipeline_in_process),
+        cmocka_unit_test(test_tail_missing_backbone),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

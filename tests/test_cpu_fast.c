@@ -1,0 +1,281 @@
+/* cpu-fast: no allocation while a plan runs (its own, the planner's or
+ * XNNPACK's, which is routed through the library allocator), the thread
+ * count, and the automatic choice of backend. */
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "runtime/graph/plan.h"
+
+#define ENCODER SPW_SOURCE_DIR "/models/sample/encoder.onnx"
+#define VECTOR_DIR SPW_TEST_DATA "/vectors/ops"
+
+/* ------------------------------------------------ counting allocator */
+
+static struct {
+    long mallocs, reallocs, frees, live;
+} counts;
+
+static void *count_malloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    counts.mallocs++;
+    counts.live++;
+    return malloc(size);
+}
+
+static void *count_realloc(void *ptr, size_t size, void *ctx)
+{
+    (void)ctx;
+    counts.reallocs++;
+    if (!ptr)
+        counts.live++;
+    return realloc(ptr, size);
+}
+
+static void count_free(void *ptr, void *ctx)
+{
+    (void)ctx;
+    if (ptr) {
+        counts.frees++;
+        counts.live--;
+    }
+    free(ptr);
+}
+
+static long events(void)
+{
+    return counts.mallocs + counts.reallocs + counts.frees;
+}
+
+static bool have_fast(void)
+{
+    for (int b = 0; b < spw_backend_count(); b++)
+        if (!strcmp(spw_backend_name(b), "cpu-fast"))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+typedef struct io {
+    spw_tensor in[8], out[8];
+    int n_in, n_out;
+} io;
+
+/* Inputs filled with a fixed pattern, outputs allocated, both from the C
+ * library (not counted). */
+static void io_make(const spw_plan *plan, io *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->n_in = plan->graph->n_inputs;
+    x->n_out = plan->graph->n_outputs;
+    for (int i = 0; i < x->n_in; i++) {
+        assert_int_equal(spw_plan_input(plan, i, &x->in[i]), 0);
+        size_t n = (size_t)spw_tensor_numel(&x->in[i]);
+        x->in[i].data = calloc(n + 1, 8);
+        assert_non_null(x->in[i].data);
+        for (size_t k = 0; k < n; k++) {
+            if (x->in[i].dtype == SPW_I32)
+                ((int32_t *)x->in[i].data)[k] = (int32_t)(k % 13) - 6;
+            else if (x->in[i].dtype == SPW_F32)
+                ((float *)x->in[i].data)[k] = 0.5f + 0.25f * (float)((k * 7) % 11);
+        }
+    }
+    for (int i = 0; i < x->n_out; i++) {
+        assert_int_equal(spw_plan_output(plan, i, &x->out[i]), 0);
+        x->out[i].data = calloc((size_t)spw_tensor_numel(&x->out[i]) + 1, 8);
+        assert_non_null(x->out[i].data);
+    }
+}
+
+static void io_free(io *x)
+{
+    for (int i = 0; i < x->n_in; i++)
+        free(x->in[i].data);
+    for (int i = 0; i < x->n_out; i++)
+        free(x->out[i].data);
+}
+
+/* Plans path on backend, then asserts spw_plan_run allocates nothing. */
+static void check_no_alloc(const char *path, const char *backend, int threads, unsigned flags)
+{
+    spw_model *m = NULL;
+    int rc = spw_model_load(path, &m);
+    if (rc)
+        fail_msg("%s: %s", path, spw_error_detail());
+    spw_plan_options o = {.backend = backend, .threads = threads, .flags = flags};
+    spw_plan *plan = NULL;
+    if ((rc = spw_plan_create(m, &o, &plan)))
+        fail_msg("%s on %s: %s: %s", path, backend, spw_err_name(rc), spw_error_detail());
+    io x;
+    io_make(plan, &x);
+    long before = events();
+    for (int r = 0; r < 5; r++)
+        if ((rc = spw_plan_run(plan, x.in, x.n_in, x.out, x.n_out)))
+            fail_msg("%s: run: %s", path, spw_error_detail());
+    if (events() != before)
+        fail_msg("%s on %s (threads %d, flags %u): %ld allocator calls during 5 runs", path,
+                 backend, threads, flags, events() - before);
+    io_free(&x);
+    spw_plan_free(plan);
+    spw_model_free(m);
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void test_registered(void **state)
+{
+    (void)state;
+    if (!have_fast())
+        skip();
+    /* Ahead of the reference in preference order. */
+    int fast = -1, ref = -1;
+    for (int b = 0; b < spw_backend_count(); b++) {
+        if (!strcmp(spw_backend_name(b), "cpu-fast"))
+            fast = b;
+        if (!strcmp(spw_backend_name(b), "cpu-ref"))
+            ref = b;
+    }
+    assert_true(fast >= 0 && ref > fast);
+}
+
+/* The sample encoder on every thread count, and every op vector, fused and
+ * not: zero allocator calls across runs. */
+static void test_no_alloc_on_run(void **state)
+{
+    (void)state;
+    if (!have_fast())
+        skip();
+    check_no_alloc(ENCODER, "cpu-fast", 1, 0);
+    check_no_alloc(ENCODER, "cpu-fast", 2, 0);
+    check_no_alloc(ENCODER, "cpu-fast", 0, SPW_PLAN_PROFILE);
+    DIR *d = opendir(VECTOR_DIR);
+    assert_non_null(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len <= 5 || strcmp(e->d_name + len - 5, ".onnx"))
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", VECTOR_DIR, e->d_name);
+        check_no_alloc(path, "cpu-fast", 2, 0);
+        check_no_alloc(path, "cpu-fast", 1, SPW_PLAN_NO_FUSION);
+        n++;
+    }
+    closedir(d);
+    assert_true(n >= 25);
+}
+
+/* XNNPACK's operators and packed weights come from the library allocator
+ * (more calls than the reference's plan) and go back to it (nothing live
+ * after the plan is freed). */
+static void test_xnnpack_uses_library_allocator(void **state)
+{
+    (void)state;
+    if (!have_fast())
+        skip();
+    spw_model *m = NULL;
+    assert_int_equal(spw_model_load(ENCODER, &m), 0);
+    long calls[2], live_before = counts.live;
+    const char *names[2] = {"cpu-ref", "cpu-fast"};
+    for (int i = 0; i < 2; i++) {
+        spw_plan_options o = {.backend = names[i]};
+        spw_plan *plan = NULL;
+        long m0 = counts.mallocs + counts.reallocs;
+        assert_int_equal(spw_plan_create(m, &o, &plan), 0);
+        calls[i] = counts.mallocs + counts.reallocs - m0;
+        spw_plan_free(plan);
+        assert_int_equal(counts.live, live_before);
+    }
+    /* Nine convolutions: each at least an operator and its packed weights. */
+    print_message("  plan allocations: cpu-ref %ld, cpu-fast %ld\n", calls[0], calls[1]);
+    assert_true(calls[1] >= calls[0] + 18);
+    spw_model_free(m);
+}
+
+/* One and two threads compute the same thing (XNNPACK splits the output,
+ * not the sums), and the thread count shows in the plan. */
+static void test_threads(void **state)
+{
+    (void)state;
+    if (!have_fast())
+        skip();
+    spw_model *m = NULL;
+    assert_int_equal(spw_model_load(ENCODER, &m), 0);
+    float *res[2] = {NULL, NULL};
+    int64_t n = 0;
+    for (int t = 1; t <= 2; t++) {
+        spw_plan_options o = {.backend = "cpu-fast", .threads = t};
+        spw_plan *plan = NULL;
+        assert_int_equal(spw_plan_create(m, &o, &plan), 0);
+        assert_int_equal(plan->threads, t);
+        io x;
+        io_make(plan, &x);
+        assert_int_equal(spw_plan_run(plan, x.in, x.n_in, x.out, x.n_out), 0);
+        n = spw_tensor_numel(&x.out[0]);
+        res[t - 1] = malloc(sizeof(float) * (size_t)n);
+        assert_non_null(res[t - 1]);
+        memcpy(res[t - 1], x.out[0].data, sizeof(float) * (size_t)n);
+        io_free(&x);
+        spw_plan_free(plan);
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabsf(res[0][i] - res[1][i]) <= 1e-5f * fmaxf(1.0f, fabsf(res[0][i]))))
+            fail_msg("element %lld: %g with 1 thread, %g with 2", (long long)i, res[0][i],
+                     res[1][i]);
+    free(res[0]);
+    free(res[1]);
+    spw_model_free(m);
+}
+
+/* Automatic choice: cpu-fast, never the reference and never a manual-only
+ * backend (a Vulkan implementation on the CPU); a name forces one. */
+static void test_auto_picks_fast(void **state)
+{
+    (void)state;
+    if (!have_fast())
+        skip();
+    spw_model *m = NULL;
+    assert_int_equal(spw_model_load(ENCODER, &m), 0);
+    spw_plan *plan = NULL;
+    assert_int_equal(spw_plan_create(m, NULL, &plan), 0);
+    assert_string_equal(spw_plan_backend(plan), "cpu-fast");
+    spw_plan_free(plan);
+    spw_plan_options o = {.backend = "cpu-ref"};
+    assert_int_equal(spw_plan_create(m, &o, &plan), 0);
+    assert_string_equal(spw_plan_backend(plan), "cpu-ref");
+    spw_plan_free(plan);
+    o.backend = "cpu";
+    assert_int_equal(spw_plan_create(m, &o, &plan), 0);
+    assert_string_equal(spw_plan_backend(plan), "cpu-fast");
+    spw_plan_free(plan);
+    spw_model_free(m);
+}
+
+int main(void)
+{
+    /* Before any other call, so every allocation of the library is seen. */
+    static const spw_allocator counting = {count_malloc, count_realloc, count_free, NULL};
+    spw_set_allocator(&counting);
+    static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registered),
+        cmocka_unit_test(test_no_alloc_on_run),
+        cmocka_unit_test(test_xnnpack_uses_library_allocator),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_auto_picks_fast),
+    };
+    int failed = cmocka_run_group_tests_name("cpu_fast", tests, NULL, NULL);
+    spw_set_allocator(NULL);
+    return failed ? 1 : 0;
+}
