@@ -14,5 +14,8 @@ list(APPEND SPW_SOURCES
   runtime/onnx/onnx_tensor.c
   runtime/image/image.c
   runtime/bundle/bundle.c
+  runtime/service/half.c
+  runtime/service/client.c
+  runtime/service/server.c
 )
 include(runtime/codec/sources.cmake OPTIONAL)

@@ -27,6 +27,11 @@ layout(constant_id = 31) const uint HAS_BIAS = 0;
 layout(constant_id = 32) const uint TM = 1;     // divides COUT_G when groups > 1
 layout(constant_id = 33) const uint TRANSPOSED = 0;
 layout(constant_id = 34) const uint TP = 1;     // output pixels per invocation
+// 1: the host repacked the weights as [M/TM][CIN][KH][KW][TM] (TM a multiple
+// of 4), so a tile's weights for one tap are TM/4 aligned vec4 loads.
+layout(constant_id = 35) const uint WPACK = 0;
+
+layout(std430, set = 0, binding = 1) readonly buffer Consts4 { vec4 Wt4[]; };
 
 void main()
 {
@@ -85,11 +90,22 @@ void main()
                     ok = ok && ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
                     xv[p] = ok ? A[xc + uint(ih) * W + uint(iw)] : 0.0;
                 }
-                const uint wk = wc + kh * KW + kw;
-                [[unroll]] for (uint t = 0; t < TM; t++) {
-                    const float wv = Wt[wk + wrow[t]];
-                    [[unroll]] for (uint p = 0; p < TP; p++)
-                        acc[t][p] += xv[p] * wv;
+                if (WPACK != 0u) {
+                    const uint w4 = (pc.in1 >> 2u) +
+                                    ((gl_GlobalInvocationID.y * CIN + c) * KH * KW + kh * KW + kw) * (TM / 4u);
+                    [[unroll]] for (uint q = 0; q < TM / 4u; q++) {
+                        const vec4 wv = Wt4[w4 + q];
+                        [[unroll]] for (uint i = 0; i < 4u; i++)
+                            [[unroll]] for (uint p = 0; p < TP; p++)
+                                acc[q * 4u + i][p] += xv[p] * wv[i];
+                    }
+                } else {
+                    const uint wk = wc + kh * KW + kw;
+                    [[unroll]] for (uint t = 0; t < TM; t++) {
+                        const float wv = Wt[wk + wrow[t]];
+                        [[unroll]] for (uint p = 0; p < TP; p++)
+                            acc[t][p] += xv[p] * wv;
+                    }
                 }
             }
         }

@@ -252,10 +252,10 @@ static void test_dpdk_memif(void **state)
              common, pid, pmd_dir(), pmd_dir(), sock);
     spw_net_config srv = base_config(), cli = base_config();
     srv.eal_args = srv_args;
-    srv.local = "10.98.0.2:9000";
+    srv.local = "127.0.98.2:9000";
     cli.eal_args = cli_args;
-    cli.local = "10.98.0.1:9001";
-    cli.peer = "10.98.0.2:9000";
+    cli.local = "127.0.98.1:9001";
+    cli.peer = "127.0.98.2:9000";
     int rc = run_pair(&srv, NULL, &cli, NULL, sock);
     unlink(sock);
     check_pair(rc);

@@ -447,8 +447,32 @@ static int build_conv(build *b, const spw_node *n)
     while (tp > 1 && tp > OH * OW)
         tp /= 2;
     NEW(pointwise ? SPW_VK_SH_CONV1X1 : SPW_VK_SH_CONV, b->tune->wg_conv);
+    /* Tiles of 4k channels read their weights as vec4s from a copy repacked
+     * tile-major: [M/tm][cin_g][KH][KW][tm], the last tile padded with the
+     * last channel. */
+    const char *wp = getenv("SPW_VULKAN_WPACK");
+    const bool wpack = !pointwise && !tr && tm % 4 == 0 && !(wp && !strcmp(wp, "0"));
     int rc;
-    if ((rc = operand(b, d, n->inputs[0], &d->push[0])) || (rc = wconst(b, n->inputs[1], &d->push[1])))
+    if ((rc = operand(b, d, n->inputs[0], &d->push[0])))
+        return rc;
+    if (wpack) {
+        const float *wd = w->data;
+        const size_t taps = (size_t)cin_g * KH * KW, tiles = ceil_div(M, tm);
+        float *packed = spw__malloc(sizeof(float) * tiles * taps * tm);
+        if (!packed)
+            return spw__error(SPW_ENOMEM, "vulkan: out of memory packing weights");
+        for (size_t mt = 0; mt < tiles; mt++)
+            for (size_t k = 0; k < taps; k++)
+                for (size_t t = 0; t < tm; t++) {
+                    size_t m = SPW_MIN(mt * tm + t, (size_t)M - 1);
+                    packed[(mt * taps + k) * tm + t] = wd[m * taps + k];
+                }
+        rc = wpush(b, packed, tiles * taps * tm, &d->push[1]);
+        spw__free(packed);
+    } else {
+        rc = wconst(b, n->inputs[1], &d->push[1]);
+    }
+    if (rc)
         return rc;
     if (has_bias && (rc = wconst(b, n->inputs[2], &d->push[2])))
         return rc;
@@ -461,7 +485,7 @@ static int build_conv(build *b, const spw_node *n)
         spec(d, KH), spec(d, KW), spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
         spec(d, ONE(p->dilation[0])), spec(d, ONE(p->dilation[1]));
         spec(d, (uint32_t)p->pads[0]), spec(d, (uint32_t)p->pads[1]);
-        spec(d, cout_g), spec(d, has_bias), spec(d, tm), spec(d, tr), spec(d, tp);
+        spec(d, cout_g), spec(d, has_bias), spec(d, tm), spec(d, tr), spec(d, tp), spec(d, wpack);
     }
     d->groups[0] = ceil_div(ceil_div((uint64_t)OH * OW, tp), d->spec[0]);
     d->groups[1] = ceil_div(M, tm);
@@ -1094,6 +1118,9 @@ static int upload_weights(vk_plan *st)
 {
     spw_vk_ctx *ctx = st->ctx;
     size_t bytes = (size_t)(st->n_wdata ? st->n_wdata : 4) * 4;
+    if (bytes > ctx->info.max_storage_range)
+        return spw__error(SPW_EUNSUPPORTED,
+                          "vulkan: %zu bytes of constants exceed the device's buffer range", bytes);
     bool mapped = ctx->map_arena;
     int rc = spw__vk_buffer_create(ctx, bytes, mapped, &st->weights);
     if (rc)

@@ -12,6 +12,8 @@
 #include "splitwire/image.h"
 #include "splitwire/codec.h"
 #include "splitwire/bundle.h"
+#include "splitwire/net.h"
+#include "splitwire/service.h"
 
 #ifdef __cplusplus
 extern "C" {

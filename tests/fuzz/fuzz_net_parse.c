@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     spw_net_config c = {0};
     c.transport = SPW_NET_MEMORY;
-    c.local = "10.0.0.2:9000";
+    c.local = "127.0.0.2:9000";
     c.mtu = 576;
     c.max_msg_bytes = 16384;
     c.max_inflight = 8;

@@ -343,7 +343,7 @@ static void run_case(const char *name, const spw_net_config *srv, const char *sr
         close(cfd);
 }
 
-static const char *find_pmd_dir(void)
+const char *spw_cli_dpdk_pmd_dir(void)
 {
     static char dir[256];
     const char *env = getenv("SPW_DPDK_PMD_DIR");
@@ -476,7 +476,7 @@ int spw_cli_bench_net(int argc, char **argv)
     bench_res res[3];
     int nres = 0;
     int pid = (int)getpid() % 100000;
-    const char *pmd = find_pmd_dir();
+    const char *pmd = spw_cli_dpdk_pmd_dir();
     bool dpdk = o.dpdk && spw_net_transport_available(SPW_NET_DPDK);
     const char *common = "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1)";
 
@@ -501,10 +501,10 @@ int spw_cli_bench_net(int argc, char **argv)
             snprintf(ca, sizeof(ca), fmt, common, 'c', pid, pmd, pmd, "client", sock);
             spw_net_config s = base, c = base;
             s.eal_args = sa;
-            s.local = "10.98.0.2:9000";
+            s.local = "127.0.98.2:9000";
             c.eal_args = ca;
-            c.local = "10.98.0.1:9001";
-            c.peer = "10.98.0.2:9000";
+            c.local = "127.0.98.1:9001";
+            c.peer = "127.0.98.2:9000";
             run_case("dpdk-memif", &s, NULL, &c, NULL, sock, &o, r);
             unlink(sock);
         }

@@ -29,11 +29,17 @@ bool spw_cli_parse_int(const char *s, long min, long max, long *out);
 /* JSON string output with escaping. */
 void spw_cli_json_str(FILE *f, const char *s);
 
+/* Directory of Debian's DPDK PMD plugins ($SPW_DPDK_PMD_DIR overrides), or NULL. */
+const char *spw_cli_dpdk_pmd_dir(void);
+
 /* Subcommand families. */
 int spw_cli_model(int argc, char **argv);
 int spw_cli_codec(int argc, char **argv);
 int spw_cli_bench(int argc, char **argv);
 int spw_cli_bench_codec(int argc, char **argv);
+int spw_cli_serve(int argc, char **argv);
+int spw_cli_classify(int argc, char **argv);
+int spw_cli_demo(int argc, char **argv);
 int spw_cli_bench_ops(int argc, char **argv);
 int spw_cli_bench_net(int argc, char **argv);
 int spw_cli_device(int argc, char **argv);

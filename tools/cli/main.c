@@ -7,6 +7,9 @@
 #include "tools/cli/cli.h"
 
 static const spw_cli_command commands[] = {
+    {"demo", spw_cli_demo, "end-to-end demo: server and client classify Imagenette images"},
+    {"serve", spw_cli_serve, "serve classification requests"},
+    {"classify", spw_cli_classify, "classify images through a server (or --local)"},
     {"model", spw_cli_model, "inspect and run ONNX models"},
     {"codec", spw_cli_codec, "entropy-code latents to rANS streams and back"},
     {"bench", spw_cli_bench, "benchmarks (codec, ...)"},

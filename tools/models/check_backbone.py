@@ -5,6 +5,7 @@
     check_backbone.py float               # float PyTorch model on all of val
     check_backbone.py onnx [--n 4]        # ONNX file vs PyTorch module
     check_backbone.py report              # agreement + top-1 from the two above
+    check_backbone.py uint8sim            # float emulation of the uint8 model, all of val
 
 `armnn` visits Imagenette val in a fixed random order (seed 0) and appends one
 JSON line per image to build-ml/check/armnn_val.jsonl, so it can be
@@ -164,6 +165,68 @@ def cmd_report(a):
           % (100 * q_acc1000 / n, 100 * f_sub))
 
 
+def run_uint8_sim(m, layers, q):
+    """The uint8 model emulated in float: every tensor the TFLite graph holds
+    as uint8 is rounded to its own scale/zero point and clamped to 0..255
+    after each op (weights and biases are exact already).  Differs from the
+    integer kernels only by their fixed-point rescaling rounding."""
+    import torch.nn.functional as Fn
+    env = {m.inputs[0]: (torch.from_numpy(q).permute(0, 3, 1, 2).float() - 128.0) / 128.0}
+
+    def requant(t, idx):
+        tt = m.tensors[idx]
+        if not tt.quantized:
+            return t
+        s, z = float(tt.scale[0]), float(tt.zero_point[0])
+        return (torch.clamp(torch.round(t / s) + z, 0, 255) - z) * s
+
+    with torch.no_grad():
+        for L in layers:
+            x = env[L["inputs"][0]]
+            if L["kind"] == "conv":
+                p = L["pads"]
+                x = Fn.pad(x, (p[1], p[3], p[0], p[2]))
+                y = Fn.conv2d(x, torch.from_numpy(L["weight"]), torch.from_numpy(L["bias"]),
+                              tuple(L["stride"]), 0, tuple(L["dilation"]), L["group"])
+            elif L["kind"] == "add":
+                y = x + env[L["inputs"][1]]
+            elif L["kind"] == "gap":
+                y = x.mean(dim=(2, 3), keepdim=True)
+            else:
+                y = torch.flatten(x, 1)
+            if L["act"] == 3:
+                y = torch.clamp(y, 0, 6)
+            elif L["act"] == 1:
+                y = torch.relu(y)
+            env[L["output"]] = requant(y, L["output"])
+    return env[layers[-1]["output"]]
+
+
+def cmd_uint8sim(a):
+    """Float model vs the float emulation of the uint8 model, all of val."""
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    m, layers, _ = tflite_import.read_layers(a.tflite)
+    items = imagenette.listing("val")
+    out = np.zeros((len(items), 1001), np.float32)
+    for s in range(0, len(items), 50):
+        chunk = items[s:s + 50]
+        q = np.stack([imagenette.load_uint8(r) for r, _, _ in chunk])
+        out[s:s + len(chunk)] = run_uint8_sim(m, layers, q).numpy()
+    np.save(os.path.join(OUT, "uint8sim_val_logits.npy"), out)
+    d = np.load(FLOAT_NPZ)
+    assert list(d["files"]) == [r for r, _, _ in items]
+    agree = float((out.argmax(1) == d["logits"].argmax(1)).mean())
+    in1k = np.array([k for _, _, k in items])
+    print("uint8 emulation: top-1 1000-way %.2f%%; float model agrees with it on %.2f%% of %d val images"
+          % (100 * float((out[:, 1:].argmax(1) == in1k).mean()), 100 * agree, len(items)))
+    if os.path.exists(ARMNN_LOG):
+        idx = {r: i for i, (r, _, _) in enumerate(items)}
+        rows = [json.loads(line) for line in open(ARMNN_LOG) if line.strip().endswith("}")]
+        # the emulation's logits, quantised like the TFLite softmax input, then argmax
+        hit = sum(int(out[idx[r["file"]]].argmax()) in r["top"] for r in rows)
+        print("uint8 emulation vs Arm NN: top-1 in Arm NN's (tied) top on %d/%d images" % (hit, len(rows)))
+
+
 def cmd_onnx(a):
     import onnx_eval
     from mobilenet_v2 import MobileNetV2
@@ -198,8 +261,10 @@ def main():
     p.add_argument("--n", type=int, default=4)
     p.add_argument("--save", action="store_true", help="write x<i>.npy / y<i>_torch.npy for the C runtime")
     sub.add_parser("report")
+    sub.add_parser("uint8sim")
     a = ap.parse_args()
-    {"armnn": cmd_armnn, "float": cmd_float, "onnx": cmd_onnx, "report": cmd_report}[a.cmd](a)
+    {"armnn": cmd_armnn, "float": cmd_float, "onnx": cmd_onnx, "report": cmd_report,
+     "uint8sim": cmd_uint8sim}[a.cmd](a)
 
 
 if __name__ == "__main__":

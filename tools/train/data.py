@@ -101,4 +101,4 @@ def augment_batch(u8, gen):
 
 def to_tensor(u8):
     """(B, 224, 224, 3) uint8 -> (B, 3, 224, 224) float in [0, 1], no augmentation."""
-    return torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2).float() / 255.0
+    return torch.from_numpy(np.array(u8)).permute(0, 3, 1, 2).float() / 255.0

@@ -83,17 +83,19 @@ class EntropyBottleneck(nn.Module):
             b = self.biases[i]
             if stop_gradient:
                 m, b = m.detach(), b.detach()
-            l = torch.matmul(Fn.softplus(m), l) + b
+            l = torch.baddbmm(b, Fn.softplus(m), l)
             if i < n - 1:
                 f = self.factors[i]
                 if stop_gradient:
                     f = f.detach()
-                l = l + torch.tanh(f) * torch.tanh(l)
+                l = torch.addcmul(l, torch.tanh(f), torch.tanh(l))
         return l
 
     def _likelihood(self, v):
-        lower = self.logits_cumulative(v - 0.5)
-        upper = self.logits_cumulative(v + 0.5)
+        # one pass over [v - 0.5, v + 0.5] instead of two
+        n = v.shape[-1]
+        both = self.logits_cumulative(torch.cat([v - 0.5, v + 0.5], dim=-1))
+        lower, upper = both[..., :n], both[..., n:]
         s = -torch.sign(lower + upper).detach()
         return torch.abs(torch.sigmoid(s * upper) - torch.sigmoid(s * lower))
 

@@ -1,0 +1,123 @@
+/* splitwire: the client and server runtimes. */
+#ifndef SPLITWIRE_SERVICE_H
+#define SPLITWIRE_SERVICE_H
+
+#include <stdio.h>
+
+#include "splitwire/bundle.h"
+#include "splitwire/codec.h"
+#include "splitwire/image.h"
+#include "splitwire/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPW_TOPK_MAX 10
+
+typedef struct spw_class_score {
+    int label;  /* class index (backbone output index - label_offset); -1 = background */
+    float prob; /* softmax probability */
+} spw_class_score;
+
+/* Per-image outcome and where the time went (milliseconds). */
+typedef struct spw_result {
+    uint64_t request_id;
+    int status; /* 0, or SPW_E*: the server's error, SPW_ETIMEDOUT, ... */
+    int k;
+    spw_class_score top[SPW_TOPK_MAX];
+    size_t bytes; /* coded latent bytes sent */
+    double bpp;   /* bytes * 8 / (input width * height) */
+    double ms_preprocess; /* decode the image, resize, crop, normalise */
+    double ms_encode;     /* encoder network */
+    double ms_entropy;    /* rANS coding into transmit buffers */
+    double ms_network;    /* round trip minus server time */
+    double ms_server;     /* server: entropy decode + decoder + tail (and batching wait) */
+    double ms_total;      /* submit to result */
+} spw_result;
+
+/* ---- client ------------------------------------------------------------- */
+
+typedef struct spw_client spw_client;
+
+typedef struct spw_client_config {
+    const char *bundle_dir;
+    const char *backend;    /* encoder backend: NULL/"auto", "cpu", "cpu-ref", "vulkan" */
+    int threads;            /* 0: backend default */
+    spw_codec_format format; /* stream format sent to the server */
+    int topk;               /* results wanted, 1 .. SPW_TOPK_MAX (0 = 5) */
+    int timeout_ms;         /* per request (0 = 2000) */
+    int max_inflight;       /* submitted but unanswered requests (0 = 16) */
+    /* Remote mode: the transport to the server. */
+    spw_net_config net;
+    /* Local mode: run the server half in this process, no network. */
+    int local;
+    const char *models_dir; /* local mode: where the backbone is (see spw_bundle_load_tail) */
+} spw_client_config;
+
+SPW_API int spw_client_open(const spw_client_config *config, spw_client **out);
+SPW_API void spw_client_close(spw_client *client);
+SPW_API const spw_bundle_info *spw_client_bundle(const spw_client *client);
+
+/* Classifies one image and waits for the answer. */
+SPW_API int spw_client_classify(spw_client *client, const spw_image *image, spw_result *out);
+
+/* Encodes and sends one image without waiting; while it is on the wire the
+ * caller can submit the next, so encoding overlaps transmission. SPW_EBUSY
+ * when max_inflight requests are outstanding (poll first). */
+SPW_API int spw_client_submit(spw_client *client, const spw_image *image, uint64_t *request_id);
+
+/* Collects up to max finished requests, waiting up to timeout_ms (0: no
+ * wait, < 0: until one finishes). Returns the count. A request that timed out
+ * comes back with status SPW_ETIMEDOUT. */
+SPW_API int spw_client_poll(spw_client *client, spw_result *results, int max, int timeout_ms);
+
+/* Requests submitted and not yet returned by spw_client_poll. */
+SPW_API int spw_client_pending(const spw_client *client);
+
+/* Round trip to the server with a PING; SPW_ETIMEDOUT when nobody answers. */
+SPW_API int spw_client_ping(spw_client *client, int timeout_ms, double *rtt_ms);
+
+/* ---- server ------------------------------------------------------------- */
+
+typedef struct spw_server spw_server;
+
+typedef struct spw_server_config {
+    const char *const *bundle_dirs; /* one or more bundles (e.g. rate points) */
+    int n_bundles;
+    const char *models_dir; /* where backbones are (NULL: $SPW_MODEL_DIR or build/models) */
+    const char *backend;
+    int threads;
+    int max_batch;   /* 1 .. 64 (0 = 8) */
+    int max_wait_us; /* a partial batch runs after this long (0 = 2000) */
+    int workers;     /* inference threads (0 = 1) */
+    spw_net_config net;
+} spw_server_config;
+
+typedef struct spw_server_stats {
+    uint64_t requests, results, errors, dropped; /* dropped: malformed or unknown model */
+    uint64_t batches, batched_items;
+    /* Percentiles over the recent window (milliseconds). */
+    double queue_p50, queue_p99;   /* arrival to batch start */
+    double decode_p50, decode_p99; /* entropy decode */
+    double infer_p50, infer_p99;   /* decoder + tail per batch */
+    double total_p50, total_p99;   /* arrival to reply */
+    spw_net_stats net;
+} spw_server_stats;
+
+SPW_API int spw_server_open(const spw_server_config *config, spw_server **out);
+/* Serves until spw_server_stop() (async-signal-safe) is called. */
+SPW_API int spw_server_run(spw_server *server);
+SPW_API void spw_server_stop(spw_server *server);
+SPW_API void spw_server_get_stats(spw_server *server, spw_server_stats *out);
+/* Asks the serving loop to print its statistics to stderr (async-signal-safe:
+ * meant for a SIGUSR1 handler). */
+SPW_API void spw_server_request_stats(spw_server *server);
+SPW_API void spw_server_print_stats(spw_server *server, FILE *f);
+SPW_API int spw_server_local_addr(const spw_server *server, spw_net_addr *out);
+SPW_API void spw_server_close(spw_server *server);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,390 @@
+/* The client runtime: image -> encoder -> symbols -> rANS straight into the
+ * transport's buffers -> server, and results back. */
+#include <string.h>
+
+#include "runtime/graph/plan.h"
+#include "runtime/service/service_internal.h"
+
+typedef struct pending {
+    bool used;
+    uint64_t id;
+    uint64_t t_submit, t_sent;
+    spw_result r;
+} pending;
+
+struct spw_client {
+    spw_client_config cfg;
+    spw_bundle *bundle;
+    const spw_bundle_info *info;
+    spw_codec_tables *tables;
+    spw_codec *codec;
+    spw_model *enc_model;
+    spw_plan *enc;
+    float *input;
+    int32_t *symbols;
+    spw_preprocess pp;
+    spw_net *net;  /* remote mode */
+    spw_half *half; /* local mode */
+    unsigned char *stream; /* local mode: the coded latent */
+    size_t stream_cap;
+    pending *pend;
+    int n_pending;
+    spw_result *done; /* finished, not yet collected */
+    int n_done;
+    uint64_t next_id;
+};
+
+static double ms(uint64_t a, uint64_t b)
+{
+    return (double)(b - a) / 1e6;
+}
+
+int spw_client_open(const spw_client_config *config, spw_client **out)
+{
+    if (!config || !config->bundle_dir || !out)
+        return spw__error(SPW_EINVAL, "client_open: NULL argument");
+    spw_client *c = spw__calloc(1, sizeof(*c));
+    if (!c)
+        return spw__error(SPW_ENOMEM, "out of memory");
+    int rc;
+    c->cfg = *config;
+    if (c->cfg.topk <= 0)
+        c->cfg.topk = 5;
+    if (c->cfg.topk > SPW_TOPK_MAX)
+        c->cfg.topk = SPW_TOPK_MAX;
+    if (c->cfg.timeout_ms <= 0)
+        c->cfg.timeout_ms = 2000;
+    if (c->cfg.max_inflight <= 0)
+        c->cfg.max_inflight = 16;
+    c->next_id = ((uint64_t)spw__now_ns() << 20) | 1; /* distinct across client restarts */
+    if ((rc = spw_bundle_open(config->bundle_dir, &c->bundle)))
+        goto fail;
+    c->info = spw_bundle_get_info(c->bundle);
+    const spw_bundle_info *in = c->info;
+    c->pp = (spw_preprocess){in->resize, in->input_width, in->input_height,
+                             {in->mean[0], in->mean[1], in->mean[2]},
+                             {in->std[0], in->std[1], in->std[2]}};
+    if ((rc = spw_bundle_load_tables(c->bundle, &c->tables)))
+        goto fail;
+    spw_codec_config cc = {c->cfg.format, 1, 0};
+    if ((rc = spw_codec_create(c->tables, &cc, &c->codec)))
+        goto fail;
+    if ((rc = spw_bundle_load_encoder(c->bundle, &c->enc_model)))
+        goto fail;
+    spw_plan_options po = {.backend = config->backend, .batch = 1, .threads = config->threads};
+    if ((rc = spw_plan_create(c->enc_model, &po, &c->enc)))
+        goto fail;
+    c->input = spw__malloc(sizeof(float) * 3 * (size_t)in->input_width * (size_t)in->input_height);
+    c->symbols = spw__malloc(sizeof(int32_t) * (size_t)in->latent_c * (size_t)in->latent_h *
+                             (size_t)in->latent_w);
+    c->pend = spw__calloc((size_t)c->cfg.max_inflight, sizeof(*c->pend));
+    c->done = spw__calloc((size_t)c->cfg.max_inflight, sizeof(*c->done));
+    if (!c->input || !c->symbols || !c->pend || !c->done) {
+        rc = spw__error(SPW_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (config->local) {
+        if ((rc = spw__half_open(c->bundle, c->tables, config->models_dir, config->backend,
+                                 config->threads, 1, &c->half)))
+            goto fail;
+        c->stream_cap = spw_codec_bound(c->codec, in->latent_c, in->latent_h, in->latent_w);
+        if (!(c->stream = spw__malloc(c->stream_cap))) {
+            rc = spw__error(SPW_ENOMEM, "out of memory");
+            goto fail;
+        }
+    } else if ((rc = spw_net_open(&config->net, &c->net))) {
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    spw_client_close(c);
+    return rc;
+}
+
+void spw_client_close(spw_client *c)
+{
+    if (!c)
+        return;
+    spw_net_close(c->net);
+    spw__half_close(c->half);
+    spw_plan_free(c->enc);
+    spw_model_free(c->enc_model);
+    spw_codec_free(c->codec);
+    spw_codec_tables_free(c->tables);
+    spw_bundle_close(c->bundle);
+    spw__free(c->stream);
+    spw__free(c->input);
+    spw__free(c->symbols);
+    spw__free(c->pend);
+    spw__free(c->done);
+    spw__free(c);
+}
+
+const spw_bundle_info *spw_client_bundle(const spw_client *c)
+{
+    return c ? c->info : NULL;
+}
+
+int spw_client_pending(const spw_client *c)
+{
+    return c ? c->n_pending + c->n_done : 0;
+}
+
+static void finish(spw_client *c, pending *p, uint64_t now)
+{
+    p->r.ms_total = ms(p->t_submit, now);
+    c->done[c->n_done++] = p->r;
+    p->used = false;
+    c->n_pending--;
+}
+
+/* Image -> preprocessed tensor -> symbols; fills the client-side timings. */
+static int encode_image(spw_client *c, const spw_image *img, spw_result *r)
+{
+    const spw_bundle_info *in = c->info;
+    uint64_t t0 = spw__now_ns();
+    int rc = spw_image_to_tensor(img, &c->pp, c->input);
+    if (rc)
+        return rc;
+    uint64_t t1 = spw__now_ns();
+    spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, in->input_height, in->input_width},
+                     c->input};
+    spw_tensor ts = {SPW_I32, SPW_LAYOUT_NCHW, 4, {1, in->latent_c, in->latent_h, in->latent_w},
+                     c->symbols};
+    if ((rc = spw_plan_run(c->enc, &ti, 1, &ts, 1)))
+        return rc;
+    r->ms_preprocess = ms(t0, t1);
+    r->ms_encode = ms(t1, spw__now_ns());
+    return 0;
+}
+
+int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
+{
+    if (!c || !img)
+        return spw__error(SPW_EINVAL, "client_submit: NULL argument");
+    if (c->n_pending + c->n_done >= c->cfg.max_inflight)
+        return spw__error(SPW_EBUSY, "%d requests outstanding; poll first", c->cfg.max_inflight);
+    pending *p = NULL;
+    for (int i = 0; i < c->cfg.max_inflight && !p; i++)
+        if (!c->pend[i].used)
+            p = &c->pend[i];
+    memset(p, 0, sizeof(*p));
+    p->t_submit = spw__now_ns();
+    p->id = c->next_id++;
+    p->r.request_id = p->id;
+    int rc = encode_image(c, img, &p->r);
+    if (rc)
+        return rc;
+    const spw_bundle_info *in = c->info;
+    uint64_t t2 = spw__now_ns();
+    if (c->half) {
+        /* Local mode: the same stream through the server half in process. */
+        size_t len;
+        if ((rc = spw_codec_encode_buf(c->codec, c->symbols, in->latent_c, in->latent_h,
+                                       in->latent_w, c->stream, c->stream_cap, &len)))
+            return rc;
+        uint64_t t3 = spw__now_ns();
+        spw_codec_seg seg = {c->stream, len};
+        unsigned flags = c->cfg.format == SPW_CODEC_TILED ? SPW_REQ_TILED : 0;
+        if (!(rc = spw__half_decode(c->half, 0, &seg, 1, flags)))
+            rc = spw__half_run(c->half, 1, c->cfg.topk, &p->r);
+        p->r.status = rc;
+        p->r.bytes = len;
+        p->r.bpp = (double)len * 8.0 / ((double)in->input_width * in->input_height);
+        p->r.ms_entropy = ms(t2, t3);
+        uint64_t t4 = spw__now_ns();
+        p->r.ms_server = ms(t3, t4);
+        p->used = true;
+        c->n_pending++;
+        finish(c, p, t4);
+    } else {
+        spw_net_msg *msg;
+        size_t bound = spw_codec_bound(c->codec, in->latent_c, in->latent_h, in->latent_w);
+        if ((rc = spw_net_tx_alloc(c->net, bound, &msg)))
+            return rc;
+        spw_codec_seg segs[64];
+        if (msg->nsegs > (int)SPW_ARRAY_SIZE(segs)) {
+            spw_net_msg_free(c->net, msg);
+            return spw__error(SPW_EINTERNAL, "transport gave %d segments", msg->nsegs);
+        }
+        for (int i = 0; i < msg->nsegs; i++)
+            segs[i] = (spw_codec_seg){msg->segs[i].data, msg->segs[i].size};
+        spw_codec_span span;
+        if ((rc = spw_codec_encode(c->codec, c->symbols, in->latent_c, in->latent_h,
+                                   in->latent_w, segs, msg->nsegs, &span))) {
+            spw_net_msg_free(c->net, msg);
+            return rc;
+        }
+        msg->type = SPW_NET_REQUEST;
+        msg->model_id = in->id;
+        msg->rate_point = (uint8_t)in->rate_index;
+        msg->flags = c->cfg.format == SPW_CODEC_TILED ? SPW_REQ_TILED : 0;
+        msg->c = (uint16_t)in->latent_c;
+        msg->h = (uint16_t)in->latent_h;
+        msg->w = (uint16_t)in->latent_w;
+        msg->request_id = p->id;
+        uint64_t t3 = spw__now_ns();
+        if ((rc = spw_net_send(c->net, msg, span.first, span.offset, span.bytes)))
+            return rc;
+        p->r.bytes = span.bytes;
+        p->r.bpp = (double)span.bytes * 8.0 / ((double)in->input_width * in->input_height);
+        p->r.ms_entropy = ms(t2, t3);
+        p->t_sent = t3;
+        p->used = true;
+        c->n_pending++;
+    }
+    if (request_id)
+        *request_id = p->id;
+    return 0;
+}
+
+static pending *find(spw_client *c, uint64_t id)
+{
+    for (int i = 0; i < c->cfg.max_inflight; i++)
+        if (c->pend[i].used && c->pend[i].id == id)
+            return &c->pend[i];
+    return NULL;
+}
+
+/* Takes every ready message off the transport and completes requests. */
+static void drain(spw_client *c)
+{
+    spw_net_msg *msgs[16];
+    int n;
+    while ((n = spw_net_recv(c->net, msgs, 16)) > 0) {
+        uint64_t now = spw__now_ns();
+        for (int i = 0; i < n; i++) {
+            spw_net_msg *m = msgs[i];
+            pending *p = find(c, m->request_id);
+            if (p && (m->type == SPW_NET_RESULT || m->type == SPW_NET_ERROR || m->status)) {
+                unsigned char buf[512];
+                size_t len = spw_net_msg_copy(c->net, m, buf, sizeof(buf));
+                uint32_t server_us = 0;
+                if (m->status) {
+                    p->r.status = m->status;
+                } else if (m->type == SPW_NET_RESULT) {
+                    p->r.status = spw__result_unpack(buf, len, &p->r, &server_us);
+                    if (p->r.k > c->cfg.topk) /* the server sends its full top list */
+                        p->r.k = c->cfg.topk;
+                } else {
+                    int32_t st = SPW_EPROTO;
+                    if (len >= 4)
+                        memcpy(&st, buf, 4);
+                    p->r.status = st < 0 && st >= -1000 ? st : SPW_EPROTO;
+                    if (len > 4)
+                        spw__error(p->r.status, "server: %.*s", (int)(len - 4), buf + 4);
+                }
+                p->r.ms_server = server_us / 1000.0;
+                double rtt = ms(p->t_sent, now);
+                p->r.ms_network = rtt > p->r.ms_server ? rtt - p->r.ms_server : 0;
+                finish(c, p, now);
+            }
+            spw_net_msg_free(c->net, m);
+        }
+    }
+}
+
+static void expire(spw_client *c, uint64_t now)
+{
+    uint64_t limit = (uint64_t)c->cfg.timeout_ms * 1000000ull;
+    for (int i = 0; i < c->cfg.max_inflight; i++) {
+        pending *p = &c->pend[i];
+        if (p->used && now - p->t_submit > limit) {
+            p->r.status = SPW_ETIMEDOUT;
+            finish(c, p, now);
+        }
+    }
+}
+
+int spw_client_poll(spw_client *c, spw_result *results, int max, int timeout_ms)
+{
+    if (!c || (max > 0 && !results))
+        return spw__error(SPW_EINVAL, "client_poll: NULL argument");
+    uint64_t start = spw__now_ns();
+    while (c->net && c->n_done == 0 && c->n_pending > 0) {
+        int64_t left_us = -1;
+        if (timeout_ms >= 0) {
+            int64_t el = (int64_t)((spw__now_ns() - start) / 1000);
+            left_us = (int64_t)timeout_ms * 1000 - el;
+            if (left_us < 0)
+                left_us = 0;
+        }
+        /* Wake at least every 10 ms to enforce per-request deadlines. */
+        int64_t wait = left_us < 0 || left_us > 10000 ? 10000 : left_us;
+        int rc = spw_net_poll(c->net, wait);
+        if (rc < 0)
+            return rc;
+        drain(c);
+        expire(c, spw__now_ns());
+        if (left_us == 0)
+            break;
+    }
+    int n = c->n_done < max ? c->n_done : max;
+    memcpy(results, c->done, sizeof(*results) * (size_t)n);
+    memmove(c->done, c->done + n, sizeof(*c->done) * (size_t)(c->n_done - n));
+    c->n_done -= n;
+    return n;
+}
+
+int spw_client_classify(spw_client *c, const spw_image *img, spw_result *out)
+{
+    uint64_t id;
+    int rc = spw_client_submit(c, img, &id);
+    if (rc)
+        return rc;
+    for (;;) {
+        /* Results of other requests stay queued for spw_client_poll. */
+        for (int i = 0; i < c->n_done; i++) {
+            if (c->done[i].request_id == id) {
+                *out = c->done[i];
+                memmove(c->done + i, c->done + i + 1, sizeof(*c->done) * (size_t)(c->n_done - i - 1));
+                c->n_done--;
+                return out->status;
+            }
+        }
+        if (!c->net)
+            return spw__error(SPW_EINTERNAL, "local request %llu vanished", (unsigned long long)id);
+        if ((rc = spw_net_poll(c->net, 10000)) < 0)
+            return rc;
+        drain(c);
+        expire(c, spw__now_ns());
+    }
+}
+
+int spw_client_ping(spw_client *c, int timeout_ms, double *rtt_ms)
+{
+    if (!c)
+        return spw__error(SPW_EINVAL, "client_ping: NULL argument");
+    if (!c->net) {
+        if (rtt_ms)
+            *rtt_ms = 0;
+        return 0;
+    }
+    /* Only between requests: the loop below would swallow their results. */
+    if (c->n_pending)
+        return spw__error(SPW_EBUSY, "ping: %d requests outstanding", c->n_pending);
+    uint64_t token = spw__now_ns(), t0 = token;
+    int rc = spw_net_ping(c->net, NULL, token);
+    if (rc)
+        return rc;
+    uint64_t deadline = t0 + (uint64_t)timeout_ms * 1000000ull;
+    while (spw__now_ns() < deadline) {
+        if ((rc = spw_net_poll(c->net, 5000)) < 0)
+            return rc;
+        spw_net_msg *msgs[16];
+        int n = spw_net_recv(c->net, msgs, 16);
+        bool got = false;
+        for (int i = 0; i < n; i++) {
+            spw_net_msg *m = msgs[i];
+            got = got || (m->type == SPW_NET_PONG && m->request_id == token);
+            spw_net_msg_free(c->net, m);
+        }
+        if (got) {
+            if (rtt_ms)
+                *rtt_ms = ms(t0, spw__now_ns());
+            return 0;
+        }
+    }
+    return spw__error(SPW_ETIMEDOUT, "no answer to a ping within %d ms", timeout_ms);
+}

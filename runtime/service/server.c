@@ -1,0 +1,504 @@
+/* The server runtime: receive coded latents, batch them per bundle, decode
+ * and run decoder + tail on worker threads, reply with top-k. The network
+ * is driven by the thread in spw_server_run; workers never touch it. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/service/service_internal.h"
+
+#define WINDOW 4096 /* samples kept per latency statistic */
+
+typedef struct item {
+    spw_net_msg *msg; /* request, payload still in the transport's buffers */
+    uint64_t t_arrival;
+    spw_result r;
+    uint32_t server_us;
+} item;
+
+typedef struct batch {
+    int bundle;
+    int n;
+    uint64_t t_first;
+    uint64_t t_start, t_decoded, t_done; /* set by the worker */
+    item *items;
+    struct batch *next; /* queue link */
+} batch;
+
+typedef struct window {
+    double v[WINDOW];
+    unsigned n;
+} window;
+
+struct spw_server {
+    spw_server_config cfg;
+    int n_bundles;
+    spw_bundle **bundles;
+    spw_codec_tables **tables;
+    spw_net *net;
+    int n_workers;
+    pthread_t *threads;
+    spw_half **halves; /* n_workers x n_bundles */
+    batch *pool;
+    int n_pool;
+    batch *free_list;
+    batch **filling; /* per bundle: the batch collecting requests, or NULL */
+    /* Worker hand-off: jobs in, finished batches out. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    batch *jobs, *jobs_tail, *finished;
+    int outstanding;
+    bool quit_workers;
+    volatile sig_atomic_t stop, want_stats;
+    spw_server_stats st;
+    window w_queue, w_decode, w_infer, w_total;
+};
+
+static void win_add(window *w, double v)
+{
+    w->v[w->n++ % WINDOW] = v;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void win_pct(const window *w, double *p50, double *p99)
+{
+    unsigned n = w->n < WINDOW ? w->n : WINDOW;
+    if (!n) {
+        *p50 = *p99 = 0;
+        return;
+    }
+    double tmp[WINDOW];
+    memcpy(tmp, w->v, sizeof(double) * n);
+    qsort(tmp, n, sizeof(double), cmp_double);
+    *p50 = tmp[n / 2];
+    *p99 = tmp[(size_t)((n - 1) * 0.99)];
+}
+
+/* Worker: entropy-decode every request of a batch in place, run the bundle's
+ * half on those that decoded, and mark the rest with their error. */
+static void run_batch(spw_server *s, spw_half *h, batch *b)
+{
+    b->t_start = spw__now_ns();
+    int slot_of[64], ok = 0;
+    for (int i = 0; i < b->n; i++) {
+        item *it = &b->items[i];
+        spw_net_msg *m = it->msg;
+        spw_codec_seg segs[64];
+        int nsegs = m->nsegs < 64 ? m->nsegs : 64;
+        for (int k = 0; k < nsegs; k++)
+            segs[k] = (spw_codec_seg){m->segs[k].data, m->segs[k].size};
+        it->r.status = m->nsegs > 64 ? SPW_EPROTO : spw__half_decode(h, ok, segs, nsegs, m->flags);
+        slot_of[i] = it->r.status ? -1 : ok++;
+    }
+    b->t_decoded = spw__now_ns();
+    spw_result out[64];
+    int rc = ok ? spw__half_run(h, ok, SPW_TOPK_MAX, out) : 0;
+    for (int i = 0; i < b->n; i++) {
+        item *it = &b->items[i];
+        if (slot_of[i] < 0)
+            continue;
+        if (rc)
+            it->r.status = rc;
+        else {
+            it->r.k = out[slot_of[i]].k;
+            memcpy(it->r.top, out[slot_of[i]].top, sizeof(it->r.top));
+        }
+    }
+    b->t_done = spw__now_ns();
+    (void)s;
+}
+
+typedef struct worker_arg {
+    spw_server *s;
+    int index;
+} worker_arg;
+
+static void *worker_main(void *arg)
+{
+    worker_arg *wa = arg;
+    spw_server *s = wa->s;
+    spw_half **halves = s->halves + (size_t)wa->index * (size_t)s->n_bundles;
+    spw__free(wa);
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->jobs && !s->quit_workers)
+            pthread_cond_wait(&s->cond, &s->lock);
+        if (!s->jobs)
+            break;
+        batch *b = s->jobs;
+        s->jobs = b->next;
+        if (!s->jobs)
+            s->jobs_tail = NULL;
+        pthread_mutex_unlock(&s->lock);
+        run_batch(s, halves[b->bundle], b);
+        pthread_mutex_lock(&s->lock);
+        b->next = s->finished;
+        s->finished = b;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int spw_server_open(const spw_server_config *config, spw_server **out)
+{
+    if (!config || !out || config->n_bundles < 1 || !config->bundle_dirs)
+        return spw__error(SPW_EINVAL, "server_open: no bundle given");
+    if (config->max_batch > 64 || config->max_batch < 0)
+        return spw__error(SPW_EINVAL, "max_batch %d is outside 1..64", config->max_batch);
+    spw_server *s = spw__calloc(1, sizeof(*s));
+    if (!s)
+        return spw__error(SPW_ENOMEM, "out of memory");
+    int rc;
+    s->cfg = *config;
+    if (s->cfg.max_batch == 0)
+        s->cfg.max_batch = 8;
+    if (s->cfg.max_wait_us <= 0)
+        s->cfg.max_wait_us = 2000;
+    s->n_workers = s->cfg.workers > 0 ? s->cfg.workers : 1;
+    s->n_bundles = config->n_bundles;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->bundles = spw__calloc((size_t)s->n_bundles, sizeof(*s->bundles));
+    s->tables = spw__calloc((size_t)s->n_bundles, sizeof(*s->tables));
+    s->filling = spw__calloc((size_t)s->n_bundles, sizeof(*s->filling));
+    s->halves = spw__calloc((size_t)s->n_bundles * (size_t)s->n_workers, sizeof(*s->halves));
+    s->threads = spw__calloc((size_t)s->n_workers, sizeof(*s->threads));
+    s->n_pool = 2 * s->n_workers + s->n_bundles;
+    s->pool = spw__calloc((size_t)s->n_pool, sizeof(*s->pool));
+    if (!s->bundles || !s->tables || !s->filling || !s->halves || !s->threads || !s->pool) {
+        rc = spw__error(SPW_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < s->n_pool; i++) {
+        s->pool[i].items = spw__calloc((size_t)s->cfg.max_batch, sizeof(item));
+        if (!s->pool[i].items) {
+            rc = spw__error(SPW_ENOMEM, "out of memory");
+            goto fail;
+        }
+        s->pool[i].next = s->free_list;
+        s->free_list = &s->pool[i];
+    }
+    for (int b = 0; b < s->n_bundles; b++) {
+        if ((rc = spw_bundle_open(config->bundle_dirs[b], &s->bundles[b])) ||
+            (rc = spw_bundle_load_tables(s->bundles[b], &s->tables[b])))
+            goto fail;
+        for (int j = 0; j < b; j++)
+            if (spw_bundle_get_info(s->bundles[j])->id == spw_bundle_get_info(s->bundles[b])->id) {
+                rc = spw__error(SPW_EINVAL, "bundles %s and %s have the same id",
+                                config->bundle_dirs[j], config->bundle_dirs[b]);
+                goto fail;
+            }
+        for (int w = 0; w < s->n_workers; w++)
+            if ((rc = spw__half_open(s->bundles[b], s->tables[b], config->models_dir,
+                                     config->backend, config->threads, s->cfg.max_batch,
+                                     &s->halves[(size_t)w * (size_t)s->n_bundles + (size_t)b])))
+                goto fail;
+    }
+    if ((rc = spw_net_open(&config->net, &s->net)))
+        goto fail;
+    for (int w = 0; w < s->n_workers; w++) {
+        worker_arg *wa = spw__malloc(sizeof(*wa));
+        if (wa) {
+            wa->s = s;
+            wa->index = w;
+        }
+        if (!wa || pthread_create(&s->threads[w], NULL, worker_main, wa)) {
+            spw__free(wa);
+            rc = spw__error(SPW_ENOMEM, "cannot start worker %d", w);
+            goto fail;
+        }
+    }
+    *out = s;
+    return 0;
+fail:
+    spw_server_close(s);
+    return rc;
+}
+
+void spw_server_close(spw_server *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->quit_workers = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    for (int w = 0; s->threads && w < s->n_workers; w++)
+        if (s->threads[w])
+            pthread_join(s->threads[w], NULL);
+    /* Requests still held in batches go back to the transport. */
+    for (int i = 0; s->pool && i < s->n_pool; i++) {
+        if (s->net)
+            for (int k = 0; k < s->pool[i].n; k++)
+                spw_net_msg_free(s->net, s->pool[i].items[k].msg);
+        spw__free(s->pool[i].items);
+    }
+    spw_net_close(s->net);
+    for (int i = 0; s->halves && i < s->n_bundles * s->n_workers; i++)
+        spw__half_close(s->halves[i]);
+    for (int b = 0; s->bundles && b < s->n_bundles; b++) {
+        spw_codec_tables_free(s->tables[b]);
+        spw_bundle_close(s->bundles[b]);
+    }
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    spw__free(s->pool);
+    spw__free(s->threads);
+    spw__free(s->halves);
+    spw__free(s->filling);
+    spw__free(s->tables);
+    spw__free(s->bundles);
+    spw__free(s);
+}
+
+static void reply_error(spw_server *s, const spw_net_msg *req, int status, const char *text)
+{
+    spw_net_msg *m;
+    size_t tl = strlen(text);
+    size_t len = (4 + tl + 3) & ~(size_t)3; /* payloads are whole 4-byte words */
+    if (spw_net_tx_alloc(s->net, len, &m))
+        return; /* no buffers: the client times out, as with a lost packet */
+    if (m->nsegs < 1 || m->segs[0].size < len) {
+        spw_net_msg_free(s->net, m);
+        return;
+    }
+    int32_t st = status;
+    memset(m->segs[0].data, 0, len);
+    memcpy(m->segs[0].data, &st, 4);
+    memcpy((char *)m->segs[0].data + 4, text, tl);
+    m->type = SPW_NET_ERROR;
+    m->model_id = req->model_id;
+    m->request_id = req->request_id;
+    m->peer = req->peer;
+    spw_net_send(s->net, m, 0, 0, len);
+    s->st.errors++;
+}
+
+static void reply(spw_server *s, const item *it)
+{
+    const spw_net_msg *req = it->msg;
+    if (it->r.status) {
+        reply_error(s, req, it->r.status, spw_strerror(it->r.status));
+        return;
+    }
+    spw_net_msg *m;
+    size_t len = SPW_RESULT_BYTES(it->r.k);
+    if (spw_net_tx_alloc(s->net, len, &m))
+        return;
+    if (m->nsegs < 1 || m->segs[0].size < len ||
+        spw__result_pack(&it->r, it->server_us, m->segs[0].data, m->segs[0].size) != len) {
+        spw_net_msg_free(s->net, m);
+        return;
+    }
+    m->type = SPW_NET_RESULT;
+    m->model_id = req->model_id;
+    m->request_id = req->request_id;
+    m->peer = req->peer;
+    if (spw_net_send(s->net, m, 0, 0, len) == 0)
+        s->st.results++;
+}
+
+static void dispatch(spw_server *s, int bundle)
+{
+    batch *b = s->filling[bundle];
+    s->filling[bundle] = NULL;
+    b->next = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->jobs_tail)
+        s->jobs_tail->next = b;
+    else
+        s->jobs = b;
+    s->jobs_tail = b;
+    s->outstanding++;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    s->st.batches++;
+    s->st.batched_items += (uint64_t)b->n;
+}
+
+static void on_request(spw_server *s, spw_net_msg *m, uint64_t now)
+{
+    s->st.requests++;
+    int b = -1;
+    for (int i = 0; i < s->n_bundles && b < 0; i++)
+        if (spw_bundle_get_info(s->bundles[i])->id == m->model_id)
+            b = i;
+    if (b < 0) {
+        s->st.dropped++;
+        reply_error(s, m, SPW_EMISMATCH, "unknown model id: client and server bundles differ");
+        spw_net_msg_free(s->net, m);
+        return;
+    }
+    const spw_bundle_info *in = spw_bundle_get_info(s->bundles[b]);
+    if (m->c != in->latent_c || m->h != in->latent_h || m->w != in->latent_w) {
+        s->st.dropped++;
+        reply_error(s, m, SPW_EMISMATCH, "latent shape differs from the server's bundle");
+        spw_net_msg_free(s->net, m);
+        return;
+    }
+    if (!s->filling[b]) {
+        if (!s->free_list) {
+            /* Every batch is busy: shed load rather than queue without bound. */
+            s->st.dropped++;
+            reply_error(s, m, SPW_EBUSY, "server overloaded");
+            spw_net_msg_free(s->net, m);
+            return;
+        }
+        batch *nb = s->free_list;
+        s->free_list = nb->next;
+        nb->bundle = b;
+        nb->n = 0;
+        nb->t_first = now;
+        s->filling[b] = nb;
+    }
+    batch *fb = s->filling[b];
+    item *it = &fb->items[fb->n++];
+    memset(it, 0, sizeof(*it));
+    it->msg = m;
+    it->t_arrival = now;
+    if (fb->n == s->cfg.max_batch)
+        dispatch(s, b);
+}
+
+static void complete(spw_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    batch *done = s->finished;
+    s->finished = NULL;
+    pthread_mutex_unlock(&s->lock);
+    while (done) {
+        batch *b = done;
+        done = b->next;
+        uint64_t now = spw__now_ns();
+        win_add(&s->w_decode, (double)(b->t_decoded - b->t_start) / 1e6 / (b->n ? b->n : 1));
+        win_add(&s->w_infer, (double)(b->t_done - b->t_decoded) / 1e6);
+        for (int i = 0; i < b->n; i++) {
+            item *it = &b->items[i];
+            it->server_us = (uint32_t)((now - it->t_arrival) / 1000);
+            win_add(&s->w_queue, (double)(b->t_start - it->t_arrival) / 1e6);
+            reply(s, it);
+            win_add(&s->w_total, (double)(spw__now_ns() - it->t_arrival) / 1e6);
+            spw_net_msg_free(s->net, it->msg);
+        }
+        b->n = 0;
+        b->next = s->free_list;
+        s->free_list = b;
+        s->outstanding--;
+    }
+}
+
+int spw_server_run(spw_server *s)
+{
+    if (!s)
+        return spw__error(SPW_EINVAL, "server_run: NULL server");
+    spw_net_msg *msgs[32];
+    while (!s->stop) {
+        uint64_t now = spw__now_ns();
+        /* Sleep in the transport until a packet, the oldest partial batch's
+         * deadline, or (with work in flight) a short tick to collect results. */
+        int64_t wait = 20000;
+        for (int b = 0; b < s->n_bundles; b++)
+            if (s->filling[b]) {
+                int64_t left = (int64_t)s->cfg.max_wait_us -
+                               (int64_t)((now - s->filling[b]->t_first) / 1000);
+                wait = left < wait ? (left > 0 ? left : 0) : wait;
+            }
+        if (s->outstanding && (wait > 100 || s->outstanding >= s->n_workers))
+            wait = 100;
+        int rc = spw_net_poll(s->net, wait);
+        if (rc < 0 && rc != SPW_EAGAIN)
+            SPW_LOGW("server: transport: %s", spw_strerror(rc));
+        int n;
+        while ((n = spw_net_recv(s->net, msgs, 32)) > 0) {
+            now = spw__now_ns();
+            for (int i = 0; i < n; i++) {
+                if (msgs[i]->type == SPW_NET_REQUEST && msgs[i]->status == 0)
+                    on_request(s, msgs[i], now);
+                else
+                    spw_net_msg_free(s->net, msgs[i]);
+            }
+        }
+        complete(s);
+        /* A partial batch waits for its deadline, and then for an idle worker:
+         * while every worker is busy, later requests join it instead of
+         * queueing behind it as batches of one. */
+        now = spw__now_ns();
+        for (int b = 0; b < s->n_bundles; b++)
+            if (s->filling[b] && s->outstanding < s->n_workers &&
+                (now - s->filling[b]->t_first) / 1000 >= (uint64_t)s->cfg.max_wait_us)
+                dispatch(s, b);
+        if (s->want_stats) {
+            s->want_stats = 0;
+            spw_server_print_stats(s, stderr);
+        }
+    }
+    /* Finish what was accepted before stopping. */
+    for (int b = 0; b < s->n_bundles; b++)
+        if (s->filling[b])
+            dispatch(s, b);
+    uint64_t deadline = spw__now_ns() + 5000000000ull;
+    while (s->outstanding && spw__now_ns() < deadline) {
+        spw_net_poll(s->net, 1000);
+        complete(s);
+    }
+    return 0;
+}
+
+void spw_server_stop(spw_server *s)
+{
+    if (s)
+        s->stop = 1;
+}
+
+void spw_server_request_stats(spw_server *s)
+{
+    if (s)
+        s->want_stats = 1;
+}
+
+void spw_server_get_stats(spw_server *s, spw_server_stats *out)
+{
+    if (!s || !out)
+        return;
+    *out = s->st;
+    win_pct(&s->w_queue, &out->queue_p50, &out->queue_p99);
+    win_pct(&s->w_decode, &out->decode_p50, &out->decode_p99);
+    win_pct(&s->w_infer, &out->infer_p50, &out->infer_p99);
+    win_pct(&s->w_total, &out->total_p50, &out->total_p99);
+    spw_net_stats_get(s->net, &out->net);
+}
+
+void spw_server_print_stats(spw_server *s, FILE *f)
+{
+    spw_server_stats st;
+    spw_server_get_stats(s, &st);
+    fprintf(f,
+            "splitwire server: %llu requests, %llu results, %llu errors, %llu dropped; "
+            "%llu batches (mean %.2f)\n"
+            "  ms p50/p99: queue %.3f/%.3f  decode %.3f/%.3f  infer(batch) %.3f/%.3f  "
+            "total %.3f/%.3f\n"
+            "  net: rx %llu pkts, tx %llu pkts, retransmits %llu, invalid %llu, copied rx %llu "
+            "tx %llu bytes\n",
+            (unsigned long long)st.requests, (unsigned long long)st.results,
+            (unsigned long long)st.errors, (unsigned long long)st.dropped,
+            (unsigned long long)st.batches,
+            st.batches ? (double)st.batched_items / (double)st.batches : 0.0, st.queue_p50,
+            st.queue_p99, st.decode_p50, st.decode_p99, st.infer_p50, st.infer_p99, st.total_p50,
+            st.total_p99, (unsigned long long)st.net.rx_packets,
+            (unsigned long long)st.net.tx_packets, (unsigned long long)st.net.retransmits,
+            (unsigned long long)st.net.rx_invalid, (unsigned long long)st.net.rx_copy_bytes,
+            (unsigned long long)st.net.tx_copy_bytes);
+}
+
+int spw_server_local_addr(const spw_server *s, spw_net_addr *out)
+{
+    if (!s || !out)
+        return spw__error(SPW_EINVAL, "server_local_addr: NULL argument");
+    return spw_net_local_addr(s->net, out);
+}

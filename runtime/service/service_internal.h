@@ -1,0 +1,53 @@
+/* Shared pieces of the client and server runtimes. Not installed. */
+#ifndef SPW_SERVICE_INTERNAL_H
+#define SPW_SERVICE_INTERNAL_H
+
+#include "runtime/core/internal.h"
+#include "splitwire/service.h"
+
+/* Request flags on the wire (spw_net_msg.flags). */
+#define SPW_REQ_TILED 0x1u
+
+/* RESULT payload, little-endian, 4-byte fields:
+ *   u32 version (1) | u32 k | u32 server_us | u32 reserved
+ *   k x { i32 label, f32 prob }
+ * ERROR payload: i32 status | UTF-8 text (not terminated). */
+#define SPW_RESULT_VERSION 1
+#define SPW_RESULT_HEADER 16
+#define SPW_RESULT_BYTES(k) (SPW_RESULT_HEADER + 8 * (size_t)(k))
+
+size_t spw__result_pack(const spw_result *r, uint32_t server_us, void *buf, size_t cap);
+int spw__result_unpack(const void *buf, size_t len, spw_result *r, uint32_t *server_us);
+
+/*
+ * The server half of one bundle: entropy decode into batch slots, then the
+ * decoder and the backbone tail on a batch, then top-k. Plans exist for
+ * batch sizes 1, 2, 4, ... up to max_batch; a partial batch runs on the
+ * smallest plan that holds it. Not thread-safe: one per worker.
+ */
+typedef struct spw_half {
+    const spw_bundle_info *info;
+    spw_codec *plain, *tiled;
+    int n_plans;
+    int sizes[8];
+    spw_plan *dec[8], *tail[8];
+    int max_batch;
+    size_t latent_elems, feat_elems;
+    int classes;
+    int32_t *symbols; /* max_batch x latent */
+    float *features;  /* max_batch x split features */
+    float *logits;    /* max_batch x classes */
+} spw_half;
+
+int spw__half_open(const spw_bundle *bundle, const spw_codec_tables *tables, const char *models_dir,
+                   const char *backend, int threads, int max_batch, spw_half **out);
+void spw__half_close(spw_half *h);
+/* Entropy-decodes one request's stream (segments in order) into slot. */
+int spw__half_decode(spw_half *h, int slot, const spw_codec_seg *segs, int nsegs, unsigned flags);
+/* Runs slots [0, n) and writes top-k (k <= SPW_TOPK_MAX) into out[0..n). */
+int spw__half_run(spw_half *h, int n, int k, spw_result *out);
+
+/* Softmax (unless the values already are probabilities) and top-k. */
+void spw__topk(const float *scores, int n, int label_offset, int k, spw_result *r);
+
+#endif

@@ -1,0 +1,32 @@
+# End-to-end runs of the CLI on the committed tiny bundle and shared images.
+set(SPW_CLI $<TARGET_FILE:splitwire>)
+set(SPW_SHARED_DIR ${CMAKE_SOURCE_DIR}/../shared)
+set(SPW_TINY ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny)
+set(SPW_TINY_MODELS ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models)
+
+add_test(NAME cli_demo_udp COMMAND ${SPW_CLI} demo --transport udp --count 6)
+add_test(NAME cli_demo_memif COMMAND ${SPW_CLI} demo --transport dpdk --count 6)
+set_tests_properties(cli_demo_udp cli_demo_memif PROPERTIES
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE
+  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR}"
+  PASS_REGULAR_EXPRESSION "6 images over [^:]*: 6 classified, 0 failed, 0 skipped")
+
+# An unreadable image is skipped and the run goes on.
+file(WRITE ${CMAKE_BINARY_DIR}/not_an_image.jpg "this is text, not a JPEG\n")
+add_test(NAME cli_classify_skips_bad_image COMMAND ${SPW_CLI} classify --local
+  --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} --backend cpu-ref
+  ${CMAKE_BINARY_DIR}/not_an_image.jpg ${SPW_SHARED_DIR}/data/imagenette2-224/val/n01440764/ILSVRC2012_val_00009111.jpg)
+set_tests_properties(cli_classify_skips_bad_image PROPERTIES TIMEOUT 60
+  PASS_REGULAR_EXPRESSION "2 images over local: 1 classified, 0 failed, 1 skipped")
+
+# No server: a clear message and a non-zero exit.
+add_test(NAME cli_classify_unreachable COMMAND ${SPW_CLI} classify --bundle ${SPW_TINY}
+  --server 127.0.0.1:9 --timeout-ms 300 ${CMAKE_BINARY_DIR}/not_an_image.jpg)
+set_tests_properties(cli_classify_unreachable PROPERTIES TIMEOUT 60 WILL_FAIL TRUE)
+add_test(NAME cli_classify_unreachable_message COMMAND sh -c
+  "${SPW_CLI} classify --bundle ${SPW_TINY} --server 127.0.0.1:9 --timeout-ms 300 x.jpg 2>&1 | grep -q 'unreachable: timed out'")
+set_tests_properties(cli_classify_unreachable_message PROPERTIES TIMEOUT 60)
+
+# Bad flags: usage and exit code 2.
+add_test(NAME cli_bad_flag COMMAND ${SPW_CLI} classify --top 99 --bundle ${SPW_TINY} x.jpg)
+set_tests_properties(cli_bad_flag PROPERTIES WILL_FAIL TRUE)

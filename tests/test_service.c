@@ -1,0 +1,272 @@
+/* Client and server runtimes on the committed tiny bundle: local mode, a
+ * server thread over kernel UDP on loopback, pipelined requests, and the
+ * errors a user meets (server unreachable, mismatched bundles, garbage on
+ * the server's port). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "splitwire/splitwire.h"
+
+#define BUNDLE SPW_TEST_DATA "/vectors/bundle/tiny"
+#define MODELS SPW_TEST_DATA "/vectors/bundle/models"
+
+static spw_image make_image(int seed, int w, int h)
+{
+    spw_image img = {w, h, malloc((size_t)w * (size_t)h * 3)};
+    for (int i = 0; i < w * h * 3; i++)
+        img.rgb[i] = (uint8_t)((i * (seed * 2 + 7) + seed * 31) % 251);
+    return img;
+}
+
+static void check_result(const spw_result *r)
+{
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->k, 5);
+    assert_true(r->bytes >= 8 && r->bytes % 4 == 0);
+    float sum = 0;
+    for (int i = 0; i < r->k; i++) {
+        assert_true(r->top[i].label >= -1 && r->top[i].label < 10);
+        assert_true(r->top[i].prob >= 0 && r->top[i].prob <= 1);
+        if (i)
+            assert_true(r->top[i].prob <= r->top[i - 1].prob);
+        sum += r->top[i].prob;
+    }
+    assert_true(sum <= 1.0001f);
+}
+
+static spw_client_config local_config(void)
+{
+    spw_client_config c = {.bundle_dir = BUNDLE, .backend = "cpu-ref", .local = 1,
+                           .models_dir = MODELS};
+    return c;
+}
+
+static void test_local(void **state)
+{
+    (void)state;
+    spw_client_config cc = local_config();
+    spw_client *c;
+    assert_int_equal(spw_client_open(&cc, &c), 0);
+    spw_image img = make_image(1, 40, 36); /* resized to 36 short side, cropped to 32 */
+    spw_result r;
+    assert_int_equal(spw_client_classify(c, &img, &r), 0);
+    check_result(&r);
+    assert_true(r.bpp > 0);
+    /* Same image, same answer. */
+    spw_result again;
+    assert_int_equal(spw_client_classify(c, &img, &again), 0);
+    assert_int_equal(again.top[0].label, r.top[0].label);
+    assert_float_equal(again.top[0].prob, r.top[0].prob, 0);
+    free(img.rgb);
+    spw_client_close(c);
+}
+
+typedef struct server_thread {
+    spw_server *srv;
+    pthread_t tid;
+    int port;
+} server_thread;
+
+static void *serve(void *arg)
+{
+    spw_server_run(((server_thread *)arg)->srv);
+    return NULL;
+}
+
+static int start_server(server_thread *st, const char *bundle)
+{
+    const char *bundles[1] = {bundle};
+    char addr[32];
+    static int next;
+    st->port = 30000 + (int)(getpid() % 5000) * 4 + next++ % 4;
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", st->port);
+    spw_server_config sc = {.bundle_dirs = bundles, .n_bundles = 1, .models_dir = MODELS,
+                            .backend = "cpu-ref", .max_batch = 4, .max_wait_us = 1000};
+    sc.net.transport = SPW_NET_UDP;
+    sc.net.local = addr;
+    int rc = spw_server_open(&sc, &st->srv);
+    if (rc)
+        return rc;
+    pthread_create(&st->tid, NULL, serve, st);
+    return 0;
+}
+
+static void stop_server(server_thread *st)
+{
+    spw_server_stop(st->srv);
+    pthread_join(st->tid, NULL);
+    spw_server_close(st->srv);
+}
+
+static spw_client_config remote_config(int port, char *addr)
+{
+    snprintf(addr, 32, "127.0.0.1:%d", port);
+    spw_client_config c = {.bundle_dir = BUNDLE, .backend = "cpu-ref", .timeout_ms = 3000};
+    c.net.transport = SPW_NET_UDP;
+    c.net.local = "127.0.0.1:0";
+    c.net.peer = addr;
+    return c;
+}
+
+static void test_udp_matches_local(void **state)
+{
+    (void)state;
+    server_thread st;
+    assert_int_equal(start_server(&st, BUNDLE), 0);
+    char addr[32];
+    spw_client_config rc_cfg = remote_config(st.port, addr), lc_cfg = local_config();
+    spw_client *remote, *local;
+    assert_int_equal(spw_client_open(&rc_cfg, &remote), 0);
+    assert_int_equal(spw_client_open(&lc_cfg, &local), 0);
+    double rtt;
+    assert_int_equal(spw_client_ping(remote, 2000, &rtt), 0);
+    assert_true(rtt > 0);
+
+    /* Pipelined: submit six, collect six, each equal to the local answer. */
+    enum { N = 6 };
+    spw_image imgs[N];
+    uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        imgs[i] = make_image(i + 3, 32, 32);
+        assert_int_equal(spw_client_submit(remote, &imgs[i], &ids[i]), 0);
+    }
+    assert_int_equal(spw_client_pending(remote), N);
+    int got = 0;
+    spw_result res[N];
+    while (got < N) {
+        int n = spw_client_poll(remote, res + got, N - got, 5000);
+        assert_true(n > 0);
+        got += n;
+    }
+    for (int i = 0; i < N; i++) {
+        int idx = -1;
+        for (int j = 0; j < N; j++)
+            if (ids[j] == res[i].request_id)
+                idx = j;
+        assert_true(idx >= 0);
+        check_result(&res[i]);
+        spw_result lr;
+        assert_int_equal(spw_client_classify(local, &imgs[idx], &lr), 0);
+        assert_int_equal(lr.bytes, res[i].bytes);
+        for (int k = 0; k < 5; k++) {
+            assert_int_equal(lr.top[k].label, res[i].top[k].label);
+            assert_float_equal(lr.top[k].prob, res[i].top[k].prob, 1e-6);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        free(imgs[i].rgb);
+    spw_server_stats ss;
+    spw_server_get_stats(st.srv, &ss);
+    assert_int_equal(ss.requests, N);
+    assert_int_equal(ss.results, N);
+    assert_true(ss.batches >= 1 && ss.batches <= N);
+
+    /* Garbage on the server's port: dropped, and the server keeps serving. */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)st.port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    unsigned char junk[700];
+    for (int i = 0; i < 50; i++) {
+        for (size_t k = 0; k < sizeof(junk); k++)
+            junk[k] = (unsigned char)(rand() & 0xff);
+        sendto(fd, junk, (size_t)(1 + rand() % (int)sizeof(junk)), 0, (struct sockaddr *)&sa,
+               sizeof(sa));
+    }
+    close(fd);
+    spw_image img = make_image(99, 32, 32);
+    spw_result r;
+    assert_int_equal(spw_client_classify(remote, &img, &r), 0);
+    check_result(&r);
+    free(img.rgb);
+
+    spw_client_close(local);
+    spw_client_close(remote);
+    stop_server(&st);
+}
+
+static void test_unreachable(void **state)
+{
+    (void)state;
+    char addr[32];
+    /* Nobody listens on this port. */
+    spw_client_config cfg = remote_config(9, addr);
+    cfg.timeout_ms = 300;
+    spw_client *c;
+    assert_int_equal(spw_client_open(&cfg, &c), 0);
+    assert_int_equal(spw_client_ping(c, 200, NULL), SPW_ETIMEDOUT);
+    spw_image img = make_image(5, 32, 32);
+    spw_result r;
+    assert_int_equal(spw_client_classify(c, &img, &r), SPW_ETIMEDOUT);
+    assert_int_equal(r.status, SPW_ETIMEDOUT);
+    free(img.rgb);
+    spw_client_close(c);
+}
+
+/* A client whose bundle differs from the server's gets a clear error. */
+static void test_mismatched_bundle(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/spw_service_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "cp %s/encoder.onnx %s/decoder.onnx %s/ && "
+             "sed 's/\"tiny-test\"/\"tiny-other\"/' %s/manifest.json > %s/manifest.json",
+             BUNDLE, BUNDLE, dir, BUNDLE, dir);
+    assert_int_equal(system(cmd), 0);
+    server_thread st;
+    assert_int_equal(start_server(&st, dir), 0);
+    char addr[32];
+    spw_client_config cfg = remote_config(st.port, addr);
+    spw_client *c;
+    assert_int_equal(spw_client_open(&cfg, &c), 0);
+    spw_image img = make_image(8, 32, 32);
+    spw_result r;
+    assert_int_equal(spw_client_classify(c, &img, &r), SPW_EMISMATCH);
+    free(img.rgb);
+    spw_client_close(c);
+    stop_server(&st);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_bad_config(void **state)
+{
+    (void)state;
+    spw_client *c;
+    spw_client_config cfg = local_config();
+    cfg.bundle_dir = "/nonexistent";
+    assert_int_equal(spw_client_open(&cfg, &c), SPW_ENOENT);
+    cfg = local_config();
+    cfg.models_dir = "/nonexistent";
+    assert_int_equal(spw_client_open(&cfg, &c), SPW_ENOENT);
+    spw_server *s;
+    const char *b[1] = {BUNDLE};
+    spw_server_config sc = {.bundle_dirs = b, .n_bundles = 1, .models_dir = MODELS,
+                            .max_batch = 65};
+    assert_int_equal(spw_server_open(&sc, &s), SPW_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_local),
+        cmocka_unit_test(test_udp_matches_local),
+        cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_mismatched_bundle),
+        cmocka_unit_test(test_bad_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

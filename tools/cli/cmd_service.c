@@ -1,0 +1,929 @@
+/* splitwire serve | classify | demo: the client and server runtimes. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/core/internal.h"
+#include "tools/cli/cli.h"
+
+/* ---- shared data: labels and ground truth ------------------------------- */
+
+static const char *shared_dir(void)
+{
+    const char *env = getenv("SPLITWIRE_SHARED");
+    return env && *env ? env : "../shared";
+}
+
+typedef struct labels {
+    char **names; /* ImageNet label text by class index (0..999) */
+    int n;
+    char wnid[16][32]; /* Imagenette: class directory -> ImageNet index */
+    int wnid_class[16];
+    int n_wnid;
+} labels;
+
+static void labels_load(labels *l)
+{
+    memset(l, 0, sizeof(*l));
+    char path[1024], line[512];
+    snprintf(path, sizeof(path), "%s/models/pretrained/imagenet_labels.txt", shared_dir());
+    FILE *f = fopen(path, "r");
+    if (f) {
+        l->names = calloc(1001, sizeof(char *));
+        int row = 0;
+        while (l->names && fgets(line, sizeof(line), f) && row < 1001) {
+            line[strcspn(line, "\r\n")] = 0;
+            if (row > 0) /* line 0 is "background" */
+                l->names[l->n++] = strdup(line);
+            row++;
+        }
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "%s/data/imagenette2-224/classes.tsv", shared_dir());
+    f = fopen(path, "r");
+    if (f) {
+        while (fgets(line, sizeof(line), f) && l->n_wnid < 16) {
+            int idx, in1k;
+            char wnid[32], name[256];
+            if (sscanf(line, "%d\t%31s\t%255[^\t]\t%d", &idx, wnid, name, &in1k) == 4) {
+                snprintf(l->wnid[l->n_wnid], sizeof(l->wnid[0]), "%s", wnid);
+                l->wnid_class[l->n_wnid++] = in1k;
+            }
+        }
+        fclose(f);
+    }
+}
+
+static void labels_free(labels *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+}
+
+/* The true class of an Imagenette file, from its class directory; -1 if unknown. */
+static int truth_of(const labels *l, const char *path)
+{
+    for (int i = 0; i < l->n_wnid; i++) {
+        char pat[40];
+        snprintf(pat, sizeof(pat), "/%s/", l->wnid[i]);
+        if (strstr(path, pat))
+            return l->wnid_class[i];
+    }
+    return -1;
+}
+
+/* ---- file lists --------------------------------------------------------- */
+
+typedef struct file_list {
+    char **paths;
+    int n, cap;
+} file_list;
+
+static bool is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return false;
+    char ext[8] = {0};
+    for (int i = 0; i < 7 && dot[1 + i]; i++)
+        ext[i] = (char)tolower((unsigned char)dot[1 + i]);
+    return !strcmp(ext, "jpg") || !strcmp(ext, "jpeg") || !strcmp(ext, "png");
+}
+
+static void list_add(file_list *fl, const char *path)
+{
+    if (fl->n == fl->cap) {
+        fl->cap = fl->cap ? fl->cap * 2 : 64;
+        fl->paths = realloc(fl->paths, sizeof(char *) * (size_t)fl->cap);
+    }
+    fl->paths[fl->n++] = strdup(path);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds path, or every image below it when it is a directory, in sorted order. */
+static void list_collect(file_list *fl, const char *path, int depth)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        list_add(fl, path); /* a missing file is reported when it is read */
+        return;
+    }
+    if (depth > 8)
+        return;
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    file_list here = {0};
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sub[4096];
+        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        if (stat(sub, &st) == 0 && (S_ISDIR(st.st_mode) || is_image_name(e->d_name)))
+            list_add(&here, sub);
+    }
+    closedir(d);
+    qsort(here.paths, (size_t)here.n, sizeof(char *), cmp_str);
+    for (int i = 0; i < here.n; i++) {
+        if (stat(here.paths[i], &st) == 0 && S_ISDIR(st.st_mode))
+            list_collect(fl, here.paths[i], depth + 1);
+        else
+            list_add(fl, here.paths[i]);
+        free(here.paths[i]);
+    }
+    free(here.paths);
+}
+
+static void list_free(file_list *fl)
+{
+    for (int i = 0; i < fl->n; i++)
+        free(fl->paths[i]);
+    free(fl->paths);
+}
+
+/* ---- transport options -------------------------------------------------- */
+
+typedef struct net_opts {
+    const char *transport; /* udp | dpdk */
+    const char *addr;      /* listen (server) or server address (client) */
+    const char *eal;
+    const char *dpdk_port;
+    long mtu;
+} net_opts;
+
+static int net_config(const net_opts *o, bool server, spw_net_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    if (!o->transport || !strcmp(o->transport, "udp"))
+        c->transport = SPW_NET_UDP;
+    else if (!strcmp(o->transport, "dpdk"))
+        c->transport = SPW_NET_DPDK;
+    else {
+        fprintf(stderr, "splitwire: --transport must be udp or dpdk, not '%s'\n", o->transport);
+        return 2;
+    }
+    if (c->transport == SPW_NET_DPDK && !o->eal) {
+        fprintf(stderr, "splitwire: --transport dpdk needs --eal \"EAL arguments\"\n");
+        return 2;
+    }
+    const char *def = server ? "127.0.0.1:7878" : "127.0.0.1:7878";
+    if (server)
+        c->local = o->addr ? o->addr : def;
+    else {
+        c->peer = o->addr ? o->addr : def;
+        c->local = c->transport == SPW_NET_UDP ? "127.0.0.1:0" : "127.0.0.1:7879";
+    }
+    c->eal_args = o->eal;
+    c->dpdk_port = o->dpdk_port;
+    c->mtu = (uint32_t)o->mtu;
+    return 0;
+}
+
+/* ---- classify core ------------------------------------------------------ */
+
+typedef struct run_opts {
+    bool json, quiet;
+    int inflight;
+    int topk;
+} run_opts;
+
+typedef struct run_totals {
+    int images, ok, failed, skipped, judged, correct;
+    double bytes, bpp, pre, enc, ent, net, srv;
+    double *totals; /* per-image total ms, for percentiles */
+} run_totals;
+
+static const char *label_name(const labels *l, const spw_bundle_info *in, int label, char *buf,
+                              size_t size)
+{
+    if (in->num_classes - in->label_offset == 1000 && label >= 0 && label < l->n)
+        return l->names[label];
+    if (label < 0)
+        return "background";
+    snprintf(buf, size, "class %d", label);
+    return buf;
+}
+
+static void print_result(const run_opts *o, const labels *l, const spw_bundle_info *in,
+                         const char *path, const spw_result *r, int truth, run_totals *t)
+{
+    char buf[64];
+    if (r->status) {
+        t->failed++;
+        if (o->json) {
+            printf("{\"file\": ");
+            spw_cli_json_str(stdout, path);
+            printf(", \"error\": ");
+            spw_cli_json_str(stdout, spw_strerror(r->status));
+            printf("}\n");
+        } else {
+            fprintf(stderr, "splitwire: %s: %s\n", path, spw_strerror(r->status));
+        }
+        return;
+    }
+    t->ok++;
+    t->bytes += (double)r->bytes;
+    t->bpp += r->bpp;
+    t->pre += r->ms_preprocess;
+    t->enc += r->ms_encode;
+    t->ent += r->ms_entropy;
+    t->net += r->ms_network;
+    t->srv += r->ms_server;
+    t->totals[t->ok - 1] = r->ms_total;
+    int top = r->k ? r->top[0].label : -1;
+    /* Imagenette truth is an ImageNet-1k index: only comparable for such a backbone. */
+    bool judged = truth >= 0 && in->num_classes - in->label_offset == 1000;
+    bool right = judged && top == truth;
+    t->judged += judged;
+    t->correct += right;
+    const char *name = label_name(l, in, top, buf, sizeof(buf));
+    if (o->json) {
+        printf("{\"file\": ");
+        spw_cli_json_str(stdout, path);
+        printf(", \"label\": %d, \"name\": ", top);
+        spw_cli_json_str(stdout, name);
+        printf(", \"confidence\": %.4f, \"bytes\": %zu, \"bpp\": %.4f, \"ms\": {\"preprocess\": "
+               "%.3f, \"encode\": %.3f, \"entropy\": %.3f, \"network\": %.3f, \"server\": %.3f, "
+               "\"total\": %.3f}",
+               r->k ? r->top[0].prob : 0.0f, r->bytes, r->bpp, r->ms_preprocess, r->ms_encode,
+               r->ms_entropy, r->ms_network, r->ms_server, r->ms_total);
+        if (judged)
+            printf(", \"truth\": %d, \"correct\": %s", truth, right ? "true" : "false");
+        printf("}\n");
+    } else if (!o->quiet) {
+        const char *base = strrchr(path, '/');
+        printf("%-28.28s %-26.26s %5.1f%% %6zu B %6.3f bpp | %6.2f %7.2f %6.2f %6.2f %7.2f = %7.2f ms%s\n",
+               base ? base + 1 : path, name, r->k ? r->top[0].prob * 100.0 : 0.0, r->bytes,
+               r->bpp, r->ms_preprocess, r->ms_encode, r->ms_entropy, r->ms_network, r->ms_server,
+               r->ms_total, judged ? (right ? "  ok" : "  WRONG") : "");
+    }
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void print_summary(const run_opts *o, const run_totals *t, const char *transport)
+{
+    double p50 = 0, p99 = 0;
+    if (t->ok) {
+        qsort(t->totals, (size_t)t->ok, sizeof(double), cmp_dbl);
+        p50 = t->totals[t->ok / 2];
+        p99 = t->totals[(size_t)((t->ok - 1) * 0.99)];
+    }
+    double n = t->ok ? t->ok : 1;
+    if (o->json) {
+        printf("{\"summary\": {\"transport\": \"%s\", \"images\": %d, \"ok\": %d, \"failed\": %d, "
+               "\"skipped\": %d, \"mean_bytes\": %.1f, \"mean_bpp\": %.4f, \"total_ms_p50\": %.3f, "
+               "\"total_ms_p99\": %.3f, \"mean_ms\": {\"preprocess\": %.3f, \"encode\": %.3f, "
+               "\"entropy\": %.3f, \"network\": %.3f, \"server\": %.3f}",
+               transport, t->images, t->ok, t->failed, t->skipped, t->bytes / n, t->bpp / n, p50,
+               p99, t->pre / n, t->enc / n, t->ent / n, t->net / n, t->srv / n);
+        if (t->judged)
+            printf(", \"judged\": %d, \"correct\": %d, \"top1\": %.4f", t->judged, t->correct,
+                   (double)t->correct / t->judged);
+        printf("}}\n");
+        return;
+    }
+    printf("\n%d images over %s: %d classified, %d failed, %d skipped\n", t->images, transport,
+           t->ok, t->failed, t->skipped);
+    if (t->ok)
+        printf("mean %.0f bytes (%.4f bpp); mean ms: preprocess %.2f, encode %.2f, entropy %.2f, "
+               "network %.2f, server %.2f; total p50 %.2f ms, p99 %.2f ms\n",
+               t->bytes / n, t->bpp / n, t->pre / n, t->enc / n, t->ent / n, t->net / n,
+               t->srv / n, p50, p99);
+    if (t->judged)
+        printf("top-1: %d of %d correct (%.1f%%)\n", t->correct, t->judged,
+               100.0 * t->correct / t->judged);
+}
+
+/* Classifies every file, keeping up to o->inflight requests on the wire so
+ * image N+1 is encoded while N travels. Unreadable images are skipped. */
+static int run_images(spw_client *client, const file_list *fl, const run_opts *o,
+                      const char *transport)
+{
+    labels l;
+    labels_load(&l);
+    const spw_bundle_info *in = spw_client_bundle(client);
+    run_totals t = {0};
+    t.totals = calloc((size_t)(fl->n ? fl->n : 1), sizeof(double));
+    uint64_t *ids = calloc((size_t)(fl->n ? fl->n : 1), sizeof(uint64_t));
+    int rc = 0, next = 0, outstanding = 0;
+    bool progress = !o->json && fl->n > 20 && isatty(2);
+    if (!o->json && !o->quiet)
+        printf("%-28s %-26s %6s %8s %10s | %6s %7s %6s %6s %7s   %7s\n", "image", "label", "conf",
+               "bytes", "bpp", "prep", "encode", "rans", "net", "server", "total");
+    while (next < fl->n || outstanding > 0) {
+        while (next < fl->n && outstanding < o->inflight) {
+            const char *path = fl->paths[next];
+            spw_image img;
+            t.images++;
+            int st = spw_image_load(path, &img);
+            if (st) {
+                t.skipped++;
+                fprintf(stderr, "splitwire: skipping %s: %s: %s\n", path, spw_strerror(st),
+                        spw_error_detail());
+                next++;
+                continue;
+            }
+            st = spw_client_submit(client, &img, &ids[next]);
+            spw_image_release(&img);
+            if (st == SPW_EBUSY)
+                break;
+            if (st) {
+                spw_result r = {.status = st};
+                print_result(o, &l, in, path, &r, -1, &t);
+                next++;
+                continue;
+            }
+            next++;
+            outstanding++;
+        }
+        spw_result res[16];
+        int n = spw_client_poll(client, res, 16, -1);
+        if (n < 0) {
+            rc = spw_cli_fail(n, "waiting for results");
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            int idx = -1;
+            for (int j = 0; j < next && idx < 0; j++)
+                if (ids[j] == res[i].request_id)
+                    idx = j;
+            const char *path = idx >= 0 ? fl->paths[idx] : "?";
+            print_result(o, &l, in, path, &res[i], truth_of(&l, path), &t);
+            outstanding--;
+        }
+        if (progress)
+            fprintf(stderr, "\r%d/%d", t.ok + t.failed + t.skipped, fl->n);
+    }
+    if (progress)
+        fprintf(stderr, "\n");
+    print_summary(o, &t, transport);
+    if (t.failed && !rc)
+        rc = 1;
+    free(ids);
+    free(t.totals);
+    labels_free(&l);
+    return rc;
+}
+
+/* ---- serve -------------------------------------------------------------- */
+
+static spw_server *volatile serving;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    spw_server_stop(serving);
+}
+
+static void on_stats(int sig)
+{
+    (void)sig;
+    spw_server_request_stats(serving);
+}
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitwire serve --bundle DIR [--bundle DIR ...] [options]\n"
+            "\n"
+            "Serves classification requests: entropy decode, decoder + backbone tail, top-k.\n"
+            "  --bundle DIR        model bundle (repeat for several rate points)\n"
+            "  --models DIR        where backbones are (default $SPW_MODEL_DIR or build/models)\n"
+            "  --transport T       udp (default) or dpdk\n"
+            "  --listen IP:PORT    address to serve on (default 127.0.0.1:7878)\n"
+            "  --eal \"ARGS\"        DPDK EAL arguments (with --transport dpdk)\n"
+            "  --dpdk-port NAME    DPDK device (default: the first port)\n"
+            "  --mtu N             path MTU (default 1500)\n"
+            "  --backend NAME      inference backend (default auto)\n"
+            "  --threads N         backend threads\n"
+            "  --max-batch N       requests per batch (default 8)\n"
+            "  --max-wait-us N     a partial batch runs after this long (default 2000)\n"
+            "  --workers N         inference threads (default 1)\n"
+            "SIGINT/SIGTERM stop after finishing accepted requests; SIGUSR1 prints statistics.\n");
+}
+
+enum {
+    OPT_BUNDLE = 256, OPT_MODELS, OPT_TRANSPORT, OPT_ADDR, OPT_EAL, OPT_PORT, OPT_MTU,
+    OPT_BACKEND, OPT_THREADS, OPT_BATCH, OPT_WAIT, OPT_WORKERS, OPT_LOCAL, OPT_JSON, OPT_TOP,
+    OPT_INFLIGHT, OPT_TILED, OPT_COUNT, OPT_TIMEOUT, OPT_QUIET,
+};
+
+static int serve_with(spw_server_config *sc, int ready_fd)
+{
+    spw_server *srv;
+    int rc = spw_server_open(sc, &srv);
+    if (ready_fd >= 0) {
+        int32_t msg = rc;
+        if (write(ready_fd, &msg, sizeof(msg)) != sizeof(msg))
+            rc = rc ? rc : SPW_EIO;
+        close(ready_fd);
+    }
+    if (rc)
+        return spw_cli_fail(rc, "cannot start the server");
+    serving = srv;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_stats;
+    sigaction(SIGUSR1, &sa, NULL);
+    spw_net_addr a;
+    if (ready_fd < 0 && spw_server_local_addr(srv, &a) == 0)
+        fprintf(stderr, "splitwire: serving on %u.%u.%u.%u:%u\n", a.ip >> 24, (a.ip >> 16) & 255,
+                (a.ip >> 8) & 255, a.ip & 255, a.port);
+    rc = spw_server_run(srv);
+    spw_server_print_stats(srv, stderr);
+    serving = NULL;
+    spw_server_close(srv);
+    return rc ? 1 : 0;
+}
+
+int spw_cli_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"bundle", required_argument, 0, OPT_BUNDLE}, {"models", required_argument, 0, OPT_MODELS},
+        {"transport", required_argument, 0, OPT_TRANSPORT},
+        {"listen", required_argument, 0, OPT_ADDR}, {"eal", required_argument, 0, OPT_EAL},
+        {"dpdk-port", required_argument, 0, OPT_PORT}, {"mtu", required_argument, 0, OPT_MTU},
+        {"backend", required_argument, 0, OPT_BACKEND},
+        {"threads", required_argument, 0, OPT_THREADS},
+        {"max-batch", required_argument, 0, OPT_BATCH},
+        {"max-wait-us", required_argument, 0, OPT_WAIT},
+        {"workers", required_argument, 0, OPT_WORKERS}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *bundles[16];
+    spw_server_config sc = {0};
+    net_opts no = {0};
+    long v;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_BUNDLE:
+            if (sc.n_bundles == 16) {
+                fprintf(stderr, "splitwire serve: at most 16 bundles\n");
+                return 2;
+            }
+            bundles[sc.n_bundles++] = optarg;
+            break;
+        case OPT_MODELS:
+            sc.models_dir = optarg;
+            break;
+        case OPT_TRANSPORT:
+            no.transport = optarg;
+            break;
+        case OPT_ADDR:
+            no.addr = optarg;
+            break;
+        case OPT_EAL:
+            no.eal = optarg;
+            break;
+        case OPT_PORT:
+            no.dpdk_port = optarg;
+            break;
+        case OPT_BACKEND:
+            sc.backend = optarg;
+            break;
+        case OPT_MTU:
+        case OPT_THREADS:
+        case OPT_BATCH:
+        case OPT_WAIT:
+        case OPT_WORKERS: {
+            long lo = c == OPT_MTU ? 576 : c == OPT_THREADS ? 0 : 1;
+            long hi = c == OPT_MTU ? 9000 : c == OPT_BATCH ? 64 : c == OPT_WAIT ? 10000000 : 256;
+            if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
+                fprintf(stderr, "splitwire serve: %s needs an integer in %ld..%ld\n",
+                        argv[optind - 1], lo, hi);
+                return 2;
+            }
+            if (c == OPT_MTU)
+                no.mtu = v;
+            else if (c == OPT_THREADS)
+                sc.threads = (int)v;
+            else if (c == OPT_BATCH)
+                sc.max_batch = (int)v;
+            else if (c == OPT_WAIT)
+                sc.max_wait_us = (int)v;
+            else
+                sc.workers = (int)v;
+            break;
+        }
+        case 'h':
+            serve_usage(stdout);
+            return 0;
+        default:
+            serve_usage(stderr);
+            return 2;
+        }
+    }
+    if (!sc.n_bundles || optind != argc) {
+        serve_usage(stderr);
+        return 2;
+    }
+    sc.bundle_dirs = bundles;
+    int rc = net_config(&no, true, &sc.net);
+    if (rc)
+        return rc;
+    return serve_with(&sc, -1);
+}
+
+/* ---- classify ----------------------------------------------------------- */
+
+static void classify_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitwire classify --bundle DIR FILE|DIR ... [options]\n"
+            "\n"
+            "Encodes each image on this machine and classifies it on a server (or, with\n"
+            "--local, runs both halves in this process). Directories are searched for\n"
+            ".jpg/.jpeg/.png files; unreadable images are skipped.\n"
+            "  --bundle DIR        model bundle\n"
+            "  --local             no network: run the server half here\n"
+            "  --models DIR        --local: where backbones are\n"
+            "  --transport T       udp (default) or dpdk\n"
+            "  --server IP:PORT    server address (default 127.0.0.1:7878)\n"
+            "  --eal \"ARGS\"        DPDK EAL arguments (with --transport dpdk)\n"
+            "  --mtu N             path MTU (default 1500)\n"
+            "  --backend NAME      encoder backend (default auto)\n"
+            "  --threads N         backend threads\n"
+            "  --tiled             send tiled streams (a lost packet loses one tile)\n"
+            "  --top K             scores per image (default 5)\n"
+            "  --inflight N        requests on the wire at once (default 4)\n"
+            "  --timeout-ms N      per request (default 2000)\n"
+            "  --json              one JSON object per image, then a summary\n"
+            "  --quiet             summary only\n");
+}
+
+typedef struct client_opts {
+    spw_client_config cc;
+    net_opts no;
+    run_opts ro;
+} client_opts;
+
+/* Parses the options classify and demo share; returns -1 to continue, else an exit code. */
+static int parse_client_opt(int c, const char *arg, client_opts *co)
+{
+    long v;
+    switch (c) {
+    case OPT_BUNDLE:
+        co->cc.bundle_dir = arg;
+        return -1;
+    case OPT_MODELS:
+        co->cc.models_dir = arg;
+        return -1;
+    case OPT_LOCAL:
+        co->cc.local = 1;
+        return -1;
+    case OPT_TRANSPORT:
+        co->no.transport = arg;
+        return -1;
+    case OPT_ADDR:
+        co->no.addr = arg;
+        return -1;
+    case OPT_EAL:
+        co->no.eal = arg;
+        return -1;
+    case OPT_BACKEND:
+        co->cc.backend = arg;
+        return -1;
+    case OPT_TILED:
+        co->cc.format = SPW_CODEC_TILED;
+        return -1;
+    case OPT_JSON:
+        co->ro.json = true;
+        return -1;
+    case OPT_QUIET:
+        co->ro.quiet = true;
+        return -1;
+    case OPT_MTU:
+    case OPT_THREADS:
+    case OPT_TOP:
+    case OPT_INFLIGHT:
+    case OPT_TIMEOUT: {
+        long lo = c == OPT_MTU ? 576 : c == OPT_THREADS ? 0 : 1;
+        long hi = c == OPT_MTU ? 9000 : c == OPT_TOP ? SPW_TOPK_MAX : c == OPT_TIMEOUT ? 600000 : 256;
+        if (!spw_cli_parse_int(arg, lo, hi, &v)) {
+            fprintf(stderr, "splitwire: option value '%s' must be an integer in %ld..%ld\n", arg,
+                    lo, hi);
+            return 2;
+        }
+        if (c == OPT_MTU)
+            co->no.mtu = v;
+        else if (c == OPT_THREADS)
+            co->cc.threads = (int)v;
+        else if (c == OPT_TOP)
+            co->cc.topk = (int)v;
+        else if (c == OPT_INFLIGHT)
+            co->ro.inflight = (int)v;
+        else
+            co->cc.timeout_ms = (int)v;
+        return -1;
+    }
+    default:
+        return 2;
+    }
+}
+
+#define CLIENT_OPTIONS                                                                      \
+    {"bundle", required_argument, 0, OPT_BUNDLE}, {"models", required_argument, 0, OPT_MODELS}, \
+        {"local", no_argument, 0, OPT_LOCAL}, {"transport", required_argument, 0, OPT_TRANSPORT}, \
+        {"server", required_argument, 0, OPT_ADDR}, {"eal", required_argument, 0, OPT_EAL},     \
+        {"mtu", required_argument, 0, OPT_MTU}, {"backend", required_argument, 0, OPT_BACKEND}, \
+        {"threads", required_argument, 0, OPT_THREADS}, {"tiled", no_argument, 0, OPT_TILED},   \
+        {"top", required_argument, 0, OPT_TOP}, {"inflight", required_argument, 0, OPT_INFLIGHT}, \
+        {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},  \
+        {"quiet", no_argument, 0, OPT_QUIET}, {"help", no_argument, 0, 'h'}
+
+int spw_cli_classify(int argc, char **argv)
+{
+    static const struct option opts[] = {CLIENT_OPTIONS, {0, 0, 0, 0}};
+    client_opts co = {.ro = {.inflight = 4}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            classify_usage(stdout);
+            return 0;
+        }
+        int rc = parse_client_opt(c, optarg, &co);
+        if (rc >= 0) {
+            classify_usage(stderr);
+            return rc;
+        }
+    }
+    if (!co.cc.bundle_dir || optind >= argc) {
+        classify_usage(stderr);
+        return 2;
+    }
+    if (!co.cc.local) {
+        int rc = net_config(&co.no, false, &co.cc.net);
+        if (rc)
+            return rc;
+    }
+    file_list fl = {0};
+    for (int i = optind; i < argc; i++)
+        list_collect(&fl, argv[i], 0);
+    spw_client *client;
+    int rc = spw_client_open(&co.cc, &client);
+    if (rc) {
+        list_free(&fl);
+        return spw_cli_fail(rc, "cannot start the client");
+    }
+    if (!co.cc.local && (rc = spw_client_ping(client, co.cc.timeout_ms ? co.cc.timeout_ms : 2000,
+                                              NULL))) {
+        spw_client_close(client);
+        list_free(&fl);
+        return spw_cli_fail(rc, "server %s unreachable", co.cc.net.peer);
+    }
+    rc = run_images(client, &fl, &co.ro,
+                    co.cc.local ? "local" : spw_net_transport_name(co.cc.net.transport));
+    spw_client_close(client);
+    list_free(&fl);
+    return rc;
+}
+
+/* ---- demo --------------------------------------------------------------- */
+
+static void demo_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitwire demo [--transport auto|dpdk|udp] [--count N] [--bundle DIR]\n"
+            "                      [--models DIR] [--json]\n"
+            "\n"
+            "Starts a server and a client (DPDK net_memif between two processes with\n"
+            "--no-huge, or kernel UDP on loopback where DPDK cannot start) and classifies\n"
+            "Imagenette val images from $SPLITWIRE_SHARED (default ../shared).\n"
+            "  --transport T   auto (default: DPDK, else UDP), dpdk (no fallback), udp\n"
+            "  --count N       images, one per class in turn (default 10)\n"
+            "  --bundle DIR    default: models/default, else the untrained test bundle\n"
+            "  --models DIR    where backbones are\n");
+}
+
+/* Forks a server child; returns its pid after it reported a successful
+ * start, or -1 (its error already printed by the child). */
+static pid_t spawn_server(spw_server_config *sc)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close(fds[0]);
+        /* The server's own log goes to stderr; its stdout stays quiet. */
+        _exit(serve_with(sc, fds[1]));
+    }
+    close(fds[1]);
+    int32_t st = -1;
+    ssize_t n = read(fds[0], &st, sizeof(st));
+    close(fds[0]);
+    if (n != sizeof(st) || st != 0) {
+        int status;
+        waitpid(pid, &status, 0);
+        return -1;
+    }
+    return pid;
+}
+
+static void stop_server(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+}
+
+int spw_cli_demo(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"transport", required_argument, 0, OPT_TRANSPORT}, {"count", required_argument, 0, OPT_COUNT},
+        {"bundle", required_argument, 0, OPT_BUNDLE},     {"models", required_argument, 0, OPT_MODELS},
+        {"json", no_argument, 0, OPT_JSON},               {"tiled", no_argument, 0, OPT_TILED},
+        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
+    const char *transport = "auto", *bundle = NULL, *models = NULL;
+    long count = 10;
+    run_opts ro = {.inflight = 4};
+    spw_codec_format format = SPW_CODEC_PLAIN;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_TRANSPORT:
+            transport = optarg;
+            break;
+        case OPT_COUNT:
+            if (!spw_cli_parse_int(optarg, 1, 100000, &count)) {
+                fprintf(stderr, "splitwire demo: --count needs an integer >= 1\n");
+                return 2;
+            }
+            break;
+        case OPT_BUNDLE:
+            bundle = optarg;
+            break;
+        case OPT_MODELS:
+            models = optarg;
+            break;
+        case OPT_JSON:
+            ro.json = true;
+            break;
+        case OPT_TILED:
+            format = SPW_CODEC_TILED;
+            break;
+        case 'h':
+            demo_usage(stdout);
+            return 0;
+        default:
+            demo_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || (strcmp(transport, "auto") && strcmp(transport, "dpdk") &&
+                           strcmp(transport, "udp"))) {
+        demo_usage(stderr);
+        return 2;
+    }
+    struct stat st;
+    bool untrained = false;
+    if (!bundle) {
+        if (stat("models/default/manifest.json", &st) == 0) {
+            bundle = "models/default";
+        } else {
+            bundle = "tests/vectors/bundle/tiny";
+            models = models ? models : "tests/vectors/bundle/models";
+            untrained = true;
+        }
+    }
+    /* A handful of val images: the first of each class, then the second, ... */
+    char val[1024];
+    snprintf(val, sizeof(val), "%s/data/imagenette2-224/val", shared_dir());
+    file_list classes = {0}, fl = {0};
+    DIR *d = opendir(val);
+    if (!d) {
+        fprintf(stderr, "splitwire demo: no images at %s (set SPLITWIRE_SHARED)\n", val);
+        return 1;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            char p[2048];
+            snprintf(p, sizeof(p), "%s/%s", val, e->d_name);
+            list_add(&classes, p);
+        }
+    closedir(d);
+    qsort(classes.paths, (size_t)classes.n, sizeof(char *), cmp_str);
+    file_list *per = calloc((size_t)(classes.n ? classes.n : 1), sizeof(file_list));
+    for (int i = 0; i < classes.n; i++)
+        list_collect(&per[i], classes.paths[i], 0);
+    for (int round = 0; fl.n < count && classes.n; round++) {
+        int added = 0;
+        for (int i = 0; i < classes.n && fl.n < count; i++)
+            if (round < per[i].n) {
+                list_add(&fl, per[i].paths[round]);
+                added++;
+            }
+        if (!added)
+            break;
+    }
+    for (int i = 0; i < classes.n; i++)
+        list_free(&per[i]);
+    free(per);
+    list_free(&classes);
+    if (untrained && !ro.json)
+        printf("note: no trained bundle at models/default; using the untrained test bundle %s,\n"
+               "      so the pipeline runs end to end but its labels are not meaningful.\n\n",
+               bundle);
+
+    const char *bundles[1] = {bundle};
+    spw_server_config sc = {.bundle_dirs = bundles, .n_bundles = 1, .models_dir = models,
+                            .max_batch = 4, .max_wait_us = 500};
+    spw_client_config cc = {.bundle_dir = bundle, .models_dir = models, .format = format};
+    const char *used = NULL;
+    pid_t server = -1;
+    spw_client *client = NULL;
+    int rc = 0;
+    char sock[128], s_eal[1024], c_eal[1024];
+    const char *pmd = spw_cli_dpdk_pmd_dir();
+    if (strcmp(transport, "udp")) {
+        if (!spw_net_transport_available(SPW_NET_DPDK) || !pmd) {
+            fprintf(stderr, "splitwire demo: DPDK %s; using kernel UDP\n",
+                    pmd ? "is not built in" : "PMD plugins not found");
+        } else {
+            int pid = (int)getpid();
+            snprintf(sock, sizeof(sock), "/tmp/spw-demo-%d.sock", pid);
+            const char *fmt = "--no-huge -m 512 --no-pci --no-telemetry --file-prefix spwdemo%c%d "
+                              "-d %s/librte_mempool_ring.so -d %s/librte_net_memif.so "
+                              "--vdev=net_memif0,role=%s,socket=%s,socket-abstract=no";
+            snprintf(s_eal, sizeof(s_eal), fmt, 's', pid, pmd, pmd, "server", sock);
+            snprintf(c_eal, sizeof(c_eal), fmt, 'c', pid, pmd, pmd, "client", sock);
+            sc.net = (spw_net_config){.transport = SPW_NET_DPDK, .local = "127.0.98.2:7878",
+                                      .eal_args = s_eal, .link_wait_ms = 3000};
+            cc.net = (spw_net_config){.transport = SPW_NET_DPDK, .local = "127.0.98.1:7879",
+                                      .peer = "127.0.98.2:7878", .eal_args = c_eal,
+                                      .link_wait_ms = 3000};
+            server = spawn_server(&sc);
+            if (server > 0 && (rc = spw_client_open(&cc, &client)) == 0) {
+                used = "DPDK net_memif";
+            } else {
+                if (server > 0)
+                    spw_cli_fail(rc, "DPDK client");
+                stop_server(server);
+                server = -1;
+                if (!strcmp(transport, "dpdk")) {
+                    unlink(sock);
+                    return 1;
+                }
+                fprintf(stderr, "splitwire demo: DPDK could not start; using kernel UDP\n");
+            }
+        }
+    }
+    if (!used) {
+        /* Port 0 would leave the client guessing; pick one from the pid. */
+        char addr[32];
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", 20000 + (int)getpid() % 20000);
+        sc.net = (spw_net_config){.transport = SPW_NET_UDP, .local = addr};
+        cc.net = (spw_net_config){.transport = SPW_NET_UDP, .local = "127.0.0.1:0", .peer = addr};
+        server = spawn_server(&sc);
+        if (server < 0) {
+            fprintf(stderr, "splitwire demo: the server did not start\n");
+            list_free(&fl);
+            return 1;
+        }
+        if ((rc = spw_client_open(&cc, &client))) {
+            stop_server(server);
+            list_free(&fl);
+            return spw_cli_fail(rc, "cannot start the client");
+        }
+        used = "kernel UDP";
+    }
+    if ((rc = spw_client_ping(client, 3000, NULL)))
+        rc = spw_cli_fail(rc, "server unreachable");
+    else
+        rc = run_images(client, &fl, &ro, used);
+    spw_client_close(client);
+    stop_server(server);
+    if (server > 0 && !strcmp(used, "DPDK net_memif"))
+        unlink(sock);
+    list_free(&fl);
+    return rc;
+}

@@ -1,0 +1,333 @@
+#!/usr/bin/python3
+"""Export a trained checkpoint as a model bundle (docs/MODEL_BUNDLE.md).
+
+    export.py CKPT_OR_RUN_DIR [--name NAME] [--out models/<name>] [--fp16]
+              [--version 1.0.0] [--rate-index K] [--check]
+
+Writes models/<name>/{manifest.json, encoder.onnx, decoder.onnx, model_card.md}:
+  encoder.onnx  f32 [1,3,224,224] (normalised, see manifest) -> g_a ->
+                ai.splitwire::Quantize(y, medians, quantized_cdf, cdf_length,
+                offset) -> i32 symbols [1,C,h,w]; the coder tables are
+                initializers
+  decoder.onnx  i32 symbols -> ai.splitwire::Dequantize(symbols, medians) ->
+                g_s -> f32 features at the backbone split
+The tables are CompressAI's update() + pmf_to_quantized_cdf, built by
+tools/codec/tables.py (tools/train/codec_tables.py when that is missing).
+--fp16 stores conv weights as float16 (the runtime widens them); medians and
+biases stay float32.  --check runs both graphs with tools/models/onnx_eval.py
+against the PyTorch model on a few val images.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOLS = os.path.dirname(HERE)
+REPO = os.path.dirname(TOOLS)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(TOOLS, "models"))
+import models  # noqa: E402
+
+DOMAIN = "ai.splitwire"
+BACKBONE_ID = "mobilenet_v2_1.0_224"
+
+
+def table_builder():
+    """tools/codec/tables.py when present, else the local copy."""
+    try:
+        sys.path.insert(0, os.path.join(TOOLS, "codec"))
+        import tables as codec  # noqa: F401
+        return "tools/codec/tables.py", codec
+    except ImportError:
+        return None, None
+
+
+def coder_tables(bottleneck):
+    src, codec = table_builder()
+    eb = bottleneck
+
+    def cum(samples):
+        with torch.no_grad():
+            return eb.logits_cumulative(torch.from_numpy(np.asarray(samples, np.float32)),
+                                        stop_gradient=True).numpy()
+
+    q = eb.quantiles.detach().numpy().astype(np.float32)
+    if codec is not None:
+        t = codec.build_tables(q, cum)
+        codec.check_tables(t)
+    else:
+        import codec_tables
+        src = "tools/train/codec_tables.py"
+        t = codec_tables.build_tables(**eb.pmfs())
+    return src, t
+
+
+class Emitter:
+    """Collects ONNX nodes and initializers for a chain of our modules."""
+
+    def __init__(self, prefix, fp16):
+        self.nodes, self.inits, self.prefix, self.fp16 = [], [], prefix, fp16
+        self.k = 0
+
+    def name(self, s):
+        self.k += 1
+        return "%s%s_%d" % (self.prefix, s, self.k)
+
+    def init(self, arr, name, keep_f32=False):
+        arr = np.asarray(arr)
+        if arr.dtype == np.float32 and self.fp16 and not keep_f32:
+            arr = arr.astype(np.float16)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def conv(self, x, m):
+        n = self.name("conv")
+        ins = [x, self.init(m.weight.detach().numpy(), n + "/weight")]
+        if m.bias is not None:
+            ins.append(self.init(m.bias.detach().numpy(), n + "/bias", keep_f32=True))
+        p = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
+        self.nodes.append(helper.make_node(
+            "Conv", ins, [n], name=n, kernel_shape=list(m.kernel_size), strides=list(m.stride),
+            pads=[p[0], p[1], p[0], p[1]], dilations=list(m.dilation), group=m.groups))
+        return n
+
+    def unary(self, op, x, **attrs):
+        n = self.name(op.lower())
+        self.nodes.append(helper.make_node(op, [x], [n], name=n, **attrs))
+        return n
+
+    def add(self, a, b):
+        n = self.name("add")
+        self.nodes.append(helper.make_node("Add", [a, b], [n], name=n))
+        return n
+
+    def gdn(self, x, m):
+        n = self.name("igdn" if m.inverse else "gdn")
+        beta, gamma = m.effective()
+        ins = [x, self.init(beta.detach().numpy(), n + "/beta", keep_f32=True),
+               self.init(gamma.detach().numpy(), n + "/gamma", keep_f32=True)]
+        self.nodes.append(helper.make_node("GDN", ins, [n], name=n, domain=DOMAIN,
+                                           inverse=int(m.inverse)))
+        return n
+
+    # -- our module types --------------------------------------------------
+    def module(self, x, m):
+        from entropy import EntropyBottleneck  # noqa: F401
+        if isinstance(m, torch.nn.Conv2d):
+            return self.conv(x, m)
+        if isinstance(m, models.GDN):
+            return self.gdn(x, m)
+        if isinstance(m, torch.nn.Sequential):
+            for sub in m:
+                x = self.module(x, sub)
+            return x
+        if isinstance(m, models.ResDown):
+            h = self.conv(x, m.conv1)
+            if m.mid_act:
+                h = self.unary("Relu", h)
+            h = self.unary("Relu", self.conv(h, m.conv2))
+            return self.add(h, self.conv(x, m.skip))
+        if isinstance(m, models.SVBIEncoder):
+            return self.module(x, m.blocks)
+        if isinstance(m, models.ConvAct):
+            return self.unary("LeakyRelu", self.conv(x, m.conv), alpha=float(m.slope))
+        if isinstance(m, models.ResBlock):
+            h = self.unary("LeakyRelu", self.conv(x, m.conv1), alpha=float(m.slope))
+            h = self.add(x, self.conv(h, m.conv2))
+            return self.unary("LeakyRelu", h, alpha=float(m.slope))
+        if isinstance(m, models.ResDecoder):
+            return self.conv(self.module(x, m.body), m.out)
+        if isinstance(m, models.ESEncoder):
+            for sub in (m.conv1, m.gdn1, m.conv2, m.gdn2, m.conv3):
+                x = self.module(x, sub)
+            return x
+        if isinstance(m, models.ESDecoder):
+            return self.conv(self.module(x, m.body), m.out)
+        raise NotImplementedError("export: %s" % type(m).__name__)
+
+
+def make_model(graph, doc):
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(DOMAIN, 1)],
+                          producer_name="splitwire-export", producer_version="1", doc_string=doc)
+    m.ir_version = 7
+    return m
+
+
+def build_encoder(model, tables, latent_shape, fp16):
+    e = Emitter("enc/", fp16)
+    y = e.module("input", model.encoder)
+    med = e.init(tables["medians"].astype(np.float32), "medians", keep_f32=True)
+    ins = [y, med, e.init(tables["quantized_cdf"].astype(np.int32), "quantized_cdf"),
+           e.init(tables["cdf_length"].astype(np.int32), "cdf_length"),
+           e.init(tables["offset"].astype(np.int32), "offset")]
+    e.nodes.append(helper.make_node("Quantize", ins, ["symbols"], name="quantize", domain=DOMAIN))
+    g = helper.make_graph(e.nodes, "encoder",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+                          [helper.make_tensor_value_info("symbols", TensorProto.INT32, [1] + latent_shape)],
+                          initializer=e.inits)
+    return make_model(g, "splitwire client encoder: image -> int32 symbols (rint(y - median))")
+
+
+def build_decoder(model, tables, latent_shape, split_shape, fp16):
+    e = Emitter("dec/", fp16)
+    med = e.init(tables["medians"].astype(np.float32), "medians", keep_f32=True)
+    e.nodes.append(helper.make_node("Dequantize", ["symbols", med], ["y_hat"], name="dequantize", domain=DOMAIN))
+    out = e.module("y_hat", model.decoder)
+    e.nodes.append(helper.make_node("Identity", [out], ["features"], name="features"))
+    g = helper.make_graph(e.nodes, "decoder",
+                          [helper.make_tensor_value_info("symbols", TensorProto.INT32, [1] + latent_shape)],
+                          [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1] + split_shape)],
+                          initializer=e.inits)
+    return make_model(g, "splitwire server decoder: int32 symbols -> backbone split features")
+
+
+def load_checkpoint(path):
+    if os.path.isdir(path):
+        path = os.path.join(path, "ckpt_last.pt")
+    ck = torch.load(path, map_location="cpu")
+    a = ck["args"]
+    model = models.build(a["arch"], a["split"], width=a.get("width", 96), n_blocks=a.get("dec_blocks", 2),
+                         mid_act=a.get("mid_act", False))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return path, ck, model
+
+
+def backbone_split_value(split):
+    """The split's value name in the imported backbone ONNX (from its JSON)."""
+    side = os.path.join(REPO, "build", "models", BACKBONE_ID + ".json")
+    if os.path.exists(side):
+        with open(side) as f:
+            return json.load(f)["splits"][split]["value"]
+    sys.path.insert(0, os.path.join(TOOLS, "models"))
+    import tflite_import
+    _, layers, _ = tflite_import.read_layers(tflite_import.default_tflite())
+    return tflite_import.block_outputs(layers)[split]["name"]
+
+
+def write_atomic(path, data, mode="w"):
+    tmp = path + ".tmp"
+    with open(tmp, mode) as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def check(model, enc, dec, n=3):
+    import data
+    import onnx_eval
+    from mobilenet_v2 import from_unit
+    u8, _ = data.load_cache(os.environ.get("SPLITWIRE_WORK", os.path.join(REPO, "build-ml")), "val")
+    worst_sym, worst_feat = 0, 0.0
+    for i in range(n):
+        x = from_unit(data.to_tensor(u8[i * 397:i * 397 + 1]))
+        with torch.no_grad():
+            y = model.encoder(x)
+            sym = model.bottleneck.symbols(y)
+            feat = model.decoder(sym.float() + model.bottleneck.medians().view(1, -1, 1, 1))
+        s_onnx = list(onnx_eval.run(enc, {"input": x.numpy()}).values())[0]
+        f_onnx = list(onnx_eval.run(dec, {"symbols": s_onnx}).values())[0]
+        worst_sym = max(worst_sym, int(np.abs(s_onnx.astype(np.int64) - sym.numpy()).max()))
+        worst_feat = max(worst_feat, float(np.abs(f_onnx - feat.numpy()).max()))
+    print("check: %d images, max |symbol diff| %d, max |feature diff| %.3g (fp16 weights widen this)"
+          % (n, worst_sym, worst_feat))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("ckpt", help="checkpoint file or run directory (uses ckpt_last.pt)")
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--out", default=None, help="bundle directory (default models/<name>)")
+    ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--rate-index", type=int, default=-1, help="position in the rate family, 0 = highest rate")
+    ap.add_argument("--fp16", action="store_true")
+    ap.add_argument("--check", action="store_true")
+    a = ap.parse_args()
+
+    path, ck, model = load_checkpoint(a.ckpt)
+    args = ck["args"]
+    split = args["split"]
+    name = a.name or "%s-mnv2-%s-l%s" % (args["arch"], split, ("%g" % args["lmbda"]).replace(".", "p"))
+    out = a.out or os.path.join(REPO, "models", name)
+    os.makedirs(out, exist_ok=True)
+
+    src, tables = coder_tables(model.bottleneck)
+    with torch.no_grad():
+        x = torch.zeros(1, 3, 224, 224)
+        y = model.encoder(x)
+        f = model.decoder(y)
+    latent_shape = list(y.shape[1:])
+    split_shape = list(f.shape[1:])
+    enc = build_encoder(model, tables, latent_shape, a.fp16)
+    dec = build_decoder(model, tables, latent_shape, split_shape, a.fp16)
+    for m, fn in ((enc, "encoder.onnx"), (dec, "decoder.onnx")):
+        onnx.checker.check_model(m)
+        write_atomic(os.path.join(out, fn), m.SerializeToString(), "wb")
+
+    mean = 128.0 / 255.0  # x = (255 p - 128) / 128 = (p - 128/255) / (128/255)
+    manifest = {
+        "format": "splitwire-bundle",
+        "format_version": 1,
+        "name": name,
+        "version": a.version,
+        "input": {"width": 224, "height": 224, "resize": 0,
+                  "mean": [round(mean, 6)] * 3, "std": [round(mean, 6)] * 3},
+        "latent": {"shape": latent_shape},
+        "rate_point": {"index": a.rate_index, "lambda": args["lmbda"]},
+        "backbone": {"id": BACKBONE_ID, "num_classes": 1001, "label_offset": 1,
+                     "split": {"name": split, "value": backbone_split_value(split), "shape": split_shape}},
+        "files": {"encoder": "encoder.onnx", "decoder": "decoder.onnx"},
+        "measured": {},
+    }
+    write_atomic(os.path.join(out, "manifest.json"), json.dumps(manifest, indent=2) + "\n")
+
+    n_enc = sum(p.numel() for p in model.encoder.parameters())
+    n_dec = sum(p.numel() for p in model.decoder.parameters())
+    card = """# {name}
+
+Learned compressor for split inference of MobileNetV2 1.0 (224), restoring the
+backbone's `{split}` features ({sshape}) from a {lshape} latent.
+
+| | |
+|---|---|
+| architecture | {arch} encoder ({n_enc} parameters), entropy bottleneck (factorized prior, filters (3,3,3,3)), decoder ({n_dec} parameters) |
+| encoder quirk | mid-block activation: {mid} |
+| rate weight lambda | {lmbda} (loss = per-image sum of squared feature error + lambda * bits) |
+| training data | Imagenette v2 train (9,469 ImageNet photos, 10 classes, 224x224), random-resized-crop 224 + horizontal flip |
+| input normalisation | x = (255 p - 128) / 128 per RGB channel (the backbone's TFLite convention) |
+| schedule | {epochs} epochs, batch {batch}, Adam {lr} x{decay} per epoch; quantiles: Adam {aux_lr} on the auxiliary loss |
+| teacher | frozen MobileNetV2 (uint8 TFLite weights dequantised to float) |
+| checkpoint | `{ckpt}` (epoch {epoch}, step {step}) |
+| coder tables | {src}; {nch} channels, Lmax {lmax} |
+| weights | {dtype} initializers |
+| exported | {date} |
+
+Measured bpp and accuracy: see `manifest.json` `measured` (filled by evaluation
+with the real range coder at batch size 1).
+""".format(name=name, split=split, sshape="x".join(map(str, split_shape)),
+           lshape="x".join(map(str, latent_shape)), arch=args["arch"], n_enc=n_enc, n_dec=n_dec,
+           mid="yes" if args.get("mid_act") else "no (as the reference code)", lmbda=args["lmbda"],
+           epochs=args["epochs"], batch=args["batch"], lr=args["lr"], decay=args["lr_decay"],
+           aux_lr=args["aux_lr"], ckpt=os.path.relpath(path, REPO), epoch=ck["epoch"],
+           step=ck["global_step"], src=src or "tools/train/codec_tables.py",
+           nch=tables["quantized_cdf"].shape[0], lmax=tables["quantized_cdf"].shape[1],
+           dtype="float16 conv weights" if a.fp16 else "float32",
+           date=datetime.date.today().isoformat())
+    write_atomic(os.path.join(out, "model_card.md"), card)
+    sizes = {fn: os.path.getsize(os.path.join(out, fn)) for fn in ("encoder.onnx", "decoder.onnx")}
+    print("export: %s -> %s (encoder %d B, decoder %d B, tables from %s, Lmax %d)"
+          % (path, out, sizes["encoder.onnx"], sizes["decoder.onnx"], src,
+             tables["quantized_cdf"].shape[1]))
+    if a.check:
+        check(model, enc, dec)
+
+
+if __name__ == "__main__":
+    main()
