@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The main job: installs dependencies, builds, and runs the sample model.
+# The main job: installs dependencies, builds, and runs the end-to-end demo:
+# a server and a client (DPDK net_memif between two processes, or kernel UDP
+# where DPDK cannot start) classify Imagenette val images from ../shared.
+# Extra arguments go to `splitwire demo` (see `splitwire demo --help`).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash tools/setup.sh
-bash tools/build.sh build
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-./build/splitwire model inspect models/sample/encoder.onnx
-echo
-./build/splitwire model run models/sample/encoder.onnx --input models/sample/input.npy \
-  --output "$out/latent.npy" --repeat 3
+bash tools/build.sh build >/dev/null
+# A trained bundle needs its backbone, converted from the shared TFLite model.
+if [ -f models/default/manifest.json ]; then
+  bash tools/models/fetch_backbone.sh >/dev/null
+fi
+exec ./build/splitwire demo "$@"
