@@ -94,3 +94,9 @@ const char *spw_backend_name(int idx)
     spw_backend *be = spw__backend_get(idx);
     return be ? be->ops->name : NULL;
 }
+
+int spw_backend_automatic(int idx)
+{
+    spw_backend *be = spw__backend_get(idx);
+    return be && !be->manual_only;
+}

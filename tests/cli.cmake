@@ -30,3 +30,30 @@ set_tests_properties(cli_classify_unreachable_message PROPERTIES TIMEOUT 60)
 # Bad flags: usage and exit code 2.
 add_test(NAME cli_bad_flag COMMAND ${SPW_CLI} classify --top 99 --bundle ${SPW_TINY} x.jpg)
 set_tests_properties(cli_bad_flag PROPERTIES WILL_FAIL TRUE)
+
+# The embedding example against a real `splitwire serve` on loopback.
+add_test(NAME example_embed_client COMMAND sh -c "
+  port=$((30000 + $$ % 20000))
+  ${SPW_CLI} serve --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} --listen 127.0.0.1:$port &
+  srv=$!
+  i=0; out=''
+  while [ $i -lt 50 ]; do
+    out=$($<TARGET_FILE:embed_client> ${SPW_TINY} 127.0.0.1:$port ${SPW_SHARED_DIR}/data/imagenette2-224/val/n01440764/ILSVRC2012_val_00009111.jpg 2>&1) && break
+    i=$((i + 1)); sleep 0.1
+  done
+  kill -TERM $srv; wait $srv
+  echo \"$out\"; echo \"$out\" | grep -q 'bytes'")
+set_tests_properties(example_embed_client PROPERTIES TIMEOUT 60)
+
+# No Vulkan loader: a notice, and the CPU does the work.
+add_test(NAME cli_demo_no_vulkan COMMAND ${SPW_CLI} demo --transport udp --count 2)
+set_tests_properties(cli_demo_no_vulkan PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 60
+  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_VULKAN_LOADER=libnope.so.1"
+  PASS_REGULAR_EXPRESSION "notice: no Vulkan device")
+
+# DPDK cannot start (its plugins are missing): a notice, then the same demo over UDP.
+add_test(NAME cli_demo_dpdk_fallback COMMAND sh -c
+  "out=$(${SPW_CLI} demo --count 2 2>&1); echo \"$out\"; echo \"$out\" | grep -q 'using kernel UDP' && echo \"$out\" | grep -q '2 images over kernel UDP: 2 classified'")
+set_tests_properties(cli_demo_dpdk_fallback PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
+  TIMEOUT 120 RUN_SERIAL TRUE
+  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_DPDK_PMD_DIR=/nonexistent")

@@ -47,10 +47,11 @@ static void synth_make(synth *t, int C, const double *scales)
         m[c] = (int)ceil(scales[c] * 12.0) + 1;
         t->stride = SPW_MAX(t->stride, 2 * m[c] + 3);
     }
-    t->cdf = calloc((size_t)C * t->stride, sizeof(int32_t));
-    t->len = calloc(C, sizeof(int32_t));
-    t->off = calloc(C, sizeof(int32_t));
-    t->med = calloc(C, sizeof(float));
+    size_t nc = (size_t)(unsigned)C;
+    t->cdf = calloc(nc * (size_t)(unsigned)t->stride, sizeof(int32_t));
+    t->len = calloc(nc, sizeof(int32_t));
+    t->off = calloc(nc, sizeof(int32_t));
+    t->med = calloc(nc, sizeof(float));
     for (int c = 0; c < C; c++) {
         int nb = 2 * m[c] + 2; /* bins incl. tail */
         int32_t f[1024];

@@ -67,6 +67,9 @@ SPW_API int spw_plan_run(spw_plan *plan, const spw_tensor *inputs, int n_inputs,
 /* Registered backends, in preference order. */
 SPW_API int spw_backend_count(void);
 SPW_API const char *spw_backend_name(int idx);
+/* 1 when automatic selection may pick backend idx; 0 when it runs only by
+ * name (e.g. a Vulkan device that is itself a CPU implementation). */
+SPW_API int spw_backend_automatic(int idx);
 
 #ifdef __cplusplus
 }

@@ -140,7 +140,7 @@ int spw_codec_encode_buf(spw_codec *k, const int32_t *sym, int C, int H, int W, 
         return spw__error(SPW_EINVAL, "codec: NULL argument");
     *len = 0;
     spw_codec_seg seg = {buf, cap & ~(size_t)3};
-    spw_codec_span span;
+    spw_codec_span span = {0, 0, 0};
     int rc = spw_codec_encode(k, sym, C, H, W, &seg, 1, &span);
     if (rc)
         return rc;

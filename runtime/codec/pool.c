@@ -1,5 +1,11 @@
-/* A small persistent worker pool: the caller posts n items and works on them
- * alongside the workers, so a pool of k workers runs k + 1 items at a time. */
+/*
+ * A small persistent worker pool: the caller posts n items and works on them
+ * alongside the workers. Items are claimed from one 64-bit word holding the
+ * job's generation and the next index, so a worker that wakes late cannot
+ * claim an item of a job that has moved on; and the caller waits for items to
+ * finish, not for workers to check in, so a worker the scheduler never ran
+ * costs nothing.
+ */
 #include <pthread.h>
 
 #include "runtime/codec/pool.h"
@@ -9,26 +15,37 @@ struct spw__pool {
     pthread_cond_t wake, done;
     pthread_t *threads;
     int nthreads;
-    uint64_t gen;  /* bumped per job; workers wait for a change */
     int stop;
-    int active;    /* workers still inside the current job */
+    uint32_t gen;  /* current job; workers wait for a change */
     spw__pool_fn fn;
     void *ctx;
     int nitems;
-    int next;      /* next item to hand out (atomic) */
+    uint64_t next; /* gen << 32 | next item (atomic) */
+    int finished;  /* items of the current job done (atomic) */
 };
 
-static void run_items(spw__pool *p)
+static void run_items(spw__pool *p, uint32_t gen, spw__pool_fn fn, void *ctx, int n)
 {
-    int i;
-    while ((i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED)) < p->nitems)
-        p->fn(p->ctx, i);
+    for (;;) {
+        uint64_t v = __atomic_load_n(&p->next, __ATOMIC_ACQUIRE);
+        do {
+            if ((uint32_t)(v >> 32) != gen || (uint32_t)v >= (uint32_t)n)
+                return;
+        } while (!__atomic_compare_exchange_n(&p->next, &v, v + 1, true, __ATOMIC_ACQ_REL,
+                                              __ATOMIC_ACQUIRE));
+        fn(ctx, (int)(uint32_t)v);
+        if (__atomic_add_fetch(&p->finished, 1, __ATOMIC_ACQ_REL) == n) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
 }
 
 static void *worker(void *arg)
 {
     spw__pool *p = arg;
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->stop && p->gen == seen)
@@ -36,11 +53,12 @@ static void *worker(void *arg)
         if (p->stop)
             break;
         seen = p->gen;
+        spw__pool_fn fn = p->fn;
+        void *ctx = p->ctx;
+        int n = p->nitems;
         pthread_mutex_unlock(&p->mu);
-        run_items(p);
+        run_items(p, seen, fn, ctx, n);
         pthread_mutex_lock(&p->mu);
-        if (--p->active == 0)
-            pthread_cond_signal(&p->done);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -124,17 +142,19 @@ void spw__pool_run(spw__pool *p, spw__pool_fn fn, void *ctx, int nitems)
         return;
     }
     pthread_mutex_lock(&p->mu);
+    uint32_t gen = ++p->gen;
+    if (!gen) /* 0 is every worker's initial "seen" */
+        gen = ++p->gen;
     p->fn = fn;
     p->ctx = ctx;
     p->nitems = nitems;
-    p->next = 0;
-    p->active = p->nthreads;
-    p->gen++;
+    __atomic_store_n(&p->finished, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->next, (uint64_t)gen << 32, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    run_items(p);
+    run_items(p, gen, fn, ctx, nitems);
     pthread_mutex_lock(&p->mu);
-    while (p->active)
+    while (__atomic_load_n(&p->finished, __ATOMIC_ACQUIRE) < nitems)
         pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }

@@ -251,7 +251,7 @@ static inline int get_bits(uint64_t *px, rcur *r, uint32_t *val)
     *val = (uint32_t)x & RANS_BYPASS_MAX;
     x >>= RANS_BYPASS_BITS;
     if (x < RANS_L) {
-        uint32_t word;
+        uint32_t word = 0;
         int rc = rcur_word(r, &word);
         if (rc)
             return rc;
@@ -278,7 +278,7 @@ static int get_symbol_slow(const codec_chan *ch, uint64_t *px, rcur *r, int32_t 
     x = freq * (x >> RANS_PREC) + cum - start;
     int rc;
     if (x < RANS_L) {
-        uint32_t word;
+        uint32_t word = 0;
         if ((rc = rcur_word(r, &word)))
             return rc;
         x = (x << 32) | word;
@@ -315,7 +315,7 @@ static int get_symbol_slow(const codec_chan *ch, uint64_t *px, rcur *r, int32_t 
 
 int spw__rans_decode(const spw_codec_tables *t, rcur *r, const sym_block *b, int32_t *out)
 {
-    uint32_t w0, w1;
+    uint32_t w0 = 0, w1 = 0;
     int rc;
     if ((rc = rcur_word(r, &w0)) || (rc = rcur_word(r, &w1)))
         return spw__error(rc, "codec: stream shorter than its 8-byte state");

@@ -80,6 +80,23 @@ static int truth_of(const labels *l, const char *path)
     return -1;
 }
 
+/* Says once why inference runs on the CPU when no GPU backend can take it. */
+static void backend_notice(const char *requested)
+{
+    if (requested && strcmp(requested, "auto"))
+        return;
+    for (int i = 0; i < spw_backend_count(); i++) {
+        if (strcmp(spw_backend_name(i), "vulkan"))
+            continue;
+        if (!spw_backend_automatic(i))
+            fprintf(stderr, "splitwire: notice: the Vulkan device is a CPU implementation; "
+                            "running on the CPU backend (--backend vulkan forces it)\n");
+        return;
+    }
+    fprintf(stderr, "splitwire: notice: no Vulkan device; running on the CPU "
+                    "(SPW_LOG=info says why)\n");
+}
+
 /* ---- file lists --------------------------------------------------------- */
 
 typedef struct file_list {
@@ -542,6 +559,7 @@ int spw_cli_serve(int argc, char **argv)
     int rc = net_config(&no, true, &sc.net);
     if (rc)
         return rc;
+    backend_notice(sc.backend);
     return serve_with(&sc, -1);
 }
 
@@ -681,6 +699,7 @@ int spw_cli_classify(int argc, char **argv)
     file_list fl = {0};
     for (int i = optind; i < argc; i++)
         list_collect(&fl, argv[i], 0);
+    backend_notice(co.cc.backend);
     spw_client *client;
     int rc = spw_client_open(&co.cc, &client);
     if (rc) {
@@ -849,6 +868,7 @@ int spw_cli_demo(int argc, char **argv)
         list_free(&per[i]);
     free(per);
     list_free(&classes);
+    backend_notice(NULL);
     if (untrained && !ro.json)
         printf("note: no trained bundle at models/default; using the untrained test bundle %s,\n"
                "      so the pipeline runs end to end but its labels are not meaningful.\n\n",

@@ -1,7 +1,7 @@
 """A tiny ONNX interpreter on PyTorch ops, for checking the graphs these tools
 write (there is no ONNX runtime in the Debian archive).  Covers the ops the
 tools emit: Conv, Clip, Relu, LeakyRelu, Add, Mul, GlobalAveragePool, Flatten,
-Identity, and the ai.splitwire Quantize/Dequantize pair (Quantize returns the
+Identity, ai.splitwire GDN and the ai.splitwire Quantize/Dequantize pair (Quantize returns the
 int32 symbols rint(y - median); Dequantize adds the median back)."""
 
 import numpy as np
@@ -61,6 +61,10 @@ def run(model, feeds):
                 y = torch.flatten(x[0], a.get("axis", 1))
             elif op == ("", "Identity"):
                 y = x[0]
+            elif op == ("ai.splitwire", "GDN"):
+                c = x[0].shape[1]
+                norm = torch.sqrt(Fn.conv2d(x[0] * x[0], x[2].view(c, c, 1, 1), x[1]))
+                y = x[0] * norm if a.get("inverse", 0) else x[0] / norm
             elif op == ("ai.splitwire", "Quantize"):
                 med = x[1].reshape(1, -1, 1, 1)
                 y = torch.round(x[0] - med).to(torch.int32)

@@ -51,22 +51,19 @@ def table_builder():
 
 
 def coder_tables(bottleneck):
+    # The pmfs come from the PyTorch density in float32, as CompressAI's
+    # update() computes them (torch.sigmoid); evaluating the sigmoids another
+    # way (e.g. in float64) moves a few CDF entries by one count.
     src, codec = table_builder()
-    eb = bottleneck
-
-    def cum(samples):
-        with torch.no_grad():
-            return eb.logits_cumulative(torch.from_numpy(np.asarray(samples, np.float32)),
-                                        stop_gradient=True).numpy()
-
-    q = eb.quantiles.detach().numpy().astype(np.float32)
+    p = bottleneck.pmfs()
     if codec is not None:
-        t = codec.build_tables(q, cum)
+        t = codec.tables_from_pmfs(p["pmf"], p["pmf_length"], p["tail_mass"], p["offset"], p["medians"])
         codec.check_tables(t)
+        src += " (tables_from_pmfs)"
     else:
         import codec_tables
         src = "tools/train/codec_tables.py"
-        t = codec_tables.build_tables(**eb.pmfs())
+        t = codec_tables.build_tables(**p)
     return src, t
 
 
@@ -246,7 +243,8 @@ def main():
     ap.add_argument("--name", default=None)
     ap.add_argument("--out", default=None, help="bundle directory (default models/<name>)")
     ap.add_argument("--version", default="0.1.0")
-    ap.add_argument("--rate-index", type=int, default=-1, help="position in the rate family, 0 = highest rate")
+    ap.add_argument("--rate-index", type=int, default=0,
+                    help="position in the rate family, 0 = highest rate (the runtime accepts 0..1000)")
     ap.add_argument("--fp16", action="store_true")
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args()

@@ -55,7 +55,7 @@ def parse(argv=None):
     ap.add_argument("--lmbda", type=float, required=True, help="rate weight, per bit")
     ap.add_argument("--name", default=None, help="run name (default <arch>_<split>_l<lmbda>)")
     ap.add_argument("--work", default=default_work())
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=None, help="default 5; on resume, given = extend/shorten")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-decay", type=float, default=0.6105, help="lr multiplier per epoch")
@@ -69,13 +69,18 @@ def parse(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--ckpt-every", type=int, default=100, help="steps between ckpt_last.pt writes")
-    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--ckpt-minutes", type=float, default=15.0,
+                    help="also write ckpt_last.pt when this many minutes have passed since the last write")
+    ap.add_argument("--log-every", type=int, default=5)
     ap.add_argument("--val-n", type=int, default=500, help="val images for the epoch-end check (0 = off)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in total (0 = all)")
     ap.add_argument("--train-n", type=int, default=0, help="use only the first N train images of a fixed shuffle (smoke tests)")
     ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit (no files)")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     a = ap.parse_args(argv)
+    a.epochs_given = a.epochs is not None
+    if a.epochs is None:
+        a.epochs = 5
     a.split = models.SPLIT_ALIASES.get(a.split, a.split)
     if a.name is None:
         a.name = "%s_%s_l%s" % (a.arch, a.split, fmt_lmbda(a.lmbda))
@@ -160,7 +165,9 @@ def main(argv=None):
     ckpt = None
     if ckpt_path and os.path.exists(ckpt_path) and not a.fresh:
         ckpt = torch.load(ckpt_path, map_location="cpu")
-        keep = {k: getattr(a, k) for k in ("threads", "ckpt_every", "log_every", "max_steps", "work")}
+        keep = {"threads", "ckpt_every", "ckpt_minutes", "log_every", "max_steps", "work", "epochs_given"}
+        if a.epochs_given:
+            keep.add("epochs")
         for k, v in ckpt["args"].items():
             if k not in keep:
                 setattr(a, k, v)
@@ -208,6 +215,7 @@ def main(argv=None):
     model.train()
     win = dict(loss=0.0, mse=0.0, bits=0.0, aux=0.0, n=0, t=time.time())
     bench_t0 = None
+    last_save = time.time()
     while epoch < a.epochs:
         lr = a.lr * a.lr_decay ** epoch
         for g in opt.param_groups:
@@ -266,8 +274,9 @@ def main(argv=None):
                     % (epoch, step_in_epoch, steps_per_epoch, global_step, rec["loss"], rec["mse"],
                        rec["bpp"], rec["aux"], lr, rec["img_s"]))
                 win = dict(loss=0.0, mse=0.0, bits=0.0, aux=0.0, n=0, t=time.time())
-            if global_step % a.ckpt_every == 0:
+            if global_step % a.ckpt_every == 0 or time.time() - last_save > 60 * a.ckpt_minutes:
                 save_atomic(state(), ckpt_path)
+                last_save = time.time()
         # epoch end
         epoch += 1
         step_in_epoch = 0

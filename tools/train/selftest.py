@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""Quick self-checks of the training and export code (CPU, ~1 minute).
+
+    selftest.py [--keep DIR]   # DIR: also leave the exported test bundles there
+
+1. the entropy bottleneck's likelihoods over the integers sum to ~1 and its
+   table pmfs (with the tail bin) too;
+2. tools/train/codec_tables.py and tools/codec/tables.py give identical CDFs
+   for the same pmfs;
+3. untrained svbi and es models export, and the ONNX graphs (run by
+   tools/models/onnx_eval.py) reproduce PyTorch's symbols exactly and its
+   features to float rounding.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "models"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "codec"))
+import codec_tables  # noqa: E402
+import export  # noqa: E402
+import models  # noqa: E402
+import onnx_eval  # noqa: E402
+from entropy import EntropyBottleneck  # noqa: E402
+
+
+def check_density():
+    torch.manual_seed(0)
+    eb = EntropyBottleneck(4)
+    with torch.no_grad():
+        for p in list(eb.matrices) + list(eb.biases) + list(eb.factors):
+            p.add_(0.3 * torch.randn_like(p))
+    grid = torch.arange(-200, 201, dtype=torch.float32)
+    v = grid.view(1, 1, -1).expand(4, 1, -1).contiguous()
+    lik = eb._likelihood(v)
+    s = lik.sum(-1).view(-1)
+    assert torch.all((s - 1).abs() < 1e-3), s
+    p = eb.pmfs()
+    tot = [float(p["pmf"][c, :p["pmf_length"][c]].sum() + p["tail_mass"][c]) for c in range(4)]
+    print("density: likelihood sums %s, table pmf+tail sums %s" % (s.detach().numpy().round(5),
+                                                                    np.round(tot, 5)))
+    y = torch.randn(2, 4, 5, 5, requires_grad=True)
+    eb.train()
+    _, l = eb(y)
+    (-torch.log2(l)).sum().backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all()
+    a = eb.aux_loss()
+    a.backward()
+    assert eb.quantiles.grad is not None
+
+
+def check_tables():
+    try:
+        import tables as codec
+    except ImportError:
+        print("tables: tools/codec/tables.py not found, skipped")
+        return
+    rng = np.random.RandomState(1)
+    for trial in range(20):
+        c = 3
+        lengths = rng.randint(1, 40, size=c)
+        pmf = rng.exponential(size=(c, lengths.max())).astype(np.float32)
+        pmf[rng.rand(*pmf.shape) < 0.3] *= 1e-7  # near-empty bins
+        pmf /= pmf.sum(1, keepdims=True)
+        tail = (rng.rand(c) * 1e-6).astype(np.float32)
+        off = -rng.randint(0, 10, size=c)
+        med = rng.randn(c).astype(np.float32)
+        a = codec_tables.build_tables(med, pmf, tail, lengths, off)
+        b = codec.tables_from_pmfs(pmf, lengths, tail, off, med)
+        for k in a:
+            assert np.array_equal(a[k], b[k]), (trial, k)
+    print("tables: local builder == tools/codec/tables.py on 20 random pmf sets")
+
+
+def check_export(keep):
+    torch.manual_seed(0)
+    out_root = keep or tempfile.mkdtemp(prefix="spw_selftest_")
+    for arch in ("svbi", "es"):
+        m = models.build(arch, "block5")
+        m.eval()
+        with torch.no_grad():  # make the latent spread over several symbols
+            m.bottleneck.quantiles.copy_(torch.tensor([-8.0, 0.3, 9.0]).repeat(m.bottleneck.channels, 1, 1))
+        src, t = export.coder_tables(m.bottleneck)
+        x = torch.randn(1, 3, 224, 224)
+        with torch.no_grad():
+            y = m.encoder(x)
+            f = m.decoder(y)
+        lat, spl = list(y.shape[1:]), list(f.shape[1:])
+        enc = export.build_encoder(m, t, lat, fp16=False)
+        dec = export.build_decoder(m, t, lat, spl, fp16=False)
+        with torch.no_grad():
+            y = m.encoder(x)
+            sym = m.bottleneck.symbols(y)
+            feat = m.decoder(sym.float() + m.bottleneck.medians().view(1, -1, 1, 1))
+        s_onnx = onnx_eval.run(enc, {"input": x.numpy()})["symbols"]
+        f_onnx = onnx_eval.run(dec, {"symbols": s_onnx})["features"]
+        ds = int(np.abs(s_onnx.astype(np.int64) - sym.numpy()).max())
+        df = float(np.abs(f_onnx - feat.numpy()).max())
+        assert ds == 0 and df < 1e-3, (arch, ds, df)
+        d = os.path.join(out_root, arch)
+        os.makedirs(d, exist_ok=True)
+        import onnx
+        onnx.save(enc, os.path.join(d, "encoder.onnx"))
+        onnx.save(dec, os.path.join(d, "decoder.onnx"))
+        np.save(os.path.join(d, "x.npy"), x.numpy())
+        np.save(os.path.join(d, "symbols.npy"), sym.numpy())
+        np.save(os.path.join(d, "features.npy"), feat.numpy())
+        print("export %s: symbols exact, features max diff %.2g, Lmax %d (%s) -> %s"
+              % (arch, df, t["quantized_cdf"].shape[1], src, d))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--keep", default=None)
+    a = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    check_density()
+    check_tables()
+    check_export(a.keep)
+    print("selftest: ok")
+
+
+if __name__ == "__main__":
+    main()
