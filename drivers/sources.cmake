@@ -37,7 +37,10 @@ if(SPW_XNNPACK_INCLUDE AND SPW_XNNPACK_LIB AND SPW_PTHREADPOOL_INCLUDE AND SPW_P
     drivers/cpu/cpu_fast.c
     drivers/cpu/fast_prepare.c
     drivers/cpu/fast_kernels.c
+    drivers/cpu/fast_winograd.c
   )
+  # Its channel loops are meant to vectorise, which -O2 does not always do.
+  set_source_files_properties(drivers/cpu/fast_winograd.c PROPERTIES COMPILE_OPTIONS "-O3")
   # The library targets are defined after this file is read: link at the end.
   function(_spw_cpu_fast_link)
     target_include_directories(spw_obj PRIVATE ${SPW_XNNPACK_INCLUDE} ${SPW_PTHREADPOOL_INCLUDE})

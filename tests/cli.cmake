@@ -8,7 +8,7 @@ add_test(NAME cli_demo_udp COMMAND ${SPW_CLI} demo --transport udp --count 6)
 add_test(NAME cli_demo_memif COMMAND ${SPW_CLI} demo --transport dpdk --count 6)
 set_tests_properties(cli_demo_udp cli_demo_memif PROPERTIES
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE
-  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR}"
+  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};${SPW_TEST_ENV}"
   PASS_REGULAR_EXPRESSION "6 images over [^:]*: 6 classified, 0 failed, 0 skipped")
 
 # An unreadable image is skipped and the run goes on.
@@ -16,16 +16,18 @@ file(WRITE ${CMAKE_BINARY_DIR}/not_an_image.jpg "this is text, not a JPEG\n")
 add_test(NAME cli_classify_skips_bad_image COMMAND ${SPW_CLI} classify --local
   --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} --backend cpu-ref
   ${CMAKE_BINARY_DIR}/not_an_image.jpg ${SPW_SHARED_DIR}/data/imagenette2-224/val/n01440764/ILSVRC2012_val_00009111.jpg)
-set_tests_properties(cli_classify_skips_bad_image PROPERTIES TIMEOUT 60
+set_tests_properties(cli_classify_skips_bad_image PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}"
   PASS_REGULAR_EXPRESSION "2 images over local: 1 classified, 0 failed, 1 skipped")
 
 # No server: a clear message and a non-zero exit.
 add_test(NAME cli_classify_unreachable COMMAND ${SPW_CLI} classify --bundle ${SPW_TINY}
   --server 127.0.0.1:9 --timeout-ms 300 ${CMAKE_BINARY_DIR}/not_an_image.jpg)
-set_tests_properties(cli_classify_unreachable PROPERTIES TIMEOUT 60 WILL_FAIL TRUE)
+set_tests_properties(cli_classify_unreachable PROPERTIES TIMEOUT 60 WILL_FAIL TRUE
+  ENVIRONMENT "${SPW_TEST_ENV}")
 add_test(NAME cli_classify_unreachable_message COMMAND sh -c
   "${SPW_CLI} classify --bundle ${SPW_TINY} --server 127.0.0.1:9 --timeout-ms 300 x.jpg 2>&1 | grep -q 'unreachable: timed out'")
-set_tests_properties(cli_classify_unreachable_message PROPERTIES TIMEOUT 60)
+set_tests_properties(cli_classify_unreachable_message PROPERTIES TIMEOUT 60
+  ENVIRONMENT "${SPW_TEST_ENV}")
 
 # Bad flags: usage and exit code 2.
 add_test(NAME cli_bad_flag COMMAND ${SPW_CLI} classify --top 99 --bundle ${SPW_TINY} x.jpg)
@@ -43,12 +45,12 @@ add_test(NAME example_embed_client COMMAND sh -c "
   done
   kill -TERM $srv; wait $srv
   echo \"$out\"; echo \"$out\" | grep -q 'bytes'")
-set_tests_properties(example_embed_client PROPERTIES TIMEOUT 60)
+set_tests_properties(example_embed_client PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
 
 # No Vulkan loader: a notice, and the CPU does the work.
 add_test(NAME cli_demo_no_vulkan COMMAND ${SPW_CLI} demo --transport udp --count 2)
 set_tests_properties(cli_demo_no_vulkan PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 60
-  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_VULKAN_LOADER=libnope.so.1"
+  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_VULKAN_LOADER=libnope.so.1;${SPW_TEST_ENV}"
   PASS_REGULAR_EXPRESSION "notice: no Vulkan device")
 
 # DPDK cannot start (its plugins are missing): a notice, then the same demo over UDP.
@@ -56,4 +58,4 @@ add_test(NAME cli_demo_dpdk_fallback COMMAND sh -c
   "out=$(${SPW_CLI} demo --count 2 2>&1); echo \"$out\"; echo \"$out\" | grep -q 'using kernel UDP' && echo \"$out\" | grep -q '2 images over kernel UDP: 2 classified'")
 set_tests_properties(cli_demo_dpdk_fallback PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
   TIMEOUT 120 RUN_SERIAL TRUE
-  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_DPDK_PMD_DIR=/nonexistent")
+  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_DPDK_PMD_DIR=/nonexistent;${SPW_TEST_ENV}")

@@ -130,6 +130,7 @@ static void test_cut(void **state)
     assert_memory_equal(a, b, sizeof(a));
     spw_plan_free(p1);
     spw_plan_free(p2);
+    spw_model_free(same);
     assert_int_equal(spw_model_cut(full, "nope", &same), SPW_ENOENT);
     assert_int_equal(spw_model_cut(full, "fc.w", &same), SPW_EINVAL);
     spw_model_free(tail);

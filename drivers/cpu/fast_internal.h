@@ -46,6 +46,7 @@ typedef struct fast_action {
     spw_tensor *ref_in;
     int n_ref_in;
     spw_tensor ref_out;
+    const void *ext; /* larger per-kernel state (Winograd) */
 } fast_action;
 
 typedef struct fast_plan {
@@ -55,6 +56,8 @@ typedef struct fast_plan {
     int n_acts, cap_acts;
     void **blocks; /* packed constants and scratch, spw__aligned_alloc'd */
     int n_blocks, cap_blocks;
+    xnn_operator_t *inner_ops; /* run by our kernels, not by the action list */
+    int n_inner_ops, cap_inner_ops;
 } fast_plan;
 
 /* XNNPACK may read up to XNN_EXTRA_BYTES past any input; every buffer we
@@ -64,6 +67,28 @@ typedef struct fast_plan {
 /* fast_prepare.c */
 int spw__fast_build(spw_backend *be, spw_plan *plan, fast_plan *fp);
 void spw__fast_release(fast_plan *fp);
+/* Zeroed, pre-faulted, padded block owned by fp (NULL on failure). */
+void *spw__fast_block(fast_plan *fp, size_t bytes);
+
+/* fast_winograd.c: 3x3, stride 1, pad 1 convolutions as Winograd F(2x2, 3x3):
+ * our input transform, 16 GEMMs as one grouped 1x1 XNNPACK convolution per
+ * thread, our output transform with bias, clamp and residual add fused, all
+ * a tile row at a time so the transformed data stays in cache. Builds the
+ * state for *ext (0, or 0 with *ext NULL when the shape does not pay). */
+typedef struct fast_wino_args {
+    const float *x;       /* NHWC input, dims N, C, H, W in xdims (NCHW order) */
+    int64_t xdims[4];
+    float *y;             /* NHWC output, same H and W */
+    int64_t cout;
+    const float *weight;  /* OIHW, 3x3 */
+    const float *bias;    /* or NULL */
+    float lo, hi;         /* clamp after the bias */
+    const float *residual; /* or NULL: y = clamp(y + residual, lo2, hi2) */
+    float lo2, hi2;
+} fast_wino_args;
+
+int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, const void **ext);
+void spw__fast_winograd_run(const fast_action *a);
 
 /* fast_kernels.c: own kernels, each reading its operands from the action. */
 void spw__fast_copy(const fast_action *a);      /* view[0] <- view[1], same dims */

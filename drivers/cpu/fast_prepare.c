@@ -19,9 +19,8 @@ typedef struct build_ctx {
 /* ---- bookkeeping --------------------------------------------------------- */
 
 /* A zeroed, pre-faulted block owned by the plan, padded for XNNPACK's reads. */
-static void *new_block(build_ctx *c, size_t bytes)
+void *spw__fast_block(fast_plan *fp, size_t bytes)
 {
-    fast_plan *fp = c->fp;
     if (spw__grow((void **)&fp->blocks, &fp->cap_blocks, fp->n_blocks + 1, sizeof(void *)))
         return NULL;
     void *p = spw__aligned_alloc(SPW_ARENA_ALIGN, bytes + FAST_PAD);
@@ -32,6 +31,11 @@ static void *new_block(build_ctx *c, size_t bytes)
     memset(p, 0, bytes + FAST_PAD);
     fp->blocks[fp->n_blocks++] = p;
     return p;
+}
+
+static void *new_block(build_ctx *c, size_t bytes)
+{
+    return spw__fast_block(c->fp, bytes);
 }
 
 static fast_action *new_action(build_ctx *c, const spw_node *n)
@@ -286,6 +290,36 @@ static int emit_posts(build_ctx *c, const spw_node *n, int from, float *y, int64
  * to the first post op still to run), 0 when the step should go to the
  * bridge instead, or a negative status. */
 
+/* A 3x3 stride-1 pad-1 convolution through Winograd F(2x2, 3x3), with its
+ * clamps and a residual add (and the clamps after it) fused. 0 when the
+ * shape does not pay (the direct convolution takes it). */
+static int emit_winograd(build_ctx *c, const spw_node *n, int *post_from)
+{
+    const int x = n->inputs[0], w = n->inputs[1], b = n->n_inputs > 2 ? n->inputs[2] : -1;
+    const int y = n->outputs[0];
+    fast_wino_args args = {.x = ptr(c, x), .y = ptr(c, y), .cout = val(c, y)->dims[1],
+                           .weight = val(c, w)->data, .bias = b >= 0 ? val(c, b)->data : NULL};
+    memcpy(args.xdims, val(c, x)->dims, sizeof(args.xdims));
+    int k = clamp_run(n, 0, &args.lo, &args.hi);
+    args.lo2 = -INFINITY;
+    args.hi2 = INFINITY;
+    if (k < n->n_post && n->post[k].kind == SPW_POST_ADD) {
+        args.residual = ptr(c, n->post[k].value);
+        k += 1 + clamp_run(n, k + 1, &args.lo2, &args.hi2);
+    }
+    const void *ext = NULL;
+    int rc = spw__fast_winograd_prepare(c->fp, &args, &ext);
+    if (rc || !ext)
+        return rc;
+    fast_action *a = new_action(c, n);
+    if (!a)
+        return SPW_ENOMEM;
+    a->fn = spw__fast_winograd_run;
+    a->ext = ext;
+    *post_from = k;
+    return 1;
+}
+
 static int emit_conv(build_ctx *c, const spw_node *n, int *post_from)
 {
     const int x = n->inputs[0], w = n->inputs[1], b = n->n_inputs > 2 ? n->inputs[2] : -1;
@@ -298,6 +332,13 @@ static int emit_conv(build_ctx *c, const spw_node *n, int *post_from)
     const int64_t C = xd[1], M = val(c, y)->dims[1], KH = wd[2], KW = wd[3];
     const int64_t G = p->group > 0 ? p->group : 1;
     const int64_t cin_g = C / G, cout_g = M / G;
+    if (KH == 3 && KW == 3 && G == 1 && p->stride[0] <= 1 && p->stride[1] <= 1 &&
+        p->dilation[0] <= 1 && p->dilation[1] <= 1 && p->pads[0] == 1 && p->pads[1] == 1 &&
+        p->pads[2] == 1 && p->pads[3] == 1) {
+        int rc = emit_winograd(c, n, post_from);
+        if (rc)
+            return rc;
+    }
     /* XNNPACK takes filters as [group][out][kh][kw][in]: OIHW -> OHWI. */
     const float *src = val(c, w)->data;
     float *packed = spw__malloc(sizeof(float) * (size_t)(M * KH * KW * cin_g));
@@ -1094,8 +1135,13 @@ void spw__fast_release(fast_plan *fp)
     for (int i = 0; i < fp->n_acts; i++)
         if (fp->acts[i].xop)
             xnn_delete_operator(fp->acts[i].xop);
+    for (int i = 0; i < fp->n_inner_ops; i++)
+        xnn_delete_operator(fp->inner_ops[i]);
     for (int i = 0; i < fp->n_blocks; i++)
         spw__aligned_free(fp->blocks[i]);
+    spw__free(fp->inner_ops);
+    fp->inner_ops = NULL;
+    fp->n_inner_ops = 0;
     spw__free(fp->acts);
     spw__free(fp->blocks);
     fp->acts = NULL;

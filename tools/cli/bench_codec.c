@@ -27,7 +27,7 @@ static double phi(double x)
 static void gauss_row(double sigma, int32_t *row, int32_t *len, int32_t *off)
 {
     int m = (int)ceil(6.0 * sigma) + 1, nb = 2 * m + 2, big = 0;
-    int32_t f[2048], sum = 0;
+    int32_t f[2048] = {0}, sum = 0; /* sigma stays small enough for 2048 bins */
     for (int b = 0; b < nb; b++) {
         double p;
         if (b == nb - 1)

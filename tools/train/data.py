@@ -102,3 +102,15 @@ def augment_batch(u8, gen):
 def to_tensor(u8):
     """(B, 224, 224, 3) uint8 -> (B, 3, 224, 224) float in [0, 1], no augmentation."""
     return torch.from_numpy(np.array(u8)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def random_window(x, size, gen, align=16):
+    """The same random size x size window of every image of a batch, its
+    corner on a multiple of `align` so the encoder's and the backbone's
+    stride-8/16 grids stay where they are in the full image."""
+    h, w = x.shape[2], x.shape[3]
+    if size % align or size > min(h, w):
+        raise ValueError("window %d: must be a multiple of %d and at most %d" % (size, align, min(h, w)))
+    i = align * int(torch.randint(0, (h - size) // align + 1, (1,), generator=gen))
+    j = align * int(torch.randint(0, (w - size) // align + 1, (1,), generator=gen))
+    return x[:, :, i:i + size, j:j + size].contiguous()

@@ -65,6 +65,9 @@ def parse(argv=None):
     ap.add_argument("--dec-blocks", type=int, default=2, help="decoder residual blocks (svbi)")
     ap.add_argument("--mid-act", action="store_true",
                     help="ReLU between the encoder's two 3x3 convs (the reference has none)")
+    ap.add_argument("--patch", type=int, default=None,
+                    help="train on a random PATCHxPATCH window (multiple of 16) of each augmented 224 crop: "
+                         "same image statistics, 224^2/PATCH^2 times cheaper (0 = full 224, the reference)")
     ap.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip (0 = off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -81,6 +84,9 @@ def parse(argv=None):
     a.epochs_given = a.epochs is not None
     if a.epochs is None:
         a.epochs = 5
+    a.patch_given = a.patch is not None
+    if a.patch is None:
+        a.patch = 0
     a.split = models.SPLIT_ALIASES.get(a.split, a.split)
     if a.name is None:
         a.name = "%s_%s_l%s" % (a.arch, a.split, fmt_lmbda(a.lmbda))
@@ -166,8 +172,11 @@ def main(argv=None):
     if ckpt_path and os.path.exists(ckpt_path) and not a.fresh:
         ckpt = torch.load(ckpt_path, map_location="cpu")
         keep = {"threads", "ckpt_every", "ckpt_minutes", "log_every", "max_steps", "work", "epochs_given"}
+        keep.add("patch_given")
         if a.epochs_given:
             keep.add("epochs")
+        if a.patch_given:
+            keep.add("patch")  # e.g. finish a patch-trained run on full crops
         for k, v in ckpt["args"].items():
             if k not in keep:
                 setattr(a, k, v)
@@ -230,6 +239,8 @@ def main(argv=None):
             gen = torch.Generator().manual_seed(a.seed * 1000003 + global_step)
             sel = np.sort(train_ids[perm[step_in_epoch * a.batch:(step_in_epoch + 1) * a.batch]])
             x = from_unit(data.augment_batch(train_u8[sel], gen))
+            if a.patch:
+                x = data.random_window(x, a.patch, gen)
             with torch.no_grad():
                 target = teacher.head(x, a.split)
             out, lik, _ = model(x)
@@ -265,9 +276,10 @@ def main(argv=None):
             if global_step % a.log_every == 0:
                 dt = time.time() - win["t"]
                 n = win["n"]
+                px = float(x.shape[2] * x.shape[3])
                 rec = dict(step=global_step, epoch=epoch, it=step_in_epoch, lr=lr,
                            loss=win["loss"] / n, mse=win["mse"] / n,
-                           bpp=win["bits"] / n / (224 * 224), aux=win["aux"] / n,
+                           bpp=win["bits"] / n / px, aux=win["aux"] / n,
                            img_s=n * a.batch / dt, time=time.time())
                 log.record(**rec)
                 log("ep %d it %d/%d step %d: loss %.1f mse %.1f bpp %.4f aux %.1f lr %.2e %.2f img/s"
