@@ -59,3 +59,16 @@ add_test(NAME cli_demo_dpdk_fallback COMMAND sh -c
 set_tests_properties(cli_demo_dpdk_fallback PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
   TIMEOUT 120 RUN_SERIAL TRUE
   ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_DPDK_PMD_DIR=/nonexistent;${SPW_TEST_ENV}")
+
+# `cmake --install` into a fresh prefix, then build the example against it with
+# pkg-config alone. (Not in sanitizer builds: their library needs the sanitizer
+# runtime loaded first.)
+if(NOT SPW_SANITIZE AND NOT SPW_FUZZ)
+  set(SPW_INST ${CMAKE_BINARY_DIR}/install-test)
+  add_test(NAME install_and_consume COMMAND sh -c "
+    rm -rf ${SPW_INST} && ${CMAKE_COMMAND} --install ${CMAKE_BINARY_DIR} --prefix ${SPW_INST} >/dev/null &&
+    flags=$(PKG_CONFIG_PATH=${SPW_INST}/${CMAKE_INSTALL_LIBDIR}/pkgconfig pkg-config --cflags --libs splitwire) &&
+    cc -std=c11 -Wall -Werror ${CMAKE_SOURCE_DIR}/tools/examples/embed_client.c $flags -o ${SPW_INST}/embed_client &&
+    LD_LIBRARY_PATH=${SPW_INST}/${CMAKE_INSTALL_LIBDIR} ${SPW_INST}/embed_client 2>&1 | grep -q usage")
+  set_tests_properties(install_and_consume PROPERTIES TIMEOUT 120)
+endif()

@@ -316,6 +316,7 @@ static int emit_winograd(build_ctx *c, const spw_node *n, int *post_from)
         return SPW_ENOMEM;
     a->fn = spw__fast_winograd_run;
     a->ext = ext;
+    SPW_LOGD("cpu-fast: conv '%s' as Winograd F(2x2, 3x3)", n->name);
     *post_from = k;
     return 1;
 }
