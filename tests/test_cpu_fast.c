@@ -263,6 +263,119 @@ static void test_auto_picks_fast(void **state)
     spw_model_free(m);
 }
 
+/* ---------------------------------------- Winograd edges against cpu-ref */
+
+static int act4(spw_graph *g, const char *name, const int64_t *dims)
+{
+    int v = spw__graph_add_value(g, name);
+    assert_true(v >= 0);
+    g->values[v].dtype = SPW_F32;
+    g->values[v].ndim = 4;
+    memcpy(g->values[v].dims, dims, 4 * sizeof(int64_t));
+    return v;
+}
+
+static int weights(spw_graph *g, const char *name, int ndim, const int64_t *dims, uint32_t seed)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= dims[i];
+    float *data = spw__malloc(sizeof(float) * (size_t)n);
+    assert_non_null(data);
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        data[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    int v = spw__graph_add_const(g, name, SPW_F32, ndim, dims, data);
+    assert_true(v >= 0);
+    return v;
+}
+
+/* y = clip(relu(conv3x3(x) + b) + conv1x1(x), 0, 1.5) with odd H and W and
+ * channel counts that are not multiples of a vector: the 3x3 convolution goes
+ * through Winograd F(2x2, 3x3) with partial edge tiles and the residual add
+ * and both clamps fused into its output transform. */
+static spw_model *winograd_model(int64_t C, int64_t M, int64_t H, int64_t W)
+{
+    spw_graph *g;
+    assert_int_equal(spw__graph_create(&g), 0);
+    int64_t xd[4] = {2, C, H, W}, yd[4] = {2, M, H, W};
+    int64_t wd[4] = {M, C, 3, 3}, bd[1] = {M}, w1d[4] = {M, C, 1, 1};
+    int x = act4(g, "x", xd), a = act4(g, "a", yd), r = act4(g, "r", yd);
+    int s = act4(g, "s", yd), t = act4(g, "t", yd), y = act4(g, "y", yd);
+    int w = weights(g, "w", 4, wd, 1), b = weights(g, "b", 1, bd, 2);
+    int w1 = weights(g, "w1", 4, w1d, 3);
+    g->values[x].flags |= SPW_VALUE_INPUT;
+    assert_int_equal(spw__graph_add_input(g, x), 0);
+    assert_int_equal(spw__graph_add_output(g, y), 0);
+    int ins[3] = {x, w, b};
+    int k = spw__graph_add_node(g, SPW_OP_CONV, "conv3x3", ins, 3, &a, 1);
+    g->nodes[k].p.conv = (spw_conv_params){
+        .kernel = {3, 3}, .stride = {1, 1}, .dilation = {1, 1}, .pads = {1, 1, 1, 1}, .group = 1};
+    assert_true(spw__graph_add_node(g, SPW_OP_RELU, "relu", &a, 1, &r, 1) >= 0);
+    int ins1[2] = {x, w1};
+    k = spw__graph_add_node(g, SPW_OP_CONV, "conv1x1", ins1, 2, &s, 1);
+    g->nodes[k].p.conv = (spw_conv_params){
+        .kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .group = 1};
+    int add_in[2] = {r, s};
+    assert_true(spw__graph_add_node(g, SPW_OP_ADD, "add", add_in, 2, &t, 1) >= 0);
+    k = spw__graph_add_node(g, SPW_OP_CLIP, "clip", &t, 1, &y, 1);
+    g->nodes[k].p.clip.min = 0.0f;
+    g->nodes[k].p.clip.max = 1.5f;
+    assert_int_equal(spw__graph_link(g), 0);
+    assert_int_equal(spw__graph_infer_shapes(g, -1), 0);
+    spw_model *m = spw__calloc(1, sizeof(*m));
+    assert_non_null(m);
+    m->graph = g;
+    return m;
+}
+
+static void run_one(spw_model *m, const char *backend, int threads, unsigned flags, float *out)
+{
+    spw_plan_options o = {.backend = backend, .threads = threads, .flags = flags};
+    spw_plan *plan = NULL;
+    int rc = spw_plan_create(m, &o, &plan);
+    if (rc)
+        fail_msg("%s: %s", backend, spw_error_detail());
+    io x;
+    io_make(plan, &x);
+    for (int64_t i = 0, n = spw_tensor_numel(&x.in[0]); i < n; i++)
+        ((float *)x.in[0].data)[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
+    assert_int_equal(spw_plan_run(plan, x.in, 1, x.out, 1), 0);
+    memcpy(out, x.out[0].data, sizeof(float) * (size_t)spw_tensor_numel(&x.out[0]));
+    io_free(&x);
+    spw_plan_free(plan);
+}
+
+static void test_winograd_edges(void **state)
+{
+    (void)state;
+    if (!have_fast())
+        skip();
+    static const int64_t shapes[][4] = {{17, 19, 13, 11}, {16, 48, 4, 5}, {33, 16, 9, 16}};
+    for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+        const int64_t *sh = shapes[si];
+        spw_model *m = winograd_model(sh[0], sh[1], sh[2], sh[3]);
+        size_t n = (size_t)(2 * sh[1] * sh[2] * sh[3]);
+        float *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+        assert_true(want && got);
+        run_one(m, "cpu-ref", 1, 0, want);
+        for (int threads = 1; threads <= 3; threads++)
+            for (unsigned flags = 0; flags <= SPW_PLAN_NO_FUSION; flags += SPW_PLAN_NO_FUSION) {
+                run_one(m, "cpu-fast", threads, flags, got);
+                for (size_t i = 0; i < n; i++)
+                    if (!(fabsf(got[i] - want[i]) <= 1e-4f * fmaxf(1.0f, fabsf(want[i]))))
+                        fail_msg("C %lld M %lld H %lld W %lld, %d threads, flags %u: element "
+                                 "%zu is %g, cpu-ref %g",
+                                 (long long)sh[0], (long long)sh[1], (long long)sh[2],
+                                 (long long)sh[3], threads, flags, i, got[i], want[i]);
+            }
+        free(want);
+        free(got);
+        spw_model_free(m);
+    }
+}
+
 int main(void)
 {
     /* Before any other call, so every allocation of the library is seen. */
@@ -274,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_xnnpack_uses_library_allocator),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_auto_picks_fast),
+        cmocka_unit_test(test_winograd_edges),
     };
     int failed = cmocka_run_group_tests_name("cpu_fast", tests, NULL, NULL);
     spw_set_allocator(NULL);

@@ -46,7 +46,7 @@ typedef struct fast_action {
     spw_tensor *ref_in;
     int n_ref_in;
     spw_tensor ref_out;
-    const void *ext; /* larger per-kernel state (Winograd) */
+    void *ext; /* larger per-kernel state (Winograd; mutable while running) */
 } fast_action;
 
 typedef struct fast_plan {
@@ -87,7 +87,7 @@ typedef struct fast_wino_args {
     float lo2, hi2;
 } fast_wino_args;
 
-int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, const void **ext);
+int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void **ext);
 void spw__fast_winograd_run(const fast_action *a);
 
 /* fast_kernels.c: own kernels, each reading its operands from the action. */

@@ -307,7 +307,7 @@ static int emit_winograd(build_ctx *c, const spw_node *n, int *post_from)
         args.residual = ptr(c, n->post[k].value);
         k += 1 + clamp_run(n, k + 1, &args.lo2, &args.hi2);
     }
-    const void *ext = NULL;
+    void *ext = NULL;
     int rc = spw__fast_winograd_prepare(c->fp, &args, &ext);
     if (rc || !ext)
         return rc;

@@ -8,16 +8,18 @@
  * 36: 2.25x fewer multiply-adds than the direct convolution. The 16 products
  * are one grouped 1x1 XNNPACK convolution (16 groups) over the tiles of one
  * tile row, so the transformed data of a row (tens of KiB) stays in cache
- * between the three passes. Each thread owns its scratch and its operator
- * and takes every n-th tile row; bias, the output clamp and a fused residual
- * add happen in the output transform. Built with -O3 so the channel loops
- * vectorise. */
+ * between the three passes. Tile rows are the pool's tasks, handed out
+ * dynamically (a thread that is descheduled does not hold up the rest); a
+ * task borrows one of `threads` scratch slots, each with its own operator.
+ * Bias, the output clamp and a fused residual add happen in the output
+ * transform. Built with -O3 so the channel loops vectorise. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "drivers/cpu/fast_internal.h"
 
-#define WINO_MAX_THREADS 64
+#define WINO_MAX_THREADS 32 /* slots tracked in one atomic word */
 
 typedef struct wino_thread {
     float *v;     /* [TW][16][C] transformed input of one tile row */
@@ -32,6 +34,7 @@ typedef struct wino {
     int64_t N, C, H, W, M, TH, TW;
     const float *zero; /* max(C, M) zeros: inputs past the edge, absent bias */
     int n_threads;
+    atomic_uint busy; /* bit k: slot k in use by a running task */
     wino_thread t[WINO_MAX_THREADS];
 } wino;
 
@@ -147,21 +150,25 @@ WINO_CLONES static void output_row(const wino *s, int64_t n, int64_t ty, const f
     }
 }
 
-static void wino_task(void *ctx, size_t t)
+/* One tile row. At most n_threads tasks run at once, so a free slot exists. */
+static void wino_task(void *ctx, size_t row)
 {
-    const wino *s = ctx;
-    const wino_thread *th = &s->t[t];
-    for (int64_t row = (int64_t)t; row < s->N * s->TH; row += s->n_threads) {
-        input_row(s, row / s->TH, row % s->TH, th->v, th->tmp);
-        xnn_run_operator(th->gemm, NULL);
-        output_row(s, row / s->TH, row % s->TH, th->m, th->tmp, th->dummy);
-    }
+    wino *s = ctx;
+    unsigned k = 0;
+    while (atomic_fetch_or_explicit(&s->busy, 1u << k, memory_order_acquire) & (1u << k))
+        k = (k + 1) % (unsigned)s->n_threads;
+    const wino_thread *th = &s->t[k];
+    const int64_t n = (int64_t)row / s->TH, ty = (int64_t)row % s->TH;
+    input_row(s, n, ty, th->v, th->tmp);
+    xnn_run_operator(th->gemm, NULL);
+    output_row(s, n, ty, th->m, th->tmp, th->dummy);
+    atomic_fetch_and_explicit(&s->busy, ~(1u << k), memory_order_release);
 }
 
 void spw__fast_winograd_run(const fast_action *a)
 {
-    const wino *s = a->ext;
-    pthreadpool_parallelize_1d(a->pool, wino_task, (void *)s, (size_t)s->n_threads, 0);
+    wino *s = a->ext; /* the plan's: a plan runs once at a time */
+    pthreadpool_parallelize_1d(a->pool, wino_task, s, (size_t)(s->N * s->TH), 0);
 }
 
 static int keep_op(fast_plan *fp, xnn_operator_t op)
@@ -175,13 +182,13 @@ static int keep_op(fast_plan *fp, xnn_operator_t op)
     return 0;
 }
 
-int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, const void **ext)
+int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void **ext)
 {
     *ext = NULL;
     const int64_t N = args->xdims[0], C = args->xdims[1], H = args->xdims[2],
                   W = args->xdims[3], M = args->cout;
     /* Thin products or tiny images do not repay the transforms. */
-    if (C < 16 || M < 16 || H < 4 || W < 4)
+    if (C < 16 || M < 16 || H < 4 || W < 4 || fp->threads > WINO_MAX_THREADS)
         return 0;
     wino *s = spw__fast_block(fp, sizeof(*s));
     float *packed = spw__malloc(sizeof(float) * (size_t)(16 * M * C));
@@ -198,6 +205,7 @@ int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, const 
     s->TH = (H + 1) / 2;
     s->TW = (W + 1) / 2;
     s->n_threads = SPW_MAX(1, SPW_MIN(fp->threads, WINO_MAX_THREADS));
+    atomic_init(&s->busy, 0u);
     int rc = 0;
     float *zero = spw__fast_block(fp, sizeof(float) * (size_t)SPW_MAX(C, M));
     if (!zero) {
