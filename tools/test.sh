@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, builds, runs every cmocka test
 # through ctest, then again under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then replays the fuzz corpora through the libFuzzer targets.
+# then runs each libFuzzer target briefly from its seed corpus.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,7 +20,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
 if [ -f tests/fuzz/CMakeLists.txt ]; then
-  echo "== fuzz targets (corpus replay)"
+  echo "== fuzz targets (time-boxed runs)"
   CC=clang bash tools/build.sh build-fuzz -DSPW_FUZZ=ON
   ctest --test-dir build-fuzz -L fuzz --output-on-failure -j "$jobs"
 fi
