@@ -158,6 +158,33 @@ static void test_convert_layout_and_type(void **state)
     assert_int_equal(spw_tensor_convert(&wrong, &a), SPW_ESHAPE);
 }
 
+/* Same-type 4-byte relayout takes the blocked transpose: check every index
+ * on a shape whose sides are not multiples of the block. */
+static void test_convert_blocked_transpose(void **state)
+{
+    (void)state;
+    enum { N = 2, C = 37, H = 5, W = 41 };
+    size_t n = (size_t)N * C * H * W;
+    float *a = malloc(n * 4), *b = malloc(n * 4), *c = malloc(n * 4);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (float)i;
+    spw_tensor nchw = {SPW_F32, SPW_LAYOUT_NCHW, 4, {N, C, H, W}, a};
+    spw_tensor nhwc = {SPW_F32, SPW_LAYOUT_NHWC, 4, {N, C, H, W}, b};
+    spw_tensor back = {SPW_F32, SPW_LAYOUT_NCHW, 4, {N, C, H, W}, c};
+    assert_int_equal(spw_tensor_convert(&nhwc, &nchw), 0);
+    for (int bb = 0; bb < N; bb++)
+        for (int ch = 0; ch < C; ch++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    assert_float_equal(b[(((size_t)bb * H + y) * W + x) * C + ch],
+                                       a[(((size_t)bb * C + ch) * H + y) * W + x], 0);
+    assert_int_equal(spw_tensor_convert(&back, &nhwc), 0);
+    assert_memory_equal(a, c, n * 4);
+    free(a);
+    free(b);
+    free(c);
+}
+
 static void test_npy_round_trip(void **state)
 {
     (void)state;
@@ -220,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_status_strings),  cmocka_unit_test(test_error_detail),
         cmocka_unit_test(test_log_level),       cmocka_unit_test(test_allocator_hook),
         cmocka_unit_test(test_f16),             cmocka_unit_test(test_convert_layout_and_type),
+        cmocka_unit_test(test_convert_blocked_transpose),
         cmocka_unit_test(test_npy_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,11 +23,24 @@
 
 static struct {
     long mallocs, reallocs, frees, live;
-} counts;
+    long budget; /* allocations left before they fail; negative: no limit */
+} counts = {.budget = -1};
+
+static bool out_of_budget(void)
+{
+    if (counts.budget < 0)
+        return false;
+    if (counts.budget == 0)
+        return true;
+    counts.budget--;
+    return false;
+}
 
 static void *count_malloc(size_t size, void *ctx)
 {
     (void)ctx;
+    if (out_of_budget())
+        return NULL;
     counts.mallocs++;
     counts.live++;
     return malloc(size);
@@ -36,6 +49,8 @@ static void *count_malloc(size_t size, void *ctx)
 static void *count_realloc(void *ptr, size_t size, void *ctx)
 {
     (void)ctx;
+    if (out_of_budget())
+        return NULL;
     counts.reallocs++;
     if (!ptr)
         counts.live++;
@@ -263,6 +278,42 @@ static void test_auto_picks_fast(void **state)
     spw_model_free(m);
 }
 
+/* Plan creation on cpu-fast with the k-th allocation failing, for every k
+ * until it succeeds: each attempt fails cleanly with SPW_ENOMEM (XNNPACK's
+ * own allocation failures included) and leaves nothing allocated. */
+static void test_plan_out_of_memory(void **state)
+{
+    (void)state;
+    if (!have_fast())
+        skip();
+    spw_model *m = NULL;
+    assert_int_equal(spw_model_load(ENCODER, &m), 0);
+    const long live = counts.live;
+    int rc = SPW_ENOMEM;
+    long k;
+    for (k = 0; rc && k < 100000; k++) {
+        spw_plan_options o = {.backend = "cpu-fast", .threads = 2};
+        spw_plan *plan = NULL;
+        counts.budget = k;
+        rc = spw_plan_create(m, &o, &plan);
+        counts.budget = -1;
+        if (rc && rc != SPW_ENOMEM)
+            fail_msg("budget %ld: %s (%s)", k, spw_err_name(rc), spw_error_detail());
+        if (!rc) {
+            io x;
+            io_make(plan, &x);
+            assert_int_equal(spw_plan_run(plan, x.in, x.n_in, x.out, x.n_out), 0);
+            io_free(&x);
+            spw_plan_free(plan);
+        }
+        if (counts.live != live)
+            fail_msg("budget %ld: %ld blocks left allocated", k, counts.live - live);
+    }
+    print_message("  plan creation succeeded from budget %ld on\n", k - 1);
+    assert_int_equal(rc, 0);
+    spw_model_free(m);
+}
+
 /* ---------------------------------------- Winograd edges against cpu-ref */
 
 static int act4(spw_graph *g, const char *name, const int64_t *dims)
@@ -388,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_auto_picks_fast),
         cmocka_unit_test(test_winograd_edges),
+        cmocka_unit_test(test_plan_out_of_memory),
     };
     int failed = cmocka_run_group_tests_name("cpu_fast", tests, NULL, NULL);
     spw_set_allocator(NULL);

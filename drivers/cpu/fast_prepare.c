@@ -74,6 +74,13 @@ static void rollback(build_ctx *c, int mark)
     }
 }
 
+/* XNNPACK refusing a shape sends the step elsewhere; running out of memory
+ * is an error like any other allocation failure. */
+static int xnn_oom(const spw_node *n)
+{
+    return spw__error(SPW_ENOMEM, "cpu-fast: out of memory creating node '%s'", n->name);
+}
+
 /* ---- values and views ---------------------------------------------------- */
 
 static const spw_value *val(build_ctx *c, int v)
@@ -272,6 +279,8 @@ static int emit_posts(build_ctx *c, const spw_node *n, int from, float *y, int64
         if (st != xnn_status_success) {
             if (op)
                 xnn_delete_operator(op);
+            if (st == xnn_status_out_of_memory)
+                return xnn_oom(n);
             SPW_LOGD("cpu-fast: node '%s': post op %d on our loops (XNNPACK status %d)", n->name,
                      k, (int)st);
             return emit_post_ref(c, n, k, y, count);
@@ -365,6 +374,8 @@ static int emit_conv(build_ctx *c, const spw_node *n, int *post_from)
     if (st != xnn_status_success) {
         if (op)
             xnn_delete_operator(op);
+        if (st == xnn_status_out_of_memory)
+            return xnn_oom(n);
         SPW_LOGD("cpu-fast: conv '%s' bridged (XNNPACK status %d)", n->name, (int)st);
         return 0;
     }
@@ -419,6 +430,8 @@ static int emit_conv_transpose(build_ctx *c, const spw_node *n, int *post_from)
     if (st != xnn_status_success) {
         if (op)
             xnn_delete_operator(op);
+        if (st == xnn_status_out_of_memory)
+            return xnn_oom(n);
         SPW_LOGD("cpu-fast: conv-transpose '%s' bridged (XNNPACK status %d)", n->name, (int)st);
         return 0;
     }
@@ -490,6 +503,8 @@ static int emit_fully_connected(build_ctx *c, const spw_node *n, int *post_from)
     if (st != xnn_status_success) {
         if (op)
             xnn_delete_operator(op);
+        if (st == xnn_status_out_of_memory)
+            return xnn_oom(n);
         SPW_LOGD("cpu-fast: '%s' bridged (XNNPACK status %d)", n->name, (int)st);
         return 0;
     }
@@ -546,6 +561,8 @@ static int emit_pool(build_ctx *c, const spw_node *n, int *post_from)
     if (st != xnn_status_success) {
         if (op)
             xnn_delete_operator(op);
+        if (st == xnn_status_out_of_memory)
+            return xnn_oom(n);
         SPW_LOGD("cpu-fast: pool '%s' bridged (XNNPACK status %d)", n->name, (int)st);
         return 0;
     }
@@ -571,6 +588,8 @@ static int emit_global_avg_pool(build_ctx *c, const spw_node *n, int *post_from)
     if (st != xnn_status_success) {
         if (op)
             xnn_delete_operator(op);
+        if (st == xnn_status_out_of_memory)
+            return xnn_oom(n);
         return 0;
     }
     *post_from = clamps;
@@ -621,6 +640,8 @@ static int emit_unary(build_ctx *c, const spw_node *n, int *post_from)
     if (st != xnn_status_success) {
         if (op)
             xnn_delete_operator(op);
+        if (st == xnn_status_out_of_memory)
+            return xnn_oom(n);
         return 0;
     }
     *post_from = 0;
@@ -741,6 +762,8 @@ static int emit_binary(build_ctx *c, const spw_node *n, int *post_from)
         }
         if (op)
             xnn_delete_operator(op);
+        if (st == xnn_status_out_of_memory)
+            return xnn_oom(n);
     }
     fast_action *act = new_action(c, n);
     if (!act)
@@ -784,7 +807,7 @@ static int emit_gdn(build_ctx *c, const spw_node *n, int *post_from)
             xnn_delete_operator(op_sq);
         if (op_fc)
             xnn_delete_operator(op_fc);
-        return 0;
+        return st == xnn_status_out_of_memory ? xnn_oom(n) : 0;
     }
     int rc = push_xnn(c, n, op_sq);
     if (rc) {

@@ -248,6 +248,10 @@ int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void *
         if (st != xnn_status_success) {
             if (op)
                 xnn_delete_operator(op);
+            if (st == xnn_status_out_of_memory) {
+                rc = spw__error(SPW_ENOMEM, "cpu-fast: out of memory for a Winograd convolution");
+                goto out;
+            }
             SPW_LOGD("cpu-fast: Winograd products refused (XNNPACK status %d)", (int)st);
             goto out; /* the direct convolution takes it */
         }

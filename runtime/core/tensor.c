@@ -202,6 +202,21 @@ static void store_elem(void *p, spw_dtype t, size_t i, double v)
     }
 }
 
+/* dst[c][r] = src[r][c] for a rows x cols matrix. */
+static void transpose32(const uint32_t *src, uint32_t *dst, size_t rows, size_t cols)
+{
+    enum { B = 32 }; /* 32 x 32 words: both tiles stay in L1 */
+    for (size_t r0 = 0; r0 < rows; r0 += B) {
+        size_t r1 = r0 + B < rows ? r0 + B : rows;
+        for (size_t c0 = 0; c0 < cols; c0 += B) {
+            size_t c1 = c0 + B < cols ? c0 + B : cols;
+            for (size_t r = r0; r < r1; r++)
+                for (size_t c = c0; c < c1; c++)
+                    dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+}
+
 int spw_tensor_convert(spw_tensor *dst, const spw_tensor *src)
 {
     if (!dst || !src || !dst->data || !src->data)
@@ -234,6 +249,17 @@ int spw_tensor_convert(spw_tensor *dst, const spw_tensor *src)
             for (int64_t i = 0; i < n; i++)
                 store_elem(dst->data, dst->dtype, (size_t)i,
                            load_elem(src->data, src->dtype, (size_t)i));
+        return 0;
+    }
+    if (src->dtype == dst->dtype && spw_dtype_size(src->dtype) == 4) {
+        /* The common case on every run of an NHWC backend: per image, a
+         * [C][HW] <-> [HW][C] transpose of 4-byte words, in cache-sized blocks. */
+        size_t C = (size_t)src->dims[1], HW = (size_t)(src->dims[2] * src->dims[3]);
+        bool to_nhwc = dst->layout == SPW_LAYOUT_NHWC;
+        size_t rows = to_nhwc ? C : HW, cols = to_nhwc ? HW : C;
+        for (int64_t b = 0; b < src->dims[0]; b++)
+            transpose32((const uint32_t *)src->data + (size_t)b * C * HW,
+                        (uint32_t *)dst->data + (size_t)b * C * HW, rows, cols);
         return 0;
     }
     /* dims are the logical NCHW shape in both; walk it and index each side. */

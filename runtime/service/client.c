@@ -126,6 +126,16 @@ const spw_bundle_info *spw_client_bundle(const spw_client *c)
     return c ? c->info : NULL;
 }
 
+int spw__client_local_scores(const spw_client *c, const float **scores, int *n)
+{
+    if (!c || !c->half || !scores || !n)
+        return spw__error(SPW_EINVAL, "local scores: not a local-mode client");
+    /* Local requests run one at a time in slot 0 of the half. */
+    *scores = c->half->logits;
+    *n = c->half->classes;
+    return 0;
+}
+
 int spw_client_pending(const spw_client *c)
 {
     return c ? c->n_pending + c->n_done : 0;
