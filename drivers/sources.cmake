@@ -41,13 +41,9 @@ if(SPW_XNNPACK_INCLUDE AND SPW_XNNPACK_LIB AND SPW_PTHREADPOOL_INCLUDE AND SPW_P
   )
   # Its channel loops are meant to vectorise, which -O2 does not always do.
   set_source_files_properties(drivers/cpu/fast_winograd.c PROPERTIES COMPILE_OPTIONS "-O3")
-  # The library targets are defined after this file is read: link at the end.
-  function(_spw_cpu_fast_link)
-    target_include_directories(spw_obj PRIVATE ${SPW_XNNPACK_INCLUDE} ${SPW_PTHREADPOOL_INCLUDE})
-    target_link_libraries(splitwire_static PUBLIC ${SPW_XNNPACK_LIB} ${SPW_PTHREADPOOL_LIB})
-    target_link_libraries(splitwire_shared PRIVATE ${SPW_XNNPACK_LIB} ${SPW_PTHREADPOOL_LIB})
-  endfunction()
-  cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL _spw_cpu_fast_link)
+  list(APPEND SPW_PRIVATE_INCLUDES ${SPW_XNNPACK_INCLUDE} ${SPW_PTHREADPOOL_INCLUDE})
+  list(APPEND SPW_LINK_LIBS ${SPW_XNNPACK_LIB} ${SPW_PTHREADPOOL_LIB})
+  list(APPEND SPW_PC_LIBS_PRIVATE -lXNNPACK -lpthreadpool)
 else()
   message(STATUS "splitwire: cpu-fast backend off: XNNPACK or pthreadpool not found "
                  "(apt-get install libxnnpack-dev libpthreadpool-dev)")

@@ -2,6 +2,7 @@
 file(GLOB SPW_CLI_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tools/cli/*.c)
 add_executable(splitwire ${SPW_CLI_SOURCES})
 target_link_libraries(splitwire PRIVATE spw_internal)
+include(tools/eval/eval.cmake)
 install(TARGETS splitwire RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # The embedding example, built against the public headers only.

@@ -43,5 +43,6 @@ int spw_cli_demo(int argc, char **argv);
 int spw_cli_bench_ops(int argc, char **argv);
 int spw_cli_bench_net(int argc, char **argv);
 int spw_cli_device(int argc, char **argv);
+int spw_cli_eval(int argc, char **argv);
 
 #endif

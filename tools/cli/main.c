@@ -14,6 +14,7 @@ static const spw_cli_command commands[] = {
     {"codec", spw_cli_codec, "entropy-code latents to rANS streams and back"},
     {"bench", spw_cli_bench, "benchmarks (codec, ...)"},
     {"device", spw_cli_device, "list backends, Vulkan devices and DRM nodes"},
+    {"eval", spw_cli_eval, "rate and accuracy of bundles and image codecs on a labelled set"},
     {NULL, NULL, NULL},
 };
 
