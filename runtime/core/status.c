@@ -68,8 +68,13 @@ int spw__error_context(int status, const char *fmt, ...)
     memcpy(old, detail, sizeof(old));
     /* Truncating an over-long detail is fine: it is for people. */
     int n = snprintf(detail, sizeof(detail), "%s: ", prefix);
-    if (n > 0 && (size_t)n < sizeof(detail))
-        snprintf(detail + n, sizeof(detail) - (size_t)n, "%s", old[0] ? old : spw_strerror(status));
+    size_t used = n < 0 ? 0 : (size_t)n < sizeof(detail) ? (size_t)n : sizeof(detail) - 1;
+    const char *tail = old[0] ? old : spw_strerror(status);
+    size_t len = strlen(tail);
+    if (len > sizeof(detail) - 1 - used)
+        len = sizeof(detail) - 1 - used;
+    memcpy(detail + used, tail, len);
+    detail[used + len] = '\0';
     return status;
 }
 
