@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package splitwire needs to build, test and run its
-# demo. Idempotent: does nothing (and prints nothing) when all are present.
+# demo, plus any extra packages named as arguments (tools/train/setup.sh uses
+# that). Idempotent: does nothing (and prints nothing) when all are present.
 set -euo pipefail
 
 packages=(
@@ -12,8 +13,10 @@ packages=(
   python3-flatbuffers python3-onnx
   libdpdk-dev iproute2
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools libdrm-dev
+  libwebp-dev libavif-dev gnuplot-nox
 )
 
+packages+=("$@")
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

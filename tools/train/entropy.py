@@ -16,7 +16,7 @@ the auxiliary loss sum |c(quantiles) - [-t, 0, t]|, t = ln(2/tail_mass - 1),
 with the network's own parameters detached; they get their own optimizer.
 
 Training adds U(-0.5, 0.5) noise; evaluation uses rint(y - median) + median.
-`tables()` builds the coder's integer CDFs (see codec_tables.py).
+`pmfs()` gives what tools/codec/tables.py turns into the coder's integer CDFs.
 """
 
 import math

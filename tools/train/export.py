@@ -12,7 +12,7 @@ Writes models/<name>/{manifest.json, encoder.onnx, decoder.onnx, model_card.md}:
   decoder.onnx  i32 symbols -> ai.splitwire::Dequantize(symbols, medians) ->
                 g_s -> f32 features at the backbone split
 The tables are CompressAI's update() + pmf_to_quantized_cdf, built by
-tools/codec/tables.py (tools/train/codec_tables.py when that is missing).
+tools/codec/tables.py.
 --fp16 stores conv weights as float16 (the runtime widens them); medians and
 biases stay float32.  --check runs both graphs with tools/models/onnx_eval.py
 against the PyTorch model on a few val images.
@@ -40,31 +40,20 @@ DOMAIN = "ai.splitwire"
 BACKBONE_ID = "mobilenet_v2_1.0_224"
 
 
-def table_builder():
-    """tools/codec/tables.py when present, else the local copy."""
-    try:
-        sys.path.insert(0, os.path.join(TOOLS, "codec"))
-        import tables as codec  # noqa: F401
-        return "tools/codec/tables.py", codec
-    except ImportError:
-        return None, None
-
-
 def coder_tables(bottleneck):
-    # The pmfs come from the PyTorch density in float32, as CompressAI's
-    # update() computes them (torch.sigmoid); evaluating the sigmoids another
-    # way (e.g. in float64) moves a few CDF entries by one count.
-    src, codec = table_builder()
+    """The coder's tables, built by tools/codec/tables.py from the bottleneck's pmfs.
+
+    The pmfs come from the PyTorch density in float32, as CompressAI's update()
+    computes them (torch.sigmoid); evaluating the sigmoids another way (e.g. in
+    float64) moves a few CDF entries by one count.
+    """
+    sys.path.insert(0, os.path.join(TOOLS, "codec"))
+    import tables as codec  # noqa: E402
+
     p = bottleneck.pmfs()
-    if codec is not None:
-        t = codec.tables_from_pmfs(p["pmf"], p["pmf_length"], p["tail_mass"], p["offset"], p["medians"])
-        codec.check_tables(t)
-        src += " (tables_from_pmfs)"
-    else:
-        import codec_tables
-        src = "tools/train/codec_tables.py"
-        t = codec_tables.build_tables(**p)
-    return src, t
+    t = codec.tables_from_pmfs(p["pmf"], p["pmf_length"], p["tail_mass"], p["offset"], p["medians"])
+    codec.check_tables(t)
+    return "tools/codec/tables.py (tables_from_pmfs)", t
 
 
 class Emitter:
@@ -316,7 +305,7 @@ with the real range coder at batch size 1).
            if args.get("patch") else "",
            epochs=args["epochs"], batch=args["batch"], lr=args["lr"], decay=args["lr_decay"],
            aux_lr=args["aux_lr"], ckpt=os.path.relpath(path, REPO), epoch=ck["epoch"],
-           step=ck["global_step"], src=src or "tools/train/codec_tables.py",
+           step=ck["global_step"], src=src,
            nch=tables["quantized_cdf"].shape[0], lmax=tables["quantized_cdf"].shape[1],
            dtype="float16 conv weights" if a.fp16 else "float32",
            date=datetime.date.today().isoformat())
