@@ -19,6 +19,9 @@
 #   none      unshaped
 # Jitter is normally distributed; netem may reorder packets when jitter
 # exceeds their spacing, which the protocol has to handle anyway.
+# Kernels without sch_netem (some VMs) get the rates alone, from a token
+# bucket (tbf); delay and loss then come from the transport's own shaper
+# (spw_net_config.shape_delay_us, shape_loss), and the script says so.
 set -euo pipefail
 
 NS_C=spw-cli NS_S=spw-srv IF_C=spw-c IF_S=spw-s
@@ -35,11 +38,17 @@ down() {
   ip netns del "$NS_S" 2>/dev/null || true
 }
 
+rate_only=0
 shape() { # ns dev rate delay jitter loss
   ip netns exec "$1" tc qdisc del dev "$2" root 2>/dev/null || true
   [ "$3" = none ] && return 0
-  ip netns exec "$1" tc qdisc add dev "$2" root netem \
-    rate "$3" delay "$4" "$5" distribution normal loss "$6" limit 10000
+  if ip netns exec "$1" tc qdisc add dev "$2" root netem \
+       rate "$3" delay "$4" "$5" distribution normal loss "$6" limit 10000 2>/dev/null; then
+    return 0
+  fi
+  # No netem: a token bucket at the same rate, 64 KiB of burst, 100 ms of queue.
+  rate_only=1
+  ip netns exec "$1" tc qdisc add dev "$2" root tbf rate "$3" burst 64kb latency 100ms
 }
 
 up() {
@@ -65,9 +74,13 @@ up() {
   if ! shape "$NS_C" "$IF_C" "$ur" "$d" "$j" "$l" ||
      ! shape "$NS_S" "$IF_S" "$dr" "$d" "$j" "$l"; then
     down
-    die "tc netem failed: this kernel may lack sch_netem (CONFIG_NET_SCH_NETEM); namespaces removed"
+    die "tc could not shape the link (neither netem nor tbf); namespaces removed"
   fi
   echo "netem.sh: $preset link between $NS_C ($IP_C) and $NS_S ($IP_S)"
+  if [ "$rate_only" = 1 ]; then
+    echo "netem.sh: this kernel has no netem: rates only (tbf); add delay $d and loss $l" \
+         "with the transport's shaper (shape_delay_us, shape_loss)" >&2
+  fi
 }
 
 status() {
