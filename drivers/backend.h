@@ -27,7 +27,10 @@ typedef struct spw_backend_ops {
     /* Probes the device. SPW_ENODEV means "not here": the backend is skipped
      * silently after one log line, never an error for the library. */
     int (*init)(spw_backend *be);
-    void (*fini)(spw_backend *be); /* optional */
+    /* Optional. Called once, at process exit (the registry's atexit hook).
+     * Plans and buffers may still be alive then and freed later: a backend
+     * whose device they need keeps it until the last one goes. */
+    void (*fini)(spw_backend *be);
 
     /* Whether this backend runs node n (with its fused post ops) of graph g. */
     bool (*supports_op)(const spw_backend *be, const spw_graph *g, const spw_node *n);

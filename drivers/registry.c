@@ -1,6 +1,8 @@
 /* Backend registry: a static table in preference order, CPU reference last.
  * A backend whose device is missing registers nothing; SPW_DISABLE_BACKENDS
- * (comma-separated names) turns backends off. */
+ * (comma-separated names) turns backends off. Process exit finalises the
+ * registered backends (an atexit hook), so device handles and memory go back
+ * before the process does. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,17 @@ static bool disabled(const char *name)
     return false;
 }
 
+/* Runs at exit: backends in reverse order. A backend's fini may defer its
+ * teardown until plans still alive are freed; lookups find nothing after. */
+static void fini_registry(void)
+{
+    int n = n_registered;
+    n_registered = 0;
+    for (int i = n - 1; i >= 0; i--)
+        if (registered[i].ops->fini)
+            registered[i].ops->fini(&registered[i]);
+}
+
 static void init_registry(void)
 {
     for (size_t i = 0; i < SPW_ARRAY_SIZE(candidates); i++) {
@@ -56,6 +69,10 @@ static void init_registry(void)
         }
         n_registered++;
     }
+    /* Registered after the drivers were loaded, so it runs before their own
+     * exit handlers. */
+    if (n_registered && atexit(fini_registry))
+        SPW_LOGW("backends will not be finalised at exit");
 }
 
 int spw__backend_count(void)

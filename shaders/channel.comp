@@ -18,7 +18,7 @@ void main()
         return;
     const uint c = (i / S) % C;
     if (MODE == 0u) {
-        const float r = roundEven(A[pc.in0 + i] - Wt[pc.in1 + c]);
+        const float r = roundEven(LDA(pc.in0 + i) - Wt[pc.in1 + c]);
         int q;
         if (isnan(r))
             q = 0;
@@ -31,9 +31,9 @@ void main()
         AU[pc.out0 + i] = uint(q);
     } else if (MODE == 1u) {
         const float y = float(int(AU[pc.in0 + i])) + Wt[pc.in1 + c];
-        A[pc.out0 + i] = epilogue(y, i);
+        STA(pc.out0 + i, epilogue(y, i));
     } else {
-        const float y = A[pc.in0 + i] * Wt[pc.in1 + c] + Wt[pc.in2 + c];
-        A[pc.out0 + i] = epilogue(y, i);
+        const float y = LDA(pc.in0 + i) * Wt[pc.in1 + c] + Wt[pc.in2 + c];
+        STA(pc.out0 + i, epilogue(y, i));
     }
 }

@@ -5,13 +5,31 @@
 // (weights) as f32, binding 2 = the same arena as u32 (symbols, copies).
 // Offsets are in 4-byte elements; an input offset with bit 31 set points into
 // the constants instead of the arena (see ld()).
+//
+// Built twice: as is, and with -DSPW_FP16 for devices with 16-bit storage.
+// The fp16 variant keeps every f32 activation in binding 3, a shadow of the
+// arena holding one half per 4-byte slot (element index unchanged), and
+// computes in fp32; int32 tensors and the plan's f32 inputs and outputs stay
+// in the arena itself (see cvt.comp). Shaders touch f32 activations only
+// through LDA / STA / ld().
 #extension GL_EXT_control_flow_attributes : require
+#ifdef SPW_FP16
+#extension GL_EXT_shader_16bit_storage : require
+#endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
 
 layout(std430, set = 0, binding = 0) buffer Arena { float A[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Consts { float Wt[]; };
 layout(std430, set = 0, binding = 2) buffer ArenaU { uint AU[]; };
+#ifdef SPW_FP16
+layout(std430, set = 0, binding = 3) buffer ArenaH { float16_t AH[]; };
+#define LDA(i) float(AH[i])
+#define STA(i, v) AH[i] = float16_t(v)
+#else
+#define LDA(i) A[i]
+#define STA(i, v) A[i] = (v)
+#endif
 
 layout(push_constant) uniform Push {
     uint in0, in1, in2, out0;
@@ -58,7 +76,7 @@ float act(uint k, float a, float b, float x)
 
 float post1(uint k, float a, float b, uint addend, float v, uint i)
 {
-    return k == K_ADD ? v + A[addend + i] : act(k, a, b, v);
+    return k == K_ADD ? v + LDA(addend + i) : act(k, a, b, v);
 }
 
 // v is output element i of the node (linear index within its output).
@@ -74,7 +92,7 @@ float epilogue(float v, uint i)
 // An operand that may be a constant (bit 31 of its offset) or an activation.
 float ld(uint off, uint i)
 {
-    return (off & FROM_CONSTS) != 0u ? Wt[(off & ~FROM_CONSTS) + i] : A[off + i];
+    return (off & FROM_CONSTS) != 0u ? Wt[(off & ~FROM_CONSTS) + i] : LDA(off + i);
 }
 
 // Invocation index of 1-D kernels dispatched as a 2-D grid (a dimension of

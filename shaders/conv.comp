@@ -88,7 +88,7 @@ void main()
                         ok = true;
                     }
                     ok = ok && ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W);
-                    xv[p] = ok ? A[xc + uint(ih) * W + uint(iw)] : 0.0;
+                    xv[p] = ok ? LDA(xc + uint(ih) * W + uint(iw)) : 0.0;
                 }
                 if (WPACK != 0u) {
                     const uint w4 = (pc.in1 >> 2u) +
@@ -119,7 +119,7 @@ void main()
             if (pix0 + p >= OH * OW)
                 break;
             const uint o = (n * M + m) * OH * OW + pix0 + p;
-            A[pc.out0 + o] = epilogue(acc[t][p] + bias, o);
+            STA(pc.out0 + o, epilogue(acc[t][p] + bias, o));
         }
     }
 }

@@ -15,6 +15,11 @@ layout(constant_id = 23) const uint SW = 1;
 layout(constant_id = 24) const uint HAS_BIAS = 0;
 layout(constant_id = 25) const uint TM = 1;
 layout(constant_id = 26) const uint TP = 1;
+// 1: the host repacked the weights as [M/TM][CIN][TM] (TM a multiple of 4),
+// so a tile's weights for one input channel are TM/4 aligned vec4 loads.
+layout(constant_id = 27) const uint WPACK = 0;
+
+layout(std430, set = 0, binding = 1) readonly buffer Consts4 { vec4 Wt4[]; };
 
 void main()
 {
@@ -38,11 +43,21 @@ void main()
     for (uint c = 0; c < CIN; c++) {
         float xv[TP];
         [[unroll]] for (uint p = 0; p < TP; p++)
-            xv[p] = A[xp[p] + c * H * W];
-        [[unroll]] for (uint t = 0; t < TM; t++) {
-            const float wv = Wt[wrow[t] + c];
-            [[unroll]] for (uint p = 0; p < TP; p++)
-                acc[t][p] += xv[p] * wv;
+            xv[p] = LDA(xp[p] + c * H * W);
+        if (WPACK != 0u) {
+            const uint w4 = (pc.in1 >> 2u) + (gl_GlobalInvocationID.y * CIN + c) * (TM / 4u);
+            [[unroll]] for (uint q = 0; q < TM / 4u; q++) {
+                const vec4 wv = Wt4[w4 + q];
+                [[unroll]] for (uint i = 0; i < 4u; i++)
+                    [[unroll]] for (uint p = 0; p < TP; p++)
+                        acc[q * 4u + i][p] += xv[p] * wv[i];
+            }
+        } else {
+            [[unroll]] for (uint t = 0; t < TM; t++) {
+                const float wv = Wt[wrow[t] + c];
+                [[unroll]] for (uint p = 0; p < TP; p++)
+                    acc[t][p] += xv[p] * wv;
+            }
         }
     }
     [[unroll]] for (uint t = 0; t < TM; t++) {
@@ -54,7 +69,7 @@ void main()
             if (pix0 + p >= OH * OW)
                 break;
             const uint o = (n * M + m) * OH * OW + pix0 + p;
-            A[pc.out0 + o] = epilogue(acc[t][p] + bias, o);
+            STA(pc.out0 + o, epilogue(acc[t][p] + bias, o));
         }
     }
 }

@@ -1,6 +1,7 @@
 // Strided 32-bit copy over up to 6 axes: Reshape, Flatten, Identity (one run),
 // Transpose (permuted source strides) and each input of a Concat (a block of
-// the output). Bits are moved, not values, so int32 tensors copy too.
+// the output). Bits are moved, not values, so int32 tensors copy too; in the
+// fp16 variant f32 tensors are halves in the shadow arena (HALF = 1).
 #version 450
 #include "common.glsl"
 
@@ -22,6 +23,7 @@ layout(constant_id = 30) const uint DS2 = 0;
 layout(constant_id = 31) const uint DS3 = 0;
 layout(constant_id = 32) const uint DS4 = 0;
 layout(constant_id = 33) const uint DS5 = 0;
+layout(constant_id = 34) const uint HALF = 0;
 
 void main()
 {
@@ -37,6 +39,13 @@ void main()
     const uint i0 = r;
     const uint s = i0 * SS0 + i1 * SS1 + i2 * SS2 + i3 * SS3 + i4 * SS4 + i5 * SS5;
     const uint d = i0 * DS0 + i1 * DS1 + i2 * DS2 + i3 * DS3 + i4 * DS4 + i5 * DS5;
+#ifdef SPW_FP16
+    if (HALF != 0u) {
+        AH[pc.out0 + d] = (pc.in0 & FROM_CONSTS) != 0u ? float16_t(Wt[(pc.in0 & ~FROM_CONSTS) + s])
+                                                      : AH[pc.in0 + s];
+        return;
+    }
+#endif
     const uint v = (pc.in0 & FROM_CONSTS) != 0u ? floatBitsToUint(Wt[(pc.in0 & ~FROM_CONSTS) + s])
                                                 : AU[pc.in0 + s];
     AU[pc.out0 + d] = v;

@@ -48,5 +48,5 @@ void main()
         const float a = ld(pc.in0, ia), b = ld(pc.in1, ib);
         y = OP == 1u ? a * b : a + b;
     }
-    A[pc.out0 + o] = epilogue(y, o);
+    STA(pc.out0 + o, epilogue(y, o));
 }

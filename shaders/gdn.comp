@@ -18,11 +18,11 @@ void main()
     const uint xb = pc.in0 + n * C * S + s;
     float acc = Wt[pc.in1 + c];
     for (uint j = 0; j < C; j++) {
-        const float v = A[xb + j * S];
+        const float v = LDA(xb + j * S);
         acc += Wt[pc.in2 + c * C + j] * v * v;
     }
     const float norm = sqrt(acc);
-    const float v = A[xb + c * S];
+    const float v = LDA(xb + c * S);
     const uint o = (n * C + c) * S + s;
-    A[pc.out0 + o] = epilogue(INVERSE != 0u ? v * norm : v / norm, o);
+    STA(pc.out0 + o, epilogue(INVERSE != 0u ? v * norm : v / norm, o));
 }

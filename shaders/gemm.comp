@@ -44,5 +44,5 @@ void main()
     if (HAS_C != 0u)
         y += BETA * ld(pc.in2, i * C_SI + j * C_SJ);
     const uint o = (b * M + i) * N + j;
-    A[pc.out0 + o] = epilogue(y, o);
+    STA(pc.out0 + o, epilogue(y, o));
 }

@@ -14,7 +14,7 @@ void main()
     const uint base = pc.in0 + row * S;
     float s = 0.0;
     for (uint i = lane; i < S; i += gl_WorkGroupSize.x)
-        s += A[base + i];
+        s += LDA(base + i);
     part[lane] = s;
     barrier();
     for (uint w = gl_WorkGroupSize.x / 2u; w > 0u; w >>= 1u) {
@@ -23,5 +23,5 @@ void main()
         barrier();
     }
     if (lane == 0u && row < pc.u0)
-        A[pc.out0 + row] = epilogue(S > 0u ? part[0] / float(S) : 0.0, row);
+        STA(pc.out0 + row, epilogue(S > 0u ? part[0] / float(S) : 0.0, row));
 }

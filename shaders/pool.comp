@@ -44,7 +44,7 @@ void main()
                 padded++;
             if (!h_in || !w_in)
                 continue;
-            const float v = A[xc + uint(ih) * W + uint(iw)];
+            const float v = LDA(xc + uint(ih) * W + uint(iw));
             valid++;
             sum += v;
             if (v > best || isnan(v))
@@ -59,5 +59,5 @@ void main()
         r = div > 0u ? sum / float(div) : 0.0;
     }
     const uint o = nc * OH * OW + pix;
-    A[pc.out0 + o] = epilogue(r, o);
+    STA(pc.out0 + o, epilogue(r, o));
 }

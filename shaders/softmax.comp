@@ -21,5 +21,5 @@ void main()
         sum += exp(ld(pc.in0, base + k * INNER) - mx);
     const float inv = 1.0 / sum;
     for (uint k = 0; k < NAX; k++)
-        A[pc.out0 + base + k * INNER] = exp(ld(pc.in0, base + k * INNER) - mx) * inv;
+        STA(pc.out0 + base + k * INNER, exp(ld(pc.in0, base + k * INNER) - mx) * inv);
 }

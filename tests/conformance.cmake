@@ -2,4 +2,14 @@
 # reference) and device discovery. Vulkan runs on whatever device the machine
 # has; on lavapipe (CPU) the shapes are small to keep the test quick.
 spw_add_test(test_conformance test_conformance.c)
+if(SPW_HAVE_VULKAN)
+  # The same cases with fp16 activations on Vulkan; exits 77 (skipped) when
+  # the device has no 16-bit storage. cpu-fast is covered by the entry above.
+  add_test(NAME test_conformance_fp16 COMMAND test_conformance)
+  set_tests_properties(test_conformance_fp16 PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+                       ENVIRONMENT "${SPW_TEST_ENV};SPW_VULKAN_FP16=1;SPW_DISABLE_BACKENDS=cpu-fast")
+  # Exit-time teardown with a plan still alive (skipped without a device).
+  spw_add_test(test_vk_teardown test_vk_teardown.c)
+  set_tests_properties(test_vk_teardown PROPERTIES SKIP_RETURN_CODE 77)
+endif()
 spw_add_test(test_drm test_drm.c)

@@ -12,6 +12,8 @@
 #include "shaders/spw_vk_shaders.h"
 
 #define MAX_SPEC 40
+/* Distance from a shader's fp32 build to its fp16-storage build. */
+#define SH_F16 (SPW_VK_SH_CONV_F16 - SPW_VK_SH_CONV)
 #define MAX_READS 8
 #define NO_WOFF UINT32_MAX
 #define FROM_CONSTS 0x80000000u
@@ -60,6 +62,12 @@ typedef struct vk_plan {
     VkCommandBuffer cmd;
     VkQueryPool qpool;
     uint64_t *ts;
+    /* fp16 storage: f32 activations live in shadow, one half per 4-byte
+     * arena slot at the same element index (common.glsl). */
+    bool fp16;
+    spw_vk_buffer shadow;
+    bool has_shadow;
+    bool held; /* counted in ctx->refs (prepared successfully) */
 } vk_plan;
 
 /* ---- registration and buffers ----------------------------------------- */
@@ -91,10 +99,48 @@ static int vk_init(spw_backend *be)
     return 0;
 }
 
-static void vk_fini(spw_backend *be)
+/* Every buffer and plan holds the device. The registry calls fini at process
+ * exit; a device still held then goes with the last release instead, so a
+ * plan freed by a later exit handler still finds it. */
+static void ctx_hold(spw_vk_ctx *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    ctx->refs++;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* The instance stays: destroying it makes the loader unload the driver,
+ * whose own exit handlers (and leak attribution) still expect it mapped. */
+static void ctx_teardown(spw_backend *be)
 {
     spw__vk_ctx_destroy(be->ctx);
     be->ctx = NULL;
+}
+
+static void ctx_drop(spw_backend *be)
+{
+    spw_vk_ctx *ctx = be->ctx;
+    pthread_mutex_lock(&ctx->lock);
+    bool last = --ctx->refs == 0 && ctx->closing;
+    pthread_mutex_unlock(&ctx->lock);
+    if (last)
+        ctx_teardown(be);
+}
+
+static void vk_fini(spw_backend *be)
+{
+    spw_vk_ctx *ctx = be->ctx;
+    if (!ctx)
+        return;
+    pthread_mutex_lock(&ctx->lock);
+    ctx->closing = true;
+    int refs = ctx->refs;
+    pthread_mutex_unlock(&ctx->lock);
+    if (!refs)
+        ctx_teardown(be);
+    else
+        SPW_LOGD("vulkan: %d buffers and plans alive at exit; device kept until the last goes",
+                 refs);
 }
 
 static bool import_wanted(const spw_vk_ctx *ctx)
@@ -135,6 +181,7 @@ static int vk_buffer_alloc(spw_backend *be, size_t size, spw_buffer **out)
     b->size = size;
     b->host = vb->mem.map;
     b->impl = vb;
+    ctx_hold(ctx);
     *out = b;
     return 0;
 fail:
@@ -153,6 +200,7 @@ static void vk_buffer_free(spw_backend *be, spw_buffer *buf)
     spw__aligned_free(host);
     spw__free(vb);
     spw__free(buf);
+    ctx_drop(be);
 }
 
 static int vk_buffer_upload(spw_backend *be, spw_buffer *buf, size_t offset, const void *src,
@@ -202,6 +250,46 @@ static bool is_unary(spw_op op)
            op == SPW_OP_SIGMOID || op == SPW_OP_HARD_SWISH;
 }
 
+/* Pad as at most 6 axes: runs of axes that are not padded merge into one,
+ * so higher ranks fit when few of their axes are padded. Fills the output
+ * dims, input dims and begin pads (outermost first, leading axes 1 / 0) and
+ * returns the axis count, or -1 when more than 6 remain. */
+static int pad_axes(const spw_graph *g, const spw_node *n, uint32_t *od, uint32_t *xd,
+                    int32_t *pb)
+{
+    const spw_value *x = &g->values[n->inputs[0]], *y = &g->values[n->outputs[0]];
+    const spw_pad_params *p = &n->p.pad;
+    int64_t o[SPW_MAX_DIMS], xi[SPW_MAX_DIMS], b[SPW_MAX_DIMS];
+    int k = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        const int64_t begin = i < p->ndim ? p->pads[i] : 0;
+        const int64_t end = i < p->ndim ? p->pads[p->ndim + i] : 0;
+        /* Two neighbouring axes without pads read as one. */
+        const bool plain = !begin && !end;
+        if (plain && k > 0 && b[k - 1] == 0 && o[k - 1] == xi[k - 1]) {
+            o[k - 1] *= y->dims[i];
+            xi[k - 1] *= x->dims[i];
+            continue;
+        }
+        o[k] = y->dims[i];
+        xi[k] = x->dims[i];
+        b[k] = begin;
+        k++;
+    }
+    if (k > 6)
+        return -1;
+    for (int i = 0; i < 6; i++) {
+        int src = i - (6 - k);
+        if (od)
+            od[i] = src >= 0 ? (uint32_t)o[src] : 1;
+        if (xd)
+            xd[i] = src >= 0 ? (uint32_t)xi[src] : 1;
+        if (pb)
+            pb[i] = src >= 0 ? (int32_t)b[src] : 0;
+    }
+    return k;
+}
+
 static bool vk_supports_op(const spw_backend *be, const spw_graph *g, const spw_node *n)
 {
     (void)be;
@@ -210,12 +298,14 @@ static bool vk_supports_op(const spw_backend *be, const spw_graph *g, const spw_
     const spw_value *y = &g->values[n->outputs[0]];
     const spw_value *x = &g->values[n->inputs[0]];
     int64_t numel = spw__value_numel(y);
-    if (numel < 0 || numel >= ((int64_t)1 << 31) || y->ndim > 6)
+    /* Pad merges axes itself (pad_axes). */
+    if (numel < 0 || numel >= ((int64_t)1 << 31) || (y->ndim > 6 && n->op != SPW_OP_PAD))
         return false;
     /* Element types: f32 everywhere, except the symbol ops and 32-bit copies. */
     for (int k = 0; k < n->n_inputs; k++) {
         int v = n->inputs[k];
-        if (v < 0)
+        /* Pad's pads, value and axes were decoded into n->p.pad at import. */
+        if (v < 0 || (n->op == SPW_OP_PAD && k > 0))
             continue;
         spw_dtype t = g->values[v].dtype;
         bool ok = t == SPW_F32 || (t == SPW_I32 && ((n->op == SPW_OP_DEQUANTIZE && k == 0) ||
@@ -276,6 +366,8 @@ static bool vk_supports_op(const spw_backend *be, const spw_graph *g, const spw_
         return true;
     case SPW_OP_SOFTMAX:
         return true;
+    case SPW_OP_PAD:
+        return spw__value_numel(x) < ((int64_t)1 << 31) && pad_axes(g, n, NULL, NULL, NULL) >= 0;
     case SPW_OP_GDN:
         return x->ndim >= 2 && !is_const(g, n->inputs[0]) && n->n_inputs == 3 &&
                is_const(g, n->inputs[1]) && is_const(g, n->inputs[2]) &&
@@ -371,7 +463,8 @@ static int operand(build *b, vk_disp *d, int v, uint32_t *off)
     return 0;
 }
 
-static vk_disp *new_disp(build *b, int shader, const spw_node *n, uint32_t wg_x)
+/* A dispatch of shader (its fp16 build in an fp16 plan) with no post ops. */
+static vk_disp *add_disp(build *b, int shader, uint32_t wg_x)
 {
     vk_plan *st = b->st;
     if (st->n_disp == st->cap_disp &&
@@ -379,11 +472,20 @@ static vk_disp *new_disp(build *b, int shader, const spw_node *n, uint32_t wg_x)
         return NULL;
     vk_disp *d = &st->disp[st->n_disp++];
     memset(d, 0, sizeof(*d));
-    d->shader = shader;
+    d->shader = shader + (st->fp16 ? SH_F16 : 0);
     d->step = b->step;
     d->spec[0] = wg_x;
     d->spec[1] = 1;
     d->spec[2] = 1;
+    d->n_spec = SPEC_SHAPE;
+    return d;
+}
+
+static vk_disp *new_disp(build *b, int shader, const spw_node *n, uint32_t wg_x)
+{
+    vk_disp *d = add_disp(b, shader, wg_x);
+    if (!d)
+        return NULL;
     d->spec[3] = (uint32_t)n->n_post;
     for (int k = 0; k < n->n_post; k++) {
         const spw_post_op *p = &n->post[k];
@@ -396,7 +498,6 @@ static vk_disp *new_disp(build *b, int shader, const spw_node *n, uint32_t wg_x)
             d->rd[d->n_rd++] = (range){o, o + value_bytes(b->g, p->value)};
         }
     }
-    d->n_spec = SPEC_SHAPE;
     int out = n->outputs[0];
     size_t o = b->plan->offsets[out];
     d->push[3] = (uint32_t)(o / 4);
@@ -449,9 +550,10 @@ static int build_conv(build *b, const spw_node *n)
     NEW(pointwise ? SPW_VK_SH_CONV1X1 : SPW_VK_SH_CONV, b->tune->wg_conv);
     /* Tiles of 4k channels read their weights as vec4s from a copy repacked
      * tile-major: [M/tm][cin_g][KH][KW][tm], the last tile padded with the
-     * last channel. */
+     * last channel. Pointwise convs too ([M/tm][C][tm]): 13-22% faster on the
+     * encoder's 1x1 shortcuts on lavapipe. */
     const char *wp = getenv("SPW_VULKAN_WPACK");
-    const bool wpack = !pointwise && !tr && tm % 4 == 0 && !(wp && !strcmp(wp, "0"));
+    const bool wpack = !tr && tm % 4 == 0 && !(wp && !strcmp(wp, "0"));
     int rc;
     if ((rc = operand(b, d, n->inputs[0], &d->push[0])))
         return rc;
@@ -479,7 +581,7 @@ static int build_conv(build *b, const spw_node *n)
     if (pointwise) {
         spec(d, C), spec(d, H), spec(d, W), spec(d, M), spec(d, OH), spec(d, OW);
         spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
-        spec(d, has_bias), spec(d, tm), spec(d, tp);
+        spec(d, has_bias), spec(d, tm), spec(d, tp), spec(d, wpack);
     } else {
         spec(d, cin_g), spec(d, H), spec(d, W), spec(d, M), spec(d, OH), spec(d, OW);
         spec(d, KH), spec(d, KW), spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
@@ -706,6 +808,8 @@ static int copy_disp(build *b, const spw_node *n, int src, uint32_t dst_off, con
         spec(d, ss[i]);
     for (int i = 0; i < 6; i++)
         spec(d, ds[i]);
+    /* fp16 plans keep f32 tensors as halves: copy those 16 bits at a time. */
+    spec(d, b->st->fp16 && b->g->values[n->outputs[0]].dtype == SPW_F32);
     grid_1d(d, total);
     return 0;
 }
@@ -773,6 +877,55 @@ static int build_softmax(build *b, const spw_node *n)
         return rc;
     spec(d, (uint32_t)outer), spec(d, y->ndim ? (uint32_t)y->dims[axis] : 1), spec(d, (uint32_t)inner);
     grid_1d(d, outer * inner);
+    return 0;
+}
+
+static int build_pad(build *b, const spw_node *n)
+{
+    const spw_value *y = &b->g->values[n->outputs[0]];
+    const uint64_t total = (uint64_t)spw__value_numel(y);
+    if (!total)
+        return 0;
+    uint32_t od[6], xd[6];
+    int32_t pb[6];
+    if (pad_axes(b->g, n, od, xd, pb) < 0)
+        return spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' pads more than 6 axes", n->name);
+    NEW(SPW_VK_SH_PAD, b->tune->wg_1d);
+    int rc = operand(b, d, n->inputs[0], &d->push[0]);
+    if (rc)
+        return rc;
+    spec(d, (uint32_t)total);
+    for (int i = 1; i < 6; i++)
+        spec(d, od[i]);
+    for (int i = 0; i < 6; i++)
+        spec(d, xd[i]);
+    for (int i = 0; i < 6; i++)
+        spec(d, (uint32_t)pb[i]);
+    spec(d, (uint32_t)n->p.pad.mode), spec(d, f2u(n->p.pad.value));
+    grid_1d(d, total);
+    return 0;
+}
+
+/* fp16 plans: the plan's f32 input v moves from the arena into the shadow
+ * (to_half) before the first layer, or output v back after the last. */
+static int build_cvt(build *b, int v, bool to_half)
+{
+    const spw_graph *g = b->g;
+    const spw_value *val = &g->values[v];
+    const size_t o = b->plan->offsets[v];
+    const uint64_t total = (uint64_t)spw__value_numel(val);
+    if (val->dtype != SPW_F32 || (val->flags & SPW_VALUE_CONST) || o == SPW_NO_OFFSET || !total)
+        return 0;
+    vk_disp *d = add_disp(b, SPW_VK_SH_CVT, b->tune->wg_1d);
+    if (!d)
+        return spw__error(SPW_ENOMEM, "vulkan: out of memory building a plan");
+    /* Both sides sit at the same element index: one range in arena terms. */
+    const range r = {o, o + value_bytes(g, v)};
+    d->push[0] = d->push[3] = (uint32_t)(o / 4);
+    d->rd[d->n_rd++] = r;
+    d->wr = r;
+    spec(d, (uint32_t)total), spec(d, to_half ? 0 : 1);
+    grid_1d(d, total);
     return 0;
 }
 
@@ -852,6 +1005,8 @@ static int build_step(build *b, const spw_node *n)
         return build_eltwise(b, n);
     case SPW_OP_SOFTMAX:
         return build_softmax(b, n);
+    case SPW_OP_PAD:
+        return build_pad(b, n);
     case SPW_OP_GDN:
         return build_gdn(b, n);
     case SPW_OP_QUANTIZE:
@@ -902,7 +1057,7 @@ static int make_set(vk_plan *st, spw_vk_buffer *arena)
 {
     const spw_vk_fns *f = spw__vk_fns();
     spw_vk_ctx *ctx = st->ctx;
-    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 3};
+    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SPW_VK_BINDINGS};
     VkDescriptorPoolCreateInfo pci = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
         .maxSets = 1,
@@ -922,13 +1077,16 @@ static int make_set(vk_plan *st, spw_vk_buffer *arena)
     if ((rc = spw__vk_check(f->vkAllocateDescriptorSets(ctx->dev, &ai, &st->set),
                             "vkAllocateDescriptorSets")))
         return rc;
-    VkDescriptorBufferInfo bi[3] = {
+    /* Binding 3 (the fp16 shadow) is only read by fp16 builds; fp32 plans
+     * point it at the arena so every binding is valid. */
+    VkDescriptorBufferInfo bi[SPW_VK_BINDINGS] = {
         {arena->buf, 0, VK_WHOLE_SIZE},
         {st->weights.buf, 0, VK_WHOLE_SIZE},
         {arena->buf, 0, VK_WHOLE_SIZE},
+        {st->has_shadow ? st->shadow.buf : arena->buf, 0, VK_WHOLE_SIZE},
     };
-    VkWriteDescriptorSet w[3];
-    for (uint32_t i = 0; i < 3; i++)
+    VkWriteDescriptorSet w[SPW_VK_BINDINGS];
+    for (uint32_t i = 0; i < SPW_VK_BINDINGS; i++)
         w[i] = (VkWriteDescriptorSet){
             .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
             .dstSet = st->set,
@@ -937,7 +1095,7 @@ static int make_set(vk_plan *st, spw_vk_buffer *arena)
             .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
             .pBufferInfo = &bi[i],
         };
-    f->vkUpdateDescriptorSets(ctx->dev, 3, w, 0, NULL);
+    f->vkUpdateDescriptorSets(ctx->dev, SPW_VK_BINDINGS, w, 0, NULL);
     return 0;
 }
 
@@ -972,7 +1130,9 @@ static bool needs_barrier(const pending *p, const vk_disp *d)
     return false;
 }
 
-static void barrier(VkCommandBuffer cmd, VkBuffer buf, const pending *p)
+/* Ranges are arena bytes; the fp16 shadow (when there is one) is covered
+ * whole: its halves sit at half those offsets. */
+static void barrier(VkCommandBuffer cmd, VkBuffer buf, VkBuffer shadow, const pending *p)
 {
     size_t lo = SIZE_MAX, hi = 0;
     for (int i = 0; i < p->n_wr; i++) {
@@ -987,19 +1147,21 @@ static void barrier(VkCommandBuffer cmd, VkBuffer buf, const pending *p)
         lo = 0;
         hi = 0;
     }
-    VkBufferMemoryBarrier bb = {
-        .sType = VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
-        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
-        .srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
-        .dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
-        .buffer = buf,
-        .offset = hi > lo ? lo : 0,
-        .size = hi > lo ? hi - lo : VK_WHOLE_SIZE,
-    };
+    VkBufferMemoryBarrier bb[2];
+    for (int i = 0; i < 2; i++)
+        bb[i] = (VkBufferMemoryBarrier){
+            .sType = VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER,
+            .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+            .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+            .srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
+            .dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED,
+            .buffer = i ? shadow : buf,
+            .offset = i == 0 && hi > lo ? lo : 0,
+            .size = i == 0 && hi > lo ? hi - lo : VK_WHOLE_SIZE,
+        };
     spw__vk_fns()->vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-                                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 0, NULL, 1, &bb,
-                                        0, NULL);
+                                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 0, NULL,
+                                        shadow != VK_NULL_HANDLE ? 2 : 1, bb, 0, NULL);
 }
 
 static int record(vk_plan *st, spw_plan *plan)
@@ -1007,6 +1169,7 @@ static int record(vk_plan *st, spw_plan *plan)
     const spw_vk_fns *f = spw__vk_fns();
     spw_vk_ctx *ctx = st->ctx;
     spw_vk_buffer *arena = plan->arena->impl;
+    const VkBuffer shadow = st->has_shadow ? st->shadow.buf : VK_NULL_HANDLE;
     VkCommandBufferAllocateInfo ai = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
         .commandPool = ctx->pool,
@@ -1047,13 +1210,13 @@ static int record(vk_plan *st, spw_plan *plan)
     for (int s = 0; s < plan->n_steps; s++) {
         /* Profiling serialises the steps so each timestamp pair brackets one layer. */
         if (st->qpool && (p.n_wr || p.n_rd)) {
-            barrier(cmd, arena->buf, &p);
+            barrier(cmd, arena->buf, shadow, &p);
             p.n_wr = p.n_rd = 0;
         }
         for (; di < st->n_disp && st->disp[di].step == s; di++) {
             const vk_disp *d = &st->disp[di];
             if (needs_barrier(&p, d)) {
-                barrier(cmd, arena->buf, &p);
+                barrier(cmd, arena->buf, shadow, &p);
                 p.n_wr = p.n_rd = 0;
             }
             p.wr[p.n_wr++] = d->wr;
@@ -1106,12 +1269,17 @@ static void vk_plan_release(spw_backend *be, spw_plan *plan, void *state)
         f->vkDestroyPipeline(ctx->dev, st->pipes[i].pipe, NULL);
     if (st->has_weights)
         spw__vk_buffer_destroy(ctx, &st->weights);
+    if (st->has_shadow)
+        spw__vk_buffer_destroy(ctx, &st->shadow);
     spw__free(st->ts);
     spw__free(st->pipes);
     spw__free(st->disp);
     spw__free(st->wdata);
     spw__free(st->woff);
+    bool held = st->held;
     spw__free(st);
+    if (held)
+        ctx_drop(be);
 }
 
 static int upload_weights(vk_plan *st)
@@ -1155,12 +1323,27 @@ static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
     }
     for (int v = 0; v < g->n_values; v++)
         st->woff[v] = NO_WOFF;
+    /* A plan without steps has nothing to compute in halves. */
+    st->fp16 = ctx->use_fp16 && plan->n_steps > 0;
+    if (st->fp16) {
+        /* One half per 4-byte slot: half the arena's bytes. */
+        size_t bytes = plan->arena_size / 2 + 4;
+        if ((rc = spw__vk_buffer_create(ctx, bytes, false, &st->shadow)))
+            goto fail;
+        st->has_shadow = true;
+    }
     build b = {plan, g, st, &ctx->tuning, 0};
+    for (int i = 0; st->fp16 && i < g->n_inputs; i++)
+        if ((rc = build_cvt(&b, g->inputs[i], true)))
+            goto fail;
     for (int s = 0; s < plan->n_steps; s++) {
         b.step = s;
         if ((rc = build_step(&b, &g->nodes[plan->steps[s]])))
             goto fail;
     }
+    for (int i = 0; st->fp16 && i < g->n_outputs; i++)
+        if ((rc = build_cvt(&b, g->outputs[i], false)))
+            goto fail;
     if ((rc = upload_weights(st)))
         goto fail;
     spw__free(st->wdata); /* the device copy is all that is needed now */
@@ -1192,8 +1375,10 @@ static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
     }
     if ((rc = record(st, plan)))
         goto fail;
-    SPW_LOGD("vulkan: plan of %d steps: %d dispatches, %d pipelines", plan->n_steps, st->n_disp,
-             st->n_pipes);
+    SPW_LOGD("vulkan: plan of %d steps: %d dispatches, %d pipelines%s", plan->n_steps,
+             st->n_disp, st->n_pipes, st->fp16 ? ", fp16 storage" : "");
+    st->held = true;
+    ctx_hold(ctx);
     *state = st;
     return 0;
 fail:

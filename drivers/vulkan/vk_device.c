@@ -379,8 +379,8 @@ static int find_type(const VkPhysicalDeviceMemoryProperties *mp, VkMemoryPropert
 static int create_layouts(spw_vk_ctx *ctx)
 {
     const spw_vk_fns *f = &fns;
-    VkDescriptorSetLayoutBinding b[3];
-    for (uint32_t i = 0; i < 3; i++)
+    VkDescriptorSetLayoutBinding b[SPW_VK_BINDINGS];
+    for (uint32_t i = 0; i < SPW_VK_BINDINGS; i++)
         b[i] = (VkDescriptorSetLayoutBinding){
             .binding = i,
             .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
@@ -389,7 +389,7 @@ static int create_layouts(spw_vk_ctx *ctx)
         };
     VkDescriptorSetLayoutCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = 3,
+        .bindingCount = SPW_VK_BINDINGS,
         .pBindings = b,
     };
     int rc = spw__vk_check(f->vkCreateDescriptorSetLayout(ctx->dev, &dci, NULL, &ctx->dsl),
@@ -443,6 +443,22 @@ int spw__vk_ctx_create(int idx, spw_vk_ctx **out)
     if (ctx->info.compute_family < 0) {
         rc = spw__error(SPW_ENODEV, "vulkan: '%s' has no compute queue", ctx->info.name);
         goto fail_ctx;
+    }
+    /* fp16 activations (half the memory traffic) where the device has 16-bit
+     * storage, except on CPU implementations, where the conversions cost more
+     * than the traffic saves (docs/VULKAN.md). SPW_VULKAN_FP16=0/1 forces
+     * either; forcing fp16 on a device without it is refused rather than
+     * quietly running fp32. */
+    const char *h = getenv("SPW_VULKAN_FP16");
+    if (h && *h) {
+        ctx->use_fp16 = strcmp(h, "0") != 0;
+        if (ctx->use_fp16 && !ctx->info.fp16_storage) {
+            rc = spw__error(SPW_ENODEV, "vulkan: SPW_VULKAN_FP16=%s but '%s' has no 16-bit storage",
+                            h, ctx->info.name);
+            goto fail_ctx;
+        }
+    } else {
+        ctx->use_fp16 = ctx->info.fp16_storage && ctx->info.type != VK_PHYSICAL_DEVICE_TYPE_CPU;
     }
 
     const char *exts[2];

@@ -152,10 +152,14 @@ typedef struct spw_vk_ctx {
     uint32_t type_device;  /* memory type for device-only buffers */
     uint32_t type_host;    /* host-visible coherent type (staging, mapped buffers) */
     bool map_arena;        /* arena buffers live in host-visible memory */
-    bool use_fp16;         /* fp16-storage weights chosen */
+    bool use_fp16;         /* plans keep f32 activations as fp16 (SPW_VULKAN_FP16) */
     uint64_t import_align; /* minImportedHostPointerAlignment, 0 without the extension */
     spw_vk_tuning tuning;
-    pthread_mutex_t lock; /* queue, allocator, staging, pipeline cache */
+    pthread_mutex_t lock; /* queue, allocator, staging, pipeline cache, refs */
+    /* Live buffers and plans; the backend's fini only marks the context
+     * closing while any remain, and the last release destroys it. */
+    int refs;
+    bool closing;
     spw_vk_block *blocks;
     VkCommandPool pool;
     VkFence fence;
@@ -163,13 +167,17 @@ typedef struct spw_vk_ctx {
     spw_vk_buffer staging;
     bool has_staging;
     VkCommandBuffer xfer;
-    /* Shared by every pipeline: set 0 = {arena f32, weights f32, arena u32}. */
+    /* Shared by every pipeline: set 0 = {arena f32, weights f32, arena u32,
+     * fp16 shadow of the arena}. */
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipelineCache cache;
     size_t cache_saved_size;
     char cache_path[512];
 } spw_vk_ctx;
+
+/* Storage-buffer bindings of set 0 (common.glsl). */
+#define SPW_VK_BINDINGS 4
 
 /* Push constants: 16 words, the same block in every shader (common.glsl). */
 #define SPW_VK_PUSH_WORDS 16

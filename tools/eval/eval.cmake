@@ -17,6 +17,5 @@ if(SPW_AVIF_FOUND)
 else()
   message(STATUS "splitwire: eval without AVIF (libavif-dev not found)")
 endif()
-set_source_files_properties(${CMAKE_SOURCE_DIR}/tools/cli/eval_codec.c PROPERTIES
-  COMPILE_DEFINITIONS "${SPW_EVAL_CODEC_DEFS}")
+target_compile_definitions(splitwire PRIVATE ${SPW_EVAL_CODEC_DEFS})
 target_link_libraries(splitwire PRIVATE ${SPW_EVAL_CODEC_LIBS})
