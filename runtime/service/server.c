@@ -51,9 +51,19 @@ struct spw_server {
     int outstanding;
     bool quit_workers;
     volatile sig_atomic_t stop, want_stats;
-    spw_server_stats st;
+    /* Statistics: written by the serving thread, read by any thread through
+     * spw_server_get_stats, so every access holds stats_lock. */
+    pthread_mutex_t stats_lock;
+    spw_server_stats st; /* counters and the transport snapshot */
     window w_queue, w_decode, w_infer, w_total;
 };
+
+static void bump(spw_server *s, uint64_t *counter, uint64_t n)
+{
+    pthread_mutex_lock(&s->stats_lock);
+    *counter += n;
+    pthread_mutex_unlock(&s->stats_lock);
+}
 
 static void win_add(window *w, double v)
 {
@@ -66,15 +76,15 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void win_pct(const window *w, double *p50, double *p99)
+/* Sorts w in place (a copy the caller owns) and reads two percentiles. */
+static void win_pct(window *w, double *p50, double *p99)
 {
     unsigned n = w->n < WINDOW ? w->n : WINDOW;
     if (!n) {
         *p50 = *p99 = 0;
         return;
     }
-    double tmp[WINDOW];
-    memcpy(tmp, w->v, sizeof(double) * n);
+    double *tmp = w->v;
     qsort(tmp, n, sizeof(double), cmp_double);
     *p50 = tmp[n / 2];
     *p99 = tmp[(size_t)((n - 1) * 0.99)];
@@ -163,6 +173,7 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     s->n_workers = s->cfg.workers > 0 ? s->cfg.workers : 1;
     s->n_bundles = config->n_bundles;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->stats_lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->bundles = spw__calloc((size_t)s->n_bundles, sizeof(*s->bundles));
     s->tables = spw__calloc((size_t)s->n_bundles, sizeof(*s->tables));
@@ -247,6 +258,7 @@ void spw_server_close(spw_server *s)
         spw_bundle_close(s->bundles[b]);
     }
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->stats_lock);
     pthread_cond_destroy(&s->cond);
     spw__free(s->pool);
     spw__free(s->threads);
@@ -277,7 +289,7 @@ static void reply_error(spw_server *s, const spw_net_msg *req, int status, const
     m->request_id = req->request_id;
     m->peer = req->peer;
     spw_net_send(s->net, m, 0, 0, len);
-    s->st.errors++;
+    bump(s, &s->st.errors, 1);
 }
 
 static void reply(spw_server *s, const item *it)
@@ -301,7 +313,7 @@ static void reply(spw_server *s, const item *it)
     m->request_id = req->request_id;
     m->peer = req->peer;
     if (spw_net_send(s->net, m, 0, 0, len) == 0)
-        s->st.results++;
+        bump(s, &s->st.results, 1);
 }
 
 static void dispatch(spw_server *s, int bundle)
@@ -318,26 +330,28 @@ static void dispatch(spw_server *s, int bundle)
     s->outstanding++;
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&s->stats_lock);
     s->st.batches++;
     s->st.batched_items += (uint64_t)b->n;
+    pthread_mutex_unlock(&s->stats_lock);
 }
 
 static void on_request(spw_server *s, spw_net_msg *m, uint64_t now)
 {
-    s->st.requests++;
+    bump(s, &s->st.requests, 1);
     int b = -1;
     for (int i = 0; i < s->n_bundles && b < 0; i++)
         if (spw_bundle_get_info(s->bundles[i])->id == m->model_id)
             b = i;
     if (b < 0) {
-        s->st.dropped++;
+        bump(s, &s->st.dropped, 1);
         reply_error(s, m, SPW_EMISMATCH, "unknown model id: client and server bundles differ");
         spw_net_msg_free(s->net, m);
         return;
     }
     const spw_bundle_info *in = spw_bundle_get_info(s->bundles[b]);
     if (m->c != in->latent_c || m->h != in->latent_h || m->w != in->latent_w) {
-        s->st.dropped++;
+        bump(s, &s->st.dropped, 1);
         reply_error(s, m, SPW_EMISMATCH, "latent shape differs from the server's bundle");
         spw_net_msg_free(s->net, m);
         return;
@@ -345,7 +359,7 @@ static void on_request(spw_server *s, spw_net_msg *m, uint64_t now)
     if (!s->filling[b]) {
         if (!s->free_list) {
             /* Every batch is busy: shed load rather than queue without bound. */
-            s->st.dropped++;
+            bump(s, &s->st.dropped, 1);
             reply_error(s, m, SPW_EBUSY, "server overloaded");
             spw_net_msg_free(s->net, m);
             return;
@@ -376,21 +390,37 @@ static void complete(spw_server *s)
         batch *b = done;
         done = b->next;
         uint64_t now = spw__now_ns();
-        win_add(&s->w_decode, (double)(b->t_decoded - b->t_start) / 1e6 / (b->n ? b->n : 1));
-        win_add(&s->w_infer, (double)(b->t_done - b->t_decoded) / 1e6);
+        double total_ms[64];
         for (int i = 0; i < b->n; i++) {
             item *it = &b->items[i];
             it->server_us = (uint32_t)((now - it->t_arrival) / 1000);
-            win_add(&s->w_queue, (double)(b->t_start - it->t_arrival) / 1e6);
             reply(s, it);
-            win_add(&s->w_total, (double)(spw__now_ns() - it->t_arrival) / 1e6);
+            total_ms[i] = (double)(spw__now_ns() - it->t_arrival) / 1e6;
             spw_net_msg_free(s->net, it->msg);
         }
+        pthread_mutex_lock(&s->stats_lock);
+        win_add(&s->w_decode, (double)(b->t_decoded - b->t_start) / 1e6 / (b->n ? b->n : 1));
+        win_add(&s->w_infer, (double)(b->t_done - b->t_decoded) / 1e6);
+        for (int i = 0; i < b->n; i++) {
+            win_add(&s->w_queue, (double)(b->t_start - b->items[i].t_arrival) / 1e6);
+            win_add(&s->w_total, total_ms[i]);
+        }
+        pthread_mutex_unlock(&s->stats_lock);
         b->n = 0;
         b->next = s->free_list;
         s->free_list = b;
         s->outstanding--;
     }
+}
+
+/* Transport counters are the serving thread's; others see this copy. */
+static void snapshot_net(spw_server *s)
+{
+    spw_net_stats net;
+    spw_net_stats_get(s->net, &net);
+    pthread_mutex_lock(&s->stats_lock);
+    s->st.net = net;
+    pthread_mutex_unlock(&s->stats_lock);
 }
 
 int spw_server_run(spw_server *s)
@@ -425,6 +455,7 @@ int spw_server_run(spw_server *s)
             }
         }
         complete(s);
+        snapshot_net(s);
         /* A partial batch waits for its deadline, and then for an idle worker:
          * while every worker is busy, later requests join it instead of
          * queueing behind it as batches of one. */
@@ -447,6 +478,7 @@ int spw_server_run(spw_server *s)
         spw_net_poll(s->net, 1000);
         complete(s);
     }
+    snapshot_net(s);
     return 0;
 }
 
@@ -466,12 +498,25 @@ void spw_server_get_stats(spw_server *s, spw_server_stats *out)
 {
     if (!s || !out)
         return;
+    /* Copy under the lock, sort outside it: the serving thread waits only
+     * for the copy. */
+    window *w = spw__malloc(4 * sizeof(window));
+    pthread_mutex_lock(&s->stats_lock);
     *out = s->st;
-    win_pct(&s->w_queue, &out->queue_p50, &out->queue_p99);
-    win_pct(&s->w_decode, &out->decode_p50, &out->decode_p99);
-    win_pct(&s->w_infer, &out->infer_p50, &out->infer_p99);
-    win_pct(&s->w_total, &out->total_p50, &out->total_p99);
-    spw_net_stats_get(s->net, &out->net);
+    if (w) {
+        w[0] = s->w_queue;
+        w[1] = s->w_decode;
+        w[2] = s->w_infer;
+        w[3] = s->w_total;
+    }
+    pthread_mutex_unlock(&s->stats_lock);
+    if (!w)
+        return; /* counters only */
+    win_pct(&w[0], &out->queue_p50, &out->queue_p99);
+    win_pct(&w[1], &out->decode_p50, &out->decode_p99);
+    win_pct(&w[2], &out->infer_p50, &out->infer_p99);
+    win_pct(&w[3], &out->total_p50, &out->total_p99);
+    spw__free(w);
 }
 
 void spw_server_print_stats(spw_server *s, FILE *f)
