@@ -371,10 +371,8 @@ static int run_bundle(const eval_opts *o, const char *dir, const spw_eval_files 
     spw_client *client;
     int rc = spw_client_open(&cc, &client);
     if (rc) {
+        /* The library's detail names what is missing (manifest, backbone). */
         spw_cli_fail(rc, "opening the bundle %s", dir);
-        if (rc == SPW_ENOENT)
-            fprintf(stderr, "splitwire eval: the backbone comes from --models DIR, "
-                            "$SPW_MODEL_DIR or build/models (tools/models/fetch_backbone.sh)\n");
         return 1;
     }
     const spw_bundle_info *in = spw_client_bundle(client);
