@@ -183,13 +183,14 @@ static void run_usage(FILE *f)
     fprintf(f,
             "usage: splitwire model run FILE.onnx --input X.npy [--input ...] --output Y.npy\n"
             "                           [--output ...] [--backend NAME] [--repeat N] [--profile]\n"
-            "                           [--no-fusion] [--json]\n"
+            "                           [--no-fusion] [--from VALUE] [--json]\n"
             "\n"
             "Runs the model on .npy inputs (in graph input order) and writes .npy outputs.\n"
             "  --backend NAME  cpu-ref, cpu (best CPU backend) or auto (default)\n"
             "  --repeat N      run N times and report timing (default 1)\n"
             "  --profile       print per-step times\n"
             "  --no-fusion     run every node as its own step\n"
+            "  --from VALUE    run only what follows the inner value VALUE (its input)\n"
             "  --json          print timings as JSON\n");
 }
 
@@ -209,16 +210,17 @@ static int cmd_run(int argc, char **argv)
                                          {"repeat", required_argument, 0, 'r'},
                                          {"profile", no_argument, 0, 'p'},
                                          {"no-fusion", no_argument, 0, 'n'},
+                                         {"from", required_argument, 0, 'f'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *in_paths[MAX_IO], *out_paths[MAX_IO], *backend = NULL;
+    const char *in_paths[MAX_IO], *out_paths[MAX_IO], *backend = NULL, *from = NULL;
     int n_in = 0, n_out = 0, c;
     long repeat = 1;
     bool profile = false, json = false;
     unsigned flags = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "i:o:b:r:pnjh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "i:o:b:r:pnf:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'i':
             if (n_in == MAX_IO) {
@@ -250,6 +252,9 @@ static int cmd_run(int argc, char **argv)
         case 'n':
             flags |= SPW_PLAN_NO_FUSION;
             break;
+        case 'f':
+            from = optarg;
+            break;
         case 'j':
             json = true;
             break;
@@ -274,6 +279,15 @@ static int cmd_run(int argc, char **argv)
     if ((rc = spw_model_load(path, &model))) {
         spw_cli_fail(rc, "cannot load %s", path);
         goto out;
+    }
+    if (from) {
+        spw_model *tail;
+        if ((rc = spw_model_cut(model, from, &tail))) {
+            spw_cli_fail(rc, "cannot cut %s at '%s'", path, from);
+            goto out;
+        }
+        spw_model_free(model);
+        model = tail;
     }
     if (n_in != spw_model_num_inputs(model)) {
         fprintf(stderr, "splitwire: %s takes %d inputs, %d given\n", path,

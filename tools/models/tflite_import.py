@@ -199,9 +199,12 @@ def build_onnx(m, layers, opset=13):
         if act_node is not None:
             nodes.append(act_node)
         last = L
-    n, h, w, c = tin.shape
+    # The TFLite graph fixes a batch of 1; every op here works per image, so
+    # the ONNX graph leaves the batch free for batched plans.
+    _, h, w, c = tin.shape
+    n = "N"
     out_t = m.tensors[last["output"]]
-    out_shape = [n, out_t.shape[-1]] if len(out_t.shape) == 2 else list(out_t.shape)
+    out_shape = [n, out_t.shape[-1]] if len(out_t.shape) == 2 else [n] + list(out_t.shape[1:])
     g = helper.make_graph(
         nodes, BACKBONE_ID,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [n, c, h, w])],

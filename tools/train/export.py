@@ -156,8 +156,8 @@ def build_encoder(model, tables, latent_shape, fp16):
            e.init(tables["offset"].astype(np.int32), "offset")]
     e.nodes.append(helper.make_node("Quantize", ins, ["symbols"], name="quantize", domain=DOMAIN))
     g = helper.make_graph(e.nodes, "encoder",
-                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
-                          [helper.make_tensor_value_info("symbols", TensorProto.INT32, [1] + latent_shape)],
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])],
+                          [helper.make_tensor_value_info("symbols", TensorProto.INT32, ["N"] + latent_shape)],
                           initializer=e.inits)
     return make_model(g, "splitwire client encoder: image -> int32 symbols (rint(y - median))")
 
@@ -169,8 +169,8 @@ def build_decoder(model, tables, latent_shape, split_shape, fp16):
     out = e.module("y_hat", model.decoder)
     e.nodes.append(helper.make_node("Identity", [out], ["features"], name="features"))
     g = helper.make_graph(e.nodes, "decoder",
-                          [helper.make_tensor_value_info("symbols", TensorProto.INT32, [1] + latent_shape)],
-                          [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1] + split_shape)],
+                          [helper.make_tensor_value_info("symbols", TensorProto.INT32, ["N"] + latent_shape)],
+                          [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N"] + split_shape)],
                           initializer=e.inits)
     return make_model(g, "splitwire server decoder: int32 symbols -> backbone split features")
 
