@@ -1,6 +1,5 @@
 /* splitwire serve | classify | demo: the client and server runtimes. */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,6 +11,7 @@
 
 #include "runtime/core/internal.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/eval.h"
 
 /* ---- shared data: labels and ground truth ------------------------------- */
 
@@ -24,9 +24,7 @@ static const char *shared_dir(void)
 typedef struct labels {
     char **names; /* ImageNet label text by class index (0..999) */
     int n;
-    char wnid[16][32]; /* Imagenette: class directory -> ImageNet index */
-    int wnid_class[16];
-    int n_wnid;
+    spw_eval_classes classes; /* Imagenette: class directory -> ImageNet index */
 } labels;
 
 static void labels_load(labels *l)
@@ -46,19 +44,10 @@ static void labels_load(labels *l)
         }
         fclose(f);
     }
+    /* Without the class table there is simply no truth to compare with. */
     snprintf(path, sizeof(path), "%s/data/imagenette2-224/classes.tsv", shared_dir());
-    f = fopen(path, "r");
-    if (f) {
-        while (fgets(line, sizeof(line), f) && l->n_wnid < 16) {
-            int idx, in1k;
-            char wnid[32], name[256];
-            if (sscanf(line, "%d\t%31s\t%255[^\t]\t%d", &idx, wnid, name, &in1k) == 4) {
-                snprintf(l->wnid[l->n_wnid], sizeof(l->wnid[0]), "%s", wnid);
-                l->wnid_class[l->n_wnid++] = in1k;
-            }
-        }
-        fclose(f);
-    }
+    if (spw_eval_classes_load(path, &l->classes))
+        l->classes.n = 0;
 }
 
 static void labels_free(labels *l)
@@ -66,18 +55,6 @@ static void labels_free(labels *l)
     for (int i = 0; i < l->n; i++)
         free(l->names[i]);
     free(l->names);
-}
-
-/* The true class of an Imagenette file, from its class directory; -1 if unknown. */
-static int truth_of(const labels *l, const char *path)
-{
-    for (int i = 0; i < l->n_wnid; i++) {
-        char pat[40];
-        snprintf(pat, sizeof(pat), "/%s/", l->wnid[i]);
-        if (strstr(path, pat))
-            return l->wnid_class[i];
-    }
-    return -1;
 }
 
 /* Says once why inference runs on the CPU when no GPU backend can take it. */
@@ -99,76 +76,20 @@ static void backend_notice(const char *requested)
 
 /* ---- file lists --------------------------------------------------------- */
 
-typedef struct file_list {
-    char **paths;
-    int n, cap;
-} file_list;
-
-static bool is_image_name(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    if (!dot)
-        return false;
-    char ext[8] = {0};
-    for (int i = 0; i < 7 && dot[1 + i]; i++)
-        ext[i] = (char)tolower((unsigned char)dot[1 + i]);
-    return !strcmp(ext, "jpg") || !strcmp(ext, "jpeg") || !strcmp(ext, "png");
-}
-
-static void list_add(file_list *fl, const char *path)
-{
-    if (fl->n == fl->cap) {
-        fl->cap = fl->cap ? fl->cap * 2 : 64;
-        fl->paths = realloc(fl->paths, sizeof(char *) * (size_t)fl->cap);
-    }
-    fl->paths[fl->n++] = strdup(path);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Adds path, or every image below it when it is a directory, in sorted order. */
-static void list_collect(file_list *fl, const char *path, int depth)
+/* Adds path, or every image below it when it is a directory, in sorted order.
+ * A path that is not a directory is kept as given: unreadable files are
+ * reported (and skipped) when they are read. */
+static void list_collect(spw_eval_files *fl, const char *path)
 {
     struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        list_add(fl, path); /* a missing file is reported when it is read */
+    spw_eval_files below;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode) || spw_eval_files_collect(path, &below)) {
+        spw_eval_files_add(fl, path);
         return;
     }
-    if (depth > 8)
-        return;
-    DIR *d = opendir(path);
-    if (!d)
-        return;
-    file_list here = {0};
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sub[4096];
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-        if (stat(sub, &st) == 0 && (S_ISDIR(st.st_mode) || is_image_name(e->d_name)))
-            list_add(&here, sub);
-    }
-    closedir(d);
-    qsort(here.paths, (size_t)here.n, sizeof(char *), cmp_str);
-    for (int i = 0; i < here.n; i++) {
-        if (stat(here.paths[i], &st) == 0 && S_ISDIR(st.st_mode))
-            list_collect(fl, here.paths[i], depth + 1);
-        else
-            list_add(fl, here.paths[i]);
-        free(here.paths[i]);
-    }
-    free(here.paths);
-}
-
-static void list_free(file_list *fl)
-{
-    for (int i = 0; i < fl->n; i++)
-        free(fl->paths[i]);
-    free(fl->paths);
+    for (int i = 0; i < below.n; i++)
+        spw_eval_files_add(fl, below.paths[i]);
+    spw_eval_files_free(&below);
 }
 
 /* ---- transport options -------------------------------------------------- */
@@ -331,7 +252,7 @@ static void print_summary(const run_opts *o, const run_totals *t, const char *tr
 
 /* Classifies every file, keeping up to o->inflight requests on the wire so
  * image N+1 is encoded while N travels. Unreadable images are skipped. */
-static int run_images(spw_client *client, const file_list *fl, const run_opts *o,
+static int run_images(spw_client *client, const spw_eval_files *fl, const run_opts *o,
                       const char *transport)
 {
     labels l;
@@ -383,7 +304,7 @@ static int run_images(spw_client *client, const file_list *fl, const run_opts *o
                 if (ids[j] == res[i].request_id)
                     idx = j;
             const char *path = idx >= 0 ? fl->paths[idx] : "?";
-            print_result(o, &l, in, path, &res[i], truth_of(&l, path), &t);
+            print_result(o, &l, in, path, &res[i], spw_eval_truth(&l.classes, path), &t);
             outstanding--;
         }
         if (progress)
@@ -696,26 +617,26 @@ int spw_cli_classify(int argc, char **argv)
         if (rc)
             return rc;
     }
-    file_list fl = {0};
+    spw_eval_files fl = {0};
     for (int i = optind; i < argc; i++)
-        list_collect(&fl, argv[i], 0);
+        list_collect(&fl, argv[i]);
     backend_notice(co.cc.backend);
     spw_client *client;
     int rc = spw_client_open(&co.cc, &client);
     if (rc) {
-        list_free(&fl);
+        spw_eval_files_free(&fl);
         return spw_cli_fail(rc, "cannot start the client");
     }
     if (!co.cc.local && (rc = spw_client_ping(client, co.cc.timeout_ms ? co.cc.timeout_ms : 2000,
                                               NULL))) {
         spw_client_close(client);
-        list_free(&fl);
+        spw_eval_files_free(&fl);
         return spw_cli_fail(rc, "server %s unreachable", co.cc.net.peer);
     }
     rc = run_images(client, &fl, &co.ro,
                     co.cc.local ? "local" : spw_net_transport_name(co.cc.net.transport));
     spw_client_close(client);
-    list_free(&fl);
+    spw_eval_files_free(&fl);
     return rc;
 }
 
@@ -833,41 +754,16 @@ int spw_cli_demo(int argc, char **argv)
             untrained = true;
         }
     }
-    /* A handful of val images: the first of each class, then the second, ... */
+    /* A handful of val images, spread evenly over the sorted list so every
+     * class shows up. */
     char val[1024];
     snprintf(val, sizeof(val), "%s/data/imagenette2-224/val", shared_dir());
-    file_list classes = {0}, fl = {0};
-    DIR *d = opendir(val);
-    if (!d) {
+    spw_eval_files fl;
+    if (spw_eval_files_collect(val, &fl) || fl.n == 0) {
         fprintf(stderr, "splitwire demo: no images at %s (set SPLITWIRE_SHARED)\n", val);
         return 1;
     }
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') {
-            char p[2048];
-            snprintf(p, sizeof(p), "%s/%s", val, e->d_name);
-            list_add(&classes, p);
-        }
-    closedir(d);
-    qsort(classes.paths, (size_t)classes.n, sizeof(char *), cmp_str);
-    file_list *per = calloc((size_t)(classes.n ? classes.n : 1), sizeof(file_list));
-    for (int i = 0; i < classes.n; i++)
-        list_collect(&per[i], classes.paths[i], 0);
-    for (int round = 0; fl.n < count && classes.n; round++) {
-        int added = 0;
-        for (int i = 0; i < classes.n && fl.n < count; i++)
-            if (round < per[i].n) {
-                list_add(&fl, per[i].paths[round]);
-                added++;
-            }
-        if (!added)
-            break;
-    }
-    for (int i = 0; i < classes.n; i++)
-        list_free(&per[i]);
-    free(per);
-    list_free(&classes);
+    spw_eval_files_limit(&fl, (int)count);
     backend_notice(NULL);
     if (untrained && !ro.json)
         printf("note: no trained bundle at models/default; using the untrained test bundle %s,\n"
@@ -926,12 +822,12 @@ int spw_cli_demo(int argc, char **argv)
         server = spawn_server(&sc);
         if (server < 0) {
             fprintf(stderr, "splitwire demo: the server did not start\n");
-            list_free(&fl);
+            spw_eval_files_free(&fl);
             return 1;
         }
         if ((rc = spw_client_open(&cc, &client))) {
             stop_server(server);
-            list_free(&fl);
+            spw_eval_files_free(&fl);
             return spw_cli_fail(rc, "cannot start the client");
         }
         used = "kernel UDP";
@@ -944,6 +840,6 @@ int spw_cli_demo(int argc, char **argv)
     stop_server(server);
     if (server > 0 && !strcmp(used, "DPDK net_memif"))
         unlink(sock);
-    list_free(&fl);
+    spw_eval_files_free(&fl);
     return rc;
 }

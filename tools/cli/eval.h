@@ -99,6 +99,8 @@ typedef struct spw_eval_files {
 } spw_eval_files;
 
 int spw_eval_files_collect(const char *dir, spw_eval_files *out);
+/* Appends one path (copied); 0 or SPW_ENOMEM. */
+int spw_eval_files_add(spw_eval_files *f, const char *path);
 /* Keeps `limit` files spread evenly over the sorted list (every class is
  * represented), or all when limit <= 0 or >= n. */
 void spw_eval_files_limit(spw_eval_files *f, int limit);

@@ -129,7 +129,7 @@ static bool is_image_name(const char *name)
     return !strcmp(ext, "jpg") || !strcmp(ext, "jpeg") || !strcmp(ext, "png");
 }
 
-static int files_add(spw_eval_files *f, const char *path)
+int spw_eval_files_add(spw_eval_files *f, const char *path)
 {
     if (f->n == f->cap) {
         int cap = f->cap ? f->cap * 2 : 256;
@@ -163,7 +163,7 @@ static int collect(const char *dir, spw_eval_files *f, int depth)
             char sub[4096];
             if (snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) >= (int)sizeof(sub))
                 continue;
-            rc = files_add(&here, sub);
+            rc = spw_eval_files_add(&here, sub);
         }
     closedir(d);
     if (here.n)
@@ -176,7 +176,7 @@ static int collect(const char *dir, spw_eval_files *f, int depth)
             if (depth < 8)
                 rc = collect(here.paths[i], f, depth + 1);
         } else if (is_image_name(here.paths[i])) {
-            rc = files_add(f, here.paths[i]);
+            rc = spw_eval_files_add(f, here.paths[i]);
         }
     }
     spw_eval_files_free(&here);
