@@ -4,8 +4,9 @@ set(SPW_SHARED_DIR ${CMAKE_SOURCE_DIR}/../shared)
 set(SPW_TINY ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny)
 set(SPW_TINY_MODELS ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models)
 
-add_test(NAME cli_demo_udp COMMAND ${SPW_CLI} demo --transport udp --count 6)
-add_test(NAME cli_demo_memif COMMAND ${SPW_CLI} demo --transport dpdk --count 6)
+set(SPW_TINY_ARGS --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS})
+add_test(NAME cli_demo_udp COMMAND ${SPW_CLI} demo --transport udp --count 6 ${SPW_TINY_ARGS})
+add_test(NAME cli_demo_memif COMMAND ${SPW_CLI} demo --transport dpdk --count 6 ${SPW_TINY_ARGS})
 set_tests_properties(cli_demo_udp cli_demo_memif PROPERTIES
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE
   ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};${SPW_TEST_ENV}"
@@ -48,14 +49,14 @@ add_test(NAME example_embed_client COMMAND sh -c "
 set_tests_properties(example_embed_client PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
 
 # No Vulkan loader: a notice, and the CPU does the work.
-add_test(NAME cli_demo_no_vulkan COMMAND ${SPW_CLI} demo --transport udp --count 2)
+add_test(NAME cli_demo_no_vulkan COMMAND ${SPW_CLI} demo --transport udp --count 2 ${SPW_TINY_ARGS})
 set_tests_properties(cli_demo_no_vulkan PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 60
   ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_VULKAN_LOADER=libnope.so.1;${SPW_TEST_ENV}"
   PASS_REGULAR_EXPRESSION "notice: no Vulkan device")
 
 # DPDK cannot start (its plugins are missing): a notice, then the same demo over UDP.
 add_test(NAME cli_demo_dpdk_fallback COMMAND sh -c
-  "out=$(${SPW_CLI} demo --count 2 2>&1); echo \"$out\"; echo \"$out\" | grep -q 'using kernel UDP' && echo \"$out\" | grep -q '2 images over kernel UDP: 2 classified'")
+  "out=$(${SPW_CLI} demo --count 2 --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} 2>&1); echo \"$out\"; echo \"$out\" | grep -q 'using kernel UDP' && echo \"$out\" | grep -q '2 images over kernel UDP: 2 classified'")
 set_tests_properties(cli_demo_dpdk_fallback PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
   TIMEOUT 120 RUN_SERIAL TRUE
   ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_DPDK_PMD_DIR=/nonexistent;${SPW_TEST_ENV}")
@@ -71,4 +72,15 @@ if(NOT SPW_SANITIZE AND NOT SPW_FUZZ)
     cc -std=c11 -Wall -Werror ${CMAKE_SOURCE_DIR}/tools/examples/embed_client.c $flags -o ${SPW_INST}/embed_client &&
     LD_LIBRARY_PATH=${SPW_INST}/${CMAKE_INSTALL_LIBDIR} ${SPW_INST}/embed_client 2>&1 | grep -q usage")
   set_tests_properties(install_and_consume PROPERTIES TIMEOUT 120)
+endif()
+
+# The bundle the demo uses by default, when one is committed: both halves load
+# and match the manifest (the backbone is a build artefact, not needed here).
+if(EXISTS ${CMAKE_SOURCE_DIR}/models/default/manifest.json)
+  add_test(NAME default_bundle_loads COMMAND ${SPW_CLI} classify --bundle ${CMAKE_SOURCE_DIR}/models/default
+    --local --models /nonexistent x.jpg)
+  # Without the backbone the local client stops at the tail, after both halves
+  # and the codec tables loaded: the error must name the backbone.
+  set_tests_properties(default_bundle_loads PROPERTIES TIMEOUT 60
+    PASS_REGULAR_EXPRESSION "backbone 'mobilenet_v2_1.0_224' not found")
 endif()
