@@ -192,10 +192,16 @@ def main(argv=None):
     epoch, step_in_epoch, global_step = 0, 0, 0
     if ckpt:
         model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        aux_opt.load_state_dict(ckpt["aux_opt"])
+        # A kept checkpoint (tools/train/keep.py) has no optimizer state: Adam
+        # then starts afresh from the weights.
+        if "opt" in ckpt:
+            opt.load_state_dict(ckpt["opt"])
+            aux_opt.load_state_dict(ckpt["aux_opt"])
+        else:
+            log("no optimizer state in the checkpoint: Adam restarts from the weights")
         epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
-        torch.set_rng_state(ckpt["torch_rng"])
+        if "torch_rng" in ckpt:
+            torch.set_rng_state(ckpt["torch_rng"])
     elif run_dir:
         with open(os.path.join(run_dir, "args.json"), "w") as f:
             json.dump(vars(a), f, indent=2)
