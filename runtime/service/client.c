@@ -24,6 +24,9 @@ struct spw_client {
     int32_t *symbols;
     spw_preprocess pp;
     spw_net *net;  /* remote mode */
+    spw_codec_seg *segs; /* remote mode: transmit buffers as the coder sees them */
+    int max_segs;
+    size_t guess, bound; /* transmit capacity asked first, and the worst case */
     spw_half *half; /* local mode */
     unsigned char *stream; /* local mode: the coded latent */
     size_t stream_cap;
@@ -92,8 +95,27 @@ int spw_client_open(const spw_client_config *config, spw_client **out)
             rc = spw__error(SPW_ENOMEM, "out of memory");
             goto fail;
         }
-    } else if ((rc = spw_net_open(&config->net, &c->net))) {
-        goto fail;
+    } else {
+        if ((rc = spw_net_open(&config->net, &c->net)))
+            goto fail;
+        /* Ask the transport for about twice the expected stream (from the
+         * tables' entropy), not the worst case: a latent of a few KB would
+         * otherwise tie up hundreds of packet buffers per request. A stream
+         * that does not fit is coded again into the worst-case size. */
+        double bits = 0;
+        for (int ch = 0; ch < in->latent_c; ch++)
+            bits += spw_codec_tables_entropy(c->tables, ch);
+        bits *= (double)in->latent_h * in->latent_w;
+        c->bound = spw_codec_bound(c->codec, in->latent_c, in->latent_h, in->latent_w);
+        c->guess = ((size_t)(bits / 8 * 2) + 1024 + 3) & ~(size_t)3;
+        if (c->guess > c->bound)
+            c->guess = c->bound;
+        size_t frag = spw_net_frag_payload(c->net);
+        c->max_segs = (int)(c->bound / (frag ? frag : 1)) + 2;
+        if (!(c->segs = spw__calloc((size_t)c->max_segs, sizeof(*c->segs)))) {
+            rc = spw__error(SPW_ENOMEM, "out of memory");
+            goto fail;
+        }
     }
     *out = c;
     return 0;
@@ -114,6 +136,7 @@ void spw_client_close(spw_client *c)
     spw_codec_tables_free(c->tables);
     spw_bundle_close(c->bundle);
     spw__free(c->stream);
+    spw__free(c->segs);
     spw__free(c->input);
     spw__free(c->symbols);
     spw__free(c->pend);
@@ -209,22 +232,26 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
         c->n_pending++;
         finish(c, p, t4);
     } else {
-        spw_net_msg *msg;
-        size_t bound = spw_codec_bound(c->codec, in->latent_c, in->latent_h, in->latent_w);
-        if ((rc = spw_net_tx_alloc(c->net, bound, &msg)))
-            return rc;
-        spw_codec_seg segs[64];
-        if (msg->nsegs > (int)SPW_ARRAY_SIZE(segs)) {
-            spw_net_msg_free(c->net, msg);
-            return spw__error(SPW_EINTERNAL, "transport gave %d segments", msg->nsegs);
-        }
-        for (int i = 0; i < msg->nsegs; i++)
-            segs[i] = (spw_codec_seg){msg->segs[i].data, msg->segs[i].size};
+        spw_net_msg *msg = NULL;
         spw_codec_span span;
-        if ((rc = spw_codec_encode(c->codec, c->symbols, in->latent_c, in->latent_h,
-                                   in->latent_w, segs, msg->nsegs, &span))) {
-            spw_net_msg_free(c->net, msg);
-            return rc;
+        rc = SPW_ENOSPC;
+        for (size_t cap = c->guess; rc == SPW_ENOSPC; cap = c->bound) {
+            if ((rc = spw_net_tx_alloc(c->net, cap, &msg)))
+                return rc;
+            if (msg->nsegs > c->max_segs) {
+                spw_net_msg_free(c->net, msg);
+                return spw__error(SPW_EINTERNAL, "transport gave %d segments for %zu bytes",
+                                  msg->nsegs, cap);
+            }
+            for (int i = 0; i < msg->nsegs; i++)
+                c->segs[i] = (spw_codec_seg){msg->segs[i].data, msg->segs[i].size};
+            rc = spw_codec_encode(c->codec, c->symbols, in->latent_c, in->latent_h, in->latent_w,
+                                  c->segs, msg->nsegs, &span);
+            if (rc) {
+                spw_net_msg_free(c->net, msg);
+                if (rc != SPW_ENOSPC || cap == c->bound)
+                    return rc;
+            }
         }
         msg->type = SPW_NET_REQUEST;
         msg->model_id = in->id;

@@ -99,11 +99,13 @@ static void run_batch(spw_server *s, spw_half *h, batch *b)
     for (int i = 0; i < b->n; i++) {
         item *it = &b->items[i];
         spw_net_msg *m = it->msg;
-        spw_codec_seg segs[64];
-        int nsegs = m->nsegs < 64 ? m->nsegs : 64;
+        /* The transport caps a message (max_msg_bytes, 256 KiB by default),
+         * and so its fragments: 512 covers it down to 512-byte fragments. */
+        spw_codec_seg segs[512];
+        int nsegs = m->nsegs < 512 ? m->nsegs : 512;
         for (int k = 0; k < nsegs; k++)
             segs[k] = (spw_codec_seg){m->segs[k].data, m->segs[k].size};
-        it->r.status = m->nsegs > 64 ? SPW_EPROTO : spw__half_decode(h, ok, segs, nsegs, m->flags);
+        it->r.status = m->nsegs > 512 ? SPW_EPROTO : spw__half_decode(h, ok, segs, nsegs, m->flags);
         slot_of[i] = it->r.status ? -1 : ok++;
     }
     b->t_decoded = spw__now_ns();

@@ -771,9 +771,12 @@ int spw_cli_demo(int argc, char **argv)
                bundle);
 
     const char *bundles[1] = {bundle};
+    /* Both processes share this machine, and DPDK keeps a core busy polling:
+     * one inference thread each. */
     spw_server_config sc = {.bundle_dirs = bundles, .n_bundles = 1, .models_dir = models,
-                            .max_batch = 4, .max_wait_us = 500};
-    spw_client_config cc = {.bundle_dir = bundle, .models_dir = models, .format = format};
+                            .max_batch = 4, .max_wait_us = 500, .threads = 1};
+    spw_client_config cc = {.bundle_dir = bundle, .models_dir = models, .format = format,
+                            .threads = 1};
     const char *used = NULL;
     pid_t server = -1;
     spw_client *client = NULL;
