@@ -226,20 +226,6 @@ void spw__fast_batch_norm(const fast_action *a)
         }
 }
 
-/* rintf (half to even in the default rounding mode) saturated to int32;
- * NaN maps to 0, as in the reference. */
-static int32_t round_i32(float v)
-{
-    float r = rintf(v);
-    if (isnan(r))
-        return 0;
-    if (r >= 2147483648.0f)
-        return INT32_MAX;
-    if (r < -2147483648.0f)
-        return INT32_MIN;
-    return (int32_t)r;
-}
-
 void spw__fast_quantize(const fast_action *a)
 {
     const float *x = a->view[1].data, *median = a->aux;
@@ -249,7 +235,7 @@ void spw__fast_quantize(const fast_action *a)
         for (int64_t c = 0; c < C; c++) {
             const int64_t base = (o * C + c) * S;
             for (int64_t s = 0; s < S; s++)
-                q[base + s] = round_i32(x[base + s] - median[c]);
+                q[base + s] = spw__round_i32(x[base + s] - median[c]);
         }
 }
 

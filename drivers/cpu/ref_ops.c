@@ -190,20 +190,6 @@ static SPW__REF_KERNEL(ref_gdn)
 
 /* ---- latent quantiser (ai.splitwire) ---------------------------------- */
 
-/* rintf() (round half to even in the default rounding mode) saturated to
- * int32 so no input can reach undefined behaviour; NaN maps to 0. */
-static int32_t round_to_i32(float v)
-{
-    float r = rintf(v);
-    if (isnan(r))
-        return 0;
-    if (r >= 2147483648.0f)
-        return INT32_MAX;
-    if (r < -2147483648.0f)
-        return INT32_MIN;
-    return (int32_t)r;
-}
-
 /*
  * Quantize: X f32 [N, C, ...], medians [C] (any shape with C elements), then
  * optional codec tables that only the entropy coder reads. The subtraction is
@@ -220,7 +206,7 @@ static SPW__REF_KERNEL(ref_quantize)
         for (int64_t c = 0; c < C; c++)
             for (int64_t s = 0; s < S; s++) {
                 int64_t i = (n * C + c) * S + s;
-                q[i] = round_to_i32(x[i] - median[c]);
+                q[i] = spw__round_i32(x[i] - median[c]);
             }
 }
 

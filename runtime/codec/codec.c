@@ -218,12 +218,7 @@ int spw_codec_quantize(const spw_codec_tables *t, const float *y, int C, int H, 
         const float *src = y + (size_t)c * hw;
         int32_t *dst = sym + (size_t)c * hw;
         for (size_t i = 0; i < hw; i++) {
-            /* rintf rounds half to even in the default mode, as torch.round. */
-            float v = rintf(src[i] - m);
-            dst[i] = v >= 2147483648.0f    ? INT32_MAX
-                     : v >= -2147483648.0f ? (int32_t)v
-                     : v < 0               ? INT32_MIN
-                                           : 0; /* NaN */
+            dst[i] = spw__round_i32(src[i] - m);
         }
     }
     return 0;

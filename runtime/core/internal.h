@@ -2,6 +2,7 @@
 #ifndef SPW_CORE_INTERNAL_H
 #define SPW_CORE_INTERNAL_H
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,6 +66,21 @@ static inline bool spw__mul_ok(size_t a, size_t b, size_t *out)
 static inline bool spw__add_ok(size_t a, size_t b, size_t *out)
 {
     return !__builtin_add_overflow(a, b, out);
+}
+
+/* The latent quantiser's rounding (Quantize op, codec): rintf, i.e. half to
+ * even in the default rounding mode like torch.round, saturated to int32 so
+ * no input reaches undefined behaviour; NaN maps to 0. */
+static inline int32_t spw__round_i32(float v)
+{
+    float r = rintf(v);
+    if (isnan(r))
+        return 0;
+    if (r >= 2147483648.0f)
+        return INT32_MAX;
+    if (r < -2147483648.0f)
+        return INT32_MIN;
+    return (int32_t)r;
 }
 
 /* Reads a whole file into memory (spw__free the result). */
