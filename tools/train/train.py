@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as Fn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -68,6 +69,11 @@ def parse(argv=None):
     ap.add_argument("--patch", type=int, default=None,
                     help="train on a random PATCHxPATCH window (multiple of 16) of each augmented 224 crop: "
                          "same image statistics, 224^2/PATCH^2 times cheaper (0 = full 224, the reference)")
+    ap.add_argument("--kd", type=float, default=0.0,
+                    help="weight of an output distillation term: the frozen tail runs on g_s(y_hat) and on the "
+                         "teacher's own features, loss += kd * T^2 * KL(teacher || student) per image "
+                         "(0 = off: head distillation only, the method's recipe)")
+    ap.add_argument("--kd-temp", type=float, default=1.0, help="temperature T of --kd")
     ap.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip (0 = off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -80,6 +86,9 @@ def parse(argv=None):
     ap.add_argument("--train-n", type=int, default=0, help="use only the first N train images of a fixed shuffle (smoke tests)")
     ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit (no files)")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--init", default=None,
+                    help="start a new run from this checkpoint's weights (fresh optimizer, schedule and step count), "
+                         "e.g. another lambda's run: it converges in far fewer steps than from scratch")
     a = ap.parse_args(argv)
     a.epochs_given = a.epochs is not None
     if a.epochs is None:
@@ -202,7 +211,21 @@ def main(argv=None):
         epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
         if "torch_rng" in ckpt:
             torch.set_rng_state(ckpt["torch_rng"])
-    elif run_dir:
+    else:
+        if a.init:
+            init = torch.load(a.init, map_location="cpu")
+            # Tensors whose name and shape match are taken (e.g. the encoder and
+            # bottleneck of a run with another decoder); the rest keep their
+            # fresh initialisation.
+            own = model.state_dict()
+            take = {k: v for k, v in init["model"].items() if k in own and own[k].shape == v.shape}
+            model.load_state_dict(take, strict=False)
+            log("weights from %s (its step %d): %d of %d tensors, fresh: %s"
+                % (a.init, init["global_step"], len(take), len(own),
+                   ", ".join(sorted(set(k.split(".")[0] + "." + k.split(".")[1] for k in own if k not in take)))
+                   or "none"))
+            del init
+    if not ckpt and run_dir:
         with open(os.path.join(run_dir, "args.json"), "w") as f:
             json.dump(vars(a), f, indent=2)
     n_par = sum(p.numel() for p in model.parameters())
@@ -253,6 +276,13 @@ def main(argv=None):
             mse = ((out - target) ** 2).sum(dim=(1, 2, 3)).mean()
             bits = (-torch.log2(lik)).sum(dim=(1, 2, 3)).mean()
             loss = mse + a.lmbda * bits
+            if a.kd > 0:
+                with torch.no_grad():
+                    t_logp = Fn.log_softmax(teacher.tail(target, a.split) / a.kd_temp, dim=1)
+                s_logp = Fn.log_softmax(teacher.tail(out, a.split) / a.kd_temp, dim=1)
+                kl = (t_logp.exp() * (t_logp - s_logp)).sum(dim=1).mean() * a.kd_temp ** 2
+                loss = loss + a.kd * kl
+                win["kl"] = win.get("kl", 0.0) + float(kl)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if a.clip > 0:
@@ -287,10 +317,12 @@ def main(argv=None):
                            loss=win["loss"] / n, mse=win["mse"] / n,
                            bpp=win["bits"] / n / px, aux=win["aux"] / n,
                            img_s=n * a.batch / dt, time=time.time())
+                if "kl" in win:
+                    rec["kl"] = win["kl"] / n
                 log.record(**rec)
-                log("ep %d it %d/%d step %d: loss %.1f mse %.1f bpp %.4f aux %.1f lr %.2e %.2f img/s"
+                log("ep %d it %d/%d step %d: loss %.1f mse %.1f bpp %.4f aux %.1f%s lr %.2e %.2f img/s"
                     % (epoch, step_in_epoch, steps_per_epoch, global_step, rec["loss"], rec["mse"],
-                       rec["bpp"], rec["aux"], lr, rec["img_s"]))
+                       rec["bpp"], rec["aux"], " kl %.3f" % rec["kl"] if "kl" in rec else "", lr, rec["img_s"]))
                 win = dict(loss=0.0, mse=0.0, bits=0.0, aux=0.0, n=0, t=time.time())
             if global_step % a.ckpt_every == 0 or time.time() - last_save > 60 * a.ckpt_minutes:
                 save_atomic(state(), ckpt_path)

@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""Record measured numbers in a bundle: manifest.json `measured` and the
+"Measured" section of model_card.md.
+
+    card.py BUNDLE_DIR --eval C.json [--torch T.json] [--backbone B.json] [--note TEXT]
+
+C.json is `splitwire eval --bundle BUNDLE_DIR ... --json` (the C runtime:
+real rANS stream, batch 1), T.json is tools/train/torch_eval.py --json on the
+same images, B.json the uncompressed backbone on the same images
+(`splitwire eval --backbone ... --codec none --json`).  Everything from the
+"## Measured" heading on is rewritten; the rest of the card is kept.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def load_row(path, method):
+    with open(path) as f:
+        doc = json.load(f)
+    rows = [r for r in doc["rows"] if r["method"] == method]
+    if len(rows) != 1:
+        sys.exit("card: %s: expected one '%s' row, found %d" % (path, method, len(rows)))
+    return doc, rows[0]
+
+
+def pct(v):
+    return "-" if v is None else "%.1f%%" % (100 * v)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("bundle")
+    ap.add_argument("--eval", required=True, help="splitwire eval --json of this bundle")
+    ap.add_argument("--torch", help="tools/train/torch_eval.py --json on the same images")
+    ap.add_argument("--backbone", help="splitwire eval --json of the backbone (codec none) on the same images")
+    ap.add_argument("--note", default="", help="a paragraph appended to the section")
+    a = ap.parse_args()
+
+    man_path = os.path.join(a.bundle, "manifest.json")
+    with open(man_path) as f:
+        man = json.load(f)
+    doc, row = load_row(a.eval, "bundle")
+    if row["setting"] != man["name"]:
+        sys.exit("card: %s measures %s, not %s" % (a.eval, row["setting"], man["name"]))
+    if row["failed"]:
+        sys.exit("card: %d images failed in %s" % (row["failed"], a.eval))
+    n = row["images"]
+    data = os.path.basename(os.path.dirname(os.path.normpath(doc["data"]))) + "/" + \
+        os.path.basename(os.path.normpath(doc["data"]))
+    man["measured"] = {
+        "bpp": round(row["bpp"], 4), "bytes_per_image": round(row["mean_bytes"], 1),
+        "top1": row["top1_1000"], "top1_10way": row["top1_10"], "images": n,
+        "data": "%s, %d images (splitwire eval)" % (data, n),
+    }
+    lines = ["## Measured", "",
+             "With the C runtime (`splitwire eval --bundle %s --data %s%s`: the real rANS stream,"
+             % (a.bundle.rstrip("/"), doc["data"], "" if n >= 3925 else " --limit %d" % n),
+             "batch 1, cpu-fast) on %d images of %s:" % (n, data), "",
+             "| | images | bytes per image | bpp | top-1 (1000-way) | top-1 (10-way) |",
+             "|---|---|---|---|---|---|",
+             "| this bundle, C runtime | %d | %.1f | %.4f | %s | %s |"
+             % (n, row["mean_bytes"], row["bpp"], pct(row["top1_1000"]), pct(row["top1_10"]))]
+    if a.torch:
+        with open(a.torch) as f:
+            t = json.load(f)
+        if t["images"] != n:
+            sys.exit("card: %s has %d images, the C run %d" % (a.torch, t["images"], n))
+        man["measured"]["pytorch"] = {"est_bytes_per_image": round(t["est_bytes"], 1),
+                                      "top1": t["top1_1000"], "top1_10way": t["top1_10"]}
+        lines.append("| same model, PyTorch (rate = entropy estimate) | %d | %.1f | %.4f | %s | %s |"
+                     % (n, t["est_bytes"], t["bpp"], pct(t["top1_1000"]), pct(t["top1_10"])))
+    if a.backbone:
+        _, b = load_row(a.backbone, "backbone")
+        if b["images"] != n:
+            sys.exit("card: %s has %d images, the C run %d" % (a.backbone, b["images"], n))
+        man["measured"]["backbone_top1"] = b["top1_1000"]
+        man["measured"]["backbone_top1_10way"] = b["top1_10"]
+        lines.append("| uncompressed backbone (JPEG files), C runtime | %d | %.1f | %.4f | %s | %s |"
+                     % (n, b["mean_bytes"], b["bpp"], pct(b["top1_1000"]), pct(b["top1_10"])))
+    lines.append("")
+    if a.note:
+        lines += [a.note, ""]
+
+    card_path = os.path.join(a.bundle, "model_card.md")
+    with open(card_path) as f:
+        card = f.read()
+    for marker in ("## Measured", "Measured bpp and accuracy:"):
+        k = card.find(marker)
+        if k >= 0:
+            card = card[:k]
+            break
+    card = card.rstrip("\n") + "\n\n" + "\n".join(lines)
+    for path, text in ((man_path, json.dumps(man, indent=2) + "\n"), (card_path, card)):
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+    print("card: %s: %.4f bpp, top-1 %s / %s on %d images" % (a.bundle, row["bpp"], pct(row["top1_1000"]),
+                                                             pct(row["top1_10"]), n))
+
+
+if __name__ == "__main__":
+    main()
