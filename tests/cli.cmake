@@ -84,3 +84,15 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/models/default/manifest.json)
   set_tests_properties(default_bundle_loads PROPERTIES TIMEOUT 60
     PASS_REGULAR_EXPRESSION "backbone 'mobilenet_v2_1.0_224' not found")
 endif()
+
+# --reference: the uncompressed backbone runs on the same files and each
+# result says whether the split path gave its top-1; an unreadable file is
+# skipped by both.
+set(SPW_TENCH ${SPW_SHARED_DIR}/data/imagenette2-224/val/n01440764)
+add_test(NAME cli_classify_reference COMMAND sh -c "
+  files=$(ls -d ${SPW_TENCH}/* | head -3)
+  out=$(${SPW_CLI} classify --local --reference --json --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} ${CMAKE_BINARY_DIR}/not_an_image.jpg $files 2>&1) || exit 1
+  echo \"$out\"
+  [ $(echo \"$out\" | grep -c '\"same_as_backbone\": ') -eq 3 ] &&
+  echo \"$out\" | grep -q '\"backbone\": {\"compared\": 3, \"same_label\": [0-3], \"judged\": 0'")
+set_tests_properties(cli_classify_reference PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")

@@ -129,39 +129,6 @@ typedef struct backbone {
     const spw_eval_classes *cl;
 } backbone;
 
-/* The input convention from the importer's sidecar (FILE.json next to
- * FILE.onnx): real = (q - zero_point) * scale for 8-bit pixels q, i.e.
- * mean = zero_point / 255 and std = 1 / (255 * scale) in splitwire's terms. */
-static bool read_sidecar(const char *onnx, backbone *b, bool quiet)
-{
-    char path[4096];
-    size_t len = strlen(onnx);
-    if (len < 5 || strcmp(onnx + len - 5, ".onnx") ||
-        snprintf(path, sizeof(path), "%.*s.json", (int)(len - 5), onnx) >= (int)sizeof(path))
-        return false;
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
-    if (!root)
-        return false;
-    json_t *in = json_object_get(root, "input"), *out = json_object_get(root, "output");
-    json_t *zp = json_object_get(in, "zero_point"), *sc = json_object_get(in, "scale");
-    json_t *bg = json_object_get(out, "background_index");
-    bool ok = json_is_number(zp) && json_is_number(sc) && json_number_value(sc) > 0;
-    if (ok) {
-        for (int c = 0; c < 3; c++) {
-            b->pp.mean[c] = (float)(json_number_value(zp) / 255.0);
-            b->pp.std[c] = (float)(1.0 / (255.0 * json_number_value(sc)));
-        }
-        if (json_is_integer(bg))
-            b->label_offset = json_integer_value(bg) == 0 ? 1 : 0;
-    } else if (!quiet) {
-        fprintf(stderr, "splitwire eval: %s has no input.zero_point/scale; using defaults\n",
-                path);
-    }
-    json_decref(root);
-    return ok;
-}
-
 static void backbone_close(backbone *b)
 {
     spw_plan_free(b->plan);
@@ -214,7 +181,9 @@ static int backbone_open(const char *path, const eval_opts *o, const spw_eval_cl
     b->pp = (spw_preprocess){h > w ? h : w, w, h, {128 / 255.f, 128 / 255.f, 128 / 255.f},
                              {128 / 255.f, 128 / 255.f, 128 / 255.f}};
     b->label_offset = -1;
-    read_sidecar(path, b, o->quiet);
+    if (!spw_eval_read_sidecar(path, &b->pp, &b->label_offset) && !o->quiet)
+        fprintf(stderr, "splitwire eval: no input convention beside %s (FILE.json); using (q - 128) / 128\n",
+                path);
     b->batch = (int)o->batch;
     spw_plan_options po = {.backend = o->backend, .batch = b->batch, .threads = (int)o->threads};
     if ((rc = spw_plan_create(b->model, &po, &b->plan)))

@@ -136,10 +136,12 @@ typedef struct run_opts {
     bool json, quiet;
     int inflight;
     int topk;
+    const int *reference; /* per file: the uncompressed backbone's top-1, -1 unknown; or NULL */
 } run_opts;
 
 typedef struct run_totals {
     int images, ok, failed, skipped, judged, correct;
+    int ref_judged, ref_correct, ref_compared, ref_same; /* against the uncompressed backbone */
     double bytes, bpp, pre, enc, ent, net, srv;
     double *totals; /* per-image total ms, for percentiles */
 } run_totals;
@@ -156,7 +158,7 @@ static const char *label_name(const labels *l, const spw_bundle_info *in, int la
 }
 
 static void print_result(const run_opts *o, const labels *l, const spw_bundle_info *in,
-                         const char *path, const spw_result *r, int truth, run_totals *t)
+                         const char *path, const spw_result *r, int truth, int ref, run_totals *t)
 {
     char buf[64];
     if (r->status) {
@@ -187,6 +189,11 @@ static void print_result(const run_opts *o, const labels *l, const spw_bundle_in
     bool right = judged && top == truth;
     t->judged += judged;
     t->correct += right;
+    bool compared = ref >= 0;
+    t->ref_compared += compared;
+    t->ref_same += compared && ref == top;
+    t->ref_judged += compared && judged;
+    t->ref_correct += compared && judged && ref == truth;
     const char *name = label_name(l, in, top, buf, sizeof(buf));
     if (o->json) {
         printf("{\"file\": ");
@@ -200,13 +207,20 @@ static void print_result(const run_opts *o, const labels *l, const spw_bundle_in
                r->ms_entropy, r->ms_network, r->ms_server, r->ms_total);
         if (judged)
             printf(", \"truth\": %d, \"correct\": %s", truth, right ? "true" : "false");
+        if (compared)
+            printf(", \"backbone_label\": %d, \"same_as_backbone\": %s", ref,
+                   ref == top ? "true" : "false");
         printf("}\n");
     } else if (!o->quiet) {
         const char *base = strrchr(path, '/');
-        printf("%-28.28s %-26.26s %5.1f%% %6zu B %6.3f bpp | %6.2f %7.2f %6.2f %6.2f %7.2f = %7.2f ms%s\n",
+        char refcol[48] = "";
+        if (compared)
+            snprintf(refcol, sizeof(refcol), "  %-6s %s", ref == top ? "same" : "other",
+                     judged ? (ref == truth ? "ok" : "WRONG") : "");
+        printf("%-28.28s %-26.26s %5.1f%% %6zu B %6.3f bpp | %6.2f %7.2f %6.2f %6.2f %7.2f = %7.2f ms%s%s\n",
                base ? base + 1 : path, name, r->k ? r->top[0].prob * 100.0 : 0.0, r->bytes,
                r->bpp, r->ms_preprocess, r->ms_encode, r->ms_entropy, r->ms_network, r->ms_server,
-               r->ms_total, judged ? (right ? "  ok" : "  WRONG") : "");
+               r->ms_total, judged ? (right ? (compared ? "  ok   " : "  ok") : "  WRONG") : "", refcol);
     }
 }
 
@@ -235,6 +249,10 @@ static void print_summary(const run_opts *o, const run_totals *t, const char *tr
         if (t->judged)
             printf(", \"judged\": %d, \"correct\": %d, \"top1\": %.4f", t->judged, t->correct,
                    (double)t->correct / t->judged);
+        if (t->ref_compared)
+            printf(", \"backbone\": {\"compared\": %d, \"same_label\": %d, \"judged\": %d, "
+                   "\"correct\": %d}",
+                   t->ref_compared, t->ref_same, t->ref_judged, t->ref_correct);
         printf("}}\n");
         return;
     }
@@ -248,6 +266,12 @@ static void print_summary(const run_opts *o, const run_totals *t, const char *tr
     if (t->judged)
         printf("top-1: %d of %d correct (%.1f%%)\n", t->correct, t->judged,
                100.0 * t->correct / t->judged);
+    if (t->ref_judged)
+        printf("the uncompressed backbone on the same images: %d of %d correct (%.1f%%)\n",
+               t->ref_correct, t->ref_judged, 100.0 * t->ref_correct / t->ref_judged);
+    if (t->ref_compared)
+        printf("same top-1 as the uncompressed backbone: %d of %d (%.1f%%)\n", t->ref_same,
+               t->ref_compared, 100.0 * t->ref_same / t->ref_compared);
 }
 
 /* Classifies every file, keeping up to o->inflight requests on the wire so
@@ -264,8 +288,9 @@ static int run_images(spw_client *client, const spw_eval_files *fl, const run_op
     int rc = 0, next = 0, outstanding = 0;
     bool progress = !o->json && fl->n > 20 && isatty(2);
     if (!o->json && !o->quiet)
-        printf("%-28s %-26s %6s %8s %10s | %6s %7s %6s %6s %7s   %7s\n", "image", "label", "conf",
-               "bytes", "bpp", "prep", "encode", "rans", "net", "server", "total");
+        printf("%-28s %-26s %6s %8s %10s | %6s %7s %6s %6s %7s   %7s%s\n", "image", "label", "conf",
+               "bytes", "bpp", "prep", "encode", "rans", "net", "server", "total",
+               o->reference ? "  truth  backbone" : "");
     while (next < fl->n || outstanding > 0) {
         while (next < fl->n && outstanding < o->inflight) {
             const char *path = fl->paths[next];
@@ -285,7 +310,7 @@ static int run_images(spw_client *client, const spw_eval_files *fl, const run_op
                 break;
             if (st) {
                 spw_result r = {.status = st};
-                print_result(o, &l, in, path, &r, -1, &t);
+                print_result(o, &l, in, path, &r, -1, -1, &t);
                 next++;
                 continue;
             }
@@ -304,7 +329,8 @@ static int run_images(spw_client *client, const spw_eval_files *fl, const run_op
                 if (ids[j] == res[i].request_id)
                     idx = j;
             const char *path = idx >= 0 ? fl->paths[idx] : "?";
-            print_result(o, &l, in, path, &res[i], spw_eval_truth(&l.classes, path), &t);
+            print_result(o, &l, in, path, &res[i], spw_eval_truth(&l.classes, path),
+                         o->reference && idx >= 0 ? o->reference[idx] : -1, &t);
             outstanding--;
         }
         if (progress)
@@ -361,7 +387,7 @@ static void serve_usage(FILE *f)
 enum {
     OPT_BUNDLE = 256, OPT_MODELS, OPT_TRANSPORT, OPT_ADDR, OPT_EAL, OPT_PORT, OPT_MTU,
     OPT_BACKEND, OPT_THREADS, OPT_BATCH, OPT_WAIT, OPT_WORKERS, OPT_LOCAL, OPT_JSON, OPT_TOP,
-    OPT_INFLIGHT, OPT_TILED, OPT_COUNT, OPT_TIMEOUT, OPT_QUIET,
+    OPT_INFLIGHT, OPT_TILED, OPT_COUNT, OPT_TIMEOUT, OPT_QUIET, OPT_REFERENCE, OPT_NO_REFERENCE,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
@@ -508,13 +534,16 @@ static void classify_usage(FILE *f)
             "  --inflight N        requests on the wire at once (default 4)\n"
             "  --timeout-ms N      per request (default 2000)\n"
             "  --json              one JSON object per image, then a summary\n"
-            "  --quiet             summary only\n");
+            "  --quiet             summary only\n"
+            "  --reference         also run the uncompressed backbone (MODELS/<backbone>.onnx)\n"
+            "                      on the same images and compare top-1 (not timed)\n");
 }
 
 typedef struct client_opts {
     spw_client_config cc;
     net_opts no;
     run_opts ro;
+    bool reference;
 } client_opts;
 
 /* Parses the options classify and demo share; returns -1 to continue, else an exit code. */
@@ -552,6 +581,9 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
     case OPT_QUIET:
         co->ro.quiet = true;
         return -1;
+    case OPT_REFERENCE:
+        co->reference = true;
+        return -1;
     case OPT_MTU:
     case OPT_THREADS:
     case OPT_TOP:
@@ -581,6 +613,40 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
     }
 }
 
+/* ---- the uncompressed backbone beside the split result ------------------- */
+
+/* Top-1 of the whole backbone (the bundle's, from the models directory) on
+ * every file, run in this process before the first request so the split
+ * path's timings stay clean. NULL, with a note, when the backbone is not there. */
+static int *reference_labels(const spw_bundle_info *in, const char *models,
+                             const spw_eval_files *fl, bool quiet)
+{
+    if (!models || !*models)
+        models = getenv("SPW_MODEL_DIR");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s.onnx", models && *models ? models : "build/models",
+             in->backbone);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (!quiet)
+            fprintf(stderr, "splitwire: no %s; the uncompressed backbone is not compared\n", path);
+        return NULL;
+    }
+    int *top1 = calloc((size_t)(fl->n ? fl->n : 1), sizeof(int));
+    if (!top1)
+        return NULL;
+    spw_preprocess pp = {in->resize, in->input_width, in->input_height,
+                         {in->mean[0], in->mean[1], in->mean[2]},
+                         {in->std[0], in->std[1], in->std[2]}};
+    int rc = spw_eval_reference_top1(path, &pp, in->label_offset, NULL, fl, top1);
+    if (rc) {
+        spw_cli_fail(rc, "running the uncompressed backbone %s (not compared)", path);
+        free(top1);
+        return NULL;
+    }
+    return top1;
+}
+
 #define CLIENT_OPTIONS                                                                      \
     {"bundle", required_argument, 0, OPT_BUNDLE}, {"models", required_argument, 0, OPT_MODELS}, \
         {"local", no_argument, 0, OPT_LOCAL}, {"transport", required_argument, 0, OPT_TRANSPORT}, \
@@ -589,7 +655,8 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         {"threads", required_argument, 0, OPT_THREADS}, {"tiled", no_argument, 0, OPT_TILED},   \
         {"top", required_argument, 0, OPT_TOP}, {"inflight", required_argument, 0, OPT_INFLIGHT}, \
         {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},  \
-        {"quiet", no_argument, 0, OPT_QUIET}, {"help", no_argument, 0, 'h'}
+        {"quiet", no_argument, 0, OPT_QUIET}, {"reference", no_argument, 0, OPT_REFERENCE},   \
+        {"help", no_argument, 0, 'h'}
 
 int spw_cli_classify(int argc, char **argv)
 {
@@ -633,8 +700,13 @@ int spw_cli_classify(int argc, char **argv)
         spw_eval_files_free(&fl);
         return spw_cli_fail(rc, "server %s unreachable", co.cc.net.peer);
     }
+    int *ref = NULL;
+    if (co.reference)
+        co.ro.reference = ref = reference_labels(spw_client_bundle(client), co.cc.models_dir, &fl,
+                                                 co.ro.json);
     rc = run_images(client, &fl, &co.ro,
                     co.cc.local ? "local" : spw_net_transport_name(co.cc.net.transport));
+    free(ref);
     spw_client_close(client);
     spw_eval_files_free(&fl);
     return rc;
@@ -654,7 +726,9 @@ static void demo_usage(FILE *f)
             "  --transport T   auto (default: DPDK, else UDP), dpdk (no fallback), udp\n"
             "  --count N       images, one per class in turn (default 10)\n"
             "  --bundle DIR    default: models/default, else the untrained test bundle\n"
-            "  --models DIR    where backbones are\n");
+            "  --models DIR    where backbones are\n"
+            "  --no-reference  do not run the uncompressed backbone on the same images\n"
+            "                  for comparison (it runs before the client, not timed)\n");
 }
 
 /* Forks a server child; returns its pid after it reported a successful
@@ -700,9 +774,11 @@ int spw_cli_demo(int argc, char **argv)
         {"transport", required_argument, 0, OPT_TRANSPORT}, {"count", required_argument, 0, OPT_COUNT},
         {"bundle", required_argument, 0, OPT_BUNDLE},     {"models", required_argument, 0, OPT_MODELS},
         {"json", no_argument, 0, OPT_JSON},               {"tiled", no_argument, 0, OPT_TILED},
+        {"no-reference", no_argument, 0, OPT_NO_REFERENCE},
         {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
     const char *transport = "auto", *bundle = NULL, *models = NULL;
     long count = 10;
+    bool reference = true;
     run_opts ro = {.inflight = 4};
     spw_codec_format format = SPW_CODEC_PLAIN;
     int c;
@@ -729,6 +805,9 @@ int spw_cli_demo(int argc, char **argv)
             break;
         case OPT_TILED:
             format = SPW_CODEC_TILED;
+            break;
+        case OPT_NO_REFERENCE:
+            reference = false;
             break;
         case 'h':
             demo_usage(stdout);
@@ -835,10 +914,15 @@ int spw_cli_demo(int argc, char **argv)
         }
         used = "kernel UDP";
     }
-    if ((rc = spw_client_ping(client, 3000, NULL)))
+    int *ref = NULL;
+    if ((rc = spw_client_ping(client, 3000, NULL))) {
         rc = spw_cli_fail(rc, "server unreachable");
-    else
+    } else {
+        if (reference && !untrained)
+            ro.reference = ref = reference_labels(spw_client_bundle(client), models, &fl, ro.json);
         rc = run_images(client, &fl, &ro, used);
+    }
+    free(ref);
     spw_client_close(client);
     stop_server(server);
     if (server > 0 && !strcmp(used, "DPDK net_memif"))

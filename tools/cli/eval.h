@@ -106,4 +106,24 @@ int spw_eval_files_add(spw_eval_files *f, const char *path);
 void spw_eval_files_limit(spw_eval_files *f, int limit);
 void spw_eval_files_free(spw_eval_files *f);
 
+/* ---- the uncompressed backbone as a yardstick (eval_reference.c) -------- */
+
+/*
+ * The input convention from the importer's sidecar (FILE.json beside
+ * FILE.onnx, real = (q - zero_point) * scale for 8-bit pixels q): sets
+ * pp->mean/std and, when the sidecar names a background output,
+ * *label_offset. false (nothing changed) without a usable sidecar.
+ */
+bool spw_eval_read_sidecar(const char *onnx, spw_preprocess *pp, int *label_offset);
+
+/*
+ * Top-1 label of the uncompressed backbone `onnx` for each file, batch 1 on
+ * `backend` (NULL: auto): top1[i] = argmax - label_offset, or -1 where the
+ * file cannot be read or preprocessed. pp gives resize and normalisation
+ * (the sidecar's convention wins), the crop is the model's input size.
+ * 0, or a negative SPW_E* when the model cannot be loaded or run.
+ */
+int spw_eval_reference_top1(const char *onnx, const spw_preprocess *pp, int label_offset,
+                            const char *backend, const spw_eval_files *fl, int *top1);
+
 #endif
