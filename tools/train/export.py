@@ -181,7 +181,7 @@ def load_checkpoint(path):
     ck = torch.load(path, map_location="cpu")
     a = ck["args"]
     model = models.build(a["arch"], a["split"], width=a.get("width", 96), n_blocks=a.get("dec_blocks", 2),
-                         mid_act=a.get("mid_act", False))
+                         mid_act=a.get("mid_act", False), es_decoder=a.get("es_decoder", "igdn"))
     model.load_state_dict(ck["model"])
     model.eval()
     return path, ck, model

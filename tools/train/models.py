@@ -19,6 +19,8 @@ conv5x5 s2 3->96 (no bias) + GDN, conv5x5 s2 96->48 + GDN, conv2x2 s1 48->24
 (55 -> 28) + inverse GDN, [conv3x3 s2 64->64 + inverse GDN for a 14x14
 split], conv1x1 -> split channels.  The original decoder targets ResNet-50's
 layer 1; this one targets the MobileNetV2 split used by the SVBI models.
+`es_decoder="res"` gives the baseline the SVBI decoder instead (a stride-2
+stage 55 -> 28 first), so the two encoders compare on equal decoders.
 """
 
 import torch
@@ -170,7 +172,7 @@ SPLITS = {"block5": (32, 28), "block12": (96, 14), "block9": (64, 14), "block2":
 SPLIT_ALIASES = {"s28": "block5", "s14": "block12"}
 
 
-def build(arch, split, width=96, n_blocks=2, mid_act=False):
+def build(arch, split, width=96, n_blocks=2, mid_act=False, es_decoder="igdn"):
     split = SPLIT_ALIASES.get(split, split)
     ch, hw = SPLITS[split]
     if arch == "svbi":
@@ -179,5 +181,10 @@ def build(arch, split, width=96, n_blocks=2, mid_act=False):
                           ResDecoder(48, ch, width=width, n_blocks=n_blocks, downsample=down))
     if arch == "es":
         down = {28: 0, 14: 1}[hw]
+        if es_decoder == "res":
+            # The SVBI decoder family (width, blocks) behind a stride-2 stage
+            # for the 55x55 latent: compares the encoders on equal decoders.
+            return Compressor(ESEncoder(), ResDecoder(24, ch, width=width, n_blocks=n_blocks,
+                                                      downsample=down + 1))
         return Compressor(ESEncoder(), ESDecoder(ch, downsample=down))
     raise ValueError("unknown arch %r" % arch)

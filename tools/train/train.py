@@ -64,6 +64,9 @@ def parse(argv=None):
                     help="quantile optimizer lr (higher than the usual 1e-3: a 5-epoch Imagenette run is only ~3000 steps)")
     ap.add_argument("--width", type=int, default=96, help="decoder width (svbi)")
     ap.add_argument("--dec-blocks", type=int, default=2, help="decoder residual blocks (svbi)")
+    ap.add_argument("--es-decoder", default="igdn", choices=["igdn", "res"],
+                    help="--arch es decoder: igdn (method.md's inverse-GDN stack) or res (the SVBI "
+                         "decoder with --width/--dec-blocks behind a stride-2 stage)")
     ap.add_argument("--mid-act", action="store_true",
                     help="ReLU between the encoder's two 3x3 convs (the reference has none)")
     ap.add_argument("--patch", type=int, default=None,
@@ -194,7 +197,8 @@ def main(argv=None):
 
     torch.manual_seed(a.seed)
     teacher = MobileNetV2.from_tflite()
-    model = models.build(a.arch, a.split, width=a.width, n_blocks=a.dec_blocks, mid_act=a.mid_act)
+    model = models.build(a.arch, a.split, width=a.width, n_blocks=a.dec_blocks, mid_act=a.mid_act,
+                         es_decoder=getattr(a, "es_decoder", "igdn"))
     main_p, aux_p = split_params(model)
     opt = torch.optim.Adam(main_p, lr=a.lr)
     aux_opt = torch.optim.Adam(aux_p, lr=a.aux_lr)
