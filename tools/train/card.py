@@ -16,6 +16,16 @@ import json
 import os
 import sys
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def shown(path):
+    """Paths as a reader types them from the repository root."""
+    tail = "data/imagenette2-224/val"
+    if os.path.normpath(path).endswith(tail):
+        return "../shared/" + tail
+    return os.path.relpath(os.path.abspath(path), REPO)
+
 
 def load_row(path, method):
     with open(path) as f:
@@ -57,7 +67,7 @@ def main():
     }
     lines = ["## Measured", "",
              "With the C runtime (`splitwire eval --bundle %s --data %s%s`: the real rANS stream,"
-             % (a.bundle.rstrip("/"), doc["data"], "" if n >= 3925 else " --limit %d" % n),
+             % (shown(a.bundle), shown(doc["data"]), "" if n >= 3925 else " --limit %d" % n),
              "batch 1, cpu-fast) on %d images of %s:" % (n, data), "",
              "| | images | bytes per image | bpp | top-1 (1000-way) | top-1 (10-way) |",
              "|---|---|---|---|---|---|",
