@@ -3,7 +3,8 @@
 # Usage: tools/eval/plot.sh RESULTS.csv [MORE.csv ...] OUT_PREFIX
 #   writes OUT_PREFIX.png and OUT_PREFIX.svg: bits per pixel (log scale) against
 #   top-1, one panel over the 1000 ImageNet classes and one over the data set's
-#   own classes, one curve per method; the uncompressed backbone is a dashed
+#   own classes, one curve per method (bundles: one per family, the name
+#   without its -l<lambda> suffix); the uncompressed backbone is a dashed
 #   horizontal line. Needs gnuplot (Debian gnuplot-nox).
 set -euo pipefail
 
@@ -32,11 +33,16 @@ awk -F, -v dir="$tmp" '
   FNR == 1 && $1 == "method" { next }
   NF >= 7 && $5 != "nan" && $5 + 0 > 0 {
     gsub(/"/, "", $2)
-    print $5, pct($6), pct($7), $2 > (dir "/" $1 ".raw")
+    m = $1
+    # Bundles: one curve per family, the name without its rate suffix
+    # (svbi-mnv2-s28-l4 -> bundle-svbi-mnv2-s28).
+    if (m == "bundle") { fam = $2; sub(/-l[0-9p.]+$/, "", fam); gsub(/[^A-Za-z0-9._-]/, "_", fam); m = "bundle-" fam }
+    print $5, pct($6), pct($7), $2 > (dir "/" m ".raw")
   }' "${csvs[@]}"
 # Known methods first, in a fixed order; anything else after them.
 methods=()
-for m in bundle jpeg webp avif backbone $(cd "$tmp" && ls *.raw 2>/dev/null | sed 's/\.raw$//'); do
+for m in $(cd "$tmp" && ls bundle-*.raw 2>/dev/null | sed 's/\.raw$//') jpeg webp avif backbone \
+    $(cd "$tmp" && ls *.raw 2>/dev/null | sed 's/\.raw$//'); do
   [ -e "$tmp/$m.raw" ] && [ ! -e "$tmp/$m.dat" ] || continue
   sort -g "$tmp/$m.raw" > "$tmp/$m.dat"
   methods+=("$m")
@@ -49,7 +55,9 @@ fi
 # Fixed colours and titles per method, so plots of different runs compare.
 style() {
   case $1 in
-    bundle) echo "lc rgb '#d62728' pt 7 ps 1.2 lw 2.5|learned compressor (bundles)" ;;
+    bundle-svbi*) echo "lc rgb '#d62728' pt 7 ps 1.2 lw 2.5|SVBI bundles (${1#bundle-})" ;;
+    bundle-es*) echo "lc rgb '#ff7f0e' pt 11 ps 1.2 lw 2|Entropic Student baseline (${1#bundle-})" ;;
+    bundle-*) echo "lc rgb '#8c564b' pt 7 ps 1.1 lw 2|bundles (${1#bundle-})" ;;
     jpeg) echo "lc rgb '#1f77b4' pt 5 ps 0.8 lw 1.8|JPEG (libjpeg-turbo)" ;;
     webp) echo "lc rgb '#2ca02c' pt 9 ps 0.9 lw 1.8|WebP (libwebp)" ;;
     avif) echo "lc rgb '#9467bd' pt 13 ps 0.9 lw 1.8|AVIF (libavif + aom)" ;;
