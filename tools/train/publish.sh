@@ -3,7 +3,7 @@
 # (the C runtime) and torch_eval.py (PyTorch) on the same images, the uncompressed
 # backbone on those images too, and card.py to write the numbers into the
 # bundle's manifest and model card. The C results are left in
-# build-ml/eval/<name>.json for the rate-accuracy table.
+# build-ml/eval/<name>.json and .csv for the rate-accuracy table.
 #
 #   tools/train/publish.sh RUN_DIR NAME VERSION RATE_INDEX [LIMIT] [-- export.py args]
 #
@@ -26,7 +26,8 @@ lim=()
 [ "$limit" -gt 0 ] && lim=(--limit "$limit")
 
 $py "$root/tools/train/export.py" "$run" --name "$name" --version "$version" --rate-index "$rate" "$@"
-"$cli" eval --bundle "$root/models/$name" --data "$data" "${lim[@]}" --json --quiet > "$out/$name.json"
+"$cli" eval --bundle "$root/models/$name" --data "$data" "${lim[@]}" --json --quiet \
+    --csv "$out/$name.csv" > "$out/$name.json"
 $py "$root/tools/train/torch_eval.py" "$run" --limit "$limit" --json "$out/$name.torch.json"
 bb=$out/backbone-$limit.json
 [ -s "$bb" ] || "$cli" eval --backbone "$root/build/models/mobilenet_v2_1.0_224.onnx" --data "$data" \
