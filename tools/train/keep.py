@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """Keeps a training run in the repository so a later machine can resume it.
 
-    keep.py RUN_DIR [OUT_DIR]     (default OUT_DIR: models/runs/<run name>)
+    keep.py [--half] RUN_DIR [OUT_DIR]     (default OUT_DIR: models/runs/<run name>)
 
 Writes ckpt_last.pt without the optimizer state (about a third of the size),
-plus args.json and train.log. To resume elsewhere:
+plus args.json and train.log. --half stores the encoder's and decoder's
+weights as float16 (half again; enough to resume or warm-start from, and
+loading widens them); the entropy bottleneck stays float32, so the coder
+tables exported from a kept run are the run's own. To resume elsewhere:
 
     mkdir -p build-ml/runs && cp -r models/runs/<run> build-ml/runs/
     OMP_NUM_THREADS=2 /usr/bin/python3 tools/train/train.py --lmbda <lambda> [--epochs N]
@@ -21,13 +24,18 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
+    argv = sys.argv[1:]
+    half = "--half" in argv
+    argv = [a for a in argv if a != "--half"]
+    if len(argv) not in (1, 2):
         sys.exit(__doc__)
-    run = os.path.abspath(sys.argv[1])
-    out = sys.argv[2] if len(sys.argv) == 3 else os.path.join(REPO, "models", "runs",
-                                                               os.path.basename(run))
+    run = os.path.abspath(argv[0])
+    out = argv[1] if len(argv) == 2 else os.path.join(REPO, "models", "runs", os.path.basename(run))
     ck = torch.load(os.path.join(run, "ckpt_last.pt"), map_location="cpu")
     slim = {k: v for k, v in ck.items() if k not in ("opt", "aux_opt", "torch_rng")}
+    if half:
+        slim["model"] = {k: (v.half() if k.startswith(("encoder.", "decoder.")) and v.is_floating_point() else v)
+                         for k, v in ck["model"].items()}
     os.makedirs(out, exist_ok=True)
     tmp = os.path.join(out, "ckpt_last.pt.tmp")
     torch.save(slim, tmp)
