@@ -55,8 +55,9 @@ fi
 # Fixed colours and titles per method, so plots of different runs compare.
 style() {
   case $1 in
-    bundle-svbi*) echo "lc rgb '#d62728' pt 7 ps 1.2 lw 2.5|SVBI bundles (${1#bundle-})" ;;
-    bundle-es*) echo "lc rgb '#ff7f0e' pt 11 ps 1.2 lw 2|Entropic Student baseline (${1#bundle-})" ;;
+    bundle-svbi*-w96*) echo "lc rgb '#e377c2' pt 7 ps 1.1 lw 2|${1#bundle-} (small decoder)" ;;
+    bundle-svbi*) echo "lc rgb '#d62728' pt 7 ps 1.2 lw 2.5|${1#bundle-} (SVBI)" ;;
+    bundle-es*) echo "lc rgb '#ff7f0e' pt 11 ps 1.2 lw 2|${1#bundle-} (Entropic Student)" ;;
     bundle-*) echo "lc rgb '#8c564b' pt 7 ps 1.1 lw 2|bundles (${1#bundle-})" ;;
     jpeg) echo "lc rgb '#1f77b4' pt 5 ps 0.8 lw 1.8|JPEG (libjpeg-turbo)" ;;
     webp) echo "lc rgb '#2ca02c' pt 9 ps 0.9 lw 1.8|WebP (libwebp)" ;;
@@ -99,9 +100,9 @@ set xtics ("1/16" 0.0625, "1/8" 0.125, "1/4" 0.25, "1/2" 0.5, "1" 1, "2" 2, "4" 
 set yrange [0:100]
 set format y '%.0f%%'
 set grid xtics ytics lc rgb '#dddddd'
-set key below horizontal maxcols 3 width 1 font ',9'
+set key below horizontal maxcols 2 width 2 font ',9' spacing 1.1
 set xlabel 'bits per pixel (log scale)'
-set bmargin 7
+set bmargin 12
 set ylabel 'top-1 accuracy'
 set multiplot layout 1,2
 GNUPLOT
@@ -110,7 +111,7 @@ GNUPLOT
   echo "unset multiplot"
 }
 
-script "pngcairo size 1280,560 font 'DejaVu Sans,10'" "$out.png" | gnuplot
-script "svg size 1280,560 dynamic font 'DejaVu Sans,10'" "$out.svg" | gnuplot
+script "pngcairo size 1280,620 font 'DejaVu Sans,10'" "$out.png" | gnuplot
+script "svg size 1280,620 dynamic font 'DejaVu Sans,10'" "$out.svg" | gnuplot
 echo "$out.png"
 echo "$out.svg"
