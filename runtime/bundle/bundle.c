@@ -373,16 +373,21 @@ out:
     return rc;
 }
 
+void spw__backbone_path(const char *models_dir, const char *id, char *buf, size_t size)
+{
+    if (!models_dir || !*models_dir)
+        models_dir = getenv("SPW_MODEL_DIR");
+    if (!models_dir || !*models_dir)
+        models_dir = "build/models";
+    snprintf(buf, size, "%s/%s.onnx", models_dir, id);
+}
+
 int spw_bundle_load_tail(const spw_bundle *bundle, const char *models_dir, spw_model **out)
 {
     if (!bundle || !out)
         return spw__error(SPW_EINVAL, "bundle_load_tail: NULL argument");
-    if (!models_dir)
-        models_dir = getenv("SPW_MODEL_DIR");
-    if (!models_dir)
-        models_dir = "build/models";
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s.onnx", models_dir, bundle->info.backbone);
+    spw__backbone_path(models_dir, bundle->info.backbone, path, sizeof(path));
     spw_model *full;
     int rc = spw_model_load(path, &full);
     if (rc) {

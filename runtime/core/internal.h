@@ -83,6 +83,10 @@ static inline int32_t spw__round_i32(float v)
     return (int32_t)r;
 }
 
+/* "<dir>/<backbone id>.onnx", where dir is models_dir, else $SPW_MODEL_DIR,
+ * else build/models (NULL or empty counts as unset). Truncates to size. */
+void spw__backbone_path(const char *models_dir, const char *id, char *buf, size_t size);
+
 /* Reads a whole file into memory (spw__free the result). */
 int spw__read_file(const char *path, void **data, size_t *size);
 

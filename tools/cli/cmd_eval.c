@@ -275,8 +275,7 @@ static int run_backbone(const eval_opts *o, const spw_eval_files *files,
     char def[4096];
     const char *path = o->backbone;
     if (!path) {
-        const char *dir = o->models ? o->models : getenv("SPW_MODEL_DIR");
-        snprintf(def, sizeof(def), "%s/%s.onnx", dir && *dir ? dir : "build/models", BACKBONE_ID);
+        spw__backbone_path(o->models, BACKBONE_ID, def, sizeof(def));
         path = def;
     }
     backbone b;

@@ -621,11 +621,8 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
 static int *reference_labels(const spw_bundle_info *in, const char *models,
                              const spw_eval_files *fl, bool quiet)
 {
-    if (!models || !*models)
-        models = getenv("SPW_MODEL_DIR");
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s.onnx", models && *models ? models : "build/models",
-             in->backbone);
+    spw__backbone_path(models, in->backbone, path, sizeof(path));
     struct stat st;
     if (stat(path, &st) != 0) {
         if (!quiet)
