@@ -83,12 +83,12 @@ def crop_params(gen, h=SIZE, w=SIZE, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 
     return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
-def augment_batch(u8, gen):
+def augment_batch(u8, gen, min_scale=0.08):
     """u8: (B, 224, 224, 3) uint8 numpy -> (B, 3, 224, 224) float in [0, 1]
-    after random-resized-crop and horizontal flip."""
+    after random-resized-crop (area fraction min_scale..1) and horizontal flip."""
     out = torch.empty(len(u8), 3, SIZE, SIZE)
     for k in range(len(u8)):
-        i, j, ch, cw = crop_params(gen)
+        i, j, ch, cw = crop_params(gen, scale=(min_scale, 1.0))
         patch = torch.from_numpy(np.ascontiguousarray(u8[k, i:i + ch, j:j + cw])).permute(2, 0, 1)
         patch = patch.float().unsqueeze(0) / 255.0
         if (ch, cw) != (SIZE, SIZE):

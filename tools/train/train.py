@@ -72,6 +72,9 @@ def parse(argv=None):
     ap.add_argument("--patch", type=int, default=None,
                     help="train on a random PATCHxPATCH window (multiple of 16) of each augmented 224 crop: "
                          "same image statistics, 224^2/PATCH^2 times cheaper (0 = full 224, the reference)")
+    ap.add_argument("--crop-scale", type=float, default=0.08,
+                    help="smallest area fraction of random-resized-crop (0.08 = torchvision's default; larger "
+                         "keeps training crops closer to the sharpness of unscaled val images)")
     ap.add_argument("--kd", type=float, default=0.0,
                     help="weight of an output distillation term: the frozen tail runs on g_s(y_hat) and on the "
                          "teacher's own features, loss += kd * T^2 * KL(teacher || student) per image "
@@ -271,7 +274,7 @@ def main(argv=None):
                 return
             gen = torch.Generator().manual_seed(a.seed * 1000003 + global_step)
             sel = np.sort(train_ids[perm[step_in_epoch * a.batch:(step_in_epoch + 1) * a.batch]])
-            x = from_unit(data.augment_batch(train_u8[sel], gen))
+            x = from_unit(data.augment_batch(train_u8[sel], gen, getattr(a, "crop_scale", 0.08)))
             if a.patch:
                 x = data.random_window(x, a.patch, gen)
             with torch.no_grad():
