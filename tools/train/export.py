@@ -287,7 +287,7 @@ backbone's `{split}` features ({sshape}) from a {lshape} latent.
 | architecture | {arch} encoder ({n_enc} parameters), entropy bottleneck (factorized prior, filters (3,3,3,3)), decoder ({n_dec} parameters) |
 | encoder quirk | mid-block activation: {mid} |
 | rate weight lambda | {lmbda} (loss = per-image sum of squared feature error + lambda * bits) |
-| training data | Imagenette v2 train (9,469 ImageNet photos, 10 classes, 224x224), random-resized-crop 224 + horizontal flip{patch} |
+| training data | Imagenette v2 train (9,469 ImageNet photos, 10 classes, 224x224), {crop} + horizontal flip{patch} |
 | input normalisation | x = (255 p - 128) / 128 per RGB channel (the backbone's TFLite convention) |
 | schedule | {epochs} epochs, batch {batch}, Adam {lr} x{decay} per epoch; quantiles: Adam {aux_lr} on the auxiliary loss |
 | teacher | frozen MobileNetV2 (uint8 TFLite weights dequantised to float) |
@@ -301,9 +301,12 @@ with the real range coder at batch size 1).
 """.format(name=name, split=split, sshape="x".join(map(str, split_shape)),
            lshape="x".join(map(str, latent_shape)), arch=args["arch"], n_enc=n_enc, n_dec=n_dec,
            mid="yes" if args.get("mid_act") else "no (as the reference code)", lmbda=args["lmbda"],
-           patch=(", trained on random %dx%d windows of the crops" % (args["patch"], args["patch"]))
+           crop=("random-resized-crop 224 (area %g-1, ratio 3/4-4/3)" % args.get("crop_scale", 0.08))
+           if args.get("crop_scale", 0.08) < 1.0 else "the whole 224x224 image (no rescaling crop)",
+           patch=(", trained on random %dx%d windows of those" % (args["patch"], args["patch"]))
            if args.get("patch") else "",
-           epochs=args["epochs"], batch=args["batch"], lr=args["lr"], decay=args["lr_decay"],
+           epochs=args["epochs"] if ck["epoch"] >= args["epochs"]
+           else "%d (stopped; %d scheduled)" % (ck["epoch"], args["epochs"]), batch=args["batch"], lr=args["lr"], decay=args["lr_decay"],
            aux_lr=args["aux_lr"], ckpt=os.path.relpath(path, REPO), epoch=ck["epoch"],
            step=ck["global_step"], src=src,
            nch=tables["quantized_cdf"].shape[0], lmax=tables["quantized_cdf"].shape[1],
