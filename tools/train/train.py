@@ -274,7 +274,7 @@ def main(argv=None):
                 return
             gen = torch.Generator().manual_seed(a.seed * 1000003 + global_step)
             sel = np.sort(train_ids[perm[step_in_epoch * a.batch:(step_in_epoch + 1) * a.batch]])
-            x = from_unit(data.augment_batch(train_u8[sel], gen, getattr(a, "crop_scale", 0.08)))
+            x = from_unit(data.augment_batch(train_u8[sel], gen, a.crop_scale))
             if a.patch:
                 x = data.random_window(x, a.patch, gen)
             with torch.no_grad():
