@@ -227,6 +227,20 @@ def main(argv=None):
             own = model.state_dict()
             take = {k: v for k, v in init["model"].items() if k in own and own[k].shape == v.shape}
             model.load_state_dict(take, strict=False)
+            # A residual block added to a trained decoder (more --dec-blocks than
+            # the init run) starts with its last conv at zero, so it passes its
+            # input through and the init's function is kept (up to one more
+            # LeakyReLU on already-rectified values).
+            grown = [n for n, m in model.decoder.named_modules()
+                     if isinstance(m, models.ResBlock) and "decoder.%s.conv2.weight" % n not in take]
+            if len(grown) < sum(isinstance(m, models.ResBlock) for m in model.decoder.modules()):
+                for n in grown:
+                    blk = model.decoder.get_submodule(n)
+                    torch.nn.init.zeros_(blk.conv2.weight)
+                    torch.nn.init.zeros_(blk.conv2.bias)
+                if grown:
+                    log("decoder grown by %d residual block(s), started as pass-through: %s"
+                        % (len(grown), ", ".join(grown)))
             log("weights from %s (its step %d): %d of %d tensors, fresh: %s"
                 % (a.init, init["global_step"], len(take), len(own),
                    ", ".join(sorted(set(k.split(".")[0] + "." + k.split(".")[1] for k in own if k not in take)))
