@@ -80,6 +80,9 @@ def parse(argv=None):
                          "teacher's own features, loss += kd * T^2 * KL(teacher || student) per image "
                          "(0 = off: head distillation only, the method's recipe)")
     ap.add_argument("--kd-temp", type=float, default=1.0, help="temperature T of --kd")
+    ap.add_argument("--freeze-encoder", action="store_true",
+                    help="train the decoder only: encoder and entropy model stay those of --init, so the "
+                         "stream and its rate do not change (the Entropic Student's second stage)")
     ap.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip (0 = off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -114,11 +117,23 @@ def save_atomic(obj, path):
     os.replace(tmp, path)
 
 
-def split_params(model):
+def split_params(model, freeze_encoder=False):
     main, aux = [], []
     for n, p in model.named_parameters():
+        if freeze_encoder and n.split(".")[0] in ("encoder", "bottleneck"):
+            p.requires_grad_(False)
+            continue
         (aux if n.endswith("quantiles") else main).append(p)
     return main, aux
+
+
+def set_train(model, freeze_encoder=False):
+    """Training mode; a frozen encoder's bottleneck stays in eval mode, so the
+    decoder learns from the rounded latent the coder sends, not a noisy one."""
+    model.train()
+    if freeze_encoder:
+        model.encoder.eval()
+        model.bottleneck.eval()
 
 
 class Logger:
@@ -147,7 +162,7 @@ def val_subset(n):
 
 
 @torch.no_grad()
-def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50):
+def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, freeze_encoder=False):
     """Eval-mode (rounded latent) estimate: bpp from the likelihoods, sum-MSE
     per image, top-1 through the teacher's tail (1000-way and 10-way)."""
     import imagenette
@@ -167,7 +182,7 @@ def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50):
             tot[key + "acc1000"] += int((logits[:, 1:].argmax(1) == lab[:, 1]).sum())
             tot[key + "acc10"] += int((logits[:, ids].argmax(1) == lab[:, 0]).sum())
         tot["n"] += len(sel)
-    model.train()
+    set_train(model, freeze_encoder)
     n = tot["n"]
     return dict(n=n, bpp=tot["bits"] / n / (224 * 224), mse=tot["mse"] / n,
                 acc1000=tot["acc1000"] / n, acc10=tot["acc10"] / n,
@@ -202,9 +217,10 @@ def main(argv=None):
     teacher = MobileNetV2.from_tflite()
     model = models.build(a.arch, a.split, width=a.width, n_blocks=a.dec_blocks, mid_act=a.mid_act,
                          es_decoder=getattr(a, "es_decoder", "igdn"))
-    main_p, aux_p = split_params(model)
+    main_p, aux_p = split_params(model, a.freeze_encoder)
     opt = torch.optim.Adam(main_p, lr=a.lr)
-    aux_opt = torch.optim.Adam(aux_p, lr=a.aux_lr)
+    # Adam refuses an empty list: a frozen encoder leaves no quantiles to fit.
+    aux_opt = torch.optim.Adam(aux_p or [torch.zeros(1, requires_grad=True)], lr=a.aux_lr)
     epoch, step_in_epoch, global_step = 0, 0, 0
     if ckpt:
         model.load_state_dict(ckpt["model"])
@@ -271,7 +287,7 @@ def main(argv=None):
                     args=vars(a), torch_rng=torch.get_rng_state(), input_norm=INPUT_NORM,
                     backbone="mobilenet_v2_1.0_224", time=time.time())
 
-    model.train()
+    set_train(model, a.freeze_encoder)
     win = dict(loss=0.0, mse=0.0, bits=0.0, aux=0.0, n=0, t=time.time())
     bench_t0 = None
     last_save = time.time()
@@ -309,10 +325,13 @@ def main(argv=None):
             if a.clip > 0:
                 torch.nn.utils.clip_grad_norm_(main_p, a.clip)
             opt.step()
-            aux = model.bottleneck.aux_loss()
-            aux_opt.zero_grad(set_to_none=True)
-            aux.backward()
-            aux_opt.step()
+            if a.freeze_encoder:
+                aux = torch.zeros(())
+            else:
+                aux = model.bottleneck.aux_loss()
+                aux_opt.zero_grad(set_to_none=True)
+                aux.backward()
+                aux_opt.step()
 
             step_in_epoch += 1
             global_step += 1
@@ -355,7 +374,7 @@ def main(argv=None):
         save_atomic(state(), os.path.join(run_dir, "ckpt_epoch%d.pt" % epoch))
         if val_idx is not None:
             t0 = time.time()
-            ev = evaluate(model, teacher, a.split, val_u8, val_lab, val_idx)
+            ev = evaluate(model, teacher, a.split, val_u8, val_lab, val_idx, freeze_encoder=a.freeze_encoder)
             ev.update(epoch=epoch, step=global_step, kind="val", seconds=time.time() - t0)
             log.record(**ev)
             log("val after epoch %d (%d images, rounded latent): bpp %.4f mse %.1f top-1 1000-way %.2f%% "
