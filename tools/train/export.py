@@ -286,7 +286,8 @@ backbone's `{split}` features ({sshape}) from a {lshape} latent.
 |---|---|
 | architecture | {arch} encoder ({n_enc} parameters), entropy bottleneck (factorized prior, filters (3,3,3,3)), decoder ({n_dec} parameters) |
 | encoder quirk | mid-block activation: {mid} |
-| rate weight lambda | {lmbda} (loss = per-image sum of squared feature error + lambda * bits) |
+| rate weight lambda | {lmbda} (loss = per-image sum of squared feature error + lambda * bits{kd}) |
+| trained | {trained} |
 | training data | Imagenette v2 train (9,469 ImageNet photos, 10 classes, 224x224), {crop} + horizontal flip{patch} |
 | input normalisation | x = (255 p - 128) / 128 per RGB channel (the backbone's TFLite convention) |
 | schedule | {epochs} epochs, batch {batch}, Adam {lr} x{decay} per epoch; quantiles: Adam {aux_lr} on the auxiliary loss |
@@ -301,6 +302,10 @@ with the real range coder at batch size 1).
 """.format(name=name, split=split, sshape="x".join(map(str, split_shape)),
            lshape="x".join(map(str, latent_shape)), arch=args["arch"], n_enc=n_enc, n_dec=n_dec,
            mid="yes" if args.get("mid_act") else "no (as the reference code)", lmbda=args["lmbda"],
+           kd=(" + %g T^2 KL(teacher's || student's class distribution), T = %g, the frozen tail run on both feature maps"
+               % (args["kd"], args.get("kd_temp", 1.0))) if args.get("kd", 0) > 0 else "",
+           trained="the decoder only: encoder and entropy model fixed from the init run, so the stream is unchanged"
+           if args.get("freeze_encoder") else "encoder, entropy model and decoder together",
            crop=("random-resized-crop 224 (area %g-1, ratio 3/4-4/3)" % args.get("crop_scale", 0.08))
            if args.get("crop_scale", 0.08) < 1.0 else "the whole 224x224 image (no rescaling crop)",
            patch=(", trained on random %dx%d windows of those" % (args["patch"], args["patch"]))
