@@ -120,10 +120,13 @@ def save_atomic(obj, path):
 def split_params(model, freeze_encoder=False):
     main, aux = [], []
     for n, p in model.named_parameters():
-        if freeze_encoder and n.split(".")[0] in ("encoder", "bottleneck"):
+        frozen = freeze_encoder and n.split(".")[0] in ("encoder", "bottleneck")
+        if frozen:
             p.requires_grad_(False)
-            continue
-        (aux if n.endswith("quantiles") else main).append(p)
+        if n.endswith("quantiles"):
+            aux.append(p)
+        elif not frozen:
+            main.append(p)
     return main, aux
 
 
@@ -219,8 +222,7 @@ def main(argv=None):
                          es_decoder=getattr(a, "es_decoder", "igdn"))
     main_p, aux_p = split_params(model, a.freeze_encoder)
     opt = torch.optim.Adam(main_p, lr=a.lr)
-    # Adam refuses an empty list: a frozen encoder leaves no quantiles to fit.
-    aux_opt = torch.optim.Adam(aux_p or [torch.zeros(1, requires_grad=True)], lr=a.aux_lr)
+    aux_opt = torch.optim.Adam(aux_p, lr=a.aux_lr)
     epoch, step_in_epoch, global_step = 0, 0, 0
     if ckpt:
         model.load_state_dict(ckpt["model"])
