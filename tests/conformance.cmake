@@ -8,8 +8,17 @@ if(SPW_HAVE_VULKAN)
   add_test(NAME test_conformance_fp16 COMMAND test_conformance)
   set_tests_properties(test_conformance_fp16 PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
                        ENVIRONMENT "${SPW_TEST_ENV};SPW_VULKAN_FP16=1;SPW_DISABLE_BACKENDS=cpu-fast")
+  # The same cases with the device taken for a discrete GPU: device-local
+  # arena and weights behind staging copies, the GPU tuning. A CPU Vulkan
+  # implementation otherwise never runs those paths.
+  add_test(NAME test_conformance_discrete COMMAND test_conformance)
+  set_tests_properties(test_conformance_discrete PROPERTIES TIMEOUT 300
+                       ENVIRONMENT "${SPW_TEST_ENV};SPW_VULKAN_AS_DISCRETE=1")
   # Exit-time teardown with a plan still alive (skipped without a device).
   spw_add_test(test_vk_teardown test_vk_teardown.c)
   set_tests_properties(test_vk_teardown PROPERTIES SKIP_RETURN_CODE 77)
 endif()
+# Automatic backend choice: every candidate ranked first once (calibration
+# steered by a test hook), with lavapipe taken for a discrete GPU.
+spw_add_test(test_plan_pick test_plan_pick.c)
 spw_add_test(test_drm test_drm.c)

@@ -5,6 +5,7 @@
  * offsets travel in push constants and shapes in specialisation constants,
  * so layers of the same shape share one pipeline. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,7 @@ typedef struct vk_pipe {
 } vk_pipe;
 
 typedef struct vk_plan {
+    spw_vk_live live; /* linked while prepared; dead once the exit hook closed it */
     spw_vk_ctx *ctx;
     uint32_t *woff; /* per value: element offset in the constants, or NO_WOFF */
     float *wdata;   /* constants on the host while building */
@@ -67,8 +69,17 @@ typedef struct vk_plan {
     bool fp16;
     spw_vk_buffer shadow;
     bool has_shadow;
-    bool held; /* counted in ctx->refs (prepared successfully) */
+    bool held; /* in ctx->live (prepared successfully) */
 } vk_plan;
+
+/* An arena: buffer->impl points at vb. */
+typedef struct vk_buf {
+    spw_vk_live live;
+    spw_vk_buffer vb;
+    spw_buffer *owner;
+} vk_buf;
+
+#define VK_BUF_OF(vbp) ((vk_buf *)((char *)(vbp) - offsetof(vk_buf, vb)))
 
 /* ---- registration and buffers ----------------------------------------- */
 
@@ -99,48 +110,63 @@ static int vk_init(spw_backend *be)
     return 0;
 }
 
-/* Every buffer and plan holds the device. The registry calls fini at process
- * exit; a device still held then goes with the last release instead, so a
- * plan freed by a later exit handler still finds it. */
-static void ctx_hold(spw_vk_ctx *ctx)
+/* Every buffer and plan holds the device and is linked into ctx->live. The
+ * registry calls fini from its exit hook, which runs before the drivers' own
+ * exit handlers; whatever is still alive then is closed there (its Vulkan
+ * objects destroyed, itself marked dead) and the device goes with it, so no
+ * Vulkan call is left for a later exit handler to make. */
+static void ctx_hold(spw_vk_ctx *ctx, spw_vk_live *node,
+                     void (*close)(spw_vk_live *, spw_vk_ctx *))
+{
+    node->close = close;
+    node->dead = false;
+    pthread_mutex_lock(&ctx->lock);
+    node->prev = NULL;
+    node->next = ctx->live;
+    if (ctx->live)
+        ctx->live->prev = node;
+    ctx->live = node;
+    ctx->refs++;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+static void ctx_drop(spw_vk_ctx *ctx, spw_vk_live *node)
 {
     pthread_mutex_lock(&ctx->lock);
-    ctx->refs++;
+    if (node->prev)
+        node->prev->next = node->next;
+    else
+        ctx->live = node->next;
+    if (node->next)
+        node->next->prev = node->prev;
+    ctx->refs--;
     pthread_mutex_unlock(&ctx->lock);
 }
 
 /* The instance stays: destroying it makes the loader unload the driver,
  * whose own exit handlers (and leak attribution) still expect it mapped. */
-static void ctx_teardown(spw_backend *be)
-{
-    spw__vk_ctx_destroy(be->ctx);
-    be->ctx = NULL;
-}
-
-static void ctx_drop(spw_backend *be)
-{
-    spw_vk_ctx *ctx = be->ctx;
-    pthread_mutex_lock(&ctx->lock);
-    bool last = --ctx->refs == 0 && ctx->closing;
-    pthread_mutex_unlock(&ctx->lock);
-    if (last)
-        ctx_teardown(be);
-}
-
 static void vk_fini(spw_backend *be)
 {
     spw_vk_ctx *ctx = be->ctx;
     if (!ctx)
         return;
-    pthread_mutex_lock(&ctx->lock);
-    ctx->closing = true;
-    int refs = ctx->refs;
-    pthread_mutex_unlock(&ctx->lock);
-    if (!refs)
-        ctx_teardown(be);
-    else
-        SPW_LOGD("vulkan: %d buffers and plans alive at exit; device kept until the last goes",
-                 refs);
+    if (ctx->refs)
+        SPW_LOGD("vulkan: %d buffers and plans alive at exit; closing them", ctx->refs);
+    /* Exit is single-threaded from here (running a plan in another thread
+     * while the process exits is not supported), so no lock is held across
+     * close(), which takes it itself. */
+    spw_vk_live *n = ctx->live;
+    ctx->live = NULL;
+    ctx->refs = 0;
+    while (n) {
+        spw_vk_live *next = n->next;
+        n->close(n, ctx);
+        n->dead = true;
+        n->prev = n->next = NULL;
+        n = next;
+    }
+    spw__vk_ctx_destroy(ctx);
+    be->ctx = NULL;
 }
 
 static bool import_wanted(const spw_vk_ctx *ctx)
@@ -149,13 +175,23 @@ static bool import_wanted(const spw_vk_ctx *ctx)
     return ctx->import_align && e && !strcmp(e, "1");
 }
 
+static void buf_close(spw_vk_live *self, spw_vk_ctx *ctx)
+{
+    vk_buf *kb = (vk_buf *)self;
+    kb->owner->host = NULL; /* mapped memory goes with the buffer */
+    void *host = kb->vb.host_copy;
+    spw__vk_buffer_destroy(ctx, &kb->vb);
+    kb->vb.host_copy = host; /* host memory is freed with the buffer itself */
+}
+
 static int vk_buffer_alloc(spw_backend *be, size_t size, spw_buffer **out)
 {
     spw_vk_ctx *ctx = be->ctx;
     spw_buffer *b = spw__calloc(1, sizeof(*b));
-    spw_vk_buffer *vb = spw__calloc(1, sizeof(*vb));
+    vk_buf *kb = spw__calloc(1, sizeof(*kb));
+    spw_vk_buffer *vb = kb ? &kb->vb : NULL;
     int rc;
-    if (!b || !vb) {
+    if (!b || !kb) {
         rc = spw__error(SPW_ENOMEM, "vulkan: out of memory");
         goto fail;
     }
@@ -181,11 +217,12 @@ static int vk_buffer_alloc(spw_backend *be, size_t size, spw_buffer **out)
     b->size = size;
     b->host = vb->mem.map;
     b->impl = vb;
-    ctx_hold(ctx);
+    kb->owner = b;
+    ctx_hold(ctx, &kb->live, buf_close);
     *out = b;
     return 0;
 fail:
-    spw__free(vb);
+    spw__free(kb);
     spw__free(b);
     return rc;
 }
@@ -194,13 +231,20 @@ static void vk_buffer_free(spw_backend *be, spw_buffer *buf)
 {
     if (!buf)
         return;
-    spw_vk_buffer *vb = buf->impl;
-    void *host = vb->host_copy;
-    spw__vk_buffer_destroy(be->ctx, vb);
+    vk_buf *kb = VK_BUF_OF(buf->impl);
+    void *host = kb->vb.host_copy;
+    if (!kb->live.dead) {
+        spw__vk_buffer_destroy(be->ctx, &kb->vb);
+        ctx_drop(be->ctx, &kb->live);
+    }
     spw__aligned_free(host);
-    spw__free(vb);
+    spw__free(kb);
     spw__free(buf);
-    ctx_drop(be);
+}
+
+static int closed_error(void)
+{
+    return spw__error(SPW_ENODEV, "vulkan: the device was closed at process exit");
 }
 
 static int vk_buffer_upload(spw_backend *be, spw_buffer *buf, size_t offset, const void *src,
@@ -210,6 +254,8 @@ static int vk_buffer_upload(spw_backend *be, spw_buffer *buf, size_t offset, con
         memcpy((char *)buf->host + offset, src, size);
         return 0;
     }
+    if (VK_BUF_OF(buf->impl)->live.dead)
+        return closed_error();
     return spw__vk_staged_copy(be->ctx, buf->impl, offset, src, NULL, size, true);
 }
 
@@ -220,6 +266,8 @@ static int vk_buffer_download(spw_backend *be, spw_buffer *buf, size_t offset, v
         memcpy(dst, (char *)buf->host + offset, size);
         return 0;
     }
+    if (VK_BUF_OF(buf->impl)->live.dead)
+        return closed_error();
     return spw__vk_staged_copy(be->ctx, buf->impl, offset, NULL, dst, size, false);
 }
 
@@ -1248,38 +1296,54 @@ static int record(vk_plan *st, spw_plan *plan)
     return rc;
 }
 
+/* The plan's Vulkan objects. */
+static void plan_destroy_objects(vk_plan *st, spw_vk_ctx *ctx)
+{
+    const spw_vk_fns *f = spw__vk_fns();
+    if (st->cmd) {
+        pthread_mutex_lock(&ctx->lock);
+        f->vkFreeCommandBuffers(ctx->dev, ctx->pool, 1, &st->cmd);
+        pthread_mutex_unlock(&ctx->lock);
+        st->cmd = VK_NULL_HANDLE;
+    }
+    if (st->qpool)
+        f->vkDestroyQueryPool(ctx->dev, st->qpool, NULL);
+    if (st->dpool)
+        f->vkDestroyDescriptorPool(ctx->dev, st->dpool, NULL);
+    st->qpool = VK_NULL_HANDLE;
+    st->dpool = VK_NULL_HANDLE;
+    for (int i = 0; i < st->n_pipes; i++)
+        f->vkDestroyPipeline(ctx->dev, st->pipes[i].pipe, NULL);
+    st->n_pipes = 0;
+    if (st->has_weights)
+        spw__vk_buffer_destroy(ctx, &st->weights);
+    if (st->has_shadow)
+        spw__vk_buffer_destroy(ctx, &st->shadow);
+    st->has_weights = st->has_shadow = false;
+}
+
+static void plan_close(spw_vk_live *self, spw_vk_ctx *ctx)
+{
+    plan_destroy_objects((vk_plan *)self, ctx);
+}
+
 static void vk_plan_release(spw_backend *be, spw_plan *plan, void *state)
 {
     (void)plan;
     vk_plan *st = state;
     if (!st)
         return;
-    const spw_vk_fns *f = spw__vk_fns();
-    spw_vk_ctx *ctx = be->ctx;
-    if (st->cmd) {
-        pthread_mutex_lock(&ctx->lock);
-        f->vkFreeCommandBuffers(ctx->dev, ctx->pool, 1, &st->cmd);
-        pthread_mutex_unlock(&ctx->lock);
+    if (!st->live.dead) {
+        plan_destroy_objects(st, be->ctx);
+        if (st->held)
+            ctx_drop(be->ctx, &st->live);
     }
-    if (st->qpool)
-        f->vkDestroyQueryPool(ctx->dev, st->qpool, NULL);
-    if (st->dpool)
-        f->vkDestroyDescriptorPool(ctx->dev, st->dpool, NULL);
-    for (int i = 0; i < st->n_pipes; i++)
-        f->vkDestroyPipeline(ctx->dev, st->pipes[i].pipe, NULL);
-    if (st->has_weights)
-        spw__vk_buffer_destroy(ctx, &st->weights);
-    if (st->has_shadow)
-        spw__vk_buffer_destroy(ctx, &st->shadow);
     spw__free(st->ts);
     spw__free(st->pipes);
     spw__free(st->disp);
     spw__free(st->wdata);
     spw__free(st->woff);
-    bool held = st->held;
     spw__free(st);
-    if (held)
-        ctx_drop(be);
 }
 
 static int upload_weights(vk_plan *st)
@@ -1378,7 +1442,7 @@ static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
     SPW_LOGD("vulkan: plan of %d steps: %d dispatches, %d pipelines%s", plan->n_steps,
              st->n_disp, st->n_pipes, st->fp16 ? ", fp16 storage" : "");
     st->held = true;
-    ctx_hold(ctx);
+    ctx_hold(ctx, &st->live, plan_close);
     *state = st;
     return 0;
 fail:
@@ -1389,8 +1453,10 @@ fail:
 static int vk_run_plan(spw_backend *be, spw_plan *plan, void *state)
 {
     const spw_vk_fns *f = spw__vk_fns();
-    spw_vk_ctx *ctx = be->ctx;
     vk_plan *st = state;
+    if (st->live.dead)
+        return closed_error();
+    spw_vk_ctx *ctx = be->ctx;
     VkSubmitInfo si = {
         .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
         .commandBufferCount = 1,

@@ -194,6 +194,15 @@ static void describe(VkPhysicalDevice pd, int index, spw_vk_device_info *d)
     const VkPhysicalDeviceProperties *p = &props.properties;
     snprintf(d->name, sizeof(d->name), "%s", p->deviceName);
     d->type = p->deviceType;
+    /* SPW_VULKAN_AS_DISCRETE=1 (tests): every device is taken for a discrete
+     * GPU, so a CPU implementation runs the paths only discrete cards take:
+     * device-local arena with staging copies, automatic selection, fp16
+     * activations and the GPU tuning. */
+    const char *as_discrete = getenv("SPW_VULKAN_AS_DISCRETE");
+    if (as_discrete && !strcmp(as_discrete, "1")) {
+        d->type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+        d->as_discrete = true;
+    }
     d->api_version = p->apiVersion;
     d->driver_version = p->driverVersion;
     d->vendor_id = p->vendorID;
@@ -261,7 +270,7 @@ static void describe(VkPhysicalDevice pd, int index, spw_vk_device_info *d)
 
 int spw__vk_list_devices(spw_vk_device_info **out, int *n)
 {
-    VkInstance inst;
+    VkInstance inst = VK_NULL_HANDLE; /* set on success; -O3 cannot see that */
     int rc = spw__vk_instance(&inst);
     if (rc)
         return rc;
@@ -419,7 +428,7 @@ static int create_layouts(spw_vk_ctx *ctx)
 
 int spw__vk_ctx_create(int idx, spw_vk_ctx **out)
 {
-    VkInstance inst;
+    VkInstance inst = VK_NULL_HANDLE; /* set on success; -O3 cannot see that */
     int rc = spw__vk_instance(&inst);
     if (rc)
         return rc;

@@ -111,6 +111,7 @@ typedef struct spw_vk_device_info {
     uint32_t max_wg_invocations;
     uint64_t max_storage_range;
     bool unified; /* a memory type is device-local and host-visible-coherent */
+    bool as_discrete; /* SPW_VULKAN_AS_DISCRETE: taken for a discrete GPU */
     int compute_family; /* -1 when the device has no compute queue */
     uint32_t timestamp_bits;
     float timestamp_period;
@@ -143,6 +144,19 @@ typedef struct spw_vk_buffer {
     VkDeviceSize size;
 } spw_vk_buffer;
 
+struct spw_vk_ctx;
+
+/* A buffer or plan that holds the device, linked into spw_vk_ctx.live. When
+ * one outlives the process-exit hook, the hook calls close() to destroy its
+ * Vulkan objects and marks it dead: its later release frees host memory only
+ * and its later use fails, so no Vulkan call is made once the driver's own
+ * exit handlers may have run (the NVIDIA driver's do). */
+typedef struct spw_vk_live {
+    struct spw_vk_live *prev, *next;
+    void (*close)(struct spw_vk_live *self, struct spw_vk_ctx *ctx);
+    bool dead;
+} spw_vk_live;
+
 typedef struct spw_vk_ctx {
     spw_vk_device_info info;
     VkPhysicalDevice phys;
@@ -155,11 +169,11 @@ typedef struct spw_vk_ctx {
     bool use_fp16;         /* plans keep f32 activations as fp16 (SPW_VULKAN_FP16) */
     uint64_t import_align; /* minImportedHostPointerAlignment, 0 without the extension */
     spw_vk_tuning tuning;
-    pthread_mutex_t lock; /* queue, allocator, staging, pipeline cache, refs */
-    /* Live buffers and plans; the backend's fini only marks the context
-     * closing while any remain, and the last release destroys it. */
+    pthread_mutex_t lock; /* queue, allocator, staging, pipeline cache, live list */
+    /* Live buffers and plans (each holds the device). The backend's fini
+     * closes those still alive before it destroys the device. */
+    struct spw_vk_live *live;
     int refs;
-    bool closing;
     spw_vk_block *blocks;
     VkCommandPool pool;
     VkFence fence;

@@ -119,7 +119,7 @@ static int parse_manifest(json_t *root, spw_bundle *b)
     spw_bundle_info *in = &b->info;
     json_t *input = NULL, *latent = NULL, *rate = NULL, *backbone = NULL, *split = NULL;
     json_t *files = NULL, *measured;
-    int rc, fmt;
+    int rc, fmt = 0; /* get_int sets it; -O3 cannot see that an error return skips the use */
     char format[64];
     if (!json_is_object(root))
         return spw__error(SPW_EFORMAT, "manifest: top level must be an object");

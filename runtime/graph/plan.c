@@ -139,6 +139,8 @@ void spw__plan_view(const spw_plan *plan, void *arena_host, int v, spw_tensor *t
 /* Calibration: the best of two timed runs of the whole plan on be (after
  * one warm-up run) over a scratch arena, or UINT64_MAX when be cannot
  * prepare or run it. Needs the buffers assigned. */
+uint64_t (*spw__plan_calibration_hook)(const spw_backend *be, uint64_t ns);
+
 static uint64_t time_plan_on(spw_plan *plan, spw_backend *be)
 {
     uint64_t best = UINT64_MAX;
@@ -205,19 +207,24 @@ static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
     }
     if (n_cand == 0 && !ref)
         return spw__error(SPW_EUNSUPPORTED, "no backend supports every op of this model");
-    *out = n_cand ? cand[0] : ref;
+    spw_backend *pick = n_cand ? cand[0] : ref;
     if (n_cand > 1) {
+        /* The winner stays in a local until every candidate has run: `out`
+         * is &plan->backend, which time_plan_on() borrows and clears. */
         uint64_t best = UINT64_MAX;
         for (int i = 0; i < n_cand; i++) {
             uint64_t t = time_plan_on(plan, cand[i]);
             SPW_LOGD("plan: calibration: %s %.3f ms", cand[i]->ops->name,
                      t == UINT64_MAX ? -1.0 : t / 1e6);
+            if (spw__plan_calibration_hook)
+                t = spw__plan_calibration_hook(cand[i], t);
             if (t < best) {
                 best = t;
-                *out = cand[i];
+                pick = cand[i];
             }
         }
     }
+    *out = pick;
     return 0;
 }
 

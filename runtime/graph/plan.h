@@ -42,6 +42,10 @@ struct spw_plan {
  */
 int spw__plan_assign_buffers(spw_plan *plan);
 
+/* Tests only: when set, automatic backend choice ranks candidates by
+ * hook(backend, measured ns) instead of the measured time itself. */
+extern uint64_t (*spw__plan_calibration_hook)(const struct spw_backend *be, uint64_t ns);
+
 /* A view of value v inside a host-mapped arena (CPU backends). */
 void spw__plan_view(const spw_plan *plan, void *arena_host, int v, spw_tensor *t);
 

@@ -101,8 +101,8 @@ static void print_vulkan(bool json, const spw_drm_node *nodes, int n_nodes)
             printf("}");
         } else {
             printf("  %c[%d] %s\n", i == pick ? '*' : ' ', i, v->name);
-            printf("       type %s, Vulkan %s, driver %s (%s), ids %04x:%04x\n",
-                   spw__vk_type_name(v->type), api, v->driver_name[0] ? v->driver_name : "?",
+            printf("       type %s%s, Vulkan %s, driver %s (%s), ids %04x:%04x\n",
+                   spw__vk_type_name(v->type), v->as_discrete ? " (SPW_VULKAN_AS_DISCRETE)" : "", api, v->driver_name[0] ? v->driver_name : "?",
                    v->driver_info[0] ? v->driver_info : "no info", v->vendor_id, v->device_id);
             for (uint32_t h = 0; h < v->n_heaps; h++)
                 printf("       heap %u: %.2f GiB%s\n", h,
