@@ -147,7 +147,7 @@ def cmd_report(a):
         print("no Arm NN results yet")
         return
     strict = tie = 0
-    q_acc1000 = q_acc10_hits = 0
+    q_acc1000 = 0
     for r in rows:
         fl = logits[idx[r["file"]]]
         ftop = int(fl.argmax())

@@ -114,3 +114,29 @@ def random_window(x, size, gen, align=16):
     i = align * int(torch.randint(0, (h - size) // align + 1, (1,), generator=gen))
     j = align * int(torch.randint(0, (w - size) // align + 1, (1,), generator=gen))
     return x[:, :, i:i + size, j:j + size].contiguous()
+
+
+def augment_resident(u8, idx, gen, min_scale=0.08):
+    """Batched augment_batch for a train set resident on the training device:
+    u8 (N, 224, 224, 3) uint8 tensor, idx the batch's rows.  Crop boxes and
+    flips are drawn from `gen` exactly as augment_batch draws them; one
+    bilinear grid_sample per batch replaces the per-image resize (the same
+    sample positions as interpolate(align_corners=False); at a crop's edge it
+    blends in the image's pixels just outside the crop, where interpolate
+    repeats the crop's edge)."""
+    n = len(idx)
+    theta = torch.zeros(n, 2, 3, dtype=torch.float32)
+    for k in range(n):
+        i, j, ch, cw = crop_params(gen, scale=(min_scale, 1.0))
+        flip = torch.rand(1, generator=gen).item() < 0.5
+        # output coordinate o in [-1, 1] -> input (2*j + (o + 1) * cw) / W - 1
+        theta[k, 0, 0] = (-cw if flip else cw) / SIZE
+        theta[k, 0, 2] = (2 * j + cw) / SIZE - 1.0
+        theta[k, 1, 1] = ch / SIZE
+        theta[k, 1, 2] = (2 * i + ch) / SIZE - 1.0
+    dev = u8.device
+    rows = torch.as_tensor(np.asarray(idx), dtype=torch.long, device=dev)
+    x = u8.index_select(0, rows).permute(0, 3, 1, 2).float().div_(255.0)
+    grid = Fn.affine_grid(theta.to(dev), [n, 3, SIZE, SIZE], align_corners=False)
+    out = Fn.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.clamp_(0.0, 1.0)

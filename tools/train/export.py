@@ -106,7 +106,6 @@ class Emitter:
 
     # -- our module types --------------------------------------------------
     def module(self, x, m):
-        from entropy import EntropyBottleneck  # noqa: F401
         if isinstance(m, torch.nn.Conv2d):
             return self.conv(x, m)
         if isinstance(m, models.GDN):
@@ -178,7 +177,7 @@ def build_decoder(model, tables, latent_shape, split_shape, fp16):
 def load_checkpoint(path):
     if os.path.isdir(path):
         path = os.path.join(path, "ckpt_last.pt")
-    ck = torch.load(path, map_location="cpu")
+    ck = models.load_checkpoint(path)
     a = ck["args"]
     model = models.build(a["arch"], a["split"], width=a.get("width", 96), n_blocks=a.get("dec_blocks", 2),
                          mid_act=a.get("mid_act", False), es_decoder=a.get("es_decoder", "igdn"))

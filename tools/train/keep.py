@@ -20,6 +20,9 @@ import sys
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import models  # noqa: E402
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
@@ -31,7 +34,7 @@ def main():
         sys.exit(__doc__)
     run = os.path.abspath(argv[0])
     out = argv[1] if len(argv) == 2 else os.path.join(REPO, "models", "runs", os.path.basename(run))
-    ck = torch.load(os.path.join(run, "ckpt_last.pt"), map_location="cpu")
+    ck = models.load_checkpoint(os.path.join(run, "ckpt_last.pt"))
     slim = {k: v for k, v in ck.items() if k not in ("opt", "aux_opt", "torch_rng")}
     if half:
         slim["model"] = {k: (v.half() if k.startswith(("encoder.", "decoder.")) and v.is_floating_point() else v)

@@ -172,6 +172,17 @@ SPLITS = {"block5": (32, 28), "block12": (96, 14), "block9": (64, 14), "block2":
 SPLIT_ALIASES = {"s28": "block5", "s14": "block12"}
 
 
+def load_checkpoint(path):
+    """A checkpoint written by train.py or keep.py, on the CPU.  They hold the
+    run's args and optimizer state (plain Python and numpy values), which
+    torch >= 2.6 refuses to unpickle unless weights_only=False; these files
+    are the project's own."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except TypeError:  # torch < 1.13 has no weights_only
+        return torch.load(path, map_location="cpu")
+
+
 def build(arch, split, width=96, n_blocks=2, mid_act=False, es_decoder="igdn"):
     split = SPLIT_ALIASES.get(split, split)
     ch, hw = SPLITS[split]

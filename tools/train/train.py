@@ -21,6 +21,7 @@ RGB image x01 in [0, 1] (recorded in the checkpoint for export).
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -84,6 +85,18 @@ def parse(argv=None):
                     help="train the decoder only: encoder and entropy model stay those of --init, so the "
                          "stream and its rate do not change (the Entropic Student's second stage)")
     ap.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip (0 = off)")
+    ap.add_argument("--device", default="cpu",
+                    help="torch device (cpu, cuda, cuda:1 ...); a non-CPU device holds the whole uint8 train "
+                         "set and augments each batch there")
+    ap.add_argument("--cosine", action="store_true",
+                    help="lr: linear warm-up over --warmup steps, then a cosine from --lr down to lr/100 "
+                         "over --epochs (or --max-steps), or with --minutes over the wall-clock budget, "
+                         "instead of --lr-decay")
+    ap.add_argument("--warmup", type=int, default=100, help="warm-up steps of --cosine")
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="wall-clock budget of the training loop: the run stops (and saves) when it is spent; "
+                         "with --cosine the schedule follows the clock, so it ends with the budget even when "
+                         "the speed varies (e.g. other runs sharing the device)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--ckpt-every", type=int, default=100, help="steps between ckpt_last.pt writes")
@@ -165,17 +178,17 @@ def val_subset(n):
 
 
 @torch.no_grad()
-def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, freeze_encoder=False):
+def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, freeze_encoder=False, device="cpu"):
     """Eval-mode (rounded latent) estimate: bpp from the likelihoods, sum-MSE
     per image, top-1 through the teacher's tail (1000-way and 10-way)."""
     import imagenette
-    ids = torch.tensor([k for _, _, _, k in imagenette.classes()]) + 1
+    ids = torch.tensor([k for _, _, _, k in imagenette.classes()], device=device) + 1
     model.eval()
     tot = dict(bits=0.0, mse=0.0, acc1000=0, acc10=0, t_acc1000=0, t_acc10=0, n=0)
     for s in range(0, len(idx), bs):
         sel = idx[s:s + bs]
-        x = from_unit(data.to_tensor(val_u8[sel]))
-        lab = torch.from_numpy(val_lab[sel])
+        x = from_unit(data.to_tensor(val_u8[sel])).to(device)
+        lab = torch.from_numpy(val_lab[sel]).to(device)
         target = teacher.head(x, split)
         out, lik, _ = model(x)
         tot["bits"] += float((-torch.log2(lik)).sum())
@@ -203,7 +216,7 @@ def main(argv=None):
     ckpt_path = os.path.join(run_dir, "ckpt_last.pt") if run_dir else None
     ckpt = None
     if ckpt_path and os.path.exists(ckpt_path) and not a.fresh:
-        ckpt = torch.load(ckpt_path, map_location="cpu")
+        ckpt = models.load_checkpoint(ckpt_path)
         keep = {"threads", "ckpt_every", "ckpt_minutes", "log_every", "max_steps", "work", "epochs_given"}
         keep.add("patch_given")
         if a.epochs_given:
@@ -217,9 +230,12 @@ def main(argv=None):
             % (ckpt_path, ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]))
 
     torch.manual_seed(a.seed)
-    teacher = MobileNetV2.from_tflite()
+    dev = torch.device(a.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv algorithms once
+    teacher = MobileNetV2.from_tflite().to(dev)
     model = models.build(a.arch, a.split, width=a.width, n_blocks=a.dec_blocks, mid_act=a.mid_act,
-                         es_decoder=getattr(a, "es_decoder", "igdn"))
+                         es_decoder=getattr(a, "es_decoder", "igdn")).to(dev)
     main_p, aux_p = split_params(model, a.freeze_encoder)
     opt = torch.optim.Adam(main_p, lr=a.lr)
     aux_opt = torch.optim.Adam(aux_p, lr=a.aux_lr)
@@ -238,7 +254,7 @@ def main(argv=None):
             torch.set_rng_state(ckpt["torch_rng"])
     else:
         if a.init:
-            init = torch.load(a.init, map_location="cpu")
+            init = models.load_checkpoint(a.init)
             # Tensors whose name and shape match are taken (e.g. the encoder and
             # bottleneck of a run with another decoder); the rest keep their
             # fresh initialisation.
@@ -268,11 +284,15 @@ def main(argv=None):
         with open(os.path.join(run_dir, "args.json"), "w") as f:
             json.dump(vars(a), f, indent=2)
     n_par = sum(p.numel() for p in model.parameters())
-    log("%s: arch %s split %s lambda %g, %d parameters (encoder %d), epochs %d batch %d lr %g"
+    log("%s: arch %s split %s lambda %g, %d parameters (encoder %d), epochs %d batch %d lr %g, device %s"
         % (a.name, a.arch, a.split, a.lmbda, n_par, sum(p.numel() for p in model.encoder.parameters()),
-           a.epochs, a.batch, a.lr))
+           a.epochs, a.batch, a.lr, dev))
 
     train_u8, train_lab = data.load_cache(a.work, "train")
+    resident = None
+    if dev.type != "cpu":
+        resident = torch.from_numpy(np.ascontiguousarray(train_u8)).to(dev)
+        log("train set resident on %s: %d images, %.2f GB" % (dev, len(train_u8), resident.numel() / 1e9))
     train_ids = np.arange(len(train_u8))
     if a.train_n:
         train_ids = np.sort(np.random.RandomState(1).permutation(len(train_u8))[:a.train_n])
@@ -293,6 +313,19 @@ def main(argv=None):
     win = dict(loss=0.0, mse=0.0, bits=0.0, aux=0.0, n=0, t=time.time())
     bench_t0 = None
     last_save = time.time()
+    first_step = global_step
+    total_steps = a.max_steps or a.epochs * steps_per_epoch
+    t_start = time.time()
+
+    def cosine_lr(step):
+        if step - first_step < a.warmup:
+            return a.lr * (step - first_step + 1) / a.warmup
+        if a.minutes:
+            f = (time.time() - t_start) / (60.0 * a.minutes)
+        else:
+            f = (step - a.warmup) / max(1, total_steps - a.warmup)
+        return a.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, f))))
+
     while epoch < a.epochs:
         lr = a.lr * a.lr_decay ** epoch
         for g in opt.param_groups:
@@ -304,9 +337,21 @@ def main(argv=None):
                     save_atomic(state(), ckpt_path)
                 log("stopping at --max-steps %d" % a.max_steps)
                 return
+            if a.minutes and time.time() - t_start > 60 * a.minutes:
+                if run_dir:
+                    save_atomic(state(), ckpt_path)
+                log("stopping after --minutes %g at step %d (epoch %d)" % (a.minutes, global_step, epoch))
+                return
+            if a.cosine:
+                lr = cosine_lr(global_step)
+                for g in opt.param_groups:
+                    g["lr"] = lr
             gen = torch.Generator().manual_seed(a.seed * 1000003 + global_step)
             sel = np.sort(train_ids[perm[step_in_epoch * a.batch:(step_in_epoch + 1) * a.batch]])
-            x = from_unit(data.augment_batch(train_u8[sel], gen, a.crop_scale))
+            if resident is not None:
+                x = from_unit(data.augment_resident(resident, sel, gen, a.crop_scale))
+            else:
+                x = from_unit(data.augment_batch(train_u8[sel], gen, a.crop_scale))
             if a.patch:
                 x = data.random_window(x, a.patch, gen)
             with torch.no_grad():
@@ -321,14 +366,14 @@ def main(argv=None):
                 s_logp = Fn.log_softmax(teacher.tail(out, a.split) / a.kd_temp, dim=1)
                 kl = (t_logp.exp() * (t_logp - s_logp)).sum(dim=1).mean() * a.kd_temp ** 2
                 loss = loss + a.kd * kl
-                win["kl"] = win.get("kl", 0.0) + float(kl)
+                win["kl"] = win.get("kl", 0.0) + kl.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if a.clip > 0:
                 torch.nn.utils.clip_grad_norm_(main_p, a.clip)
             opt.step()
             if a.freeze_encoder:
-                aux = torch.zeros(())
+                aux = torch.zeros((), device=dev)
             else:
                 aux = model.bottleneck.aux_loss()
                 aux_opt.zero_grad(set_to_none=True)
@@ -337,10 +382,12 @@ def main(argv=None):
 
             step_in_epoch += 1
             global_step += 1
-            win["loss"] += float(loss)
-            win["mse"] += float(mse)
-            win["bits"] += float(bits)
-            win["aux"] += float(aux)
+            # Tensors, summed on the device: a float() per step would wait for
+            # the device every step.
+            win["loss"] += loss.detach()
+            win["mse"] += mse.detach()
+            win["bits"] += bits.detach()
+            win["aux"] += aux.detach()
             win["n"] += 1
             if a.bench:
                 if global_step == 2:
@@ -356,11 +403,11 @@ def main(argv=None):
                 n = win["n"]
                 px = float(x.shape[2] * x.shape[3])
                 rec = dict(step=global_step, epoch=epoch, it=step_in_epoch, lr=lr,
-                           loss=win["loss"] / n, mse=win["mse"] / n,
-                           bpp=win["bits"] / n / px, aux=win["aux"] / n,
+                           loss=float(win["loss"]) / n, mse=float(win["mse"]) / n,
+                           bpp=float(win["bits"]) / n / px, aux=float(win["aux"]) / n,
                            img_s=n * a.batch / dt, time=time.time())
                 if "kl" in win:
-                    rec["kl"] = win["kl"] / n
+                    rec["kl"] = float(win["kl"]) / n
                 log.record(**rec)
                 log("ep %d it %d/%d step %d: loss %.1f mse %.1f bpp %.4f aux %.1f%s lr %.2e %.2f img/s"
                     % (epoch, step_in_epoch, steps_per_epoch, global_step, rec["loss"], rec["mse"],
@@ -373,10 +420,12 @@ def main(argv=None):
         epoch += 1
         step_in_epoch = 0
         save_atomic(state(), ckpt_path)
-        save_atomic(state(), os.path.join(run_dir, "ckpt_epoch%d.pt" % epoch))
+        if not a.minutes:  # a clock-bound run's epochs are short and many: ckpt_last.pt only
+            save_atomic(state(), os.path.join(run_dir, "ckpt_epoch%d.pt" % epoch))
         if val_idx is not None:
             t0 = time.time()
-            ev = evaluate(model, teacher, a.split, val_u8, val_lab, val_idx, freeze_encoder=a.freeze_encoder)
+            ev = evaluate(model, teacher, a.split, val_u8, val_lab, val_idx, freeze_encoder=a.freeze_encoder,
+                          device=dev)
             ev.update(epoch=epoch, step=global_step, kind="val", seconds=time.time() - t0)
             log.record(**ev)
             log("val after epoch %d (%d images, rounded latent): bpp %.4f mse %.1f top-1 1000-way %.2f%% "
