@@ -39,8 +39,9 @@ static bool disabled(const char *name)
     return false;
 }
 
-/* Runs at exit: backends in reverse order. A backend's fini may defer its
- * teardown until plans still alive are freed; lookups find nothing after. */
+/* Runs at exit: backends in reverse order. A backend's fini leaves plans
+ * still alive safe to free afterwards (Vulkan closes them, see
+ * docs/VULKAN.md); lookups find nothing after. */
 static void fini_registry(void)
 {
     int n = n_registered;
