@@ -13,7 +13,7 @@
 # summary.txt (one line per step: ok/FAIL, seconds) and one file per step.
 set -uo pipefail
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 bin=$(cd "$1" && pwd) || exit 2
 out=$2

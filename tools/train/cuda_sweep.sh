@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Several train.py runs side by side on one CUDA device, for a fixed
-# wall-clock budget each (a lent GPU machine: no resume across machines, so
-# the schedule is bound to the clock, see train.py --minutes).
+# wall-clock budget each (a GPU machine held for a fixed time: no resume
+# across machines, so the schedule is bound to the clock, see train.py
+# --minutes).
 #
 #   cuda_sweep.sh --work DIR --out DIR --minutes M [--device D] NAME:LAMBDA:INIT ... [-- TRAIN_ARGS...]
 #
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$work" ] || [ -z "$out" ] || [ -z "$minutes" ] || [ ${#runs[@]} = 0 ]; then
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 mkdir -p "$work" "$out"
