@@ -2,9 +2,10 @@
  * candidate the calibration ranks first, the plan must be prepared on it and
  * give the reference's answer. The ranking is steered through
  * spw__plan_calibration_hook, so every position (first, middle, last) wins
- * once, whatever the machine's real timings. With SPW_VULKAN_AS_DISCRETE=1
- * (set here) a CPU Vulkan implementation is a candidate too; without any
- * Vulkan device the CPU backends still give two candidates. */
+ * once, whatever the machine's real timings. SPW_VULKAN_AS_DISCRETE=1 (set
+ * here) makes a CPU Vulkan implementation a candidate beside cpu-fast;
+ * without any Vulkan device cpu-fast is the only one (cpu-ref is taken only
+ * when nothing else runs a plan) and the test says so. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -126,7 +126,6 @@ static void ctx_hold(spw_vk_ctx *ctx, spw_vk_live *node,
     if (ctx->live)
         ctx->live->prev = node;
     ctx->live = node;
-    ctx->refs++;
     pthread_mutex_unlock(&ctx->lock);
 }
 
@@ -139,7 +138,6 @@ static void ctx_drop(spw_vk_ctx *ctx, spw_vk_live *node)
         ctx->live = node->next;
     if (node->next)
         node->next->prev = node->prev;
-    ctx->refs--;
     pthread_mutex_unlock(&ctx->lock);
 }
 
@@ -150,21 +148,21 @@ static void vk_fini(spw_backend *be)
     spw_vk_ctx *ctx = be->ctx;
     if (!ctx)
         return;
-    if (ctx->refs)
-        SPW_LOGD("vulkan: %d buffers and plans alive at exit; closing them", ctx->refs);
     /* Exit is single-threaded from here (running a plan in another thread
      * while the process exits is not supported), so no lock is held across
      * close(), which takes it itself. */
     spw_vk_live *n = ctx->live;
     ctx->live = NULL;
-    ctx->refs = 0;
-    while (n) {
+    int closed = 0;
+    for (; n; closed++) {
         spw_vk_live *next = n->next;
         n->close(n, ctx);
         n->dead = true;
         n->prev = n->next = NULL;
         n = next;
     }
+    if (closed)
+        SPW_LOGD("vulkan: closed %d buffers and plans still alive at exit", closed);
     spw__vk_ctx_destroy(ctx);
     be->ctx = NULL;
 }

@@ -173,7 +173,6 @@ typedef struct spw_vk_ctx {
     /* Live buffers and plans (each holds the device). The backend's fini
      * closes those still alive before it destroys the device. */
     struct spw_vk_live *live;
-    int refs;
     spw_vk_block *blocks;
     VkCommandPool pool;
     VkFence fence;
