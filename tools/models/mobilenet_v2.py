@@ -160,14 +160,23 @@ class MobileNetV2(nn.Module):
             x = b(x)
         return x
 
-    def tail(self, f, split):
-        """Output of block `split` -> logits (N x 1001)."""
+    def tail(self, f, split, taps=()):
+        """Output of block `split` -> logits (N x 1001).  With `taps` (block
+        indices after the split, or "last" for the 1280-channel conv before
+        the pool) it returns (logits, [the tapped activations in order])."""
         k = self.split_index(split)
-        for b in self.blocks[k + 1:]:
-            f = b(f)
+        want = set(taps)
+        got = []
+        for i in range(k + 1, len(self.blocks)):
+            f = self.blocks[i](f)
+            if i in want:
+                got.append(f)
         f = self.last_conv(f)
+        if "last" in want:
+            got.append(f)
         f = f.mean(dim=(2, 3), keepdim=True)
-        return torch.flatten(self.classifier(f), 1)
+        logits = torch.flatten(self.classifier(f), 1)
+        return (logits, got) if taps else logits
 
     def forward(self, x):
         return self.tail(self.head(x, 0), 0)

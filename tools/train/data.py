@@ -140,3 +140,16 @@ def augment_resident(u8, idx, gen, min_scale=0.08):
     grid = Fn.affine_grid(theta.to(dev), [n, 3, SIZE, SIZE], align_corners=False)
     out = Fn.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.clamp_(0.0, 1.0)
+
+
+def mixup(x, alpha, seed):
+    """Blend every image of a batch with a random partner of the same batch:
+    x_k <- w_k x_k + (1 - w_k) x_p(k), w_k ~ Beta(alpha, alpha), drawn from
+    `seed` (numpy: torch's Beta sampler takes no generator).  Pure
+    distillation needs no labels, so a blend is as good a training input as
+    a photo and adds variety to a small train set."""
+    rs = np.random.RandomState(seed % (2 ** 32))
+    n = x.shape[0]
+    w = torch.from_numpy(rs.beta(alpha, alpha, size=n).astype(np.float32)).to(x.device).view(n, 1, 1, 1)
+    partner = torch.from_numpy(rs.permutation(n)).to(x.device)
+    return w * x + (1.0 - w) * x.index_select(0, partner)

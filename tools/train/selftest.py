@@ -8,7 +8,10 @@
 2. the bottleneck's pmfs turn into valid coder tables (tools/codec/tables.py);
 3. untrained svbi and es models export, and the ONNX graphs (run by
    tools/models/onnx_eval.py) reproduce PyTorch's symbols exactly and its
-   features to float rounding.
+   features to float rounding;
+4. the training terms: --mixup is a per-image convex blend, reproducible from
+   its seed; the backbone's tail with taps gives the plain tail's logits and
+   the tapped activations (needs the backbone from ../shared).
 """
 
 import argparse
@@ -111,6 +114,28 @@ def check_export(keep):
               % (arch, df, t["quantized_cdf"].shape[1], src, d))
 
 
+def check_training_terms():
+    import data
+    from mobilenet_v2 import MobileNetV2
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(8, 1, 1, 1, generator=g).expand(8, 3, 16, 16).contiguous()
+    a, b = data.mixup(x, 0.4, 17), data.mixup(x, 0.4, 17)
+    assert torch.equal(a, b), "mixup not reproducible from its seed"
+    flat = a.view(8, -1)
+    assert float((flat.max(1).values - flat.min(1).values).max()) < 1e-6  # a blend of constants is constant
+    assert float(a.min()) >= float(x.min()) - 1e-6 and float(a.max()) <= float(x.max()) + 1e-6
+    assert not torch.equal(a, data.mixup(x, 0.4, 18))
+    net = MobileNetV2.from_tflite()
+    f = torch.randn(2, 32, 14, 14, generator=g)
+    with torch.no_grad():
+        plain = net.tail(f, "block5")
+        logits, taps = net.tail(f, "block5", (9, 16, "last"))
+    assert torch.equal(plain, logits)
+    shapes = [tuple(t.shape[1:]) for t in taps]
+    assert shapes == [(64, 7, 7), (320, 4, 4), (1280, 4, 4)], shapes
+    print("training terms: mixup blends reproducibly, tail taps %s" % shapes)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keep", default=None)
@@ -119,6 +144,7 @@ def main():
     check_density()
     check_tables()
     check_export(a.keep)
+    check_training_terms()
     print("selftest: ok")
 
 

@@ -81,6 +81,19 @@ def parse(argv=None):
                          "teacher's own features, loss += kd * T^2 * KL(teacher || student) per image "
                          "(0 = off: head distillation only, the method's recipe)")
     ap.add_argument("--kd-temp", type=float, default=1.0, help="temperature T of --kd")
+    ap.add_argument("--tail-mse", type=float, default=0.0,
+                    help="weight W of a distillation term inside the frozen tail: the tail runs on g_s(y_hat) "
+                         "and on the teacher's features, and loss += W * mean over --tail-taps of the batch's "
+                         "relative squared error (sum of squared differences / sum of squares of the "
+                         "teacher's activations); it weighs the split error by what survives the tail "
+                         "(0 = off)")
+    ap.add_argument("--tail-taps", default="9,12,15,16,last",
+                    help="tail activations of --tail-mse: block indices after the split, 'last' = the "
+                         "1280-channel conv before the pool")
+    ap.add_argument("--mixup", type=float, default=0.0,
+                    help="blend each training image with another of its batch, weight ~ Beta(A, A) per image "
+                         "(0 = off); teacher and student see the same blend, so the targets stay exact and "
+                         "the distillation sees inputs beyond the 9,469 photos")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="train the decoder only: encoder and entropy model stay those of --init, so the "
                          "stream and its rate do not change (the Entropic Student's second stage)")
@@ -122,6 +135,17 @@ def parse(argv=None):
     if a.name is None:
         a.name = "%s_%s_l%s" % (a.arch, a.split, fmt_lmbda(a.lmbda))
     return a
+
+
+def parse_taps(text):
+    taps = []
+    for t in text.split(","):
+        t = t.strip()
+        if t:
+            taps.append(t if t == "last" else int(t))
+    if not taps:
+        raise SystemExit("--tail-taps: no taps given")
+    return tuple(taps)
 
 
 def save_atomic(obj, path):
@@ -307,19 +331,26 @@ def main(argv=None):
         return dict(model=model.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(),
                     epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
                     args=vars(a), torch_rng=torch.get_rng_state(), input_norm=INPUT_NORM,
-                    backbone="mobilenet_v2_1.0_224", time=time.time())
+                    backbone="mobilenet_v2_1.0_224", time=time.time(), elapsed=time.time() - t_start)
 
+    taps = parse_taps(getattr(a, "tail_taps", "")) if getattr(a, "tail_mse", 0.0) > 0 else ()
+    k_split = teacher.split_index(a.split)
+    bad = [t for t in taps if t != "last" and not k_split < t < len(teacher.blocks)]
+    if bad:
+        raise SystemExit("--tail-taps %s: blocks after the split are %d..%d"
+                         % (",".join(map(str, bad)), k_split + 1, len(teacher.blocks) - 1))
     set_train(model, a.freeze_encoder)
     win = dict(loss=0.0, mse=0.0, bits=0.0, aux=0.0, n=0, t=time.time())
     bench_t0 = None
     last_save = time.time()
-    first_step = global_step
     total_steps = a.max_steps or a.epochs * steps_per_epoch
-    t_start = time.time()
+    # The clock of --minutes runs across resumes: a resumed run goes on with
+    # the budget and the cosine where the checkpoint left them.
+    t_start = time.time() - (ckpt.get("elapsed", 0.0) if ckpt else 0.0)
 
     def cosine_lr(step):
-        if step - first_step < a.warmup:
-            return a.lr * (step - first_step + 1) / a.warmup
+        if step < a.warmup:  # global_step counts from 0 in every new (or --init) run
+            return a.lr * (step + 1) / a.warmup
         if a.minutes:
             f = (time.time() - t_start) / (60.0 * a.minutes)
         else:
@@ -352,6 +383,8 @@ def main(argv=None):
                 x = from_unit(data.augment_resident(resident, sel, gen, a.crop_scale))
             else:
                 x = from_unit(data.augment_batch(train_u8[sel], gen, a.crop_scale))
+            if a.mixup > 0:
+                x = data.mixup(x, a.mixup, a.seed * 1000003 + global_step)
             if a.patch:
                 x = data.random_window(x, a.patch, gen)
             with torch.no_grad():
@@ -360,13 +393,21 @@ def main(argv=None):
             mse = ((out - target) ** 2).sum(dim=(1, 2, 3)).mean()
             bits = (-torch.log2(lik)).sum(dim=(1, 2, 3)).mean()
             loss = mse + a.lmbda * bits
-            if a.kd > 0:
+            if a.kd > 0 or a.tail_mse > 0:
                 with torch.no_grad():
-                    t_logp = Fn.log_softmax(teacher.tail(target, a.split) / a.kd_temp, dim=1)
-                s_logp = Fn.log_softmax(teacher.tail(out, a.split) / a.kd_temp, dim=1)
+                    t_logits, t_taps = teacher.tail(target, a.split, taps)
+                s_logits, s_taps = teacher.tail(out, a.split, taps)
+            if a.kd > 0:
+                t_logp = Fn.log_softmax(t_logits / a.kd_temp, dim=1)
+                s_logp = Fn.log_softmax(s_logits / a.kd_temp, dim=1)
                 kl = (t_logp.exp() * (t_logp - s_logp)).sum(dim=1).mean() * a.kd_temp ** 2
                 loss = loss + a.kd * kl
                 win["kl"] = win.get("kl", 0.0) + kl.detach()
+            if a.tail_mse > 0:
+                rel = sum(((s - t) ** 2).sum() / (t ** 2).sum().clamp_min(1e-6)
+                          for s, t in zip(s_taps, t_taps)) / len(t_taps)
+                loss = loss + a.tail_mse * rel
+                win["tail"] = win.get("tail", 0.0) + rel.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if a.clip > 0:
@@ -406,12 +447,13 @@ def main(argv=None):
                            loss=float(win["loss"]) / n, mse=float(win["mse"]) / n,
                            bpp=float(win["bits"]) / n / px, aux=float(win["aux"]) / n,
                            img_s=n * a.batch / dt, time=time.time())
-                if "kl" in win:
-                    rec["kl"] = float(win["kl"]) / n
+                for key in ("kl", "tail"):
+                    if key in win:
+                        rec[key] = float(win[key]) / n
                 log.record(**rec)
                 log("ep %d it %d/%d step %d: loss %.1f mse %.1f bpp %.4f aux %.1f%s lr %.2e %.2f img/s"
                     % (epoch, step_in_epoch, steps_per_epoch, global_step, rec["loss"], rec["mse"],
-                       rec["bpp"], rec["aux"], " kl %.3f" % rec["kl"] if "kl" in rec else "", lr, rec["img_s"]))
+                       rec["bpp"], rec["aux"], "".join(" %s %.3f" % (k, rec[k]) for k in ("kl", "tail") if k in rec), lr, rec["img_s"]))
                 win = dict(loss=0.0, mse=0.0, bits=0.0, aux=0.0, n=0, t=time.time())
             if global_step % a.ckpt_every == 0 or time.time() - last_save > 60 * a.ckpt_minutes:
                 save_atomic(state(), ckpt_path)
