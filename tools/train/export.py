@@ -301,14 +301,19 @@ with the real range coder at batch size 1).
 """.format(name=name, split=split, sshape="x".join(map(str, split_shape)),
            lshape="x".join(map(str, latent_shape)), arch=args["arch"], n_enc=n_enc, n_dec=n_dec,
            mid="yes" if args.get("mid_act") else "no (as the reference code)", lmbda=args["lmbda"],
-           kd=(" + %g T^2 KL(teacher's || student's class distribution), T = %g, the frozen tail run on both feature maps"
-               % (args["kd"], args.get("kd_temp", 1.0))) if args.get("kd", 0) > 0 else "",
+           kd=((" + %g T^2 KL(teacher's || student's class distribution), T = %g, the frozen tail run on both feature maps"
+                % (args["kd"], args.get("kd_temp", 1.0))) if args.get("kd", 0) > 0 else "")
+           + ((" + %g x the relative squared error of the tail's activations at %s (teacher's against "
+               "restored features)" % (args["tail_mse"], args.get("tail_taps", "")))
+              if args.get("tail_mse", 0) > 0 else ""),
            trained="the decoder only: encoder and entropy model fixed from the init run, so the stream is unchanged"
            if args.get("freeze_encoder") else "encoder, entropy model and decoder together",
            crop=("random-resized-crop 224 (area %g-1, ratio 3/4-4/3)" % args.get("crop_scale", 0.08))
            if args.get("crop_scale", 0.08) < 1.0 else "the whole 224x224 image (no rescaling crop)",
-           patch=(", trained on random %dx%d windows of those" % (args["patch"], args["patch"]))
-           if args.get("patch") else "",
+           patch=((", trained on random %dx%d windows of those" % (args["patch"], args["patch"]))
+                  if args.get("patch") else "")
+           + ((", each blended with another of its batch (mixup, Beta(%g, %g) weights)"
+               % (args["mixup"], args["mixup"])) if args.get("mixup", 0) > 0 else ""),
            epochs=args["epochs"] if ck["epoch"] >= args["epochs"]
            else "%d (stopped; %d scheduled)" % (ck["epoch"], args["epochs"]), batch=args["batch"], lr=args["lr"], decay=args["lr_decay"],
            aux_lr=args["aux_lr"], ckpt=os.path.relpath(path, REPO), epoch=ck["epoch"],
