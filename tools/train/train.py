@@ -393,10 +393,14 @@ def main(argv=None):
             mse = ((out - target) ** 2).sum(dim=(1, 2, 3)).mean()
             bits = (-torch.log2(lik)).sum(dim=(1, 2, 3)).mean()
             loss = mse + a.lmbda * bits
-            if a.kd > 0 or a.tail_mse > 0:
+            if taps:
                 with torch.no_grad():
                     t_logits, t_taps = teacher.tail(target, a.split, taps)
                 s_logits, s_taps = teacher.tail(out, a.split, taps)
+            elif a.kd > 0:
+                with torch.no_grad():
+                    t_logits = teacher.tail(target, a.split)
+                s_logits = teacher.tail(out, a.split)
             if a.kd > 0:
                 t_logp = Fn.log_softmax(t_logits / a.kd_temp, dim=1)
                 s_logp = Fn.log_softmax(s_logits / a.kd_temp, dim=1)
