@@ -160,10 +160,14 @@ class MobileNetV2(nn.Module):
             x = b(x)
         return x
 
-    def tail(self, f, split, taps=()):
-        """Output of block `split` -> logits (N x 1001).  With `taps` (block
-        indices after the split, or "last" for the 1280-channel conv before
-        the pool) it returns (logits, [the tapped activations in order])."""
+    def tail(self, f, split):
+        """Output of block `split` -> logits (N x 1001)."""
+        return self.tail_taps(f, split, ())[0]
+
+    def tail_taps(self, f, split, taps):
+        """tail() that also returns activations on the way: (logits, [the
+        activations after each of `taps` in order]); a tap is a block index
+        after the split or "last", the 1280-channel conv before the pool."""
         k = self.split_index(split)
         want = set(taps)
         got = []
@@ -175,8 +179,7 @@ class MobileNetV2(nn.Module):
         if "last" in want:
             got.append(f)
         f = f.mean(dim=(2, 3), keepdim=True)
-        logits = torch.flatten(self.classifier(f), 1)
-        return (logits, got) if taps else logits
+        return torch.flatten(self.classifier(f), 1), got
 
     def forward(self, x):
         return self.tail(self.head(x, 0), 0)

@@ -129,7 +129,7 @@ def check_training_terms():
     f = torch.randn(2, 32, 14, 14, generator=g)
     with torch.no_grad():
         plain = net.tail(f, "block5")
-        logits, taps = net.tail(f, "block5", (9, 16, "last"))
+        logits, taps = net.tail_taps(f, "block5", (9, 16, "last"))
     assert torch.equal(plain, logits)
     shapes = [tuple(t.shape[1:]) for t in taps]
     assert shapes == [(64, 7, 7), (320, 4, 4), (1280, 4, 4)], shapes

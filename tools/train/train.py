@@ -333,7 +333,7 @@ def main(argv=None):
                     args=vars(a), torch_rng=torch.get_rng_state(), input_norm=INPUT_NORM,
                     backbone="mobilenet_v2_1.0_224", time=time.time(), elapsed=time.time() - t_start)
 
-    taps = parse_taps(getattr(a, "tail_taps", "")) if getattr(a, "tail_mse", 0.0) > 0 else ()
+    taps = parse_taps(a.tail_taps) if a.tail_mse > 0 else ()
     k_split = teacher.split_index(a.split)
     bad = [t for t in taps if t != "last" and not k_split < t < len(teacher.blocks)]
     if bad:
@@ -393,14 +393,10 @@ def main(argv=None):
             mse = ((out - target) ** 2).sum(dim=(1, 2, 3)).mean()
             bits = (-torch.log2(lik)).sum(dim=(1, 2, 3)).mean()
             loss = mse + a.lmbda * bits
-            if taps:
+            if a.kd > 0 or taps:
                 with torch.no_grad():
-                    t_logits, t_taps = teacher.tail(target, a.split, taps)
-                s_logits, s_taps = teacher.tail(out, a.split, taps)
-            elif a.kd > 0:
-                with torch.no_grad():
-                    t_logits = teacher.tail(target, a.split)
-                s_logits = teacher.tail(out, a.split)
+                    t_logits, t_taps = teacher.tail_taps(target, a.split, taps)
+                s_logits, s_taps = teacher.tail_taps(out, a.split, taps)
             if a.kd > 0:
                 t_logp = Fn.log_softmax(t_logits / a.kd_temp, dim=1)
                 s_logp = Fn.log_softmax(s_logits / a.kd_temp, dim=1)
