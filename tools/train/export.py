@@ -174,14 +174,17 @@ def build_decoder(model, tables, latent_shape, split_shape, fp16):
     return make_model(g, "splitwire server decoder: int32 symbols -> backbone split features")
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, weights="auto"):
+    """(path, checkpoint, model in eval mode); weights: auto, live or ema
+    (models.checkpoint_weights); ck["weights"] says which were loaded."""
     if os.path.isdir(path):
         path = os.path.join(path, "ckpt_last.pt")
     ck = models.load_checkpoint(path)
     a = ck["args"]
     model = models.build(a["arch"], a["split"], width=a.get("width", 96), n_blocks=a.get("dec_blocks", 2),
                          mid_act=a.get("mid_act", False), es_decoder=a.get("es_decoder", "igdn"))
-    model.load_state_dict(ck["model"])
+    state, ck["weights"] = models.checkpoint_weights(ck, weights)
+    model.load_state_dict(state)
     model.eval()
     return path, ck, model
 
@@ -235,9 +238,12 @@ def main():
                     help="position in the rate family, 0 = highest rate (the runtime accepts 0..1000)")
     ap.add_argument("--fp16", action="store_true")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--weights", default="auto", choices=["auto", "live", "ema"],
+                    help="the optimizer's weights or their moving average (runs with --ema); auto = the "
+                         "average where the run kept one")
     a = ap.parse_args()
 
-    path, ck, model = load_checkpoint(a.ckpt)
+    path, ck, model = load_checkpoint(a.ckpt, a.weights)
     args = ck["args"]
     split = args["split"]
     name = a.name or "%s-mnv2-%s-l%s" % (args["arch"], split, ("%g" % args["lmbda"]).replace(".", "p"))
@@ -291,7 +297,7 @@ backbone's `{split}` features ({sshape}) from a {lshape} latent.
 | input normalisation | x = (255 p - 128) / 128 per RGB channel (the backbone's TFLite convention) |
 | schedule | {epochs} epochs, batch {batch}, Adam {lr} x{decay} per epoch; quantiles: Adam {aux_lr} on the auxiliary loss |
 | teacher | frozen MobileNetV2 (uint8 TFLite weights dequantised to float) |
-| checkpoint | `{ckpt}` (epoch {epoch}, step {step}) |
+| checkpoint | `{ckpt}` (epoch {epoch}, step {step}), {which} |
 | coder tables | {src}; {nch} channels, Lmax {lmax} |
 | weights | {dtype} initializers |
 | exported | {date} |
@@ -318,13 +324,15 @@ with the real range coder at batch size 1).
            else "%d (stopped; %d scheduled)" % (ck["epoch"], args["epochs"]), batch=args["batch"], lr=args["lr"], decay=args["lr_decay"],
            aux_lr=args["aux_lr"], ckpt=os.path.relpath(path, REPO), epoch=ck["epoch"],
            step=ck["global_step"], src=src,
+           which=("the moving average of the weights (decay %g per step)" % args.get("ema", 0))
+           if ck["weights"] == "ema" else "the optimizer's weights",
            nch=tables["quantized_cdf"].shape[0], lmax=tables["quantized_cdf"].shape[1],
            dtype="float16 conv weights" if a.fp16 else "float32",
            date=datetime.date.today().isoformat())
     write_atomic(os.path.join(out, "model_card.md"), card)
     sizes = {fn: os.path.getsize(os.path.join(out, fn)) for fn in ("encoder.onnx", "decoder.onnx")}
-    print("export: %s -> %s (encoder %d B, decoder %d B, tables from %s, Lmax %d)"
-          % (path, out, sizes["encoder.onnx"], sizes["decoder.onnx"], src,
+    print("export: %s (%s weights) -> %s (encoder %d B, decoder %d B, tables from %s, Lmax %d)"
+          % (path, ck["weights"], out, sizes["encoder.onnx"], sizes["decoder.onnx"], src,
              tables["quantized_cdf"].shape[1]))
     if a.check:
         check(model, enc, dec)

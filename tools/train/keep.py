@@ -4,7 +4,7 @@
     keep.py [--half] RUN_DIR [OUT_DIR]     (default OUT_DIR: models/runs/<run name>)
 
 Writes ckpt_last.pt without the optimizer state (about a third of the size),
-plus args.json and train.log. --half stores the encoder's and decoder's
+plus args.json and train.log; the moving average of the weights (--ema) is kept beside them. --half stores the encoder's and decoder's
 weights as float16 (half again; enough to resume or warm-start from, and
 loading widens them); the entropy bottleneck stays float32, so the coder
 tables exported from a kept run are the run's own. To resume elsewhere:
@@ -37,8 +37,10 @@ def main():
     ck = models.load_checkpoint(os.path.join(run, "ckpt_last.pt"))
     slim = {k: v for k, v in ck.items() if k not in ("opt", "aux_opt", "torch_rng")}
     if half:
-        slim["model"] = {k: (v.half() if k.startswith(("encoder.", "decoder.")) and v.is_floating_point() else v)
-                         for k, v in ck["model"].items()}
+        for key in ("model", "ema"):
+            if key in ck:
+                slim[key] = {k: (v.half() if k.startswith(("encoder.", "decoder.")) and v.is_floating_point() else v)
+                             for k, v in ck[key].items()}
     os.makedirs(out, exist_ok=True)
     tmp = os.path.join(out, "ckpt_last.pt.tmp")
     torch.save(slim, tmp)

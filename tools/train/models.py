@@ -183,6 +183,43 @@ def load_checkpoint(path):
         return torch.load(path, map_location="cpu")
 
 
+def checkpoint_weights(ck, which="auto"):
+    """(state dict, label) of a checkpoint: "live" = the optimizer's weights,
+    "ema" = their exponential moving average (runs with --ema), "auto" = the
+    average where the run kept one."""
+    if which not in ("auto", "live", "ema"):
+        raise ValueError("weights %r: auto, live or ema" % which)
+    if which == "ema" and "ema" not in ck:
+        raise ValueError("the checkpoint has no EMA weights (trained without --ema)")
+    if which != "live" and "ema" in ck:
+        return ck["ema"], "ema"
+    return ck["model"], "live"
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point state (weights
+    and the bottleneck's quantiles); integer state is copied.  The decay is
+    min(decay, (1 + n) / (10 + n)) at update n, so an average that starts from
+    fresh weights is not dominated by them."""
+
+    def __init__(self, model, decay):
+        import copy
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+
+    @torch.no_grad()
+    def update(self, n):
+        d = min(self.decay, (1.0 + n) / (10.0 + n))
+        for e, p in self.pairs:
+            if e.is_floating_point():
+                e.mul_(d).add_(p, alpha=1.0 - d)
+            else:
+                e.copy_(p)
+
+
 def build(arch, split, width=96, n_blocks=2, mid_act=False, es_decoder="igdn"):
     split = SPLIT_ALIASES.get(split, split)
     ch, hw = SPLITS[split]

@@ -11,7 +11,11 @@
    features to float rounding;
 4. the training terms: --mixup is a per-image convex blend, reproducible from
    its seed; the backbone's tail with taps gives the plain tail's logits and
-   the tapped activations (needs the backbone from ../shared).
+   the tapped activations (needs the backbone from ../shared);
+5. the weights' moving average (--ema) and the checkpoints' choice of
+   weights;
+6. train.py's loop, end to end on 32 images, with a resume and a warm start
+   (needs the image cache of an earlier training run).
 """
 
 import argparse
@@ -136,6 +140,71 @@ def check_training_terms():
     print("training terms: mixup blends reproducibly, tail taps %s" % shapes)
 
 
+def check_ema():
+    net = models.build("svbi", "s28", width=16, n_blocks=1)
+    ema = models.EMA(net, 0.9)
+    w0 = net.decoder.out.bias.detach().clone()
+    with torch.no_grad():
+        net.decoder.out.bias.add_(1.0)
+        net.bottleneck.quantiles.add_(1.0)
+    ema.update(1000)  # past the early-step ramp: decay 0.9
+    got = ema.model.decoder.out.bias
+    assert torch.allclose(got, w0 + 0.1), "EMA step: expected 0.9 * old + 0.1 * new"
+    ema.update(0)  # update 0: decay 1/10, the average follows the weights closely
+    assert torch.allclose(ema.model.decoder.out.bias, (w0 + 0.1) * 0.1 + (w0 + 1.0) * 0.9)
+    assert not ema.model.decoder.out.bias.requires_grad
+    ck = {"model": net.state_dict(), "ema": ema.model.state_dict()}
+    assert models.checkpoint_weights(ck)[1] == "ema"
+    assert models.checkpoint_weights(ck, "live")[1] == "live"
+    assert models.checkpoint_weights({"model": ck["model"]})[1] == "live"
+    try:
+        models.checkpoint_weights({"model": ck["model"]}, "ema")
+        raise AssertionError("asked for EMA weights of a run without them")
+    except ValueError:
+        pass
+    print("ema: averages float state, follows early steps, checkpoints pick live or ema")
+
+
+def check_train_loop():
+    """train.py end to end on 32 real train images: every loss term and the
+    EMA, an epoch-end check, a resume and a warm start into a grown decoder.
+    Needs the uint8 train/val cache of an earlier run (it is not rebuilt here:
+    decoding it takes minutes)."""
+    import json
+    import shutil
+    import data
+    import train
+    work = train.default_work()
+    if not all(os.path.exists(p) for s in ("train", "val") for p in data.cache_paths(work, s)):
+        print("train loop: skipped, no image cache under %s (any train.py run builds it)" % work)
+        return
+    tmp = tempfile.mkdtemp(prefix="spw_selftest_train_")
+    try:
+        os.symlink(os.path.join(work, "cache"), os.path.join(tmp, "cache"))
+        common = ["--work", tmp, "--lmbda", "4", "--width", "16", "--dec-blocks", "1", "--batch", "8",
+                  "--train-n", "32", "--patch", "64", "--val-n", "8", "--threads", "1", "--log-every", "2"]
+        terms = ["--kd", "1e4", "--tail-mse", "1e5", "--mixup", "0.2", "--ema", "0.9"]
+        train.main(common + terms + ["--name", "a", "--epochs", "1"])
+        train.main(common + ["--name", "a", "--epochs", "2"])  # resume: the run's own args come back
+        ck = models.load_checkpoint(os.path.join(tmp, "runs", "a", "ckpt_last.pt"))
+        assert ck["global_step"] == 8 and ck["epoch"] == 2, (ck["global_step"], ck["epoch"])
+        assert ck["args"]["ema"] == 0.9 and "ema" in ck
+        assert not all(torch.equal(ck["model"][k], ck["ema"][k]) for k in ck["model"])
+        with open(os.path.join(tmp, "runs", "a", "log.jsonl")) as f:
+            kinds = [json.loads(line).get("kind") for line in f]
+        assert kinds.count("val") == 2 and kinds.count("val_ema") == 2, kinds
+        train.main(common + ["--name", "b", "--dec-blocks", "2", "--epochs", "1", "--val-n", "0",
+                             "--init", os.path.join(tmp, "runs", "a", "ckpt_last.pt")])
+        b = models.load_checkpoint(os.path.join(tmp, "runs", "b", "ckpt_last.pt"))
+        with open(os.path.join(tmp, "runs", "b", "train.log")) as f:
+            blog = f.read()
+        assert "ema weights" in blog and "grown by 1 residual block" in blog, blog
+        assert b["global_step"] == 4 and os.path.exists(os.path.join(tmp, "runs", "b", "DONE"))
+    finally:
+        shutil.rmtree(tmp)
+    print("train loop: 2 runs, resume, EMA, every loss term, a grown decoder")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keep", default=None)
@@ -145,6 +214,8 @@ def main():
     check_tables()
     check_export(a.keep)
     check_training_terms()
+    check_ema()
+    check_train_loop()
     print("selftest: ok")
 
 

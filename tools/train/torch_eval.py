@@ -42,10 +42,12 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="images spread evenly over the set (0 = all)")
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--json", default=None, help="write the result here ('-' = stdout)")
+    ap.add_argument("--weights", default="auto", choices=["auto", "live", "ema"],
+                    help="as export.py: auto = the moving average where the run kept one")
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
-    path, ck, model = load_checkpoint(a.ckpt)
+    path, ck, model = load_checkpoint(a.ckpt, a.weights)
     split = ck["args"]["split"]
     model.eval()
     teacher = MobileNetV2.from_tflite()
@@ -69,14 +71,14 @@ def main():
         print("\r%d/%d" % (s + len(chunk), len(items)), end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     n = len(items)
-    res = dict(ckpt=os.path.relpath(path), images=n, est_bytes=bits / 8 / n,
+    res = dict(ckpt=os.path.relpath(path), weights=ck["weights"], images=n, est_bytes=bits / 8 / n,
                bpp=bits / n / (224 * 224), top1_1000=hit1000 / n, top1_10=hit10 / n)
     text = json.dumps(res)
     if a.json == "-":
         print(text)
     else:
-        print("%s: %d images, %.1f B/image (estimate), %.4f bpp, top-1 %.2f%% 1000-way, %.2f%% 10-way"
-              % (res["ckpt"], n, res["est_bytes"], res["bpp"], 100 * res["top1_1000"], 100 * res["top1_10"]))
+        print("%s (%s weights): %d images, %.1f B/image (estimate), %.4f bpp, top-1 %.2f%% 1000-way, %.2f%% 10-way"
+              % (res["ckpt"], res["weights"], n, res["est_bytes"], res["bpp"], 100 * res["top1_1000"], 100 * res["top1_10"]))
         if a.json:
             with open(a.json, "w") as f:
                 f.write(text + "\n")

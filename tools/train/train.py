@@ -97,6 +97,10 @@ def parse(argv=None):
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="train the decoder only: encoder and entropy model stay those of --init, so the "
                          "stream and its rate do not change (the Entropic Student's second stage)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="also keep an exponential moving average of the weights with this decay per step "
+                         "(e.g. 0.999, about the last 1000 steps; 0 = off); the epoch-end check measures both, "
+                         "the checkpoint holds both and export.py takes the average by default")
     ap.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip (0 = off)")
     ap.add_argument("--device", default="cpu",
                     help="torch device (cpu, cuda, cuda:1 ...); a non-CPU device holds the whole uint8 train "
@@ -202,9 +206,10 @@ def val_subset(n):
 
 
 @torch.no_grad()
-def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, freeze_encoder=False, device="cpu"):
+def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, device="cpu"):
     """Eval-mode (rounded latent) estimate: bpp from the likelihoods, sum-MSE
-    per image, top-1 through the teacher's tail (1000-way and 10-way)."""
+    per image, top-1 through the teacher's tail (1000-way and 10-way).  Leaves
+    the model in eval mode."""
     import imagenette
     ids = torch.tensor([k for _, _, _, k in imagenette.classes()], device=device) + 1
     model.eval()
@@ -222,7 +227,6 @@ def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, freeze_encoder=
             tot[key + "acc1000"] += int((logits[:, 1:].argmax(1) == lab[:, 1]).sum())
             tot[key + "acc10"] += int((logits[:, ids].argmax(1) == lab[:, 0]).sum())
         tot["n"] += len(sel)
-    set_train(model, freeze_encoder)
     n = tot["n"]
     return dict(n=n, bpp=tot["bits"] / n / (224 * 224), mse=tot["mse"] / n,
                 acc1000=tot["acc1000"] / n, acc10=tot["acc10"] / n,
@@ -283,7 +287,8 @@ def main(argv=None):
             # bottleneck of a run with another decoder); the rest keep their
             # fresh initialisation.
             own = model.state_dict()
-            take = {k: v for k, v in init["model"].items() if k in own and own[k].shape == v.shape}
+            init_w, init_kind = models.checkpoint_weights(init)
+            take = {k: v for k, v in init_w.items() if k in own and own[k].shape == v.shape}
             model.load_state_dict(take, strict=False)
             # A residual block added to a trained decoder (more --dec-blocks than
             # the init run) starts with its last conv at zero, so it passes its
@@ -299,11 +304,18 @@ def main(argv=None):
                 if grown:
                     log("decoder grown by %d residual block(s), started as pass-through: %s"
                         % (len(grown), ", ".join(grown)))
-            log("weights from %s (its step %d): %d of %d tensors, fresh: %s"
-                % (a.init, init["global_step"], len(take), len(own),
+            log("weights from %s (its step %d, %s weights): %d of %d tensors, fresh: %s"
+                % (a.init, init["global_step"], init_kind, len(take), len(own),
                    ", ".join(sorted(set(k.split(".")[0] + "." + k.split(".")[1] for k in own if k not in take)))
                    or "none"))
             del init
+    ema = None
+    if a.ema > 0:
+        ema = models.EMA(model, a.ema)
+        if ckpt and "ema" in ckpt:
+            ema.model.load_state_dict(ckpt["ema"])
+        elif ckpt:
+            log("no EMA weights in the checkpoint: the average restarts from the weights")
     if not ckpt and run_dir:
         with open(os.path.join(run_dir, "args.json"), "w") as f:
             json.dump(vars(a), f, indent=2)
@@ -328,10 +340,13 @@ def main(argv=None):
         val_u8, val_lab = data.load_cache(a.work, "val")
 
     def state():
-        return dict(model=model.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(),
-                    epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
-                    args=vars(a), torch_rng=torch.get_rng_state(), input_norm=INPUT_NORM,
-                    backbone="mobilenet_v2_1.0_224", time=time.time(), elapsed=time.time() - t_start)
+        st = dict(model=model.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(),
+                  epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
+                  args=vars(a), torch_rng=torch.get_rng_state(), input_norm=INPUT_NORM,
+                  backbone="mobilenet_v2_1.0_224", time=time.time(), elapsed=time.time() - t_start)
+        if ema is not None:
+            st["ema"] = ema.model.state_dict()
+        return st
 
     taps = parse_taps(a.tail_taps) if a.tail_mse > 0 else ()
     k_split = teacher.split_index(a.split)
@@ -421,6 +436,8 @@ def main(argv=None):
                 aux.backward()
                 aux_opt.step()
 
+            if ema is not None:
+                ema.update(global_step)
             step_in_epoch += 1
             global_step += 1
             # Tensors, summed on the device: a float() per step would wait for
@@ -465,15 +482,21 @@ def main(argv=None):
         if not a.minutes:  # a clock-bound run's epochs are short and many: ckpt_last.pt only
             save_atomic(state(), os.path.join(run_dir, "ckpt_epoch%d.pt" % epoch))
         if val_idx is not None:
-            t0 = time.time()
-            ev = evaluate(model, teacher, a.split, val_u8, val_lab, val_idx, freeze_encoder=a.freeze_encoder,
-                          device=dev)
-            ev.update(epoch=epoch, step=global_step, kind="val", seconds=time.time() - t0)
-            log.record(**ev)
-            log("val after epoch %d (%d images, rounded latent): bpp %.4f mse %.1f top-1 1000-way %.2f%% "
-                "10-way %.2f%% (teacher %.2f%% / %.2f%%)"
-                % (epoch, ev["n"], ev["bpp"], ev["mse"], 100 * ev["acc1000"], 100 * ev["acc10"],
-                   100 * ev["teacher_acc1000"], 100 * ev["teacher_acc10"]))
+            for kind, net in (("val", model), ("val_ema", ema.model if ema is not None else None)):
+                if net is None:
+                    continue
+                t0 = time.time()
+                ev = evaluate(net, teacher, a.split, val_u8, val_lab, val_idx, device=dev)
+                if net is model:
+                    set_train(model, a.freeze_encoder)
+                else:
+                    net.eval()
+                ev.update(epoch=epoch, step=global_step, kind=kind, seconds=time.time() - t0)
+                log.record(**ev)
+                log("%s after epoch %d (%d images, rounded latent): bpp %.4f mse %.1f top-1 1000-way %.2f%% "
+                    "10-way %.2f%% (teacher %.2f%% / %.2f%%)"
+                    % (kind, epoch, ev["n"], ev["bpp"], ev["mse"], 100 * ev["acc1000"], 100 * ev["acc10"],
+                       100 * ev["teacher_acc1000"], 100 * ev["teacher_acc10"]))
     log("done: %d epochs, %d steps" % (epoch, global_step))
     with open(os.path.join(run_dir, "DONE"), "w") as f:
         f.write("%d\n" % global_step)
