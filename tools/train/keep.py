@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """Keeps a training run in the repository so a later machine can resume it.
 
-    keep.py [--half] RUN_DIR [OUT_DIR]     (default OUT_DIR: models/runs/<run name>)
+    keep.py [--half] [--average-only] RUN_DIR [OUT_DIR]
+                                          (default OUT_DIR: models/runs/<run name>)
 
 Writes ckpt_last.pt without the optimizer state (about a third of the size),
 plus args.json and train.log; the moving average of the weights (--ema) is kept beside them. --half stores the encoder's and decoder's
 weights as float16 (half again; enough to resume or warm-start from, and
-loading widens them); the entropy bottleneck stays float32, so the coder
+loading widens them); --average-only keeps a --ema run's moving average
+alone, stored once and named as both the weights and the average (half
+again; a resume goes on from the average); the entropy bottleneck stays float32, so the coder
 tables exported from a kept run are the run's own. To resume elsewhere:
 
     mkdir -p build-ml/runs && cp -r models/runs/<run> build-ml/runs/
@@ -29,18 +32,25 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 def main():
     argv = sys.argv[1:]
     half = "--half" in argv
-    argv = [a for a in argv if a != "--half"]
+    average_only = "--average-only" in argv
+    argv = [a for a in argv if a not in ("--half", "--average-only")]
     if len(argv) not in (1, 2):
         sys.exit(__doc__)
     run = os.path.abspath(argv[0])
     out = argv[1] if len(argv) == 2 else os.path.join(REPO, "models", "runs", os.path.basename(run))
     ck = models.load_checkpoint(os.path.join(run, "ckpt_last.pt"))
     slim = {k: v for k, v in ck.items() if k not in ("opt", "aux_opt", "torch_rng")}
+    if average_only and "ema" not in ck:
+        sys.exit("keep: %s has no moving average (trained without --ema)" % run)
     if half:
         for key in ("model", "ema"):
             if key in ck:
                 slim[key] = {k: (v.half() if k.startswith(("encoder.", "decoder.")) and v.is_floating_point() else v)
                              for k, v in ck[key].items()}
+    if average_only:
+        # The same tensors under both keys: torch.save writes them once, and
+        # readers still see that the weights are the average.
+        slim["model"] = slim["ema"]
     os.makedirs(out, exist_ok=True)
     tmp = os.path.join(out, "ckpt_last.pt.tmp")
     torch.save(slim, tmp)
