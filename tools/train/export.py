@@ -189,6 +189,23 @@ def load_checkpoint(path, weights="auto"):
     return path, ck, model
 
 
+def epochs_text(ck):
+    a = ck["args"]
+    if a.get("minutes"):
+        return "%d (the %g-minute budget of --minutes; step %d)" % (ck["epoch"], a["minutes"], ck["global_step"])
+    if ck["epoch"] >= a["epochs"]:
+        return "%d" % a["epochs"]
+    return "%d (stopped; %d scheduled)" % (ck["epoch"], a["epochs"])
+
+
+def schedule_text(a):
+    if a.get("cosine"):
+        over = ("the %g-minute budget" % a["minutes"]) if a.get("minutes") else "the run"
+        return ("Adam, linear warm-up over %d steps, then a cosine from %g to %g over %s"
+                % (a.get("warmup", 100), a["lr"], a["lr"] / 100, over))
+    return "Adam %g x%g per epoch" % (a["lr"], a["lr_decay"])
+
+
 def backbone_split_value(split):
     """The split's value name in the imported backbone ONNX (from its JSON)."""
     side = os.path.join(REPO, "build", "models", BACKBONE_ID + ".json")
@@ -295,7 +312,7 @@ backbone's `{split}` features ({sshape}) from a {lshape} latent.
 | trained | {trained} |
 | training data | Imagenette v2 train (9,469 ImageNet photos, 10 classes, 224x224), {crop} + horizontal flip{patch} |
 | input normalisation | x = (255 p - 128) / 128 per RGB channel (the backbone's TFLite convention) |
-| schedule | {epochs} epochs, batch {batch}, Adam {lr} x{decay} per epoch; quantiles: Adam {aux_lr} on the auxiliary loss |
+| schedule | {epochs} epochs, batch {batch}, {sched}; quantiles: Adam {aux_lr} on the auxiliary loss |
 | teacher | frozen MobileNetV2 (uint8 TFLite weights dequantised to float) |
 | checkpoint | `{ckpt}` (epoch {epoch}, step {step}), {which} |
 | coder tables | {src}; {nch} channels, Lmax {lmax} |
@@ -320,8 +337,7 @@ with the real range coder at batch size 1).
                   if args.get("patch") else "")
            + ((", each blended with another of its batch (mixup, Beta(%g, %g) weights)"
                % (args["mixup"], args["mixup"])) if args.get("mixup", 0) > 0 else ""),
-           epochs=args["epochs"] if ck["epoch"] >= args["epochs"]
-           else "%d (stopped; %d scheduled)" % (ck["epoch"], args["epochs"]), batch=args["batch"], lr=args["lr"], decay=args["lr_decay"],
+           epochs=epochs_text(ck), batch=args["batch"], sched=schedule_text(args),
            aux_lr=args["aux_lr"], ckpt=os.path.relpath(path, REPO), epoch=ck["epoch"],
            step=ck["global_step"], src=src,
            which=("the moving average of the weights (decay %g per step)" % args.get("ema", 0))
