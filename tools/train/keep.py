@@ -5,12 +5,13 @@
                                           (default OUT_DIR: models/runs/<run name>)
 
 Writes ckpt_last.pt without the optimizer state (about a third of the size),
-plus args.json and train.log; the moving average of the weights (--ema) is kept beside them. --half stores the encoder's and decoder's
-weights as float16 (half again; enough to resume or warm-start from, and
-loading widens them); --average-only keeps a --ema run's moving average
-alone, stored once and named as both the weights and the average (half
-again; a resume goes on from the average); the entropy bottleneck stays float32, so the coder
-tables exported from a kept run are the run's own. To resume elsewhere:
+plus args.json and train.log; a --ema run's moving average is kept beside
+its weights.  --half stores the encoder's and decoder's weights as float16
+(half again; enough to resume or warm-start from, and loading widens them);
+the entropy bottleneck stays float32, so the coder tables exported from a
+kept run are the run's own.  --average-only keeps only the moving average,
+stored once and named as both the weights and the average (half again; a
+resume goes on from the average).  To resume elsewhere:
 
     mkdir -p build-ml/runs && cp -r models/runs/<run> build-ml/runs/
     OMP_NUM_THREADS=2 /usr/bin/python3 tools/train/train.py --lmbda <lambda> [--epochs N]

@@ -488,9 +488,7 @@ def main(argv=None):
                 t0 = time.time()
                 ev = evaluate(net, teacher, a.split, val_u8, val_lab, val_idx, device=dev)
                 if net is model:
-                    set_train(model, a.freeze_encoder)
-                else:
-                    net.eval()
+                    set_train(model, a.freeze_encoder)  # evaluate() left it in eval mode
                 ev.update(epoch=epoch, step=global_step, kind=kind, seconds=time.time() - t0)
                 log.record(**ev)
                 log("%s after epoch %d (%d images, rounded latent): bpp %.4f mse %.1f top-1 1000-way %.2f%% "
