@@ -44,7 +44,7 @@ def main():
     if average_only and "ema" not in ck:
         sys.exit("keep: %s has no moving average (trained without --ema)" % run)
     if half:
-        for key in ("model", "ema"):
+        for key in ("ema",) if average_only else ("model", "ema"):
             if key in ck:
                 slim[key] = {k: (v.half() if k.startswith(("encoder.", "decoder.")) and v.is_floating_point() else v)
                              for k, v in ck[key].items()}

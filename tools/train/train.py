@@ -482,9 +482,8 @@ def main(argv=None):
         if not a.minutes:  # a clock-bound run's epochs are short and many: ckpt_last.pt only
             save_atomic(state(), os.path.join(run_dir, "ckpt_epoch%d.pt" % epoch))
         if val_idx is not None:
-            for kind, net in (("val", model), ("val_ema", ema.model if ema is not None else None)):
-                if net is None:
-                    continue
+            checks = [("val", model)] + ([("val_ema", ema.model)] if ema is not None else [])
+            for kind, net in checks:
                 t0 = time.time()
                 ev = evaluate(net, teacher, a.split, val_u8, val_lab, val_idx, device=dev)
                 if net is model:
