@@ -121,7 +121,10 @@ class Emitter:
             h = self.unary("Relu", self.conv(h, m.conv2))
             return self.add(h, self.conv(x, m.skip))
         if isinstance(m, models.SVBIEncoder):
-            return self.module(x, m.blocks)
+            return self.module(self.module(x, m.blocks), m.refine)
+        if isinstance(m, models.EncRefine):
+            h = self.unary("Relu", self.conv(x, m.conv1))
+            return self.add(x, self.conv(h, m.conv2))
         if isinstance(m, models.ConvAct):
             return self.unary("LeakyRelu", self.conv(x, m.conv), alpha=float(m.slope))
         if isinstance(m, models.ResBlock):
@@ -182,7 +185,8 @@ def load_checkpoint(path, weights="auto"):
     ck = models.load_checkpoint(path)
     a = ck["args"]
     model = models.build(a["arch"], a["split"], width=a.get("width", 96), n_blocks=a.get("dec_blocks", 2),
-                         mid_act=a.get("mid_act", False), es_decoder=a.get("es_decoder", "igdn"))
+                         mid_act=a.get("mid_act", False), es_decoder=a.get("es_decoder", "igdn"),
+                         enc_refine=a.get("enc_refine", 0))
     state, ck["weights"] = models.checkpoint_weights(ck, weights)
     model.load_state_dict(state)
     model.eval()
@@ -306,7 +310,7 @@ backbone's `{split}` features ({sshape}) from a {lshape} latent.
 
 | | |
 |---|---|
-| architecture | {arch} encoder ({n_enc} parameters), entropy bottleneck (factorized prior, filters (3,3,3,3)), decoder ({n_dec} parameters) |
+| architecture | {arch} encoder ({n_enc} parameters{refine}), entropy bottleneck (factorized prior, filters (3,3,3,3)), decoder ({n_dec} parameters) |
 | encoder quirk | mid-block activation: {mid} |
 | rate weight lambda | {lmbda} (loss = per-image sum of squared feature error + lambda * bits{kd}) |
 | trained | {trained} |
@@ -323,8 +327,12 @@ Measured bpp and accuracy: see `manifest.json` `measured` (filled by evaluation
 with the real range coder at batch size 1).
 """.format(name=name, split=split, sshape="x".join(map(str, split_shape)),
            lshape="x".join(map(str, latent_shape)), arch=args["arch"], n_enc=n_enc, n_dec=n_dec,
+           refine=("; the reference's three blocks + %d stride-1 residual block(s) at the latent's resolution"
+                   % args["enc_refine"]) if args.get("enc_refine") else "",
            mid="yes" if args.get("mid_act") else "no (as the reference code)", lmbda=args["lmbda"],
-           kd=((" + %g T^2 KL(teacher's || student's class distribution), T = %g, the frozen tail run on both feature maps"
+           kd=(" (each position's squared error weighted by (1 + s) / 2, s = the teacher's class-activation "
+               "map of its top-1 class scaled to [0, 1]: saliency-guided distortion)" if args.get("saliency") else "")
+           + ((" + %g T^2 KL(teacher's || student's class distribution), T = %g, the frozen tail run on both feature maps"
                 % (args["kd"], args.get("kd_temp", 1.0))) if args.get("kd", 0) > 0 else "")
            + ((" + %g x the relative squared error of the tail's activations at %s (teacher's against "
                "restored features)" % (args["tail_mse"], args.get("tail_taps", "")))

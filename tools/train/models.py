@@ -6,6 +6,10 @@ main = conv3x3 s2 -> conv3x3 s1 -> ReLU, shortcut = conv1x1 s2, out = main +
 shortcut.  The reference code puts no activation between the two 3x3 convs;
 `mid_act=False` (the default here) keeps that, so checkpoints of the
 reference layout load unchanged.  `mid_act=True` inserts a ReLU there.
+`refine=K` appends K stride-1 residual blocks at the latent's resolution
+(x + conv3x3(relu(conv3x3(x))), no activation after the sum, so a block whose
+second conv is zero passes the latent through unchanged): more encoder
+nonlinearity for about 33 MMAC (6%) per block at 224 x 224.
 
 Decoder g_s: conv3x3 to `width`, residual conv blocks with LeakyReLU(0.01),
 then a 1x1 projection to the split's channels.  A latent at twice the
@@ -46,15 +50,30 @@ class ResDown(nn.Module):
         return h + self.skip(x)
 
 
+class EncRefine(nn.Module):
+    """x + conv3x3(relu(conv3x3(x))): the encoder's stride-1 residual block.
+    Unlike ResBlock (decoder) nothing follows the sum, since the latent is
+    signed; with conv2 at zero the block is the identity."""
+
+    def __init__(self, ch):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(torch.relu(self.conv1(x)))
+
+
 class SVBIEncoder(nn.Module):
-    def __init__(self, channels=(3, 48, 64, 48), mid_act=False):
+    def __init__(self, channels=(3, 48, 64, 48), mid_act=False, refine=0):
         super().__init__()
         self.blocks = nn.Sequential(*[ResDown(channels[i], channels[i + 1], mid_act)
                                       for i in range(len(channels) - 1)])
+        self.refine = nn.Sequential(*[EncRefine(channels[-1]) for _ in range(refine)])
         self.latent_channels = channels[-1]
 
     def forward(self, x):
-        return self.blocks(x)
+        return self.refine(self.blocks(x))
 
 
 class ResBlock(nn.Module):
@@ -220,13 +239,15 @@ class EMA:
                 e.copy_(p)
 
 
-def build(arch, split, width=96, n_blocks=2, mid_act=False, es_decoder="igdn"):
+def build(arch, split, width=96, n_blocks=2, mid_act=False, es_decoder="igdn", enc_refine=0):
     split = SPLIT_ALIASES.get(split, split)
     ch, hw = SPLITS[split]
     if arch == "svbi":
         down = {28: 0, 14: 1}[hw]
-        return Compressor(SVBIEncoder(mid_act=mid_act),
+        return Compressor(SVBIEncoder(mid_act=mid_act, refine=enc_refine),
                           ResDecoder(48, ch, width=width, n_blocks=n_blocks, downsample=down))
+    if enc_refine:
+        raise ValueError("encoder refinement blocks are an option of the svbi encoder")
     if arch == "es":
         down = {28: 0, 14: 1}[hw]
         if es_decoder == "res":

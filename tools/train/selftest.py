@@ -84,8 +84,8 @@ def check_tables():
 def check_export(keep):
     torch.manual_seed(0)
     out_root = keep or tempfile.mkdtemp(prefix="spw_selftest_")
-    for arch in ("svbi", "es"):
-        m = models.build(arch, "block5")
+    for arch, kw in (("svbi", {}), ("es", {}), ("svbi_refine", {"enc_refine": 1})):
+        m = models.build(arch.split("_")[0], "block5", **kw)
         m.eval()
         with torch.no_grad():  # make the latent spread over several symbols
             m.bottleneck.quantiles.copy_(torch.tensor([-8.0, 0.3, 9.0]).repeat(m.bottleneck.channels, 1, 1))
@@ -137,7 +137,17 @@ def check_training_terms():
     assert torch.equal(plain, logits)
     shapes = [tuple(t.shape[1:]) for t in taps]
     assert shapes == [(64, 7, 7), (320, 4, 4), (1280, 4, 4)], shapes
-    print("training terms: mixup blends reproducibly, tail taps %s" % shapes)
+    import train
+    with torch.no_grad():
+        # the premise of the map: per-position logits average to the class scores
+        pos = net.classifier(taps[2])
+        assert torch.allclose(pos.mean(dim=(2, 3)), logits, atol=1e-4)
+        sal = train.saliency_map(net, f, "block5", (14, 14))
+    assert tuple(sal.shape) == (2, 1, 14, 14), sal.shape
+    flat = sal.view(2, -1)
+    assert float(flat.min()) >= -1e-6 and float(flat.max()) <= 1 + 1e-6
+    assert float((flat.max(1).values - flat.min(1).values).min()) > 0.5  # each map spans its range
+    print("training terms: mixup blends reproducibly, tail taps %s, saliency maps in [0, 1]" % shapes)
 
 
 def check_ema():
@@ -183,7 +193,7 @@ def check_train_loop():
         os.symlink(os.path.join(work, "cache"), os.path.join(tmp, "cache"))
         common = ["--work", tmp, "--lmbda", "4", "--width", "16", "--dec-blocks", "1", "--batch", "8",
                   "--train-n", "32", "--patch", "64", "--val-n", "8", "--threads", "1", "--log-every", "2"]
-        terms = ["--kd", "1e4", "--tail-mse", "1e5", "--mixup", "0.2", "--ema", "0.9"]
+        terms = ["--kd", "1e4", "--tail-mse", "1e5", "--mixup", "0.2", "--ema", "0.9", "--saliency"]
         train.main(common + terms + ["--name", "a", "--epochs", "1"])
         train.main(common + ["--name", "a", "--epochs", "2"])  # resume: the run's own args come back
         ck = models.load_checkpoint(os.path.join(tmp, "runs", "a", "ckpt_last.pt"))
@@ -193,16 +203,17 @@ def check_train_loop():
         with open(os.path.join(tmp, "runs", "a", "log.jsonl")) as f:
             kinds = [json.loads(line).get("kind") for line in f]
         assert kinds.count("val") == 2 and kinds.count("val_ema") == 2, kinds
-        train.main(common + ["--name", "b", "--dec-blocks", "2", "--epochs", "1", "--val-n", "0",
+        train.main(common + ["--name", "b", "--dec-blocks", "2", "--enc-refine", "1", "--epochs", "1", "--val-n", "0",
                              "--init", os.path.join(tmp, "runs", "a", "ckpt_last.pt")])
         b = models.load_checkpoint(os.path.join(tmp, "runs", "b", "ckpt_last.pt"))
         with open(os.path.join(tmp, "runs", "b", "train.log")) as f:
             blog = f.read()
         assert "ema weights" in blog and "grown by 1 residual block" in blog, blog
+        assert "encoder grown by 1 refinement block" in blog, blog
         assert b["global_step"] == 4 and os.path.exists(os.path.join(tmp, "runs", "b", "DONE"))
     finally:
         shutil.rmtree(tmp)
-    print("train loop: 2 runs, resume, EMA, every loss term, a grown decoder")
+    print("train loop: 2 runs, resume, EMA, every loss term, a grown decoder and encoder")
 
 
 def main():

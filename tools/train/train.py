@@ -68,6 +68,9 @@ def parse(argv=None):
     ap.add_argument("--es-decoder", default="igdn", choices=["igdn", "res"],
                     help="--arch es decoder: igdn (method.md's inverse-GDN stack) or res (the SVBI "
                          "decoder with --width/--dec-blocks behind a stride-2 stage)")
+    ap.add_argument("--enc-refine", type=int, default=0,
+                    help="stride-1 residual blocks appended to the svbi encoder at the latent's resolution "
+                         "(with --init from a run without them they start as the identity)")
     ap.add_argument("--mid-act", action="store_true",
                     help="ReLU between the encoder's two 3x3 convs (the reference has none)")
     ap.add_argument("--patch", type=int, default=None,
@@ -90,6 +93,9 @@ def parse(argv=None):
     ap.add_argument("--tail-taps", default="9,12,15,16,last",
                     help="tail activations of --tail-mse: block indices after the split, 'last' = the "
                          "1280-channel conv before the pool")
+    ap.add_argument("--saliency", action="store_true",
+                    help="method.md's saliency-guided distortion: weight the squared error per position by "
+                         "(1 + s) / 2, s = the teacher's class-activation map of its own top class, in [0, 1]")
     ap.add_argument("--mixup", type=float, default=0.0,
                     help="blend each training image with another of its batch, weight ~ Beta(A, A) per image "
                          "(0 = off); teacher and student see the same blend, so the targets stay exact and "
@@ -198,6 +204,23 @@ class Logger:
             self.js.flush()
 
 
+@torch.no_grad()
+def saliency_map(teacher, target, split, size):
+    """Class-activation map of the teacher's own top-1 class (no labels
+    needed), scaled per image to [0, 1] and resized to `size` (the split's
+    grid).  The classifier is a 1x1 conv after a mean pool, so running it on
+    the unpooled last features gives the per-position logits whose mean is the
+    class score."""
+    _, (last,) = teacher.tail_taps(target, split, ("last",))
+    pos = teacher.classifier(last)
+    cls = pos.mean(dim=(2, 3))[:, 1:].argmax(1) + 1  # 0 = background
+    m = pos[torch.arange(len(cls), device=pos.device), cls]
+    lo = m.amin(dim=(1, 2), keepdim=True)
+    hi = m.amax(dim=(1, 2), keepdim=True)
+    m = (m - lo) / (hi - lo).clamp_min(1e-6)
+    return Fn.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)
+
+
 def val_subset(n):
     import imagenette
     items = imagenette.listing("val")
@@ -263,7 +286,8 @@ def main(argv=None):
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv algorithms once
     teacher = MobileNetV2.from_tflite().to(dev)
     model = models.build(a.arch, a.split, width=a.width, n_blocks=a.dec_blocks, mid_act=a.mid_act,
-                         es_decoder=getattr(a, "es_decoder", "igdn")).to(dev)
+                         es_decoder=getattr(a, "es_decoder", "igdn"),
+                         enc_refine=getattr(a, "enc_refine", 0)).to(dev)
     main_p, aux_p = split_params(model, a.freeze_encoder)
     opt = torch.optim.Adam(main_p, lr=a.lr)
     aux_opt = torch.optim.Adam(aux_p, lr=a.aux_lr)
@@ -304,6 +328,17 @@ def main(argv=None):
                 if grown:
                     log("decoder grown by %d residual block(s), started as pass-through: %s"
                         % (len(grown), ", ".join(grown)))
+            # Encoder refinement blocks the init run lacks start as the identity
+            # (second conv at zero), so the latent and its rate are kept.
+            new_ref = [n for n, m in model.encoder.named_modules()
+                       if isinstance(m, models.EncRefine) and "encoder.%s.conv2.weight" % n not in take]
+            for n in new_ref:
+                blk = model.encoder.get_submodule(n)
+                torch.nn.init.zeros_(blk.conv2.weight)
+                torch.nn.init.zeros_(blk.conv2.bias)
+            if new_ref:
+                log("encoder grown by %d refinement block(s), started as the identity: %s"
+                    % (len(new_ref), ", ".join(new_ref)))
             log("weights from %s (its step %d, %s weights): %d of %d tensors, fresh: %s"
                 % (a.init, init["global_step"], init_kind, len(take), len(own),
                    ", ".join(sorted(set(k.split(".")[0] + "." + k.split(".")[1] for k in own if k not in take)))
@@ -405,9 +440,14 @@ def main(argv=None):
             with torch.no_grad():
                 target = teacher.head(x, a.split)
             out, lik, _ = model(x)
-            mse = ((out - target) ** 2).sum(dim=(1, 2, 3)).mean()
+            err = (out - target) ** 2
+            mse = err.sum(dim=(1, 2, 3)).mean()
             bits = (-torch.log2(lik)).sum(dim=(1, 2, 3)).mean()
-            loss = mse + a.lmbda * bits
+            if a.saliency:
+                sal = saliency_map(teacher, target, a.split, target.shape[2:])
+                loss = (0.5 * err * (1.0 + sal)).sum(dim=(1, 2, 3)).mean() + a.lmbda * bits
+            else:
+                loss = mse + a.lmbda * bits
             if a.kd > 0 or taps:
                 with torch.no_grad():
                     t_logits, t_taps = teacher.tail_taps(target, a.split, taps)
