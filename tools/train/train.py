@@ -123,6 +123,8 @@ def parse(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--ckpt-every", type=int, default=100, help="steps between ckpt_last.pt writes")
+    ap.add_argument("--keep-epochs", action="store_true",
+                    help="keep ckpt_epoch<k>.pt in --minutes runs too (they keep only ckpt_last.pt by default)")
     ap.add_argument("--ckpt-minutes", type=float, default=15.0,
                     help="also write ckpt_last.pt when this many minutes have passed since the last write")
     ap.add_argument("--log-every", type=int, default=5)
@@ -268,7 +270,8 @@ def main(argv=None):
     ckpt = None
     if ckpt_path and os.path.exists(ckpt_path) and not a.fresh:
         ckpt = models.load_checkpoint(ckpt_path)
-        keep = {"threads", "ckpt_every", "ckpt_minutes", "log_every", "max_steps", "work", "epochs_given"}
+        keep = {"threads", "ckpt_every", "ckpt_minutes", "log_every", "max_steps", "work", "epochs_given",
+                "keep_epochs"}
         keep.add("patch_given")
         if a.epochs_given:
             keep.add("epochs")
@@ -519,7 +522,9 @@ def main(argv=None):
         epoch += 1
         step_in_epoch = 0
         save_atomic(state(), ckpt_path)
-        if not a.minutes:  # a clock-bound run's epochs are short and many: ckpt_last.pt only
+        # A clock-bound run's epochs are short and many: ckpt_last.pt only,
+        # unless asked for.
+        if not a.minutes or getattr(a, "keep_epochs", False):
             save_atomic(state(), os.path.join(run_dir, "ckpt_epoch%d.pt" % epoch))
         if val_idx is not None:
             checks = [("val", model)] + ([("val_ema", ema.model)] if ema is not None else [])
