@@ -211,9 +211,15 @@ def check_train_loop():
         assert "ema weights" in blog and "grown by 1 residual block" in blog, blog
         assert "encoder grown by 1 refinement block" in blog, blog
         assert b["global_step"] == 4 and os.path.exists(os.path.join(tmp, "runs", "b", "DONE"))
+        # clock-bound runs keep per-epoch checkpoints only when asked
+        for name, extra in (("c", []), ("d", ["--keep-epochs"])):
+            train.main(common + ["--name", name, "--epochs", "1", "--val-n", "0", "--cosine",
+                                 "--minutes", "30"] + extra)
+        kept = [os.path.exists(os.path.join(tmp, "runs", n, "ckpt_epoch1.pt")) for n in ("c", "d")]
+        assert kept == [False, True], kept
     finally:
         shutil.rmtree(tmp)
-    print("train loop: 2 runs, resume, EMA, every loss term, a grown decoder and encoder")
+    print("train loop: resume, EMA, every loss term, a grown decoder and encoder, --keep-epochs")
 
 
 def main():
