@@ -12,10 +12,10 @@ adds at most a few bytes of rANS flush and 32-bit padding per image.
 
 Besides top-1 against the labels it reports fidelity to the uncompressed
 backbone on the same images: how often the two top-1 classes agree and the
-mean KL divergence of the compressed path's class distribution from the
-backbone's.  Near the backbone's accuracy these vary far less between two
-compressors than top-1 does (top-1 also counts the images where a feature
-error happens to mend a mistake of the backbone).
+mean KL(backbone || compressed path) of their class distributions.  Near
+the backbone's accuracy these vary far less between two compressors than
+top-1 does (top-1 also counts the images where a feature error happens to
+mend a mistake of the backbone).
 """
 
 import argparse
