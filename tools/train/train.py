@@ -206,6 +206,22 @@ class Logger:
             self.js.flush()
 
 
+def fresh_blocks(part, prefix, cls, taken):
+    """Names (within `part`) of its `cls` blocks whose weights a warm start
+    did not supply."""
+    return [n for n, m in part.named_modules()
+            if isinstance(m, cls) and "%s.%s.conv2.weight" % (prefix, n) not in taken]
+
+
+@torch.no_grad()
+def zero_second_conv(part, names):
+    """Residual blocks whose second conv is zero add nothing to their input."""
+    for n in names:
+        blk = part.get_submodule(n)
+        blk.conv2.weight.zero_()
+        blk.conv2.bias.zero_()
+
+
 @torch.no_grad()
 def saliency_map(teacher, target, split, size):
     """Class-activation map of the teacher's own top-1 class (no labels
@@ -321,24 +337,16 @@ def main(argv=None):
             # the init run) starts with its last conv at zero, so it passes its
             # input through and the init's function is kept (up to one more
             # LeakyReLU on already-rectified values).
-            grown = [n for n, m in model.decoder.named_modules()
-                     if isinstance(m, models.ResBlock) and "decoder.%s.conv2.weight" % n not in take]
+            grown = fresh_blocks(model.decoder, "decoder", models.ResBlock, take)
             if len(grown) < sum(isinstance(m, models.ResBlock) for m in model.decoder.modules()):
-                for n in grown:
-                    blk = model.decoder.get_submodule(n)
-                    torch.nn.init.zeros_(blk.conv2.weight)
-                    torch.nn.init.zeros_(blk.conv2.bias)
+                zero_second_conv(model.decoder, grown)
                 if grown:
                     log("decoder grown by %d residual block(s), started as pass-through: %s"
                         % (len(grown), ", ".join(grown)))
             # Encoder refinement blocks the init run lacks start as the identity
             # (second conv at zero), so the latent and its rate are kept.
-            new_ref = [n for n, m in model.encoder.named_modules()
-                       if isinstance(m, models.EncRefine) and "encoder.%s.conv2.weight" % n not in take]
-            for n in new_ref:
-                blk = model.encoder.get_submodule(n)
-                torch.nn.init.zeros_(blk.conv2.weight)
-                torch.nn.init.zeros_(blk.conv2.bias)
+            new_ref = fresh_blocks(model.encoder, "encoder", models.EncRefine, take)
+            zero_second_conv(model.encoder, new_ref)
             if new_ref:
                 log("encoder grown by %d refinement block(s), started as the identity: %s"
                     % (len(new_ref), ", ".join(new_ref)))
