@@ -25,7 +25,24 @@ set_tests_properties(eval_tiny_bundle PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_T
 add_test(NAME eval_tiny_backbone COMMAND $<TARGET_FILE:splitwire> eval --quiet --csv -
   --backbone ${SPW_TINYNET} --data ${SPW_EVAL_VAL} --limit 5 --codec none,jpeg --quality 20,80)
 set_tests_properties(eval_tiny_backbone PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}"
-  PASS_REGULAR_EXPRESSION "backbone,original,5,[0-9.]+,[0-9.]+,nan,nan\njpeg,20,5,.*\njpeg,80,5,")
+  PASS_REGULAR_EXPRESSION "backbone,original,5,[0-9.]+,[0-9.]+,nan,nan,nan,nan\njpeg,20,5,.*\njpeg,80,5,")
+
+# --fidelity: every row against the backbone's own answer on the original
+# file. The original files agree with themselves exactly (agree 1, KL 0);
+# a bundle row gets both measures too. Also without a backbone row (the
+# reference then runs on its own).
+add_test(NAME eval_tiny_fidelity COMMAND $<TARGET_FILE:splitwire> eval --quiet --csv - --fidelity
+  --backbone ${SPW_TINYNET} --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+  --models ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models --data ${SPW_EVAL_VAL} --limit 5
+  --codec none,jpeg --quality 50 --batch 4)
+set_tests_properties(eval_tiny_fidelity PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}"
+  PASS_REGULAR_EXPRESSION "agree,kl\nbackbone,original,5,[0-9.]+,[0-9.]+,nan,nan,1.0000,0.00000\njpeg,50,5,[^\n]*,[01].[0-9]+,[0-9]+.[0-9]+\nbundle,tiny-test,5,[^\n]*,[01].[0-9]+,[0-9]+.[0-9]+")
+add_test(NAME eval_tiny_fidelity_ref_only COMMAND $<TARGET_FILE:splitwire> eval --quiet --json
+  --fidelity --backbone ${SPW_TINYNET} --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+  --models ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models --data ${SPW_EVAL_VAL} --limit 3
+  --codec jpeg --quality 90)
+set_tests_properties(eval_tiny_fidelity_ref_only PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}"
+  PASS_REGULAR_EXPRESSION "\"setting\": \"90\", [^\n]*\"agree\": [01].[0-9]+, \"kl\": [0-9.]+}.*\"setting\": \"tiny-test\", [^\n]*\"agree\": [01].[0-9]+")
 
 # --sweep: every available codec at its default qualities (JSON output).
 add_test(NAME eval_tiny_sweep COMMAND $<TARGET_FILE:splitwire> eval --quiet --json

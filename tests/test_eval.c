@@ -194,6 +194,51 @@ static void test_accumulate(void **state)
     assert_true(isnan(spw_eval_mean_bytes(&empty)));
 }
 
+static void test_fidelity(void **state)
+{
+    (void)state;
+    /* log_softmax: probabilities 1/6, 2/6, 3/6, whatever the offset. */
+    float x[3] = {5 + logf(1), 5 + logf(2), 5 + logf(3)}, lp[3];
+    spw_eval_log_softmax(x, 3, lp);
+    for (int i = 0; i < 3; i++)
+        assert_true(fabs(exp(lp[i]) - (i + 1) / 6.0) < 1e-6);
+
+    spw_eval_acc a = {0};
+    assert_true(isnan(spw_eval_agreement(&a)));
+    assert_true(isnan(spw_eval_mean_kl(&a)));
+    /* The same distribution, shifted logits: agrees, KL 0. */
+    float same[3] = {-1 + logf(1), -1 + logf(2), -1 + logf(3)};
+    spw_eval_acc_fidelity(&a, same, 3, 0, lp, 3, 2);
+    assert_int_equal(a.compared, 1);
+    assert_int_equal(a.agreed, 1);
+    assert_true(spw_eval_mean_kl(&a) < 1e-6);
+
+    /* Reference (1/2, 1/2) (top-1 0: ties go low), this (1/4, 3/4):
+     * KL = 1/2 ln(4/3); the top-1 labels differ. */
+    spw_eval_acc b = {0};
+    float half[2] = {0, 0}, ref2[2], q[2] = {logf(1), logf(3)};
+    spw_eval_log_softmax(half, 2, ref2);
+    spw_eval_acc_fidelity(&b, q, 2, 0, ref2, 2, spw_eval_top1(half, 2, 0, NULL, 0));
+    assert_int_equal(b.agreed, 0);
+    assert_true(fabs(spw_eval_mean_kl(&b) - 0.5 * log(4.0 / 3.0)) < 1e-6);
+    assert_true(fabs(spw_eval_agreement(&b)) < 1e-12);
+
+    /* With a background output (label_offset 1) the label is argmax - 1 and
+     * the background never wins, even when it is the largest score; the KL
+     * still covers all outputs, as PyTorch's check does. */
+    spw_eval_acc c = {0};
+    float bg[3] = {9, 1, 2};
+    spw_eval_acc_fidelity(&c, bg, 3, 1, lp, 3, 1);
+    assert_int_equal(c.agreed, 1);
+    assert_true(spw_eval_mean_kl(&c) > 0.1);
+
+    /* Not compared: another output count, or no reference label. */
+    spw_eval_acc_fidelity(&c, bg, 2, 1, lp, 3, 1);
+    spw_eval_acc_fidelity(&c, bg, 3, 1, lp, 3, -1);
+    assert_int_equal(c.compared, 1);
+    assert_true(fabs(spw_eval_agreement(&c) - 1.0) < 1e-12);
+}
+
 /* ---- class table and files ------------------------------------------------ */
 
 static char tmpdir[256];
@@ -303,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_codec_errors),
         cmocka_unit_test(test_top1),
         cmocka_unit_test(test_accumulate),
+        cmocka_unit_test(test_fidelity),
         cmocka_unit_test_setup_teardown(test_classes, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_files, setup_tmp, teardown_tmp),
     };

@@ -41,9 +41,48 @@ typedef struct eval_opts {
     bool codec_set[SPW_EVAL_NCODECS];
     int qualities[MAX_QUALITIES];
     int n_qualities;
-    bool sweep, json, quiet;
+    bool sweep, json, quiet, fidelity;
     long limit, batch, threads;
 } eval_opts;
+
+/* --fidelity: the uncompressed backbone's answer on each original file, the
+ * yardstick every row is compared with. top1[i] < 0 where it has none. */
+typedef struct reference {
+    int files, outputs;
+    float *logp; /* [files][outputs] log-probabilities */
+    int *top1;
+} reference;
+
+static int reference_alloc(reference *r, int files, int outputs)
+{
+    r->files = files;
+    r->outputs = outputs;
+    r->logp = spw__calloc((size_t)files * (size_t)outputs, sizeof(float));
+    r->top1 = spw__calloc((size_t)files, sizeof(int));
+    if (!r->logp || !r->top1)
+        return spw__error(SPW_ENOMEM, "out of memory for the reference of %d images", files);
+    for (int i = 0; i < files; i++)
+        r->top1[i] = -1;
+    return 0;
+}
+
+static void reference_free(reference *r)
+{
+    spw__free(r->logp);
+    spw__free(r->top1);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Compares one row's scores for file i with the reference, if there is one. */
+static void reference_compare(const reference *ref, spw_eval_acc *a, int file,
+                              const float *scores, int n, int label_offset)
+{
+    if (!ref || !ref->top1 || file < 0 || file >= ref->files)
+        return;
+    spw_eval_acc_fidelity(a, scores, n, label_offset,
+                          ref->logp + (size_t)file * (size_t)ref->outputs, ref->outputs,
+                          ref->top1[file]);
+}
 
 /* ---- progress on stderr ------------------------------------------------- */
 
@@ -110,7 +149,9 @@ static void progress_end(progress *p)
 /* ---- the uncompressed backbone, batched ---------------------------------- */
 
 typedef struct slot {
-    row *row;
+    row *row;        /* NULL: a reference-only run */
+    bool is_ref;     /* this run of the original file is the reference */
+    int file;
     int truth;
     size_t bytes;
     double bpp;
@@ -127,6 +168,7 @@ typedef struct backbone {
     int fill;
     slot slots[MAX_BATCH];
     const spw_eval_classes *cl;
+    reference *ref; /* NULL without --fidelity */
 } backbone;
 
 static void backbone_close(backbone *b)
@@ -221,25 +263,38 @@ static int backbone_flush(backbone *b)
     int rc = spw_plan_run(b->plan, &b->in_desc, 1, &b->out_desc, 1);
     if (rc)
         return rc;
+    /* Slots score in queue order, and an image's reference run is queued
+     * before its other rows, so the reference is there when they need it. */
     for (int i = 0; i < b->fill; i++) {
         slot *s = &b->slots[i];
-        spw_eval_acc_add(&s->row->acc, b->cl, b->scores + (size_t)i * (size_t)b->classes,
-                         b->classes, b->label_offset, s->truth, s->bytes, s->bpp);
+        const float *sc = b->scores + (size_t)i * (size_t)b->classes;
+        if (s->is_ref) {
+            spw_eval_log_softmax(sc, b->classes,
+                                 b->ref->logp + (size_t)s->file * (size_t)b->classes);
+            b->ref->top1[s->file] = spw_eval_top1(sc, b->classes, b->label_offset, NULL, 0);
+        }
+        if (!s->row)
+            continue;
+        spw_eval_acc_add(&s->row->acc, b->cl, sc, b->classes, b->label_offset, s->truth,
+                         s->bytes, s->bpp);
+        reference_compare(b->ref, &s->row->acc, s->file, sc, b->classes, b->label_offset);
     }
     b->fill = 0;
     return 0;
 }
 
-/* Queues one decoded image for row r; a full batch runs at once. A failure
- * to preprocess counts against the row; only a failing run is fatal. */
-static int backbone_add(backbone *b, const spw_image *img, row *r, int truth, size_t bytes,
-                        double bpp)
+/* Queues one decoded image for row r (NULL: the reference only); a full
+ * batch runs at once. A failure to preprocess counts against the row; only a
+ * failing run is fatal. */
+static int backbone_add(backbone *b, const spw_image *img, row *r, bool is_ref, int file,
+                        int truth, size_t bytes, double bpp)
 {
     if (spw_image_to_tensor(img, &b->pp, b->input + (size_t)b->fill * b->in_elems)) {
-        r->acc.failed++;
+        if (r)
+            r->acc.failed++;
         return 0;
     }
-    b->slots[b->fill++] = (slot){r, truth, bytes, bpp};
+    b->slots[b->fill++] = (slot){r, is_ref, file, truth, bytes, bpp};
     return b->fill == b->batch ? backbone_flush(b) : 0;
 }
 
@@ -268,9 +323,12 @@ static bool load_image(const char *path, spw_image *img, size_t *file_bytes, con
 }
 
 /* Every image through every backbone row: decoded once, re-encoded per
- * codec setting in this thread, the backbone batched across rows. */
+ * codec setting in this thread, the backbone batched across rows. With ref,
+ * the original file's run is also kept as the reference (a run of its own
+ * when no row is the original). */
 static int run_backbone(const eval_opts *o, const spw_eval_files *files,
-                        const spw_eval_classes *cl, row *rows, int n_rows, int *skipped)
+                        const spw_eval_classes *cl, row *rows, int n_rows, reference *ref,
+                        int *skipped)
 {
     char def[4096];
     const char *path = o->backbone;
@@ -281,12 +339,23 @@ static int run_backbone(const eval_opts *o, const spw_eval_files *files,
     backbone b;
     if (backbone_open(path, o, cl, &b))
         return 1;
+    int rc = 0;
+    if (ref) {
+        if ((rc = reference_alloc(ref, files->n, b.classes))) {
+            backbone_close(&b);
+            return spw_cli_fail(rc, "--fidelity");
+        }
+        b.ref = ref;
+    }
+    bool has_none = false;
+    for (int r = 0; r < n_rows; r++)
+        has_none = has_none || rows[r].codec == SPW_EVAL_NONE;
     if (!o->quiet)
-        fprintf(stderr, "splitwire eval: backbone %s on %s, batch %d, %d outputs; %d settings\n",
-                path, spw_plan_backend(b.plan), b.batch, b.classes, n_rows);
+        fprintf(stderr, "splitwire eval: backbone %s on %s, batch %d, %d outputs; %d settings%s\n",
+                path, spw_plan_backend(b.plan), b.batch, b.classes, n_rows,
+                ref ? ", and the reference of --fidelity" : "");
     progress pr;
     progress_start(&pr, !o->quiet, "backbone", files->n);
-    int rc = 0;
     bool warned[SPW_EVAL_NCODECS] = {0};
     *skipped = 0;
     for (int i = 0; i < files->n && !rc; i++) {
@@ -297,10 +366,13 @@ static int run_backbone(const eval_opts *o, const spw_eval_files *files,
             continue;
         }
         int truth = spw_eval_truth(cl, files->paths[i]);
+        if (ref && !has_none)
+            rc = backbone_add(&b, &img, NULL, true, i, truth, 0, 0);
         for (int r = 0; r < n_rows && !rc; r++) {
             row *rw = &rows[r];
             if (rw->codec == SPW_EVAL_NONE) {
-                rc = backbone_add(&b, &img, rw, truth, file_bytes, bpp_of(file_bytes, &img));
+                rc = backbone_add(&b, &img, rw, ref != NULL, i, truth, file_bytes,
+                                  bpp_of(file_bytes, &img));
                 continue;
             }
             spw_image dec;
@@ -316,7 +388,7 @@ static int run_backbone(const eval_opts *o, const spw_eval_files *files,
                 }
                 continue;
             }
-            rc = backbone_add(&b, &dec, rw, truth, bytes, bpp_of(bytes, &img));
+            rc = backbone_add(&b, &dec, rw, false, i, truth, bytes, bpp_of(bytes, &img));
             spw_image_release(&dec);
         }
         spw_image_release(&img);
@@ -332,7 +404,7 @@ static int run_backbone(const eval_opts *o, const spw_eval_files *files,
 /* ---- bundles, through the client in local mode -------------------------- */
 
 static int run_bundle(const eval_opts *o, const char *dir, const spw_eval_files *files,
-                      const spw_eval_classes *cl, row *rw, int *skipped)
+                      const spw_eval_classes *cl, const reference *ref, row *rw, int *skipped)
 {
     spw_client_config cc = {.bundle_dir = dir, .backend = o->backend, .threads = (int)o->threads,
                             .topk = 1, .local = 1, .models_dir = o->models};
@@ -377,6 +449,7 @@ static int run_bundle(const eval_opts *o, const char *dir, const spw_eval_files 
         } else {
             spw_eval_acc_add(&rw->acc, cl, scores, n, in->label_offset,
                              spw_eval_truth(cl, files->paths[i]), res.bytes, res.bpp);
+            reference_compare(ref, &rw->acc, i, scores, n, in->label_offset);
         }
         spw_image_release(&img);
         progress_tick(&pr, i + 1);
@@ -398,7 +471,7 @@ static void print_num(FILE *f, double v, const char *fmt, const char *nan_text)
 
 static void write_csv(FILE *f, const row *rows, int n)
 {
-    fprintf(f, "method,setting,images,mean_bytes,bpp,top1_1000,top1_10\n");
+    fprintf(f, "method,setting,images,mean_bytes,bpp,top1_1000,top1_10,agree,kl\n");
     for (int i = 0; i < n; i++) {
         const spw_eval_acc *a = &rows[i].acc;
         /* Bundle names are [A-Za-z0-9._-]-like; quote anything else. */
@@ -412,6 +485,10 @@ static void write_csv(FILE *f, const row *rows, int n)
         print_num(f, spw_eval_top1_1000(a), "%.4f", "nan");
         fputc(',', f);
         print_num(f, spw_eval_top1_10(a), "%.4f", "nan");
+        fputc(',', f);
+        print_num(f, spw_eval_agreement(a), "%.4f", "nan");
+        fputc(',', f);
+        print_num(f, spw_eval_mean_kl(a), "%.5f", "nan");
         fputc('\n', f);
     }
 }
@@ -436,15 +513,20 @@ static void write_json(FILE *f, const eval_opts *o, const row *rows, int n, int 
         print_num(f, spw_eval_top1_1000(a), "%.4f", "null");
         fprintf(f, ", \"top1_10\": ");
         print_num(f, spw_eval_top1_10(a), "%.4f", "null");
+        fprintf(f, ", \"agree\": ");
+        print_num(f, spw_eval_agreement(a), "%.4f", "null");
+        fprintf(f, ", \"kl\": ");
+        print_num(f, spw_eval_mean_kl(a), "%.5f", "null");
         fprintf(f, "}");
     }
     fprintf(f, "\n]}\n");
 }
 
-static void write_table(FILE *f, const row *rows, int n)
+static void write_table(FILE *f, const row *rows, int n, bool fidelity)
 {
-    fprintf(f, "%-8s %-24s %7s %7s %11s %9s %9s %9s\n", "method", "setting", "images", "failed",
+    fprintf(f, "%-8s %-24s %7s %7s %11s %9s %9s %9s", "method", "setting", "images", "failed",
             "mean_bytes", "bpp", "top1_1000", "top1_10");
+    fprintf(f, fidelity ? " %9s %8s\n" : "\n", "agree", "kl");
     for (int i = 0; i < n; i++) {
         const spw_eval_acc *a = &rows[i].acc;
         fprintf(f, "%-8s %-24.24s %7ld %7ld ", rows[i].method, rows[i].setting, a->images,
@@ -453,6 +535,10 @@ static void write_table(FILE *f, const row *rows, int n)
         print_num(f, spw_eval_mean_bpp(a), " %9.4f", "         -");
         print_num(f, spw_eval_top1_1000(a), " %9.4f", "         -");
         print_num(f, spw_eval_top1_10(a), " %9.4f", "         -");
+        if (fidelity) {
+            print_num(f, spw_eval_agreement(a), " %9.4f", "         -");
+            print_num(f, spw_eval_mean_kl(a), " %8.5f", "        -");
+        }
         fputc('\n', f);
     }
 }
@@ -481,6 +567,10 @@ static void eval_usage(FILE *f)
             "  --quality LIST      qualities 1..100 for the codecs (default: the sweep's)\n"
             "  --sweep             none plus every codec at its default qualities\n"
             "                      (jpeg and webp 5,10,20,30,50,70,90,95; avif 5,10,20,30,50,70,90)\n"
+            "  --fidelity          also run the backbone on each original file and compare\n"
+            "                      every row with it: agree = how often the top-1\n"
+            "                      label is the backbone's, kl = mean KL(backbone || row)\n"
+            "                      in nats over all outputs\n"
             "  --limit N           N images spread evenly over the set (default all)\n"
             "  --batch N           backbone batch size (default 8)\n"
             "  --backend NAME      backend (default auto)\n"
@@ -496,6 +586,7 @@ static void eval_usage(FILE *f)
 enum {
     OPT_DATA = 256, OPT_CLASSES, OPT_BUNDLE, OPT_MODELS, OPT_BACKBONE, OPT_CODEC, OPT_QUALITY,
     OPT_SWEEP, OPT_LIMIT, OPT_BATCH, OPT_BACKEND, OPT_THREADS, OPT_JSON, OPT_CSV, OPT_QUIET,
+    OPT_FIDELITY,
 };
 
 static bool parse_codecs(const char *arg, eval_opts *o)
@@ -545,7 +636,8 @@ static int parse_opts(int argc, char **argv, eval_opts *o)
         {"limit", required_argument, 0, OPT_LIMIT},     {"batch", required_argument, 0, OPT_BATCH},
         {"backend", required_argument, 0, OPT_BACKEND}, {"threads", required_argument, 0, OPT_THREADS},
         {"json", no_argument, 0, OPT_JSON},             {"csv", required_argument, 0, OPT_CSV},
-        {"quiet", no_argument, 0, OPT_QUIET},           {"help", no_argument, 0, 'h'},
+        {"quiet", no_argument, 0, OPT_QUIET},           {"fidelity", no_argument, 0, OPT_FIDELITY},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -606,6 +698,9 @@ static int parse_opts(int argc, char **argv, eval_opts *o)
             break;
         case OPT_QUIET:
             o->quiet = true;
+            break;
+        case OPT_FIDELITY:
+            o->fidelity = true;
             break;
         case 'h':
             eval_usage(stdout);
@@ -732,6 +827,7 @@ int spw_cli_eval(int argc, char **argv)
     }
     spw_eval_files_limit(&files, (int)o.limit);
     spw_eval_classes cl;
+    reference ref = {0};
     row *rows = NULL;
     int exit_code = 1;
     if (!find_classes(&o, &cl))
@@ -743,12 +839,13 @@ int spw_cli_eval(int argc, char **argv)
     }
     int n_rows = make_rows(&o, rows, cap - MAX_BUNDLES), skipped = 0;
     uint64_t t0 = spw__now_ns();
-    if (n_rows && run_backbone(&o, &files, &cl, rows, n_rows, &skipped))
+    if ((n_rows || o.fidelity) &&
+        run_backbone(&o, &files, &cl, rows, n_rows, o.fidelity ? &ref : NULL, &skipped))
         goto out;
     for (int i = 0; i < o.n_bundles; i++) {
         row *r = &rows[n_rows];
         memset(r, 0, sizeof(*r));
-        if (run_bundle(&o, o.bundles[i], &files, &cl, r, &skipped))
+        if (run_bundle(&o, o.bundles[i], &files, &cl, o.fidelity ? &ref : NULL, r, &skipped))
             goto out;
         n_rows++;
     }
@@ -761,7 +858,7 @@ int spw_cli_eval(int argc, char **argv)
     if (o.json)
         write_json(stdout, &o, rows, n_rows, files.n, skipped);
     else
-        write_table(stdout, rows, n_rows);
+        write_table(stdout, rows, n_rows, o.fidelity);
     if (o.csv) {
         FILE *f = strcmp(o.csv, "-") ? fopen(o.csv, "w") : stdout;
         if (!f) {
@@ -782,6 +879,7 @@ int spw_cli_eval(int argc, char **argv)
     if (exit_code)
         fprintf(stderr, "splitwire eval: no image could be evaluated\n");
 out:
+    reference_free(&ref);
     free(rows);
     spw_eval_files_free(&files);
     return exit_code;

@@ -74,6 +74,9 @@ typedef struct spw_eval_acc {
     long right1000; /* top-1 over the 1000 ImageNet classes */
     long right10;   /* top-1 over the set's classes only */
     double bytes, bpp;
+    long compared;  /* images also run through the reference (spw_eval_acc_fidelity) */
+    long agreed;    /* ... whose top-1 label is the reference's */
+    double kl;      /* sum of KL(reference || this) in nats */
 } spw_eval_acc;
 
 /*
@@ -84,11 +87,29 @@ typedef struct spw_eval_acc {
 void spw_eval_acc_add(spw_eval_acc *a, const spw_eval_classes *cl, const float *scores, int n,
                       int label_offset, int truth, size_t bytes, double bpp);
 
-/* Means and accuracies; accuracies are NaN when nothing was judged. */
+/* log_softmax of x[n] into out[n] (the two may alias). */
+void spw_eval_log_softmax(const float *x, int n, float *out);
+
+/*
+ * Fidelity of one image's scores[n] to a reference run of the same image
+ * (the uncompressed backbone on the original file): ref_logp[n] are the
+ * reference's log-probabilities over the same n outputs and ref_top1 its
+ * label (argmax - label_offset, background excluded). Counts whether the
+ * top-1 labels agree and adds KL(reference || this) over all n outputs. An
+ * image whose output count differs from the reference's (ref_n), or without
+ * a reference label, is not compared.
+ */
+void spw_eval_acc_fidelity(spw_eval_acc *a, const float *scores, int n, int label_offset,
+                           const float *ref_logp, int ref_n, int ref_top1);
+
+/* Means and accuracies; accuracies are NaN when nothing was judged, the
+ * fidelity measures NaN when nothing was compared. */
 double spw_eval_mean_bytes(const spw_eval_acc *a);
 double spw_eval_mean_bpp(const spw_eval_acc *a);
 double spw_eval_top1_1000(const spw_eval_acc *a);
 double spw_eval_top1_10(const spw_eval_acc *a);
+double spw_eval_agreement(const spw_eval_acc *a);
+double spw_eval_mean_kl(const spw_eval_acc *a);
 
 /* Image files (.jpg .jpeg .png by name, what spw_image_decode reads) below dir, sorted,
  * recursing into subdirectories. 0, or SPW_ENOENT when dir is not a readable

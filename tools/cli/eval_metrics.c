@@ -96,6 +96,40 @@ void spw_eval_acc_add(spw_eval_acc *a, const spw_eval_classes *cl, const float *
         a->right10 += spw_eval_top1(scores, n, label_offset, cl->in1k, cl->n) == truth;
 }
 
+static double log_sum_exp(const float *x, int n)
+{
+    float mx = x[0];
+    for (int i = 1; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)x[i] - mx);
+    return mx + log(sum);
+}
+
+void spw_eval_log_softmax(const float *x, int n, float *out)
+{
+    if (n <= 0)
+        return;
+    double lse = log_sum_exp(x, n);
+    for (int i = 0; i < n; i++)
+        out[i] = (float)(x[i] - lse);
+}
+
+void spw_eval_acc_fidelity(spw_eval_acc *a, const float *scores, int n, int label_offset,
+                           const float *ref_logp, int ref_n, int ref_top1)
+{
+    if (!scores || !ref_logp || n != ref_n || n <= 0 || ref_top1 < 0)
+        return;
+    double lse = log_sum_exp(scores, n), kl = 0;
+    for (int i = 0; i < n; i++)
+        kl += exp((double)ref_logp[i]) * ((double)ref_logp[i] - ((double)scores[i] - lse));
+    a->compared++;
+    a->agreed += spw_eval_top1(scores, n, label_offset, NULL, 0) == ref_top1;
+    /* Rounding can leave a tiny negative sum for identical distributions. */
+    a->kl += kl > 0 ? kl : 0;
+}
+
 double spw_eval_mean_bytes(const spw_eval_acc *a)
 {
     return a->images ? a->bytes / (double)a->images : NAN;
@@ -114,6 +148,16 @@ double spw_eval_top1_1000(const spw_eval_acc *a)
 double spw_eval_top1_10(const spw_eval_acc *a)
 {
     return a->judged ? (double)a->right10 / (double)a->judged : NAN;
+}
+
+double spw_eval_agreement(const spw_eval_acc *a)
+{
+    return a->compared ? (double)a->agreed / (double)a->compared : NAN;
+}
+
+double spw_eval_mean_kl(const spw_eval_acc *a)
+{
+    return a->compared ? a->kl / (double)a->compared : NAN;
 }
 
 /* ---- files --------------------------------------------------------------- */

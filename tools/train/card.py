@@ -7,7 +7,9 @@
 C.json is `splitwire eval --bundle BUNDLE_DIR ... --json` (the C runtime:
 real rANS stream, batch 1), T.json is tools/train/torch_eval.py --json on the
 same images, B.json the uncompressed backbone on the same images
-(`splitwire eval --backbone ... --codec none --json`).  Everything from the
+(`splitwire eval --backbone ... --codec none --json`).  When C.json comes from
+`--fidelity` (and T.json has them), the fidelity to the backbone is recorded
+too: how often the top-1 agrees with the backbone's, and KL(backbone || this).  Everything from the
 "## Measured" heading on is rewritten; the rest of the card is kept.
 """
 
@@ -34,6 +36,16 @@ def load_row(path, method):
     if len(rows) != 1:
         sys.exit("card: %s: expected one '%s' row, found %d" % (path, method, len(rows)))
     return doc, rows[0]
+
+
+def fid(r, agree_key):
+    """(agreement, KL) of an eval row, or None when it was not measured."""
+    a, k = r.get(agree_key), r.get("kl")
+    return None if a is None or k is None else (a, k)
+
+
+def fid_cells(f):
+    return "| %s | %.4f |" % (pct(f[0]), f[1]) if f else "| - | - |"
 
 
 def pct(v):
@@ -65,14 +77,21 @@ def main():
         "top1": row["top1_1000"], "top1_10way": row["top1_10"], "images": n,
         "data": "%s, %d images (splitwire eval)" % (data, n),
     }
+    f_c = fid(row, "agree")
+    if f_c:
+        man["measured"]["agree"], man["measured"]["kl"] = f_c
     lines = ["## Measured", "",
-             "With the C runtime (`splitwire eval --bundle %s --data %s%s`: the real rANS stream,"
-             % (shown(a.bundle), shown(doc["data"]), "" if n >= 3925 else " --limit %d" % n),
-             "batch 1, cpu-fast) on %d images of %s:" % (n, data), "",
-             "| | images | bytes per image | bpp | top-1 (1000-way) | top-1 (10-way) |",
-             "|---|---|---|---|---|---|",
-             "| this bundle, C runtime | %d | %.1f | %.4f | %s | %s |"
-             % (n, row["mean_bytes"], row["bpp"], pct(row["top1_1000"]), pct(row["top1_10"]))]
+             "With the C runtime (`splitwire eval --bundle %s --data %s%s%s`: the real rANS stream,"
+             % (shown(a.bundle), shown(doc["data"]), "" if n >= 3925 else " --limit %d" % n,
+                " --fidelity" if f_c else ""),
+             "batch 1, cpu-fast) on %d images of %s. Fidelity: how often the top-1 class is the" % (n, data),
+             "uncompressed backbone's on the same file, and the mean KL(backbone || this) in nats:", "",
+             "| | images | bytes per image | bpp | top-1 (1000-way) | top-1 (10-way) "
+             "| agrees with the backbone | KL |",
+             "|---|---|---|---|---|---|---|---|",
+             "| this bundle, C runtime | %d | %.1f | %.4f | %s | %s %s"
+             % (n, row["mean_bytes"], row["bpp"], pct(row["top1_1000"]), pct(row["top1_10"]),
+                fid_cells(f_c))]
     if a.torch:
         with open(a.torch) as f:
             t = json.load(f)
@@ -80,15 +99,19 @@ def main():
             sys.exit("card: %s has %d images, the C run %d" % (a.torch, t["images"], n))
         man["measured"]["pytorch"] = {"est_bytes_per_image": round(t["est_bytes"], 1),
                                       "top1": t["top1_1000"], "top1_10way": t["top1_10"]}
-        lines.append("| same model, PyTorch (rate = entropy estimate) | %d | %.1f | %.4f | %s | %s |"
-                     % (n, t["est_bytes"], t["bpp"], pct(t["top1_1000"]), pct(t["top1_10"])))
+        f_t = fid(t, "agree_1000")
+        if f_t:
+            man["measured"]["pytorch"]["agree"], man["measured"]["pytorch"]["kl"] = f_t
+        lines.append("| same model, PyTorch (rate = entropy estimate) | %d | %.1f | %.4f | %s | %s %s"
+                     % (n, t["est_bytes"], t["bpp"], pct(t["top1_1000"]), pct(t["top1_10"]),
+                        fid_cells(f_t)))
     if a.backbone:
         _, b = load_row(a.backbone, "backbone")
         if b["images"] != n:
             sys.exit("card: %s has %d images, the C run %d" % (a.backbone, b["images"], n))
         man["measured"]["backbone_top1"] = b["top1_1000"]
         man["measured"]["backbone_top1_10way"] = b["top1_10"]
-        lines.append("| uncompressed backbone (JPEG files), C runtime | %d | %.1f | %.4f | %s | %s |"
+        lines.append("| uncompressed backbone (JPEG files), C runtime | %d | %.1f | %.4f | %s | %s | 100%% | 0 |"
                      % (n, b["mean_bytes"], b["bpp"], pct(b["top1_1000"]), pct(b["top1_10"])))
     lines.append("")
     if a.note:

@@ -26,7 +26,7 @@ lim=()
 [ "$limit" -gt 0 ] && lim=(--limit "$limit")
 
 $py "$root/tools/train/export.py" "$run" --name "$name" --version "$version" --rate-index "$rate" "$@"
-"$cli" eval --bundle "$root/models/$name" --data "$data" "${lim[@]}" --json --quiet \
+"$cli" eval --bundle "$root/models/$name" --data "$data" "${lim[@]}" --fidelity --json --quiet \
     --csv "$out/$name.csv" > "$out/$name.json"
 $py "$root/tools/train/torch_eval.py" "$run" --limit "$limit" --json "$out/$name.torch.json"
 bb=$out/backbone-$limit.json

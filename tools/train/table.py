@@ -54,8 +54,9 @@ def main():
         for m in rows:
             r = m["measured"]
             bpp = r["bytes_per_image"] * 8 / (m["input"]["width"] * m["input"]["height"])
-            print("bundle,%s,%d,%.1f,%.5f,%.4f,%.4f" % (m["name"], r["images"], r["bytes_per_image"], bpp,
-                                                     r["top1"], r["top1_10way"]))
+            fid = "%.4f,%.5f" % (r["agree"], r["kl"]) if "agree" in r else "nan,nan"
+            print("bundle,%s,%d,%.1f,%.5f,%.4f,%.4f,%s" % (m["name"], r["images"], r["bytes_per_image"], bpp,
+                                                        r["top1"], r["top1_10way"], fid))
         return
     print("| bundle | lambda | images | bytes | bpp | top-1 (1000-way) | top-1 (10-way) "
           "| PyTorch: est. bytes | PyTorch top-1 (1000 / 10) |")
