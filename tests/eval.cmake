@@ -101,5 +101,8 @@ add_test(NAME eval_plot COMMAND sh -c "
   command -v gnuplot >/dev/null || { echo 'skipped: no gnuplot'; exit 77; }
   d=${CMAKE_BINARY_DIR}/eval-plot && mkdir -p $d &&
   printf 'method,setting,images,mean_bytes,bpp,top1_1000,top1_10\\nbackbone,original,10,11000,1.75,0.8,0.95\\njpeg,10,10,3000,0.48,0.4,0.8\\njpeg,50,10,8000,1.3,0.7,0.9\\nbundle,b1,10,1500,0.24,0.6,0.9\\n' > $d/r.csv &&
-  ${CMAKE_SOURCE_DIR}/tools/eval/plot.sh $d/r.csv $d/plot && [ -s $d/plot.png ] && grep -q '<svg' $d/plot.svg")
+  ${CMAKE_SOURCE_DIR}/tools/eval/plot.sh $d/r.csv $d/plot && [ -s $d/plot.png ] && grep -q '<svg' $d/plot.svg &&
+  printf 'method,setting,images,mean_bytes,bpp,top1_1000,top1_10,agree,kl\\nbackbone,original,10,11000,1.75,0.8,0.95,1.0,0\\njpeg,10,10,3000,0.48,0.4,0.8,0.5,1.2\\nbundle,b1,10,1500,0.24,0.6,0.9,0.8,0.2\\n' > $d/f.csv &&
+  ${CMAKE_SOURCE_DIR}/tools/eval/plot.sh $d/f.csv $d/fid && grep -q 'agreement with the uncompressed backbone' $d/fid.svg &&
+  ! grep -q 'agreement with' $d/plot.svg")
 set_tests_properties(eval_plot PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77)

@@ -5,7 +5,9 @@
 #   top-1, one panel over the 1000 ImageNet classes and one over the data set's
 #   own classes, one curve per method (bundles: one per family, the name
 #   without its -l<lambda> suffix); the uncompressed backbone is a dashed
-#   horizontal line. Needs gnuplot (Debian gnuplot-nox).
+#   horizontal line. Where rows carry `--fidelity` columns (agree, kl), a
+#   third panel shows how often the top-1 is the backbone's own. Needs
+#   gnuplot (Debian gnuplot-nox).
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -25,8 +27,8 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# One whitespace-separated file per method (bpp, top-1 1000-way and 10-way in
-# percent, setting), sorted by rate. Headers and rows without a rate are
+# One whitespace-separated file per method (bpp, top-1 1000-way and 10-way and
+# agreement with the backbone in percent, setting), sorted by rate. Headers and rows without a rate are
 # dropped; a missing accuracy stays "nan", which gnuplot leaves out.
 awk -F, -v dir="$tmp" '
   function pct(v) { return v == "nan" ? "nan" : v * 100 }
@@ -37,7 +39,7 @@ awk -F, -v dir="$tmp" '
     # Bundles: one curve per family, the name without its rate suffix
     # (svbi-mnv2-s28-l4 -> bundle-svbi-mnv2-s28).
     if (m == "bundle") { fam = $2; sub(/-l[0-9p.]+$/, "", fam); gsub(/[^A-Za-z0-9._-]/, "_", fam); m = "bundle-" fam }
-    print $5, pct($6), pct($7), $2 > (dir "/" m ".raw")
+    print $5, pct($6), pct($7), pct(NF >= 8 ? $8 : "nan"), $2 > (dir "/" m ".raw")
   }' "${csvs[@]}"
 # Known methods first, in a fixed order; anything else after them.
 methods=()
@@ -66,7 +68,10 @@ style() {
   esac
 }
 
-panel() { # $1 = column (2: 1000-way, 3: the set's classes), $2 = title
+# Any measured agreement (column 4 not nan) adds the third panel.
+fidelity=$(awk '$4 != "nan" { f = 1 } END { print f + 0 }' "$tmp"/*.dat)
+
+panel() { # $1 = column (2: 1000-way, 3: the set's classes, 4: agreement), $2 = title
   local col=$1 plots=() m st
   echo "set title \"$2\""
   for m in "${methods[@]}"; do
@@ -74,7 +79,7 @@ panel() { # $1 = column (2: 1000-way, 3: the set's classes), $2 = title
     st=$(style "$m")
     plots+=("'$tmp/$m.dat' using 1:$col with linespoints ${st%%|*} title '${st#*|}'")
   done
-  if [ -e "$tmp/backbone.dat" ]; then
+  if [ -e "$tmp/backbone.dat" ] && [ "$col" != 4 ]; then
     # A line at the uncompressed accuracy, and a point where the original
     # files sit on the rate axis.
     local bpp a1000 a10 rest y
@@ -104,14 +109,19 @@ set key below horizontal maxcols 2 width 2 font ',9' spacing 1.1
 set xlabel 'bits per pixel (log scale)'
 set bmargin 12
 set ylabel 'top-1 accuracy'
-set multiplot layout 1,2
+set multiplot layout 1,$((2 + fidelity))
 GNUPLOT
   panel 2 "top-1 over the 1000 ImageNet classes"
   panel 3 "top-1 over the data set's classes only"
+  if [ "$fidelity" = 1 ]; then
+    echo "set ylabel 'top-1 is the backbone''s own'"
+    panel 4 "agreement with the uncompressed backbone"
+  fi
   echo "unset multiplot"
 }
 
-script "pngcairo size 1280,620 font 'DejaVu Sans,10'" "$out.png" | gnuplot
-script "svg size 1280,620 dynamic font 'DejaVu Sans,10'" "$out.svg" | gnuplot
+width=$((1280 + 640 * fidelity))
+script "pngcairo size $width,620 font 'DejaVu Sans,10'" "$out.png" | gnuplot
+script "svg size $width,620 dynamic font 'DejaVu Sans,10'" "$out.svg" | gnuplot
 echo "$out.png"
 echo "$out.svg"
