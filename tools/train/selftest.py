@@ -201,8 +201,13 @@ def check_train_loop():
         assert ck["args"]["ema"] == 0.9 and "ema" in ck
         assert not all(torch.equal(ck["model"][k], ck["ema"][k]) for k in ck["model"])
         with open(os.path.join(tmp, "runs", "a", "log.jsonl")) as f:
-            kinds = [json.loads(line).get("kind") for line in f]
+            recs = [json.loads(line) for line in f]
+        kinds = [r.get("kind") for r in recs]
         assert kinds.count("val") == 2 and kinds.count("val_ema") == 2, kinds
+        # the epoch-end check measures the fidelity to the teacher too
+        for r in recs:
+            if r.get("kind"):
+                assert 0 <= r["agree"] <= 1 and r["kl"] >= 0, r
         train.main(common + ["--name", "b", "--dec-blocks", "2", "--enc-refine", "1", "--epochs", "1", "--val-n", "0",
                              "--init", os.path.join(tmp, "runs", "a", "ckpt_last.pt")])
         b = models.load_checkpoint(os.path.join(tmp, "runs", "b", "ckpt_last.pt"))

@@ -249,12 +249,14 @@ def val_subset(n):
 @torch.no_grad()
 def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, device="cpu"):
     """Eval-mode (rounded latent) estimate: bpp from the likelihoods, sum-MSE
-    per image, top-1 through the teacher's tail (1000-way and 10-way).  Leaves
-    the model in eval mode."""
+    per image, top-1 through the teacher's tail (1000-way and 10-way), and
+    the fidelity to the teacher on the same images: how often the top-1 class
+    is its own, and the mean KL(teacher || this) over all outputs.  Leaves the
+    model in eval mode."""
     import imagenette
     ids = torch.tensor([k for _, _, _, k in imagenette.classes()], device=device) + 1
     model.eval()
-    tot = dict(bits=0.0, mse=0.0, acc1000=0, acc10=0, t_acc1000=0, t_acc10=0, n=0)
+    tot = dict(bits=0.0, mse=0.0, acc1000=0, acc10=0, t_acc1000=0, t_acc10=0, agree=0, kl=0.0, n=0)
     for s in range(0, len(idx), bs):
         sel = idx[s:s + bs]
         x = from_unit(data.to_tensor(val_u8[sel])).to(device)
@@ -263,14 +265,17 @@ def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, device="cpu"):
         out, lik, _ = model(x)
         tot["bits"] += float((-torch.log2(lik)).sum())
         tot["mse"] += float(((out - target) ** 2).sum())
-        for key, feats in (("", out), ("t_", target)):
-            logits = teacher.tail(feats, split)
-            tot[key + "acc1000"] += int((logits[:, 1:].argmax(1) == lab[:, 1]).sum())
-            tot[key + "acc10"] += int((logits[:, ids].argmax(1) == lab[:, 0]).sum())
+        logits, t_logits = teacher.tail(out, split), teacher.tail(target, split)
+        for key, lg in (("", logits), ("t_", t_logits)):
+            tot[key + "acc1000"] += int((lg[:, 1:].argmax(1) == lab[:, 1]).sum())
+            tot[key + "acc10"] += int((lg[:, ids].argmax(1) == lab[:, 0]).sum())
+        tot["agree"] += int((logits[:, 1:].argmax(1) == t_logits[:, 1:].argmax(1)).sum())
+        t_logp = Fn.log_softmax(t_logits, 1)
+        tot["kl"] += float((t_logp.exp() * (t_logp - Fn.log_softmax(logits, 1))).sum())
         tot["n"] += len(sel)
     n = tot["n"]
     return dict(n=n, bpp=tot["bits"] / n / (224 * 224), mse=tot["mse"] / n,
-                acc1000=tot["acc1000"] / n, acc10=tot["acc10"] / n,
+                acc1000=tot["acc1000"] / n, acc10=tot["acc10"] / n, agree=tot["agree"] / n, kl=tot["kl"] / n,
                 teacher_acc1000=tot["t_acc1000"] / n, teacher_acc10=tot["t_acc10"] / n)
 
 
@@ -544,9 +549,9 @@ def main(argv=None):
                 ev.update(epoch=epoch, step=global_step, kind=kind, seconds=time.time() - t0)
                 log.record(**ev)
                 log("%s after epoch %d (%d images, rounded latent): bpp %.4f mse %.1f top-1 1000-way %.2f%% "
-                    "10-way %.2f%% (teacher %.2f%% / %.2f%%)"
+                    "10-way %.2f%% (teacher %.2f%% / %.2f%%), agrees with the teacher %.2f%%, KL %.4f"
                     % (kind, epoch, ev["n"], ev["bpp"], ev["mse"], 100 * ev["acc1000"], 100 * ev["acc10"],
-                       100 * ev["teacher_acc1000"], 100 * ev["teacher_acc10"]))
+                       100 * ev["teacher_acc1000"], 100 * ev["teacher_acc10"], 100 * ev["agree"], ev["kl"]))
     log("done: %d epochs, %d steps" % (epoch, global_step))
     with open(os.path.join(run_dir, "DONE"), "w") as f:
         f.write("%d\n" % global_step)
