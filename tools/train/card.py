@@ -44,7 +44,7 @@ def load_row(path, method, setting=None):
 def fid(r, agree_key):
     """(agreement, KL) of an eval row, or None when it was not measured."""
     a, k = r.get(agree_key), r.get("kl")
-    return None if a is None or k is None else (a, k)
+    return None if a is None or k is None else (round(a, 4), round(k, 5))
 
 
 def fid_cells(f):
