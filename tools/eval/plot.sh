@@ -28,8 +28,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # One whitespace-separated file per method (bpp, top-1 1000-way and 10-way and
-# agreement with the backbone in percent, setting), sorted by rate. Headers and rows without a rate are
-# dropped; a missing accuracy stays "nan", which gnuplot leaves out.
+# agreement with the backbone in percent, setting), sorted by rate. Headers
+# and rows without a rate are dropped; a missing accuracy stays "nan", which
+# gnuplot leaves out.
 awk -F, -v dir="$tmp" '
   function pct(v) { return v == "nan" ? "nan" : v * 100 }
   FNR == 1 && $1 == "method" { next }

@@ -9,8 +9,9 @@ real rANS stream, batch 1), T.json is tools/train/torch_eval.py --json on the
 same images, B.json the uncompressed backbone on the same images
 (`splitwire eval --backbone ... --codec none --json`).  When C.json comes from
 `--fidelity` (and T.json has them), the fidelity to the backbone is recorded
-too: how often the top-1 agrees with the backbone's, and KL(backbone || this).  Everything from the
-"## Measured" heading on is rewritten; the rest of the card is kept.
+too: how often the top-1 agrees with the backbone's, and KL(backbone ||
+this).  Everything from the "## Measured" heading on is rewritten; the rest
+of the card is kept.
 """
 
 import argparse

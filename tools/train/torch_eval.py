@@ -25,7 +25,6 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as Fn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -33,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "models"))
 import imagenette  # noqa: E402
 from export import load_checkpoint  # noqa: E402
 from mobilenet_v2 import MobileNetV2, from_unit  # noqa: E402
+from train import fidelity_sums  # noqa: E402
 
 
 def pick(n, limit):
@@ -77,9 +77,9 @@ def main():
         in1k = torch.tensor([k for _, _, k in chunk])
         pred = logits[:, 1:].argmax(1)
         hit1000 += int((pred == in1k).sum())
-        agree += int((pred == ref[:, 1:].argmax(1)).sum())
-        ref_logp, logp = Fn.log_softmax(ref, 1), Fn.log_softmax(logits, 1)
-        kl += float((ref_logp.exp() * (ref_logp - logp)).sum())
+        a_sum, kl_sum = fidelity_sums(logits, ref)
+        agree += a_sum
+        kl += kl_sum
         hit10 += int((logits[:, ids].argmax(1) == cls).sum())
         print("\r%d/%d" % (s + len(chunk), len(items)), end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)

@@ -246,6 +246,17 @@ def val_subset(n):
     return np.sort(perm)
 
 
+def fidelity_sums(logits, ref):
+    """Fidelity of a batch of class scores to the reference's (the backbone
+    on its own features): the number of rows whose top-1 class (background
+    excluded) is the reference's, and the sum of KL(ref || logits) over all
+    outputs, in nats."""
+    agree = int((logits[:, 1:].argmax(1) == ref[:, 1:].argmax(1)).sum())
+    ref_logp = Fn.log_softmax(ref, 1)
+    kl = float((ref_logp.exp() * (ref_logp - Fn.log_softmax(logits, 1))).sum())
+    return agree, kl
+
+
 @torch.no_grad()
 def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, device="cpu"):
     """Eval-mode (rounded latent) estimate: bpp from the likelihoods, sum-MSE
@@ -269,9 +280,9 @@ def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, device="cpu"):
         for key, lg in (("", logits), ("t_", t_logits)):
             tot[key + "acc1000"] += int((lg[:, 1:].argmax(1) == lab[:, 1]).sum())
             tot[key + "acc10"] += int((lg[:, ids].argmax(1) == lab[:, 0]).sum())
-        tot["agree"] += int((logits[:, 1:].argmax(1) == t_logits[:, 1:].argmax(1)).sum())
-        t_logp = Fn.log_softmax(t_logits, 1)
-        tot["kl"] += float((t_logp.exp() * (t_logp - Fn.log_softmax(logits, 1))).sum())
+        agree, kl = fidelity_sums(logits, t_logits)
+        tot["agree"] += agree
+        tot["kl"] += kl
         tot["n"] += len(sel)
     n = tot["n"]
     return dict(n=n, bpp=tot["bits"] / n / (224 * 224), mse=tot["mse"] / n,
