@@ -106,3 +106,10 @@ add_test(NAME eval_plot COMMAND sh -c "
   ${CMAKE_SOURCE_DIR}/tools/eval/plot.sh $d/f.csv $d/fid && grep -q 'agreement with the uncompressed backbone' $d/fid.svg &&
   ! grep -q 'agreement with' $d/plot.svg")
 set_tests_properties(eval_plot PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77)
+
+# tools/eval/share.py: bytes at equal quality and the model issue's target check.
+find_program(SPW_EVAL_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(SPW_EVAL_PYTHON3)
+  add_test(NAME eval_share COMMAND ${SPW_EVAL_PYTHON3} ${CMAKE_SOURCE_DIR}/tools/eval/test_share.py)
+  set_tests_properties(eval_share PROPERTIES TIMEOUT 60)
+endif()
