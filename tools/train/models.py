@@ -179,10 +179,17 @@ class Compressor(nn.Module):
         self.encoder = encoder
         self.bottleneck = EntropyBottleneck(encoder.latent_channels)
         self.decoder = decoder
+        # Straight-through rounding for the decoder's input in training: the
+        # rate keeps the noisy proxy, the decoder sees the latent the coder
+        # sends (train.py --ste).
+        self.ste = False
 
     def forward(self, x):
         y = self.encoder(x)
         y_hat, lik = self.bottleneck(y)
+        if self.ste and self.bottleneck.training:
+            med = self.bottleneck.medians().detach().view(1, -1, 1, 1)
+            y_hat = y + (torch.round(y - med) + med - y).detach()
         return self.decoder(y_hat), lik, y
 
 

@@ -13,7 +13,8 @@
    its seed; the backbone's tail with taps gives the plain tail's logits and
    the tapped activations (needs the backbone from ../shared);
 5. the weights' moving average (--ema) and the checkpoints' choice of
-   weights;
+   weights; --ste's decoder input (the coder's rounded latent) and its
+   straight-through gradient;
 6. train.py's loop, end to end on 32 images, with a resume and a warm start
    (needs the image cache of an earlier training run).
 """
@@ -175,6 +176,32 @@ def check_ema():
     print("ema: averages float state, follows early steps, checkpoints pick live or ema")
 
 
+def check_ste():
+    torch.manual_seed(0)
+    net = models.build("svbi", "s28", width=16, n_blocks=1)
+    with torch.no_grad():
+        net.bottleneck.quantiles[:, 0, 1].uniform_(-0.4, 0.4)  # medians off the integer grid
+    seen = []
+    net.decoder.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    net.train()
+    x = torch.randn(2, 3, 64, 64)
+    net.ste = True
+    out, lik, y = net(x)
+    y.retain_grad()
+    seen[-1].retain_grad()
+    out.sum().backward()
+    med = net.bottleneck.medians().detach().view(1, -1, 1, 1)
+    q = seen[-1] - med
+    assert torch.allclose(q, torch.round(q), atol=1e-5), "decoder input off the medians' grid"
+    assert torch.allclose(seen[-1], torch.round(y - med) + med, atol=1e-5)
+    assert torch.equal(y.grad, seen[-1].grad), "the rounding is not straight-through"
+    net.ste = False
+    net(x)
+    q = seen[-1] - med
+    assert not torch.allclose(q, torch.round(q), atol=1e-3), "without --ste the decoder should see noise"
+    print("ste: the decoder sees the coder's rounded latent, the encoder gets its gradient unchanged")
+
+
 def check_train_loop():
     """train.py end to end on 32 real train images: every loss term and the
     EMA, an epoch-end check, a resume and a warm start into a grown decoder.
@@ -209,6 +236,7 @@ def check_train_loop():
             if r.get("kind"):
                 assert 0 <= r["agree"] <= 1 and r["kl"] >= 0, r
         train.main(common + ["--name", "b", "--dec-blocks", "2", "--enc-refine", "1", "--epochs", "1", "--val-n", "0",
+                             "--ste",
                              "--init", os.path.join(tmp, "runs", "a", "ckpt_last.pt")])
         b = models.load_checkpoint(os.path.join(tmp, "runs", "b", "ckpt_last.pt"))
         with open(os.path.join(tmp, "runs", "b", "train.log")) as f:
@@ -216,6 +244,7 @@ def check_train_loop():
         assert "ema weights" in blog and "grown by 1 residual block" in blog, blog
         assert "encoder grown by 1 refinement block" in blog, blog
         assert b["global_step"] == 4 and os.path.exists(os.path.join(tmp, "runs", "b", "DONE"))
+        assert b["args"]["ste"] is True
         # clock-bound runs keep per-epoch checkpoints only when asked
         for name, extra in (("c", []), ("d", ["--keep-epochs"])):
             train.main(common + ["--name", name, "--epochs", "1", "--val-n", "0", "--cosine",
@@ -237,6 +266,7 @@ def main():
     check_export(a.keep)
     check_training_terms()
     check_ema()
+    check_ste()
     check_train_loop()
     print("selftest: ok")
 

@@ -107,6 +107,10 @@ def parse(argv=None):
                     help="also keep an exponential moving average of the weights with this decay per step "
                          "(e.g. 0.999, about the last 1000 steps; 0 = off); the epoch-end check measures both, "
                          "the checkpoint holds both and export.py takes the average by default")
+    ap.add_argument("--ste", action="store_true",
+                    help="the decoder (and the distillation terms behind it) sees the latent rounded as the "
+                         "coder sends it, with a straight-through gradient to the encoder; the rate term "
+                         "keeps the additive-noise proxy")
     ap.add_argument("--clip", type=float, default=0.0, help="gradient-norm clip (0 = off)")
     ap.add_argument("--device", default="cpu",
                     help="torch device (cpu, cuda, cuda:1 ...); a non-CPU device holds the whole uint8 train "
@@ -323,6 +327,7 @@ def main(argv=None):
     model = models.build(a.arch, a.split, width=a.width, n_blocks=a.dec_blocks, mid_act=a.mid_act,
                          es_decoder=getattr(a, "es_decoder", "igdn"),
                          enc_refine=getattr(a, "enc_refine", 0)).to(dev)
+    model.ste = getattr(a, "ste", False)
     main_p, aux_p = split_params(model, a.freeze_encoder)
     opt = torch.optim.Adam(main_p, lr=a.lr)
     aux_opt = torch.optim.Adam(aux_p, lr=a.aux_lr)
