@@ -13,7 +13,7 @@
    its seed; the backbone's tail with taps gives the plain tail's logits and
    the tapped activations (needs the backbone from ../shared);
 5. the weights' moving average (--ema) and the checkpoints' choice of
-   weights; --ste's decoder input (the coder's rounded latent) and its
+   weights, and soup.py's average of runs; --ste's decoder input (the coder's rounded latent) and its
    straight-through gradient;
 6. train.py's loop, end to end on 32 images, with a resume and a warm start
    (needs the image cache of an earlier training run).
@@ -174,6 +174,38 @@ def check_ema():
     except ValueError:
         pass
     print("ema: averages float state, follows early steps, checkpoints pick live or ema")
+    check_soup(net, ema)
+
+
+def check_soup(net, ema):
+    import soup
+    tmp = tempfile.mkdtemp(prefix="spw_selftest_soup_")
+    try:
+        other = models.build("svbi", "s28", width=16, n_blocks=1)
+        runs = []
+        for name, ck in (("a", {"model": net.state_dict(), "ema": ema.model.state_dict()}),
+                         ("b", {"model": other.state_dict()})):
+            os.makedirs(os.path.join(tmp, name))
+            ck.update(args={"arch": "svbi", "name": name}, epoch=1, global_step=7)
+            torch.save(ck, os.path.join(tmp, name, "ckpt_last.pt"))
+            runs.append(os.path.join(tmp, name))
+        soup.main([os.path.join(tmp, "s")] + runs)
+        s = models.load_checkpoint(os.path.join(tmp, "s", "ckpt_last.pt"))
+        k = "decoder.out.bias"
+        assert torch.allclose(s["model"][k], (ema.model.state_dict()[k] + other.state_dict()[k]) / 2)
+        assert [e["weights"] for e in s["soup"]] == ["ema", "live"] and s["args"]["name"] == "s"
+        wide = models.build("svbi", "s28", width=24, n_blocks=1)
+        os.makedirs(os.path.join(tmp, "c"))
+        torch.save({"model": wide.state_dict(), "args": {}}, os.path.join(tmp, "c", "ckpt_last.pt"))
+        try:
+            soup.main([os.path.join(tmp, "t"), runs[0], os.path.join(tmp, "c")])
+            raise AssertionError("soup of two architectures")
+        except SystemExit as e:
+            assert "another architecture" in str(e), e
+    finally:
+        import shutil
+        shutil.rmtree(tmp)
+    print("soup: the mean of each run's exported weights; other architectures refused")
 
 
 def check_ste():
