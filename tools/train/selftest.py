@@ -12,9 +12,9 @@
 4. the training terms: --mixup is a per-image convex blend, reproducible from
    its seed; the backbone's tail with taps gives the plain tail's logits and
    the tapped activations (needs the backbone from ../shared);
-5. the weights' moving average (--ema) and the checkpoints' choice of
-   weights, and soup.py's average of runs; --ste's decoder input (the coder's rounded latent) and its
-   straight-through gradient;
+5. the weights' moving average (--ema), the checkpoints' choice of
+   weights and soup.py's average of runs; --ste's decoder input (the
+   coder's rounded latent) and its straight-through gradient;
 6. train.py's loop, end to end on 32 images, with a resume and a warm start
    (needs the image cache of an earlier training run).
 """
