@@ -58,15 +58,16 @@ def main():
             print("bundle,%s,%d,%.1f,%.5f,%.4f,%.4f,%s" % (m["name"], r["images"], r["bytes_per_image"], bpp,
                                                         r["top1"], r["top1_10way"], fid))
         return
-    print("| bundle | lambda | images | bytes | bpp | top-1 (1000-way) | top-1 (10-way) "
-          "| PyTorch: est. bytes | PyTorch top-1 (1000 / 10) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| bundle | lambda | images | bytes | bpp | top-1 (1000-way) | top-1 (10-way) | agrees with the backbone "
+          "| KL | PyTorch: est. bytes | PyTorch top-1 (1000 / 10) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for m in rows:
         r = m["measured"]
         t = r.get("pytorch")
-        print("| %s | %g | %d | %.0f | %.3f | %s | %s | %s | %s |"
+        print("| %s | %g | %d | %.0f | %.3f | %s | %s | %s | %s | %s | %s |"
               % (m["name"], m["rate_point"]["lambda"], r["images"], r["bytes_per_image"], r["bpp"],
                  pct(r["top1"]), pct(r["top1_10way"]),
+                 pct(r["agree"]) if "agree" in r else "-", "%.3f" % r["kl"] if "kl" in r else "-",
                  "%.0f" % t["est_bytes_per_image"] if t else "-",
                  "%s / %s" % (pct(t["top1"]), pct(t["top1_10way"])) if t else "-"))
 
