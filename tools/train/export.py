@@ -193,6 +193,17 @@ def load_checkpoint(path, weights="auto"):
     return path, ck, model
 
 
+def which_text(ck):
+    if ck.get("soup"):
+        return "the mean of the weights of %s (tools/train/soup.py; each run's %s)" % (
+            ", ".join(os.path.basename(e["run"]) for e in ck["soup"]),
+            " / ".join(sorted({"moving average" if e["weights"] == "ema" else "optimizer's weights"
+                               for e in ck["soup"]})))
+    if ck["weights"] == "ema":
+        return "the moving average of the weights (decay %g per step)" % ck["args"].get("ema", 0)
+    return "the optimizer's weights"
+
+
 def epochs_text(ck):
     a = ck["args"]
     if a.get("minutes"):
@@ -348,8 +359,7 @@ with the real range coder at batch size 1).
            epochs=epochs_text(ck), batch=args["batch"], sched=schedule_text(args),
            aux_lr=args["aux_lr"], ckpt=os.path.relpath(path, REPO), epoch=ck["epoch"],
            step=ck["global_step"], src=src,
-           which=("the moving average of the weights (decay %g per step)" % args.get("ema", 0))
-           if ck["weights"] == "ema" else "the optimizer's weights",
+           which=which_text(ck),
            nch=tables["quantized_cdf"].shape[0], lmax=tables["quantized_cdf"].shape[1],
            dtype="float16 conv weights" if a.fp16 else "float32",
            date=datetime.date.today().isoformat())
