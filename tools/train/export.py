@@ -348,8 +348,10 @@ with the real range coder at batch size 1).
            + ((" + %g x the relative squared error of the tail's activations at %s (teacher's against "
                "restored features)" % (args["tail_mse"], args.get("tail_taps", "")))
               if args.get("tail_mse", 0) > 0 else ""),
-           trained="the decoder only: encoder and entropy model fixed from the init run, so the stream is unchanged"
-           if args.get("freeze_encoder") else "encoder, entropy model and decoder together",
+           trained=("the decoder only: encoder and entropy model fixed from the init run, so the stream is unchanged"
+                    if args.get("freeze_encoder") else "encoder, entropy model and decoder together")
+           + ("; the decoder saw the latent rounded as the coder sends it (straight-through gradient; "
+              "the rate term on additive noise)" if args.get("ste") else ""),
            crop=("random-resized-crop 224 (area %g-1, ratio 3/4-4/3)" % args.get("crop_scale", 0.08))
            if args.get("crop_scale", 0.08) < 1.0 else "the whole 224x224 image (no rescaling crop)",
            patch=((", trained on random %dx%d windows of those" % (args["patch"], args["patch"]))
