@@ -10,12 +10,13 @@ The runs must share the architecture (same state-dict keys and shapes) and
 should share their start: averaging only helps within one basin.  OUT_DIR
 gets ckpt_last.pt (the average as both weights and moving average, no
 optimizer state; args, epoch and step of the first run, the sources under
-"soup") and args.json, so export.py, torch_eval.py, publish.sh and --init
-take it like a run.
+"soup"), args.json and a one-line train.log, so export.py, torch_eval.py,
+publish.sh, keep.py and --init take it like a run.
 """
 import json
 import os
 import sys
+import time
 
 import torch
 
@@ -55,6 +56,9 @@ def main(argv=None):
     os.replace(tmp, os.path.join(out, "ckpt_last.pt"))
     with open(os.path.join(out, "args.json"), "w") as f:
         json.dump(args, f, indent=2)
+    with open(os.path.join(out, "train.log"), "w") as f:
+        f.write("%s soup: the mean of %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), ", ".join(
+            "%s (step %s, %s weights)" % (e["run"], e["global_step"], e["weights"]) for e in soup)))
     print("soup: %d runs -> %s" % (len(runs), os.path.join(out, "ckpt_last.pt")))
 
 
