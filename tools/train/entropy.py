@@ -110,17 +110,18 @@ class EntropyBottleneck(nn.Module):
     def forward(self, y, training=None):
         """y: (N, C, H, W) -> (y_hat, likelihoods), both (N, C, H, W)."""
         training = self.training if training is None else training
-        if training:
-            y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        else:
-            med = self.medians().detach().view(1, -1, 1, 1)
-            y_hat = torch.round(y - med) + med
+        y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5) if training else self.rounded(y)
         n, c, h, w = y_hat.shape
         v = y_hat.permute(1, 0, 2, 3).reshape(c, 1, -1)
         lik = self._likelihood(v).reshape(c, n, h, w).permute(1, 0, 2, 3)
         if self.likelihood_bound > 0:
             lik = lower_bound(lik, self.likelihood_bound)
         return y_hat, lik
+
+    def rounded(self, y):
+        """y on the medians' integer grid, as the coder sends it."""
+        med = self.medians().detach().view(1, -1, 1, 1)
+        return torch.round(y - med) + med
 
     def symbols(self, y):
         """Integer symbols rint(y - median) (torch.round = half to even)."""

@@ -188,8 +188,7 @@ class Compressor(nn.Module):
         y = self.encoder(x)
         y_hat, lik = self.bottleneck(y)
         if self.ste and self.bottleneck.training:
-            med = self.bottleneck.medians().detach().view(1, -1, 1, 1)
-            y_hat = y + (torch.round(y - med) + med - y).detach()
+            y_hat = y + (self.bottleneck.rounded(y) - y).detach()
         return self.decoder(y_hat), lik, y
 
 
