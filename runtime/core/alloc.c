@@ -1,8 +1,10 @@
 /* The replaceable allocator and the few memory helpers built on it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/core/internal.h"
@@ -128,40 +130,51 @@ int spw__grow(void **arr, int *cap, int need, size_t elem)
 
 int spw__read_file(const char *path, void **data, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a
+     * regular file (directory, FIFO, device) is refused before reading. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return spw__error(errno == ENOENT ? SPW_ENOENT : SPW_EIO, "%s: %s", path,
                           strerror(errno));
     int rc = 0;
     unsigned char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        rc = spw__error(SPW_EIO, "%s: cannot seek: %s", path, strerror(errno));
-        goto fail_file;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = spw__error(SPW_EIO, "%s: cannot stat: %s", path, strerror(errno));
+        goto fail_fd;
     }
-    long len = ftell(f);
-    if (len < 0) {
-        rc = spw__error(SPW_EIO, "%s: cannot size: %s", path, strerror(errno));
-        goto fail_file;
+    if (!S_ISREG(st.st_mode)) {
+        rc = spw__error(SPW_EINVAL, "%s: not a regular file (%s)", path,
+                        S_ISDIR(st.st_mode) ? "a directory" : "a FIFO, socket or device");
+        goto fail_fd;
     }
-    rewind(f);
-    buf = spw__malloc((size_t)len + 1);
+    size_t len = (size_t)st.st_size;
+    buf = spw__malloc(len + 1);
     if (!buf) {
-        rc = spw__error(SPW_ENOMEM, "%s: no memory for %ld bytes", path, len);
-        goto fail_file;
+        rc = spw__error(SPW_ENOMEM, "%s: no memory for %zu bytes", path, len);
+        goto fail_fd;
     }
-    if (len && fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        rc = spw__error(SPW_EIO, "%s: short read", path);
-        goto fail_buf;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = spw__error(SPW_EIO, "%s: short read (%zu of %zu bytes)%s%s", path, got, len,
+                            n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+            goto fail_buf;
+        }
+        got += (size_t)n;
     }
     buf[len] = 0;
-    fclose(f);
+    close(fd);
     *data = buf;
-    *size = (size_t)len;
+    *size = len;
     return 0;
 
 fail_buf:
     spw__free(buf);
-fail_file:
-    fclose(f);
+fail_fd:
+    close(fd);
     return rc;
 }
