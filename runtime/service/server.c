@@ -86,8 +86,9 @@ static void win_pct(window *w, double *p50, double *p99)
     }
     double *tmp = w->v;
     qsort(tmp, n, sizeof(double), cmp_double);
-    *p50 = tmp[n / 2];
-    *p99 = tmp[(size_t)((n - 1) * 0.99)];
+    /* Nearest rank, one formula for both: p99 can never read below p50. */
+    *p50 = tmp[(n + 1) / 2 - 1];
+    *p99 = tmp[(99 * (size_t)n + 99) / 100 - 1];
 }
 
 /* Worker: entropy-decode every request of a batch in place, run the bundle's

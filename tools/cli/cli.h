@@ -29,6 +29,9 @@ bool spw_cli_parse_int(const char *s, long min, long max, long *out);
 /* JSON string output with escaping. */
 void spw_cli_json_str(FILE *f, const char *s);
 
+/* A JSON number with `decimals` decimals, or null when v is NaN or infinite. */
+void spw_cli_json_num(FILE *f, double v, int decimals);
+
 /* Directory of Debian's DPDK PMD plugins ($SPW_DPDK_PMD_DIR overrides), or NULL. */
 const char *spw_cli_dpdk_pmd_dir(void);
 

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,7 @@ static void list_collect(spw_eval_files *fl, const char *path)
 typedef struct net_opts {
     const char *transport; /* udp | dpdk */
     const char *addr;      /* listen (server) or server address (client) */
+    const char *bind;      /* client: its own address */
     const char *eal;
     const char *dpdk_port;
     long mtu;
@@ -122,7 +124,10 @@ static int net_config(const net_opts *o, bool server, spw_net_config *c)
         c->local = o->addr ? o->addr : def;
     else {
         c->peer = o->addr ? o->addr : def;
-        c->local = c->transport == SPW_NET_UDP ? "127.0.0.1:0" : "127.0.0.1:7879";
+        /* UDP: any interface, an ephemeral port, so a server on another host
+         * is reachable; DPDK has no kernel to pick an address: a fixed one. */
+        c->local = o->bind ? o->bind
+                           : c->transport == SPW_NET_UDP ? "0.0.0.0:0" : "127.0.0.1:7879";
     }
     c->eal_args = o->eal;
     c->dpdk_port = o->dpdk_port;
@@ -200,11 +205,18 @@ static void print_result(const run_opts *o, const labels *l, const spw_bundle_in
         spw_cli_json_str(stdout, path);
         printf(", \"label\": %d, \"name\": ", top);
         spw_cli_json_str(stdout, name);
-        printf(", \"confidence\": %.4f, \"bytes\": %zu, \"bpp\": %.4f, \"ms\": {\"preprocess\": "
-               "%.3f, \"encode\": %.3f, \"entropy\": %.3f, \"network\": %.3f, \"server\": %.3f, "
-               "\"total\": %.3f}",
-               r->k ? r->top[0].prob : 0.0f, r->bytes, r->bpp, r->ms_preprocess, r->ms_encode,
-               r->ms_entropy, r->ms_network, r->ms_server, r->ms_total);
+        printf(", \"confidence\": ");
+        spw_cli_json_num(stdout, r->k ? r->top[0].prob : 0.0f, 4);
+        printf(", \"bytes\": %zu, \"bpp\": ", r->bytes);
+        spw_cli_json_num(stdout, r->bpp, 4);
+        const char *stage[] = {"preprocess", "encode", "entropy", "network", "server", "total"};
+        const double ms[] = {r->ms_preprocess, r->ms_encode, r->ms_entropy,
+                             r->ms_network,    r->ms_server, r->ms_total};
+        for (int i = 0; i < 6; i++) {
+            printf("%s\"%s\": ", i ? ", " : ", \"ms\": {", stage[i]);
+            spw_cli_json_num(stdout, ms[i], 3);
+        }
+        printf("}");
         if (judged)
             printf(", \"truth\": %d, \"correct\": %s", truth, right ? "true" : "false");
         if (compared)
@@ -230,13 +242,21 @@ static int cmp_dbl(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Nearest-rank percentile index into n sorted values: one formula for every
+ * percentile, so p99 can never fall below p50. */
+static size_t nearest_rank(size_t n, double p)
+{
+    size_t rank = (size_t)ceil(p * (double)n - 1e-9);
+    return rank ? rank - 1 : 0;
+}
+
 static void print_summary(const run_opts *o, const run_totals *t, const char *transport)
 {
     double p50 = 0, p99 = 0;
     if (t->ok) {
         qsort(t->totals, (size_t)t->ok, sizeof(double), cmp_dbl);
-        p50 = t->totals[t->ok / 2];
-        p99 = t->totals[(size_t)((t->ok - 1) * 0.99)];
+        p50 = t->totals[nearest_rank((size_t)t->ok, 0.50)];
+        p99 = t->totals[nearest_rank((size_t)t->ok, 0.99)];
     }
     double n = t->ok ? t->ok : 1;
     if (o->json) {
@@ -274,8 +294,17 @@ static void print_summary(const run_opts *o, const run_totals *t, const char *tr
                t->ref_compared, 100.0 * t->ref_same / t->ref_compared);
 }
 
+static volatile sig_atomic_t classify_interrupted;
+
+static void on_classify_signal(int sig)
+{
+    classify_interrupted = sig;
+}
+
 /* Classifies every file, keeping up to o->inflight requests on the wire so
- * image N+1 is encoded while N travels. Unreadable images are skipped. */
+ * image N+1 is encoded while N travels. Unreadable images are skipped.
+ * SIGINT/SIGTERM stop it early: the results already in are printed with the
+ * summary, and the exit code is 128 + the signal. */
 static int run_images(spw_client *client, const spw_eval_files *fl, const run_opts *o,
                       const char *transport)
 {
@@ -291,7 +320,12 @@ static int run_images(spw_client *client, const spw_eval_files *fl, const run_op
         printf("%-28s %-26s %6s %8s %10s | %6s %7s %6s %6s %7s   %7s%s\n", "image", "label", "conf",
                "bytes", "bpp", "prep", "encode", "rans", "net", "server", "total",
                o->reference ? "  truth  backbone" : "");
-    while (next < fl->n || outstanding > 0) {
+    classify_interrupted = 0;
+    struct sigaction sa = {.sa_handler = on_classify_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    while ((next < fl->n || outstanding > 0) && !classify_interrupted) {
         while (next < fl->n && outstanding < o->inflight) {
             const char *path = fl->paths[next];
             spw_image img;
@@ -318,7 +352,8 @@ static int run_images(spw_client *client, const spw_eval_files *fl, const run_op
             outstanding++;
         }
         spw_result res[16];
-        int n = spw_client_poll(client, res, 16, -1);
+        /* A bounded wait, so a signal is noticed within 100 ms. */
+        int n = spw_client_poll(client, res, 16, 100);
         if (n < 0) {
             rc = spw_cli_fail(n, "waiting for results");
             break;
@@ -336,11 +371,23 @@ static int run_images(spw_client *client, const spw_eval_files *fl, const run_op
         if (progress)
             fprintf(stderr, "\r%d/%d", t.ok + t.failed + t.skipped, fl->n);
     }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     if (progress)
         fprintf(stderr, "\n");
+    if (classify_interrupted)
+        fprintf(stderr, "splitwire: interrupted: %d of %d images done, %d abandoned\n",
+                t.ok + t.failed + t.skipped, fl->n, outstanding);
     print_summary(o, &t, transport);
+    fflush(stdout);
     if (t.failed && !rc)
         rc = 1;
+    if (!t.ok && t.images && !rc) {
+        fprintf(stderr, "splitwire: no image could be classified\n");
+        rc = 1;
+    }
+    if (classify_interrupted)
+        rc = 128 + classify_interrupted;
     free(ids);
     free(t.totals);
     labels_free(&l);
@@ -388,6 +435,7 @@ enum {
     OPT_BUNDLE = 256, OPT_MODELS, OPT_TRANSPORT, OPT_ADDR, OPT_EAL, OPT_PORT, OPT_MTU,
     OPT_BACKEND, OPT_THREADS, OPT_BATCH, OPT_WAIT, OPT_WORKERS, OPT_LOCAL, OPT_JSON, OPT_TOP,
     OPT_INFLIGHT, OPT_TILED, OPT_COUNT, OPT_TIMEOUT, OPT_QUIET, OPT_REFERENCE, OPT_NO_REFERENCE,
+    OPT_BIND,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
@@ -525,6 +573,8 @@ static void classify_usage(FILE *f)
             "  --models DIR        --local: where backbones are\n"
             "  --transport T       udp (default) or dpdk\n"
             "  --server IP:PORT    server address (default 127.0.0.1:7878)\n"
+            "  --bind IP:PORT      this client's address (default: 0.0.0.0:0 over UDP,\n"
+            "                      127.0.0.1:7879 over DPDK)\n"
             "  --eal \"ARGS\"        DPDK EAL arguments (with --transport dpdk)\n"
             "  --mtu N             path MTU (default 1500)\n"
             "  --backend NAME      encoder backend (default auto)\n"
@@ -568,6 +618,9 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         return -1;
     case OPT_EAL:
         co->no.eal = arg;
+        return -1;
+    case OPT_BIND:
+        co->no.bind = arg;
         return -1;
     case OPT_BACKEND:
         co->cc.backend = arg;
@@ -648,6 +701,7 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
     {"bundle", required_argument, 0, OPT_BUNDLE}, {"models", required_argument, 0, OPT_MODELS}, \
         {"local", no_argument, 0, OPT_LOCAL}, {"transport", required_argument, 0, OPT_TRANSPORT}, \
         {"server", required_argument, 0, OPT_ADDR}, {"eal", required_argument, 0, OPT_EAL},     \
+        {"bind", required_argument, 0, OPT_BIND},                                              \
         {"mtu", required_argument, 0, OPT_MTU}, {"backend", required_argument, 0, OPT_BACKEND}, \
         {"threads", required_argument, 0, OPT_THREADS}, {"tiled", no_argument, 0, OPT_TILED},   \
         {"top", required_argument, 0, OPT_TOP}, {"inflight", required_argument, 0, OPT_INFLIGHT}, \
@@ -681,6 +735,8 @@ int spw_cli_classify(int argc, char **argv)
         if (rc)
             return rc;
     }
+    /* Each result line reaches a file or pipe as soon as it is printed. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     spw_eval_files fl = {0};
     for (int i = optind; i < argc; i++)
         list_collect(&fl, argv[i]);

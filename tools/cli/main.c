@@ -1,7 +1,5 @@
 /* splitwire CLI entry point: splitwire <subcommand> [options]. */
-#include <errno.h>
-#include <stdarg.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tools/cli/cli.h"
@@ -17,67 +15,6 @@ static const spw_cli_command commands[] = {
     {"eval", spw_cli_eval, "rate and accuracy of bundles and image codecs on a labelled set"},
     {NULL, NULL, NULL},
 };
-
-int spw_cli_dispatch(const char *prog, const spw_cli_command *cmds, int argc, char **argv)
-{
-    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
-        !strcmp(argv[1], "-h")) {
-        FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: %s <command> [options]\n\ncommands:\n", prog);
-        for (const spw_cli_command *c = cmds; c->name; c++)
-            fprintf(f, "  %-10s %s\n", c->name, c->summary);
-        fprintf(f, "\nRun '%s <command> --help' for a command's options.\n", prog);
-        return argc < 2 ? 2 : 0;
-    }
-    for (const spw_cli_command *c = cmds; c->name; c++)
-        if (!strcmp(argv[1], c->name))
-            return c->fn(argc - 1, argv + 1);
-    fprintf(stderr, "%s: unknown command '%s' (try '%s --help')\n", prog, argv[1], prog);
-    return 2;
-}
-
-int spw_cli_fail(int status, const char *fmt, ...)
-{
-    char what[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    const char *detail = spw_error_detail();
-    if (detail[0])
-        fprintf(stderr, "splitwire: %s: %s: %s\n", what, spw_strerror(status), detail);
-    else
-        fprintf(stderr, "splitwire: %s: %s\n", what, spw_strerror(status));
-    return 1;
-}
-
-bool spw_cli_parse_int(const char *s, long min, long max, long *out)
-{
-    if (!s || !*s)
-        return false;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-void spw_cli_json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 int main(int argc, char **argv)
 {
