@@ -249,9 +249,12 @@ static void test_to_tensor(void **state)
     assert_int_equal(spw_image_to_tensor(&b, &up, large), 0);
     for (int i = 0; i < 3 * 90 * 90; i++)
         assert_float_equal(large[i], 33.0f / 255.0f, 1e-6);
-    /* A crop larger than the (resized) image is refused. */
-    spw_preprocess too_big = {0, 100, 100, {0, 0, 0}, {1, 1, 1}};
-    assert_int_equal(spw_image_to_tensor(&b, &too_big, large), SPW_ESHAPE);
+    /* A crop larger than the image (no resize asked) scales it up until it
+     * covers the crop: a constant image stays constant. */
+    spw_preprocess too_big = {0, 90, 90, {0, 0, 0}, {1, 1, 1}};
+    assert_int_equal(spw_image_to_tensor(&b, &too_big, large), 0);
+    for (int i = 0; i < 3 * 90 * 90; i++)
+        assert_float_equal(large[i], 33.0f / 255.0f, 1e-6);
     spw_preprocess bad_std = {0, 8, 8, {0, 0, 0}, {1, 0, 1}};
     assert_int_equal(spw_image_to_tensor(&b, &bad_std, large), SPW_EINVAL);
     free(large);

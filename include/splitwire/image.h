@@ -25,8 +25,10 @@ SPW_API int spw_image_load(const char *path, spw_image *out);
 SPW_API void spw_image_release(spw_image *img);
 
 /*
- * Resize so the shorter side is `resize` pixels (0: no resize), centre-crop
- * to crop_w x crop_h, and write planar float CHW:
+ * Resize so the shorter side is `resize` pixels (0: no resize), aspect kept;
+ * an image still smaller than the crop on either side is scaled up, aspect
+ * kept, until it covers the crop. Then centre-crop to crop_w x crop_h and
+ * write planar float CHW:
  *   dst[c][y][x] = (pixel / 255 - mean[c]) / std[c].
  * Downscaling averages the covered source area (no aliasing); upscaling is
  * bilinear. dst holds 3 * crop_h * crop_w floats.

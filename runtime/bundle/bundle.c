@@ -146,6 +146,11 @@ static int parse_manifest(json_t *root, spw_bundle *b)
     for (int c = 0; c < 3; c++)
         if (!(in->std[c] > 0))
             return spw__error(SPW_ERANGE, "manifest: input std[%d] must be positive", c);
+    if (!in->resize)
+        SPW_LOGW("bundle '%s': input.resize is 0, so photos larger than %dx%d are cropped at "
+                 "full resolution, not resized as the backbone expects; set it to %d",
+                 in->name, in->input_width, in->input_height,
+                 in->input_width < in->input_height ? in->input_width : in->input_height);
     if ((rc = get_shape3(latent, "shape", &in->latent_c, &in->latent_h, &in->latent_w)))
         return rc;
     if ((rc = get_int(rate, "index", 0, 1000, &in->rate_index)) ||

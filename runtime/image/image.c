@@ -266,9 +266,13 @@ int spw_image_to_tensor(const spw_image *img, const spw_preprocess *pp, float *d
         rw = w < h ? pp->resize : (int)lround(w * s);
         rh = h <= w ? pp->resize : (int)lround(h * s);
     }
-    if (rw < pp->crop_w || rh < pp->crop_h)
-        return spw__error(SPW_ESHAPE, "image is %dx%d after resizing, smaller than the %dx%d crop",
-                          rw, rh, pp->crop_w, pp->crop_h);
+    if (rw < pp->crop_w || rh < pp->crop_h) {
+        /* Too small for the crop (a small photo, or resize 0): scale up, aspect
+         * kept, until both sides cover it, as a short-side resize would. */
+        double s = fmax((double)pp->crop_w / w, (double)pp->crop_h / h);
+        rw = (int)ceil(w * s - 1e-9);
+        rh = (int)ceil(h * s - 1e-9);
+    }
     int x0 = (int)lround((rw - pp->crop_w) / 2.0), y0 = (int)lround((rh - pp->crop_h) / 2.0);
     size_t plane = (size_t)pp->crop_w * (size_t)pp->crop_h;
     float scale[3], bias[3];

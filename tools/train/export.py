@@ -301,7 +301,7 @@ def main():
         "format_version": 1,
         "name": name,
         "version": a.version,
-        "input": {"width": 224, "height": 224, "resize": 0,
+        "input": {"width": 224, "height": 224, "resize": 224,
                   "mean": [round(mean, 6)] * 3, "std": [round(mean, 6)] * 3},
         "latent": {"shape": latent_shape},
         "rate_point": {"index": a.rate_index, "lambda": args["lmbda"]},
