@@ -287,6 +287,39 @@ static void test_classes(void **state)
     assert_int_equal(spw_eval_truth(&cl, "/n02102040/other/x.jpg"), -1);
     assert_int_equal(spw_eval_truth(&cl, "/d/n0210204/x.jpg"), -1);
     assert_int_equal(spw_eval_truth(&cl, "x.jpg"), -1);
+    assert_int_equal(spw_eval_truth(&cl, "/d/val/n02102040//x.jpg"), 217);
+
+    /* Found from a file two directories below the table, and from its
+     * directory; none above an unrelated path. */
+    char found[1024], dir[600];
+    snprintf(dir, sizeof(dir), "%s/val/n02102040", tmpdir);
+    char sub[600];
+    snprintf(sub, sizeof(sub), "%s/val", tmpdir);
+    mkdir(sub, 0755);
+    mkdir(dir, 0755);
+    char file[700];
+    snprintf(file, sizeof(file), "%s/x.jpg", dir);
+    spw_eval_classes cf;
+    assert_int_equal(spw_eval_classes_find(file, &cf, found, sizeof(found)), 0);
+    assert_int_equal(cf.n, 2);
+    assert_int_equal(spw_eval_classes_find(dir, &cf, found, sizeof(found)), 0);
+    assert_int_equal(spw_eval_classes_find("/proc/self", &cf, found, sizeof(found)), SPW_ENOENT);
+
+    /* A table of all 1000 ImageNet classes (imagenet-sample-1k's) loads. */
+    char big[1024];
+    snprintf(big, sizeof(big), "%s/classes1k.tsv", tmpdir);
+    FILE *bf = fopen(big, "w");
+    assert_non_null(bf);
+    fprintf(bf, "idx\twnid\tname\timagenet1k_idx\n");
+    for (int i = 0; i < 1000; i++)
+        fprintf(bf, "%d\tn%08d\tclass %d\t%d\n", i, i, i, i);
+    fclose(bf);
+    spw_eval_classes *all = malloc(sizeof(*all));
+    assert_non_null(all);
+    assert_int_equal(spw_eval_classes_load(big, all), 0);
+    assert_int_equal(all->n, 1000);
+    assert_int_equal(spw_eval_truth(all, "/x/n00000999/y.jpg"), 999);
+    free(all);
 
     put("bad.tsv", "idx\twnid\tname\timagenet1k_idx\n0\tn1\tx\t1234\n");
     snprintf(p, sizeof(p), "%s/bad.tsv", tmpdir);

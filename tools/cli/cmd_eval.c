@@ -784,30 +784,24 @@ static int make_rows(eval_opts *o, row *rows, int cap)
     return n;
 }
 
-/* classes.tsv in the data directory or its parent (Imagenette keeps it
- * next to train/ and val/). */
+/* The class table: --classes, else classes.tsv in or above the data
+ * directory (Imagenette keeps it next to train/ and val/). */
 static bool find_classes(const eval_opts *o, spw_eval_classes *cl)
 {
     char path[4096];
-    const char *tries[2] = {"%s/classes.tsv", "%s/../classes.tsv"};
-    for (int i = 0; i < (o->classes ? 1 : 2); i++) {
-        if (o->classes)
-            snprintf(path, sizeof(path), "%s", o->classes);
-        else
-            snprintf(path, sizeof(path), tries[i], o->data);
-        if (access(path, R_OK) != 0 && !o->classes)
-            continue;
-        int rc = spw_eval_classes_load(path, cl);
-        if (rc) {
-            spw_cli_fail(rc, "reading the class table");
-            return false;
-        }
+    int rc = o->classes ? spw_eval_classes_load(o->classes, cl)
+                        : spw_eval_classes_find(o->data, cl, path, sizeof(path));
+    if (rc == SPW_ENOENT && !o->classes) {
+        fprintf(stderr, "splitwire eval: no classes.tsv in or above %s: accuracy is not "
+                        "measured (--classes FILE)\n",
+                o->data);
+        memset(cl, 0, sizeof(*cl));
         return true;
     }
-    fprintf(stderr, "splitwire eval: no classes.tsv in or above %s: accuracy is not measured "
-                    "(--classes FILE)\n",
-            o->data);
-    memset(cl, 0, sizeof(*cl));
+    if (rc) {
+        spw_cli_fail(rc, "reading the class table");
+        return false;
+    }
     return true;
 }
 

@@ -25,10 +25,14 @@ static const char *shared_dir(void)
 typedef struct labels {
     char **names; /* ImageNet label text by class index (0..999) */
     int n;
-    spw_eval_classes classes; /* Imagenette: class directory -> ImageNet index */
+    spw_eval_classes classes; /* class directory (WordNet id) -> ImageNet index */
 } labels;
 
-static void labels_load(labels *l)
+/* Label names from the shared ImageNet list; the class table (the truth of
+ * each file, by its class directory) from `classes` when given, else from a
+ * classes.tsv in or above the first input, else Imagenette's. Fails only
+ * when an explicit table cannot be read. */
+static int labels_load(labels *l, const char *classes, const char *first_input)
 {
     memset(l, 0, sizeof(*l));
     char path[1024], line[512];
@@ -45,10 +49,18 @@ static void labels_load(labels *l)
         }
         fclose(f);
     }
-    /* Without the class table there is simply no truth to compare with. */
+    if (classes) {
+        int rc = spw_eval_classes_load(classes, &l->classes);
+        return rc ? spw_cli_fail(rc, "reading the class table") : 0;
+    }
+    char found[4096];
+    if (first_input && !spw_eval_classes_find(first_input, &l->classes, found, sizeof(found)))
+        return 0;
+    /* Without a class table there is simply no truth to compare with. */
     snprintf(path, sizeof(path), "%s/data/imagenette2-224/classes.tsv", shared_dir());
     if (spw_eval_classes_load(path, &l->classes))
         l->classes.n = 0;
+    return 0;
 }
 
 static void labels_free(labels *l)
@@ -142,6 +154,8 @@ typedef struct run_opts {
     int inflight;
     int topk;
     const int *reference; /* per file: the uncompressed backbone's top-1, -1 unknown; or NULL */
+    const char *classes;   /* --classes FILE, or NULL to look beside the inputs */
+    const char *first_input;
 } run_opts;
 
 typedef struct run_totals {
@@ -309,7 +323,10 @@ static int run_images(spw_client *client, const spw_eval_files *fl, const run_op
                       const char *transport)
 {
     labels l;
-    labels_load(&l);
+    if (labels_load(&l, o->classes, o->first_input)) {
+        labels_free(&l);
+        return 1;
+    }
     const spw_bundle_info *in = spw_client_bundle(client);
     run_totals t = {0};
     t.totals = calloc((size_t)(fl->n ? fl->n : 1), sizeof(double));
@@ -435,7 +452,7 @@ enum {
     OPT_BUNDLE = 256, OPT_MODELS, OPT_TRANSPORT, OPT_ADDR, OPT_EAL, OPT_PORT, OPT_MTU,
     OPT_BACKEND, OPT_THREADS, OPT_BATCH, OPT_WAIT, OPT_WORKERS, OPT_LOCAL, OPT_JSON, OPT_TOP,
     OPT_INFLIGHT, OPT_TILED, OPT_COUNT, OPT_TIMEOUT, OPT_QUIET, OPT_REFERENCE, OPT_NO_REFERENCE,
-    OPT_BIND,
+    OPT_BIND, OPT_CLASSES,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
@@ -585,6 +602,9 @@ static void classify_usage(FILE *f)
             "  --timeout-ms N      per request (default 2000)\n"
             "  --json              one JSON object per image, then a summary\n"
             "  --quiet             summary only\n"
+            "  --classes FILE      class table (index, wnid, name, imagenet1k_idx) that says\n"
+            "                      each file's truth by its class directory (default:\n"
+            "                      classes.tsv in or up to two levels above the first input)\n"
             "  --reference         also run the uncompressed backbone (MODELS/<backbone>.onnx)\n"
             "                      on the same images and compare top-1 (not timed)\n");
 }
@@ -636,6 +656,9 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         return -1;
     case OPT_REFERENCE:
         co->reference = true;
+        return -1;
+    case OPT_CLASSES:
+        co->ro.classes = arg;
         return -1;
     case OPT_MTU:
     case OPT_THREADS:
@@ -701,7 +724,7 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
     {"bundle", required_argument, 0, OPT_BUNDLE}, {"models", required_argument, 0, OPT_MODELS}, \
         {"local", no_argument, 0, OPT_LOCAL}, {"transport", required_argument, 0, OPT_TRANSPORT}, \
         {"server", required_argument, 0, OPT_ADDR}, {"eal", required_argument, 0, OPT_EAL},     \
-        {"bind", required_argument, 0, OPT_BIND},                                              \
+        {"bind", required_argument, 0, OPT_BIND}, {"classes", required_argument, 0, OPT_CLASSES}, \
         {"mtu", required_argument, 0, OPT_MTU}, {"backend", required_argument, 0, OPT_BACKEND}, \
         {"threads", required_argument, 0, OPT_THREADS}, {"tiled", no_argument, 0, OPT_TILED},   \
         {"top", required_argument, 0, OPT_TOP}, {"inflight", required_argument, 0, OPT_INFLIGHT}, \
@@ -740,6 +763,7 @@ int spw_cli_classify(int argc, char **argv)
     spw_eval_files fl = {0};
     for (int i = optind; i < argc; i++)
         list_collect(&fl, argv[i]);
+    co.ro.first_input = argv[optind];
     backend_notice(co.cc.backend);
     spw_client *client;
     int rc = spw_client_open(&co.cc, &client);

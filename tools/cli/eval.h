@@ -42,7 +42,7 @@ int spw_eval_roundtrip(spw_eval_codec c, int quality, const spw_image *in, spw_i
 
 /* ---- data set and metrics (eval_metrics.c) ------------------------------- */
 
-#define SPW_EVAL_MAX_CLASSES 64
+#define SPW_EVAL_MAX_CLASSES 1000
 
 /* The classes of an Imagenette-style set: class directory (WordNet id) ->
  * ImageNet-1k index, from classes.tsv (index, wnid, name, imagenet1k_idx). */
@@ -54,6 +54,10 @@ typedef struct spw_eval_classes {
 
 /* Reads classes.tsv; 0, or a negative SPW_E* with a detail. */
 int spw_eval_classes_load(const char *path, spw_eval_classes *out);
+/* Finds classes.tsv in `start` (a directory, or a file's directory) or up to
+ * two directories above it (class directory, split directory, data set) and
+ * loads it; its path goes to found[size]. SPW_ENOENT when there is none. */
+int spw_eval_classes_find(const char *start, spw_eval_classes *out, char *found, size_t size);
 /* ImageNet-1k index of a file from its class directory (the last directory
  * in path), or -1. */
 int spw_eval_truth(const spw_eval_classes *cl, const char *path);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "runtime/core/internal.h"
 #include "tools/cli/eval.h"
@@ -46,9 +47,35 @@ int spw_eval_classes_load(const char *path, spw_eval_classes *out)
     return 0;
 }
 
+int spw_eval_classes_find(const char *start, spw_eval_classes *out, char *found, size_t size)
+{
+    struct stat st;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", start);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(dir, sizeof(dir), ".");
+    }
+    const char *up[3] = {"", "/..", "/../.."};
+    for (int i = 0; i < 3; i++) {
+        snprintf(found, size, "%s%s/classes.tsv", dir, up[i]);
+        if (access(found, R_OK) == 0)
+            return spw_eval_classes_load(found, out);
+    }
+    memset(out, 0, sizeof(*out));
+    return spw__error(SPW_ENOENT, "no classes.tsv in or above %s", dir);
+}
+
 int spw_eval_truth(const spw_eval_classes *cl, const char *path)
 {
     const char *end = strrchr(path, '/');
+    /* "class//file.jpg" (a directory given with a trailing slash) names the
+     * same class directory. */
+    while (end && end > path && end[-1] == '/')
+        end--;
     if (!end || end == path)
         return -1;
     const char *start = end;
