@@ -202,6 +202,11 @@ size_t spw_net_frag_payload(const spw_net *n)
     return n ? n->frag_payload : 0;
 }
 
+size_t spw_net_max_msg_bytes(const spw_net *n)
+{
+    return n ? n->cfg.max_msg_bytes : 0;
+}
+
 int spw_net_poll(spw_net *n, int64_t timeout_us)
 {
     if (!n)
