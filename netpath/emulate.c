@@ -81,6 +81,9 @@ void spw__net_shape(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs
         n->shape_last_ns = dep;
         shaped *s = &n->shq[n->shq_tail++ % SHAPER_QUEUE];
         s->buf = *bufs[i];
+        /* The queued copy goes out later; a resend of the kept original
+         * before or after that must not write into the same buffer. */
+        bufs[i]->sent = 1;
         n->ops->buf_ref(n->tctx, &s->buf);
         s->dst = *dst;
         s->due_ns = dep + (uint64_t)c->shape_delay_us * 1000u;

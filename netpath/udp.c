@@ -135,6 +135,10 @@ static void count_errno(spw_net_stats *st, int err, bool tx)
 
 static int udp_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *bufs, int count)
 {
+    /* These transports copy the frame (socket, peer pool): marking it keeps
+     * the rule every transport shares. */
+    for (int i = 0; i < count; i++)
+        bufs[i]->sent = 1;
     udp_ctx *u = ctx;
     struct sockaddr_in sa;
     to_sockaddr(dst, &sa);
