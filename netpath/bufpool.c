@@ -60,6 +60,7 @@ int spw__net_bufpool_get(spw_net_bufpool *bp, spw_netbuf *b)
     b->handle = h;
     b->frame = (uint8_t *)h + BLK_HDR + FRAME_OFF;
     b->len = 0;
+    b->sent = 0;
     memset(&b->from, 0, sizeof(b->from));
     return 0;
 }

@@ -7,9 +7,12 @@
  * in the mbuf they arrived in. Nothing here copies a payload.
  *
  * Retransmission keeps a reference on the mbuf (tx_burst takes its own), so
- * the PMD's free after transmit does not recycle it. The headers of a kept
- * mbuf are rewritten on each send; the PMDs this is used with (memif,
- * af_packet, tap) are done with an mbuf when tx_burst returns.
+ * the PMD's free after transmit does not recycle it. A frame is written only
+ * before its first transmission: a resend gets its Ethernet/IPv4/UDP headers
+ * in a fresh mbuf chained to an indirect mbuf attached to the kept one, since
+ * a NIC may still be reading the first copy (or, on a port without
+ * multi-segment transmit, a fresh copy of the frame). Checksums are left to
+ * the device where it offers IPv4 and UDP checksum offload.
  *
  * The EAL is initialised once per process from the configured argument
  * string and shut down when the endpoint closes; it cannot start again in the
@@ -38,6 +41,8 @@
 typedef struct dpdk_ctx {
     uint16_t port;
     struct rte_mempool *mp;
+    struct rte_mempool *hdr_mp; /* small mbufs: resend headers and indirect segments */
+    bool multi_seg, csum_offload;
     struct rte_ether_addr mac, peer_mac;
     bool peer_mac_known;
     spw_net_addr local, peer;
@@ -174,9 +179,29 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
                         rte_strerror(rte_errno));
         goto fail_pool;
     }
+    /* Two small mbufs per resent frame (headers, indirect payload). */
+    snprintf(name, sizeof(name), "spw_hp_%u_%d", d->port, (int)getpid());
+    d->hdr_mp = rte_pktmbuf_pool_create(name, 2 * NB_DESC + 1024, 128, 0,
+                                        (uint16_t)(RTE_PKTMBUF_HEADROOM + 64), socket);
+    if (!d->hdr_mp) {
+        rc = spw__error(SPW_ENOMEM, "DPDK header mempool: %s", rte_strerror(rte_errno));
+        goto fail_hdr_pool;
+    }
 
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof(conf));
+    struct rte_eth_dev_info info;
+    if (!rte_eth_dev_info_get(d->port, &info)) {
+        uint64_t want = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+        d->csum_offload = (info.tx_offload_capa & want) == want;
+        d->multi_seg = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
+        if (d->csum_offload)
+            conf.txmode.offloads |= want;
+        if (d->multi_seg)
+            conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    }
+    SPW_LOGI("DPDK port %u: checksum offload %s, multi-segment transmit %s", d->port,
+             d->csum_offload ? "on" : "off", d->multi_seg ? "on" : "off");
     int err = rte_eth_dev_configure(d->port, 1, 1, &conf);
     if (err) {
         rc = spw__error(SPW_ENODEV, "DPDK port %u configure: %s", d->port, rte_strerror(-err));
@@ -226,6 +251,8 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
 
 fail_conf:
     rte_eth_dev_close(d->port);
+    rte_mempool_free(d->hdr_mp);
+fail_hdr_pool:
     rte_mempool_free(d->mp);
 fail_pool:
 fail_port:
@@ -241,6 +268,7 @@ static void dpdk_close(void *ctx)
     dpdk_ctx *d = ctx;
     (void)rte_eth_dev_stop(d->port);
     (void)rte_eth_dev_close(d->port);
+    rte_mempool_free(d->hdr_mp);
     rte_mempool_free(d->mp);
     eal_stop();
     spw__free(d);
@@ -255,6 +283,7 @@ static int dpdk_buf_alloc(void *ctx, spw_netbuf *b)
     b->handle = m;
     b->frame = rte_pktmbuf_mtod(m, uint8_t *) + SPW_NET_L2L4_LEN;
     b->len = 0;
+    b->sent = 0;
     memset(&b->from, 0, sizeof(b->from));
     return 0;
 }
@@ -267,6 +296,101 @@ static void dpdk_buf_ref(void *ctx, spw_netbuf *b)
 static void dpdk_buf_free(void *ctx, spw_netbuf *b)
 {
     rte_pktmbuf_free(b->handle);
+}
+
+/* Ethernet, IPv4 and UDP headers for payload_len bytes of frame at l2; the
+ * UDP checksum is left for the caller (it depends on where the payload is). */
+static struct rte_ipv4_hdr *write_l2l4(dpdk_ctx *d, uint8_t *l2, const spw_net_addr *dst,
+                                       const struct rte_ether_addr *dmac, uint32_t frame_len)
+{
+    struct rte_ether_hdr *eth = (struct rte_ether_hdr *)l2;
+    eth->dst_addr = *dmac;
+    eth->src_addr = d->mac;
+    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->type_of_service = 0;
+    ip->total_length = rte_cpu_to_be_16((uint16_t)(frame_len + SPW_NET_IP_UDP_LEN));
+    ip->packet_id = rte_cpu_to_be_16(d->ip_id++);
+    ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->src_addr = rte_cpu_to_be_32(d->local.ip);
+    ip->dst_addr = rte_cpu_to_be_32(dst->ip);
+    ip->hdr_checksum = 0;
+    struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+    udp->src_port = rte_cpu_to_be_16(d->local.port);
+    udp->dst_port = rte_cpu_to_be_16(dst->port);
+    udp->dgram_len = rte_cpu_to_be_16((uint16_t)(frame_len + sizeof(*udp)));
+    udp->dgram_cksum = 0;
+    return ip;
+}
+
+/* Checksums of the packet whose headers start m's data (one segment, or the
+ * headers and one frame segment): by the device when it offers them, else in
+ * software. */
+static void seal(dpdk_ctx *d, struct rte_mbuf *m, struct rte_ipv4_hdr *ip)
+{
+    struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
+    if (d->csum_offload) {
+        m->l2_len = RTE_ETHER_HDR_LEN;
+        m->l3_len = sizeof(*ip);
+        m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
+        udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+        return;
+    }
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    if (m->nb_segs == 1) {
+        udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+        return;
+    }
+    /* Headers and frame lie apart: pseudo header + UDP header (8 bytes, so
+     * the frame's 16-bit words stay aligned in the sum) + frame. */
+    const struct rte_mbuf *seg = m->next;
+    uint32_t sum = rte_ipv4_phdr_cksum(ip, 0);
+    sum += rte_raw_cksum(udp, sizeof(*udp));
+    sum += rte_raw_cksum(rte_pktmbuf_mtod(seg, const void *), seg->data_len);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t c = (uint16_t)~sum;
+    udp->dgram_cksum = c ? c : 0xffff;
+}
+
+/* A frame sent before: headers in a fresh mbuf, the frame behind them by
+ * reference (an indirect mbuf), or copied where the port cannot chain. */
+static struct rte_mbuf *resend_pkt(dpdk_ctx *d, const spw_netbuf *b, const spw_net_addr *dst,
+                                   const struct rte_ether_addr *dmac)
+{
+    struct rte_mbuf *m = b->handle;
+    if (!d->multi_seg) {
+        struct rte_mbuf *c = rte_pktmbuf_alloc(d->mp);
+        if (!c)
+            return NULL;
+        uint8_t *l2 = rte_pktmbuf_mtod(c, uint8_t *);
+        memcpy(l2 + SPW_NET_L2L4_LEN, b->frame, b->len);
+        c->data_len = (uint16_t)(b->len + SPW_NET_L2L4_LEN);
+        c->pkt_len = c->data_len;
+        d->stats->tx_copy_bytes += b->len;
+        seal(d, c, write_l2l4(d, l2, dst, dmac, b->len));
+        return c;
+    }
+    struct rte_mbuf *h = rte_pktmbuf_alloc(d->hdr_mp);
+    struct rte_mbuf *ind = h ? rte_pktmbuf_alloc(d->hdr_mp) : NULL;
+    if (!ind) {
+        rte_pktmbuf_free(h);
+        return NULL;
+    }
+    rte_pktmbuf_attach(ind, m); /* takes a reference on m */
+    ind->data_off = (uint16_t)(b->frame - (uint8_t *)m->buf_addr);
+    ind->data_len = (uint16_t)b->len;
+    ind->pkt_len = b->len;
+    uint8_t *l2 = rte_pktmbuf_mtod(h, uint8_t *);
+    h->data_len = SPW_NET_L2L4_LEN;
+    h->pkt_len = SPW_NET_L2L4_LEN + b->len;
+    h->next = ind;
+    h->nb_segs = 2;
+    seal(d, h, write_l2l4(d, l2, dst, dmac, b->len));
+    return h;
 }
 
 static int dpdk_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *bufs, int count)
@@ -283,42 +407,29 @@ static int dpdk_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *
     struct rte_mbuf *pkts[64];
     int done = 0;
     while (done < count) {
-        int n = SPW_MIN(count - done, 64);
-        for (int i = 0; i < n; i++) {
-            const spw_netbuf *b = bufs[done + i];
+        int n = SPW_MIN(count - done, 64), built = 0;
+        for (; built < n; built++) {
+            spw_netbuf *b = bufs[done + built];
             struct rte_mbuf *m = b->handle;
+            if (b->sent) {
+                if (!(pkts[built] = resend_pkt(d, b, dst, &dmac)))
+                    break;
+                continue;
+            }
+            /* First transmission: the headers go in front of the frame, in
+             * place. The PMD frees what it sent; the caller keeps its own
+             * reference. */
             uint8_t *l2 = b->frame - SPW_NET_L2L4_LEN;
             m->data_off = (uint16_t)(l2 - (uint8_t *)m->buf_addr);
             m->data_len = (uint16_t)(b->len + SPW_NET_L2L4_LEN);
             m->pkt_len = m->data_len;
-            struct rte_ether_hdr *eth = (struct rte_ether_hdr *)l2;
-            eth->dst_addr = dmac;
-            eth->src_addr = d->mac;
-            eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-            struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
-            ip->version_ihl = RTE_IPV4_VHL_DEF;
-            ip->type_of_service = 0;
-            ip->total_length = rte_cpu_to_be_16((uint16_t)(b->len + SPW_NET_IP_UDP_LEN));
-            ip->packet_id = rte_cpu_to_be_16(d->ip_id++);
-            ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
-            ip->time_to_live = 64;
-            ip->next_proto_id = IPPROTO_UDP;
-            ip->src_addr = rte_cpu_to_be_32(d->local.ip);
-            ip->dst_addr = rte_cpu_to_be_32(dst->ip);
-            ip->hdr_checksum = 0;
-            ip->hdr_checksum = rte_ipv4_cksum(ip);
-            struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
-            udp->src_port = rte_cpu_to_be_16(d->local.port);
-            udp->dst_port = rte_cpu_to_be_16(dst->port);
-            udp->dgram_len = rte_cpu_to_be_16((uint16_t)(b->len + sizeof(*udp)));
-            udp->dgram_cksum = 0;
-            udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
-            /* The PMD frees what it sent; the caller keeps its own reference. */
+            seal(d, m, write_l2l4(d, l2, dst, &dmac, b->len));
+            b->sent = 1;
             rte_mbuf_refcnt_update(m, 1);
-            pkts[i] = m;
+            pkts[built] = m;
         }
-        uint16_t sent = rte_eth_tx_burst(d->port, 0, pkts, (uint16_t)n);
-        for (int i = sent; i < n; i++)
+        uint16_t sent = built ? rte_eth_tx_burst(d->port, 0, pkts, (uint16_t)built) : 0;
+        for (int i = sent; i < built; i++)
             rte_pktmbuf_free(pkts[i]);
         done += sent;
         if (sent < n)
@@ -366,6 +477,7 @@ static int dpdk_rx_burst(void *ctx, spw_netbuf *bufs, int max)
         b->handle = m;
         b->frame = (uint8_t *)(udp + 1);
         b->len = ulen - (uint32_t)sizeof(*udp);
+        b->sent = 0;
         b->from.ip = rte_be_to_cpu_32(ip->src_addr);
         b->from.port = rte_be_to_cpu_16(udp->src_port);
         memcpy(b->from.mac, eth->src_addr.addr_bytes, 6);

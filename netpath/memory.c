@@ -73,6 +73,10 @@ static void mem_buf_free(void *ctx, spw_netbuf *b)
 
 static int mem_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *bufs, int count)
 {
+    /* These transports copy the frame (socket, peer pool): marking it keeps
+     * the rule every transport shares. */
+    for (int i = 0; i < count; i++)
+        bufs[i]->sent = 1;
     mem_ctx *m = ctx, *p = m->peer;
     if (!p)
         return count; /* nobody listening: the frames are lost on the wire */

@@ -4,13 +4,26 @@
 set(SPW_WITH_DPDK AUTO CACHE STRING "Build the DPDK transport (AUTO, ON, OFF)")
 set_property(CACHE SPW_WITH_DPDK PROPERTY STRINGS AUTO ON OFF)
 
+# SPW_NET_EMULATION: link emulation (rate, delay, loss on transmit) and
+# fault injection on receive, used by benchmarks and tests; a deployment may
+# leave it out, and configurations that ask for it are then refused.
+option(SPW_NET_EMULATION "Build link emulation and fault injection into the netpath" ON)
+
 list(APPEND SPW_SOURCES
   netpath/proto.c
   netpath/bufpool.c
   netpath/udp.c
   netpath/memory.c
+  netpath/table.c
+  netpath/msgpool.c
+  netpath/rx.c
+  netpath/tx.c
+  netpath/emulate.c
   netpath/net.c
 )
+if(SPW_NET_EMULATION)
+  set_source_files_properties(netpath/emulate.c PROPERTIES COMPILE_DEFINITIONS SPW_NET_EMULATION=1)
+endif()
 
 set(SPW_NET_HAVE_DPDK OFF)
 if(NOT SPW_WITH_DPDK STREQUAL "OFF")

@@ -8,7 +8,10 @@
  *
  * Buffers are reference counted: buf_alloc and rx_burst hand out one
  * reference, buf_ref adds one, buf_free drops one. tx_burst does not consume
- * the caller's reference, so a sender may keep a frame for retransmission.
+ * the caller's reference, so a sender may keep a frame for retransmission;
+ * it sets `sent`, and a frame sent before is never written again (a NIC may
+ * still be reading it): DPDK puts the lower headers of a resend in a fresh
+ * mbuf chained to the kept one.
  */
 #ifndef SPW_NETPATH_TRANSPORT_H
 #define SPW_NETPATH_TRANSPORT_H
@@ -26,6 +29,8 @@
 typedef struct spw_netbuf {
     uint8_t *frame;    /* splitwire header; may be moved forward within the room */
     uint32_t len;      /* frame bytes */
+    uint32_t sent;     /* handed to the wire before (or queued for it): a
+                        * transport must not write into it again */
     void *handle;      /* the transport's buffer */
     spw_net_addr from; /* rx: source */
 } spw_netbuf;

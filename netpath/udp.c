@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -96,8 +97,48 @@ static void udp_buf_free(void *ctx, spw_netbuf *b)
     spw__net_bufpool_put(&((udp_ctx *)ctx)->pool, b);
 }
 
+/* Counts a failed socket call by cause (spw_net_stats). */
+static void count_errno(spw_net_stats *st, int err, bool tx)
+{
+    if (tx)
+        st->tx_errors++;
+    else
+        st->rx_errors++;
+    st->last_errno = err;
+    switch (err) {
+    case ENOBUFS:
+    case ENOMEM:
+        st->err_nobufs++;
+        break;
+    case EAGAIN:
+        st->err_again++;
+        break;
+    case ECONNREFUSED:
+        st->err_refused++;
+        break;
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case EADDRNOTAVAIL:
+        st->err_unreach++;
+        break;
+    case EMSGSIZE:
+        st->err_msgsize++;
+        break;
+    case EPERM:
+    case EACCES:
+        st->err_perm++;
+        break;
+    default:
+        st->err_other++;
+    }
+}
+
 static int udp_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *bufs, int count)
 {
+    /* These transports copy the frame (socket, peer pool): marking it keeps
+     * the rule every transport shares. */
+    for (int i = 0; i < count; i++)
+        bufs[i]->sent = 1;
     udp_ctx *u = ctx;
     struct sockaddr_in sa;
     to_sockaddr(dst, &sa);
@@ -119,6 +160,8 @@ static int udp_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *b
         if (sent <= 0) {
             if (sent < 0 && errno == EINTR)
                 continue;
+            if (sent < 0)
+                count_errno(u->stats, errno, true);
             break;
         }
         for (int i = 0; i < sent; i++)
@@ -151,8 +194,11 @@ static int udp_rx_burst(void *ctx, spw_netbuf *bufs, int max)
         mm[n].msg_hdr.msg_iovlen = 1;
     }
     int got = n ? recvmmsg(u->fd, mm, (unsigned)n, MSG_DONTWAIT, NULL) : 0;
-    if (got < 0)
+    if (got < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            count_errno(u->stats, errno, false);
         got = 0;
+    }
     int out = 0;
     for (int i = 0; i < got; i++) {
         /* A datagram larger than the room is cut by the kernel: drop it here. */

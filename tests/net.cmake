@@ -1,6 +1,10 @@
 # Netpath (netpath/): wire header, message layer, UDP loopback; DPDK memif and
 # af_packet between forked processes when DPDK is built in.
 spw_add_test(test_net test_net.c)
+# No allocation per message once the pools are warm (a counting allocator).
+spw_add_test(test_net_alloc test_net_alloc.c)
+# Socket errors counted by cause (spw_net_stats).
+spw_add_test(test_net_errno test_net_errno.c)
 if(SPW_NET_HAVE_DPDK)
   spw_add_test(test_net_dpdk test_net_dpdk.c)
   target_compile_definitions(test_net_dpdk PRIVATE SPW_DPDK_PMD_DIR="${SPW_DPDK_PMD_DIR}")

@@ -120,6 +120,8 @@ SPW_API void spw_net_close(spw_net *net);
 
 /* Largest payload of one fragment (a multiple of 4) for this endpoint's MTU. */
 SPW_API size_t spw_net_frag_payload(const spw_net *net);
+/* Largest message this endpoint accepts or sends (max_msg_bytes in effect). */
+SPW_API size_t spw_net_max_msg_bytes(const spw_net *net);
 
 /*
  * A message. On receive every field is filled in and segs points at the
@@ -190,6 +192,19 @@ typedef struct spw_net_stats {
     uint64_t rx_duplicate; /* fragments or messages already held or done */
     uint64_t reasm_timeouts, evictions, request_timeouts;
     uint64_t shaper_drops, tx_drops, fault_events;
+    /* Failed socket calls (kernel UDP), by cause: tx_errors and rx_errors
+     * count every failed send or receive call (a receive with nothing
+     * waiting is not a failure); the err_* fields split them by errno, and
+     * last_errno is the most recent one. */
+    uint64_t tx_errors, rx_errors;
+    uint64_t err_nobufs;  /* ENOBUFS, ENOMEM: socket or device queue full */
+    uint64_t err_again;   /* EAGAIN on send: the socket buffer is full */
+    uint64_t err_refused; /* ECONNREFUSED: an ICMP port unreachable came back */
+    uint64_t err_unreach; /* ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL: no route */
+    uint64_t err_msgsize; /* EMSGSIZE: a frame larger than the path takes */
+    uint64_t err_perm;    /* EPERM, EACCES: a firewall refused it */
+    uint64_t err_other;
+    int last_errno;
 } spw_net_stats;
 
 SPW_API void spw_net_stats_get(const spw_net *net, spw_net_stats *out);

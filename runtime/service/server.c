@@ -9,6 +9,7 @@
 #include "runtime/service/service_internal.h"
 
 #define WINDOW 4096 /* samples kept per latency statistic */
+#define MAX_BATCH 64 /* largest max_batch; sizes the per-batch index arrays */
 
 typedef struct item {
     spw_net_msg *msg; /* request, payload still in the transport's buffers */
@@ -23,6 +24,7 @@ typedef struct batch {
     uint64_t t_first;
     uint64_t t_start, t_decoded, t_done; /* set by the worker */
     item *items;
+    spw_codec_seg *segs; /* decode scratch: the most fragments a message can have */
     struct batch *next; /* queue link */
 } batch;
 
@@ -37,6 +39,7 @@ struct spw_server {
     spw_bundle **bundles;
     spw_codec_tables **tables;
     spw_net *net;
+    int max_segs; /* fragments of the largest message the transport takes */
     int n_workers;
     pthread_t *threads;
     spw_half **halves; /* n_workers x n_bundles */
@@ -96,21 +99,24 @@ static void win_pct(window *w, double *p50, double *p99)
 static void run_batch(spw_server *s, spw_half *h, batch *b)
 {
     b->t_start = spw__now_ns();
-    int slot_of[64], ok = 0;
+    int slot_of[MAX_BATCH], ok = 0;
     for (int i = 0; i < b->n; i++) {
         item *it = &b->items[i];
         spw_net_msg *m = it->msg;
-        /* The transport caps a message (max_msg_bytes, 256 KiB by default),
-         * and so its fragments: 512 covers it down to 512-byte fragments. */
-        spw_codec_seg segs[512];
-        int nsegs = m->nsegs < 512 ? m->nsegs : 512;
-        for (int k = 0; k < nsegs; k++)
-            segs[k] = (spw_codec_seg){m->segs[k].data, m->segs[k].size};
-        it->r.status = m->nsegs > 512 ? SPW_EPROTO : spw__half_decode(h, ok, segs, nsegs, m->flags);
+        /* b->segs holds as many fragments as the transport lets a message
+         * have (sized from its max_msg_bytes at open). */
+        if (m->nsegs > s->max_segs) {
+            it->r.status = SPW_EPROTO;
+            slot_of[i] = -1;
+            continue;
+        }
+        for (int k = 0; k < m->nsegs; k++)
+            b->segs[k] = (spw_codec_seg){m->segs[k].data, m->segs[k].size};
+        it->r.status = spw__half_decode(h, ok, b->segs, m->nsegs, m->flags);
         slot_of[i] = it->r.status ? -1 : ok++;
     }
     b->t_decoded = spw__now_ns();
-    spw_result out[64];
+    spw_result out[MAX_BATCH];
     int rc = ok ? spw__half_run(h, ok, SPW_TOPK_MAX, out) : 0;
     for (int i = 0; i < b->n; i++) {
         item *it = &b->items[i];
@@ -124,7 +130,6 @@ static void run_batch(spw_server *s, spw_half *h, batch *b)
         }
     }
     b->t_done = spw__now_ns();
-    (void)s;
 }
 
 typedef struct worker_arg {
@@ -162,8 +167,9 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
 {
     if (!config || !out || config->n_bundles < 1 || !config->bundle_dirs)
         return spw__error(SPW_EINVAL, "server_open: no bundle given");
-    if (config->max_batch > 64 || config->max_batch < 0)
-        return spw__error(SPW_EINVAL, "max_batch %d is outside 1..64", config->max_batch);
+    if (config->max_batch > MAX_BATCH || config->max_batch < 0)
+        return spw__error(SPW_EINVAL, "max_batch %d is outside 1..%d", config->max_batch,
+                          MAX_BATCH);
     spw_server *s = spw__calloc(1, sizeof(*s));
     if (!s)
         return spw__error(SPW_ENOMEM, "out of memory");
@@ -216,6 +222,15 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     }
     if ((rc = spw_net_open(&config->net, &s->net)))
         goto fail;
+    size_t frag = spw_net_frag_payload(s->net);
+    s->max_segs = (int)((spw_net_max_msg_bytes(s->net) + frag - 1) / frag);
+    for (int i = 0; i < s->n_pool; i++) {
+        s->pool[i].segs = spw__calloc((size_t)s->max_segs, sizeof(spw_codec_seg));
+        if (!s->pool[i].segs) {
+            rc = spw__error(SPW_ENOMEM, "decode scratch of %d segments", s->max_segs);
+            goto fail;
+        }
+    }
     for (int w = 0; w < s->n_workers; w++) {
         worker_arg *wa = spw__malloc(sizeof(*wa));
         if (wa) {
@@ -252,6 +267,7 @@ void spw_server_close(spw_server *s)
             for (int k = 0; k < s->pool[i].n; k++)
                 spw_net_msg_free(s->net, s->pool[i].items[k].msg);
         spw__free(s->pool[i].items);
+        spw__free(s->pool[i].segs);
     }
     spw_net_close(s->net);
     for (int i = 0; s->halves && i < s->n_bundles * s->n_workers; i++)

@@ -1,0 +1,179 @@
+/* The message layer's shared state and the functions its parts call in one
+ * another. Not installed.
+ *
+ *   table.c     keyed tables of partial (inbox) and kept (outbox) messages,
+ *               and the ring of completed message keys
+ *   msgpool.c   message objects and fragment arrays from size-class pools
+ *               (no allocation per message once warm), the ready queue
+ *   rx.c        receive: validation dispatch, reassembly, NACK, delivery
+ *   tx.c        send: framing, retransmission on NACK and timeout
+ *   emulate.c   link emulation (shaper) and fault injection, SPW_NET_EMULATION
+ *   net.c       configuration, open/close, poll and the rest of the API
+ */
+#ifndef SPW_NETPATH_NET_INTERNAL_H
+#define SPW_NETPATH_NET_INTERNAL_H
+
+#include "netpath/proto.h"
+#include "netpath/transport.h"
+
+#define RX_BURST 32
+#define DONE_RING 1024u
+#define SHAPER_QUEUE 4096u
+#define NETPOOL_CLASSES 14 /* blocks of 64 B .. 512 KiB */
+
+/* A message is named by its sender (or destination), its type and its id. */
+typedef struct net_key {
+    uint64_t id;
+    uint32_t ip;
+    uint16_t port;
+    uint8_t type;
+    uint8_t pad;
+} net_key;
+
+/* One partial incoming message (inbox) or one kept outgoing one (outbox). */
+typedef struct net_ent {
+    net_key key;
+    int32_t hnext;        /* hash chain; free list when unused */
+    int32_t aprev, anext; /* age list, oldest first */
+    spw_net_addr peer;
+    spw_proto_hdr hdr; /* fields of the first fragment (inbox) or the message */
+    uint16_t count, have;
+    uint32_t bytes;
+    uint32_t tries;
+    uint64_t first_ns, last_ns, timer_ns;
+    uint64_t gap_ns;   /* inbox: largest gap seen between two fragments */
+    spw_netbuf *frags; /* count entries; frame == NULL: missing (inbox) */
+    uint64_t *arrive;  /* outbox: when each fragment's last copy reaches the peer */
+} net_ent;
+
+typedef struct net_tbl {
+    net_ent *ents;
+    int32_t *buckets;
+    uint32_t cap, used, nbuckets;
+    int32_t free_head, oldest, newest;
+} net_tbl;
+
+typedef struct net_msg {
+    spw_net_msg pub;
+    int nbufs;
+    spw_netbuf *bufs;
+} net_msg;
+
+typedef struct shaped {
+    spw_netbuf buf;
+    spw_net_addr dst;
+    uint64_t due_ns;
+} shaped;
+
+/* Size-class pool: blocks are recycled through per-class free lists and only
+ * returned to the allocator at close, so the data path stops allocating once
+ * the largest working set has been seen (itself bounded by the limits). */
+typedef struct net_pool {
+    void *free[NETPOOL_CLASSES];
+    void *all; /* every block ever made, for close */
+    uint64_t blocks;
+} net_pool;
+
+struct spw_net {
+    const spw_net_transport_ops *ops;
+    void *tctx;
+    spw_net_config cfg;
+    spw_net_addr peer;
+    bool have_peer;
+    uint32_t frame_room, frag_payload;
+    spw_net_stats stats;
+
+    net_tbl in, out;
+    net_key done[DONE_RING];
+    uint32_t done_pos;
+    net_pool pool;
+
+    spw_net_msg **ready;
+    uint32_t ready_cap, ready_head, ready_tail; /* free-running */
+
+    bool shaping;
+    shaped *shq;
+    uint32_t shq_head, shq_tail;
+    double tokens;
+    uint64_t shape_last_ns;
+
+    bool faults;
+    spw_netbuf held; /* reorder: frame held back until the next one */
+    uint64_t held_ns;
+    uint64_t rng;
+
+    uint64_t next_scan_ns, scan_ns;
+};
+
+/* Time since t; 0 when t was stamped after `now` was read. */
+static inline uint64_t since(uint64_t now, uint64_t t)
+{
+    return now > t ? now - t : 0;
+}
+
+static inline bool key_eq(const net_key *a, const net_key *b)
+{
+    return a->id == b->id && a->ip == b->ip && a->port == b->port && a->type == b->type;
+}
+
+static inline net_key make_key(const spw_net_addr *a, uint8_t type, uint64_t id)
+{
+    net_key k = {.id = id, .ip = a->ip, .port = a->port, .type = type, .pad = 0};
+    return k;
+}
+
+/* table.c */
+int spw__net_tbl_init(net_tbl *t, uint32_t cap);
+net_ent *spw__net_tbl_find(net_tbl *t, const net_key *k);
+/* Caller makes room first: returns NULL only when the table is full. */
+net_ent *spw__net_tbl_insert(net_tbl *t, const net_key *k);
+void spw__net_tbl_unlink(net_tbl *t, net_ent *e);
+/* Releases every entry and the table's memory. */
+void spw__net_tbl_drain(spw_net *n, net_tbl *t);
+bool spw__net_done_has(const spw_net *n, const net_key *k);
+void spw__net_done_add(spw_net *n, const net_key *k);
+
+/* msgpool.c */
+void *spw__net_pool_get(net_pool *p, size_t bytes);
+void spw__net_pool_put(net_pool *p, void *block);
+void spw__net_pool_fini(net_pool *p);
+net_msg *spw__net_msg_new(spw_net *n, int nbufs);
+void spw__net_bufs_free(spw_net *n, spw_netbuf *b, int count);
+/* Frees an entry's fragments and unlinks it from its table. */
+void spw__net_ent_release(spw_net *n, net_tbl *t, net_ent *e);
+void spw__net_ready_push(spw_net *n, spw_net_msg *m);
+/* A local ERROR for a kept request (given up or evicted). */
+void spw__net_local_event(spw_net *n, const net_ent *o, int status);
+
+/* tx.c */
+/* Sends frames (keeping the caller's references), through the shaper when
+ * link emulation is on; arrive[i] gets when frame i reaches the peer. */
+void spw__net_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
+                   uint64_t *arrive);
+void spw__net_wire_tx(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count);
+/* One single-buffer control frame (NACK, PING). */
+int spw__net_ctrl_send(spw_net *n, const spw_net_addr *dst, const spw_proto_hdr *h,
+                       const void *payload, uint32_t len);
+void spw__net_on_nack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h);
+void spw__net_resend_answer(spw_net *n, const spw_net_addr *from, uint64_t id, uint64_t now);
+void spw__net_tx_timers(spw_net *n, uint64_t now);
+
+/* rx.c */
+void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now);
+void spw__net_rx_round(spw_net *n, uint64_t now);
+void spw__net_rx_timers(spw_net *n, uint64_t now);
+
+/* emulate.c: all no-ops (and configurations asking for them refused) when
+ * built without SPW_NET_EMULATION. */
+int spw__net_emulation_open(spw_net *n);
+void spw__net_emulation_close(spw_net *n);
+/* Queues frames on the emulated link; arrive as for spw__net_xmit. */
+void spw__net_shape(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
+                    uint64_t *arrive, uint64_t now);
+void spw__net_shaper_release(spw_net *n, uint64_t now);
+/* Passes one received frame through the fault injector to on_frame. */
+void spw__net_fault_frame(spw_net *n, spw_netbuf *b, uint64_t now);
+/* Releases a frame held back for reordering once it has waited long enough. */
+void spw__net_fault_flush(spw_net *n, uint64_t now, bool force);
+
+#endif
