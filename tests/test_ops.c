@@ -389,6 +389,19 @@ static void test_quantize_ties(void **state)
     for (int i = 0; i < 12; i++)
         assert_int_equal(q[i], want[i]);
 
+    /* More ties after a non-zero median: odd and even below zero, and near
+     * 2^22 where fp32 still holds the half (floor(x + 0.5) and roundf differ
+     * from half to even on some of each). */
+    const float xt[8] = {-2.25f, 3.75f, -3.25f, 5.75f, -6.25f, 4194302.75f, -4194301.25f, 0.75f};
+    const float mt[1] = {0.25f};
+    const int32_t wt[8] = {-2, 4, -4, 6, -6, 4194302, -4194302, 0};
+    int32_t qt[8];
+    spw_tensor tin[2] = {fview(xt, SHAPE(1, 1, 8)), fview(mt, SHAPE(1))};
+    spw_tensor tout = view(SPW_I32, qt, SHAPE(1, 1, 8));
+    run_kernel(&n, tin, 2, &tout);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(qt[i], wt[i]);
+
     /* Dequantize: symbol + median of its channel. */
     float y[12];
     spw_node d = make_node(SPW_OP_DEQUANTIZE);
