@@ -20,10 +20,11 @@
 #include "runtime/graph/plan.h"
 
 #define VECTOR_DIR SPW_TEST_DATA "/vectors/ops"
-/* Per element: |got - want| <= TOL * max(1, |want|). The reference sums in
- * double; other backends reorder float sums (XNNPACK, GPUs) and get more. */
+/* Per element: |got - want| <= TOL * max(1, |want|) on every backend with
+ * fp32 storage. Worst seen over the vectors: cpu-ref 2.4e-7, cpu-fast 9.1e-7,
+ * Vulkan on lavapipe 1.25e-6 (all igdn_block), so reordered float sums
+ * (XNNPACK, GPUs) stay well inside it. */
 #define TOL 1e-5
-#define TOL_FAST 1e-4
 #define REF_BACKEND "cpu-ref"
 /* With SPW_VULKAN_FP16=1 (the test_ops_fp16 entry) Vulkan stores activations
  * as fp16, rounded to 11 significant bits after every layer: a wider bound,
@@ -1070,7 +1071,7 @@ static void test_vector(void **state)
     for (int b = 0; b < spw_backend_count(); b++) {
         const char *be = spw_backend_name(b);
         const bool half = fp16_mode && !strcmp(be, "vulkan");
-        const double tol = half ? TOL_FP16 : strcmp(be, REF_BACKEND) ? TOL_FAST : TOL;
+        const double tol = half ? TOL_FP16 : TOL;
         spw_tensor fused[MAX_IO], unfused[MAX_IO];
         if (!run_plan(vc, m, be, 0, fused)) {
             note_skip(be, vc->name);
