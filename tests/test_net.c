@@ -697,7 +697,8 @@ static void test_udp_loopback(void **state)
 typedef struct relay {
     int fd;
     uint16_t cli_port, srv_port;
-    uint16_t drop_frag;      /* request fragment index to drop ... */
+    uint64_t drop_id;        /* request whose fragment ... */
+    uint16_t drop_frag;      /* ... of this index is dropped ... */
     unsigned drop_left;      /* ... this many more times */
     unsigned dropped;
 } relay;
@@ -729,7 +730,8 @@ static void relay_pump(relay *r)
         assert_int_equal(port, r->cli_port);
         spw_proto_hdr h;
         assert_int_equal(spw__proto_parse(buf, (size_t)len, 1u << 20, &h), 0);
-        if (h.type == SPW_NET_REQUEST && h.frag_index == r->drop_frag && r->drop_left) {
+        if (h.type == SPW_NET_REQUEST && h.request_id == r->drop_id &&
+            h.frag_index == r->drop_frag && r->drop_left) {
             r->drop_left--;
             r->dropped++;
             continue;
@@ -775,10 +777,11 @@ static void test_udp_nack_resends_lost_fragment(void **state)
     uint64_t t0 = spw__now_ns();
     unsigned want_dropped = 0;
     for (size_t k = 0; k < SPW_ARRAY_SIZE(plan); k++) {
+        uint64_t id = k + 1;
+        r.drop_id = id;
         r.drop_frag = plan[k].frag;
         r.drop_left = plan[k].drops;
         want_dropped += plan[k].drops;
-        uint64_t id = k + 1;
         assert_int_equal(send_request(cli, id, REQ_BYTES), 0);
         uint8_t done[SPW_ARRAY_SIZE(plan) + 1] = {0};
         outcome o = {0};
