@@ -1,6 +1,9 @@
 // Per-channel maps over [N, C, S]:
 //   MODE 0 Quantize:   symbol = rint(x - median_c) as int32 (half to even,
-//                      saturated, NaN -> 0), the latent quantiser
+//                      saturated, NaN -> 0), the latent quantiser. roundEven,
+//                      not round: round's direction on .5 is left to the
+//                      driver (Mesa's happens to be even, so tests there
+//                      cannot tell the two apart)
 //   MODE 1 Dequantize: y = float(symbol) + median_c
 //   MODE 2 affine:     y = x * k_c + b_c (BatchNormalization, folded on the host)
 #version 450

@@ -1,7 +1,9 @@
 /* Backend conformance: every op, built as a one-node model in C, on every
  * registered backend against the CPU reference. Odd shapes (5, 7, 11, 13),
  * a per-op bound on the normalised squared error, NaN/Inf checks, and guard
- * words around every output to catch writes past its end. A backend that does
+ * words around every output to catch writes past its end. Cases with known
+ * int32 answers (quantize_ties: every element an exact .5 after the median)
+ * are checked against them on every backend, cpu-ref included. A backend that does
  * not support an op is listed as skipped, not failed. The last case runs the
  * SVBI encoder (method.md, reference configuration) at 64x64 and requires
  * >= 99.9% identical quantised symbols.
@@ -437,6 +439,46 @@ static spw_graph *g_quantize(void)
     return g;
 }
 
+/* Real ties: medians on a 1/8 grid and inputs median + m + 0.5, so that
+ * x - median is exactly m + 0.5 in fp32, and x is exact in fp16 too (|x| < 16
+ * with 3 fractional bits). Every element is a tie; m runs over both signs
+ * and parities, so half away from zero, half up and half down each differ
+ * from half to even on some of them. */
+#define TIE_C 6
+#define TIE_S 26 /* 2 x 13: m = -6..6 twice per channel */
+static const float tie_median[TIE_C] = {0.0f, 0.25f, -0.75f, 1.5f, -2.125f, 3.375f};
+
+static int tie_m(int64_t k) { return (int)(k % 13) - 6; }
+
+static spw_graph *g_quantize_ties(void)
+{
+    spw_graph *g = new_graph();
+    int64_t xd[4] = {1, TIE_C, 2, 13}, cd[1] = {TIE_C};
+    int x = input(g, "x", SPW_F32, 4, xd);
+    float *med = spw__malloc(sizeof(tie_median));
+    assert_non_null(med);
+    memcpy(med, tie_median, sizeof(tie_median));
+    int ins[2] = {x, spw__graph_add_const(g, "median", SPW_F32, 1, cd, med)};
+    assert_true(ins[1] >= 0);
+    int y = value(g, "y");
+    node(g, SPW_OP_QUANTIZE, "quantize", ins, 2, y);
+    output(g, y);
+    return g;
+}
+
+static float tie_input(int64_t k)
+{
+    return tie_median[(k / TIE_S) % TIE_C] + (float)tie_m(k) + 0.5f;
+}
+
+/* Half to even by integer arithmetic (not by the rounding under test):
+ * m + 0.5 goes to whichever of m and m + 1 is even. */
+static int32_t tie_want(int64_t k)
+{
+    int m = tie_m(k);
+    return m % 2 == 0 ? m : m + 1;
+}
+
 static spw_graph *g_dequantize(void)
 {
     spw_graph *g = new_graph();
@@ -575,9 +617,12 @@ static spw_model *make_model(const op_case *c, spw_tensor *in, int *n_in)
                 ((int32_t *)in[i].data)[k] = (int32_t)(frand() * 20.0f);
             } else {
                 float f = frand() * 2.0f;
-                /* Quantiser ties: exact halves must round to even alike. */
+                /* Halves before the median (random here, so no ties after
+                 * it; quantize_ties has those). */
                 if (!strcmp(c->name, "quantize") && k % 5 == 0)
                     f = (float)(k % 9) - 4.5f;
+                if (c->make == g_quantize_ties)
+                    f = tie_input(k);
                 ((float *)in[i].data)[k] = f;
             }
         }
@@ -607,6 +652,20 @@ static double bound_equal(const op_case *c, const char *backend)
     return fp16_mode && !strcmp(backend, "vulkan") ? SPW_MIN(c->min_equal, 0.99) : c->min_equal;
 }
 
+/* Exact expected symbols: holds on fp16 storage too, as such cases use
+ * inputs that fp16 represents exactly. Catches a change that every backend
+ * shares (the rounding helper), which a comparison with cpu-ref cannot. */
+static void check_want(const op_case *c, const char *backend, const run_out *o)
+{
+    if (c->make != g_quantize_ties)
+        return;
+    const int32_t *y = o->t.data;
+    for (size_t i = 0; i < o->words; i++)
+        if (y[i] != tie_want((int64_t)i))
+            fail_msg("%s on %s: element %zu is %d, expected %d", c->name, backend, i, y[i],
+                     tie_want((int64_t)i));
+}
+
 static void run_case(void **state)
 {
     const op_case *c = *state;
@@ -618,6 +677,7 @@ static void run_case(void **state)
     assert_int_equal(run_model(m, "cpu-ref", c->flags, in, n_in, &ref, why, sizeof(why)), 0);
     const size_t n = ref.words;
     bool is_int = ref.t.dtype == SPW_I32;
+    check_want(c, "cpu-ref", &ref);
 
     for (int b = 0; b < spw_backend_count(); b++) {
         const char *name = spw_backend_name(b);
@@ -641,6 +701,7 @@ static void run_case(void **state)
             printf("  %-16s on %-8s identical %.5f (need %.5f)\n", c->name, name, frac,
                    bound_equal(c, name));
             assert_true(frac >= bound_equal(c, name));
+            check_want(c, name, &got);
         } else {
             const float *r = ref.t.data, *y = got.t.data;
             double num = 0, den = 0;
@@ -705,6 +766,7 @@ static const op_case cases[] = {
     {"inverse_gdn", g_igdn, 1e-12, 0, 0},
     {"batchnorm", g_batchnorm, 1e-12, 0, SPW_PLAN_NO_FUSION},
     {"quantize", g_quantize, 0, 1.0, 0},
+    {"quantize_ties", g_quantize_ties, 0, 1.0, 0},
     {"dequantize", g_dequantize, 0, 0, 0},
     {"pad_constant", g_pad_constant, 0, 0, 0},
     {"pad_reflect", g_pad_reflect, 0, 0, 0},

@@ -414,8 +414,10 @@ static void test_winograd_edges(void **state)
         for (int threads = 1; threads <= 3; threads++)
             for (unsigned flags = 0; flags <= SPW_PLAN_NO_FUSION; flags += SPW_PLAN_NO_FUSION) {
                 run_one(m, "cpu-fast", threads, flags, got);
+                /* The bound cpu-ref meets against PyTorch; Winograd's
+                 * transforms stay within it (worst seen 2.1e-6). */
                 for (size_t i = 0; i < n; i++)
-                    if (!(fabsf(got[i] - want[i]) <= 1e-4f * fmaxf(1.0f, fabsf(want[i]))))
+                    if (!(fabsf(got[i] - want[i]) <= 1e-5f * fmaxf(1.0f, fabsf(want[i]))))
                         fail_msg("C %lld M %lld H %lld W %lld, %d threads, flags %u: element "
                                  "%zu is %g, cpu-ref %g",
                                  (long long)sh[0], (long long)sh[1], (long long)sh[2],

@@ -1,7 +1,9 @@
 /* Image decoding and preprocessing: JPEG (RGB, grey, CMYK), PNG (RGB, grey,
  * alpha, palette), corrupt and truncated files, resize/crop/normalise. Test
  * images are encoded here with the same libraries, so nothing binary is
- * committed. */
+ * committed, except the small resize vectors of tests/vectors/image
+ * (tools/gen_resize_vectors.py). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -261,6 +263,61 @@ static void test_to_tensor(void **state)
     free(big);
 }
 
+/* Resize against tests/vectors/image (tools/gen_resize_vectors.py: PyTorch
+ * in float64, area averaging down, half-pixel bilinear up, rounded half up).
+ * The C side sums in float, so a value within float error of a half may round
+ * the other way: every pixel must be within 1 level and at most 1% of them
+ * off by that one. A sample position off by half a pixel or a swapped axis
+ * moves many pixels by tens of levels (the sources are noise). */
+static void test_resize_vectors(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"down_37x23", "down_30x40_by2", "down_64x48",
+                                        "up_13x9",    "up_8x8",         "up_5x7"};
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        char path[512];
+        spw_tensor src, pp, want;
+        snprintf(path, sizeof(path), SPW_TEST_DATA "/vectors/image/%s_src.npy", names[k]);
+        assert_int_equal(spw_npy_read(path, &src), 0);
+        snprintf(path, sizeof(path), SPW_TEST_DATA "/vectors/image/%s_pp.npy", names[k]);
+        assert_int_equal(spw_npy_read(path, &pp), 0);
+        snprintf(path, sizeof(path), SPW_TEST_DATA "/vectors/image/%s_out.npy", names[k]);
+        assert_int_equal(spw_npy_read(path, &want), 0);
+        assert_true(src.dtype == SPW_U8 && src.ndim == 3 && src.dims[2] == 3);
+        assert_true(pp.dtype == SPW_I32 && pp.ndim == 1 && pp.dims[0] == 3);
+        assert_true(want.dtype == SPW_U8 && want.ndim == 3 && want.dims[0] == 3);
+        const int32_t *p = pp.data;
+        assert_int_equal(want.dims[1], p[2]);
+        assert_int_equal(want.dims[2], p[1]);
+        spw_image img = {(int)src.dims[1], (int)src.dims[0], src.data};
+        spw_preprocess pre = {p[0], p[1], p[2], {0, 0, 0}, {1, 1, 1}};
+        size_t n = (size_t)3 * (size_t)p[1] * (size_t)p[2];
+        float *got = malloc(sizeof(float) * n);
+        assert_non_null(got);
+        assert_int_equal(spw_image_to_tensor(&img, &pre, got), 0);
+        const uint8_t *w = want.data;
+        size_t off = 0;
+        int worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            int level = (int)lroundf(got[i] * 255.0f), d = abs(level - (int)w[i]);
+            off += d != 0;
+            worst = d > worst ? d : worst;
+            if (d > 1)
+                fail_msg("%s: element %zu (c %zu y %zu x %zu) is %d, reference %d", names[k], i,
+                         i / ((size_t)p[1] * (size_t)p[2]), i / (size_t)p[1] % (size_t)p[2],
+                         i % (size_t)p[1], level, w[i]);
+        }
+        print_message("  %-16s %lldx%lld -> %d, crop %dx%d: %zu of %zu one level off\n",
+                      names[k], (long long)src.dims[1], (long long)src.dims[0], p[0], p[1],
+                      p[2], off, n);
+        assert_true(off * 100 <= n);
+        free(got);
+        spw_free(src.data);
+        spw_free(pp.data);
+        spw_free(want.data);
+    }
+}
+
 /* A real photo from the shared data set, when it is there. */
 static void test_real_photo(void **state)
 {
@@ -287,7 +344,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jpeg_rgb),     cmocka_unit_test(test_jpeg_grey_and_cmyk),
         cmocka_unit_test(test_png_formats),  cmocka_unit_test(test_not_an_image),
-        cmocka_unit_test(test_to_tensor),    cmocka_unit_test(test_real_photo),
+        cmocka_unit_test(test_to_tensor),    cmocka_unit_test(test_resize_vectors),
+        cmocka_unit_test(test_real_photo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

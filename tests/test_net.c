@@ -1,6 +1,10 @@
 /* Netpath: wire header validation, the message layer over the in-process
  * transport (fragmentation, reassembly, NACK, timeouts, faults, bounded
- * state, shaping) and kernel UDP over loopback. */
+ * state, shaping) and kernel UDP over loopback, where a relay drops chosen
+ * fragments so that NACK-driven resends are required, not just possible. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -476,7 +482,10 @@ static void test_memory_partial_nack_and_expiry(void **state)
     spw_net_stats s;
     spw_net_stats_get(srv, &s);
     assert_int_equal(s.rx_duplicate, 1);
+    /* NACKs are spaced at least one NACK delay apart and stop when the
+     * partial message expires: at most reasm_timeout / nack_delay. */
     assert_true(s.nacks_sent >= 1);
+    assert_true(s.nacks_sent <= 30000 / 2000);
     assert_int_equal(s.reasm_timeouts, 1);
     /* Completing it in any order, with a duplicate, delivers it once. */
     size_t l2 = build_frame(f, 2, 3, 64, 192);
@@ -502,6 +511,54 @@ static void test_memory_partial_nack_and_expiry(void **state)
     spw__proto_write(f, &h);
     assert_int_equal(spw__net_inject(srv, f, SPW_PROTO_HDR_LEN + 64, &from), 0);
     assert_int_equal(spw_net_recv(srv, m, 2), 0);
+    spw_net_close(srv);
+}
+
+/* A NACK that is never answered: the receiver keeps asking, but no more than
+ * once per NACK delay (PROTOCOL.md), until the partial message expires, so a
+ * partial message costs at most reasm_timeout / nack_delay NACKs whatever
+ * the timing. The NACK delay is long against the timer scan (1 ms), so
+ * asking on every scan would overshoot the bound tenfold. */
+static void test_memory_unanswered_nack_bounded(void **state)
+{
+    (void)state;
+    spw_net_config cc = fast_config(SPW_NET_MEMORY), sc = fast_config(SPW_NET_MEMORY);
+    sc.nack_delay_us = 10000;
+    sc.reasm_timeout_ms = 200;
+    spw_net *cli, *srv;
+    open_memory_pair(&cc, &sc, &cli, &srv);
+    /* Fragments 0, 1, 3 and 4 of 5 "from the client", which has no such
+     * request and so never answers the NACKs. */
+    spw_net_addr from;
+    assert_int_equal(spw_net_local_addr(cli, &from), 0);
+    uint8_t f[256];
+    for (uint16_t i = 0; i < 5; i++) {
+        if (i == 2)
+            continue;
+        size_t len = build_frame(f, i, 5, 64, 5 * 64);
+        assert_int_equal(spw__net_inject(srv, f, len, &from), 0);
+    }
+    spw_net_stats s;
+    uint64_t t0 = spw__now_ns();
+    do {
+        assert_true(spw_net_poll(srv, 1000) >= 0);
+        spw_net_stats_get(srv, &s);
+        assert_true(spw__now_ns() - t0 < 10000000000ull);
+    } while (s.reasm_timeouts == 0);
+    assert_int_equal(s.reasm_timeouts, 1);
+    assert_int_equal(s.rx_msgs, 0);
+    print_message("  nacks sent %llu (bound %u)\n", (unsigned long long)s.nacks_sent,
+                  sc.reasm_timeout_ms * 1000u / sc.nack_delay_us);
+    assert_true(s.nacks_sent >= 1);
+    assert_true(s.nacks_sent <= sc.reasm_timeout_ms * 1000u / sc.nack_delay_us);
+    /* They were sent, not just counted: the client got every one. */
+    spw_net_stats cs;
+    for (int i = 0; i < 100; i++)
+        assert_true(spw_net_poll(cli, 0) >= 0);
+    spw_net_stats_get(cli, &cs);
+    assert_int_equal(cs.nacks_received, s.nacks_sent);
+    assert_int_equal(cs.retransmits, 0);
+    spw_net_close(cli);
     spw_net_close(srv);
 }
 
@@ -635,6 +692,136 @@ static void test_udp_loopback(void **state)
     spw_net_close(srv);
 }
 
+/* A UDP relay between client and server that drops chosen copies of
+ * request fragments: a loss that is exactly known, not drawn. */
+typedef struct relay {
+    int fd;
+    uint16_t cli_port, srv_port;
+    uint64_t drop_id;        /* request whose fragment ... */
+    uint16_t drop_frag;      /* ... of this index is dropped ... */
+    unsigned drop_left;      /* ... this many more times */
+    unsigned dropped;
+} relay;
+
+static void relay_send(const relay *r, const uint8_t *buf, size_t len, uint16_t port)
+{
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_true(sendto(r->fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)len);
+}
+
+static void relay_pump(relay *r)
+{
+    uint8_t buf[2048];
+    for (;;) {
+        struct sockaddr_in from;
+        socklen_t fl = sizeof(from);
+        ssize_t len = recvfrom(r->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+                               &fl);
+        if (len < 0) {
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+            return;
+        }
+        uint16_t port = ntohs(from.sin_port);
+        if (port == r->srv_port) {
+            relay_send(r, buf, (size_t)len, r->cli_port);
+            continue;
+        }
+        assert_int_equal(port, r->cli_port);
+        spw_proto_hdr h;
+        assert_int_equal(spw__proto_parse(buf, (size_t)len, 1u << 20, &h), 0);
+        if (h.type == SPW_NET_REQUEST && h.request_id == r->drop_id &&
+            h.frag_index == r->drop_frag && r->drop_left) {
+            r->drop_left--;
+            r->dropped++;
+            continue;
+        }
+        relay_send(r, buf, (size_t)len, r->srv_port);
+    }
+}
+
+/* A lost fragment is recovered by NACK and resend alone: the request
+ * timeout is far beyond the test, so without the resend nothing arrives. */
+static void test_udp_nack_resends_lost_fragment(void **state)
+{
+    (void)state;
+    static const struct {
+        uint16_t frag;
+        unsigned drops;
+    } plan[] = {{2, 1}, {4, 1}, {1, 2}}; /* middle, last, and the resend lost too */
+    spw_net_config cc = fast_config(SPW_NET_UDP), sc = fast_config(SPW_NET_UDP);
+    cc.nack_delay_us = sc.nack_delay_us = 5000;
+    cc.rto_us = sc.rto_us = 60000000;
+    cc.reasm_timeout_ms = sc.reasm_timeout_ms = 5000;
+    relay r = {.fd = socket(AF_INET, SOCK_DGRAM, 0)};
+    assert_true(r.fd >= 0);
+    struct sockaddr_in ra = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t rl = sizeof(ra);
+    assert_int_equal(bind(r.fd, (struct sockaddr *)&ra, sizeof(ra)), 0);
+    assert_int_equal(getsockname(r.fd, (struct sockaddr *)&ra, &rl), 0);
+    char peer[32];
+    snprintf(peer, sizeof(peer), "127.0.0.1:%u", ntohs(ra.sin_port));
+    sc.local = cc.local = "127.0.0.1:0";
+    cc.peer = peer;
+    spw_net *cli, *srv;
+    assert_int_equal(spw_net_open(&sc, &srv), 0);
+    assert_int_equal(spw_net_open(&cc, &cli), 0);
+    spw_net_addr a;
+    assert_int_equal(spw_net_local_addr(srv, &a), 0);
+    r.srv_port = a.port;
+    assert_int_equal(spw_net_local_addr(cli, &a), 0);
+    r.cli_port = a.port;
+    size_t fp = spw_net_frag_payload(cli);
+    assert_int_equal((REQ_BYTES + fp - 1) / fp, 5);
+
+    uint64_t t0 = spw__now_ns();
+    unsigned want_dropped = 0;
+    for (size_t k = 0; k < SPW_ARRAY_SIZE(plan); k++) {
+        uint64_t id = k + 1;
+        r.drop_id = id;
+        r.drop_frag = plan[k].frag;
+        r.drop_left = plan[k].drops;
+        want_dropped += plan[k].drops;
+        assert_int_equal(send_request(cli, id, REQ_BYTES), 0);
+        uint8_t done[SPW_ARRAY_SIZE(plan) + 1] = {0};
+        outcome o = {0};
+        uint64_t start = spw__now_ns();
+        while (o.ok + o.timed_out + o.wrong == 0 && spw__now_ns() - start < 3000000000ull) {
+            assert_true(spw_net_poll(cli, 200) >= 0);
+            relay_pump(&r);
+            assert_true(spw_net_poll(srv, 200) >= 0);
+            serve(srv);
+            relay_pump(&r);
+            collect(cli, REQ_BYTES, done, (int)SPW_ARRAY_SIZE(plan), &o);
+        }
+        if (o.ok != 1)
+            fail_msg("request %llu (fragment %u lost %u times) was not answered",
+                     (unsigned long long)id, plan[k].frag, plan[k].drops);
+        assert_int_equal(r.drop_left, 0);
+    }
+    uint64_t elapsed = spw__now_ns() - t0;
+    spw_net_stats cs, ss;
+    spw_net_stats_get(cli, &cs);
+    spw_net_stats_get(srv, &ss);
+    print_message("  dropped %u, retransmits %llu, nacks %llu sent %llu received, %.1f ms\n",
+                  r.dropped, (unsigned long long)cs.retransmits,
+                  (unsigned long long)ss.nacks_sent, (unsigned long long)cs.nacks_received,
+                  (double)elapsed / 1e6);
+    assert_int_equal(r.dropped, want_dropped);
+    assert_int_equal(ss.rx_msgs, SPW_ARRAY_SIZE(plan));
+    assert_int_equal(cs.request_timeouts, 0);
+    /* Every lost copy was resent, on a NACK (the only resend path here),
+     * and each NACK names one missing fragment, resent at most once. */
+    assert_true(cs.retransmits >= want_dropped);
+    assert_true(cs.retransmits <= cs.nacks_received);
+    assert_true(cs.nacks_received <= ss.nacks_sent);
+    /* At most one NACK per NACK delay while a request was incomplete. */
+    assert_true(ss.nacks_sent <= SPW_ARRAY_SIZE(plan) + elapsed / (sc.nack_delay_us * 1000ull));
+    spw_net_close(cli);
+    spw_net_close(srv);
+    close(r.fd);
+}
+
 static void test_udp_loopback_faults(void **state)
 {
     (void)state;
@@ -679,9 +866,11 @@ int main(void)
         cmocka_unit_test(test_memory_faults),
         cmocka_unit_test(test_memory_request_timeout),
         cmocka_unit_test(test_memory_partial_nack_and_expiry),
+        cmocka_unit_test(test_memory_unanswered_nack_bounded),
         cmocka_unit_test(test_memory_flood_bounded),
         cmocka_unit_test(test_memory_shaper),
         cmocka_unit_test(test_udp_loopback),
+        cmocka_unit_test(test_udp_nack_resends_lost_fragment),
         cmocka_unit_test(test_udp_loopback_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

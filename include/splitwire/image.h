@@ -31,7 +31,8 @@ SPW_API void spw_image_release(spw_image *img);
  * write planar float CHW:
  *   dst[c][y][x] = (pixel / 255 - mean[c]) / std[c].
  * Downscaling averages the covered source area (no aliasing); upscaling is
- * bilinear. dst holds 3 * crop_h * crop_w floats.
+ * bilinear between pixel centres (half-pixel, clamped at the edges); values
+ * are rounded to 8 bits after both axes. dst holds 3 * crop_h * crop_w floats.
  */
 typedef struct spw_preprocess {
     int resize;
