@@ -72,3 +72,6 @@ if(SPW_REF_PYTHON3)
       ${SPW_REF_BUNDLE_${b}} ${SPW_REF_MODELS_${b}} --data ${SPW_REF_VAL} --limit 6)
   endforeach()
 endif()
+
+# test_bundle's pipeline test checks its symbols and logits against the references.
+target_link_libraries(test_bundle PRIVATE PkgConfig::JANSSON)
