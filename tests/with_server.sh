@@ -13,20 +13,26 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do
 done
 [ $# -gt 0 ] && shift
 [ $# -gt 0 ] || { echo "with_server.sh: no command given" >&2; exit 2; }
-port=$((30000 + $$ % 20000))
-addr=127.0.0.1:$port
+# Ports are picked from the pid; one another process holds is retried.
 log=$(mktemp)
-# shellcheck disable=SC2086 # the serve arguments are plain words
-"$cli" serve $serve_args --listen "$addr" 2>"$log" &
-srv=$!
-i=0
-until grep -q 'serving on' "$log"; do
-  i=$((i + 1))
-  if [ $i -gt 300 ] || ! kill -0 $srv 2>/dev/null; then
-    cat "$log"; rm -f "$log"; kill -TERM $srv 2>/dev/null
+try=0
+while :; do
+  port=$((30000 + ($$ + try * 7919) % 20000))
+  addr=127.0.0.1:$port
+  # shellcheck disable=SC2086 # the serve arguments are plain words
+  "$cli" serve $serve_args --listen "$addr" 2>"$log" &
+  srv=$!
+  i=0
+  until grep -q 'serving on' "$log" || ! kill -0 $srv 2>/dev/null || [ $i -gt 300 ]; do
+    i=$((i + 1)); sleep 0.1
+  done
+  grep -q 'serving on' "$log" && break
+  kill -TERM $srv 2>/dev/null; wait $srv 2>/dev/null
+  try=$((try + 1))
+  if [ $try -ge 5 ]; then
+    cat "$log"; rm -f "$log"
     echo "with_server.sh: the server did not start"; exit 1
   fi
-  sleep 0.1
 done
 n=$#
 while [ $n -gt 0 ]; do
