@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+#include <math.h>
 
 #include "splitwire/splitwire.h"
 
@@ -157,9 +159,25 @@ static void test_pipeline_in_process(void **state)
     assert_int_equal(spw_plan_create(dec, &o, &pd), 0);
     assert_int_equal(spw_plan_create(tail, &o, &pt), 0);
 
+    /* A committed image with PyTorch's answer for it (tools/make_references.py). */
+    json_error_t jerr;
+    json_t *root = json_load_file(SPW_TEST_DATA "/vectors/reference/expected.json", 0, &jerr);
+    assert_non_null(root);
+    json_t *ref = json_array_get(
+        json_object_get(json_object_get(json_object_get(root, "bundles"), "tiny"), "images"), 0);
+    assert_non_null(ref);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", SPW_SOURCE_DIR,
+             json_string_value(json_object_get(ref, "file")));
+    spw_image image;
+    assert_int_equal(spw_image_load(path, &image), 0);
+    const spw_bundle_info *in = spw_bundle_get_info(b);
+    spw_preprocess pp = {in->resize, in->input_width, in->input_height, {0}, {0}};
+    memcpy(pp.mean, in->mean, sizeof(pp.mean));
+    memcpy(pp.std, in->std, sizeof(pp.std));
     float img[3 * 32 * 32];
-    for (size_t i = 0; i < sizeof(img) / sizeof(img[0]); i++)
-        img[i] = (float)((i * 104729) % 511) / 255.0f - 1.0f;
+    assert_int_equal(spw_image_to_tensor(&image, &pp, img), 0);
+    spw_image_release(&image);
     int32_t sym[8 * 8 * 8], back[8 * 8 * 8];
     float feat[16 * 8 * 8], logits[11];
     spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, 32, 32}, img};
@@ -168,6 +186,20 @@ static void test_pipeline_in_process(void **state)
     spw_tensor tf = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 16, 8, 8}, feat};
     spw_tensor tl = {SPW_F32, SPW_LAYOUT_NCHW, 2, {1, 11}, logits};
     assert_int_equal(spw_plan_run(pe, &ti, 1, &ts, 1), 0);
+    /* The image was chosen with no latent near a rounding boundary: the
+     * symbols are exact. */
+    json_t *js = json_object_get(ref, "symbols");
+    long long sum = 0, abs_sum = 0;
+    uint32_t h = 0x811c9dc5u;
+    for (size_t i = 0; i < sizeof(sym) / sizeof(sym[0]); i++) {
+        sum += sym[i];
+        abs_sum += sym[i] < 0 ? -sym[i] : sym[i];
+        for (int k = 0; k < 4; k++)
+            h = (h ^ (uint8_t)((uint32_t)sym[i] >> (8 * k))) * 0x01000193u;
+    }
+    assert_int_equal(sum, json_integer_value(json_object_get(js, "sum")));
+    assert_int_equal(abs_sum, json_integer_value(json_object_get(js, "abs_sum")));
+    assert_int_equal(h, json_integer_value(json_object_get(js, "fnv1a")));
 
     spw_codec *codec;
     spw_codec_config cc = {SPW_CODEC_PLAIN, 1, 0};
@@ -181,8 +213,13 @@ static void test_pipeline_in_process(void **state)
 
     assert_int_equal(spw_plan_run(pd, &tb, 1, &tf, 1), 0);
     assert_int_equal(spw_plan_run(pt, &tf, 1, &tl, 1), 0);
+    /* fp32 kernels in another order: 1e-4 is ample for logits of size ~1 and
+     * far below what a wrong weight, activation or dequantisation gives. */
+    json_t *jl = json_object_get(ref, "logits");
+    assert_int_equal(json_array_size(jl), 11);
     for (int i = 0; i < 11; i++)
-        assert_true(logits[i] == logits[i]); /* finite, not NaN */
+        assert_true(fabs(logits[i] - json_number_value(json_array_get(jl, (size_t)i))) < 1e-4);
+    json_decref(root);
 
     spw_codec_free(codec);
     spw_plan_free(pe);
