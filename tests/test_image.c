@@ -270,7 +270,7 @@ static void test_real_photo(void **state)
              shared ? shared : SPW_SOURCE_DIR "/../shared");
     FILE *f = fopen(path, "rb");
     if (!f)
-        spw_skip("%s missing (../shared or SPLITWIRE_SHARED)", path);
+        spw_skip("../shared missing: no %s (set SPLITWIRE_SHARED)", path);
     fclose(f);
     spw_image img;
     assert_int_equal(spw_image_load(path, &img), 0);
