@@ -1,98 +1,131 @@
 # End-to-end runs of the CLI on the committed tiny bundle and shared images.
+# Every entry goes through tests/expect.sh, which checks the exact exit code
+# and the output together; those that read ../shared go through
+# SPW_REQUIRE_SHARED first (exit 77, skipped, without it).
 set(SPW_CLI $<TARGET_FILE:splitwire>)
-set(SPW_SHARED_DIR ${CMAKE_SOURCE_DIR}/../shared)
 set(SPW_TINY ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny)
 set(SPW_TINY_MODELS ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models)
+set(SPW_TENCH ${SPW_SHARED_DIR}/data/imagenette2-224/val/n01440764)
 
 set(SPW_TINY_ARGS --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS})
-add_test(NAME cli_demo_udp COMMAND ${SPW_CLI} demo --transport udp --count 6 ${SPW_TINY_ARGS})
-add_test(NAME cli_demo_memif COMMAND ${SPW_CLI} demo --transport dpdk --count 6 ${SPW_TINY_ARGS})
+add_test(NAME cli_demo_udp COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "6 images over kernel UDP: 6 classified, 0 failed, 0 skipped"
+  -- ${SPW_CLI} demo --transport udp --count 6 ${SPW_TINY_ARGS})
+add_test(NAME cli_demo_memif COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "6 images over DPDK net_memif: 6 classified, 0 failed, 0 skipped"
+  --no-match "using kernel UDP"
+  -- ${SPW_CLI} demo --transport dpdk --count 6 ${SPW_TINY_ARGS})
 set_tests_properties(cli_demo_udp cli_demo_memif PROPERTIES
-  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE
-  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};${SPW_TEST_ENV}"
-  PASS_REGULAR_EXPRESSION "6 images over [^:]*: 6 classified, 0 failed, 0 skipped")
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE ENVIRONMENT "${SPW_TEST_ENV}")
 
-# An unreadable image is skipped and the run goes on.
+# An unreadable image is skipped and the run goes on (and succeeds).
 file(WRITE ${CMAKE_BINARY_DIR}/not_an_image.jpg "this is text, not a JPEG\n")
-add_test(NAME cli_classify_skips_bad_image COMMAND ${SPW_CLI} classify --local
-  --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} --backend cpu-ref
-  ${CMAKE_BINARY_DIR}/not_an_image.jpg ${SPW_SHARED_DIR}/data/imagenette2-224/val/n01440764/ILSVRC2012_val_00009111.jpg)
-set_tests_properties(cli_classify_skips_bad_image PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}"
-  PASS_REGULAR_EXPRESSION "2 images over local: 1 classified, 0 failed, 1 skipped")
+add_test(NAME cli_classify_skips_bad_image COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "skipping [^\\n]*not_an_image.jpg: [^\\n]*not a JPEG or PNG image"
+  --match "\\n2 images over local: 1 classified, 0 failed, 1 skipped\\n"
+  -- ${SPW_CLI} classify --local --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} --backend cpu-ref
+  ${CMAKE_BINARY_DIR}/not_an_image.jpg ${SPW_TENCH}/ILSVRC2012_val_00009111.jpg)
+set_tests_properties(cli_classify_skips_bad_image PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
 
-# No server: a clear message and a non-zero exit.
-add_test(NAME cli_classify_unreachable COMMAND ${SPW_CLI} classify --bundle ${SPW_TINY}
-  --server 127.0.0.1:9 --timeout-ms 300 ${CMAKE_BINARY_DIR}/not_an_image.jpg)
-set_tests_properties(cli_classify_unreachable PROPERTIES TIMEOUT 60 WILL_FAIL TRUE
+# No server: a clear message and exit 1 (a run-time failure, not a usage error).
+add_test(NAME cli_classify_unreachable COMMAND ${SPW_EXPECT} --rc 1
+  --match "server 127.0.0.1:9 unreachable: timed out"
+  -- ${SPW_CLI} classify --bundle ${SPW_TINY} --server 127.0.0.1:9 --timeout-ms 300
+  ${CMAKE_BINARY_DIR}/not_an_image.jpg)
+set_tests_properties(cli_classify_unreachable PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
+
+# Usage errors: exit 2, a line that names the problem, then the usage.
+add_test(NAME cli_bad_flag COMMAND ${SPW_EXPECT} --rc 2
+  --match "option value '99' must be an integer in 1\\.\\.10\\nusage: splitwire classify "
+  -- ${SPW_CLI} classify --top 99 --bundle ${SPW_TINY} x.jpg)
+add_test(NAME cli_unknown_flag COMMAND ${SPW_EXPECT} --rc 2
+  --match "unrecognized option '--frobnicate'\\nusage: splitwire classify "
+  -- ${SPW_CLI} classify --frobnicate --bundle ${SPW_TINY} x.jpg)
+add_test(NAME cli_unknown_command COMMAND ${SPW_EXPECT} --rc 2
+  --match "unknown command 'frobnicate'"
+  -- ${SPW_CLI} frobnicate)
+set_tests_properties(cli_bad_flag cli_unknown_flag cli_unknown_command PROPERTIES TIMEOUT 30
   ENVIRONMENT "${SPW_TEST_ENV}")
-add_test(NAME cli_classify_unreachable_message COMMAND sh -c
-  "${SPW_CLI} classify --bundle ${SPW_TINY} --server 127.0.0.1:9 --timeout-ms 300 x.jpg 2>&1 | grep -q 'unreachable: timed out'")
-set_tests_properties(cli_classify_unreachable_message PROPERTIES TIMEOUT 60
-  ENVIRONMENT "${SPW_TEST_ENV}")
 
-# Bad flags: usage and exit code 2.
-add_test(NAME cli_bad_flag COMMAND ${SPW_CLI} classify --top 99 --bundle ${SPW_TINY} x.jpg)
-set_tests_properties(cli_bad_flag PROPERTIES WILL_FAIL TRUE)
-
-# The embedding example against a real `splitwire serve` on loopback.
-add_test(NAME example_embed_client COMMAND sh -c "
+# The embedding example against a real `splitwire serve` on loopback: the
+# client's answer, and both processes exit 0 (the server on SIGTERM).
+add_test(NAME example_embed_client COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "ILSVRC2012_val_00009111.jpg: class 4 \\([0-9.]+%\\), 160 bytes"
+  --match "client exit 0, server exit 0"
+  -- sh -c "
   port=$((30000 + $$ % 20000))
   ${SPW_CLI} serve --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} --listen 127.0.0.1:$port &
   srv=$!
-  i=0; out=''
+  i=0; crc=1; out=''
   while [ $i -lt 50 ]; do
-    out=$($<TARGET_FILE:embed_client> ${SPW_TINY} 127.0.0.1:$port ${SPW_SHARED_DIR}/data/imagenette2-224/val/n01440764/ILSVRC2012_val_00009111.jpg 2>&1) && break
+    out=$($<TARGET_FILE:embed_client> ${SPW_TINY} 127.0.0.1:$port ${SPW_TENCH}/ILSVRC2012_val_00009111.jpg 2>&1) && { crc=0; break; }
     i=$((i + 1)); sleep 0.1
   done
-  kill -TERM $srv; wait $srv
-  echo \"$out\"; echo \"$out\" | grep -q 'bytes'")
+  kill -TERM $srv; wait $srv; src=$?
+  echo \"$out\"; echo \"client exit $crc, server exit $src\"
+  [ $crc -eq 0 ] && [ $src -eq 0 ]")
 set_tests_properties(example_embed_client PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
 
 # No Vulkan loader: a notice, and the CPU does the work.
-add_test(NAME cli_demo_no_vulkan COMMAND ${SPW_CLI} demo --transport udp --count 2 ${SPW_TINY_ARGS})
+add_test(NAME cli_demo_no_vulkan COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "notice: no Vulkan device"
+  --match "2 images over kernel UDP: 2 classified, 0 failed, 0 skipped"
+  -- ${SPW_CLI} demo --transport udp --count 2 ${SPW_TINY_ARGS})
 set_tests_properties(cli_demo_no_vulkan PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 60
-  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_VULKAN_LOADER=libnope.so.1;${SPW_TEST_ENV}"
-  PASS_REGULAR_EXPRESSION "notice: no Vulkan device")
+  ENVIRONMENT "SPW_VULKAN_LOADER=libnope.so.1;${SPW_TEST_ENV}")
 
 # DPDK cannot start (its plugins are missing): a notice, then the same demo over UDP.
-add_test(NAME cli_demo_dpdk_fallback COMMAND sh -c
-  "out=$(${SPW_CLI} demo --count 2 --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} 2>&1); echo \"$out\"; echo \"$out\" | grep -q 'using kernel UDP' && echo \"$out\" | grep -q '2 images over kernel UDP: 2 classified'")
+add_test(NAME cli_demo_dpdk_fallback COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "DPDK could not start; using kernel UDP"
+  --match "2 images over kernel UDP: 2 classified, 0 failed, 0 skipped"
+  -- ${SPW_CLI} demo --count 2 ${SPW_TINY_ARGS})
 set_tests_properties(cli_demo_dpdk_fallback PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
   TIMEOUT 120 RUN_SERIAL TRUE
-  ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};SPW_DPDK_PMD_DIR=/nonexistent;${SPW_TEST_ENV}")
+  ENVIRONMENT "SPW_DPDK_PMD_DIR=/nonexistent;${SPW_TEST_ENV}")
 
 # `cmake --install` into a fresh prefix, then build the example against it with
-# pkg-config alone. (Not in sanitizer builds: their library needs the sanitizer
-# runtime loaded first.)
+# pkg-config alone; run without arguments it prints its usage and exits 2.
+# (Not in sanitizer builds: their library needs the sanitizer runtime loaded
+# first.)
 if(NOT SPW_SANITIZE AND NOT SPW_FUZZ)
   set(SPW_INST ${CMAKE_BINARY_DIR}/install-test)
-  add_test(NAME install_and_consume COMMAND sh -c "
+  add_test(NAME install_and_consume COMMAND ${SPW_EXPECT} --rc 2 --match "usage" -- sh -c "
     rm -rf ${SPW_INST} && ${CMAKE_COMMAND} --install ${CMAKE_BINARY_DIR} --prefix ${SPW_INST} >/dev/null &&
     flags=$(PKG_CONFIG_PATH=${SPW_INST}/${CMAKE_INSTALL_LIBDIR}/pkgconfig pkg-config --cflags --libs splitwire) &&
-    cc -std=c11 -Wall -Werror ${CMAKE_SOURCE_DIR}/tools/examples/embed_client.c $flags -o ${SPW_INST}/embed_client &&
-    LD_LIBRARY_PATH=${SPW_INST}/${CMAKE_INSTALL_LIBDIR} ${SPW_INST}/embed_client 2>&1 | grep -q usage")
+    cc -std=c11 -Wall -Werror ${CMAKE_SOURCE_DIR}/tools/examples/embed_client.c $flags -o ${SPW_INST}/embed_client || exit 1
+    LD_LIBRARY_PATH=${SPW_INST}/${CMAKE_INSTALL_LIBDIR} exec ${SPW_INST}/embed_client")
   set_tests_properties(install_and_consume PROPERTIES TIMEOUT 120)
 endif()
 
 # The bundle the demo uses by default, when one is committed: both halves load
 # and match the manifest (the backbone is a build artefact, not needed here).
+# Without the backbone the local client stops at the tail, after both halves
+# and the codec tables loaded: exit 1, and the error names the backbone.
 if(EXISTS ${CMAKE_SOURCE_DIR}/models/default/manifest.json)
-  add_test(NAME default_bundle_loads COMMAND ${SPW_CLI} classify --bundle ${CMAKE_SOURCE_DIR}/models/default
-    --local --models /nonexistent x.jpg)
-  # Without the backbone the local client stops at the tail, after both halves
-  # and the codec tables loaded: the error must name the backbone.
-  set_tests_properties(default_bundle_loads PROPERTIES TIMEOUT 60
-    PASS_REGULAR_EXPRESSION "backbone 'mobilenet_v2_1.0_224' not found")
+  add_test(NAME default_bundle_loads COMMAND ${SPW_EXPECT} --rc 1
+    --match "cannot start the client: [^\\n]*backbone 'mobilenet_v2_1.0_224' not found"
+    -- ${SPW_CLI} classify --bundle ${CMAKE_SOURCE_DIR}/models/default --local --models /nonexistent x.jpg)
+  set_tests_properties(default_bundle_loads PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
 endif()
 
 # --reference: the uncompressed backbone runs on the same files and each
 # result says whether the split path gave its top-1; an unreadable file is
-# skipped by both.
-set(SPW_TENCH ${SPW_SHARED_DIR}/data/imagenette2-224/val/n01440764)
-add_test(NAME cli_classify_reference COMMAND sh -c "
-  files=$(ls -d ${SPW_TENCH}/* | head -3)
-  out=$(${SPW_CLI} classify --local --reference --json --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} ${CMAKE_BINARY_DIR}/not_an_image.jpg $files 2>&1) || exit 1
-  echo \"$out\"
-  [ $(echo \"$out\" | grep -c '\"same_as_backbone\": ') -eq 3 ] &&
-  echo \"$out\" | grep -q '\"backbone\": {\"compared\": 3, \"same_label\": [0-3], \"judged\": 0'")
+# skipped by both. The tiny bundle is untrained, so the answers are pinned
+# exactly as they come out (split top-1 4, 4, 6; the tiny backbone 9, 9, 2):
+# 0 of 3 the same. A reference that ran the split path again, or a
+# comparison that always said "same", gives 3 and fails.
+function(spw_ref_line var file split backbone)
+  set(${var} "${file}\", \"label\": ${split}, [^\\n]*\"backbone_label\": ${backbone}, \"same_as_backbone\": false}" PARENT_SCOPE)
+endfunction()
+spw_ref_line(spw_ref_a ILSVRC2012_val_00009111.jpg 4 9)
+spw_ref_line(spw_ref_b ILSVRC2012_val_00009191.jpg 4 9)
+spw_ref_line(spw_ref_c ILSVRC2012_val_00017472.jpg 6 2)
+add_test(NAME cli_classify_reference COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "skipping [^\\n]*not_an_image.jpg"
+  --match "${spw_ref_a}" --match "${spw_ref_b}" --match "${spw_ref_c}"
+  --match "\"backbone\": {\"compared\": 3, \"same_label\": 0, \"judged\": 0"
+  --no-match "\"same_as_backbone\": true"
+  -- ${SPW_CLI} classify --local --reference --json --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS}
+  ${CMAKE_BINARY_DIR}/not_an_image.jpg ${SPW_TENCH}/ILSVRC2012_val_00009111.jpg
+  ${SPW_TENCH}/ILSVRC2012_val_00009191.jpg ${SPW_TENCH}/ILSVRC2012_val_00017472.jpg)
 set_tests_properties(cli_classify_reference PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")

@@ -45,13 +45,14 @@ if [ "$rc" -ne "$want_rc" ]; then
   ok=1
 fi
 # grep -z reads the whole output as one record, so patterns may span lines.
+# (printf, not echo: dash's echo would turn a pattern's \n into a line break.)
 IFS=$nl
 for re in $matches; do
   printf '%s' "$out" | grep -Pzq -- "$re" ||
-    { echo "expect.sh: FAIL: output lacks /$re/"; ok=1; }
+    { printf 'expect.sh: FAIL: output lacks /%s/\n' "$re"; ok=1; }
 done
 for re in $nomatches; do
   printf '%s' "$out" | grep -Pzq -- "$re" &&
-    { echo "expect.sh: FAIL: output contains /$re/"; ok=1; }
+    { printf 'expect.sh: FAIL: output contains /%s/\n' "$re"; ok=1; }
 done
 exit $ok

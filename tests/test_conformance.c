@@ -24,6 +24,9 @@
 
 #include <cmocka.h>
 
+#include "spw_test.h"
+#include "spw_test_vk.h"
+
 #include "drivers/backend.h"
 #include "runtime/graph/plan.h"
 
@@ -812,9 +815,15 @@ int main(void)
     if (!fp16_mode) {
         /* The exact bounds are for fp32 storage, which GPUs would not default to. */
         setenv("SPW_VULKAN_FP16", "0", 1);
-    } else if (!spw__backend_find("vulkan")) {
-        printf("fp16 storage: no Vulkan device with 16-bit storage; skipped\n");
-        return 77;
+    } else {
+        int rc = spw_test_vk_fp16_storage();
+        if (rc)
+            return rc;
+        /* The device has 16-bit storage: a missing backend is a failure. */
+        if (!spw__backend_find("vulkan")) {
+            printf("fp16: the Vulkan backend did not come up: %s\n", spw_error_detail());
+            return 1;
+        }
     }
     enum { N = SPW_ARRAY_SIZE(cases) };
     struct CMUnitTest tests[N + 1];
@@ -822,5 +831,6 @@ int main(void)
         tests[i] = (struct CMUnitTest){cases[i].name, run_case, NULL, NULL, (void *)&cases[i]};
     tests[N] = (struct CMUnitTest){"auto_skips_manual_only", test_auto_skips_manual_only, NULL,
                                    NULL, NULL};
-    return _cmocka_run_group_tests("conformance", tests, N + 1, NULL, print_skipped);
+    return spw_test_exit(
+        _cmocka_run_group_tests("conformance", tests, N + 1, NULL, print_skipped));
 }

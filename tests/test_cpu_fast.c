@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "spw_test.h"
+
 #include "runtime/graph/plan.h"
 
 #define ENCODER SPW_SOURCE_DIR "/models/sample/encoder.onnx"
@@ -152,7 +154,7 @@ static void test_registered(void **state)
 {
     (void)state;
     if (!have_fast())
-        skip();
+        spw_skip("no cpu-fast backend (built without XNNPACK)");
     /* Ahead of the reference in preference order. */
     int fast = -1, ref = -1;
     for (int b = 0; b < spw_backend_count(); b++) {
@@ -170,7 +172,7 @@ static void test_no_alloc_on_run(void **state)
 {
     (void)state;
     if (!have_fast())
-        skip();
+        spw_skip("no cpu-fast backend (built without XNNPACK)");
     check_no_alloc(ENCODER, "cpu-fast", 1, 0);
     check_no_alloc(ENCODER, "cpu-fast", 2, 0);
     check_no_alloc(ENCODER, "cpu-fast", 0, SPW_PLAN_PROFILE);
@@ -199,7 +201,7 @@ static void test_xnnpack_uses_library_allocator(void **state)
 {
     (void)state;
     if (!have_fast())
-        skip();
+        spw_skip("no cpu-fast backend (built without XNNPACK)");
     spw_model *m = NULL;
     assert_int_equal(spw_model_load(ENCODER, &m), 0);
     long calls[2], live_before = counts.live;
@@ -225,7 +227,7 @@ static void test_threads(void **state)
 {
     (void)state;
     if (!have_fast())
-        skip();
+        spw_skip("no cpu-fast backend (built without XNNPACK)");
     spw_model *m = NULL;
     assert_int_equal(spw_model_load(ENCODER, &m), 0);
     float *res[2] = {NULL, NULL};
@@ -260,7 +262,7 @@ static void test_auto_picks_fast(void **state)
 {
     (void)state;
     if (!have_fast())
-        skip();
+        spw_skip("no cpu-fast backend (built without XNNPACK)");
     spw_model *m = NULL;
     assert_int_equal(spw_model_load(ENCODER, &m), 0);
     spw_plan *plan = NULL;
@@ -285,7 +287,7 @@ static void test_plan_out_of_memory(void **state)
 {
     (void)state;
     if (!have_fast())
-        skip();
+        spw_skip("no cpu-fast backend (built without XNNPACK)");
     spw_model *m = NULL;
     assert_int_equal(spw_model_load(ENCODER, &m), 0);
     const long live = counts.live;
@@ -402,7 +404,7 @@ static void test_winograd_edges(void **state)
 {
     (void)state;
     if (!have_fast())
-        skip();
+        spw_skip("no cpu-fast backend (built without XNNPACK)");
     static const int64_t shapes[][4] = {{17, 19, 13, 11}, {16, 48, 4, 5}, {33, 16, 9, 16}};
     for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
         const int64_t *sh = shapes[si];
@@ -445,5 +447,5 @@ int main(void)
     };
     int failed = cmocka_run_group_tests_name("cpu_fast", tests, NULL, NULL);
     spw_set_allocator(NULL);
-    return failed ? 1 : 0;
+    return spw_test_exit(failed);
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "spw_test.h"
 #include <jpeglib.h>
 #include <png.h>
 
@@ -327,10 +329,8 @@ static void test_real_photo(void **state)
     snprintf(path, sizeof(path), "%s/data/imagenette2-224/val/n01440764/ILSVRC2012_val_00009111.jpg",
              shared ? shared : SPW_SOURCE_DIR "/../shared");
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        skip();
-        return;
-    }
+    if (!f)
+        spw_skip("../shared missing: no %s (set SPLITWIRE_SHARED)", path);
     fclose(f);
     spw_image img;
     assert_int_equal(spw_image_load(path, &img), 0);
@@ -347,5 +347,5 @@ int main(void)
         cmocka_unit_test(test_to_tensor),    cmocka_unit_test(test_resize_vectors),
         cmocka_unit_test(test_real_photo),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return spw_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

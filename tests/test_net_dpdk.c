@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "spw_test.h"
+
 #include "runtime/core/internal.h"
 #include "splitwire/codec.h"
 #include "splitwire/net.h"
@@ -223,10 +225,8 @@ static int run_pair(const spw_net_config *srv, const char *srv_ns, const spw_net
 
 static void check_pair(int rc)
 {
-    if (rc == EXIT_SKIP) {
-        print_message("DPDK could not start here (EAL or port failure, see above): skipped\n");
-        skip();
-    }
+    if (rc == EXIT_SKIP)
+        spw_skip("DPDK could not start here (EAL or port failure, see above)");
     assert_int_equal(rc, 0);
 }
 
@@ -243,7 +243,7 @@ static spw_net_config base_config(void)
 static void memif_pair(double loss)
 {
     if (!spw_net_transport_available(SPW_NET_DPDK))
-        skip();
+        spw_skip("DPDK transport not available (PMD directory %s)", pmd_dir());
     int pid = (int)getpid();
     char sock[64], srv_args[512], cli_args[512];
     snprintf(sock, sizeof(sock), "/tmp/spw-test-memif-%d.sock", pid);
@@ -301,15 +301,11 @@ static void test_dpdk_af_packet_veth(void **state)
 {
     (void)state;
     if (!spw_net_transport_available(SPW_NET_DPDK))
-        skip();
-    if (geteuid() != 0) {
-        print_message("skipping af_packet/veth: needs root to create network namespaces\n");
-        skip();
-    }
-    if (sh("ip netns list >/dev/null 2>&1")) {
-        print_message("skipping af_packet/veth: 'ip netns' is not available\n");
-        skip();
-    }
+        spw_skip("DPDK transport not available (PMD directory %s)", pmd_dir());
+    if (geteuid() != 0)
+        spw_skip("af_packet/veth needs root to create network namespaces");
+    if (sh("ip netns list >/dev/null 2>&1"))
+        spw_skip("af_packet/veth: 'ip netns' is not available");
     int pid = (int)getpid() % 100000;
     char nsa[32], nsb[32], va[16], vb[16];
     snprintf(nsa, sizeof(nsa), "spwta%d", pid);
@@ -325,8 +321,7 @@ static void test_dpdk_af_packet_veth(void **state)
                 nsa, nsb, va, vb, va, nsa, vb, nsb, nsa, nsb, nsa, va, nsb, vb);
     if (rc) {
         sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", nsa, nsb);
-        print_message("skipping af_packet/veth: cannot create namespaces and veth here\n");
-        skip();
+        spw_skip("af_packet/veth: cannot create namespaces and veth here");
     }
     char srv_args[512], cli_args[512];
     const char *common = "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1)";
@@ -355,7 +350,7 @@ static void test_dpdk_eal_failure(void **state)
 {
     (void)state;
     if (!spw_net_transport_available(SPW_NET_DPDK))
-        skip();
+        spw_skip("DPDK transport not available (PMD directory %s)", pmd_dir());
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -382,5 +377,5 @@ int main(void)
         cmocka_unit_test(test_dpdk_memif_resend),
         cmocka_unit_test(test_dpdk_af_packet_veth),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return spw_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

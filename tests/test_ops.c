@@ -16,6 +16,9 @@
 
 #include <cmocka.h>
 
+#include "spw_test.h"
+#include "spw_test_vk.h"
+
 #include "drivers/cpu/ref_ops.h"
 #include "runtime/graph/plan.h"
 
@@ -1183,9 +1186,15 @@ int main(void)
     bool have_vulkan = false;
     for (int b = 0; b < spw_backend_count(); b++)
         have_vulkan |= !strcmp(spw_backend_name(b), "vulkan");
-    if (fp16_mode && !have_vulkan) {
-        printf("fp16 storage: no Vulkan device with 16-bit storage; skipped\n");
-        return 77;
+    if (fp16_mode) {
+        int rc = spw_test_vk_fp16_storage();
+        if (rc)
+            return rc;
+        /* The device has 16-bit storage: a missing backend is a failure. */
+        if (!have_vulkan) {
+            printf("fp16: the Vulkan backend did not come up: %s\n", spw_error_detail());
+            return 1;
+        }
     }
     static const struct CMUnitTest direct[] = {
         cmocka_unit_test(test_kernel_table),

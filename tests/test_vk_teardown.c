@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "drivers/backend.h"
+#include "spw_test.h"
 #include "runtime/graph/plan.h"
 
 static spw_model *model;
@@ -100,8 +101,7 @@ int main(void)
     atexit(late_exit); /* before the registry exists, so it runs after its hook */
     vk = spw__backend_find("vulkan");
     if (!vk) {
-        printf("no Vulkan device; skipped\n");
-        return 77;
+        return spw_test_skip_all("no Vulkan device: %s", spw_error_detail());
     }
     for (size_t i = 0; i < SPW_ARRAY_SIZE(x); i++)
         x[i] = (float)((int)(i * 7 % 13) - 6) * 0.25f;
