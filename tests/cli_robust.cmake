@@ -3,18 +3,18 @@
 # staying JSON. Every case checks the exit code (tests/expect.sh).
 spw_add_test(test_cli_util test_cli_util.c ${CMAKE_SOURCE_DIR}/tools/cli/util.c)
 
-set(SPW_EXPECT ${CMAKE_SOURCE_DIR}/tests/expect.sh)
+set(SPW_EXPECT_SH "sh ${CMAKE_SOURCE_DIR}/tests/expect.sh")
 set(SPW_ROBUST ${CMAKE_BINARY_DIR}/cli-robust)
 set(SPW_ROBUST_TINY --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
     --models ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models)
 string(REPLACE ";" " " SPW_ROBUST_TINY_SH "${SPW_ROBUST_TINY}")
-set(SPW_ROBUST_VAL ${CMAKE_SOURCE_DIR}/../shared/data/imagenette2-224/val)
+set(SPW_ROBUST_VAL ${SPW_SHARED_DIR}/data/imagenette2-224/val)
 
 # A FIFO named like an image is refused at once, not read forever; with no
 # image classified the exit code is 1.
 add_test(NAME cli_classify_fifo COMMAND sh -c "
   d=${SPW_ROBUST}/fifo && rm -rf $d && mkdir -p $d && mkfifo $d/photo.jpg &&
-  exec ${SPW_EXPECT} --rc 1 --match 'photo.jpg: not a regular file' --match 'no image could be classified' -- \\
+  exec ${SPW_EXPECT_SH} --rc 1 --match 'photo.jpg: not a regular file' --match 'no image could be classified' -- \\
     $<TARGET_FILE:splitwire> classify --local ${SPW_ROBUST_TINY_SH} $d/photo.jpg")
 set_tests_properties(cli_classify_fifo PROPERTIES TIMEOUT 30 ENVIRONMENT "${SPW_TEST_ENV}")
 
@@ -30,7 +30,7 @@ set_tests_properties(cli_classify_all_skipped PROPERTIES TIMEOUT 30 ENVIRONMENT 
 add_test(NAME cli_bundle_encoder_is_dir COMMAND sh -c "
   d=${SPW_ROBUST}/dirbundle && rm -rf $d && cp -r ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny $d &&
   rm $d/encoder.onnx && mkdir $d/encoder.onnx &&
-  exec ${SPW_EXPECT} --rc 1 --match 'encoder.onnx: not a regular file .a directory.' \\
+  exec ${SPW_EXPECT_SH} --rc 1 --match 'encoder.onnx: not a regular file .a directory.' \\
     --no-match 'out of memory' -- \\
     $<TARGET_FILE:splitwire> classify --local --bundle $d \\
     --models ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models ${SPW_ROBUST}/text.jpg")

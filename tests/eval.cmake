@@ -64,7 +64,7 @@ set_tests_properties(eval_tiny_sweep PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TE
 # The real accuracy with the converted MobileNetV2 (skipped, exit 77, without
 # it; tools/test.sh converts it first, so CI always runs this): 16 images
 # spread over the ten classes, well above chance.
-set(SPW_EVAL_MNV2 ${CMAKE_SOURCE_DIR}/build/models/mobilenet_v2_1.0_224.onnx)
+set(SPW_EVAL_MNV2 ${SPW_BACKBONE_DIR}/mobilenet_v2_1.0_224.onnx)
 add_test(NAME eval_mobilenet_v2 COMMAND ${SPW_REQUIRE} --shared ${SPW_SHARED_DIR} --file ${SPW_EVAL_MNV2}
   -- sh -c "
   out=$($<TARGET_FILE:splitwire> eval --quiet --csv - --backbone '${SPW_EVAL_MNV2}' --data '${SPW_EVAL_VAL}' --limit 16) || exit 1

@@ -7,14 +7,14 @@ spw_add_test(test_reference test_reference.c)
 target_link_libraries(test_reference PRIVATE PkgConfig::JANSSON)
 add_test(NAME test_reference_default COMMAND test_reference default)
 set_tests_properties(test_reference_default PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
-  ENVIRONMENT "SPW_MODEL_DIR=${CMAKE_BINARY_DIR}/models;${SPW_TEST_ENV}")
+  ENVIRONMENT "SPW_MODEL_DIR=${SPW_BACKBONE_DIR};${SPW_TEST_ENV}")
 
 find_program(SPW_REF_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
 if(SPW_REF_PYTHON3)
   set(SPW_REF_CLI $<TARGET_FILE:splitwire>)
   set(SPW_REF_DIR ${CMAKE_SOURCE_DIR}/tests/vectors/reference)
-  set(SPW_REF_VAL ${CMAKE_SOURCE_DIR}/../shared/data/imagenette2-224/val)
-  set(SPW_REF_MNV2 ${CMAKE_BINARY_DIR}/models/mobilenet_v2_1.0_224.onnx)
+  set(SPW_REF_VAL ${SPW_SHARED_DIR}/data/imagenette2-224/val)
+  set(SPW_REF_MNV2 ${SPW_BACKBONE_DIR}/mobilenet_v2_1.0_224.onnx)
   # The demo's six images (`--count 6`), classified by name.
   set(SPW_REF_SHARED ${SPW_REF_VAL}/n01440764/n01440764_8052.jpg
     ${SPW_REF_VAL}/n02979186/n02979186_2312.jpg ${SPW_REF_VAL}/n03028079/n03028079_16111.jpg
@@ -23,7 +23,7 @@ if(SPW_REF_PYTHON3)
   set(SPW_REF_BUNDLE_tiny --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny)
   set(SPW_REF_MODELS_tiny --models ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models)
   set(SPW_REF_BUNDLE_default --bundle ${CMAKE_SOURCE_DIR}/models/default)
-  set(SPW_REF_MODELS_default --models ${CMAKE_BINARY_DIR}/models)
+  set(SPW_REF_MODELS_default --models ${SPW_BACKBONE_DIR})
 
   # spw_ref_test(name bundle set count cmd...): run cmd through the checker
   # and expect.sh (exit code, a match line, 77 = skip without the backbone).
@@ -42,7 +42,7 @@ if(SPW_REF_PYTHON3)
       --set ${set} ${eval} ${need} -- ${ARGN})
     set_tests_properties(${name} PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 RUN_SERIAL TRUE
       WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
-      ENVIRONMENT "SPLITWIRE_SHARED=${CMAKE_SOURCE_DIR}/../shared;${SPW_TEST_ENV}")
+      ENVIRONMENT "SPLITWIRE_SHARED=${SPW_SHARED_DIR};${SPW_TEST_ENV}")
   endfunction()
 
   foreach(b tiny default)
