@@ -34,7 +34,7 @@ int spw__net_emulation_open(spw_net *n)
     n->shq = spw__malloc(sizeof(shaped) * SHAPER_QUEUE);
     if (!n->shq)
         return spw__error(SPW_ENOMEM, "shaper queue");
-    n->shape_last_ns = spw__now_ns();
+    n->shape_last_ns = net_now(n);
     n->tokens = c->shape_burst_bytes ? c->shape_burst_bytes : c->mtu;
     return 0;
 }

@@ -88,7 +88,8 @@ static int config_defaults(spw_net_config *c)
     DEF(nack_delay_us, 2000);
     DEF(reasm_timeout_ms, 500);
     DEF(rto_us, 20000);
-    DEF(max_retries, 5);
+    DEF(min_rto_us, 5000);
+    DEF(request_timeout_ms, 2000);
     DEF(retain_ms, 1000);
     DEF(link_wait_ms, 2000);
     if (c->mtu < 576 || c->mtu > 9000)
@@ -134,7 +135,8 @@ int spw_net_open(const spw_net_config *config, spw_net **out)
                         c->max_msg_bytes, max_frags, SPW_PROTO_MAX_FRAGS);
         goto fail_config;
     }
-    uint32_t scan_us = SPW_MIN(c->nack_delay_us, c->rto_us) / 4;
+    n->rto_ns = (uint64_t)c->rto_us * 1000u;
+    uint32_t scan_us = SPW_MIN(c->nack_delay_us, SPW_MIN(c->rto_us, c->min_rto_us)) / 4;
     n->scan_ns = (uint64_t)SPW_MAX(50u, SPW_MIN(scan_us, 1000u)) * 1000u;
 
     if ((rc = spw__net_tbl_init(&n->in, c->max_inflight)))
@@ -211,10 +213,10 @@ int spw_net_poll(spw_net *n, int64_t timeout_us)
 {
     if (!n)
         return spw__error(SPW_EINVAL, "spw_net_poll: NULL net");
-    uint64_t start = spw__now_ns();
+    uint64_t start = net_now(n);
     uint64_t deadline = timeout_us < 0 ? UINT64_MAX : start + (uint64_t)timeout_us * 1000u;
     for (unsigned spins = 0;; spins++) {
-        uint64_t now = spw__now_ns();
+        uint64_t now = net_now(n);
         spw__net_rx_round(n, now);
         if (n->shaping)
             spw__net_shaper_release(n, now);
@@ -287,6 +289,17 @@ void spw_net_stats_get(const spw_net *n, spw_net_stats *out)
         return;
     }
     *out = n->stats;
+    out->srtt_us = (uint32_t)SPW_MIN(n->srtt_ns / 1000u, UINT32_MAX);
+    out->rttvar_us = (uint32_t)SPW_MIN(n->rttvar_ns / 1000u, UINT32_MAX);
+    out->rto_us = (uint32_t)SPW_MIN(n->rto_ns / 1000u, UINT32_MAX);
+}
+
+void spw__net_set_clock(spw_net *n, uint64_t (*fn)(void *ctx), void *ctx)
+{
+    n->clock = fn;
+    n->clock_ctx = ctx;
+    n->next_scan_ns = 0;
+    n->shape_last_ns = net_now(n); /* the shaper's schedule moves to the new clock */
 }
 
 int spw_net_local_addr(const spw_net *n, spw_net_addr *out)
@@ -306,7 +319,7 @@ int spw__net_inject(spw_net *n, const void *frame, size_t len, const spw_net_add
     memcpy(b.frame, frame, len);
     b.len = (uint32_t)len;
     b.from = *from;
-    uint64_t now = spw__now_ns();
+    uint64_t now = net_now(n);
     if (n->faults)
         spw__net_fault_frame(n, &b, now);
     else

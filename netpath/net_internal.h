@@ -42,6 +42,12 @@ typedef struct net_ent {
     uint32_t tries;
     uint64_t first_ns, last_ns, timer_ns;
     uint64_t gap_ns;   /* inbox: largest gap seen between two fragments */
+    uint64_t deadline_ns; /* outbox request: given up then */
+    uint32_t wire_in;  /* inbox: frame bytes received for it (the NACK budget) */
+    uint32_t wire_nack; /* inbox: NACK bytes sent for it */
+    uint16_t nacks;    /* inbox: NACKs sent for it */
+    uint16_t probe;    /* outbox request: its largest fragment, resent as a probe */
+    bool acked;        /* outbox request: the peer has it whole */
     spw_netbuf *frags; /* count entries; frame == NULL: missing (inbox) */
     uint64_t *arrive;  /* outbox: when each fragment's last copy reaches the peer */
 } net_ent;
@@ -103,7 +109,23 @@ struct spw_net {
     uint64_t rng;
 
     uint64_t next_scan_ns, scan_ns;
+
+    /* RTT estimate (RFC 6298) from ACKs of requests sent once. */
+    bool rtt_valid;
+    uint64_t srtt_ns, rttvar_ns, rto_ns;
+
+    /* Time source: spw__now_ns, or a test's (spw__net_set_clock). */
+    uint64_t (*clock)(void *ctx);
+    void *clock_ctx;
 };
+
+static inline uint64_t net_now(const spw_net *n)
+{
+    return n->clock ? n->clock(n->clock_ctx) : spw__now_ns();
+}
+
+/* NACKs per partial message at most; beyond, the sender's own timer acts. */
+#define NACK_MAX 8u
 
 /* Time since t; 0 when t was stamped after `now` was read. */
 static inline uint64_t since(uint64_t now, uint64_t t)
@@ -155,8 +177,14 @@ void spw__net_wire_tx(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bu
 int spw__net_ctrl_send(spw_net *n, const spw_net_addr *dst, const spw_proto_hdr *h,
                        const void *payload, uint32_t len);
 void spw__net_on_nack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h);
-void spw__net_resend_answer(spw_net *n, const spw_net_addr *from, uint64_t id, uint64_t now);
+bool spw__net_resend_answer(spw_net *n, const spw_net_addr *from, uint64_t id, uint64_t now,
+                            uint32_t budget);
 void spw__net_tx_timers(spw_net *n, uint64_t now);
+/* The peer has our message (type, id) whole: a request waits for its
+ * answer, an answer is released; an RTT sample when it was sent once. */
+void spw__net_on_ack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, uint64_t now);
+/* ACK for message (type, id) to dst. */
+void spw__net_send_ack(spw_net *n, const spw_net_addr *dst, uint8_t type, uint64_t id);
 
 /* rx.c */
 void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now);

@@ -36,7 +36,7 @@
 #define SPW_PROTO_VERSION 1u
 #define SPW_PROTO_HDR_LEN 70u
 #define SPW_PROTO_MAX_FRAGS 4096u
-#define SPW_PROTO_TYPE_MAX 6u
+#define SPW_PROTO_TYPE_MAX 7u
 
 /* NACK payload: ref type, reserved, first index, bit count, reserved, then
  * the bitmap (bit i, LSB first: fragment first + i missing), padded to 4. */

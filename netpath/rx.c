@@ -4,6 +4,10 @@
 
 #include "netpath/net_internal.h"
 
+/* NACK for the fragments e lacks. A NACK never costs the peer more than it
+ * sent: the NACK bytes for a message stay within the frame bytes received
+ * for it (so a spoofed fragment cannot be amplified), and at most NACK_MAX
+ * are sent; past that the sender's own retransmission timer acts. */
 static void send_nack(spw_net *n, net_ent *e)
 {
     uint8_t p[SPW_PROTO_NACK_FIXED + SPW_PROTO_MAX_FRAGS / 8];
@@ -12,6 +16,12 @@ static void send_nack(spw_net *n, net_ent *e)
         first++;
     uint32_t nbits = e->count - first;
     uint32_t room = (n->frag_payload - SPW_PROTO_NACK_FIXED) * 8u;
+    uint32_t budget = e->wire_in > e->wire_nack ? e->wire_in - e->wire_nack : 0;
+    if (e->nacks >= NACK_MAX || budget < SPW_PROTO_HDR_LEN + SPW_PROTO_NACK_FIXED + 4u) {
+        n->stats.nacks_held++;
+        return;
+    }
+    room = SPW_MIN(room, (budget - SPW_PROTO_HDR_LEN - SPW_PROTO_NACK_FIXED) / 4u * 32u);
     nbits = SPW_MIN(nbits, room);
     uint32_t bm_bytes = ((nbits + 31u) / 32u) * 4u;
     memset(p, 0, SPW_PROTO_NACK_FIXED + bm_bytes);
@@ -22,8 +32,11 @@ static void send_nack(spw_net *n, net_ent *e)
         if (!e->frags[first + i].frame)
             p[SPW_PROTO_NACK_FIXED + i / 8] |= (uint8_t)(1u << (i % 8));
     spw_proto_hdr h = {.type = SPW_NET_NACK, .request_id = e->key.id};
-    if (!spw__net_ctrl_send(n, &e->peer, &h, p, SPW_PROTO_NACK_FIXED + bm_bytes))
+    if (!spw__net_ctrl_send(n, &e->peer, &h, p, SPW_PROTO_NACK_FIXED + bm_bytes)) {
         n->stats.nacks_sent++;
+        e->nacks++;
+        e->wire_nack += SPW_PROTO_HDR_LEN + SPW_PROTO_NACK_FIXED + bm_bytes;
+    }
 }
 
 static void deliver(spw_net *n, net_msg *m, const spw_proto_hdr *h, const spw_net_addr *from,
@@ -87,15 +100,26 @@ static void on_data(spw_net *n, spw_netbuf *b, const spw_proto_hdr *h, uint64_t 
     if (h->type == SPW_NET_RESULT || h->type == SPW_NET_ERROR) {
         /* Only answers to requests still outstanding are of interest. */
         net_key rk = make_key(&b->from, SPW_NET_REQUEST, h->request_id);
-        if (!spw__net_tbl_find(&n->out, &rk))
+        if (!spw__net_tbl_find(&n->out, &rk)) {
+            /* A resent answer we already have (its ACK was lost): ACK it
+             * again, no bigger than what came, so the sender stops. */
+            net_key ak = make_key(&b->from, h->type, h->request_id);
+            if (spw__net_done_has(n, &ak))
+                spw__net_send_ack(n, &b->from, h->type, h->request_id);
             goto duplicate;
+        }
     }
     net_key k = make_key(&b->from, h->type, h->request_id);
     net_ent *e = spw__net_tbl_find(&n->in, &k);
     if (!e) {
         if (h->type != SPW_NET_PONG && spw__net_done_has(n, &k)) {
-            if (h->type == SPW_NET_REQUEST)
-                spw__net_resend_answer(n, &b->from, h->request_id, now);
+            /* A request we have whole (a probe, or a repeat): its answer if
+             * kept, else an ACK again (the first may have been lost). */
+            if (h->type == SPW_NET_REQUEST &&
+                !spw__net_resend_answer(n, &b->from, h->request_id, now, b->len))
+                spw__net_send_ack(n, &b->from, SPW_NET_REQUEST, h->request_id);
+            else if (h->type == SPW_NET_RESULT || h->type == SPW_NET_ERROR)
+                spw__net_send_ack(n, &b->from, h->type, h->request_id);
             goto duplicate;
         }
         if (h->frag_count == 1) {
@@ -105,8 +129,10 @@ static void on_data(spw_net *n, spw_netbuf *b, const spw_proto_hdr *h, uint64_t 
             if (!m)
                 goto drop;
             m->bufs[0] = *b;
-            if (h->type != SPW_NET_PONG)
+            if (h->type != SPW_NET_PONG) {
                 spw__net_done_add(n, &k);
+                spw__net_send_ack(n, &b->from, h->type, h->request_id);
+            }
             deliver(n, m, h, &b->from, plen);
             return;
         }
@@ -142,6 +168,7 @@ static void on_data(spw_net *n, spw_netbuf *b, const spw_proto_hdr *h, uint64_t 
     e->frags[h->frag_index] = *b;
     e->have++;
     e->bytes += plen;
+    e->wire_in += b->len;
     if (e->last_ns)
         e->gap_ns = SPW_MAX(e->gap_ns, since(now, e->last_ns));
     e->last_ns = now;
@@ -165,6 +192,7 @@ static void on_data(spw_net *n, spw_netbuf *b, const spw_proto_hdr *h, uint64_t 
     uint32_t bytes = e->bytes;
     spw__net_tbl_unlink(&n->in, e);
     spw__net_done_add(n, &k);
+    spw__net_send_ack(n, &from, first.type, first.request_id);
     deliver(n, m, &first, &from, bytes);
     return;
 
@@ -192,6 +220,10 @@ void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now)
     switch (h.type) {
     case SPW_NET_NACK:
         spw__net_on_nack(n, b, &h);
+        n->ops->buf_free(n->tctx, b);
+        return;
+    case SPW_NET_ACK:
+        spw__net_on_ack(n, b, &h, now);
         n->ops->buf_free(n->tctx, b);
         return;
     case SPW_NET_PING: {

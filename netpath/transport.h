@@ -87,4 +87,8 @@ uint8_t *spw__net_bufpool_frame0(const spw_netbuf *b);
  * it from `from` (the bytes are copied into a transport buffer). */
 int spw__net_inject(spw_net *net, const void *frame, size_t len, const spw_net_addr *from);
 
+/* Test hook: the endpoint reads time from fn(ctx) instead of the monotonic
+ * clock (NULL restores it), so timer behaviour is tested without sleeping. */
+void spw__net_set_clock(spw_net *net, uint64_t (*fn)(void *ctx), void *ctx);
+
 #endif

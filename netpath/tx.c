@@ -22,7 +22,7 @@ void spw__net_wire_tx(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bu
 void spw__net_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
                    uint64_t *arrive)
 {
-    uint64_t now = spw__now_ns();
+    uint64_t now = net_now(n);
     if (n->shaping) {
         spw__net_shape(n, dst, bufs, count, arrive, now);
         return;
@@ -39,7 +39,8 @@ int spw__net_ctrl_send(spw_net *n, const spw_net_addr *dst, const spw_proto_hdr 
     spw_netbuf b;
     if (len + SPW_PROTO_HDR_LEN > n->frame_room || n->ops->buf_alloc(n->tctx, &b))
         return SPW_EAGAIN;
-    memcpy(b.frame + SPW_PROTO_HDR_LEN, payload, len);
+    if (len)
+        memcpy(b.frame + SPW_PROTO_HDR_LEN, payload, len);
     spw_proto_hdr hh = *h;
     hh.payload_len = (uint16_t)len;
     hh.msg_len = len;
@@ -66,7 +67,7 @@ void spw__net_on_nack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h)
     net_ent *o = spw__net_tbl_find(&n->out, &k);
     if (!o)
         return; /* already answered or expired */
-    uint64_t now = spw__now_ns(), settle = (uint64_t)n->cfg.nack_delay_us * 1000u;
+    uint64_t now = net_now(n), settle = (uint64_t)n->cfg.nack_delay_us * 1000u;
     for (uint32_t i = 0; i < nbits && first + i < o->count; i++) {
         uint32_t f = first + i;
         /* A fragment that cannot have arrived yet (still queued on a slow
@@ -80,11 +81,92 @@ void spw__net_on_nack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h)
     }
     /* The peer is alive and working on it: restart the request's clock. */
     o->last_ns = now;
+    o->tries = 0;
     return;
 invalid:
     n->stats.rx_invalid++;
 }
 
+/* Answers a repeated request (or a probe) from the answer kept for it: at
+ * most once per NACK delay, and no more bytes than the frame that asked
+ * (`budget`), so a spoofed repeat cannot be amplified; the asker NACKs
+ * whatever did not fit. False when no answer is kept. */
+bool spw__net_resend_answer(spw_net *n, const spw_net_addr *from, uint64_t id, uint64_t now,
+                            uint32_t budget)
+{
+    static const uint8_t types[2] = {SPW_NET_RESULT, SPW_NET_ERROR};
+    for (int t = 0; t < 2; t++) {
+        net_key k = make_key(from, types[t], id);
+        net_ent *o = spw__net_tbl_find(&n->out, &k);
+        if (!o)
+            continue;
+        if (o->timer_ns && since(now, o->timer_ns) < (uint64_t)n->cfg.nack_delay_us * 1000u)
+            return true;
+        o->timer_ns = now;
+        for (int f = 0; f < o->count && o->frags[f].len <= budget; f++) {
+            budget -= o->frags[f].len;
+            spw_netbuf *bp = &o->frags[f];
+            spw__net_xmit(n, &o->peer, &bp, 1, &o->arrive[f]);
+            n->stats.retransmits++;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* RFC 6298 with Karn's rule: only requests ACKed without any resend give a
+ * sample; RTO = SRTT + max(1 ms, 4 RTTVAR), within [min_rto, 1 s]. */
+static void rtt_sample(spw_net *n, uint64_t rtt)
+{
+    if (!n->rtt_valid) {
+        n->srtt_ns = rtt;
+        n->rttvar_ns = rtt / 2;
+        n->rtt_valid = true;
+    } else {
+        uint64_t err = rtt > n->srtt_ns ? rtt - n->srtt_ns : n->srtt_ns - rtt;
+        n->rttvar_ns = (3 * n->rttvar_ns + err) / 4;
+        n->srtt_ns = (7 * n->srtt_ns + rtt) / 8;
+    }
+    uint64_t rto = n->srtt_ns + SPW_MAX(1000000u, 4 * n->rttvar_ns);
+    n->rto_ns = SPW_MIN(SPW_MAX(rto, (uint64_t)n->cfg.min_rto_us * 1000u), 1000000000ull);
+}
+
+void spw__net_send_ack(spw_net *n, const spw_net_addr *dst, uint8_t type, uint64_t id)
+{
+    uint8_t p[4] = {type, 0, 0, 0};
+    spw_proto_hdr h = {.type = SPW_NET_ACK, .request_id = id};
+    if (!spw__net_ctrl_send(n, dst, &h, p, sizeof(p)))
+        n->stats.acks_sent++;
+}
+
+void spw__net_on_ack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, uint64_t now)
+{
+    n->stats.acks_received++;
+    if (h->payload_len < 4) {
+        n->stats.rx_invalid++;
+        return;
+    }
+    uint8_t type = b->frame[SPW_PROTO_HDR_LEN];
+    if (type != SPW_NET_REQUEST && type != SPW_NET_RESULT && type != SPW_NET_ERROR) {
+        n->stats.rx_invalid++;
+        return;
+    }
+    net_key k = make_key(&b->from, type, h->request_id);
+    net_ent *o = spw__net_tbl_find(&n->out, &k);
+    if (!o || o->acked)
+        return; /* done with already, or not ours */
+    if (!o->tries)
+        rtt_sample(n, since(now, o->first_ns));
+    if (type != SPW_NET_REQUEST) {
+        spw__net_ent_release(n, &n->out, o); /* the answer arrived */
+        return;
+    }
+    o->acked = true;
+    o->tries = 0;
+    o->last_ns = now;
+}
+
+/* Resends every fragment of a kept message. */
 static void resend_all(spw_net *n, net_ent *o)
 {
     spw_netbuf *bp[RX_BURST];
@@ -97,24 +179,18 @@ static void resend_all(spw_net *n, net_ent *o)
     }
 }
 
-/* Answers a repeated request from the result kept for it. */
-void spw__net_resend_answer(spw_net *n, const spw_net_addr *from, uint64_t id, uint64_t now)
-{
-    static const uint8_t types[2] = {SPW_NET_RESULT, SPW_NET_ERROR};
-    for (int t = 0; t < 2; t++) {
-        net_key k = make_key(from, types[t], id);
-        net_ent *o = spw__net_tbl_find(&n->out, &k);
-        if (!o)
-            continue;
-        /* At most once per NACK delay, so duplicates cannot amplify. */
-        if (o->timer_ns && since(now, o->timer_ns) < (uint64_t)n->cfg.nack_delay_us * 1000u)
-            return;
-        o->timer_ns = now;
-        resend_all(n, o);
-        return;
-    }
-}
+/* Answers sent at most this often without an ACK before they are left to
+ * the asker's probes and NACKs (and expire after retain_ms). */
+#define ANSWER_RESENDS 4u
 
+/* Timers of kept messages, every one with back-off from the measured RTO:
+ * - a request is given up at its deadline (or after max_retries probes
+ *   without any answer); until the peer ACKs it, its largest fragment is
+ *   resent as a probe, which makes the peer NACK what it lacks or ACK again;
+ *   once ACKed only once a second, to notice a peer that lost it (a server
+ *   still working costs nothing: its answer comes back reliably, below);
+ * - an answer is resent whole until the asker ACKs it (the downlink, not
+ *   the asker's uplink, pays for a lost answer), and expires after retain_ms. */
 void spw__net_tx_timers(spw_net *n, uint64_t now)
 {
     const spw_net_config *c = &n->cfg;
@@ -123,23 +199,38 @@ void spw__net_tx_timers(spw_net *n, uint64_t now)
         net_ent *o = &n->out.ents[i];
         next = o->anext;
         if (o->key.type != SPW_NET_REQUEST) {
-            if (since(now, o->first_ns) >= retain_ns)
+            if (since(now, o->first_ns) >= retain_ns) {
                 spw__net_ent_release(n, &n->out, o);
+                continue;
+            }
+            uint64_t wait = SPW_MIN(n->rto_ns << o->tries, 1000000000ull);
+            if (o->tries < ANSWER_RESENDS && since(now, o->last_ns) >= wait) {
+                o->tries++;
+                o->last_ns = now;
+                resend_all(n, o);
+            }
             continue;
         }
-        uint64_t rto = (uint64_t)c->rto_us * 1000u << SPW_MIN(o->tries, 6u);
-        if (since(now, o->last_ns) < rto)
-            continue;
-        if (o->tries >= c->max_retries) {
+        if (now >= o->deadline_ns || (c->max_retries && o->tries > c->max_retries)) {
             spw__net_local_event(n, o, SPW_ETIMEDOUT);
             spw__net_ent_release(n, &n->out, o);
             n->stats.request_timeouts++;
             continue;
         }
-        /* Nothing came back at all: send the whole request again. */
+        uint64_t base = o->acked ? SPW_MAX(16 * n->rto_ns, 1000000000ull) : n->rto_ns;
+        uint64_t wait = SPW_MIN(base << SPW_MIN(o->tries, 10u), 1000000000ull);
+        if (since(now, o->last_ns) < wait)
+            continue;
+        if (c->max_retries && o->tries == c->max_retries) {
+            o->tries++; /* the last probe had its time: give up at the next scan */
+            continue;
+        }
         o->tries++;
         o->last_ns = now;
-        resend_all(n, o);
+        spw_netbuf *bp = &o->frags[o->probe];
+        spw__net_xmit(n, &o->peer, &bp, 1, &o->arrive[o->probe]);
+        n->stats.probes++;
+        n->stats.retransmits++;
     }
 }
 
@@ -279,8 +370,15 @@ int spw_net_send(spw_net *n, spw_net_msg *pub, int first, size_t offset, size_t 
     o->count = (uint16_t)count;
     o->peer = dst;
     o->hdr = h;
-    o->first_ns = o->last_ns = spw__now_ns();
+    o->first_ns = o->last_ns = net_now(n);
     o->timer_ns = 0;
+    uint32_t timeout_ms = pub->timeout_ms ? pub->timeout_ms : n->cfg.request_timeout_ms;
+    o->deadline_ns = o->first_ns + (uint64_t)timeout_ms * 1000000u;
+    /* The probe is the largest fragment: it buys the most reply bytes from a
+     * peer that answers no more than it received. */
+    for (int f = 1; f < count; f++)
+        if (o->frags[f].len > o->frags[o->probe].len)
+            o->probe = (uint16_t)f;
 out:
     spw_net_msg_free(n, pub);
     return rc;

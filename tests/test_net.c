@@ -288,9 +288,13 @@ static void test_memory_request_result_zero_copy(void **state)
     spw_net_stats cs, ss;
     spw_net_stats_get(cli, &cs);
     spw_net_stats_get(srv, &ss);
-    /* 6 KiB in fragments of fp bytes (and resends, if this thread stalled
-     * beyond the retransmission timeout on a loaded machine). */
-    assert_int_equal(cs.tx_packets, 20 * ((REQ_BYTES + fp - 1) / fp) + cs.retransmits);
+    /* 6 KiB in fragments of fp bytes, an ACK per result (and resends, if
+     * this thread stalled beyond the retransmission timeout on a loaded
+     * machine). */
+    assert_int_equal(cs.tx_packets,
+                     20 * ((REQ_BYTES + fp - 1) / fp) + cs.retransmits + cs.acks_sent);
+    /* Every request and every result is ACKed (again for a duplicate). */
+    assert_true(cs.acks_sent >= 20 && ss.acks_sent >= 20);
     assert_int_equal(ss.rx_msgs, 20);
     /* Payloads were written into and read from transport buffers in place;
      * the only copy is the client's explicit spw_net_msg_copy of results. */
@@ -666,12 +670,13 @@ static void test_udp_loopback(void **state)
     spw_net_stats_get(cli, &cs);
     spw_net_stats_get(srv, &ss);
     /* The socket API copies each payload once per direction (resends, if
-     * any, once more each). */
+     * any, once more each; the 4-byte payload of every ACK too). */
     size_t fp = spw_net_frag_payload(cli);
-    assert_int_equal(cs.tx_packets, 50 * ((REQ_BYTES + fp - 1) / fp) + cs.retransmits);
+    assert_int_equal(cs.tx_packets,
+                     50 * ((REQ_BYTES + fp - 1) / fp) + cs.retransmits + cs.acks_sent);
     if (cs.retransmits == 0) {
-        assert_int_equal(cs.tx_copy_bytes, 50 * REQ_BYTES);
-        assert_int_equal(ss.rx_copy_bytes, 50 * REQ_BYTES);
+        assert_int_equal(cs.tx_copy_bytes, 50 * REQ_BYTES + 4 * cs.acks_sent);
+        assert_int_equal(ss.rx_copy_bytes, 50 * REQ_BYTES + 4 * ss.acks_received);
     } else {
         assert_true(cs.tx_copy_bytes > 50 * REQ_BYTES);
     }

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "runtime/core/internal.h"
 #include "splitwire/splitwire.h"
 
 #define BUNDLE SPW_TEST_DATA "/vectors/bundle/tiny"
@@ -221,6 +222,26 @@ static void test_unreachable(void **state)
     spw_client_close(c);
 }
 
+/* --timeout-ms is honoured: with nobody answering, a request fails no
+ * earlier than its timeout (the transport once gave up after ~1.26 s,
+ * whatever was set). A lower bound only: a loaded machine can be late. */
+static void test_timeout_is_honoured(void **state)
+{
+    (void)state;
+    char addr[32];
+    spw_client_config cfg = remote_config(9, addr);
+    cfg.timeout_ms = 1800;
+    spw_client *c;
+    assert_int_equal(spw_client_open(&cfg, &c), 0);
+    spw_image img = make_image(5, 32, 32);
+    spw_result r;
+    uint64_t t0 = spw__now_ns();
+    assert_int_equal(spw_client_classify(c, &img, &r), SPW_ETIMEDOUT);
+    assert_true(spw__now_ns() - t0 >= 1800ull * 1000000ull);
+    free(img.rgb);
+    spw_client_close(c);
+}
+
 /* A client whose bundle differs from the server's gets a clear error. */
 static void test_mismatched_bundle(void **state)
 {
@@ -272,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_local),
         cmocka_unit_test(test_udp_matches_local),
         cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_timeout_is_honoured),
         cmocka_unit_test(test_mismatched_bundle),
         cmocka_unit_test(test_bad_config),
     };

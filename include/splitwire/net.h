@@ -49,6 +49,7 @@ typedef enum spw_net_msg_type {
     SPW_NET_NACK = 4,    /* internal: missing fragments; never delivered */
     SPW_NET_PING = 5,    /* answered with PONG by the library, never delivered */
     SPW_NET_PONG = 6,
+    SPW_NET_ACK = 7,     /* internal: a request arrived whole; never delivered */
 } spw_net_msg_type;
 
 /* An IPv4 endpoint. ip and port in host byte order; mac is only used by DPDK. */
@@ -93,8 +94,11 @@ typedef struct spw_net_config {
     uint32_t max_outstanding;       /* sent messages kept for retransmission [256] */
     uint32_t nack_delay_us;         /* silence on a partial message before NACK [2000] */
     uint32_t reasm_timeout_ms;      /* partial message dropped after [500] */
-    uint32_t rto_us;                /* request resent when no answer [20000] */
-    uint32_t max_retries;           /* resends of a request before SPW_ETIMEDOUT [5] */
+    uint32_t rto_us;                /* retransmission timeout before an RTT is measured [20000] */
+    uint32_t min_rto_us;            /* floor of the measured RTO [5000] */
+    uint32_t request_timeout_ms;    /* deadline of a request without its own [2000] */
+    uint32_t max_retries;           /* probes without any answer before giving up;
+                                       0 = keep probing until the deadline [0] */
     uint32_t retain_ms;             /* results kept for NACKs and repeats [1000] */
 
     /* Link emulation on transmit: token bucket (rate in bit/s, burst in
@@ -137,6 +141,7 @@ typedef struct spw_net_msg {
     uint64_t request_id;
     spw_net_addr peer;
     int status;   /* receive: 0, or SPW_ETIMEDOUT for a request given up (local) */
+    uint32_t timeout_ms; /* send (requests): deadline from now; 0 = request_timeout_ms */
     size_t bytes; /* receive: payload bytes; send: capacity */
     int nsegs;
     spw_net_seg *segs;
@@ -188,6 +193,12 @@ typedef struct spw_net_stats {
      * visible here. */
     uint64_t tx_copy_bytes, rx_copy_bytes;
     uint64_t retransmits, nacks_sent, nacks_received;
+    uint64_t acks_sent, acks_received;
+    uint64_t probes;     /* request fragments resent because nothing came back in time */
+    uint64_t nacks_held; /* NACKs not sent: over the per-message count or byte budget */
+    /* Round-trip estimate from requests' ACKs (RFC 6298): smoothed RTT, its
+     * variation and the retransmission timeout in use, in microseconds. */
+    uint32_t srtt_us, rttvar_us, rto_us;
     uint64_t rx_invalid;   /* packets failing validation */
     uint64_t rx_duplicate; /* fragments or messages already held or done */
     uint64_t reasm_timeouts, evictions, request_timeouts;

@@ -261,6 +261,9 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
         msg->h = (uint16_t)in->latent_h;
         msg->w = (uint16_t)in->latent_w;
         msg->request_id = p->id;
+        /* The transport keeps the request (and probes) until this deadline,
+         * the same as the one the caller gave, not a retry count of its own. */
+        msg->timeout_ms = (uint32_t)c->cfg.timeout_ms;
         uint64_t t3 = spw__now_ns();
         if ((rc = spw_net_send(c->net, msg, span.first, span.offset, span.bytes)))
             return rc;

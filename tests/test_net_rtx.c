@@ -1,0 +1,232 @@
+/* Retransmission that saves the uplink, on an injected clock (no sleeping,
+ * no timing assertions): the peer ACKs a whole request at once, so a slow
+ * server costs no resends; the RTO follows the measured RTT (RFC 6298); a
+ * request lives exactly until its deadline; a NACK never costs the peer more
+ * bytes than it sent. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "netpath/proto.h"
+#include "netpath/transport.h"
+#include "splitwire/net.h"
+
+static uint64_t fake_ns;
+
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_ns;
+}
+
+/* Advances the clock by `ms` in 100 us steps, running both endpoints. */
+static void run_for(spw_net *a, spw_net *b, uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms * 10; t++) {
+        fake_ns += 100000;
+        assert_true(spw_net_poll(a, 0) >= 0);
+        if (b)
+            assert_true(spw_net_poll(b, 0) >= 0);
+    }
+}
+
+static spw_net_config base(void)
+{
+    spw_net_config c = {.transport = SPW_NET_MEMORY, .seed = 5};
+    return c;
+}
+
+static void open_pair(spw_net_config *cc, spw_net_config *sc, spw_net **cli, spw_net **srv)
+{
+    sc->local = "10.9.0.2:9000";
+    cc->local = "10.9.0.1:9001";
+    cc->peer = "10.9.0.2:9000";
+    assert_int_equal(spw_net_open(sc, srv), 0);
+    cc->memory_pair = *srv;
+    assert_int_equal(spw_net_open(cc, cli), 0);
+    fake_ns = 1000000000ull;
+    spw__net_set_clock(*srv, fake_clock, NULL);
+    spw__net_set_clock(*cli, fake_clock, NULL);
+}
+
+static void send_req(spw_net *n, uint64_t id, size_t bytes, uint32_t timeout_ms)
+{
+    spw_net_msg *m;
+    assert_int_equal(spw_net_tx_alloc(n, bytes, &m), 0);
+    for (int s = 0; s < m->nsegs; s++)
+        memset(m->segs[s].data, (int)id, m->segs[s].size);
+    m->type = SPW_NET_REQUEST;
+    m->request_id = id;
+    m->timeout_ms = timeout_ms;
+    assert_int_equal(spw_net_send(n, m, 0, 0, bytes), 0);
+}
+
+/* Takes the request off the server, returns its peer (to answer later). */
+static spw_net_addr take_request(spw_net *srv, uint64_t id)
+{
+    spw_net_msg *q;
+    assert_int_equal(spw_net_recv(srv, &q, 1), 1);
+    assert_int_equal(q->type, SPW_NET_REQUEST);
+    assert_int_equal(q->request_id, id);
+    spw_net_addr peer = q->peer;
+    spw_net_msg_free(srv, q);
+    return peer;
+}
+
+static void answer(spw_net *srv, const spw_net_addr *peer, uint64_t id)
+{
+    spw_net_msg *r;
+    assert_int_equal(spw_net_tx_alloc(srv, 64, &r), 0);
+    memset(r->segs[0].data, 0x5a, 64);
+    r->type = SPW_NET_RESULT;
+    r->request_id = id;
+    r->peer = *peer;
+    assert_int_equal(spw_net_send(srv, r, 0, 0, 64), 0);
+}
+
+static int take_result(spw_net *cli, uint64_t id, int *status)
+{
+    spw_net_msg *r;
+    int got = spw_net_recv(cli, &r, 1);
+    if (got == 1) {
+        assert_int_equal(r->request_id, id);
+        *status = r->type == SPW_NET_RESULT ? 0 : r->status;
+        spw_net_msg_free(cli, r);
+    }
+    return got;
+}
+
+/* A server that takes 700 ms: the ACK arrives at once and nothing is resent
+ * meanwhile; the request's frames on the wire are exactly its fragments. */
+static void slow_server_costs_no_resends(void **state)
+{
+    (void)state;
+    spw_net_config cc = base(), sc = base();
+    spw_net *cli, *srv;
+    open_pair(&cc, &sc, &cli, &srv);
+    size_t frag = spw_net_frag_payload(cli), bytes = 5 * frag;
+    send_req(cli, 1, bytes, 5000);
+    run_for(cli, srv, 1);
+    spw_net_addr peer = take_request(srv, 1);
+    run_for(cli, srv, 700);
+    answer(srv, &peer, 1);
+    run_for(cli, srv, 1);
+    int st = -1;
+    assert_int_equal(take_result(cli, 1, &st), 1);
+    assert_int_equal(st, 0);
+    spw_net_stats cs, ss;
+    spw_net_stats_get(cli, &cs);
+    spw_net_stats_get(srv, &ss);
+    assert_int_equal(cs.retransmits, 0);
+    assert_int_equal(cs.probes, 0);
+    assert_int_equal(cs.acks_received, 1);
+    assert_int_equal(ss.acks_received, 1); /* the client ACKed the answer */
+    assert_int_equal(cs.tx_packets - cs.acks_sent, 5);
+    assert_int_equal(ss.retransmits, 0);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
+/* 10 ms each way (the shaper on the injected clock): after a few requests
+ * SRTT is the 20 ms round trip and the RTO just above it, not the 20 ms
+ * initial guess doubled nor a fixed constant. */
+static void rto_follows_measured_rtt(void **state)
+{
+    (void)state;
+    spw_net_config cc = base(), sc = base();
+    cc.shape_delay_us = sc.shape_delay_us = 10000;
+    cc.rto_us = 200000; /* a poor first guess, corrected by measurement */
+    spw_net *cli, *srv;
+    open_pair(&cc, &sc, &cli, &srv);
+    for (uint64_t id = 1; id <= 8; id++) {
+        send_req(cli, id, 2000, 5000);
+        run_for(cli, srv, 15);
+        spw_net_addr peer = take_request(srv, id);
+        answer(srv, &peer, id);
+        run_for(cli, srv, 15);
+        int st = -1;
+        assert_int_equal(take_result(cli, id, &st), 1);
+        assert_int_equal(st, 0);
+    }
+    spw_net_stats cs;
+    spw_net_stats_get(cli, &cs);
+    assert_int_equal(cs.probes, 0);
+    assert_in_range(cs.srtt_us, 19000, 22000);
+    assert_in_range(cs.rto_us, cs.srtt_us, 30000);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
+/* Nobody answers: the request fails at its own deadline (10 s here), not
+ * earlier, and the probes until then back off to one a second. */
+static void deadline_is_the_request_timeout(void **state)
+{
+    (void)state;
+    spw_net_config cc = base();
+    cc.local = "10.9.0.1:9001";
+    cc.peer = "10.9.0.2:9000";
+    spw_net *cli;
+    assert_int_equal(spw_net_open(&cc, &cli), 0); /* unpaired: a black hole */
+    fake_ns = 1000000000ull;
+    spw__net_set_clock(cli, fake_clock, NULL);
+    send_req(cli, 7, 3000, 10000);
+    int st = 0;
+    run_for(cli, NULL, 9990);
+    assert_int_equal(take_result(cli, 7, &st), 0);
+    run_for(cli, NULL, 20);
+    assert_int_equal(take_result(cli, 7, &st), 1);
+    assert_int_equal(st, SPW_ETIMEDOUT);
+    spw_net_stats cs;
+    spw_net_stats_get(cli, &cs);
+    /* 20, 40, ... 640 ms, then every second: about 15 probes, one frame each. */
+    assert_in_range(cs.probes, 10, 20);
+    assert_int_equal(cs.request_timeouts, 1);
+    spw_net_close(cli);
+}
+
+/* One spoofed 98-byte first fragment of a 4096-fragment message: the NACKs
+ * it provokes stay within the 98 bytes it cost the sender. */
+static void nack_never_amplifies(void **state)
+{
+    (void)state;
+    spw_net_config sc = base();
+    sc.local = "10.9.0.2:9000";
+    sc.max_msg_bytes = 4096u * 1400u; /* the most fragments a message can have */
+    spw_net *srv;
+    assert_int_equal(spw_net_open(&sc, &srv), 0);
+    fake_ns = 1000000000ull;
+    spw__net_set_clock(srv, fake_clock, NULL);
+    uint8_t f[128];
+    memset(f, 0, sizeof(f));
+    spw_proto_hdr h = {.type = SPW_NET_REQUEST, .request_id = 99, .frag_index = 0,
+                       .frag_count = 4096, .payload_len = 28,
+                       .msg_len = 4096u * (uint32_t)spw_net_frag_payload(srv)};
+    spw__proto_write(f, &h);
+    spw_net_addr victim = {.ip = 0x0a090063, .port = 53};
+    assert_int_equal(spw__net_inject(srv, f, SPW_PROTO_HDR_LEN + 28, &victim), 0);
+    run_for(srv, NULL, 600);
+    spw_net_stats ss;
+    spw_net_stats_get(srv, &ss);
+    print_message("nacks sent %llu held %llu, %llu bytes out\n", (unsigned long long)ss.nacks_sent,
+                  (unsigned long long)ss.nacks_held, (unsigned long long)ss.tx_bytes);
+    assert_true(ss.tx_bytes <= SPW_PROTO_HDR_LEN + 28);
+    assert_true(ss.nacks_held > 0);
+    assert_int_equal(ss.reasm_timeouts, 1);
+    spw_net_close(srv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(slow_server_costs_no_resends),
+        cmocka_unit_test(rto_follows_measured_rtt),
+        cmocka_unit_test(deadline_is_the_request_timeout),
+        cmocka_unit_test(nack_never_amplifies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
