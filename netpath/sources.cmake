@@ -19,8 +19,15 @@ list(APPEND SPW_SOURCES
   netpath/rx.c
   netpath/tx.c
   netpath/emulate.c
+  netpath/session.c
   netpath/net.c
 )
+# Protocol version 2's cryptography: libsodium (X25519, SHA-256, HMAC,
+# ChaCha20-Poly1305), a maintained library rather than code of our own.
+pkg_check_modules(SODIUM REQUIRED libsodium)
+list(APPEND SPW_LINK_LIBS ${SODIUM_LINK_LIBRARIES})
+list(APPEND SPW_PRIVATE_INCLUDES ${SODIUM_INCLUDE_DIRS})
+list(APPEND SPW_PC_REQUIRES_PRIVATE libsodium)
 if(SPW_NET_EMULATION)
   set_source_files_properties(netpath/emulate.c PROPERTIES COMPILE_DEFINITIONS SPW_NET_EMULATION=1)
 endif()

@@ -76,3 +76,13 @@ s = rows[-1][\"summary\"]
 sys.exit(0 if len(rows) >= 2 and s[\"ok\"] == len(rows) - 1 < 3925 else 1)' $d/out.json")
 set_tests_properties(cli_classify_interrupt_keeps_results PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
   ENVIRONMENT "${SPW_TEST_ENV}")
+
+# splitwire keygen: a private key only its owner can read, a public key
+# beside it, the public key printed; an existing key is never overwritten.
+add_test(NAME cli_keygen COMMAND sh -c "
+  d=${SPW_ROBUST}/keys && rm -rf $d && mkdir -p $d &&
+  ${SPW_EXPECT_SH} --rc 0 --match '(^|\\n)[0-9a-f]{64}(\\n|$)' -- $<TARGET_FILE:splitwire> keygen $d/srv &&
+  [ \"$(stat -c %a $d/srv.key)\" = 600 ] && grep -q '^splitwire-public-key [0-9a-f]\\{64\\}$' $d/srv.pub &&
+  ${SPW_EXPECT_SH} --rc 1 --match 'exists .not overwritten.' -- $<TARGET_FILE:splitwire> keygen $d/srv &&
+  ${SPW_EXPECT_SH} --rc 2 --match 'usage: splitwire keygen NAME' -- $<TARGET_FILE:splitwire> keygen")
+set_tests_properties(cli_keygen PROPERTIES TIMEOUT 30 ENVIRONMENT "${SPW_TEST_ENV}")

@@ -220,6 +220,14 @@ typedef struct spw_net_stats {
 
 SPW_API void spw_net_stats_get(const spw_net *net, spw_net_stats *out);
 
+/*
+ * Makes a new X25519 key pair for protocol version 2 and writes the private
+ * key to private_path (mode 0600) and the public key to public_path (either
+ * may be NULL); neither file is overwritten if it exists. pub_hex, when not
+ * NULL, receives the public key as 64 hex digits and a NUL.
+ */
+SPW_API int spw_net_keygen(const char *private_path, const char *public_path, char *pub_hex);
+
 /* The bound address (useful after binding port 0). */
 SPW_API int spw_net_local_addr(const spw_net *net, spw_net_addr *out);
 

@@ -38,7 +38,9 @@ extern "C" {
     X(EPROTO, -17, "protocol error")                                   \
     X(EBUSY, -18, "resource busy")                                     \
     X(ECANCELED, -19, "operation canceled")                            \
-    X(EINTERNAL, -20, "internal error")
+    X(EINTERNAL, -20, "internal error")                                \
+    X(EAUTH, -21, "authentication failed")                             \
+    X(EREPLAY, -22, "replayed message")
 
 typedef enum spw_status {
     SPW_OK = 0,
