@@ -87,7 +87,7 @@ set_tests_properties(cli_demo_dpdk_fallback PROPERTIES WORKING_DIRECTORY ${CMAKE
 # pkg-config alone; run without arguments it prints its usage and exits 2.
 # (Not in sanitizer builds: their library needs the sanitizer runtime loaded
 # first.)
-if(NOT SPW_SANITIZE AND NOT SPW_FUZZ)
+if(NOT SPW_SANITIZE AND NOT SPW_FUZZ AND NOT SPW_TSAN)
   set(SPW_INST ${CMAKE_BINARY_DIR}/install-test)
   add_test(NAME install_and_consume COMMAND ${SPW_EXPECT} --rc 2 --match "usage" -- sh -c "
     rm -rf ${SPW_INST} && ${CMAKE_COMMAND} --install ${CMAKE_BINARY_DIR} --prefix ${SPW_INST} >/dev/null &&

@@ -25,5 +25,5 @@ shared=()
 [ -n "${SPLITWIRE_SHARED:-}" ] && shared=(-DSPW_SHARED_DIR="$SPLITWIRE_SHARED")
 # Later -D arguments win, so "$@" overrides these defaults.
 cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DSPW_SANITIZE=OFF -DSPW_FUZZ=OFF "${shared[@]}" "$@" >/dev/null
+  -DSPW_SANITIZE=OFF -DSPW_FUZZ=OFF -DSPW_TSAN=OFF "${shared[@]}" "$@" >/dev/null
 cmake --build "$dir" -j "$jobs"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, builds, converts the MobileNetV2
 # backbone, runs every cmocka test through ctest, then again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then runs each libFuzzer
-# target briefly from its seed corpus.
+# AddressSanitizer + UndefinedBehaviorSanitizer, the threaded tests under
+# ThreadSanitizer, then runs each libFuzzer target briefly from its seed
+# corpus.
 #
 # No silent skips: after each ctest stage the skipped tests are listed, and the
 # run fails when one skipped that is not in tests/may_skip.txt (or the list
@@ -43,6 +44,17 @@ bash tools/build.sh build-asan -DSPW_SANITIZE=ON
 echo "== ctest (ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_ctest build-asan
+
+# ThreadSanitizer over the tests that run the library's own threads (server
+# workers, the codec pool; ctest label 'threads'), on the reference backend:
+# cpu-fast's thread pool and the Vulkan driver are uninstrumented libraries
+# whose synchronisation the sanitizer cannot see. DPDK stays out of this
+# build (its EAL threads are uninstrumented too, and no threaded test uses it).
+echo "== build (ThreadSanitizer)"
+bash tools/build.sh build-tsan -DSPW_TSAN=ON -DSPW_WITH_DPDK=OFF
+echo "== ctest (ThreadSanitizer, -L threads)"
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" SPW_DISABLE_BACKENDS=vulkan,cpu-fast \
+  run_ctest build-tsan -L threads
 
 echo "== fuzz targets (time-boxed runs)"
 CC=clang bash tools/build.sh build-fuzz -DSPW_FUZZ=ON

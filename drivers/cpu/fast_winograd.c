@@ -71,8 +71,10 @@ WINO_INLINE void vsub3(float *restrict o, const float *restrict a, const float *
         o[i] = a[i] - b[i] - c[i];
 }
 
-/* AVX-512 and AVX2 clones chosen at load time; the build targets baseline x86-64. */
-#if defined(__x86_64__) && defined(__GNUC__)
+/* AVX-512 and AVX2 clones chosen at load time; the build targets baseline x86-64.
+ * Not under ThreadSanitizer: its instrumented ifunc resolvers run before the
+ * sanitizer's runtime is up and crash the program at load. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__)
 #define WINO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define WINO_CLONES

@@ -3,6 +3,7 @@
  * is driven by the thread in spw_server_run; workers never touch it. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,9 @@
 
 #define WINDOW 4096 /* samples kept per latency statistic */
 #define MAX_BATCH 64 /* largest max_batch; sizes the per-batch index arrays */
+
+/* spw_server_stop is called from signal handlers. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free");
 
 typedef struct item {
     spw_net_msg *msg; /* request, payload still in the transport's buffers */
@@ -53,7 +57,9 @@ struct spw_server {
     batch *jobs, *jobs_tail, *finished;
     int outstanding;
     bool quit_workers;
-    volatile sig_atomic_t stop, want_stats;
+    /* Set by spw_server_stop / spw_server_request_stats from a signal
+     * handler or another thread: lock-free atomics are safe for both. */
+    atomic_int stop, want_stats;
     /* Statistics: written by the serving thread, read by any thread through
      * spw_server_get_stats, so every access holds stats_lock. */
     pthread_mutex_t stats_lock;
@@ -447,7 +453,7 @@ int spw_server_run(spw_server *s)
     if (!s)
         return spw__error(SPW_EINVAL, "server_run: NULL server");
     spw_net_msg *msgs[32];
-    while (!s->stop) {
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         uint64_t now = spw__now_ns();
         /* Sleep in the transport until a packet, the oldest partial batch's
          * deadline, or (with work in flight) a short tick to collect results. */
@@ -483,10 +489,8 @@ int spw_server_run(spw_server *s)
             if (s->filling[b] && s->outstanding < s->n_workers &&
                 (now - s->filling[b]->t_first) / 1000 >= (uint64_t)s->cfg.max_wait_us)
                 dispatch(s, b);
-        if (s->want_stats) {
-            s->want_stats = 0;
+        if (atomic_exchange_explicit(&s->want_stats, 0, memory_order_relaxed))
             spw_server_print_stats(s, stderr);
-        }
     }
     /* Finish what was accepted before stopping. */
     for (int b = 0; b < s->n_bundles; b++)
@@ -504,13 +508,13 @@ int spw_server_run(spw_server *s)
 void spw_server_stop(spw_server *s)
 {
     if (s)
-        s->stop = 1;
+        atomic_store_explicit(&s->stop, 1, memory_order_relaxed);
 }
 
 void spw_server_request_stats(spw_server *s)
 {
     if (s)
-        s->want_stats = 1;
+        atomic_store_explicit(&s->want_stats, 1, memory_order_relaxed);
 }
 
 void spw_server_get_stats(spw_server *s, spw_server_stats *out)
