@@ -242,6 +242,44 @@ static void test_timeout_is_honoured(void **state)
     spw_client_close(c);
 }
 
+/* A burst larger than the server admits: the server refuses the excess as
+ * overloaded, and the client sends those again after a back-off, so every
+ * request completes, with the same answer as the others of its image. */
+static void test_overload_is_retried(void **state)
+{
+    (void)state;
+    server_thread st;
+    assert_int_equal(start_server(&st, BUNDLE), 0);
+    char addr[32];
+    spw_client_config cfg = remote_config(st.port, addr);
+    cfg.max_inflight = 40;
+    cfg.timeout_ms = 30000;
+    spw_client *c;
+    assert_int_equal(spw_client_open(&cfg, &c), 0);
+    spw_image img = make_image(3, 32, 32);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(spw_client_submit(c, &img, NULL), 0);
+    int got = 0, label = -1;
+    while (got < 40) {
+        spw_result r[8];
+        int n = spw_client_poll(c, r, 8, 1000);
+        assert_true(n >= 0);
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(r[i].status, 0);
+            if (label < 0)
+                label = r[i].top[0].label;
+            assert_int_equal(r[i].top[0].label, label);
+        }
+        got += n;
+    }
+    spw_server_stats ss;
+    spw_server_get_stats(st.srv, &ss);
+    print_message("%llu refused as overloaded, all retried\n", (unsigned long long)ss.dropped);
+    free(img.rgb);
+    spw_client_close(c);
+    stop_server(&st);
+}
+
 /* A client whose bundle differs from the server's gets a clear error. */
 static void test_mismatched_bundle(void **state)
 {
@@ -294,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_udp_matches_local),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_timeout_is_honoured),
+        cmocka_unit_test(test_overload_is_retried),
         cmocka_unit_test(test_mismatched_bundle),
         cmocka_unit_test(test_bad_config),
     };

@@ -7,9 +7,16 @@
 
 typedef struct pending {
     bool used;
-    uint64_t id;
+    uint64_t id;      /* the caller's request id */
+    uint64_t wire_id; /* the id on the wire: a new one for each retry */
     uint64_t t_submit, t_sent;
     spw_result r;
+    /* Remote mode: the coded request, kept to send again when the server
+     * refuses it as overloaded (after retry_at, with back-off). */
+    unsigned char *stream;
+    size_t stream_len;
+    int retries;
+    uint64_t retry_at; /* 0: not waiting to retry */
 } pending;
 
 struct spw_client {
@@ -35,6 +42,7 @@ struct spw_client {
     spw_result *done; /* finished, not yet collected */
     int n_done;
     uint64_t next_id;
+    uint64_t rng; /* jitter of the retry back-off */
 };
 
 static double ms(uint64_t a, uint64_t b)
@@ -60,6 +68,7 @@ int spw_client_open(const spw_client_config *config, spw_client **out)
     if (c->cfg.max_inflight <= 0)
         c->cfg.max_inflight = 16;
     c->next_id = ((uint64_t)spw__now_ns() << 20) | 1; /* distinct across client restarts */
+    c->rng = c->next_id ^ 0x9e3779b97f4a7c15ull;
     if ((rc = spw_bundle_open(config->bundle_dir, &c->bundle)))
         goto fail;
     c->info = spw_bundle_get_info(c->bundle);
@@ -139,6 +148,8 @@ void spw_client_close(spw_client *c)
     spw__free(c->segs);
     spw__free(c->input);
     spw__free(c->symbols);
+    for (int i = 0; c->pend && i < c->cfg.max_inflight; i++)
+        spw__free(c->pend[i].stream);
     spw__free(c->pend);
     spw__free(c->done);
     spw__free(c);
@@ -202,9 +213,12 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
     for (int i = 0; i < c->cfg.max_inflight && !p; i++)
         if (!c->pend[i].used)
             p = &c->pend[i];
+    unsigned char *keep = p->stream; /* the slot's stream buffer is reused */
     memset(p, 0, sizeof(*p));
+    p->stream = keep;
     p->t_submit = spw__now_ns();
     p->id = c->next_id++;
+    p->wire_id = p->id;
     p->r.request_id = p->id;
     int rc = encode_image(c, img, &p->r);
     if (rc)
@@ -260,7 +274,19 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
         msg->c = (uint16_t)in->latent_c;
         msg->h = (uint16_t)in->latent_h;
         msg->w = (uint16_t)in->latent_w;
-        msg->request_id = p->id;
+        /* A copy of the coded request, to send it again if the server is
+         * overloaded; the transmit buffers go to the transport. */
+        if (!p->stream && !(p->stream = spw__malloc(c->bound ? c->bound : 4)))
+            return spw__error(SPW_ENOMEM, "out of memory");
+        size_t off = span.offset, left = span.bytes;
+        p->stream_len = 0;
+        for (int i = span.first; left; i++, off = 0) {
+            size_t take = msg->segs[i].size - off < left ? msg->segs[i].size - off : left;
+            memcpy(p->stream + p->stream_len, (uint8_t *)msg->segs[i].data + off, take);
+            p->stream_len += take;
+            left -= take;
+        }
+        msg->request_id = p->wire_id;
         /* The transport keeps the request (and probes) until this deadline,
          * the same as the one the caller gave, not a retry count of its own. */
         msg->timeout_ms = (uint32_t)c->cfg.timeout_ms;
@@ -279,12 +305,58 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
     return 0;
 }
 
-static pending *find(spw_client *c, uint64_t id)
+static pending *find(spw_client *c, uint64_t wire_id)
 {
     for (int i = 0; i < c->cfg.max_inflight; i++)
-        if (c->pend[i].used && c->pend[i].id == id)
+        if (c->pend[i].used && c->pend[i].wire_id == wire_id && !c->pend[i].retry_at)
             return &c->pend[i];
     return NULL;
+}
+
+/* The server refused p as overloaded: try again after a back-off with full
+ * jitter (10 ms x 2^tries at most, random below), within p's deadline; the
+ * retry gets a new wire id, since the server remembers the refused one. */
+static bool schedule_retry(spw_client *c, pending *p, uint64_t now)
+{
+    uint64_t cap = 10000000ull << (p->retries < 6 ? p->retries : 6);
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    uint64_t at = now + 1000000ull + c->rng % cap;
+    if (!p->stream_len || at >= p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull)
+        return false;
+    p->retries++;
+    p->retry_at = at;
+    return true;
+}
+
+static void send_retry(spw_client *c, pending *p, uint64_t now)
+{
+    const spw_bundle_info *in = c->info;
+    spw_net_msg hdr = {
+        .type = SPW_NET_REQUEST,
+        .model_id = in->id,
+        .rate_point = (uint8_t)in->rate_index,
+        .flags = c->cfg.format == SPW_CODEC_TILED ? SPW_REQ_TILED : 0,
+        .c = (uint16_t)in->latent_c,
+        .h = (uint16_t)in->latent_h,
+        .w = (uint16_t)in->latent_w,
+        .request_id = c->next_id++,
+    };
+    uint64_t deadline = p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull;
+    hdr.timeout_ms = (uint32_t)((deadline - now) / 1000000ull + 1);
+    spw_net_seg seg = {p->stream, p->stream_len};
+    p->retry_at = 0;
+    p->wire_id = hdr.request_id;
+    int rc = spw_net_sendv(c->net, &hdr, &seg, 1);
+    if (rc == SPW_EAGAIN) {
+        p->retry_at = now + 1000000ull; /* no transmit buffers yet: shortly */
+        return;
+    }
+    if (rc) {
+        p->r.status = rc;
+        finish(c, p, now);
+    }
 }
 
 /* Takes every ready message off the transport and completes requests. */
@@ -297,6 +369,14 @@ static void drain(spw_client *c)
         for (int i = 0; i < n; i++) {
             spw_net_msg *m = msgs[i];
             pending *p = find(c, m->request_id);
+            if (p && m->type == SPW_NET_ERROR && !m->status && m->bytes >= 4) {
+                int32_t st;
+                spw_net_msg_copy(c->net, m, &st, 4);
+                if (st == SPW_EBUSY && schedule_retry(c, p, now)) {
+                    spw_net_msg_free(c->net, m);
+                    continue;
+                }
+            }
             if (p && (m->type == SPW_NET_RESULT || m->type == SPW_NET_ERROR || m->status)) {
                 unsigned char buf[512];
                 size_t len = spw_net_msg_copy(c->net, m, buf, sizeof(buf));
@@ -325,14 +405,19 @@ static void drain(spw_client *c)
     }
 }
 
+/* Deadlines, and retries of requests the server refused as overloaded. */
 static void expire(spw_client *c, uint64_t now)
 {
     uint64_t limit = (uint64_t)c->cfg.timeout_ms * 1000000ull;
     for (int i = 0; i < c->cfg.max_inflight; i++) {
         pending *p = &c->pend[i];
-        if (p->used && now - p->t_submit > limit) {
+        if (!p->used)
+            continue;
+        if (now - p->t_submit > limit) {
             p->r.status = SPW_ETIMEDOUT;
             finish(c, p, now);
+        } else if (p->retry_at && now >= p->retry_at) {
+            send_retry(c, p, now);
         }
     }
 }
