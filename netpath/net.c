@@ -94,6 +94,8 @@ static int config_defaults(spw_net_config *c)
     DEF(link_wait_ms, 2000);
     if (c->mtu < 576 || c->mtu > 9000)
         return spw__error(SPW_EINVAL, "mtu %u outside 576..9000", c->mtu);
+    if (c->reuseport > 256)
+        return spw__error(SPW_EINVAL, "reuseport group of %u (at most 256)", c->reuseport);
     if (c->max_msg_bytes > 64u << 20 || c->max_inflight > 65536 || c->max_outstanding > 65536)
         return spw__error(SPW_EINVAL, "message layer limits too large");
     const double probs[] = {c->shape_loss,     c->fault_loss,     c->fault_dup,

@@ -2,6 +2,7 @@
  * The socket API copies every payload once each way; both copies are counted. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -30,6 +31,26 @@ static void to_sockaddr(const spw_net_addr *a, struct sockaddr_in *sa)
     sa->sin_port = htons(a->port);
 }
 
+/* A socket filter for the SO_REUSEPORT group: the low byte of the datagram's
+ * request id (header byte 8; the id is little-endian) modulo the group size
+ * picks the socket, so a request's fragments, ACKs, NACKs and probes all reach one
+ * process, and sequential ids spread round-robin. The program sees the UDP
+ * payload; a datagram too short for the field, or an index past the
+ * group's current size, is left to the kernel's flow hash. */
+static int spread_by_request(int fd, uint32_t group)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, group),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog prog = {.len = (unsigned short)(sizeof(code) / sizeof(code[0])),
+                              .filter = code};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)))
+        return spw__error(SPW_EIO, "SO_ATTACH_REUSEPORT_CBPF: %s", strerror(errno));
+    return 0;
+}
+
 static int udp_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nbufs,
                     spw_net_stats *stats, void **out)
 {
@@ -55,6 +76,11 @@ static int udp_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nbu
     int bufsz = 4 << 20;
     (void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
     (void)setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+    int one = 1;
+    if (cfg->reuseport && setsockopt(u->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) {
+        rc = spw__error(SPW_EIO, "SO_REUSEPORT: %s", strerror(errno));
+        goto fail_bind;
+    }
     struct sockaddr_in sa;
     to_sockaddr(&local, &sa);
     if (bind(u->fd, (struct sockaddr *)&sa, sizeof(sa))) {
@@ -62,6 +88,8 @@ static int udp_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nbu
                         strerror(errno));
         goto fail_bind;
     }
+    if (cfg->reuseport > 1 && (rc = spread_by_request(u->fd, cfg->reuseport)))
+        goto fail_bind;
     *out = u;
     return 0;
 

@@ -87,6 +87,13 @@ typedef struct spw_net_config {
      * passes the first, and the two are joined. */
     spw_net *memory_pair;
 
+    /* UDP: share the local port with this many server processes
+     * (SO_REUSEPORT; 0 = not shared). Requests are spread over the group by
+     * the low byte of their request id (a socket filter; at most 256), so every fragment, ACK and NACK of
+     * one request reaches the same process; a group that shrank falls back
+     * to the kernel's flow hash. */
+    uint32_t reuseport;
+
     /* Message layer; 0 selects the default in brackets. */
     uint32_t max_msg_bytes;         /* largest message accepted [262144] */
     uint32_t max_inflight;          /* partial messages held in total [256] */

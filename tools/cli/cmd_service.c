@@ -445,6 +445,8 @@ static void serve_usage(FILE *f)
             "  --max-batch N       requests per batch (default 8)\n"
             "  --max-wait-us N     a partial batch runs after this long (default 2000)\n"
             "  --workers N         inference threads (default 1)\n"
+            "  --reuseport N       UDP: share the port with N server processes (each\n"
+            "                      started with the same N); requests are spread by id\n"
             "SIGINT/SIGTERM stop after finishing accepted requests; SIGUSR1 prints statistics.\n");
 }
 
@@ -452,7 +454,7 @@ enum {
     OPT_BUNDLE = 256, OPT_MODELS, OPT_TRANSPORT, OPT_ADDR, OPT_EAL, OPT_PORT, OPT_MTU,
     OPT_BACKEND, OPT_THREADS, OPT_BATCH, OPT_WAIT, OPT_WORKERS, OPT_LOCAL, OPT_JSON, OPT_TOP,
     OPT_INFLIGHT, OPT_TILED, OPT_COUNT, OPT_TIMEOUT, OPT_QUIET, OPT_REFERENCE, OPT_NO_REFERENCE,
-    OPT_BIND, OPT_CLASSES,
+    OPT_BIND, OPT_CLASSES, OPT_REUSEPORT,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
@@ -496,11 +498,13 @@ int spw_cli_serve(int argc, char **argv)
         {"threads", required_argument, 0, OPT_THREADS},
         {"max-batch", required_argument, 0, OPT_BATCH},
         {"max-wait-us", required_argument, 0, OPT_WAIT},
-        {"workers", required_argument, 0, OPT_WORKERS}, {"help", no_argument, 0, 'h'},
+        {"workers", required_argument, 0, OPT_WORKERS},
+        {"reuseport", required_argument, 0, OPT_REUSEPORT}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *bundles[16];
     spw_server_config sc = {0};
     net_opts no = {0};
+    uint32_t reuseport = 0;
     long v;
     int c;
     optind = 1;
@@ -535,7 +539,8 @@ int spw_cli_serve(int argc, char **argv)
         case OPT_THREADS:
         case OPT_BATCH:
         case OPT_WAIT:
-        case OPT_WORKERS: {
+        case OPT_WORKERS:
+        case OPT_REUSEPORT: {
             long lo = c == OPT_MTU ? 576 : c == OPT_THREADS ? 0 : 1;
             long hi = c == OPT_MTU ? 9000 : c == OPT_BATCH ? 64 : c == OPT_WAIT ? 10000000 : 256;
             if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
@@ -551,6 +556,8 @@ int spw_cli_serve(int argc, char **argv)
                 sc.max_batch = (int)v;
             else if (c == OPT_WAIT)
                 sc.max_wait_us = (int)v;
+            else if (c == OPT_REUSEPORT)
+                reuseport = (uint32_t)v;
             else
                 sc.workers = (int)v;
             break;
@@ -571,6 +578,7 @@ int spw_cli_serve(int argc, char **argv)
     int rc = net_config(&no, true, &sc.net);
     if (rc)
         return rc;
+    sc.net.reuseport = reuseport;
     backend_notice(sc.backend);
     return serve_with(&sc, -1);
 }
