@@ -778,6 +778,28 @@ static void test_tiled_loss(void **state)
         assert_int_equal(rep.corrupt, 2);
         assert_int_equal(bitmap[0], 0x7f & ~0x24u);
         check_tiles(out, sym, C, H, W, rows, 0x24);
+        /* Tile 2's payload from another latent, under tile 2's own header:
+         * a valid stream of the same length, so only the header's payload
+         * checksum tells it is not this tile's. */
+        uint8_t *other = malloc(cap);
+        int32_t *sym2 = malloc(n * sizeof(int32_t));
+        size_t len2 = 0, sto, nbo = 0;
+        for (int tries = 0; tries < 500 && nbo != nb2; tries++) {
+            gen_symbols(&s, 1, H, W, sym2);
+            assert_int_equal(spw_codec_encode_buf(k, sym2, C, H, W, other, cap, &len2), 0);
+            tile_span(other, len2, 2, &sto, &nbo);
+        }
+        assert_int_equal(nbo, nb2);
+        assert_memory_not_equal(other + sto + 16, ref + st2 + 16, nb2 - 16);
+        memcpy(p, ref, len);
+        memcpy(p + st2 + 16, other + sto + 16, nb2 - 16);
+        assert_int_equal(spw_codec_decode_buf(k, p, len, C, H, W, out, &rep), 0);
+        assert_int_equal(rep.decoded, ntiles - 1);
+        assert_int_equal(rep.corrupt, 1);
+        assert_int_equal(bitmap[0], 0x7f & ~0x04u);
+        check_tiles(out, sym, C, H, W, rows, 0x04);
+        free(sym2);
+        free(other);
         /* Reversed tile order, plus a duplicate. */
         size_t at = 0;
         for (int i = ntiles - 1; i >= 0; i--) {
