@@ -9,3 +9,22 @@ add_test(NAME serve_reuseport COMMAND sh ${CMAKE_SOURCE_DIR}/tests/reuseport.sh
   ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/radial.png)
 set_tests_properties(serve_reuseport PROPERTIES TIMEOUT 120 RUN_SERIAL TRUE
   ENVIRONMENT "${SPW_TEST_ENV}")
+
+# The health probe: a serving server pongs (exit 0), a silent port does not
+# (exit 1), and a bad flag is a usage error (exit 2).
+add_test(NAME cli_ping COMMAND ${SPW_EXPECT} --rc 0 --match "pong from 127.0.0.1:[0-9]+: [0-9.]+ ms" --
+  sh ${CMAKE_SOURCE_DIR}/tests/with_server.sh $<TARGET_FILE:splitwire>
+  --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+  --models ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models --
+  $<TARGET_FILE:splitwire> ping --server @SERVER@ --count 3)
+add_test(NAME cli_ping_silent COMMAND ${SPW_EXPECT} --rc 1 --match "no pong from 127.0.0.1:9 within 200 ms" --
+  $<TARGET_FILE:splitwire> ping --server 127.0.0.1:9 --timeout-ms 200)
+add_test(NAME cli_ping_bad_flag COMMAND ${SPW_EXPECT} --rc 2 --match "usage: splitwire ping" --
+  $<TARGET_FILE:splitwire> ping --count 0)
+set_tests_properties(cli_ping cli_ping_silent cli_ping_bad_flag PROPERTIES TIMEOUT 60
+  ENVIRONMENT "${SPW_TEST_ENV}")
+
+# The deployment files (deploy/): checked as far as this machine allows.
+add_test(NAME deploy_files COMMAND ${SPW_EXPECT} --rc 0 --match "check.py: all checks hold" --
+  /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tools/deploy/check.py $<TARGET_FILE:splitwire>)
+set_tests_properties(deploy_files PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")

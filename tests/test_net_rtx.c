@@ -220,6 +220,39 @@ static void nack_never_amplifies(void **state)
     spw_net_close(srv);
 }
 
+/* The client lost the answer and all of the server's own resends of it: its
+ * next probe (a repeat of the request) is answered from the kept answer, not
+ * with an ACK that would leave it waiting for nothing. */
+static void repeat_is_answered_from_kept_answer(void **state)
+{
+    (void)state;
+    spw_net_config sc = base();
+    sc.local = "10.9.0.2:9000";
+    spw_net *srv;
+    assert_int_equal(spw_net_open(&sc, &srv), 0); /* unpaired: its answers are lost */
+    fake_ns = 1000000000ull;
+    spw__net_set_clock(srv, fake_clock, NULL);
+    uint8_t f[SPW_PROTO_HDR_LEN + 64];
+    memset(f, 0, sizeof(f));
+    spw_proto_hdr h = {.type = SPW_NET_REQUEST, .request_id = 42, .frag_index = 0,
+                       .frag_count = 1, .payload_len = 64, .msg_len = 64};
+    spw__proto_write(f, &h);
+    spw_net_addr client = {.ip = 0x0a090001, .port = 9001};
+    assert_int_equal(spw__net_inject(srv, f, sizeof(f), &client), 0);
+    spw_net_addr peer = take_request(srv, 42);
+    answer(srv, &peer, 42);
+    run_for(srv, NULL, 500); /* every resend of the answer is lost too */
+    spw_net_stats before, after;
+    spw_net_stats_get(srv, &before);
+    assert_int_equal(before.retransmits, 4);
+    assert_int_equal(spw__net_inject(srv, f, sizeof(f), &client), 0);
+    run_for(srv, NULL, 1);
+    spw_net_stats_get(srv, &after);
+    assert_int_equal(after.retransmits, before.retransmits + 1);
+    assert_int_equal(after.acks_sent, before.acks_sent);
+    spw_net_close(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +260,7 @@ int main(void)
         cmocka_unit_test(rto_follows_measured_rtt),
         cmocka_unit_test(deadline_is_the_request_timeout),
         cmocka_unit_test(nack_never_amplifies),
+        cmocka_unit_test(repeat_is_answered_from_kept_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,7 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libcmocka-dev libjpeg62-turbo-dev libpng-dev libjansson-dev
   libxnnpack-dev libpthreadpool-dev
-  python3 python3-numpy
+  python3 python3-numpy python3-yaml
   python3-flatbuffers python3-onnx
   libdpdk-dev iproute2 libsodium-dev
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools libdrm-dev

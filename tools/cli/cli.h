@@ -48,5 +48,6 @@ int spw_cli_bench_net(int argc, char **argv);
 int spw_cli_device(int argc, char **argv);
 int spw_cli_eval(int argc, char **argv);
 int spw_cli_keygen(int argc, char **argv);
+int spw_cli_ping(int argc, char **argv);
 
 #endif

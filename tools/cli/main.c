@@ -13,6 +13,7 @@ static const spw_cli_command commands[] = {
     {"bench", spw_cli_bench, "benchmarks (codec, ...)"},
     {"device", spw_cli_device, "list backends, Vulkan devices and DRM nodes"},
     {"eval", spw_cli_eval, "rate and accuracy of bundles and image codecs on a labelled set"},
+    {"ping", spw_cli_ping, "check that a server answers (for health and readiness probes)"},
     {"keygen", spw_cli_keygen, "make a key pair for the authenticated wire protocol"},
     {NULL, NULL, NULL},
 };
