@@ -4,23 +4,24 @@
 #
 #   tools/train/mb_chain.sh LAMBDA NAME [MIN_WINDOWS] [MIN_WHOLE]
 #
-# 1. <NAME>_win: a fresh mb model (it starts as the backbone itself), 112x112
-#    windows of aspect-kept crops (area 0.35-1) of the broad corpus, --ste,
-#    --saliency, --kd 1e4, --tail-mse 1e6, moving average 0.999, Adam 5e-4
-#    cosine over MIN_WINDOWS minutes (default 65).
+# 1. <NAME>_win: a fresh mb model (it starts as the backbone itself, the
+#    latent at gain 0.5, the entropy model first fitted to it for 100
+#    batches), 112x112 windows of aspect-kept crops (area 0.35-1) of the
+#    broad corpus, --ste, --saliency, --kd 1e4, --tail-mse 1e6, moving
+#    average 0.999, Adam 8e-4 cosine over MIN_WINDOWS minutes (default 60).
 # 2. <NAME>_w224: from stage 1's average, whole 224x224 crops (the largest
 #    square of each photo), --ste, --saliency, --kd 1e6, moving average
-#    0.995, Adam 1e-4 cosine over MIN_WHOLE minutes (default 40).
+#    0.995, Adam 1e-4 cosine over MIN_WHOLE minutes (default 38).
 #
 # Each stage resumes from its own ckpt_last.pt when rerun (written every 5
 # minutes) and ends with a 500-image val check; runs go to build-ml/runs/.
 # Needs the corpus (tools/train/corpus.py).  Launch niced and detached, e.g.
-#   OMP_NUM_THREADS=1 nice -n 19 setsid nohup tools/train/mb_chain.sh 2 mb_s28_l2 \
-#       > build-ml/runs/mb_s28_l2.chain.log 2>&1 &
+#   OMP_NUM_THREADS=1 nice -n 19 setsid nohup tools/train/mb_chain.sh 2 mb_s28_l2g \
+#       > build-ml/runs/mb_s28_l2g.chain.log 2>&1 < /dev/null &
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -ge 2 ] || { sed -n 2,21p "$0"; exit 2; }
-lmbda=$1 name=$2 m1=${3:-65} m2=${4:-40}
+lmbda=$1 name=$2 m1=${3:-60} m2=${4:-38}
 export OMP_NUM_THREADS=1
 py=/usr/bin/python3
 common=(--arch mb --split s28 --lmbda "$lmbda" --corpus broad --ste --saliency --threads 1 --cosine
@@ -28,7 +29,8 @@ common=(--arch mb --split s28 --lmbda "$lmbda" --corpus broad --ste --saliency -
 cd "$root"
 [ -e "build-ml/runs/${name}_win/DONE.chain" ] || {
     $py tools/train/train.py "${common[@]}" --name "${name}_win" --patch 112 --crop-scale 0.35 \
-        --kd 1e4 --tail-mse 1e6 --ema 0.999 --lr 5e-4 --warmup 100 --minutes "$m1"
+        --kd 1e4 --tail-mse 1e6 --ema 0.999 --lr 8e-4 --warmup 100 --minutes "$m1" \
+        --latent-gain 0.5 --fit-density 100
     touch "build-ml/runs/${name}_win/DONE.chain"
 }
 $py tools/train/train.py "${common[@]}" --name "${name}_w224" --init "build-ml/runs/${name}_win/ckpt_last.pt" \

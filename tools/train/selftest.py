@@ -156,11 +156,16 @@ def check_mb():
         d = float((m.decoder(y) - ref).abs().max())
         assert d < 1e-4, d
         assert float((y[:, :32] - net.head(x, "block3")).abs().max()) < 1e-4
+        half = models.build("mb", "block5").eval()
+        models.init_from_backbone(half, net, gain=0.5)
+        yh = half.encoder(x)
+        assert float((yh[:, :32] - 0.5 * y[:, :32]).abs().max()) < 1e-4
+        assert float((half.decoder(yh) - ref).abs().max()) < 1e-4
     total, head = backbone_macs(net, "block5")
     enc = models.conv_macs(m.encoder, torch.zeros(1, 3, 224, 224))
     dec = models.conv_macs(m.decoder, torch.zeros(1, m.encoder.latent_channels, 28, 28))
     assert enc <= total / 3 and dec <= head, (enc, dec, total, head)
-    print("mb: starts as the backbone (max diff %.1g); MACs encoder %.1fM <= %.1fM (a third of %.1fM), "
+    print("mb: starts as the backbone (max diff %.1g; also with latent gain 0.5); MACs encoder %.1fM <= %.1fM (a third of %.1fM), "
           "decoder %.1fM <= %.1fM (backbone up to block5)"
           % (d, enc / 1e6, total / 3e6, total / 1e6, dec / 1e6, head / 1e6))
 
@@ -361,10 +366,11 @@ def check_train_loop():
                 np.array([(offs[k], p.shape[0], p.shape[1], 0) for k, p in enumerate(photos)], dtype=np.int64))
         train.main(["--work", tmp, "--arch", "mb", "--lmbda", "2", "--corpus", "tiny", "--batch", "4",
                     "--patch", "64", "--val-n", "4", "--threads", "1", "--name", "mb", "--ste", "--kd", "1e4",
-                    "--epochs", "5", "--cosine", "--minutes", "0.03"])
+                    "--epochs", "5", "--cosine", "--minutes", "0.03", "--latent-gain", "0.5", "--fit-density", "2"])
         with open(os.path.join(tmp, "runs", "mb", "train.log")) as f:
             mlog = f.read()
         assert "fresh mb model from the backbone" in mlog and "photos at their own aspect" in mlog, mlog
+        assert "latent gain 0.5" in mlog and "fit density 2/2" in mlog, mlog
         assert "stopping after --minutes" in mlog and "val_ema" not in mlog and "val after epoch" in mlog, mlog
         assert models.load_checkpoint(os.path.join(tmp, "runs", "mb", "ckpt_last.pt"))["args"]["corpus"] == "tiny"
     finally:

@@ -57,6 +57,14 @@ def parse(argv=None):
                          "(compute-balanced inverted-residual encoder and decoder, models.py; a fresh run "
                          "starts as the backbone itself)")
     ap.add_argument("--latent", type=int, default=48, help="latent channels (--arch mb)")
+    ap.add_argument("--latent-gain", type=float, default=1.0,
+                    help="a fresh --arch mb run's latent = gain x the backbone's block 3 output (the decoder "
+                         "starts with the inverse), i.e. the latent's rounding grid in block-3 units is 1/gain")
+    ap.add_argument("--fit-density", type=int, default=0,
+                    help="a fresh run (no checkpoint) first fits the entropy model alone to its initial latent "
+                         "for this many batches (Adam 1e-2 on the rate, encoder and decoder untouched): the "
+                         "initial density is a wide logistic, and the rate it charges to a latent started "
+                         "from the backbone is about twice the latent's entropy")
     ap.add_argument("--expansions", default="12,12,12,6,6",
                     help="--arch mb decoder: one inverted-residual block per entry, its expansion factor "
                          "(the last two start as the backbone's blocks 4 and 5 in a fresh run)")
@@ -256,6 +264,45 @@ def saliency_map(teacher, target, split, size):
     return Fn.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)
 
 
+def fit_density(model, a, train_u8, corpus, resident, n_train, train_ids, log, dev):
+    """--fit-density: the entropy model alone learns the initial latent's
+    density (noisy-latent bits, Adam 1e-2; quantiles by their auxiliary loss),
+    on batches drawn with their own seed so the training's data order is
+    unchanged."""
+    b = model.bottleneck
+    dens = [p for n, p in b.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(dens, lr=1e-2)
+    aux_opt = torch.optim.Adam([b.quantiles], lr=a.aux_lr)
+    rs = np.random.RandomState(a.seed + 7919)
+    t0 = time.time()
+    for k in range(a.fit_density):
+        gen = torch.Generator().manual_seed(a.seed * 1000003 + 7919 + k)
+        sel = np.sort(train_ids[rs.choice(n_train, a.batch, replace=False)])
+        if corpus:
+            x = from_unit(data.augment_corpus(train_u8, sel, gen, a.crop_scale))
+        elif resident is not None:
+            x = from_unit(data.augment_resident(resident, sel, gen, a.crop_scale))
+        else:
+            x = from_unit(data.augment_batch(train_u8[sel], gen, a.crop_scale))
+        if a.patch:
+            x = data.random_window(x, a.patch, gen)
+        with torch.no_grad():
+            y = model.encoder(x.to(dev))
+        _, lik = b(y)
+        bits = (-torch.log2(lik)).sum(dim=(1, 2, 3)).mean()
+        opt.zero_grad(set_to_none=True)
+        bits.backward()
+        opt.step()
+        aux = b.aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        if (k + 1) % 25 == 0 or k == 0 or k + 1 == a.fit_density:
+            log("fit density %d/%d: bpp %.4f aux %.1f (%.0f s)"
+                % (k + 1, a.fit_density, float(bits) / (x.shape[2] * x.shape[3]), float(aux), time.time() - t0))
+    model.zero_grad(set_to_none=True)
+
+
 def val_subset(n):
     import imagenette
     items = imagenette.listing("val")
@@ -391,7 +438,8 @@ def main(argv=None):
                    or "none"))
             del init
         elif a.arch == "mb":
-            log("fresh mb model from the backbone: " + models.init_from_backbone(model, teacher))
+            log("fresh mb model from the backbone: "
+                + models.init_from_backbone(model, teacher, getattr(a, "latent_gain", 1.0)))
     ema = None
     if a.ema > 0:
         ema = models.EMA(model, a.ema)
@@ -480,6 +528,11 @@ def main(argv=None):
                 "10-way %.2f%% (teacher %.2f%% / %.2f%%), agrees with the teacher %.2f%%, KL %.4f"
                 % (kind, at, ev["n"], ev["bpp"], ev["mse"], 100 * ev["acc1000"], 100 * ev["acc10"],
                    100 * ev["teacher_acc1000"], 100 * ev["teacher_acc10"], 100 * ev["agree"], ev["kl"]))
+
+    if not ckpt and getattr(a, "fit_density", 0) > 0 and not a.bench:
+        fit_density(model, a, train_u8, corpus, resident, n_train, train_ids, log, dev)
+        if ema is not None:  # the average starts from the fitted density
+            ema.model.load_state_dict(model.state_dict())
 
     while epoch < a.epochs:
         lr = a.lr * a.lr_decay ** epoch
