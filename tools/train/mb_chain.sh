@@ -13,6 +13,10 @@
 #    square of each photo), --ste, --saliency, --kd 1e6, moving average
 #    0.995, Adam 1e-4 cosine over MIN_WHOLE minutes (default 38).
 #
+# INIT=CKPT (environment) starts stage 1 from that checkpoint instead (e.g.
+# another lambda's run; Adam LR1, default 8e-4 fresh or 3e-4 with INIT, and
+# warm-up W1 = 100 or 50 steps).
+#
 # Each stage resumes from its own ckpt_last.pt when rerun (written every 5
 # minutes) and ends with a 500-image val check; runs go to build-ml/runs/.
 # Needs the corpus (tools/train/corpus.py).  Launch niced and detached, e.g.
@@ -27,10 +31,14 @@ py=/usr/bin/python3
 common=(--arch mb --split s28 --lmbda "$lmbda" --corpus broad --ste --saliency --threads 1 --cosine
         --epochs 100 --ckpt-minutes 5 --val-n 500 --log-every 10)
 cd "$root"
+if [ -n "${INIT:-}" ]; then
+    start=(--init "$INIT"); lr1=${LR1:-3e-4}; w1=${W1:-50}
+else
+    start=(--latent-gain 0.5 --fit-density 100); lr1=${LR1:-8e-4}; w1=${W1:-100}
+fi
 [ -e "build-ml/runs/${name}_win/DONE.chain" ] || {
     $py tools/train/train.py "${common[@]}" --name "${name}_win" --patch 112 --crop-scale 0.35 \
-        --kd 1e4 --tail-mse 1e6 --ema 0.999 --lr 8e-4 --warmup 100 --minutes "$m1" \
-        --latent-gain 0.5 --fit-density 100
+        --kd 1e4 --tail-mse 1e6 --ema 0.999 --lr "$lr1" --warmup "$w1" --minutes "$m1" "${start[@]}"
     touch "build-ml/runs/${name}_win/DONE.chain"
 }
 $py tools/train/train.py "${common[@]}" --name "${name}_w224" --init "build-ml/runs/${name}_win/ckpt_last.pt" \
