@@ -6,6 +6,11 @@ the work directory (9469 train images = 1.4 GB), so an epoch costs no JPEG
 decoding.  Random-resized-crop (scale 0.08..1, ratio 3/4..4/3, the torchvision
 defaults, with its centre-crop fallback) and a horizontal flip are applied per
 image on tensors, bilinear resize back to 224.
+
+The label-free corpus of tools/train/corpus.py (`Corpus`, train.py --corpus)
+holds photos of any size at their own aspect in one flat memmap;
+`augment_corpus` takes square crops of them (nothing is stretched), resizes
+them to 224 and flips half.
 """
 
 import math
@@ -153,3 +158,54 @@ def mixup(x, alpha, seed):
     w = torch.from_numpy(rs.beta(alpha, alpha, size=n).astype(np.float32)).to(x.device).view(n, 1, 1, 1)
     partner = torch.from_numpy(rs.permutation(n)).to(x.device)
     return w * x + (1.0 - w) * x.index_select(0, partner)
+
+
+class Corpus:
+    """The label-free photo corpus of tools/train/corpus.py: photos of any
+    size at their own aspect in one flat uint8 memmap; corpus[i] is an
+    (h, w, 3) view."""
+
+    def __init__(self, work, name="broad"):
+        d = os.path.join(work, "corpus", name)
+        if not os.path.exists(os.path.join(d, "index.npy")):
+            raise SystemExit("no corpus at %s: build it with tools/train/corpus.py --name %s" % (d, name))
+        self.pixels = np.load(os.path.join(d, "pixels.npy"), mmap_mode="r")
+        self.index = np.load(os.path.join(d, "index.npy"))
+        self.dir = d
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, i):
+        off, h, w, _ = (int(v) for v in self.index[i])
+        return self.pixels[off:off + h * w * 3].reshape(h, w, 3)
+
+
+def square_crop_params(gen, h, w, scale=(0.08, 1.0)):
+    """An aspect-kept random-resized crop: a square whose area is a fraction
+    in `scale` of the largest square the photo holds, at a random place."""
+    side = min(h, w)
+    s = torch.empty(1).uniform_(scale[0], scale[1], generator=gen).item()
+    c = max(1, min(side, int(round(side * math.sqrt(s)))))
+    i = int(torch.randint(0, h - c + 1, (1,), generator=gen).item())
+    j = int(torch.randint(0, w - c + 1, (1,), generator=gen).item())
+    return i, j, c
+
+
+def augment_corpus(corpus, idx, gen, min_scale=0.08):
+    """Corpus photos idx -> (B, 3, 224, 224) float in [0, 1]: a square crop
+    (square_crop_params, so nothing is stretched) resized to 224 (bilinear,
+    antialiased when shrinking) and a horizontal flip."""
+    out = torch.empty(len(idx), 3, SIZE, SIZE)
+    for k, n in enumerate(idx):
+        im = corpus[n]
+        i, j, c = square_crop_params(gen, im.shape[0], im.shape[1], (min_scale, 1.0))
+        patch = torch.from_numpy(np.array(im[i:i + c, j:j + c])).permute(2, 0, 1)  # a copy: the memmap is read-only
+        patch = patch.float().unsqueeze(0) / 255.0
+        if c != SIZE:
+            patch = Fn.interpolate(patch, size=(SIZE, SIZE), mode="bilinear", align_corners=False,
+                                   antialias=c > SIZE)
+        if torch.rand(1, generator=gen).item() < 0.5:
+            patch = patch.flip(3)
+        out[k] = patch[0].clamp_(0.0, 1.0)
+    return out

@@ -74,15 +74,26 @@ class Emitter:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
         return name
 
-    def conv(self, x, m):
+    def conv(self, x, m, pads=None):
+        """Conv node of nn.Conv2d m; pads (top, left, bottom, right) replace
+        its own symmetric padding (TensorFlow SAME is asymmetric)."""
         n = self.name("conv")
         ins = [x, self.init(m.weight.detach().numpy(), n + "/weight")]
         if m.bias is not None:
             ins.append(self.init(m.bias.detach().numpy(), n + "/bias", keep_f32=True))
-        p = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
+        if pads is None:
+            p = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
+            pads = (p[0], p[1], p[0], p[1])
         self.nodes.append(helper.make_node(
             "Conv", ins, [n], name=n, kernel_shape=list(m.kernel_size), strides=list(m.stride),
-            pads=[p[0], p[1], p[0], p[1]], dilations=list(m.dilation), group=m.groups))
+            pads=list(pads), dilations=list(m.dilation), group=m.groups))
+        return n
+
+    def relu6(self, x):
+        n = self.name("clip")
+        lo = self.init(np.array(0.0, dtype=np.float32), n + "/min", keep_f32=True)
+        hi = self.init(np.array(6.0, dtype=np.float32), n + "/max", keep_f32=True)
+        self.nodes.append(helper.make_node("Clip", [x, lo, hi], [n], name=n))
         return n
 
     def unary(self, op, x, **attrs):
@@ -139,6 +150,17 @@ class Emitter:
             return x
         if isinstance(m, models.ESDecoder):
             return self.conv(self.module(x, m.body), m.out)
+        if isinstance(m, models.MBConv):
+            h = self.conv(x, m.conv, pads=m.pads)
+            return self.relu6(h) if m.act else h
+        if isinstance(m, models.InvRes):
+            h = self.module(x, m.expand) if m.expand is not None else x
+            h = self.module(self.module(h, m.dw), m.project)
+            return self.add(x, h) if m.residual else h
+        if isinstance(m, models.MobileEncoder):
+            return self.module(self.module(x, m.stem), m.blocks)
+        if isinstance(m, models.MobileDecoder):
+            return self.module(self.module(x, m.inp), m.blocks)
         raise NotImplementedError("export: %s" % type(m).__name__)
 
 
@@ -186,11 +208,28 @@ def load_checkpoint(path, weights="auto"):
     a = ck["args"]
     model = models.build(a["arch"], a["split"], width=a.get("width", 96), n_blocks=a.get("dec_blocks", 2),
                          mid_act=a.get("mid_act", False), es_decoder=a.get("es_decoder", "igdn"),
-                         enc_refine=a.get("enc_refine", 0))
+                         enc_refine=a.get("enc_refine", 0), latent=a.get("latent", 48),
+                         expansions=a.get("expansions", models.MB_EXPANSIONS))
     state, ck["weights"] = models.checkpoint_weights(ck, weights)
     model.load_state_dict(state)
     model.eval()
     return path, ck, model
+
+
+def corpus_text(name):
+    """The card's training-data entry: Imagenette train, or a corpus of
+    tools/train/corpus.py with its sources where its sources.json is here."""
+    if not name:
+        return "Imagenette v2 train (9,469 ImageNet photos, 10 classes, 224x224)"
+    src = os.path.join(os.environ.get("SPLITWIRE_WORK", os.path.join(REPO, "build-ml")), "corpus", name,
+                       "sources.json")
+    if not os.path.exists(src):
+        return "label-free corpus '%s' (tools/train/corpus.py)" % name
+    with open(src) as f:
+        info = json.load(f)
+    return "label-free corpus '%s' (tools/train/corpus.py): %d photos at their own aspect, %s" % (
+        name, info["images"], "; ".join("%s %d (%s)" % (s["name"], s["images"], s["origin"])
+                                        for s in info["sources"]))
 
 
 def which_text(ck):
@@ -322,10 +361,11 @@ backbone's `{split}` features ({sshape}) from a {lshape} latent.
 | | |
 |---|---|
 | architecture | {arch} encoder ({n_enc} parameters{refine}), entropy bottleneck (factorized prior, filters (3,3,3,3)), decoder ({n_dec} parameters) |
-| encoder quirk | mid-block activation: {mid} |
+| compute at 224x224 | encoder {enc_macs:.1f} MMAC (client), decoder {dec_macs:.1f} MMAC (server); convolutions only |
+| {quirk_key} | {mid} |
 | rate weight lambda | {lmbda} (loss = per-image sum of squared feature error + lambda * bits{kd}) |
 | trained | {trained} |
-| training data | Imagenette v2 train (9,469 ImageNet photos, 10 classes, 224x224), {crop} + horizontal flip{patch} |
+| training data | {data}, {crop} + horizontal flip{patch} |
 | input normalisation | x = (255 p - 128) / 128 per RGB channel (the backbone's TFLite convention) |
 | schedule | {epochs} epochs, batch {batch}, {sched}; quantiles: Adam {aux_lr} on the auxiliary loss |
 | teacher | frozen MobileNetV2 (uint8 TFLite weights dequantised to float) |
@@ -340,7 +380,14 @@ with the real range coder at batch size 1).
            lshape="x".join(map(str, latent_shape)), arch=args["arch"], n_enc=n_enc, n_dec=n_dec,
            refine=("; the reference's three blocks + %d stride-1 residual block(s) at the latent's resolution"
                    % args["enc_refine"]) if args.get("enc_refine") else "",
-           mid="yes" if args.get("mid_act") else "no (as the reference code)", lmbda=args["lmbda"],
+           mid=("MobileNetV2's stem and blocks 0-3 (block 3 projecting to the latent), inverted-residual decoder "
+                "(expansions %s, the last two shaped as the backbone's blocks 4 and 5); a fresh run starts as the "
+                "backbone" % ", ".join(map(str, args.get("expansions", models.MB_EXPANSIONS))))
+           if args["arch"] == "mb" else ("yes" if args.get("mid_act") else "no (as the reference code)"),
+           quirk_key="design" if args["arch"] == "mb" else "encoder quirk",
+           enc_macs=models.conv_macs(model.encoder, torch.zeros(1, 3, 224, 224)) / 1e6,
+           dec_macs=models.conv_macs(model.decoder, torch.zeros([1] + latent_shape)) / 1e6,
+           data=corpus_text(args.get("corpus", "")), lmbda=args["lmbda"],
            kd=(" (each position's squared error weighted by (1 + s) / 2, s = the teacher's class-activation "
                "map of its top-1 class scaled to [0, 1]: saliency-guided distortion)" if args.get("saliency") else "")
            + ((" + %g T^2 KL(teacher's || student's class distribution), T = %g, the frozen tail run on both feature maps"
@@ -352,8 +399,12 @@ with the real range coder at batch size 1).
                     if args.get("freeze_encoder") else "encoder, entropy model and decoder together")
            + ("; the decoder saw the latent rounded as the coder sends it (straight-through gradient; "
               "the rate term on additive noise)" if args.get("ste") else ""),
-           crop=("random-resized-crop 224 (area %g-1, ratio 3/4-4/3)" % args.get("crop_scale", 0.08))
-           if args.get("crop_scale", 0.08) < 1.0 else "the whole 224x224 image (no rescaling crop)",
+           crop=(("aspect-kept random-resized crops to 224 (squares of area %g-1 of the largest square)"
+                  % args.get("crop_scale", 0.08)) if args.get("corpus") else
+                 ("random-resized-crop 224 (area %g-1, ratio 3/4-4/3)" % args.get("crop_scale", 0.08)))
+           if args.get("crop_scale", 0.08) < 1.0 else
+           ("the largest square of each photo, resized to 224x224" if args.get("corpus")
+            else "the whole 224x224 image (no rescaling crop)"),
            patch=((", trained on random %dx%d windows of those" % (args["patch"], args["patch"]))
                   if args.get("patch") else "")
            + ((", each blended with another of its batch (mixup, Beta(%g, %g) weights)"

@@ -1,22 +1,30 @@
 #!/usr/bin/python3
-"""Keeps a training run in the repository so a later machine can resume it.
+"""Keeps a training run: its record in the repository, its weights outside.
 
-    keep.py [--half] [--average-only] RUN_DIR [OUT_DIR]
-                                          (default OUT_DIR: models/runs/<run name>)
+    keep.py [--half] [--average-only] RUN_DIR [CACHE_DIR]
+                                (default CACHE_DIR: build-ml/kept/<run name>)
 
-Writes ckpt_last.pt without the optimizer state (about a third of the size),
-plus args.json and train.log; a --ema run's moving average is kept beside
-its weights.  --half stores the encoder's and decoder's weights as float16
-(half again; enough to resume or warm-start from, and loading widens them);
-the entropy bottleneck stays float32, so the coder tables exported from a
-kept run are the run's own.  --average-only keeps only the moving average,
-stored once and named as both the weights and the average (half again; a
-resume goes on from the average).  To resume elsewhere:
+The record, models/runs/<run name>/{args.json, train.log}, is committed: the
+settings and the log of every run behind a bundle.  Checkpoints never are
+(.gitignore refuses *.pt under models/): the weights go to CACHE_DIR, an
+ignored local cache, as ckpt_last.pt without the optimizer state (about a
+third of the size), plus args.json and train.log; a --ema run's moving
+average is kept beside its weights.  --half stores the encoder's and
+decoder's weights as float16 (half again; enough to resume or warm-start
+from, and loading widens them); the entropy bottleneck stays float32, so
+the coder tables exported from a kept run are the run's own.  --average-only
+keeps only the moving average, stored once and named as both the weights
+and the average (half again; a resume goes on from the average).
 
-    mkdir -p build-ml/runs && cp -r models/runs/<run> build-ml/runs/
+Warm starts take the kept file directly (train.py --init
+build-ml/kept/<run>/ckpt_last.pt); to resume a kept run:
+
+    mkdir -p build-ml/runs && cp -r build-ml/kept/<run> build-ml/runs/
     OMP_NUM_THREADS=2 /usr/bin/python3 tools/train/train.py --lmbda <lambda> [--epochs N]
 
-train.py then restarts Adam from the kept weights.
+train.py then restarts Adam from the kept weights.  The checkpoints that
+were committed before runs left git come back with
+tools/train/restore_kept.sh.
 """
 import os
 import shutil
@@ -28,6 +36,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+RECORD_FILES = ("args.json", "train.log")
+
+
+def work_dir():
+    return os.environ.get("SPLITWIRE_WORK", os.path.join(REPO, "build-ml"))
+
+
+def record(run, name=None):
+    """Copy a run's settings and log to models/runs/<name>/ (committed)."""
+    rec = os.path.join(REPO, "models", "runs", name or os.path.basename(os.path.abspath(run)))
+    os.makedirs(rec, exist_ok=True)
+    for fn in RECORD_FILES:
+        shutil.copy(os.path.join(run, fn), os.path.join(rec, fn))
+    return rec
 
 
 def main():
@@ -38,7 +60,10 @@ def main():
     if len(argv) not in (1, 2):
         sys.exit(__doc__)
     run = os.path.abspath(argv[0])
-    out = argv[1] if len(argv) == 2 else os.path.join(REPO, "models", "runs", os.path.basename(run))
+    name = os.path.basename(run)
+    out = argv[1] if len(argv) == 2 else os.path.join(work_dir(), "kept", name)
+    if os.path.abspath(out).startswith(os.path.join(REPO, "models") + os.sep):
+        sys.exit("keep: checkpoints stay out of the repository; give a cache directory outside models/")
     ck = models.load_checkpoint(os.path.join(run, "ckpt_last.pt"))
     slim = {k: v for k, v in ck.items() if k not in ("opt", "aux_opt", "torch_rng")}
     if average_only and "ema" not in ck:
@@ -56,10 +81,12 @@ def main():
     tmp = os.path.join(out, "ckpt_last.pt.tmp")
     torch.save(slim, tmp)
     os.replace(tmp, os.path.join(out, "ckpt_last.pt"))
-    for name in ("args.json", "train.log"):
-        shutil.copy(os.path.join(run, name), os.path.join(out, name))
-    print("keep: %s -> %s (epoch %d, step %d, %d bytes)" % (
-        run, out, ck["epoch"], ck["global_step"], os.path.getsize(os.path.join(out, "ckpt_last.pt"))))
+    for fn in RECORD_FILES:
+        shutil.copy(os.path.join(run, fn), os.path.join(out, fn))
+    rec = record(run, name)
+    print("keep: %s -> %s (epoch %d, step %d, %d bytes); record in %s" % (
+        run, out, ck["epoch"], ck["global_step"], os.path.getsize(os.path.join(out, "ckpt_last.pt")),
+        os.path.relpath(rec, REPO)))
 
 
 if __name__ == "__main__":

@@ -3,16 +3,27 @@
 # (the C runtime) and torch_eval.py (PyTorch) on the same images, the uncompressed
 # backbone on those images too, and card.py to write the numbers into the
 # bundle's manifest and model card. The C results are left in
-# build-ml/eval/<name>.json and .csv for the rate-accuracy table.
+# build-ml/eval/<name>.json and .csv for the rate-accuracy table. The run's
+# args.json and train.log are recorded in models/runs/<run>/ (committed with
+# the bundle); its checkpoint stays in the ignored cache.
 #
-#   tools/train/publish.sh RUN_DIR NAME VERSION RATE_INDEX [LIMIT] [-- export.py args]
+#   tools/train/publish.sh RUN NAME VERSION RATE_INDEX [LIMIT] [-- export.py args]
 #
+# RUN: a run directory, or a run name looked up in build-ml/runs/ and then in
+# build-ml/kept/ (keep.py, restore_kept.sh).
 # LIMIT: images spread over Imagenette val (default 1000; 0 = all 3925).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-[ $# -ge 4 ] || { sed -n 2,10p "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,14p "$0"; exit 2; }
 run=$1 name=$2 version=$3 rate=$4
 shift 4
+work=${SPLITWIRE_WORK:-$root/build-ml}
+if [ ! -e "$run/ckpt_last.pt" ]; then
+    for d in "$work/runs/$run" "$work/kept/$run" "$work/kept/$(basename "$run")"; do
+        [ -e "$d/ckpt_last.pt" ] && { run=$d; break; }
+    done
+fi
+[ -e "$run/ckpt_last.pt" ] || { echo "publish: no checkpoint for $run (build-ml/runs, build-ml/kept)" >&2; exit 1; }
 limit=1000
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then limit=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
@@ -34,3 +45,9 @@ bb=$out/backbone-$limit.json
     "${lim[@]}" --json --quiet > "$bb"
 $py "$root/tools/train/card.py" "$root/models/$name" --eval "$out/$name.json" \
     --torch "$out/$name.torch.json" --backbone "$bb"
+$py - "$run" "$root/tools/train" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+import keep
+print("publish: run record in %s" % keep.record(sys.argv[1]))
+PY

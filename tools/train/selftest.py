@@ -85,7 +85,7 @@ def check_tables():
 def check_export(keep):
     torch.manual_seed(0)
     out_root = keep or tempfile.mkdtemp(prefix="spw_selftest_")
-    for arch, kw in (("svbi", {}), ("es", {}), ("svbi_refine", {"enc_refine": 1})):
+    for arch, kw in (("svbi", {}), ("es", {}), ("svbi_refine", {"enc_refine": 1}), ("mb", {})):
         m = models.build(arch.split("_")[0], "block5", **kw)
         m.eval()
         with torch.no_grad():  # make the latent spread over several symbols
@@ -117,6 +117,76 @@ def check_export(keep):
         np.save(os.path.join(d, "features.npy"), feat.numpy())
         print("export %s: symbols exact, features max diff %.2g, Lmax %d (%s) -> %s"
               % (arch, df, t["quantized_cdf"].shape[1], src, d))
+
+
+def backbone_macs(net, split):
+    """Conv MACs of the backbone (whole, and up to the split) at 224 x 224,
+    by hooks on its TFConv modules (they call conv2d with their own padding)."""
+    from mobilenet_v2 import TFConv
+    seen = []
+
+    def hook(m, i, o):
+        w = m.conv.weight
+        seen.append((m, o[0].numel() * w.shape[1] * w.shape[2] * w.shape[3]))
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, TFConv)]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 224, 224))
+        total = sum(v for _, v in seen)
+        seen.clear()
+        net.head(torch.zeros(1, 3, 224, 224), split)
+        head = sum(v for _, v in seen)
+    for h in hs:
+        h.remove()
+    return total, head
+
+
+def check_mb():
+    """The compute-balanced family: a fresh model started from the backbone
+    is the backbone (before rounding), and its encoder costs at most a third
+    of the backbone's MACs, its decoder at most the layers it replaces."""
+    from mobilenet_v2 import MobileNetV2
+    net = MobileNetV2.from_tflite()
+    m = models.build("mb", "block5").eval()
+    models.init_from_backbone(m, net)
+    x = torch.rand(2, 3, 224, 224) * 2 - 1
+    with torch.no_grad():
+        ref = net.head(x, "block5")
+        y = m.encoder(x)
+        d = float((m.decoder(y) - ref).abs().max())
+        assert d < 1e-4, d
+        assert float((y[:, :32] - net.head(x, "block3")).abs().max()) < 1e-4
+        half = models.build("mb", "block5").eval()
+        models.init_from_backbone(half, net, gain=0.5)
+        yh = half.encoder(x)
+        assert float((yh[:, :32] - 0.5 * y[:, :32]).abs().max()) < 1e-4
+        assert float((half.decoder(yh) - ref).abs().max()) < 1e-4
+    total, head = backbone_macs(net, "block5")
+    enc = models.conv_macs(m.encoder, torch.zeros(1, 3, 224, 224))
+    dec = models.conv_macs(m.decoder, torch.zeros(1, m.encoder.latent_channels, 28, 28))
+    assert enc <= total / 3 and dec <= head, (enc, dec, total, head)
+    print("mb: starts as the backbone (max diff %.1g; also with latent gain 0.5); MACs encoder %.1fM <= %.1fM (a third of %.1fM), "
+          "decoder %.1fM <= %.1fM (backbone up to block5)"
+          % (d, enc / 1e6, total / 3e6, total / 1e6, dec / 1e6, head / 1e6))
+
+
+def check_corpus_augment():
+    """Aspect-kept crops of photos of any size: squares inside the photo,
+    resized to 224, values in [0, 1]."""
+    import data
+    g = torch.Generator().manual_seed(5)
+    rs = np.random.RandomState(5)
+    for _ in range(200):
+        h, w = rs.randint(40, 400, size=2)
+        lo = float(rs.choice([0.08, 0.35, 1.0]))
+        i, j, c = data.square_crop_params(g, h, w, (lo, 1.0))
+        assert 1 <= c <= min(h, w) and 0 <= i <= h - c and 0 <= j <= w - c, (h, w, i, j, c)
+        if lo == 1.0:
+            assert c == min(h, w)
+    photos = [rs.randint(0, 256, size=(h, w, 3)).astype(np.uint8) for h, w in ((180, 300), (224, 224), (400, 256))]
+    x = data.augment_corpus(photos, [0, 1, 2], g, 0.35)
+    assert x.shape == (3, 3, 224, 224) and float(x.min()) >= 0 and float(x.max()) <= 1
+    print("corpus: 200 square crops inside photos of random sizes; a batch of three photos -> 3x3x224x224")
 
 
 def check_training_terms():
@@ -283,9 +353,30 @@ def check_train_loop():
                                  "--minutes", "30"] + extra)
         kept = [os.path.exists(os.path.join(tmp, "runs", n, "ckpt_epoch1.pt")) for n in ("c", "d")]
         assert kept == [False, True], kept
+        # the mb family, from the backbone, on a corpus of photos of several
+        # sizes, stopped by the clock mid-epoch (which checks val then)
+        cdir = os.path.join(tmp, "corpus", "tiny")
+        os.makedirs(cdir)
+        u8, _ = data.load_cache(work, "train")
+        photos = [np.ascontiguousarray(u8[k, :h, :w])
+                  for k, (h, w) in enumerate(((224, 160), (150, 224), (224, 224), (100, 120)) * 4)]
+        offs = np.cumsum([0] + [p.size for p in photos])
+        np.save(os.path.join(cdir, "pixels.npy"), np.concatenate([p.ravel() for p in photos]))
+        np.save(os.path.join(cdir, "index.npy"),
+                np.array([(offs[k], p.shape[0], p.shape[1], 0) for k, p in enumerate(photos)], dtype=np.int64))
+        train.main(["--work", tmp, "--arch", "mb", "--lmbda", "2", "--corpus", "tiny", "--batch", "4",
+                    "--patch", "64", "--val-n", "4", "--threads", "1", "--name", "mb", "--ste", "--kd", "1e4",
+                    "--epochs", "5", "--cosine", "--minutes", "0.03", "--latent-gain", "0.5", "--fit-density", "2"])
+        with open(os.path.join(tmp, "runs", "mb", "train.log")) as f:
+            mlog = f.read()
+        assert "fresh mb model from the backbone" in mlog and "photos at their own aspect" in mlog, mlog
+        assert "latent gain 0.5" in mlog and "fit density 2/2" in mlog, mlog
+        assert "stopping after --minutes" in mlog and "val_ema" not in mlog and "val after epoch" in mlog, mlog
+        assert models.load_checkpoint(os.path.join(tmp, "runs", "mb", "ckpt_last.pt"))["args"]["corpus"] == "tiny"
     finally:
         shutil.rmtree(tmp)
-    print("train loop: resume, EMA, every loss term, a grown decoder and encoder, --keep-epochs")
+    print("train loop: resume, EMA, every loss term, a grown decoder and encoder, --keep-epochs, "
+          "an mb run on a corpus stopped by the clock")
 
 
 def main():
@@ -297,6 +388,8 @@ def main():
     check_tables()
     check_export(a.keep)
     check_training_terms()
+    check_mb()
+    check_corpus_augment()
     check_ema()
     check_ste()
     check_train_loop()

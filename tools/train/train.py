@@ -52,7 +52,26 @@ def fmt_lmbda(v):
 
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--arch", default="svbi", choices=["svbi", "es"])
+    ap.add_argument("--arch", default="svbi", choices=["svbi", "es", "mb"],
+                    help="svbi (method.md's encoder + residual decoder), es (Entropic Student) or mb "
+                         "(compute-balanced inverted-residual encoder and decoder, models.py; a fresh run "
+                         "starts as the backbone itself)")
+    ap.add_argument("--latent", type=int, default=48, help="latent channels (--arch mb)")
+    ap.add_argument("--latent-gain", type=float, default=1.0,
+                    help="a fresh --arch mb run's latent = gain x the backbone's block 3 output (the decoder "
+                         "starts with the inverse), i.e. the latent's rounding grid in block-3 units is 1/gain")
+    ap.add_argument("--fit-density", type=int, default=0,
+                    help="a fresh run (no checkpoint) first fits the entropy model alone to its initial latent "
+                         "for this many batches (Adam 1e-2 on the rate, encoder and decoder untouched): the "
+                         "initial density is a wide logistic, and the rate it charges to a latent started "
+                         "from the backbone is about twice the latent's entropy")
+    ap.add_argument("--expansions", default="12,12,12,6,6",
+                    help="--arch mb decoder: one inverted-residual block per entry, its expansion factor "
+                         "(the last two start as the backbone's blocks 4 and 5 in a fresh run)")
+    ap.add_argument("--corpus", default="",
+                    help="train on this label-free corpus of tools/train/corpus.py (e.g. broad: Imagenette "
+                         "train + Caltech-101) with aspect-kept square crops, instead of the Imagenette "
+                         "train cache")
     ap.add_argument("--split", default="s28", help="s28 (=block5, 32x28x28), s14 (=block12, 96x14x14) or blockK")
     ap.add_argument("--lmbda", type=float, required=True, help="rate weight, per bit")
     ap.add_argument("--name", default=None, help="run name (default <arch>_<split>_l<lmbda>)")
@@ -148,6 +167,8 @@ def parse(argv=None):
     if a.patch is None:
         a.patch = 0
     a.split = models.SPLIT_ALIASES.get(a.split, a.split)
+    if isinstance(a.expansions, str):
+        a.expansions = [int(v) for v in a.expansions.split(",") if v.strip()]
     if a.name is None:
         a.name = "%s_%s_l%s" % (a.arch, a.split, fmt_lmbda(a.lmbda))
     return a
@@ -243,6 +264,45 @@ def saliency_map(teacher, target, split, size):
     return Fn.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)
 
 
+def fit_density(model, a, train_u8, corpus, resident, n_train, train_ids, log, dev):
+    """--fit-density: the entropy model alone learns the initial latent's
+    density (noisy-latent bits, Adam 1e-2; quantiles by their auxiliary loss),
+    on batches drawn with their own seed so the training's data order is
+    unchanged."""
+    b = model.bottleneck
+    dens = [p for n, p in b.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(dens, lr=1e-2)
+    aux_opt = torch.optim.Adam([b.quantiles], lr=a.aux_lr)
+    rs = np.random.RandomState(a.seed + 7919)
+    t0 = time.time()
+    for k in range(a.fit_density):
+        gen = torch.Generator().manual_seed(a.seed * 1000003 + 7919 + k)
+        sel = np.sort(train_ids[rs.choice(n_train, a.batch, replace=False)])
+        if corpus:
+            x = from_unit(data.augment_corpus(train_u8, sel, gen, a.crop_scale))
+        elif resident is not None:
+            x = from_unit(data.augment_resident(resident, sel, gen, a.crop_scale))
+        else:
+            x = from_unit(data.augment_batch(train_u8[sel], gen, a.crop_scale))
+        if a.patch:
+            x = data.random_window(x, a.patch, gen)
+        with torch.no_grad():
+            y = model.encoder(x.to(dev))
+        _, lik = b(y)
+        bits = (-torch.log2(lik)).sum(dim=(1, 2, 3)).mean()
+        opt.zero_grad(set_to_none=True)
+        bits.backward()
+        opt.step()
+        aux = b.aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        if (k + 1) % 25 == 0 or k == 0 or k + 1 == a.fit_density:
+            log("fit density %d/%d: bpp %.4f aux %.1f (%.0f s)"
+                % (k + 1, a.fit_density, float(bits) / (x.shape[2] * x.shape[3]), float(aux), time.time() - t0))
+    model.zero_grad(set_to_none=True)
+
+
 def val_subset(n):
     import imagenette
     items = imagenette.listing("val")
@@ -326,7 +386,8 @@ def main(argv=None):
     teacher = MobileNetV2.from_tflite().to(dev)
     model = models.build(a.arch, a.split, width=a.width, n_blocks=a.dec_blocks, mid_act=a.mid_act,
                          es_decoder=getattr(a, "es_decoder", "igdn"),
-                         enc_refine=getattr(a, "enc_refine", 0)).to(dev)
+                         enc_refine=getattr(a, "enc_refine", 0), latent=getattr(a, "latent", 48),
+                         expansions=getattr(a, "expansions", models.MB_EXPANSIONS)).to(dev)
     model.ste = getattr(a, "ste", False)
     main_p, aux_p = split_params(model, a.freeze_encoder)
     opt = torch.optim.Adam(main_p, lr=a.lr)
@@ -376,6 +437,9 @@ def main(argv=None):
                    ", ".join(sorted(set(k.split(".")[0] + "." + k.split(".")[1] for k in own if k not in take)))
                    or "none"))
             del init
+        elif a.arch == "mb":
+            log("fresh mb model from the backbone: "
+                + models.init_from_backbone(model, teacher, getattr(a, "latent_gain", 1.0)))
     ema = None
     if a.ema > 0:
         ema = models.EMA(model, a.ema)
@@ -390,9 +454,21 @@ def main(argv=None):
     log("%s: arch %s split %s lambda %g, %d parameters (encoder %d), epochs %d batch %d lr %g, device %s"
         % (a.name, a.arch, a.split, a.lmbda, n_par, sum(p.numel() for p in model.encoder.parameters()),
            a.epochs, a.batch, a.lr, dev))
+    with torch.no_grad():
+        probe = torch.zeros(1, 3, 224, 224, device=dev)
+        y_probe = model.encoder(probe)
+        log("MACs at 224x224: encoder %.1fM, decoder %.1fM (conv layers)"
+            % (models.conv_macs(model.encoder, probe) / 1e6, models.conv_macs(model.decoder, y_probe) / 1e6))
 
-    train_u8, train_lab = data.load_cache(a.work, "train")
+    corpus = getattr(a, "corpus", "")
+    if corpus:
+        train_u8 = data.Corpus(a.work, corpus)
+        log("corpus %s: %d photos at their own aspect" % (train_u8.dir, len(train_u8)))
+    else:
+        train_u8, train_lab = data.load_cache(a.work, "train")
     resident = None
+    if dev.type != "cpu" and corpus:
+        raise SystemExit("--corpus trains on the CPU path only (photos of many sizes)")
     if dev.type != "cpu":
         resident = torch.from_numpy(np.ascontiguousarray(train_u8)).to(dev)
         log("train set resident on %s: %d images, %.2f GB" % (dev, len(train_u8), resident.numel() / 1e9))
@@ -439,6 +515,25 @@ def main(argv=None):
             f = (step - a.warmup) / max(1, total_steps - a.warmup)
         return a.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, f))))
 
+    def check_val(at):
+        checks = [("val", model)] + ([("val_ema", ema.model)] if ema is not None else [])
+        for kind, net in checks:
+            t0 = time.time()
+            ev = evaluate(net, teacher, a.split, val_u8, val_lab, val_idx, device=dev)
+            if net is model:
+                set_train(model, a.freeze_encoder)  # evaluate() left it in eval mode
+            ev.update(epoch=at, step=global_step, kind=kind, seconds=time.time() - t0)
+            log.record(**ev)
+            log("%s after epoch %.4g (%d images, rounded latent): bpp %.4f mse %.1f top-1 1000-way %.2f%% "
+                "10-way %.2f%% (teacher %.2f%% / %.2f%%), agrees with the teacher %.2f%%, KL %.4f"
+                % (kind, at, ev["n"], ev["bpp"], ev["mse"], 100 * ev["acc1000"], 100 * ev["acc10"],
+                   100 * ev["teacher_acc1000"], 100 * ev["teacher_acc10"], 100 * ev["agree"], ev["kl"]))
+
+    if not ckpt and getattr(a, "fit_density", 0) > 0 and not a.bench:
+        fit_density(model, a, train_u8, corpus, resident, n_train, train_ids, log, dev)
+        if ema is not None:  # the average starts from the fitted density
+            ema.model.load_state_dict(model.state_dict())
+
     while epoch < a.epochs:
         lr = a.lr * a.lr_decay ** epoch
         for g in opt.param_groups:
@@ -454,6 +549,8 @@ def main(argv=None):
                 if run_dir:
                     save_atomic(state(), ckpt_path)
                 log("stopping after --minutes %g at step %d (epoch %d)" % (a.minutes, global_step, epoch))
+                if val_idx is not None and step_in_epoch > 0:
+                    check_val(epoch + step_in_epoch / steps_per_epoch)  # the weights the run ends with
                 return
             if a.cosine:
                 lr = cosine_lr(global_step)
@@ -461,7 +558,9 @@ def main(argv=None):
                     g["lr"] = lr
             gen = torch.Generator().manual_seed(a.seed * 1000003 + global_step)
             sel = np.sort(train_ids[perm[step_in_epoch * a.batch:(step_in_epoch + 1) * a.batch]])
-            if resident is not None:
+            if corpus:
+                x = from_unit(data.augment_corpus(train_u8, sel, gen, a.crop_scale))
+            elif resident is not None:
                 x = from_unit(data.augment_resident(resident, sel, gen, a.crop_scale))
             else:
                 x = from_unit(data.augment_batch(train_u8[sel], gen, a.crop_scale))
@@ -556,18 +655,7 @@ def main(argv=None):
         if not a.minutes or getattr(a, "keep_epochs", False):
             save_atomic(state(), os.path.join(run_dir, "ckpt_epoch%d.pt" % epoch))
         if val_idx is not None:
-            checks = [("val", model)] + ([("val_ema", ema.model)] if ema is not None else [])
-            for kind, net in checks:
-                t0 = time.time()
-                ev = evaluate(net, teacher, a.split, val_u8, val_lab, val_idx, device=dev)
-                if net is model:
-                    set_train(model, a.freeze_encoder)  # evaluate() left it in eval mode
-                ev.update(epoch=epoch, step=global_step, kind=kind, seconds=time.time() - t0)
-                log.record(**ev)
-                log("%s after epoch %d (%d images, rounded latent): bpp %.4f mse %.1f top-1 1000-way %.2f%% "
-                    "10-way %.2f%% (teacher %.2f%% / %.2f%%), agrees with the teacher %.2f%%, KL %.4f"
-                    % (kind, epoch, ev["n"], ev["bpp"], ev["mse"], 100 * ev["acc1000"], 100 * ev["acc10"],
-                       100 * ev["teacher_acc1000"], 100 * ev["teacher_acc10"], 100 * ev["agree"], ev["kl"]))
+            check_val(epoch)
     log("done: %d epochs, %d steps" % (epoch, global_step))
     with open(os.path.join(run_dir, "DONE"), "w") as f:
         f.write("%d\n" % global_step)
