@@ -86,3 +86,16 @@ add_test(NAME cli_keygen COMMAND sh -c "
   ${SPW_EXPECT_SH} --rc 1 --match 'exists .not overwritten.' -- $<TARGET_FILE:splitwire> keygen $d/srv &&
   ${SPW_EXPECT_SH} --rc 2 --match 'usage: splitwire keygen NAME' -- $<TARGET_FILE:splitwire> keygen")
 set_tests_properties(cli_keygen PROPERTIES TIMEOUT 30 ENVIRONMENT "${SPW_TEST_ENV}")
+
+# Some images fail, others do not: the exit code is 1. The server batches two
+# requests and waits 5 s for a partner otherwise: with two in flight, images
+# 1 and 2 share a batch and are answered, image 3 waits alone and times out.
+add_test(NAME cli_classify_partial_failure COMMAND ${SPW_EXPECT} --rc 1
+  --match "3 images over udp: 2 classified, 1 failed, 0 skipped" --
+  sh ${CMAKE_SOURCE_DIR}/tests/with_server.sh $<TARGET_FILE:splitwire> ${SPW_ROBUST_TINY}
+  --max-batch 2 --max-wait-us 5000000 --
+  $<TARGET_FILE:splitwire> classify --server @SERVER@ --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+  --inflight 2 --timeout-ms 1000 ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/checker.png
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/gradient.png
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/noise.png)
+set_tests_properties(cli_classify_partial_failure PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
