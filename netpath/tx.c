@@ -426,6 +426,7 @@ int spw_net_sendv(spw_net *n, const spw_net_msg *hdr, const spw_net_seg *segs, i
     keep->w = hdr->w;
     keep->request_id = hdr->request_id;
     keep->peer = hdr->peer;
+    keep->timeout_ms = hdr->timeout_ms;
     return spw_net_send(n, keep, 0, 0, total);
 }
 

@@ -31,7 +31,9 @@ for procs in 1 2; do
       $images >"$dir/cli$c.log" 2>&1 &
     echo $! >"$dir/cli$c.pid"
   done
-  for c in 1 2 3 4 5 6 7 8; do wait "$(cat "$dir/cli$c.pid")"; done
+  for c in 1 2 3 4 5 6 7 8; do
+    wait "$(cat "$dir/cli$c.pid")" || { cat "$dir/cli$c.log" >&2; echo "reuseport.sh: client $c failed" >&2; }
+  done
   t1=$(date +%s.%N)
   for s in $(seq "$procs"); do kill -TERM "$(cat "$dir/srv$s.pid")"; wait "$(cat "$dir/srv$s.pid")"; done
   n=$((8 * per))
