@@ -40,8 +40,7 @@ typedef struct spw_backend_ops {
     /* Optional when every buffer has a host mapping (the default memcpys). */
     int (*buffer_upload)(spw_backend *be, spw_buffer *buf, size_t offset, const void *src,
                          size_t size);
-    int (*buffer_download)(spw_backend *be, spw_buffer *buf, size_t offset, void *dst,
-                           size_t size);
+    int (*buffer_download)(spw_backend *be, spw_buffer *buf, size_t offset, void *dst, size_t size);
 
     /* Optional: per-plan preparation (weight packing, pipelines, command
      * buffers). Called once after buffers are assigned. */
@@ -54,7 +53,7 @@ typedef struct spw_backend_ops {
 
 struct spw_backend {
     const spw_backend_ops *ops;
-    void *ctx;  /* backend-private device state */
+    void *ctx; /* backend-private device state */
     int threads;
     /* Set by init: run only when asked for by name, never picked
      * automatically (a Vulkan implementation running on the CPU). */

@@ -92,8 +92,8 @@ static int eal_start(const char *args)
     if (rte_eal_init(argc, argv) < 0) {
         int err = rte_errno;
         eal_state = 2; /* a failed init cannot be retried either */
-        return spw__error(SPW_ENODEV, "DPDK EAL init failed (%s); arguments: %s",
-                          rte_strerror(err), args);
+        return spw__error(SPW_ENODEV, "DPDK EAL init failed (%s); arguments: %s", rte_strerror(err),
+                          args);
     }
     rte_log_set_level_pattern("pmd.*", RTE_LOG_ERR);
     eal_state = 1;
@@ -240,8 +240,8 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
         if (tick % 200 == 0) {
             (void)rte_eth_dev_stop(d->port);
             if ((err = rte_eth_dev_start(d->port))) {
-                rc = spw__error(SPW_ENODEV, "DPDK port %u restart: %s", d->port,
-                                rte_strerror(-err));
+                rc =
+                    spw__error(SPW_ENODEV, "DPDK port %u restart: %s", d->port, rte_strerror(-err));
                 goto fail_conf;
             }
         }
@@ -461,8 +461,8 @@ static int dpdk_rx_burst(void *ctx, spw_netbuf *bufs, int max)
             goto ignore;
         if (len < RTE_ETHER_HDR_LEN + ihl + sizeof(struct rte_udp_hdr) ||
             tot > len - RTE_ETHER_HDR_LEN || tot < ihl + sizeof(struct rte_udp_hdr) ||
-            (rte_be_to_cpu_16(ip->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG |
-                                                       RTE_IPV4_HDR_OFFSET_MASK)) ||
+            (rte_be_to_cpu_16(ip->fragment_offset) &
+             (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) ||
             rte_raw_cksum(ip, ihl) != 0xffff)
             goto drop;
         if (d->local.ip && rte_be_to_cpu_32(ip->dst_addr) != d->local.ip)

@@ -153,11 +153,9 @@ int spw__net_emulation_open(spw_net *n)
 {
     const spw_net_config *c = &n->cfg;
     if (c->shape_rate_bps || c->shape_delay_us || c->shape_loss > 0 || c->fault_loss > 0 ||
-        c->fault_dup > 0 || c->fault_reorder > 0 || c->fault_truncate > 0 ||
-        c->fault_corrupt > 0)
-        return spw__error(SPW_EUNSUPPORTED,
-                          "link emulation and fault injection are not built in "
-                          "(configure with -DSPW_NET_EMULATION=ON)");
+        c->fault_dup > 0 || c->fault_reorder > 0 || c->fault_truncate > 0 || c->fault_corrupt > 0)
+        return spw__error(SPW_EUNSUPPORTED, "link emulation and fault injection are not built in "
+                                            "(configure with -DSPW_NET_EMULATION=ON)");
     return 0;
 }
 

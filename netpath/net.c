@@ -72,9 +72,9 @@ void *spw__net_transport_ctx(spw_net *n)
     return n && n->ops == &spw__net_memory_ops ? n->tctx : NULL;
 }
 
-#define DEF(field, value) \
-    do {                  \
-        if (!c->field)    \
+#define DEF(field, value)       \
+    do {                        \
+        if (!c->field)          \
             c->field = (value); \
     } while (0)
 
@@ -98,7 +98,7 @@ static int config_defaults(spw_net_config *c)
         return spw__error(SPW_EINVAL, "reuseport group of %u (at most 256)", c->reuseport);
     if (c->max_msg_bytes > 64u << 20 || c->max_inflight > 65536 || c->max_outstanding > 65536)
         return spw__error(SPW_EINVAL, "message layer limits too large");
-    const double probs[] = {c->shape_loss,     c->fault_loss,     c->fault_dup,
+    const double probs[] = {c->shape_loss,    c->fault_loss,     c->fault_dup,
                             c->fault_reorder, c->fault_truncate, c->fault_corrupt};
     for (size_t i = 0; i < SPW_ARRAY_SIZE(probs); i++)
         if (!(probs[i] >= 0 && probs[i] <= 1))
@@ -157,8 +157,8 @@ int spw_net_open(const spw_net_config *config, spw_net **out)
      * the receive bursts, the shaper and kept results. */
     uint32_t nbufs = c->mbufs;
     if (!nbufs) {
-        uint64_t want = (uint64_t)max_frags * 8 + 4 * RX_BURST + 1024 +
-                        (n->shaping ? SHAPER_QUEUE : 0);
+        uint64_t want =
+            (uint64_t)max_frags * 8 + 4 * RX_BURST + 1024 + (n->shaping ? SHAPER_QUEUE : 0);
         nbufs = (uint32_t)SPW_MIN(want, 65535u);
     }
     if ((rc = ops->open(c, n->frame_room, nbufs, &n->stats, &n->tctx)))

@@ -41,15 +41,15 @@ typedef struct net_ent {
     uint32_t bytes;
     uint32_t tries;
     uint64_t first_ns, last_ns, timer_ns;
-    uint64_t gap_ns;   /* inbox: largest gap seen between two fragments */
+    uint64_t gap_ns;      /* inbox: largest gap seen between two fragments */
     uint64_t deadline_ns; /* outbox request: given up then */
-    uint32_t wire_in;  /* inbox: frame bytes received for it (the NACK budget) */
-    uint32_t wire_nack; /* inbox: NACK bytes sent for it */
-    uint16_t nacks;    /* inbox: NACKs sent for it */
-    uint16_t probe;    /* outbox request: its largest fragment, resent as a probe */
-    bool acked;        /* outbox request: the peer has it whole */
-    spw_netbuf *frags; /* count entries; frame == NULL: missing (inbox) */
-    uint64_t *arrive;  /* outbox: when each fragment's last copy reaches the peer */
+    uint32_t wire_in;     /* inbox: frame bytes received for it (the NACK budget) */
+    uint32_t wire_nack;   /* inbox: NACK bytes sent for it */
+    uint16_t nacks;       /* inbox: NACKs sent for it */
+    uint16_t probe;       /* outbox request: its largest fragment, resent as a probe */
+    bool acked;           /* outbox request: the peer has it whole */
+    spw_netbuf *frags;    /* count entries; frame == NULL: missing (inbox) */
+    uint64_t *arrive;     /* outbox: when each fragment's last copy reaches the peer */
 } net_ent;
 
 typedef struct net_tbl {

@@ -64,8 +64,8 @@ int spw__proto_parse(const uint8_t *f, size_t len, uint32_t max_msg, spw_proto_h
     if ((size_t)h->payload_len + SPW_PROTO_HDR_LEN < len)
         return SPW_EFORMAT;
     if ((h->payload_len & 3u) || h->frag_count == 0 || h->frag_count > SPW_PROTO_MAX_FRAGS ||
-        h->frag_index >= h->frag_count || h->msg_len > max_msg ||
-        h->payload_len > h->msg_len || (h->msg_len & 3u))
+        h->frag_index >= h->frag_count || h->msg_len > max_msg || h->payload_len > h->msg_len ||
+        (h->msg_len & 3u))
         return SPW_EFORMAT;
     /* Control messages are single fragments. */
     if (h->type >= SPW_NET_NACK && (h->frag_count != 1 || h->msg_len != h->payload_len))

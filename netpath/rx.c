@@ -237,8 +237,7 @@ void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now)
     }
     default:
         /* A message our fragments could not hold was not cut for this path. */
-        if (h.frag_count > 1 &&
-            (uint64_t)h.frag_count * n->frag_payload < h.msg_len) {
+        if (h.frag_count > 1 && (uint64_t)h.frag_count * n->frag_payload < h.msg_len) {
             n->stats.rx_invalid++;
             n->ops->buf_free(n->tctx, b);
             return;

@@ -256,8 +256,7 @@ out:
     sodium_memzero(&sym, sizeof(sym));
     /* One WELCOME per HELLO: the state, private keys included, is spent. */
     sodium_memzero(st, sizeof(*st));
-    return rc ? spw__error(SPW_EAUTH, "handshake: the server's answer does not authenticate")
-              : 0;
+    return rc ? spw__error(SPW_EAUTH, "handshake: the server's answer does not authenticate") : 0;
 }
 
 int spw__hs_respond(const spw_keypair *s, const uint8_t msg[SPW_HELLO_LEN], uint32_t id,
@@ -320,9 +319,8 @@ void spw__frame_nonce(uint32_t id, uint64_t counter, uint8_t nonce[12])
     put64(nonce + 4, counter);
 }
 
-int spw__frame_seal(spw_cipher *c, uint32_t id, const uint8_t *ad, size_t adlen,
-                    const uint8_t *src, uint8_t *dst, size_t len, uint8_t tag[SPW_TAG_LEN],
-                    uint64_t *counter)
+int spw__frame_seal(spw_cipher *c, uint32_t id, const uint8_t *ad, size_t adlen, const uint8_t *src,
+                    uint8_t *dst, size_t len, uint8_t tag[SPW_TAG_LEN], uint64_t *counter)
 {
     /* A counter must never repeat under one key: the session ends first. */
     if (c->next == UINT64_MAX)
@@ -331,8 +329,8 @@ int spw__frame_seal(spw_cipher *c, uint32_t id, const uint8_t *ad, size_t adlen,
     *counter = c->next++;
     spw__frame_nonce(id, *counter, nonce);
     unsigned long long maclen;
-    crypto_aead_chacha20poly1305_ietf_encrypt_detached(dst, tag, &maclen, src, len, ad, adlen,
-                                                       NULL, nonce, c->key);
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(dst, tag, &maclen, src, len, ad, adlen, NULL,
+                                                       nonce, c->key);
     return 0;
 }
 
@@ -407,8 +405,8 @@ void spw__cookie_jar_tick(spw_cookie_jar *j, uint64_t now_period)
 static void cookie_with(const uint8_t secret[SPW_KEY_LEN], uint32_t ip, uint16_t port,
                         uint8_t out[SPW_COOKIE_LEN])
 {
-    uint8_t addr[6] = {(uint8_t)(ip >> 24), (uint8_t)(ip >> 16), (uint8_t)(ip >> 8), (uint8_t)ip,
-                       (uint8_t)(port >> 8), (uint8_t)port};
+    uint8_t addr[6] = {(uint8_t)(ip >> 24), (uint8_t)(ip >> 16),  (uint8_t)(ip >> 8),
+                       (uint8_t)ip,         (uint8_t)(port >> 8), (uint8_t)port};
     uint8_t mac[HASHLEN];
     hmac(secret, addr, sizeof(addr), NULL, 0, mac);
     memcpy(out, mac, SPW_COOKIE_LEN);
@@ -452,8 +450,7 @@ static int parse_hex(const char *hex, size_t len, uint8_t key[SPW_KEY_LEN])
     return 0;
 }
 
-static int write_key(const char *path, const char *tag, const uint8_t key[SPW_KEY_LEN],
-                     mode_t mode)
+static int write_key(const char *path, const char *tag, const uint8_t key[SPW_KEY_LEN], mode_t mode)
 {
     char hex[2 * SPW_KEY_LEN + 1];
     spw__key_hex(key, hex);

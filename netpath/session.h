@@ -99,8 +99,7 @@ int spw__hs_read_welcome(spw_hs_initiator *st, const uint8_t msg[SPW_WELCOME_LEN
  * not newer than the last of that key). SPW_EAUTH for anything that does not
  * authenticate. */
 int spw__hs_respond(const spw_keypair *s, const uint8_t msg[SPW_HELLO_LEN], uint32_t id,
-                    uint8_t out[SPW_WELCOME_LEN], spw_session_keys *keys,
-                    uint64_t *timestamp);
+                    uint8_t out[SPW_WELCOME_LEN], spw_session_keys *keys, uint64_t *timestamp);
 
 /* ---- frames -------------------------------------------------------------
  *
@@ -110,9 +109,8 @@ int spw__hs_respond(const spw_keypair *s, const uint8_t msg[SPW_HELLO_LEN], uint
 void spw__frame_nonce(uint32_t id, uint64_t counter, uint8_t nonce[12]);
 /* Seals len bytes from src into dst (may be src) with the next counter,
  * returned in *counter; the tag goes to tag. */
-int spw__frame_seal(spw_cipher *c, uint32_t id, const uint8_t *ad, size_t adlen,
-                    const uint8_t *src, uint8_t *dst, size_t len, uint8_t tag[SPW_TAG_LEN],
-                    uint64_t *counter);
+int spw__frame_seal(spw_cipher *c, uint32_t id, const uint8_t *ad, size_t adlen, const uint8_t *src,
+                    uint8_t *dst, size_t len, uint8_t tag[SPW_TAG_LEN], uint64_t *counter);
 /* Opens in place after checking the replay window; the window moves only
  * when the tag verified. SPW_EAUTH (forged or corrupt) or SPW_EREPLAY. */
 int spw__frame_open(const uint8_t key[SPW_KEY_LEN], spw_replay *r, uint32_t id, uint64_t counter,

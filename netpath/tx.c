@@ -34,7 +34,7 @@ void spw__net_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs,
 
 /* Control frames are single buffers built in place. */
 int spw__net_ctrl_send(spw_net *n, const spw_net_addr *dst, const spw_proto_hdr *h,
-                     const void *payload, uint32_t len)
+                       const void *payload, uint32_t len)
 {
     spw_netbuf b;
     if (len + SPW_PROTO_HDR_LEN > n->frame_room || n->ops->buf_alloc(n->tctx, &b))
@@ -240,8 +240,8 @@ int spw_net_tx_alloc(spw_net *n, size_t capacity, spw_net_msg **out)
         return spw__error(SPW_EINVAL, "spw_net_tx_alloc: NULL argument");
     *out = NULL;
     if (capacity > n->cfg.max_msg_bytes)
-        return spw__error(SPW_ERANGE, "message of %zu bytes exceeds max_msg_bytes %u",
-                          capacity, n->cfg.max_msg_bytes);
+        return spw__error(SPW_ERANGE, "message of %zu bytes exceeds max_msg_bytes %u", capacity,
+                          n->cfg.max_msg_bytes);
     capacity = (capacity + 3u) & ~(size_t)3u;
     int nfrag = capacity ? (int)((capacity + n->frag_payload - 1) / n->frag_payload) : 1;
     net_msg *m = spw__net_msg_new(n, nfrag);
@@ -284,8 +284,7 @@ int spw_net_send(spw_net *n, spw_net_msg *pub, int first, size_t offset, size_t 
         rc = spw__error(SPW_EINVAL, "spw_net_send: message type %u cannot be sent", type);
         goto out;
     }
-    if (first < 0 || first >= m->nbufs || (offset | bytes) & 3u ||
-        offset > pub->segs[first].size) {
+    if (first < 0 || first >= m->nbufs || (offset | bytes) & 3u || offset > pub->segs[first].size) {
         rc = spw__error(SPW_EINVAL, "spw_net_send: bad span (segment %d, offset %zu)", first,
                         offset);
         goto out;
@@ -442,4 +441,3 @@ int spw_net_ping(spw_net *n, const spw_net_addr *dst, uint64_t token)
     spw_proto_hdr h = {.type = SPW_NET_PING, .request_id = token};
     return spw__net_ctrl_send(n, &d, &h, p, sizeof(p));
 }
-

@@ -193,8 +193,8 @@ static int udp_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *b
             break;
         }
         for (int i = 0; i < sent; i++)
-            u->stats->tx_copy_bytes += bufs[done + i]->len - SPW_MIN(bufs[done + i]->len,
-                                                                      SPW_PROTO_HDR_LEN);
+            u->stats->tx_copy_bytes +=
+                bufs[done + i]->len - SPW_MIN(bufs[done + i]->len, SPW_PROTO_HDR_LEN);
         done += sent;
         if (sent < n)
             break;

@@ -33,7 +33,7 @@ static inline int *spw_test_skips_(void)
 }
 
 __attribute__((format(printf, 2, 3))) static inline void spw_test_note_skip_(const char *where,
-                                                                              const char *fmt, ...)
+                                                                             const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -46,10 +46,10 @@ __attribute__((format(printf, 2, 3))) static inline void spw_test_note_skip_(con
 }
 
 /* Ends the current case as skipped, saying why. */
-#define spw_skip(...)                                                                            \
-    do {                                                                                         \
-        spw_test_note_skip_(__func__, __VA_ARGS__);                                              \
-        skip();                                                                                  \
+#define spw_skip(...)                               \
+    do {                                            \
+        spw_test_note_skip_(__func__, __VA_ARGS__); \
+        skip();                                     \
     } while (0)
 
 /* The exit status for `failed` failed cases: 1 on any failure (a raw count

@@ -59,7 +59,8 @@ static void synth_make(synth *t, int C, const double *scales)
         int32_t sum = 0, big = 0;
         for (int b = 0; b < nb; b++) {
             double v = b - m[c];
-            double p = b == nb - 1 ? 1e-6 : (exp(-fabs(v) / s) * (1 - exp(-1 / s)) / (1 + exp(-1 / s)));
+            double p =
+                b == nb - 1 ? 1e-6 : (exp(-fabs(v) / s) * (1 - exp(-1 / s)) / (1 + exp(-1 / s)));
             f[b] = (int32_t)(p * 65536.0);
             if (f[b] < 1)
                 f[b] = 1;
@@ -145,8 +146,7 @@ static void *read_bin(const char *path, size_t *len)
     return p;
 }
 
-static spw_codec *make_codec(const spw_codec_tables *t, spw_codec_format fmt, int threads,
-                             int rows)
+static spw_codec *make_codec(const spw_codec_tables *t, spw_codec_format fmt, int threads, int rows)
 {
     spw_codec_config cfg = {fmt, threads, rows};
     spw_codec *k = NULL;
@@ -170,22 +170,22 @@ static void test_tables_validation(void **state)
     assert_true(spw_codec_tables_entropy(t, 1) > 0.0);
     spw_codec_tables_free(t);
 
-#define EXPECT_BAD(mutate, undo)                                      \
-    do {                                                              \
-        mutate;                                                       \
-        t = (spw_codec_tables *)1;                                    \
+#define EXPECT_BAD(mutate, undo)                                        \
+    do {                                                                \
+        mutate;                                                         \
+        t = (spw_codec_tables *)1;                                      \
         assert_int_equal(spw_codec_tables_create(&d, &t), SPW_EFORMAT); \
-        assert_null(t);                                               \
-        assert_true(strlen(spw_error_detail()) > 0);                  \
-        undo;                                                         \
+        assert_null(t);                                                 \
+        assert_true(strlen(spw_error_detail()) > 0);                    \
+        undo;                                                           \
     } while (0)
-    EXPECT_BAD(cdf[0][0] = 1, cdf[0][0] = 0);               /* not starting at 0 */
-    EXPECT_BAD(cdf[0][4] = 65535, cdf[0][4] = 65536);       /* not ending at 2^16 */
+    EXPECT_BAD(cdf[0][0] = 1, cdf[0][0] = 0);         /* not starting at 0 */
+    EXPECT_BAD(cdf[0][4] = 65535, cdf[0][4] = 65536); /* not ending at 2^16 */
     EXPECT_BAD(cdf[0][4] = 65537, cdf[0][4] = 65536);
-    EXPECT_BAD(cdf[0][2] = 100, cdf[0][2] = 65000);         /* empty bin */
-    EXPECT_BAD(cdf[0][2] = 50, cdf[0][2] = 65000);          /* decreasing */
-    EXPECT_BAD(len[1] = 2, len[1] = 4);                     /* one bin */
-    EXPECT_BAD(len[1] = 7, len[1] = 4);                     /* past the stride */
+    EXPECT_BAD(cdf[0][2] = 100, cdf[0][2] = 65000); /* empty bin */
+    EXPECT_BAD(cdf[0][2] = 50, cdf[0][2] = 65000);  /* decreasing */
+    EXPECT_BAD(len[1] = 2, len[1] = 4);             /* one bin */
+    EXPECT_BAD(len[1] = 7, len[1] = 4);             /* past the stride */
     EXPECT_BAD(len[1] = -5, len[1] = 4);
     EXPECT_BAD(off[0] = INT32_MIN, off[0] = -1);
     EXPECT_BAD(off[0] = (1 << 30) + 1, off[0] = -1);
@@ -437,8 +437,8 @@ static void test_bound_and_range(void **state)
 /* Encodes into segments of the given sizes carved from one guarded buffer and
  * checks the bytes against the contiguous stream, then decodes them from a
  * different split. */
-static void segments_case(spw_codec *k, const int32_t *sym, int C, int H, int W,
-                          const uint8_t *ref, size_t ref_len, const size_t *sizes, int nsegs)
+static void segments_case(spw_codec *k, const int32_t *sym, int C, int H, int W, const uint8_t *ref,
+                          size_t ref_len, const size_t *sizes, int nsegs)
 {
     size_t total = 0;
     for (int i = 0; i < nsegs; i++)
@@ -503,8 +503,8 @@ static void segments_case(spw_codec *k, const int32_t *sym, int C, int H, int W,
     free(mem);
 }
 
-static void decode_split(spw_codec *k, const int32_t *sym, int C, int H, int W,
-                         const uint8_t *ref, size_t len, size_t piece)
+static void decode_split(spw_codec *k, const int32_t *sym, int C, int H, int W, const uint8_t *ref,
+                         size_t len, size_t piece)
 {
     size_t n = (size_t)C * H * W;
     int nsegs = (int)((len + piece - 1) / piece) + 2;
@@ -932,20 +932,13 @@ static void test_crc32c(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc32c),
-        cmocka_unit_test(test_tables_validation),
-        cmocka_unit_test(test_tables_load_dir),
-        cmocka_unit_test(test_vector_random),
-        cmocka_unit_test(test_vector_skewed),
-        cmocka_unit_test(test_vector_bypass),
-        cmocka_unit_test(test_vector_tiled),
-        cmocka_unit_test(test_quantize),
-        cmocka_unit_test(test_roundtrip_sets),
-        cmocka_unit_test(test_bound_and_range),
-        cmocka_unit_test(test_segments),
-        cmocka_unit_test(test_truncation),
-        cmocka_unit_test(test_corruption),
-        cmocka_unit_test(test_tiled_loss),
+        cmocka_unit_test(test_crc32c),          cmocka_unit_test(test_tables_validation),
+        cmocka_unit_test(test_tables_load_dir), cmocka_unit_test(test_vector_random),
+        cmocka_unit_test(test_vector_skewed),   cmocka_unit_test(test_vector_bypass),
+        cmocka_unit_test(test_vector_tiled),    cmocka_unit_test(test_quantize),
+        cmocka_unit_test(test_roundtrip_sets),  cmocka_unit_test(test_bound_and_range),
+        cmocka_unit_test(test_segments),        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_corruption),      cmocka_unit_test(test_tiled_loss),
         cmocka_unit_test(test_alloc_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

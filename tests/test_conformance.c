@@ -132,15 +132,42 @@ static spw_graph *conv_graph(int64_t N, int64_t C, int64_t H, int64_t W, int64_t
     return g;
 }
 
-static spw_graph *g_conv3x3(void) { return conv_graph(2, 5, 7, 11, 7, 3, 1, 1, 1, 1, true); }
-static spw_graph *g_conv3x3_s2(void) { return conv_graph(1, 5, 13, 11, 7, 3, 2, 1, 1, 1, true); }
-static spw_graph *g_conv1x1(void) { return conv_graph(1, 13, 7, 5, 11, 1, 1, 0, 1, 1, true); }
-static spw_graph *g_conv1x1_s2(void) { return conv_graph(2, 7, 13, 11, 5, 1, 2, 0, 1, 1, false); }
-static spw_graph *g_conv_dw(void) { return conv_graph(1, 7, 11, 13, 7, 3, 1, 1, 1, 7, true); }
-static spw_graph *g_conv_dw_s2(void) { return conv_graph(1, 13, 11, 7, 13, 3, 2, 1, 1, 13, true); }
-static spw_graph *g_conv_group(void) { return conv_graph(1, 6, 7, 5, 10, 3, 1, 1, 1, 2, true); }
-static spw_graph *g_conv5_dil(void) { return conv_graph(1, 5, 13, 11, 7, 5, 1, 4, 2, 1, false); }
-static spw_graph *g_conv_wide(void) { return conv_graph(1, 11, 5, 7, 37, 3, 1, 0, 1, 1, true); }
+static spw_graph *g_conv3x3(void)
+{
+    return conv_graph(2, 5, 7, 11, 7, 3, 1, 1, 1, 1, true);
+}
+static spw_graph *g_conv3x3_s2(void)
+{
+    return conv_graph(1, 5, 13, 11, 7, 3, 2, 1, 1, 1, true);
+}
+static spw_graph *g_conv1x1(void)
+{
+    return conv_graph(1, 13, 7, 5, 11, 1, 1, 0, 1, 1, true);
+}
+static spw_graph *g_conv1x1_s2(void)
+{
+    return conv_graph(2, 7, 13, 11, 5, 1, 2, 0, 1, 1, false);
+}
+static spw_graph *g_conv_dw(void)
+{
+    return conv_graph(1, 7, 11, 13, 7, 3, 1, 1, 1, 7, true);
+}
+static spw_graph *g_conv_dw_s2(void)
+{
+    return conv_graph(1, 13, 11, 7, 13, 3, 2, 1, 1, 13, true);
+}
+static spw_graph *g_conv_group(void)
+{
+    return conv_graph(1, 6, 7, 5, 10, 3, 1, 1, 1, 2, true);
+}
+static spw_graph *g_conv5_dil(void)
+{
+    return conv_graph(1, 5, 13, 11, 7, 5, 1, 4, 2, 1, false);
+}
+static spw_graph *g_conv_wide(void)
+{
+    return conv_graph(1, 11, 5, 7, 37, 3, 1, 0, 1, 1, true);
+}
 
 /* Conv -> Relu -> Add(second conv) -> Clip: fusion puts the rest on a conv. */
 static spw_graph *g_conv_fused(void)
@@ -195,9 +222,18 @@ static spw_graph *pool_graph(spw_op op, int k, int stride, int pad, int count_pa
     return g;
 }
 
-static spw_graph *g_avgpool(void) { return pool_graph(SPW_OP_AVG_POOL, 3, 2, 1, 0, 0); }
-static spw_graph *g_avgpool_pad(void) { return pool_graph(SPW_OP_AVG_POOL, 3, 2, 1, 1, 1); }
-static spw_graph *g_maxpool(void) { return pool_graph(SPW_OP_MAX_POOL, 3, 2, 1, 0, 0); }
+static spw_graph *g_avgpool(void)
+{
+    return pool_graph(SPW_OP_AVG_POOL, 3, 2, 1, 0, 0);
+}
+static spw_graph *g_avgpool_pad(void)
+{
+    return pool_graph(SPW_OP_AVG_POOL, 3, 2, 1, 1, 1);
+}
+static spw_graph *g_maxpool(void)
+{
+    return pool_graph(SPW_OP_MAX_POOL, 3, 2, 1, 0, 0);
+}
 
 static spw_graph *g_gpool(void)
 {
@@ -312,11 +348,26 @@ static spw_graph *unary_graph(spw_op op)
     return g;
 }
 
-static spw_graph *g_relu(void) { return unary_graph(SPW_OP_RELU); }
-static spw_graph *g_clip(void) { return unary_graph(SPW_OP_CLIP); }
-static spw_graph *g_leaky(void) { return unary_graph(SPW_OP_LEAKY_RELU); }
-static spw_graph *g_sigmoid(void) { return unary_graph(SPW_OP_SIGMOID); }
-static spw_graph *g_hswish(void) { return unary_graph(SPW_OP_HARD_SWISH); }
+static spw_graph *g_relu(void)
+{
+    return unary_graph(SPW_OP_RELU);
+}
+static spw_graph *g_clip(void)
+{
+    return unary_graph(SPW_OP_CLIP);
+}
+static spw_graph *g_leaky(void)
+{
+    return unary_graph(SPW_OP_LEAKY_RELU);
+}
+static spw_graph *g_sigmoid(void)
+{
+    return unary_graph(SPW_OP_SIGMOID);
+}
+static spw_graph *g_hswish(void)
+{
+    return unary_graph(SPW_OP_HARD_SWISH);
+}
 
 static spw_graph *g_concat(void)
 {
@@ -341,8 +392,14 @@ static spw_graph *softmax_graph(int axis)
     return g;
 }
 
-static spw_graph *g_softmax_mid(void) { return softmax_graph(1); }
-static spw_graph *g_softmax_last(void) { return softmax_graph(2); }
+static spw_graph *g_softmax_mid(void)
+{
+    return softmax_graph(1);
+}
+static spw_graph *g_softmax_last(void)
+{
+    return softmax_graph(2);
+}
 
 static spw_graph *g_transpose(void)
 {
@@ -383,8 +440,14 @@ static spw_graph *gdn_graph(int inverse)
     return g;
 }
 
-static spw_graph *g_gdn(void) { return gdn_graph(0); }
-static spw_graph *g_igdn(void) { return gdn_graph(1); }
+static spw_graph *g_gdn(void)
+{
+    return gdn_graph(0);
+}
+static spw_graph *g_igdn(void)
+{
+    return gdn_graph(1);
+}
 
 static spw_graph *g_batchnorm(void)
 {
@@ -425,10 +488,22 @@ static spw_graph *pad_graph(spw_pad_mode mode, int rank)
     return g;
 }
 
-static spw_graph *g_pad_constant(void) { return pad_graph(SPW_PAD_CONSTANT, 4); }
-static spw_graph *g_pad_reflect(void) { return pad_graph(SPW_PAD_REFLECT, 4); }
-static spw_graph *g_pad_edge(void) { return pad_graph(SPW_PAD_EDGE, 4); }
-static spw_graph *g_pad_rank7(void) { return pad_graph(SPW_PAD_REFLECT, 7); }
+static spw_graph *g_pad_constant(void)
+{
+    return pad_graph(SPW_PAD_CONSTANT, 4);
+}
+static spw_graph *g_pad_reflect(void)
+{
+    return pad_graph(SPW_PAD_REFLECT, 4);
+}
+static spw_graph *g_pad_edge(void)
+{
+    return pad_graph(SPW_PAD_EDGE, 4);
+}
+static spw_graph *g_pad_rank7(void)
+{
+    return pad_graph(SPW_PAD_REFLECT, 7);
+}
 
 static spw_graph *g_quantize(void)
 {
@@ -451,7 +526,10 @@ static spw_graph *g_quantize(void)
 #define TIE_S 26 /* 2 x 13: m = -6..6 twice per channel */
 static const float tie_median[TIE_C] = {0.0f, 0.25f, -0.75f, 1.5f, -2.125f, 3.375f};
 
-static int tie_m(int64_t k) { return (int)(k % 13) - 6; }
+static int tie_m(int64_t k)
+{
+    return (int)(k % 13) - 6;
+}
 
 static spw_graph *g_quantize_ties(void)
 {
@@ -507,9 +585,11 @@ static void encoder_block(spw_graph *g, int x, int64_t cin, int64_t cout, int id
     int r = value(g, (snprintf(name, sizeof(name), "b%d_r", idx), name));
     int s = value(g, (snprintf(name, sizeof(name), "b%d_s", idx), name));
     int y = value(g, (snprintf(name, sizeof(name), "b%d_y", idx), name));
-    int c1[3] = {x, cst(g, "w", 4, w3a, 1.7f / sqrtf((float)cin * 9), 0), cst(g, "b", 1, bd, 0.1f, 0)};
+    int c1[3] = {x, cst(g, "w", 4, w3a, 1.7f / sqrtf((float)cin * 9), 0),
+                 cst(g, "b", 1, bd, 0.1f, 0)};
     add(g, SPW_OP_CONV, "conv_a", c1, 3, a)->p.conv = conv_p(3, 2, 1, 1, 1);
-    int c2[3] = {a, cst(g, "w", 4, w3b, 1.7f / sqrtf((float)cout * 9), 0), cst(g, "b", 1, bd, 0.1f, 0)};
+    int c2[3] = {a, cst(g, "w", 4, w3b, 1.7f / sqrtf((float)cout * 9), 0),
+                 cst(g, "b", 1, bd, 0.1f, 0)};
     add(g, SPW_OP_CONV, "conv_b", c2, 3, m)->p.conv = conv_p(3, 1, 1, 1, 1);
     node(g, SPW_OP_RELU, "relu", &m, 1, r);
     int c3[3] = {x, cst(g, "w", 4, w1, 1.0f / sqrtf((float)cin), 0), cst(g, "b", 1, bd, 0.1f, 0)};
@@ -540,16 +620,19 @@ static spw_graph *encoder_graph(int64_t size)
     return g;
 }
 
-static spw_graph *g_encoder(void) { return encoder_graph(64); }
+static spw_graph *g_encoder(void)
+{
+    return encoder_graph(64);
+}
 
 /* ---- running and comparing ---------------------------------------------- */
 
 typedef struct op_case {
     const char *name;
     spw_graph *(*make)(void);
-    double tol;         /* bound on sum((y - ref)^2) / sum(ref^2) */
-    double min_equal;   /* int32 outputs: fraction of identical elements */
-    unsigned flags;     /* plan flags for both sides */
+    double tol;       /* bound on sum((y - ref)^2) / sum(ref^2) */
+    double min_equal; /* int32 outputs: fraction of identical elements */
+    unsigned flags;   /* plan flags for both sides */
 } op_case;
 
 #define GUARD 16
@@ -710,8 +793,8 @@ static void run_case(void **state)
             double num = 0, den = 0;
             for (size_t i = 0; i < n; i++) {
                 if (isfinite(r[i]) && !isfinite(y[i])) {
-                    fprintf(stderr, "%s on %s: element %zu is %g, reference %g\n", c->name, name,
-                            i, y[i], r[i]);
+                    fprintf(stderr, "%s on %s: element %zu is %g, reference %g\n", c->name, name, i,
+                            y[i], r[i]);
                     fail();
                 }
                 double d = (double)y[i] - r[i];
@@ -831,6 +914,5 @@ int main(void)
         tests[i] = (struct CMUnitTest){cases[i].name, run_case, NULL, NULL, (void *)&cases[i]};
     tests[N] = (struct CMUnitTest){"auto_skips_manual_only", test_auto_skips_manual_only, NULL,
                                    NULL, NULL};
-    return spw_test_exit(
-        _cmocka_run_group_tests("conformance", tests, N + 1, NULL, print_skipped));
+    return spw_test_exit(_cmocka_run_group_tests("conformance", tests, N + 1, NULL, print_skipped));
 }

@@ -244,9 +244,12 @@ static void test_npy_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_strings),  cmocka_unit_test(test_error_detail),
-        cmocka_unit_test(test_log_level),       cmocka_unit_test(test_allocator_hook),
-        cmocka_unit_test(test_f16),             cmocka_unit_test(test_convert_layout_and_type),
+        cmocka_unit_test(test_status_strings),
+        cmocka_unit_test(test_error_detail),
+        cmocka_unit_test(test_log_level),
+        cmocka_unit_test(test_allocator_hook),
+        cmocka_unit_test(test_f16),
+        cmocka_unit_test(test_convert_layout_and_type),
         cmocka_unit_test(test_convert_blocked_transpose),
         cmocka_unit_test(test_npy_round_trip),
     };

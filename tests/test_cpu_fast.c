@@ -368,8 +368,8 @@ static spw_model *winograd_model(int64_t C, int64_t M, int64_t H, int64_t W)
     assert_true(spw__graph_add_node(g, SPW_OP_RELU, "relu", &a, 1, &r, 1) >= 0);
     int ins1[2] = {x, w1};
     k = spw__graph_add_node(g, SPW_OP_CONV, "conv1x1", ins1, 2, &s, 1);
-    g->nodes[k].p.conv = (spw_conv_params){
-        .kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .group = 1};
+    g->nodes[k].p.conv =
+        (spw_conv_params){.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .group = 1};
     int add_in[2] = {r, s};
     assert_true(spw__graph_add_node(g, SPW_OP_ADD, "add", add_in, 2, &t, 1) >= 0);
     k = spw__graph_add_node(g, SPW_OP_CLIP, "clip", &t, 1, &y, 1);

@@ -140,9 +140,9 @@ static void test_top1(void **state)
     float s[1001];
     for (int i = 0; i < 1001; i++)
         s[i] = -5.0f + 0.001f * (float)(i % 7);
-    s[0] = 9.0f;         /* background: never a 1000-way answer */
-    s[1 + 500] = 4.0f;   /* best ImageNet class, not in the set */
-    s[1 + 217] = 3.0f;   /* best of the set */
+    s[0] = 9.0f;       /* background: never a 1000-way answer */
+    s[1 + 500] = 4.0f; /* best ImageNet class, not in the set */
+    s[1 + 217] = 3.0f; /* best of the set */
     s[1 + 701] = 2.5f;
     spw_eval_classes cl = three_classes();
     assert_int_equal(spw_eval_top1(s, 1001, 1, NULL, 0), 500);

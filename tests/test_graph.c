@@ -67,8 +67,8 @@ static spw_graph *residual_block(void)
     node1(g, SPW_OP_RELU, "relu", a, -2, r);
     int ins1[2] = {x, w1};
     c = spw__graph_add_node(g, SPW_OP_CONV, "conv_b", ins1, 2, &s, 1);
-    g->nodes[c].p.conv = (spw_conv_params){
-        .kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .group = 1};
+    g->nodes[c].p.conv =
+        (spw_conv_params){.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .group = 1};
     assert_int_equal(spw__graph_link(g), 0);
     return g;
 }
@@ -178,8 +178,8 @@ static void test_fold_batchnorm(void **state)
     assert_int_equal(spw__graph_add_output(g, y), 0);
     int ci[2] = {x, w};
     int cn = spw__graph_add_node(g, SPW_OP_CONV, "conv", ci, 2, &c, 1);
-    g->nodes[cn].p.conv = (spw_conv_params){
-        .kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .group = 1};
+    g->nodes[cn].p.conv =
+        (spw_conv_params){.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .group = 1};
     int bi[5] = {c, scale, bias, mean, var};
     int bn = spw__graph_add_node(g, SPW_OP_BATCH_NORM, "bn", bi, 5, &y, 1);
     g->nodes[bn].p.bn.epsilon = 1e-5f;

@@ -309,9 +309,8 @@ static void test_resize_vectors(void **state)
                          i / ((size_t)p[1] * (size_t)p[2]), i / (size_t)p[1] % (size_t)p[2],
                          i % (size_t)p[1], level, w[i]);
         }
-        print_message("  %-16s %lldx%lld -> %d, crop %dx%d: %zu of %zu one level off\n",
-                      names[k], (long long)src.dims[1], (long long)src.dims[0], p[0], p[1],
-                      p[2], off, n);
+        print_message("  %-16s %lldx%lld -> %d, crop %dx%d: %zu of %zu one level off\n", names[k],
+                      (long long)src.dims[1], (long long)src.dims[0], p[0], p[1], p[2], off, n);
         assert_true(off * 100 <= n);
         free(got);
         spw_free(src.data);
@@ -326,7 +325,8 @@ static void test_real_photo(void **state)
     (void)state;
     const char *shared = getenv("SPLITWIRE_SHARED");
     char path[512];
-    snprintf(path, sizeof(path), "%s/data/imagenette2-224/val/n01440764/ILSVRC2012_val_00009111.jpg",
+    snprintf(path, sizeof(path),
+             "%s/data/imagenette2-224/val/n01440764/ILSVRC2012_val_00009111.jpg",
              shared ? shared : SPW_SOURCE_DIR "/../shared");
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -342,9 +342,9 @@ static void test_real_photo(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_jpeg_rgb),     cmocka_unit_test(test_jpeg_grey_and_cmyk),
-        cmocka_unit_test(test_png_formats),  cmocka_unit_test(test_not_an_image),
-        cmocka_unit_test(test_to_tensor),    cmocka_unit_test(test_resize_vectors),
+        cmocka_unit_test(test_jpeg_rgb),    cmocka_unit_test(test_jpeg_grey_and_cmyk),
+        cmocka_unit_test(test_png_formats), cmocka_unit_test(test_not_an_image),
+        cmocka_unit_test(test_to_tensor),   cmocka_unit_test(test_resize_vectors),
         cmocka_unit_test(test_real_photo),
     };
     return spw_test_exit(cmocka_run_group_tests(tests, NULL, NULL));

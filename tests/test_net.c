@@ -179,8 +179,7 @@ static spw_net_config fast_config(spw_net_transport t)
     return c;
 }
 
-static void open_memory_pair(spw_net_config *cc, spw_net_config *sc, spw_net **cli,
-                             spw_net **srv)
+static void open_memory_pair(spw_net_config *cc, spw_net_config *sc, spw_net **cli, spw_net **srv)
 {
     sc->transport = cc->transport = SPW_NET_MEMORY;
     sc->local = "127.0.0.2:9000";
@@ -193,12 +192,18 @@ static void open_memory_pair(spw_net_config *cc, spw_net_config *sc, spw_net **c
 
 /* ---- wire header ------------------------------------------------------- */
 
-static size_t build_frame(uint8_t *f, uint16_t idx, uint16_t count, uint16_t plen,
-                          uint32_t msg_len)
+static size_t build_frame(uint8_t *f, uint16_t idx, uint16_t count, uint16_t plen, uint32_t msg_len)
 {
-    spw_proto_hdr h = {.type = SPW_NET_REQUEST, .request_id = 0x1122334455667788ull,
-                       .model_id = 3, .c = 48, .h = 28, .w = 28, .rate_point = 2,
-                       .frag_index = idx, .frag_count = count, .payload_len = plen,
+    spw_proto_hdr h = {.type = SPW_NET_REQUEST,
+                       .request_id = 0x1122334455667788ull,
+                       .model_id = 3,
+                       .c = 48,
+                       .h = 28,
+                       .w = 28,
+                       .rate_point = 2,
+                       .frag_index = idx,
+                       .frag_count = count,
+                       .payload_len = plen,
                        .msg_len = msg_len};
     for (unsigned i = 0; i < plen; i++)
         f[SPW_PROTO_HDR_LEN + i] = (uint8_t)(i * 13 + idx);
@@ -507,8 +512,12 @@ static void test_memory_partial_nack_and_expiry(void **state)
         assert_int_equal(((uint8_t *)m[0]->segs[i].data)[1], 13 + i);
     spw_net_msg_free(srv, m[0]);
     /* Fragments that cannot add up (lengths beyond the message) are refused. */
-    spw_proto_hdr h = {.type = SPW_NET_REQUEST, .request_id = 77, .frag_index = 0,
-                       .frag_count = 2, .payload_len = 64, .msg_len = 68};
+    spw_proto_hdr h = {.type = SPW_NET_REQUEST,
+                       .request_id = 77,
+                       .frag_index = 0,
+                       .frag_count = 2,
+                       .payload_len = 64,
+                       .msg_len = 68};
     spw__proto_write(f, &h);
     assert_int_equal(spw__net_inject(srv, f, SPW_PROTO_HDR_LEN + 64, &from), 0);
     h.frag_index = 1;
@@ -579,8 +588,11 @@ static void test_memory_flood_bounded(void **state)
     uint8_t f[256];
     for (uint32_t i = 0; i < 20000; i++) {
         spw_net_addr from = {.ip = 0x0b000000u + (i < 10000 ? 1 : i % 500), .port = 7};
-        spw_proto_hdr h = {.type = SPW_NET_REQUEST, .request_id = i, .frag_count = 100,
-                           .payload_len = 64, .msg_len = 100 * 64};
+        spw_proto_hdr h = {.type = SPW_NET_REQUEST,
+                           .request_id = i,
+                           .frag_count = 100,
+                           .payload_len = 64,
+                           .msg_len = 100 * 64};
         spw__proto_write(f, &h);
         assert_int_equal(spw__net_inject(srv, f, SPW_PROTO_HDR_LEN + 64, &from), 0);
     }
@@ -702,16 +714,16 @@ static void test_udp_loopback(void **state)
 typedef struct relay {
     int fd;
     uint16_t cli_port, srv_port;
-    uint64_t drop_id;        /* request whose fragment ... */
-    uint16_t drop_frag;      /* ... of this index is dropped ... */
-    unsigned drop_left;      /* ... this many more times */
+    uint64_t drop_id;   /* request whose fragment ... */
+    uint16_t drop_frag; /* ... of this index is dropped ... */
+    unsigned drop_left; /* ... this many more times */
     unsigned dropped;
 } relay;
 
 static void relay_send(const relay *r, const uint8_t *buf, size_t len, uint16_t port)
 {
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in to = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_true(sendto(r->fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)len);
 }
 
@@ -721,8 +733,8 @@ static void relay_pump(relay *r)
     for (;;) {
         struct sockaddr_in from;
         socklen_t fl = sizeof(from);
-        ssize_t len = recvfrom(r->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
-                               &fl);
+        ssize_t len =
+            recvfrom(r->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
         if (len < 0) {
             assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
             return;
@@ -809,9 +821,8 @@ static void test_udp_nack_resends_lost_fragment(void **state)
     spw_net_stats_get(cli, &cs);
     spw_net_stats_get(srv, &ss);
     print_message("  dropped %u, retransmits %llu, nacks %llu sent %llu received, %.1f ms\n",
-                  r.dropped, (unsigned long long)cs.retransmits,
-                  (unsigned long long)ss.nacks_sent, (unsigned long long)cs.nacks_received,
-                  (double)elapsed / 1e6);
+                  r.dropped, (unsigned long long)cs.retransmits, (unsigned long long)ss.nacks_sent,
+                  (unsigned long long)cs.nacks_received, (double)elapsed / 1e6);
     assert_int_equal(r.dropped, want_dropped);
     assert_int_equal(ss.rx_msgs, SPW_ARRAY_SIZE(plan));
     assert_int_equal(cs.request_timeouts, 0);

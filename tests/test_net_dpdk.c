@@ -145,9 +145,10 @@ static int child_client(const spw_net_config *cfg)
     spw_net_stats s;
     spw_net_stats_get(n, &s);
     spw_net_close(n);
-    fprintf(stderr, "client: ok %d wrong %d timed out %d; tx %llu pkts, rx %llu, "
-            "retransmits %llu, copies tx %llu rx %llu\n", ok, bad, timeouts,
-            (unsigned long long)s.tx_packets, (unsigned long long)s.rx_packets,
+    fprintf(stderr,
+            "client: ok %d wrong %d timed out %d; tx %llu pkts, rx %llu, "
+            "retransmits %llu, copies tx %llu rx %llu\n",
+            ok, bad, timeouts, (unsigned long long)s.tx_packets, (unsigned long long)s.rx_packets,
             (unsigned long long)s.retransmits, (unsigned long long)s.tx_copy_bytes,
             (unsigned long long)s.rx_copy_bytes);
     /* Resends chain a header mbuf to the kept one: still no payload copy. */

@@ -13,8 +13,8 @@
 static void broadcast_refused_is_counted(void **state)
 {
     (void)state;
-    spw_net_config c = {.transport = SPW_NET_UDP, .local = "127.0.0.1:0",
-                        .peer = "255.255.255.255:9"};
+    spw_net_config c = {
+        .transport = SPW_NET_UDP, .local = "127.0.0.1:0", .peer = "255.255.255.255:9"};
     spw_net *n;
     assert_int_equal(spw_net_open(&c, &n), 0);
     for (int i = 0; i < 3; i++)
@@ -27,8 +27,8 @@ static void broadcast_refused_is_counted(void **state)
     assert_int_equal(st.tx_drops, 3);
     assert_int_equal(st.tx_packets, 0);
     assert_int_equal(st.rx_errors, 0);
-    assert_int_equal(st.err_other + st.err_again + st.err_nobufs + st.err_refused +
-                         st.err_unreach + st.err_msgsize,
+    assert_int_equal(st.err_other + st.err_again + st.err_nobufs + st.err_refused + st.err_unreach +
+                         st.err_msgsize,
                      0);
     spw_net_close(n);
 }

@@ -214,8 +214,11 @@ static void nack_never_amplifies(void **state)
     spw__net_set_clock(srv, fake_clock, NULL);
     uint8_t f[128];
     memset(f, 0, sizeof(f));
-    spw_proto_hdr h = {.type = SPW_NET_REQUEST, .request_id = 99, .frag_index = 0,
-                       .frag_count = 4096, .payload_len = 28,
+    spw_proto_hdr h = {.type = SPW_NET_REQUEST,
+                       .request_id = 99,
+                       .frag_index = 0,
+                       .frag_count = 4096,
+                       .payload_len = 28,
                        .msg_len = 4096u * (uint32_t)spw_net_frag_payload(srv)};
     spw__proto_write(f, &h);
     spw_net_addr victim = {.ip = 0x0a090063, .port = 53};
@@ -245,8 +248,12 @@ static void repeat_is_answered_from_kept_answer(void **state)
     spw__net_set_clock(srv, fake_clock, NULL);
     uint8_t f[SPW_PROTO_HDR_LEN + 64];
     memset(f, 0, sizeof(f));
-    spw_proto_hdr h = {.type = SPW_NET_REQUEST, .request_id = 42, .frag_index = 0,
-                       .frag_count = 1, .payload_len = 64, .msg_len = 64};
+    spw_proto_hdr h = {.type = SPW_NET_REQUEST,
+                       .request_id = 42,
+                       .frag_index = 0,
+                       .frag_count = 1,
+                       .payload_len = 64,
+                       .msg_len = 64};
     spw__proto_write(f, &h);
     spw_net_addr client = {.ip = 0x0a090001, .port = 9001};
     assert_int_equal(spw__net_inject(srv, f, sizeof(f), &client), 0);

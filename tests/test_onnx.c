@@ -59,8 +59,11 @@ static int arena_teardown(void **state)
 #define TI64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
 
 /* DIMS(1, 3, 8, 8) -> count, array */
-#define DIMS(...) \
-    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
+#define DIMS(...)                                                                \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) \
+    {                                                                            \
+        __VA_ARGS__                                                              \
+    }
 
 typedef Onnx__ModelProto model_t;
 
@@ -190,8 +193,8 @@ static Onnx__TensorProto *init_f32(model_t *m, const char *name, int ndim, const
     return t;
 }
 
-static Onnx__TensorProto *init_f32_val(model_t *m, const char *name, int ndim,
-                                       const int64_t *dims, float value)
+static Onnx__TensorProto *init_f32_val(model_t *m, const char *name, int ndim, const int64_t *dims,
+                                       float value)
 {
     Onnx__TensorProto *t = tensor(name, TF, ndim, dims);
     t->n_float_data = (size_t)count(ndim, dims);
@@ -897,7 +900,8 @@ static void test_reshape(void **state)
     m = one_input(14, DIMS(2, 6));
     g_input(m, "s", TI64, DIMS(2));
     node(m, "Reshape", "r", "x,s", "y");
-    expect_fail(m, -1, SPW_EUNSUPPORTED, "node 'r' (Reshape): input 1 (shape) 's' must be a constant");
+    expect_fail(m, -1, SPW_EUNSUPPORTED,
+                "node 'r' (Reshape): input 1 (shape) 's' must be a constant");
 
     m = one_input(14, DIMS(2, 6));
     init_i64(m, "s", DIMS(-3, 4));
@@ -1201,7 +1205,8 @@ static void test_initializers(void **state)
     t->float_data = amem(5 * sizeof(float));
     g_init(m, t);
     node(m, "Identity", NULL, "x", "y");
-    expect_fail(m, -1, SPW_EFORMAT, "initializer 'w': 6 elements of FLOAT expected, float_data holds 5");
+    expect_fail(m, -1, SPW_EFORMAT,
+                "initializer 'w': 6 elements of FLOAT expected, float_data holds 5");
 
     m = one_input(13, DIMS(4));
     t = tensor("w", TI8, DIMS(1));
@@ -1210,7 +1215,8 @@ static void test_initializers(void **state)
     t->int32_data[0] = 300;
     g_init(m, t);
     node(m, "Identity", NULL, "x", "y");
-    expect_fail(m, -1, SPW_EFORMAT, "initializer 'w': int32_data[0] = 300 is out of range for INT8");
+    expect_fail(m, -1, SPW_EFORMAT,
+                "initializer 'w': int32_data[0] = 300 is out of range for INT8");
 
     m = one_input(13, DIMS(4));
     t = tensor("w", TF, DIMS(1));
@@ -1266,9 +1272,8 @@ static void test_typed_file(void **state)
     (void)state;
     void *data;
     size_t size;
-    assert_int_equal(spw__read_file(SPW_TEST_DATA "/vectors/onnx/typed_initializers.onnx", &data,
-                                    &size),
-                     0);
+    assert_int_equal(
+        spw__read_file(SPW_TEST_DATA "/vectors/onnx/typed_initializers.onnx", &data, &size), 0);
     spw_graph *g;
     assert_int_equal(spw__onnx_import(data, size, &g), 0);
     spw__free(data);
@@ -1335,8 +1340,7 @@ static void test_constant_nodes(void **state)
     set_raw(t, s, sizeof(s));
     a_tensor(c, "value", t);
     a_float(node(m, "Constant", NULL, "", "cf"), "value_float", 1.5f);
-    a_floats(node(m, "Constant", NULL, "", "cfs"), "value_floats", 4,
-             (const float[]){1, 2, 3, 4});
+    a_floats(node(m, "Constant", NULL, "", "cfs"), "value_floats", 4, (const float[]){1, 2, 3, 4});
     a_int(node(m, "Constant", NULL, "", "ci"), "value_int", 7);
     a_ints(node(m, "Constant", NULL, "", "cis"), "value_ints", DIMS(5, 6));
     node(m, "Add", "add", "a,cfs", "b");
@@ -1413,7 +1417,8 @@ static void test_opsets(void **state)
     init_f32(m, "beta", DIMS(2));
     init_f32(m, "gamma", DIMS(2, 2));
     node(m, "GDN", "gdn", "x,beta,gamma", "y");
-    expect_fail(m, -1, SPW_EFORMAT, "node 'gdn' (GDN): the model does not import domain 'ai.splitwire'");
+    expect_fail(m, -1, SPW_EFORMAT,
+                "node 'gdn' (GDN): the model does not import domain 'ai.splitwire'");
 
     m = one_input(13, DIMS(2));
     m->graph = NULL;
@@ -1477,7 +1482,8 @@ static void test_inconsistent(void **state)
     m = one_input(13, DIMS(1, 4, 8, 8));
     init_f32(m, "w", DIMS(6, 2, 3, 3));
     a_int(node(m, "Conv", "c", "x,w", "y"), "group", 4);
-    expect_fail(m, -1, SPW_ESHAPE, "weight 6x2x3x3 has 6 output channels, not divisible by group 4");
+    expect_fail(m, -1, SPW_ESHAPE,
+                "weight 6x2x3x3 has 6 output channels, not divisible by group 4");
 
     m = one_input(13, DIMS(1, 4, 8, 8));
     init_f32(m, "w", DIMS(6, 4, 3, 3));
@@ -1661,8 +1667,7 @@ static void test_byte_flips(void **state)
 static void test_fuzz_regressions(void **state)
 {
     (void)state;
-    static const char *const files[] = {"empty_tensor_without_data.bin",
-                                        "clip_without_inputs.bin"};
+    static const char *const files[] = {"empty_tensor_without_data.bin", "clip_without_inputs.bin"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[512];
         void *data;

@@ -38,9 +38,11 @@
 static bool fp16_mode;
 
 /* "int64_t dims[]" literal and its length, for shapes written inline. */
-#define SHAPE(...)                                                       \
-    (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),     \
-        (const int64_t[]){__VA_ARGS__}
+#define SHAPE(...)                                                                     \
+    (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) \
+    {                                                                                  \
+        __VA_ARGS__                                                                    \
+    }
 
 static const char *const op_names[SPW_OP_COUNT] = {
 #define OP_NAME(e, name, domain) [SPW_OP_##e] = name,
@@ -122,8 +124,8 @@ static void assert_floats(const float *got, const float *want, int64_t n, double
     for (int64_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - want[i]);
         if (!(d <= tol * fmax(1.0, fabs(want[i]))))
-            fail_msg("%s: element %lld is %.9g, expected %.9g", what, (long long)i,
-                     (double)got[i], (double)want[i]);
+            fail_msg("%s: element %lld is %.9g, expected %.9g", what, (long long)i, (double)got[i],
+                     (double)want[i]);
     }
 }
 
@@ -355,8 +357,18 @@ static void test_softmax_large(void **state)
     spw_tensor out = fview(y, SHAPE(3, 4));
     run_kernel(&n, &in, 1, &out);
     double e1 = exp(-1.0), e2 = exp(-2.0), sum = 1 + e1 + e2;
-    const float want[12] = {(float)(e2 / sum), (float)(e1 / sum), (float)(1 / sum), 0,
-                            0.5f, 0, 0, 0.5f, 0.25f, 0.25f, 0.25f, 0.25f};
+    const float want[12] = {(float)(e2 / sum),
+                            (float)(e1 / sum),
+                            (float)(1 / sum),
+                            0,
+                            0.5f,
+                            0,
+                            0,
+                            0.5f,
+                            0.25f,
+                            0.25f,
+                            0.25f,
+                            0.25f};
     assert_floats(y, want, 12, 1e-6, "softmax");
 
     /* Middle axis of [2,3,2]: every (n, w) column sums to 1. */
@@ -939,8 +951,7 @@ static double worst_error(const spw_tensor *got, const spw_tensor *want, int64_t
 /* fp16 mode: worst relative error over the elements that are not quantiser
  * flips; *flips gets the fraction that are (an int32 symbol that differs, a
  * float one step of 1 away: a rounding decided the other way). */
-static double fp16_error(const spw_tensor *got, const spw_tensor *want, double tol,
-                         double *flips)
+static double fp16_error(const spw_tensor *got, const spw_tensor *want, double tol, double *flips)
 {
     double worst = 0;
     int64_t n = numel(want), flipped = 0;
@@ -1008,8 +1019,8 @@ static void note_skip(const char *backend, const char *name)
 /* Plans the model on backend with the given flags, runs it, and leaves the
  * outputs in got[] (malloc'd, shaped like the expected outputs). Returns
  * false when a backend other than the reference does not support the model. */
-static bool run_plan(const vector_case *vc, const spw_model *m, const char *backend,
-                     unsigned flags, spw_tensor *got)
+static bool run_plan(const vector_case *vc, const spw_model *m, const char *backend, unsigned flags,
+                     spw_tensor *got)
 {
     spw_plan_options opts;
     memset(&opts, 0, sizeof(opts));
@@ -1096,8 +1107,8 @@ static void test_vector(void **state)
                               vc->name, be, k, ef, eu, sf, su);
                 if (!(ef <= tol) || !(eu <= tol) || !(sf <= 1 - FP16_MIN_EQUAL) ||
                     !(su <= 1 - FP16_MIN_EQUAL))
-                    fail_msg("%s on %s: out%d exceeds %g or has more than %g flips", vc->name,
-                             be, k, tol, 1 - FP16_MIN_EQUAL);
+                    fail_msg("%s on %s: out%d exceeds %g or has more than %g flips", vc->name, be,
+                             k, tol, 1 - FP16_MIN_EQUAL);
                 free(fused[k].data);
                 free(unfused[k].data);
                 continue;
@@ -1136,8 +1147,7 @@ static void test_vectors_cover_ops(void **state)
     print_message("  backends:");
     for (int b = 0; b < spw_backend_count(); b++)
         print_message(" %s", spw_backend_name(b));
-    print_message("\n  skipped (backend:vector, unsupported): %s\n",
-                  skipped[0] ? skipped : "none");
+    print_message("\n  skipped (backend:vector, unsupported): %s\n", skipped[0] ? skipped : "none");
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -1220,7 +1230,7 @@ int main(void)
     int n_cases = 0;
     vector_case *cases = discover(&n_cases);
     struct CMUnitTest *tests = calloc((size_t)n_cases + 1, sizeof(*tests));
-    char (*names)[160] = calloc((size_t)n_cases + 1, sizeof(*names));
+    char(*names)[160] = calloc((size_t)n_cases + 1, sizeof(*names));
     if (!tests || !names) {
         fprintf(stderr, "out of memory\n");
         return 1;
@@ -1229,8 +1239,8 @@ int main(void)
         snprintf(names[i], sizeof(names[i]), "vector_%s", cases[i].name);
         tests[i] = (struct CMUnitTest){names[i], test_vector, NULL, NULL, &cases[i]};
     }
-    tests[n_cases] = (struct CMUnitTest){"vectors_cover_every_op", test_vectors_cover_ops, NULL,
-                                         NULL, &n_cases};
+    tests[n_cases] =
+        (struct CMUnitTest){"vectors_cover_every_op", test_vectors_cover_ops, NULL, NULL, &n_cases};
     failed += _cmocka_run_group_tests("onnx_vectors", tests, (size_t)n_cases + 1, NULL, NULL);
 
     free(tests);

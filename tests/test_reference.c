@@ -66,7 +66,8 @@ static void add_images(json_t *list, int shared)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(list, i, e) {
+    json_array_foreach(list, i, e)
+    {
         assert_true(R.n < MAX_IMAGES);
         ref_image *r = &R.img[R.n++];
         const char *f = json_string_value(json_object_get(e, "file"));
@@ -194,8 +195,11 @@ static void test_pixels(void **state)
 
 static void run_local(spw_codec_format fmt)
 {
-    spw_client_config cc = {.bundle_dir = R.bundle, .backend = R.backend, .local = 1,
-                            .models_dir = R.models, .format = fmt};
+    spw_client_config cc = {.bundle_dir = R.bundle,
+                            .backend = R.backend,
+                            .local = 1,
+                            .models_dir = R.models,
+                            .format = fmt};
     spw_client *c;
     assert_int_equal(spw_client_open(&cc, &c), 0);
     spw_image *imgs = load_images();
@@ -203,7 +207,8 @@ static void run_local(spw_codec_format fmt)
         spw_result r;
         assert_int_equal(spw_client_classify(c, &imgs[i], &r), 0);
         if (fmt == SPW_CODEC_TILED)
-            r.bytes = R.img[i].bytes; /* tile headers add bytes; the plain size is the reference's */
+            r.bytes =
+                R.img[i].bytes; /* tile headers add bytes; the plain size is the reference's */
         check(&R.img[i], &r, fmt == SPW_CODEC_TILED ? "local tiled" : "local");
     }
     free_images(imgs);
@@ -242,16 +247,23 @@ static void run_remote(spw_codec_format fmt)
     char addr[32];
     static int next;
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", 35000 + (int)(getpid() % 5000) * 2 + next++ % 2);
-    spw_server_config sc = {.bundle_dirs = bundles, .n_bundles = 1, .models_dir = R.models,
-                            .backend = R.backend, .max_batch = BATCH, .max_wait_us = 2000000};
+    spw_server_config sc = {.bundle_dirs = bundles,
+                            .n_bundles = 1,
+                            .models_dir = R.models,
+                            .backend = R.backend,
+                            .max_batch = BATCH,
+                            .max_wait_us = 2000000};
     sc.net.transport = SPW_NET_UDP;
     sc.net.local = addr;
     server_thread st;
     assert_int_equal(spw_server_open(&sc, &st.srv), 0);
     assert_int_equal(pthread_create(&st.tid, NULL, serve, &st), 0);
 
-    spw_client_config cc = {.bundle_dir = R.bundle, .backend = R.backend, .format = fmt,
-                            .timeout_ms = 60000, .max_inflight = MAX_IMAGES};
+    spw_client_config cc = {.bundle_dir = R.bundle,
+                            .backend = R.backend,
+                            .format = fmt,
+                            .timeout_ms = 60000,
+                            .max_inflight = MAX_IMAGES};
     cc.net.transport = SPW_NET_UDP;
     cc.net.local = "127.0.0.1:0";
     cc.net.peer = addr;
@@ -263,7 +275,8 @@ static void run_remote(spw_codec_format fmt)
     spw_image *imgs = load_images();
     uint64_t ids[MAX_IMAGES + BATCH];
     for (int i = 0; i < n; i++)
-        assert_int_equal(spw_client_submit(c, &imgs[i < R.n ? i : R.n - 1 - (i - R.n)], &ids[i]), 0);
+        assert_int_equal(spw_client_submit(c, &imgs[i < R.n ? i : R.n - 1 - (i - R.n)], &ids[i]),
+                         0);
     spw_result res[MAX_IMAGES + BATCH];
     int got = 0;
     while (got < n) {
@@ -314,8 +327,8 @@ static void test_udp_tiled(void **state)
 static int report(void **state)
 {
     (void)state;
-    printf("reference %s: %d images, largest probability difference %.2e (tolerance %.3f)\n",
-           R.key, R.n, R.worst, R.tol);
+    printf("reference %s: %d images, largest probability difference %.2e (tolerance %.3f)\n", R.key,
+           R.n, R.worst, R.tol);
     return 0;
 }
 
@@ -338,7 +351,7 @@ int main(int argc, char **argv)
     }
     ref_key = key;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pixels),   cmocka_unit_test(test_local),
+        cmocka_unit_test(test_pixels),      cmocka_unit_test(test_local),
         cmocka_unit_test(test_local_tiled), cmocka_unit_test(test_udp),
         cmocka_unit_test(test_udp_tiled),
     };

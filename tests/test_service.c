@@ -49,8 +49,8 @@ static void check_result(const spw_result *r)
 
 static spw_client_config local_config(void)
 {
-    spw_client_config c = {.bundle_dir = BUNDLE, .backend = "cpu-ref", .local = 1,
-                           .models_dir = MODELS};
+    spw_client_config c = {
+        .bundle_dir = BUNDLE, .backend = "cpu-ref", .local = 1, .models_dir = MODELS};
     return c;
 }
 
@@ -93,8 +93,12 @@ static int start_server(server_thread *st, const char *bundle)
     static int next;
     st->port = 30000 + (int)(getpid() % 5000) * 4 + next++ % 4;
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", st->port);
-    spw_server_config sc = {.bundle_dirs = bundles, .n_bundles = 1, .models_dir = MODELS,
-                            .backend = "cpu-ref", .max_batch = 4, .max_wait_us = 1000};
+    spw_server_config sc = {.bundle_dirs = bundles,
+                            .n_bundles = 1,
+                            .models_dir = MODELS,
+                            .backend = "cpu-ref",
+                            .max_batch = 4,
+                            .max_wait_us = 1000};
     sc.net.transport = SPW_NET_UDP;
     sc.net.local = addr;
     int rc = spw_server_open(&sc, &st->srv);
@@ -183,7 +187,8 @@ static void test_udp_matches_local(void **state)
 
     /* Garbage on the server's port: dropped, and the server keeps serving. */
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)st.port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)st.port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     unsigned char junk[700];
     for (int i = 0; i < 50; i++) {
@@ -320,8 +325,8 @@ static void test_bad_config(void **state)
     assert_int_equal(spw_client_open(&cfg, &c), SPW_ENOENT);
     spw_server *s;
     const char *b[1] = {BUNDLE};
-    spw_server_config sc = {.bundle_dirs = b, .n_bundles = 1, .models_dir = MODELS,
-                            .max_batch = 65};
+    spw_server_config sc = {
+        .bundle_dirs = b, .n_bundles = 1, .models_dir = MODELS, .max_batch = 65};
     assert_int_equal(spw_server_open(&sc, &s), SPW_EINVAL);
 }
 

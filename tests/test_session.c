@@ -96,9 +96,8 @@ static void frames_seal_open_and_refuse_replays(void **state)
     for (int i = 0; i < 64; i++)
         msg[i] = (uint8_t)(200 - i);
     uint64_t ctr;
-    assert_int_equal(spw__frame_seal(&ck.tx, ck.id, hdr, sizeof(hdr), msg, buf, sizeof(buf), tag,
-                                     &ctr),
-                     0);
+    assert_int_equal(
+        spw__frame_seal(&ck.tx, ck.id, hdr, sizeof(hdr), msg, buf, sizeof(buf), tag, &ctr), 0);
     assert_int_equal(ctr, 0);
     assert_memory_not_equal(buf, msg, sizeof(msg)); /* encrypted */
     uint8_t copy[64];
@@ -108,20 +107,20 @@ static void frames_seal_open_and_refuse_replays(void **state)
     uint8_t t2[SPW_TAG_LEN];
     memcpy(t2, tag, sizeof(t2));
     hdr[3] ^= 1;
-    assert_int_equal(spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf,
-                                     sizeof(buf), tag),
-                     SPW_EAUTH);
+    assert_int_equal(
+        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
+        SPW_EAUTH);
     hdr[3] ^= 1;
     memcpy(buf, copy, sizeof(buf));
     buf[10] ^= 4;
-    assert_int_equal(spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf,
-                                     sizeof(buf), tag),
-                     SPW_EAUTH);
+    assert_int_equal(
+        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
+        SPW_EAUTH);
     memcpy(buf, copy, sizeof(buf));
     t2[0] ^= 1;
-    assert_int_equal(spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf,
-                                     sizeof(buf), t2),
-                     SPW_EAUTH);
+    assert_int_equal(
+        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), t2),
+        SPW_EAUTH);
     memcpy(buf, copy, sizeof(buf));
     assert_int_equal(spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr + 1, hdr, sizeof(hdr), buf,
                                      sizeof(buf), tag),
@@ -130,20 +129,20 @@ static void frames_seal_open_and_refuse_replays(void **state)
     /* (A failed open wipes the buffer, so the frame is restored each time.) */
     memcpy(buf, copy, sizeof(buf));
     /* The genuine frame opens to the plaintext, once. */
-    assert_int_equal(spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf,
-                                     sizeof(buf), tag),
-                     0);
+    assert_int_equal(
+        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
+        0);
     assert_memory_equal(buf, msg, sizeof(msg));
     memcpy(buf, copy, sizeof(buf));
-    assert_int_equal(spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf,
-                                     sizeof(buf), tag),
-                     SPW_EREPLAY);
+    assert_int_equal(
+        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
+        SPW_EREPLAY);
     /* The other direction's key cannot open it. */
     memcpy(buf, copy, sizeof(buf));
     spw_replay fresh = {0};
-    assert_int_equal(spw__frame_open(ck.rx_key, &fresh, ck.id, ctr, hdr, sizeof(hdr), buf,
-                                     sizeof(buf), tag),
-                     SPW_EAUTH);
+    assert_int_equal(
+        spw__frame_open(ck.rx_key, &fresh, ck.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
+        SPW_EAUTH);
 }
 
 static void replay_window(void **state)

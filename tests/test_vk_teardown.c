@@ -22,12 +22,12 @@ static spw_backend *vk;
 static float x[2 * 3 * 5 * 7], y[2 * 3 * 5 * 7];
 static int failures;
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
             fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                      \
-        }                                                                    \
+            failures++;                                                              \
+        }                                                                            \
     } while (0)
 
 static spw_tensor tensor(float *data)

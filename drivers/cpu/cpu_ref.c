@@ -16,8 +16,8 @@ static bool ref_supports_op(const spw_backend *be, const spw_graph *g, const spw
         if (v < 0)
             continue;
         spw_dtype t = g->values[v].dtype;
-        bool int_ok = (n->op == SPW_OP_DEQUANTIZE && k == 0) ||
-                      (n->op == SPW_OP_QUANTIZE && k >= 2);
+        bool int_ok =
+            (n->op == SPW_OP_DEQUANTIZE && k == 0) || (n->op == SPW_OP_QUANTIZE && k >= 2);
         if (t != SPW_F32 && !(int_ok && t == SPW_I32))
             return false;
     }

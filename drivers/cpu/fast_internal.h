@@ -38,10 +38,10 @@ typedef struct fast_action {
     fast_view view[3]; /* fn operands: [0] output, [1] and [2] inputs */
     /* Contiguous channel addressing: element i has channel (i / inner) % channels. */
     int64_t outer, channels, inner;
-    const float *aux;  /* kernel constants (BatchNorm scale and shift, medians) */
-    const float *tmp;  /* intermediate from an earlier action (GDN) */
-    float lo, hi;      /* clamp applied after an own add */
-    int mode;          /* kernel-specific switch */
+    const float *aux; /* kernel constants (BatchNorm scale and shift, medians) */
+    const float *tmp; /* intermediate from an earlier action (GDN) */
+    float lo, hi;     /* clamp applied after an own add */
+    int mode;         /* kernel-specific switch */
     /* Bridge to a reference kernel (NCHW views). */
     spw_tensor *ref_in;
     int n_ref_in;
@@ -76,13 +76,13 @@ void *spw__fast_block(fast_plan *fp, size_t bytes);
  * a tile row at a time so the transformed data stays in cache. Builds the
  * state for *ext (0, or 0 with *ext NULL when the shape does not pay). */
 typedef struct fast_wino_args {
-    const float *x;       /* NHWC input, dims N, C, H, W in xdims (NCHW order) */
+    const float *x; /* NHWC input, dims N, C, H, W in xdims (NCHW order) */
     int64_t xdims[4];
-    float *y;             /* NHWC output, same H and W */
+    float *y; /* NHWC output, same H and W */
     int64_t cout;
-    const float *weight;  /* OIHW, 3x3 */
-    const float *bias;    /* or NULL */
-    float lo, hi;         /* clamp after the bias */
+    const float *weight;   /* OIHW, 3x3 */
+    const float *bias;     /* or NULL */
+    float lo, hi;          /* clamp after the bias */
     const float *residual; /* or NULL: y = clamp(y + residual, lo2, hi2) */
     float lo2, hi2;
 } fast_wino_args;
@@ -91,17 +91,17 @@ int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void *
 void spw__fast_winograd_run(const fast_action *a);
 
 /* fast_kernels.c: own kernels, each reading its operands from the action. */
-void spw__fast_copy(const fast_action *a);      /* view[0] <- view[1], same dims */
-void spw__fast_memcpy(const fast_action *a);    /* inner elements */
+void spw__fast_copy(const fast_action *a);   /* view[0] <- view[1], same dims */
+void spw__fast_memcpy(const fast_action *a); /* inner elements */
 void spw__fast_pad(const fast_action *a);
 void spw__fast_softmax(const fast_action *a);
-void spw__fast_binary(const fast_action *a);    /* broadcast views; mode 1 = mul */
+void spw__fast_binary(const fast_action *a);      /* broadcast views; mode 1 = mul */
 void spw__fast_add_inplace(const fast_action *a); /* view[0] += view[1], clamp, threaded */
 void spw__fast_batch_norm(const fast_action *a);
 void spw__fast_quantize(const fast_action *a);
 void spw__fast_dequantize(const fast_action *a);
 void spw__fast_gdn_finish(const fast_action *a);
-void spw__fast_bridge(const fast_action *a);    /* reference kernel on NCHW copies */
-void spw__fast_post_ref(const fast_action *a);  /* node->post[mode..] with ref loops */
+void spw__fast_bridge(const fast_action *a);   /* reference kernel on NCHW copies */
+void spw__fast_post_ref(const fast_action *a); /* node->post[mode..] with ref loops */
 
 #endif

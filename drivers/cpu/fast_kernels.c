@@ -205,8 +205,7 @@ static void add_tile(void *ctx, size_t start, size_t count)
 
 void spw__fast_add_inplace(const fast_action *a)
 {
-    pthreadpool_parallelize_1d_tile_1d(a->pool, add_tile, (void *)a, (size_t)a->inner, ADD_TILE,
-                                       0);
+    pthreadpool_parallelize_1d_tile_1d(a->pool, add_tile, (void *)a, (size_t)a->inner, ADD_TILE, 0);
 }
 
 /* BatchNormalization over contiguous (outer, channels, inner) storage; aux

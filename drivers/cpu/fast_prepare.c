@@ -281,8 +281,8 @@ static int emit_posts(build_ctx *c, const spw_node *n, int from, float *y, int64
                 xnn_delete_operator(op);
             if (st == xnn_status_out_of_memory)
                 return xnn_oom(n);
-            SPW_LOGD("cpu-fast: node '%s': post op %d on our loops (XNNPACK status %d)", n->name,
-                     k, (int)st);
+            SPW_LOGD("cpu-fast: node '%s': post op %d on our loops (XNNPACK status %d)", n->name, k,
+                     (int)st);
             return emit_post_ref(c, n, k, y, count);
         }
         int rc = push_xnn(c, n, op);
@@ -306,8 +306,11 @@ static int emit_winograd(build_ctx *c, const spw_node *n, int *post_from)
 {
     const int x = n->inputs[0], w = n->inputs[1], b = n->n_inputs > 2 ? n->inputs[2] : -1;
     const int y = n->outputs[0];
-    fast_wino_args args = {.x = ptr(c, x), .y = ptr(c, y), .cout = val(c, y)->dims[1],
-                           .weight = val(c, w)->data, .bias = b >= 0 ? val(c, b)->data : NULL};
+    fast_wino_args args = {.x = ptr(c, x),
+                           .y = ptr(c, y),
+                           .cout = val(c, y)->dims[1],
+                           .weight = val(c, w)->data,
+                           .bias = b >= 0 ? val(c, b)->data : NULL};
     memcpy(args.xdims, val(c, x)->dims, sizeof(args.xdims));
     int k = clamp_run(n, 0, &args.lo, &args.hi);
     args.lo2 = -INFINITY;
@@ -365,8 +368,8 @@ static int emit_conv(build_ctx *c, const spw_node *n, int *post_from)
         (uint32_t)p->pads[0], (uint32_t)p->pads[3], (uint32_t)p->pads[2], (uint32_t)p->pads[1],
         (uint32_t)KH, (uint32_t)KW, (uint32_t)SPW_MAX(p->stride[0], 1),
         (uint32_t)SPW_MAX(p->stride[1], 1), (uint32_t)SPW_MAX(p->dilation[0], 1),
-        (uint32_t)SPW_MAX(p->dilation[1], 1), (uint32_t)G, (size_t)cin_g, (size_t)cout_g,
-        (size_t)C, (size_t)M, packed, b >= 0 ? val(c, b)->data : NULL, lo, hi, 0, &op);
+        (uint32_t)SPW_MAX(p->dilation[1], 1), (uint32_t)G, (size_t)cin_g, (size_t)cout_g, (size_t)C,
+        (size_t)M, packed, b >= 0 ? val(c, b)->data : NULL, lo, hi, 0, &op);
     spw__free(packed);
     if (st == xnn_status_success)
         st = xnn_setup_convolution2d_nhwc_f32(op, (size_t)xd[0], (size_t)xd[2], (size_t)xd[3],
@@ -542,11 +545,10 @@ static int emit_pool(build_ctx *c, const spw_node *n, int *post_from)
     xnn_operator_t op = NULL;
     enum xnn_status st;
     if (n->op == SPW_OP_MAX_POOL) {
-        st = xnn_create_max_pooling2d_nhwc_f32((uint32_t)pt, (uint32_t)pr, (uint32_t)pb,
-                                               (uint32_t)pl, (uint32_t)kh, (uint32_t)kw,
-                                               (uint32_t)sh, (uint32_t)sw, (uint32_t)dh,
-                                               (uint32_t)dw, (size_t)C, (size_t)C, (size_t)C, lo,
-                                               hi, 0, &op);
+        st = xnn_create_max_pooling2d_nhwc_f32(
+            (uint32_t)pt, (uint32_t)pr, (uint32_t)pb, (uint32_t)pl, (uint32_t)kh, (uint32_t)kw,
+            (uint32_t)sh, (uint32_t)sw, (uint32_t)dh, (uint32_t)dw, (size_t)C, (size_t)C, (size_t)C,
+            lo, hi, 0, &op);
         if (st == xnn_status_success)
             st = xnn_setup_max_pooling2d_nhwc_f32(op, (size_t)xd[0], (size_t)H, (size_t)W,
                                                   ptr(c, x), ptr(c, y), c->fp->pool);
@@ -748,8 +750,7 @@ static int emit_binary(build_ctx *c, const spw_node *n, int *post_from)
         if (n->op == SPW_OP_MUL) {
             st = xnn_create_multiply_nd_f32(lo, hi, 0, &op);
             if (st == xnn_status_success)
-                st = xnn_setup_multiply_nd_f32(op, ra, sa, rb, sb, pa, pb, ptr(c, y),
-                                               c->fp->pool);
+                st = xnn_setup_multiply_nd_f32(op, ra, sa, rb, sb, pa, pb, ptr(c, y), c->fp->pool);
         } else {
             st = xnn_create_add_nd_f32(lo, hi, 0, &op);
             if (st == xnn_status_success)
@@ -798,8 +799,8 @@ static int emit_gdn(build_ctx *c, const spw_node *n, int *post_from)
     if (st == xnn_status_success)
         st = xnn_setup_square_nc_f32(op_sq, pixels, ptr(c, x), sq, c->fp->pool);
     if (st == xnn_status_success)
-        st = xnn_create_fully_connected_nc_f32(C, C, C, C, val(c, gamma)->data,
-                                               val(c, beta)->data, -INFINITY, INFINITY, 0, &op_fc);
+        st = xnn_create_fully_connected_nc_f32(C, C, C, C, val(c, gamma)->data, val(c, beta)->data,
+                                               -INFINITY, INFINITY, 0, &op_fc);
     if (st == xnn_status_success)
         st = xnn_setup_fully_connected_nc_f32(op_fc, pixels, sq, norm, c->fp->pool);
     if (st != xnn_status_success) {
@@ -1148,8 +1149,7 @@ int spw__fast_build(spw_backend *be, spw_plan *plan, fast_plan *fp)
         c.step = s;
         int rc = emit_step(&c, n);
         if (rc < 0)
-            return spw__error_context(rc, "cpu-fast: node '%s' (%s)", n->name,
-                                      spw__op_name(n->op));
+            return spw__error_context(rc, "cpu-fast: node '%s' (%s)", n->name, spw__op_name(n->op));
     }
     return 0;
 }

@@ -187,8 +187,8 @@ static int keep_op(fast_plan *fp, xnn_operator_t op)
 int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void **ext)
 {
     *ext = NULL;
-    const int64_t N = args->xdims[0], C = args->xdims[1], H = args->xdims[2],
-                  W = args->xdims[3], M = args->cout;
+    const int64_t N = args->xdims[0], C = args->xdims[1], H = args->xdims[2], W = args->xdims[3],
+                  M = args->cout;
     /* Thin products or tiny images do not repay the transforms. */
     if (C < 16 || M < 16 || H < 4 || W < 4 || fp->threads > WINO_MAX_THREADS)
         return 0;

@@ -18,13 +18,13 @@ typedef enum spw_drm_bus {
 } spw_drm_bus;
 
 typedef struct spw_drm_node {
-    char path[64];  /* /dev/dri/renderD128, /dev/dri/card0 or /dev/accel/accel0 */
-    bool accel;     /* a compute accelerator node (/dev/accel), not DRM graphics */
-    bool render;    /* a render node (DRM) */
+    char path[64];   /* /dev/dri/renderD128, /dev/dri/card0 or /dev/accel/accel0 */
+    bool accel;      /* a compute accelerator node (/dev/accel), not DRM graphics */
+    bool render;     /* a render node (DRM) */
     char driver[32]; /* kernel driver ("i915", "amdgpu", "ivpu"), "" if unknown */
     int version[3];  /* driver major, minor, patch; -1 if unknown */
     spw_drm_bus bus;
-    char bus_id[96]; /* "0000:03:00.0" (PCI) or the platform device name */
+    char bus_id[96];               /* "0000:03:00.0" (PCI) or the platform device name */
     uint16_t vendor_id, device_id; /* PCI ids, 0 if unknown */
     int64_t major, minor;          /* device number of the node, -1 if unknown */
 } spw_drm_node;

@@ -79,7 +79,7 @@ typedef struct vk_buf {
     spw_buffer *owner;
 } vk_buf;
 
-#define VK_BUF_OF(vbp) ((vk_buf *)((char *)(vbp) - offsetof(vk_buf, vb)))
+#define VK_BUF_OF(vbp) ((vk_buf *)((char *)(vbp)-offsetof(vk_buf, vb)))
 
 /* ---- registration and buffers ----------------------------------------- */
 
@@ -105,8 +105,7 @@ static int vk_init(spw_backend *be)
      * than the CPU backends: usable by name only. */
     be->manual_only = ctx->info.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     SPW_LOGI("vulkan: device %d '%s' (%s)%s", idx, ctx->info.name,
-             spw__vk_type_name(ctx->info.type),
-             be->manual_only ? ", chosen only by name" : "");
+             spw__vk_type_name(ctx->info.type), be->manual_only ? ", chosen only by name" : "");
     return 0;
 }
 
@@ -115,8 +114,7 @@ static int vk_init(spw_backend *be)
  * exit handlers; whatever is still alive then is closed there (its Vulkan
  * objects destroyed, itself marked dead) and the device goes with it, so no
  * Vulkan call is left for a later exit handler to make. */
-static void ctx_hold(spw_vk_ctx *ctx, spw_vk_live *node,
-                     void (*close)(spw_vk_live *, spw_vk_ctx *))
+static void ctx_hold(spw_vk_ctx *ctx, spw_vk_live *node, void (*close)(spw_vk_live *, spw_vk_ctx *))
 {
     node->close = close;
     node->dead = false;
@@ -300,8 +298,7 @@ static bool is_unary(spw_op op)
  * so higher ranks fit when few of their axes are padded. Fills the output
  * dims, input dims and begin pads (outermost first, leading axes 1 / 0) and
  * returns the axis count, or -1 when more than 6 remain. */
-static int pad_axes(const spw_graph *g, const spw_node *n, uint32_t *od, uint32_t *xd,
-                    int32_t *pb)
+static int pad_axes(const spw_graph *g, const spw_node *n, uint32_t *od, uint32_t *xd, int32_t *pb)
 {
     const spw_value *x = &g->values[n->inputs[0]], *y = &g->values[n->outputs[0]];
     const spw_pad_params *p = &n->p.pad;
@@ -354,9 +351,9 @@ static bool vk_supports_op(const spw_backend *be, const spw_graph *g, const spw_
         if (v < 0 || (n->op == SPW_OP_PAD && k > 0))
             continue;
         spw_dtype t = g->values[v].dtype;
-        bool ok = t == SPW_F32 || (t == SPW_I32 && ((n->op == SPW_OP_DEQUANTIZE && k == 0) ||
-                                                    (n->op == SPW_OP_QUANTIZE && k >= 2) ||
-                                                    is_copy_op(n->op)));
+        bool ok = t == SPW_F32 ||
+                  (t == SPW_I32 && ((n->op == SPW_OP_DEQUANTIZE && k == 0) ||
+                                    (n->op == SPW_OP_QUANTIZE && k >= 2) || is_copy_op(n->op)));
         if (!ok)
             return false;
     }
@@ -416,8 +413,8 @@ static bool vk_supports_op(const spw_backend *be, const spw_graph *g, const spw_
         return spw__value_numel(x) < ((int64_t)1 << 31) && pad_axes(g, n, NULL, NULL, NULL) >= 0;
     case SPW_OP_GDN:
         return x->ndim >= 2 && !is_const(g, n->inputs[0]) && n->n_inputs == 3 &&
-               is_const(g, n->inputs[1]) && is_const(g, n->inputs[2]) &&
-               x->dims[0] <= MAX_GROUPS && x->dims[1] <= MAX_GROUPS;
+               is_const(g, n->inputs[1]) && is_const(g, n->inputs[2]) && x->dims[0] <= MAX_GROUPS &&
+               x->dims[1] <= MAX_GROUPS;
     case SPW_OP_QUANTIZE:
     case SPW_OP_DEQUANTIZE:
         return n->n_inputs >= 2 && !is_const(g, n->inputs[0]) && is_const(g, n->inputs[1]);
@@ -566,10 +563,10 @@ static void grid_1d(vk_disp *d, uint64_t total)
     d->groups[2] = 1;
 }
 
-#define NEW(shader, wg)                                                   \
-    vk_disp *d = new_disp(b, (shader), n, (wg));                          \
-    if (!d)                                                               \
-        return spw__error(SPW_ENOMEM, "vulkan: out of memory building a plan")
+#define NEW(shader, wg)                          \
+    vk_disp *d = new_disp(b, (shader), n, (wg)); \
+    if (!d)                                      \
+    return spw__error(SPW_ENOMEM, "vulkan: out of memory building a plan")
 
 static int build_conv(build *b, const spw_node *n)
 {
@@ -638,8 +635,9 @@ static int build_conv(build *b, const spw_node *n)
     d->groups[0] = ceil_div(ceil_div((uint64_t)OH * OW, tp), d->spec[0]);
     d->groups[1] = ceil_div(M, tm);
     d->groups[2] = N;
-    return d->groups[0] > MAX_GROUPS ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
-                                     : 0;
+    return d->groups[0] > MAX_GROUPS
+               ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
+               : 0;
 }
 
 static int build_pool(build *b, const spw_node *n)
@@ -661,8 +659,9 @@ static int build_pool(build *b, const spw_node *n)
     d->groups[0] = ceil_div((uint64_t)OH * OW, d->spec[0]);
     d->groups[1] = (uint32_t)(x->dims[0] * x->dims[1]);
     d->groups[2] = 1;
-    return d->groups[0] > MAX_GROUPS ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
-                                     : 0;
+    return d->groups[0] > MAX_GROUPS
+               ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
+               : 0;
 }
 
 static int build_gpool(build *b, const spw_node *n)
@@ -921,7 +920,8 @@ static int build_softmax(build *b, const spw_node *n)
     int rc = operand(b, d, n->inputs[0], &d->push[0]);
     if (rc)
         return rc;
-    spec(d, (uint32_t)outer), spec(d, y->ndim ? (uint32_t)y->dims[axis] : 1), spec(d, (uint32_t)inner);
+    spec(d, (uint32_t)outer), spec(d, y->ndim ? (uint32_t)y->dims[axis] : 1),
+        spec(d, (uint32_t)inner);
     grid_1d(d, outer * inner);
     return 0;
 }
@@ -981,15 +981,16 @@ static int build_gdn(build *b, const spw_node *n)
     const uint32_t S = (uint32_t)span(x, 2, x->ndim);
     NEW(SPW_VK_SH_GDN, b->tune->wg_1d);
     int rc;
-    if ((rc = operand(b, d, n->inputs[0], &d->push[0])) || (rc = wconst(b, n->inputs[1], &d->push[1])) ||
-        (rc = wconst(b, n->inputs[2], &d->push[2])))
+    if ((rc = operand(b, d, n->inputs[0], &d->push[0])) ||
+        (rc = wconst(b, n->inputs[1], &d->push[1])) || (rc = wconst(b, n->inputs[2], &d->push[2])))
         return rc;
     spec(d, (uint32_t)x->dims[1]), spec(d, S), spec(d, (uint32_t)n->p.gdn.inverse);
     d->groups[0] = ceil_div(S, d->spec[0]);
     d->groups[1] = (uint32_t)x->dims[1];
     d->groups[2] = (uint32_t)x->dims[0];
-    return d->groups[0] > MAX_GROUPS ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
-                                     : 0;
+    return d->groups[0] > MAX_GROUPS
+               ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
+               : 0;
 }
 
 static int build_channel(build *b, const spw_node *n)
@@ -1236,8 +1237,8 @@ static int record(vk_plan *st, spw_plan *plan)
      * writes must also land before this run overwrites them. */
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
-                         VK_ACCESS_SHADER_WRITE_BIT,
+        .srcAccessMask =
+            VK_ACCESS_HOST_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT,
         .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
     };
     f->vkCmdPipelineBarrier(cmd,
@@ -1287,8 +1288,8 @@ static int record(vk_plan *st, spw_plan *plan)
         .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_TRANSFER_READ_BIT,
     };
     f->vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-                            VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1,
-                            &out, 0, NULL, 0, NULL);
+                            VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &out,
+                            0, NULL, 0, NULL);
     rc = spw__vk_check(f->vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
     pthread_mutex_unlock(&ctx->lock);
     return rc;
@@ -1362,7 +1363,8 @@ static int upload_weights(vk_plan *st)
         memcpy(st->weights.mem.map, st->wdata, (size_t)st->n_wdata * 4);
         return 0;
     }
-    return spw__vk_staged_copy(ctx, &st->weights, 0, st->wdata, NULL, (size_t)st->n_wdata * 4, true);
+    return spw__vk_staged_copy(ctx, &st->weights, 0, st->wdata, NULL, (size_t)st->n_wdata * 4,
+                               true);
 }
 
 static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
@@ -1428,8 +1430,9 @@ static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
                 rc = spw__error(SPW_ENOMEM, "vulkan: out of memory");
                 goto fail;
             }
-            if ((rc = spw__vk_check(spw__vk_fns()->vkCreateQueryPool(ctx->dev, &qci, NULL, &st->qpool),
-                                    "vkCreateQueryPool")))
+            if ((rc = spw__vk_check(
+                     spw__vk_fns()->vkCreateQueryPool(ctx->dev, &qci, NULL, &st->qpool),
+                     "vkCreateQueryPool")))
                 goto fail;
         } else {
             SPW_LOGW("vulkan: '%s' has no timestamps; per-step times stay 0", ctx->info.name);
@@ -1437,8 +1440,8 @@ static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
     }
     if ((rc = record(st, plan)))
         goto fail;
-    SPW_LOGD("vulkan: plan of %d steps: %d dispatches, %d pipelines%s", plan->n_steps,
-             st->n_disp, st->n_pipes, st->fp16 ? ", fp16 storage" : "");
+    SPW_LOGD("vulkan: plan of %d steps: %d dispatches, %d pipelines%s", plan->n_steps, st->n_disp,
+             st->n_pipes, st->fp16 ? ", fp16 storage" : "");
     st->held = true;
     ctx_hold(ctx, &st->live, plan_close);
     *state = st;

@@ -52,8 +52,7 @@ static void open_instance(void)
         instance_rc = SPW_ENODEV;
         return;
     }
-#define SPW__VK_LOAD_GLOBAL(name) \
-    fns.name = (PFN_##name)fns.vkGetInstanceProcAddr(NULL, #name);
+#define SPW__VK_LOAD_GLOBAL(name) fns.name = (PFN_##name)fns.vkGetInstanceProcAddr(NULL, #name);
     SPW_VK_GLOBAL_FNS(SPW__VK_LOAD_GLOBAL)
 #undef SPW__VK_LOAD_GLOBAL
     if (!fns.vkCreateInstance || !fns.vkEnumerateInstanceExtensionProperties) {
@@ -62,7 +61,8 @@ static void open_instance(void)
         return;
     }
     PFN_vkEnumerateInstanceVersion enum_version =
-        (PFN_vkEnumerateInstanceVersion)fns.vkGetInstanceProcAddr(NULL, "vkEnumerateInstanceVersion");
+        (PFN_vkEnumerateInstanceVersion)fns.vkGetInstanceProcAddr(NULL,
+                                                                  "vkEnumerateInstanceVersion");
     uint32_t version = VK_API_VERSION_1_0;
     if (enum_version)
         enum_version(&version);
@@ -495,7 +495,8 @@ int spw__vk_ctx_create(int idx, spw_vk_ctx **out)
         .enabledExtensionCount = n_exts,
         .ppEnabledExtensionNames = exts,
     };
-    if ((rc = spw__vk_check(fns.vkCreateDevice(ctx->phys, &dci, NULL, &ctx->dev), "vkCreateDevice")))
+    if ((rc =
+             spw__vk_check(fns.vkCreateDevice(ctx->phys, &dci, NULL, &ctx->dev), "vkCreateDevice")))
         goto fail_ctx;
 #define SPW__VK_LOAD_DEVICE(name) fns.name = (PFN_##name)fns.vkGetDeviceProcAddr(ctx->dev, #name);
     SPW_VK_DEVICE_FNS(SPW__VK_LOAD_DEVICE)
@@ -509,8 +510,8 @@ int spw__vk_ctx_create(int idx, spw_vk_ctx **out)
 
     /* Memory types: device-local for arenas and weights; host-visible
      * coherent for staging. Unified devices map the arena directly. */
-    const VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
-                                     VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    const VkMemoryPropertyFlags hv =
+        VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
     int th = find_type(&ctx->memprops, hv | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, 0);
     if (th < 0)
         th = find_type(&ctx->memprops, hv, 0);

@@ -13,70 +13,70 @@
 #include "drivers/backend.h"
 
 /* Entry points by level. The optional ones may stay NULL (extension absent). */
-#define SPW_VK_GLOBAL_FNS(X)                      \
-    X(vkCreateInstance)                           \
+#define SPW_VK_GLOBAL_FNS(X) \
+    X(vkCreateInstance)      \
     X(vkEnumerateInstanceExtensionProperties)
 
-#define SPW_VK_INSTANCE_FNS(X)                    \
-    X(vkDestroyInstance)                          \
-    X(vkEnumeratePhysicalDevices)                 \
-    X(vkGetPhysicalDeviceProperties)              \
-    X(vkGetPhysicalDeviceProperties2)             \
-    X(vkGetPhysicalDeviceFeatures2)               \
-    X(vkGetPhysicalDeviceMemoryProperties)        \
-    X(vkGetPhysicalDeviceQueueFamilyProperties)   \
-    X(vkEnumerateDeviceExtensionProperties)       \
-    X(vkCreateDevice)                             \
+#define SPW_VK_INSTANCE_FNS(X)                  \
+    X(vkDestroyInstance)                        \
+    X(vkEnumeratePhysicalDevices)               \
+    X(vkGetPhysicalDeviceProperties)            \
+    X(vkGetPhysicalDeviceProperties2)           \
+    X(vkGetPhysicalDeviceFeatures2)             \
+    X(vkGetPhysicalDeviceMemoryProperties)      \
+    X(vkGetPhysicalDeviceQueueFamilyProperties) \
+    X(vkEnumerateDeviceExtensionProperties)     \
+    X(vkCreateDevice)                           \
     X(vkGetDeviceProcAddr)
 
-#define SPW_VK_DEVICE_FNS(X)                      \
-    X(vkDestroyDevice)                            \
-    X(vkGetDeviceQueue)                           \
-    X(vkAllocateMemory)                           \
-    X(vkFreeMemory)                               \
-    X(vkMapMemory)                                \
-    X(vkUnmapMemory)                              \
-    X(vkCreateBuffer)                             \
-    X(vkDestroyBuffer)                            \
-    X(vkGetBufferMemoryRequirements)              \
-    X(vkBindBufferMemory)                         \
-    X(vkCreateShaderModule)                       \
-    X(vkDestroyShaderModule)                      \
-    X(vkCreatePipelineCache)                      \
-    X(vkGetPipelineCacheData)                     \
-    X(vkDestroyPipelineCache)                     \
-    X(vkCreateComputePipelines)                   \
-    X(vkDestroyPipeline)                          \
-    X(vkCreatePipelineLayout)                     \
-    X(vkDestroyPipelineLayout)                    \
-    X(vkCreateDescriptorSetLayout)                \
-    X(vkDestroyDescriptorSetLayout)               \
-    X(vkCreateDescriptorPool)                     \
-    X(vkDestroyDescriptorPool)                    \
-    X(vkAllocateDescriptorSets)                   \
-    X(vkUpdateDescriptorSets)                     \
-    X(vkCreateCommandPool)                        \
-    X(vkDestroyCommandPool)                       \
-    X(vkAllocateCommandBuffers)                   \
-    X(vkFreeCommandBuffers)                       \
-    X(vkBeginCommandBuffer)                       \
-    X(vkEndCommandBuffer)                         \
-    X(vkCmdBindPipeline)                          \
-    X(vkCmdBindDescriptorSets)                    \
-    X(vkCmdPushConstants)                         \
-    X(vkCmdDispatch)                              \
-    X(vkCmdPipelineBarrier)                       \
-    X(vkCmdCopyBuffer)                            \
-    X(vkCmdResetQueryPool)                        \
-    X(vkCmdWriteTimestamp)                        \
-    X(vkCreateQueryPool)                          \
-    X(vkDestroyQueryPool)                         \
-    X(vkGetQueryPoolResults)                      \
-    X(vkCreateFence)                              \
-    X(vkDestroyFence)                             \
-    X(vkResetFences)                              \
-    X(vkWaitForFences)                            \
-    X(vkQueueSubmit)                              \
+#define SPW_VK_DEVICE_FNS(X)         \
+    X(vkDestroyDevice)               \
+    X(vkGetDeviceQueue)              \
+    X(vkAllocateMemory)              \
+    X(vkFreeMemory)                  \
+    X(vkMapMemory)                   \
+    X(vkUnmapMemory)                 \
+    X(vkCreateBuffer)                \
+    X(vkDestroyBuffer)               \
+    X(vkGetBufferMemoryRequirements) \
+    X(vkBindBufferMemory)            \
+    X(vkCreateShaderModule)          \
+    X(vkDestroyShaderModule)         \
+    X(vkCreatePipelineCache)         \
+    X(vkGetPipelineCacheData)        \
+    X(vkDestroyPipelineCache)        \
+    X(vkCreateComputePipelines)      \
+    X(vkDestroyPipeline)             \
+    X(vkCreatePipelineLayout)        \
+    X(vkDestroyPipelineLayout)       \
+    X(vkCreateDescriptorSetLayout)   \
+    X(vkDestroyDescriptorSetLayout)  \
+    X(vkCreateDescriptorPool)        \
+    X(vkDestroyDescriptorPool)       \
+    X(vkAllocateDescriptorSets)      \
+    X(vkUpdateDescriptorSets)        \
+    X(vkCreateCommandPool)           \
+    X(vkDestroyCommandPool)          \
+    X(vkAllocateCommandBuffers)      \
+    X(vkFreeCommandBuffers)          \
+    X(vkBeginCommandBuffer)          \
+    X(vkEndCommandBuffer)            \
+    X(vkCmdBindPipeline)             \
+    X(vkCmdBindDescriptorSets)       \
+    X(vkCmdPushConstants)            \
+    X(vkCmdDispatch)                 \
+    X(vkCmdPipelineBarrier)          \
+    X(vkCmdCopyBuffer)               \
+    X(vkCmdResetQueryPool)           \
+    X(vkCmdWriteTimestamp)           \
+    X(vkCreateQueryPool)             \
+    X(vkDestroyQueryPool)            \
+    X(vkGetQueryPoolResults)         \
+    X(vkCreateFence)                 \
+    X(vkDestroyFence)                \
+    X(vkResetFences)                 \
+    X(vkWaitForFences)               \
+    X(vkQueueSubmit)                 \
     X(vkDeviceWaitIdle)
 
 #define SPW_VK_OPTIONAL_DEVICE_FNS(X) X(vkGetMemoryHostPointerPropertiesEXT)
@@ -110,8 +110,8 @@ typedef struct spw_vk_device_info {
     VkMemoryHeap heaps[VK_MAX_MEMORY_HEAPS];
     uint32_t max_wg_invocations;
     uint64_t max_storage_range;
-    bool unified; /* a memory type is device-local and host-visible-coherent */
-    bool as_discrete; /* SPW_VULKAN_AS_DISCRETE: taken for a discrete GPU */
+    bool unified;       /* a memory type is device-local and host-visible-coherent */
+    bool as_discrete;   /* SPW_VULKAN_AS_DISCRETE: taken for a discrete GPU */
     int compute_family; /* -1 when the device has no compute queue */
     uint32_t timestamp_bits;
     float timestamp_period;
@@ -227,6 +227,5 @@ int spw__vk_cache_open(spw_vk_ctx *ctx);
 void spw__vk_cache_save(spw_vk_ctx *ctx);
 int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t n_spec,
                      VkPipeline *out);
-
 
 #endif

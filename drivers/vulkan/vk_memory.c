@@ -147,7 +147,8 @@ static int make_buffer(spw_vk_ctx *ctx, VkDeviceSize size, const void *pnext, Vk
                  VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };
-    return spw__vk_check(spw__vk_fns()->vkCreateBuffer(ctx->dev, &bci, NULL, out), "vkCreateBuffer");
+    return spw__vk_check(spw__vk_fns()->vkCreateBuffer(ctx->dev, &bci, NULL, out),
+                         "vkCreateBuffer");
 }
 
 int spw__vk_buffer_create(spw_vk_ctx *ctx, VkDeviceSize size, bool host, spw_vk_buffer *out)
@@ -164,9 +165,9 @@ int spw__vk_buffer_create(spw_vk_ctx *ctx, VkDeviceSize size, bool host, spw_vk_
     pthread_mutex_unlock(&ctx->lock);
     if (rc)
         goto fail_buf;
-    if ((rc = spw__vk_check(f->vkBindBufferMemory(ctx->dev, out->buf, out->mem.block->mem,
-                                                  out->mem.offset),
-                            "vkBindBufferMemory")))
+    if ((rc = spw__vk_check(
+             f->vkBindBufferMemory(ctx->dev, out->buf, out->mem.block->mem, out->mem.offset),
+             "vkBindBufferMemory")))
         goto fail_mem;
     out->size = size;
     return 0;

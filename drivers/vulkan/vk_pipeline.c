@@ -139,8 +139,8 @@ int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t
         .pCode = sh->code,
     };
     VkShaderModule mod;
-    int rc = spw__vk_check(f->vkCreateShaderModule(ctx->dev, &mci, NULL, &mod),
-                           "vkCreateShaderModule");
+    int rc =
+        spw__vk_check(f->vkCreateShaderModule(ctx->dev, &mci, NULL, &mod), "vkCreateShaderModule");
     if (rc)
         return rc;
     /* Constant i has id i: ids 0-2 are the workgroup size (local_size_*_id). */
@@ -157,13 +157,14 @@ int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t
     };
     VkComputePipelineCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
-        .stage = {
-            .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
-            .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-            .module = mod,
-            .pName = "main",
-            .pSpecializationInfo = &si,
-        },
+        .stage =
+            {
+                .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                .module = mod,
+                .pName = "main",
+                .pSpecializationInfo = &si,
+            },
         .layout = ctx->layout,
     };
     /* The cache synchronises itself: plans may compile in several threads. */

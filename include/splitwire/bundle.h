@@ -17,18 +17,18 @@ typedef struct spw_bundle_info {
     char name[SPW_BUNDLE_NAME_MAX];
     char version[32];
     int input_width, input_height;
-    int resize;          /* shorter side before the centre crop; 0 = none */
+    int resize; /* shorter side before the centre crop; 0 = none */
     float mean[3], std[3];
     int latent_c, latent_h, latent_w;
-    int rate_index;      /* rate point within its family, 0 = highest rate */
+    int rate_index; /* rate point within its family, 0 = highest rate */
     double lambda;
-    char backbone[SPW_BUNDLE_NAME_MAX];   /* backbone id, e.g. mobilenet_v2_1.0_224 */
+    char backbone[SPW_BUNDLE_NAME_MAX];    /* backbone id, e.g. mobilenet_v2_1.0_224 */
     char split_value[SPW_BUNDLE_NAME_MAX]; /* value in the backbone the decoder restores */
     int split_c, split_h, split_w;
-    int num_classes;     /* backbone outputs */
-    int label_offset;    /* class index = output index - label_offset (1 for a background class) */
-    double bpp, top1;    /* measured; negative when not measured */
-    uint16_t id;         /* stable id of the bundle on the wire (hash of name and version) */
+    int num_classes;  /* backbone outputs */
+    int label_offset; /* class index = output index - label_offset (1 for a background class) */
+    double bpp, top1; /* measured; negative when not measured */
+    uint16_t id;      /* stable id of the bundle on the wire (hash of name and version) */
 } spw_bundle_info;
 
 typedef struct spw_bundle spw_bundle;

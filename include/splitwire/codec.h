@@ -97,14 +97,14 @@ SPW_API double spw_codec_tables_entropy(const spw_codec_tables *tables, int chan
 /* Ideal cost in bits of coding these symbols with the tables (-sum log2 p,
  * bypass nibbles included); a plain stream exceeds it by at most the flushed
  * 8-byte state plus 0.0001 bit per symbol. */
-SPW_API double spw_codec_cost_bits(const spw_codec_tables *tables, const int32_t *symbols,
-                                   int C, int H, int W);
+SPW_API double spw_codec_cost_bits(const spw_codec_tables *tables, const int32_t *symbols, int C,
+                                   int H, int W);
 
 /* ---- quantisation ---------------------------------------------------------- */
 
 /* symbols = rint(y - median[c]) (round half to even), saturated to int32; NaN -> 0. */
-SPW_API int spw_codec_quantize(const spw_codec_tables *tables, const float *y, int C, int H,
-                               int W, int32_t *symbols);
+SPW_API int spw_codec_quantize(const spw_codec_tables *tables, const float *y, int C, int H, int W,
+                               int32_t *symbols);
 /* y = symbols + median[c]. */
 SPW_API int spw_codec_dequantize(const spw_codec_tables *tables, const int32_t *symbols, int C,
                                  int H, int W, float *y);
@@ -183,8 +183,8 @@ typedef struct spw_codec_report {
 SPW_API int spw_codec_decode(spw_codec *codec, const spw_codec_seg *segs, int nsegs, int C, int H,
                              int W, int32_t *symbols, spw_codec_report *report);
 
-SPW_API int spw_codec_decode_buf(spw_codec *codec, const void *buf, size_t len, int C, int H,
-                                 int W, int32_t *symbols, spw_codec_report *report);
+SPW_API int spw_codec_decode_buf(spw_codec *codec, const void *buf, size_t len, int C, int H, int W,
+                                 int32_t *symbols, spw_codec_report *report);
 
 /* CRC32C (Castagnoli) as used in tile headers; crc = 0 to start. */
 SPW_API uint32_t spw_crc32c(uint32_t crc, const void *data, size_t len);

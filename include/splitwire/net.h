@@ -49,7 +49,7 @@ typedef enum spw_net_msg_type {
     SPW_NET_NACK = 4,    /* internal: missing fragments; never delivered */
     SPW_NET_PING = 5,    /* answered with PONG by the library, never delivered */
     SPW_NET_PONG = 6,
-    SPW_NET_ACK = 7,     /* internal: a request arrived whole; never delivered */
+    SPW_NET_ACK = 7, /* internal: a request arrived whole; never delivered */
 } spw_net_msg_type;
 
 /* An IPv4 endpoint. ip and port in host byte order; mac is only used by DPDK. */
@@ -147,9 +147,9 @@ typedef struct spw_net_msg {
     uint16_t c, h, w; /* latent shape */
     uint64_t request_id;
     spw_net_addr peer;
-    int status;   /* receive: 0, or SPW_ETIMEDOUT for a request given up (local) */
+    int status;          /* receive: 0, or SPW_ETIMEDOUT for a request given up (local) */
     uint32_t timeout_ms; /* send (requests): deadline from now; 0 = request_timeout_ms */
-    size_t bytes; /* receive: payload bytes; send: capacity */
+    size_t bytes;        /* receive: payload bytes; send: capacity */
     int nsegs;
     spw_net_seg *segs;
 } spw_net_msg;
@@ -169,8 +169,7 @@ SPW_API int spw_net_tx_alloc(spw_net *net, size_t capacity, spw_net_msg **out);
 SPW_API int spw_net_send(spw_net *net, spw_net_msg *msg, int first, size_t offset, size_t bytes);
 
 /* Sends a payload gathered from caller memory (copied: counted in stats). */
-SPW_API int spw_net_sendv(spw_net *net, const spw_net_msg *hdr, const spw_net_seg *segs,
-                          int nsegs);
+SPW_API int spw_net_sendv(spw_net *net, const spw_net_msg *hdr, const spw_net_seg *segs, int nsegs);
 
 /*
  * Receives packets, runs timers (NACKs, retransmissions, expiry) and the

@@ -26,8 +26,8 @@ typedef struct spw_result {
     int status; /* 0, or SPW_E*: the server's error, SPW_ETIMEDOUT, ... */
     int k;
     spw_class_score top[SPW_TOPK_MAX];
-    size_t bytes; /* coded latent bytes sent */
-    double bpp;   /* bytes * 8 / (input width * height) */
+    size_t bytes;         /* coded latent bytes sent */
+    double bpp;           /* bytes * 8 / (input width * height) */
     double ms_preprocess; /* decode the image, resize, crop, normalise */
     double ms_encode;     /* encoder network */
     double ms_entropy;    /* rANS coding into transmit buffers */
@@ -42,12 +42,12 @@ typedef struct spw_client spw_client;
 
 typedef struct spw_client_config {
     const char *bundle_dir;
-    const char *backend;    /* encoder backend: NULL/"auto", "cpu", "cpu-ref", "vulkan" */
-    int threads;            /* 0: backend default */
+    const char *backend;     /* encoder backend: NULL/"auto", "cpu", "cpu-ref", "vulkan" */
+    int threads;             /* 0: backend default */
     spw_codec_format format; /* stream format sent to the server */
-    int topk;               /* results wanted, 1 .. SPW_TOPK_MAX (0 = 5) */
-    int timeout_ms;         /* per request (0 = 2000) */
-    int max_inflight;       /* submitted but unanswered requests (0 = 16) */
+    int topk;                /* results wanted, 1 .. SPW_TOPK_MAX (0 = 5) */
+    int timeout_ms;          /* per request (0 = 2000) */
+    int max_inflight;        /* submitted but unanswered requests (0 = 16) */
     /* Remote mode: the transport to the server. */
     spw_net_config net;
     /* Local mode: run the server half in this process, no network. */

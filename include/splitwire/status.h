@@ -18,28 +18,28 @@ extern "C" {
  * Every fallible call returns 0 (SPW_OK) or one of these negative codes.
  * The list is the single source for the enum, spw_strerror() and spw_err_name().
  */
-#define SPW_STATUS_MAP(X)                                              \
-    X(EINVAL, -1, "invalid argument")                                  \
-    X(ENOMEM, -2, "out of memory")                                     \
-    X(EIO, -3, "input/output error")                                   \
-    X(EFORMAT, -4, "malformed input")                                  \
-    X(EUNSUPPORTED, -5, "unsupported operation or feature")            \
-    X(ESHAPE, -6, "inconsistent tensor shapes")                        \
-    X(ERANGE, -7, "value out of range")                                \
-    X(ENOENT, -8, "not found")                                         \
-    X(ETRUNC, -9, "truncated input")                                   \
-    X(ECORRUPT, -10, "corrupt data")                                   \
-    X(EBACKEND, -11, "backend failure")                                \
-    X(ENODEV, -12, "no usable device")                                 \
-    X(ETIMEDOUT, -13, "timed out")                                     \
-    X(EAGAIN, -14, "resource temporarily unavailable")                 \
-    X(ENOSPC, -15, "not enough space in the output buffer")            \
-    X(EMISMATCH, -16, "mismatched model or configuration")             \
-    X(EPROTO, -17, "protocol error")                                   \
-    X(EBUSY, -18, "resource busy")                                     \
-    X(ECANCELED, -19, "operation canceled")                            \
-    X(EINTERNAL, -20, "internal error")                                \
-    X(EAUTH, -21, "authentication failed")                             \
+#define SPW_STATUS_MAP(X)                                   \
+    X(EINVAL, -1, "invalid argument")                       \
+    X(ENOMEM, -2, "out of memory")                          \
+    X(EIO, -3, "input/output error")                        \
+    X(EFORMAT, -4, "malformed input")                       \
+    X(EUNSUPPORTED, -5, "unsupported operation or feature") \
+    X(ESHAPE, -6, "inconsistent tensor shapes")             \
+    X(ERANGE, -7, "value out of range")                     \
+    X(ENOENT, -8, "not found")                              \
+    X(ETRUNC, -9, "truncated input")                        \
+    X(ECORRUPT, -10, "corrupt data")                        \
+    X(EBACKEND, -11, "backend failure")                     \
+    X(ENODEV, -12, "no usable device")                      \
+    X(ETIMEDOUT, -13, "timed out")                          \
+    X(EAGAIN, -14, "resource temporarily unavailable")      \
+    X(ENOSPC, -15, "not enough space in the output buffer") \
+    X(EMISMATCH, -16, "mismatched model or configuration")  \
+    X(EPROTO, -17, "protocol error")                        \
+    X(EBUSY, -18, "resource busy")                          \
+    X(ECANCELED, -19, "operation canceled")                 \
+    X(EINTERNAL, -20, "internal error")                     \
+    X(EAUTH, -21, "authentication failed")                  \
     X(EREPLAY, -22, "replayed message")
 
 typedef enum spw_status {

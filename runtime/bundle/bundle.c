@@ -84,8 +84,8 @@ static int get_shape3(json_t *o, const char *key, int *c, int *h, int *w)
     for (int i = 0; i < 3; i++) {
         json_t *e = json_array_get(v, (size_t)i);
         if (!json_is_integer(e) || json_integer_value(e) < 1 || json_integer_value(e) > 65535)
-            return spw__error(SPW_EFORMAT, "manifest: '%s'[%d] must be an integer in 1..65535",
-                              key, i);
+            return spw__error(SPW_EFORMAT, "manifest: '%s'[%d] must be an integer in 1..65535", key,
+                              i);
         *d[i] = (int)json_integer_value(e);
     }
     return 0;
@@ -135,8 +135,8 @@ static int parse_manifest(json_t *root, spw_bundle *b)
     if ((rc = get_str(root, "name", in->name, sizeof(in->name))) ||
         (rc = get_str(root, "version", in->version, sizeof(in->version))) ||
         (rc = get_obj(root, "input", &input)) || (rc = get_obj(root, "latent", &latent)) ||
-        (rc = get_obj(root, "rate_point", &rate)) ||
-        (rc = get_obj(root, "backbone", &backbone)) || (rc = get_obj(root, "files", &files)))
+        (rc = get_obj(root, "rate_point", &rate)) || (rc = get_obj(root, "backbone", &backbone)) ||
+        (rc = get_obj(root, "files", &files)))
         return rc;
     if ((rc = get_int(input, "width", 1, 16384, &in->input_width)) ||
         (rc = get_int(input, "height", 1, 16384, &in->input_height)) ||
@@ -262,8 +262,8 @@ static int check_io(const spw_model *m, const char *what, spw_dtype in_t, const 
             char have[96];
             return spw__error(SPW_EMISMATCH, "%s %s '%s' is %s %s, the manifest says %s Nx%dx%dx%d",
                               what, io ? "output" : "input", name, spw_dtype_name(d.dtype),
-                              spw_tensor_shape_str(&d, have, sizeof(have)), spw_dtype_name(t),
-                              s[0], s[1], s[2]);
+                              spw_tensor_shape_str(&d, have, sizeof(have)), spw_dtype_name(t), s[0],
+                              s[1], s[2]);
         }
     }
     return 0;
@@ -325,8 +325,9 @@ static const void *const_input(const spw_graph *g, const spw_node *n, int k, spw
     const spw_value *v = &g->values[n->inputs[k]];
     if (!(v->flags & SPW_VALUE_CONST) || v->dtype != t ||
         (numel >= 0 && spw__value_numel(v) != numel)) {
-        spw__error(SPW_EFORMAT, "node '%s': codec table '%s' must be a constant %s of %lld elements",
-                   n->name, what, spw_dtype_name(t), (long long)numel);
+        spw__error(SPW_EFORMAT,
+                   "node '%s': codec table '%s' must be a constant %s of %lld elements", n->name,
+                   what, spw_dtype_name(t), (long long)numel);
         return NULL;
     }
     return v->data;
@@ -397,8 +398,9 @@ int spw_bundle_load_tail(const spw_bundle *bundle, const char *models_dir, spw_m
     int rc = spw_model_load(path, &full);
     if (rc) {
         if (rc == SPW_ENOENT)
-            spw__error(rc, "backbone '%s' not found at %s (set SPW_MODEL_DIR or run "
-                           "tools/models/fetch_backbone.sh)",
+            spw__error(rc,
+                       "backbone '%s' not found at %s (set SPW_MODEL_DIR or run "
+                       "tools/models/fetch_backbone.sh)",
                        bundle->info.backbone, path);
         return rc;
     }

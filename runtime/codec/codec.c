@@ -195,8 +195,7 @@ int spw_codec_decode_buf(spw_codec *k, const void *buf, size_t len, int C, int H
     }
     if (len % 4) {
         report_init(rep);
-        return spw__error(SPW_ETRUNC, "codec: stream of %zu bytes is not whole 32-bit words",
-                          len);
+        return spw__error(SPW_ETRUNC, "codec: stream of %zu bytes is not whole 32-bit words", len);
     }
     spw_codec_seg seg = {(void *)buf, len};
     return spw_codec_decode(k, &seg, 1, C, H, W, sym, rep);
@@ -204,8 +203,7 @@ int spw_codec_decode_buf(spw_codec *k, const void *buf, size_t len, int C, int H
 
 /* ---- quantisation --------------------------------------------------------------- */
 
-int spw_codec_quantize(const spw_codec_tables *t, const float *y, int C, int H, int W,
-                       int32_t *sym)
+int spw_codec_quantize(const spw_codec_tables *t, const float *y, int C, int H, int W, int32_t *sym)
 {
     if (!t || !y || !sym)
         return spw__error(SPW_EINVAL, "codec: NULL argument");

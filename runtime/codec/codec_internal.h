@@ -45,12 +45,12 @@ typedef uint32_t lut_entry; /* start | freq << 16 */
 
 typedef struct codec_chan {
     int32_t offset;
-    int32_t maxv;    /* cdf_length - 2: the tail (bypass) bin */
+    int32_t maxv; /* cdf_length - 2: the tail (bypass) bin */
     float median;
-    double entropy;  /* bits per symbol under its own pmf */
-    const uint32_t *cdf; /* cdf_length entries */
-    const enc_entry *enc; /* maxv + 1 entries */
-    const lut_entry *lut; /* 1 << LUT_BITS entries */
+    double entropy;          /* bits per symbol under its own pmf */
+    const uint32_t *cdf;     /* cdf_length entries */
+    const enc_entry *enc;    /* maxv + 1 entries */
+    const lut_entry *lut;    /* 1 << LUT_BITS entries */
     const uint16_t *lut_bin; /* 1 << LUT_BITS entries */
     /* Most probable bin; when it is likely enough (mode_fast), the decoder
      * tests it before the lookup, a branch the CPU predicts and runs ahead
@@ -121,8 +121,7 @@ int spw__codec_check_segs(const spw_codec_seg *segs, int nsegs, size_t *total);
 void spw__wcur_init(wcur *w, const spw_codec_seg *segs, int nsegs);
 int spw__wcur_put(wcur *w, uint32_t v);
 /* Reader over [start, start + len) of the segments' concatenation. */
-void spw__rcur_init(rcur *r, const spw_codec_seg *segs, int nsegs, int seg, size_t off,
-                    size_t len);
+void spw__rcur_init(rcur *r, const spw_codec_seg *segs, int nsegs, int seg, size_t off, size_t len);
 
 /* Codes one block as one complete rANS stream (state flush included). */
 int spw__rans_encode(const spw_codec_tables *t, const int32_t *sym, const sym_block *b, wcur *w);

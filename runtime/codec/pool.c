@@ -16,7 +16,7 @@ struct spw__pool {
     pthread_t *threads;
     int nthreads;
     int stop;
-    uint32_t gen;  /* current job; workers wait for a change */
+    uint32_t gen; /* current job; workers wait for a change */
     spw__pool_fn fn;
     void *ctx;
     int nitems;

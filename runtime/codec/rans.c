@@ -35,8 +35,8 @@ int spw__codec_check_segs(const spw_codec_seg *segs, int nsegs, size_t *total)
     size_t sum = 0;
     for (int i = 0; i < nsegs; i++) {
         if (segs[i].size % 4)
-            return spw__error(SPW_EINVAL, "codec: segment %d has %zu bytes, not a multiple of 4",
-                              i, segs[i].size);
+            return spw__error(SPW_EINVAL, "codec: segment %d has %zu bytes, not a multiple of 4", i,
+                              segs[i].size);
         if (segs[i].size && !segs[i].data)
             return spw__error(SPW_EINVAL, "codec: segment %d has no data", i);
         if (!spw__add_ok(sum, segs[i].size, &sum))
@@ -85,8 +85,7 @@ int spw__wcur_put(wcur *w, uint32_t v)
     return 0;
 }
 
-void spw__rcur_init(rcur *r, const spw_codec_seg *segs, int nsegs, int seg, size_t off,
-                    size_t len)
+void spw__rcur_init(rcur *r, const spw_codec_seg *segs, int nsegs, int seg, size_t off, size_t len)
 {
     r->segs = segs;
     r->nsegs = nsegs;
@@ -171,8 +170,8 @@ static int put_symbol_slow(const codec_chan *ch, int32_t s, uint64_t *x, wcur *w
         return put_checked(x, w, &ch->enc[v]);
     uint64_t raw = v < 0 ? (uint64_t)(-2 * v - 1) : (uint64_t)(2 * (v - ch->maxv));
     if (raw > UINT32_MAX)
-        return spw__error(SPW_ERANGE, "codec: symbol %d is too far from its table (offset %d)",
-                          s, ch->offset);
+        return spw__error(SPW_ERANGE, "codec: symbol %d is too far from its table (offset %d)", s,
+                          ch->offset);
     int nib = 0;
     while (raw >> (RANS_BYPASS_BITS * nib))
         nib++;

@@ -43,14 +43,12 @@ static int validate(const spw_codec_table_desc *d, size_t *cdf_total, size_t *en
                               c, len, SPW_CODEC_MAX_CDF_LENGTH, d->cdf_stride);
         int32_t off = d->offset[c];
         if (off < -SPW_CODEC_MAX_OFFSET || off > SPW_CODEC_MAX_OFFSET)
-            return spw__error(SPW_EFORMAT, "tables: channel %d: offset %d out of range", c,
-                              off);
+            return spw__error(SPW_EFORMAT, "tables: channel %d: offset %d out of range", c, off);
         if (d->medians && !isfinite(d->medians[c]))
             return spw__error(SPW_EFORMAT, "tables: channel %d: median is not finite", c);
         const int32_t *cdf = d->cdf + (size_t)c * (size_t)d->cdf_stride;
         if (cdf[0] != 0)
-            return spw__error(SPW_EFORMAT, "tables: channel %d: cdf[0] = %d, must be 0", c,
-                              cdf[0]);
+            return spw__error(SPW_EFORMAT, "tables: channel %d: cdf[0] = %d, must be 0", c, cdf[0]);
         for (int32_t i = 1; i < len; i++)
             if (cdf[i] <= cdf[i - 1])
                 return spw__error(SPW_EFORMAT,
@@ -58,9 +56,8 @@ static int validate(const spw_codec_table_desc *d, size_t *cdf_total, size_t *en
                                   "%d, cdf[%d] = %d)",
                                   c, i - 1, i - 1, cdf[i - 1], i, cdf[i]);
         if (cdf[len - 1] != (1 << RANS_PREC))
-            return spw__error(SPW_EFORMAT,
-                              "tables: channel %d: cdf ends at %d, must be exactly %d", c,
-                              cdf[len - 1], 1 << RANS_PREC);
+            return spw__error(SPW_EFORMAT, "tables: channel %d: cdf ends at %d, must be exactly %d",
+                              c, cdf[len - 1], 1 << RANS_PREC);
         ct += (size_t)len;
         et += (size_t)len - 1;
     }
@@ -244,8 +241,7 @@ double spw_codec_cost_bits(const spw_codec_tables *t, const int32_t *sym, int C,
 
 /* ---- table directory ------------------------------------------------------ */
 
-static int load_npy(const char *dir, const char *name, spw_dtype dtype, int ndim,
-                    spw_tensor *t)
+static int load_npy(const char *dir, const char *name, spw_dtype dtype, int ndim, spw_tensor *t)
 {
     char path[4096];
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))

@@ -90,8 +90,8 @@ static void tile_block(int i, int rows, int C, int H, int W, sym_block *b, size_
 }
 
 /* One tile, header included, into a writer positioned after where it ends. */
-static int encode_tile(const spw_codec *k, const int32_t *sym, int i, int rows, int C, int H,
-                       int W, wcur *w)
+static int encode_tile(const spw_codec *k, const int32_t *sym, int i, int rows, int C, int H, int W,
+                       wcur *w)
 {
     sym_block b;
     size_t first;
@@ -277,8 +277,7 @@ static bool header_ok(const uint8_t h[16], int C, int H, int W, size_t avail, in
     if (r < 1 || r > H || i >= (H + r - 1) / r)
         return false;
     int nr = SPW_MIN(r, H - i * r);
-    if (l < 8 || l % 4 || l > avail ||
-        l > spw__rans_bound((size_t)C * (size_t)nr * (size_t)W))
+    if (l < 8 || l % 4 || l > avail || l > spw__rans_bound((size_t)C * (size_t)nr * (size_t)W))
         return false;
     *idx = i;
     *rows = r;

@@ -134,8 +134,7 @@ int spw__read_file(const char *path, void **data, size_t *size)
      * regular file (directory, FIFO, device) is refused before reading. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return spw__error(errno == ENOENT ? SPW_ENOENT : SPW_EIO, "%s: %s", path,
-                          strerror(errno));
+        return spw__error(errno == ENOENT ? SPW_ENOENT : SPW_EIO, "%s: %s", path, strerror(errno));
     int rc = 0;
     unsigned char *buf = NULL;
     struct stat st;

@@ -33,10 +33,10 @@ int spw__error_context(int status, const char *fmt, ...) SPW_PRINTF(2, 3);
 void spw__log(spw_log_level level, const char *fmt, ...) SPW_PRINTF(2, 3);
 extern int spw__log_level_cached; /* -1 until SPW_LOG has been read */
 spw_log_level spw__log_level(void);
-#define SPW_LOG_AT(lvl, ...)                                  \
-    do {                                                      \
-        if ((int)(lvl) <= (int)spw__log_level())              \
-            spw__log((lvl), __VA_ARGS__);                     \
+#define SPW_LOG_AT(lvl, ...)                     \
+    do {                                         \
+        if ((int)(lvl) <= (int)spw__log_level()) \
+            spw__log((lvl), __VA_ARGS__);        \
     } while (0)
 #define SPW_LOGE(...) SPW_LOG_AT(SPW_LOG_ERROR, __VA_ARGS__)
 #define SPW_LOGW(...) SPW_LOG_AT(SPW_LOG_WARN, __VA_ARGS__)

@@ -12,8 +12,8 @@ static const struct {
     const char *descr;
     spw_dtype dtype;
 } npy_types[] = {
-    {"<f4", SPW_F32}, {"<f2", SPW_F16}, {"|i1", SPW_I8}, {"<i1", SPW_I8}, {"|u1", SPW_U8},
-    {"<u1", SPW_U8},  {"<i4", SPW_I32}, {"<i8", SPW_I64},
+    {"<f4", SPW_F32}, {"<f2", SPW_F16}, {"|i1", SPW_I8},  {"<i1", SPW_I8},
+    {"|u1", SPW_U8},  {"<u1", SPW_U8},  {"<i4", SPW_I32}, {"<i8", SPW_I64},
 };
 
 /* Finds 'key' in the header dict and returns a pointer past "'key':" and spaces. */
@@ -118,8 +118,8 @@ int spw_npy_read_buffer(const void *buf, size_t size, spw_tensor *t)
     if (!spw__mul_ok((size_t)spw_tensor_numel(t), spw_dtype_size(t->dtype), &nbytes))
         return spw__error(SPW_EFORMAT, "npy: array too large");
     if (size - hoff - hlen < nbytes)
-        return spw__error(SPW_ETRUNC, "npy: data is %zu bytes, shape needs %zu",
-                          size - hoff - hlen, nbytes);
+        return spw__error(SPW_ETRUNC, "npy: data is %zu bytes, shape needs %zu", size - hoff - hlen,
+                          nbytes);
     t->data = spw__malloc(nbytes);
     if (!t->data)
         return spw__error(SPW_ENOMEM, "npy: no memory for %zu bytes", nbytes);

@@ -89,8 +89,8 @@ spw_log_level spw__log_level(void)
         const char *name;
         spw_log_level level;
     } names[] = {
-        {"off", SPW_LOG_OFF},     {"error", SPW_LOG_ERROR}, {"warn", SPW_LOG_WARN},
-        {"warning", SPW_LOG_WARN}, {"info", SPW_LOG_INFO},  {"debug", SPW_LOG_DEBUG},
+        {"off", SPW_LOG_OFF},      {"error", SPW_LOG_ERROR}, {"warn", SPW_LOG_WARN},
+        {"warning", SPW_LOG_WARN}, {"info", SPW_LOG_INFO},   {"debug", SPW_LOG_DEBUG},
         {"trace", SPW_LOG_TRACE},
     };
     lvl = SPW_LOG_WARN;

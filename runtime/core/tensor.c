@@ -73,9 +73,9 @@ const char *spw__dims_str(int ndim, const int64_t *dims, char *buf, size_t size)
         return buf;
     }
     for (int i = 0; i < ndim && used < size; i++) {
-        int w = dims[i] < 0 ? snprintf(buf + used, size - used, "%sN", i ? "x" : "")
-                            : snprintf(buf + used, size - used, "%s%lld", i ? "x" : "",
-                                       (long long)dims[i]);
+        int w = dims[i] < 0
+                    ? snprintf(buf + used, size - used, "%sN", i ? "x" : "")
+                    : snprintf(buf + used, size - used, "%s%lld", i ? "x" : "", (long long)dims[i]);
         if (w < 0)
             break;
         used += (size_t)w;

@@ -83,8 +83,8 @@ int spw__graph_find_value(const spw_graph *g, const char *name)
     return -1;
 }
 
-int spw__graph_add_node(spw_graph *g, spw_op op, const char *name, const int *inputs,
-                        int n_inputs, const int *outputs, int n_outputs)
+int spw__graph_add_node(spw_graph *g, spw_op op, const char *name, const int *inputs, int n_inputs,
+                        const int *outputs, int n_outputs)
 {
     int rc = spw__grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof(spw_node));
     if (rc)

@@ -13,31 +13,31 @@
  * Op table: enum suffix, ONNX op_type, domain ("" = ai.onnx). One list feeds
  * the enum, the name lookup and the documentation check in the tests.
  */
-#define SPW_OP_LIST(X)                                       \
-    X(CONV, "Conv", "")                                      \
-    X(CONV_TRANSPOSE, "ConvTranspose", "")                   \
-    X(RELU, "Relu", "")                                      \
-    X(CLIP, "Clip", "")                                      \
-    X(LEAKY_RELU, "LeakyRelu", "")                           \
-    X(SIGMOID, "Sigmoid", "")                                \
-    X(HARD_SWISH, "HardSwish", "")                           \
-    X(ADD, "Add", "")                                        \
-    X(MUL, "Mul", "")                                        \
-    X(CONCAT, "Concat", "")                                  \
-    X(GLOBAL_AVG_POOL, "GlobalAveragePool", "")              \
-    X(AVG_POOL, "AveragePool", "")                           \
-    X(MAX_POOL, "MaxPool", "")                               \
-    X(GEMM, "Gemm", "")                                      \
-    X(MATMUL, "MatMul", "")                                  \
-    X(FLATTEN, "Flatten", "")                                \
-    X(RESHAPE, "Reshape", "")                                \
-    X(TRANSPOSE, "Transpose", "")                            \
-    X(BATCH_NORM, "BatchNormalization", "")                  \
-    X(SOFTMAX, "Softmax", "")                                \
-    X(IDENTITY, "Identity", "")                              \
-    X(PAD, "Pad", "")                                        \
-    X(GDN, "GDN", "ai.splitwire")                            \
-    X(QUANTIZE, "Quantize", "ai.splitwire")                  \
+#define SPW_OP_LIST(X)                          \
+    X(CONV, "Conv", "")                         \
+    X(CONV_TRANSPOSE, "ConvTranspose", "")      \
+    X(RELU, "Relu", "")                         \
+    X(CLIP, "Clip", "")                         \
+    X(LEAKY_RELU, "LeakyRelu", "")              \
+    X(SIGMOID, "Sigmoid", "")                   \
+    X(HARD_SWISH, "HardSwish", "")              \
+    X(ADD, "Add", "")                           \
+    X(MUL, "Mul", "")                           \
+    X(CONCAT, "Concat", "")                     \
+    X(GLOBAL_AVG_POOL, "GlobalAveragePool", "") \
+    X(AVG_POOL, "AveragePool", "")              \
+    X(MAX_POOL, "MaxPool", "")                  \
+    X(GEMM, "Gemm", "")                         \
+    X(MATMUL, "MatMul", "")                     \
+    X(FLATTEN, "Flatten", "")                   \
+    X(RESHAPE, "Reshape", "")                   \
+    X(TRANSPOSE, "Transpose", "")               \
+    X(BATCH_NORM, "BatchNormalization", "")     \
+    X(SOFTMAX, "Softmax", "")                   \
+    X(IDENTITY, "Identity", "")                 \
+    X(PAD, "Pad", "")                           \
+    X(GDN, "GDN", "ai.splitwire")               \
+    X(QUANTIZE, "Quantize", "ai.splitwire")     \
     X(DEQUANTIZE, "Dequantize", "ai.splitwire")
 
 typedef enum spw_op {
@@ -203,9 +203,9 @@ typedef struct spw_graph {
     int n_inputs, cap_inputs;
     int *outputs;
     int n_outputs, cap_outputs;
-    int64_t opset;         /* ai.onnx opset the model imports */
-    char *producer;        /* producer_name from the file, may be NULL */
-    char *name;            /* graph name, may be NULL */
+    int64_t opset;  /* ai.onnx opset the model imports */
+    char *producer; /* producer_name from the file, may be NULL */
+    char *name;     /* graph name, may be NULL */
 } spw_graph;
 
 int spw__graph_create(spw_graph **out);
@@ -219,8 +219,8 @@ int spw__graph_add_const(spw_graph *g, const char *name, spw_dtype dtype, int nd
  * up many names keep their own index. */
 int spw__graph_find_value(const spw_graph *g, const char *name);
 /* Adds a node with copies of the in/out index arrays; returns its index. */
-int spw__graph_add_node(spw_graph *g, spw_op op, const char *name, const int *inputs,
-                        int n_inputs, const int *outputs, int n_outputs);
+int spw__graph_add_node(spw_graph *g, spw_op op, const char *name, const int *inputs, int n_inputs,
+                        const int *outputs, int n_outputs);
 int spw__graph_add_input(spw_graph *g, int value);
 int spw__graph_add_output(spw_graph *g, int value);
 /* Recomputes producer and n_consumers from the live nodes; fails with
@@ -248,9 +248,9 @@ int64_t spw__node_macs(const spw_graph *g, const spw_node *n);
 int64_t spw__node_params(const spw_graph *g, const spw_node *n);
 
 /* Passes used by the planner. Each keeps the graph's meaning. */
-int spw__pass_fold_batchnorm(spw_graph *g);  /* Conv + BatchNormalization -> Conv */
-int spw__pass_fuse(spw_graph *g);            /* activations and residual adds into producers */
-int spw__pass_drop_identity(spw_graph *g);   /* Identity / no-op Reshape aliases */
+int spw__pass_fold_batchnorm(spw_graph *g); /* Conv + BatchNormalization -> Conv */
+int spw__pass_fuse(spw_graph *g);           /* activations and residual adds into producers */
+int spw__pass_drop_identity(spw_graph *g);  /* Identity / no-op Reshape aliases */
 
 /* Deep copy (plans bind their own batch on a private copy of the model graph). */
 int spw__graph_clone(const spw_graph *g, spw_graph **out);

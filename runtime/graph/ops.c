@@ -6,10 +6,9 @@
 static const struct {
     const char *name;
     const char *domain;
-} op_info[SPW_OP_COUNT] = {
-    [SPW_OP_INVALID] = {"Invalid", ""},
+} op_info[SPW_OP_COUNT] = {[SPW_OP_INVALID] = {"Invalid", ""},
 #define SPW__OP_INFO(e, n, d) [SPW_OP_##e] = {n, d},
-    SPW_OP_LIST(SPW__OP_INFO)
+                           SPW_OP_LIST(SPW__OP_INFO)
 #undef SPW__OP_INFO
 };
 

@@ -174,8 +174,8 @@ static bool absorb(spw_graph *g, int pi, int ci, int v)
     spw_node *p = &g->nodes[pi];
     spw_node *c = &g->nodes[ci];
     /* c's own fused ops run after c, so they follow it onto p. */
-    if (p->n_post + 1 + c->n_post > SPW_MAX_POST || !can_carry_post(p->op) ||
-        p->n_outputs != 1 || c->n_outputs != 1)
+    if (p->n_post + 1 + c->n_post > SPW_MAX_POST || !can_carry_post(p->op) || p->n_outputs != 1 ||
+        c->n_outputs != 1)
         return false;
     spw_post_op post = {0};
     switch (c->op) {

@@ -50,23 +50,23 @@ int spw__plan_assign_buffers(spw_plan *plan)
         rc = spw__error(SPW_ENOMEM, "out of memory planning buffers");
         goto out;
     }
-#define TOUCH(v, s)                                                                  \
-    do {                                                                             \
-        int v_ = (v);                                                                \
-        if (v_ >= 0 && !(g->values[v_].flags & SPW_VALUE_CONST)) {                   \
-            if (index[v_] < 0) {                                                     \
-                index[v_] = n_ranges;                                                \
-                r[n_ranges].value = v_;                                              \
+#define TOUCH(v, s)                                                                     \
+    do {                                                                                \
+        int v_ = (v);                                                                   \
+        if (v_ >= 0 && !(g->values[v_].flags & SPW_VALUE_CONST)) {                      \
+            if (index[v_] < 0) {                                                        \
+                index[v_] = n_ranges;                                                   \
+                r[n_ranges].value = v_;                                                 \
                 r[n_ranges].first = (g->values[v_].flags & SPW_VALUE_INPUT) ? -1 : (s); \
-                r[n_ranges].last = (s);                                              \
-                n_ranges++;                                                          \
-            }                                                                        \
-            live_range *lr_ = &r[index[v_]];                                         \
-            if ((s) > lr_->last)                                                     \
-                lr_->last = (s);                                                     \
-            if ((s) < lr_->first)                                                    \
-                lr_->first = (s);                                                    \
-        }                                                                            \
+                r[n_ranges].last = (s);                                                 \
+                n_ranges++;                                                             \
+            }                                                                           \
+            live_range *lr_ = &r[index[v_]];                                            \
+            if ((s) > lr_->last)                                                        \
+                lr_->last = (s);                                                        \
+            if ((s) < lr_->first)                                                       \
+                lr_->first = (s);                                                       \
+        }                                                                               \
     } while (0)
     for (int i = 0; i < g->n_inputs; i++)
         TOUCH(g->inputs[i], -1);
@@ -132,8 +132,7 @@ void spw__plan_view(const spw_plan *plan, void *arena_host, int v, spw_tensor *t
     t->ndim = val->ndim;
     for (int i = 0; i < val->ndim; i++)
         t->dims[i] = val->dims[i];
-    t->data = (val->flags & SPW_VALUE_CONST) ? val->data
-                                            : (char *)arena_host + plan->offsets[v];
+    t->data = (val->flags & SPW_VALUE_CONST) ? val->data : (char *)arena_host + plan->offsets[v];
 }
 
 /* Calibration: the best of two timed runs of the whole plan on be (after
@@ -178,8 +177,9 @@ static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
         for (int s = 0; s < plan->n_steps; s++) {
             const spw_node *n = &g->nodes[plan->steps[s]];
             if (!be->ops->supports_op(be, g, n))
-                return spw__error(SPW_EUNSUPPORTED, "node '%s' (%s) is not supported by backend '%s'",
-                                  n->name, spw__op_name(n->op), be->ops->name);
+                return spw__error(SPW_EUNSUPPORTED,
+                                  "node '%s' (%s) is not supported by backend '%s'", n->name,
+                                  spw__op_name(n->op), be->ops->name);
         }
         *out = be;
         return 0;
@@ -412,7 +412,8 @@ int spw_plan_run(spw_plan *plan, const spw_tensor *inputs, int n_inputs, spw_ten
     spw_graph *g = plan->graph;
     spw_backend *be = plan->backend;
     if (n_inputs != g->n_inputs || n_outputs != g->n_outputs)
-        return spw__error(SPW_EINVAL, "plan_run: model takes %d inputs and %d outputs, got %d and %d",
+        return spw__error(SPW_EINVAL,
+                          "plan_run: model takes %d inputs and %d outputs, got %d and %d",
                           g->n_inputs, g->n_outputs, n_inputs, n_outputs);
     spw_layout native = be->ops->layout;
     int rc;

@@ -19,12 +19,12 @@ struct spw_plan {
     spw_graph *graph; /* private copy: batch bound, passes applied */
     int *steps;       /* node indices in execution order */
     int n_steps;
-    size_t *offsets;  /* per value: byte offset in the arena, or SPW_NO_OFFSET */
+    size_t *offsets; /* per value: byte offset in the arena, or SPW_NO_OFFSET */
     size_t arena_size;
     struct spw_backend *backend;
     struct spw_buffer *arena;
     void *backend_state;
-    void *staging;     /* host scratch for I/O conversions, staging_size bytes */
+    void *staging; /* host scratch for I/O conversions, staging_size bytes */
     size_t staging_size;
     uint64_t *step_ns; /* per-step times when SPW_PLAN_PROFILE, else NULL */
     unsigned flags;

@@ -125,9 +125,10 @@ static int need_rank(const infer *c, int k, const spw_value *v, int rank)
 {
     if (v->ndim != rank) {
         char buf[128];
-        return node_err(c, rank == 4 && (v->ndim == 3 || v->ndim == 5) ? SPW_EUNSUPPORTED : SPW_ESHAPE,
-                        "input %d '%s' has shape %s; expected %d dims%s", k, v->name,
-                        DIMS(v, buf), rank, rank == 4 ? " (N, C, H, W)" : "");
+        return node_err(c,
+                        rank == 4 && (v->ndim == 3 || v->ndim == 5) ? SPW_EUNSUPPORTED : SPW_ESHAPE,
+                        "input %d '%s' has shape %s; expected %d dims%s", k, v->name, DIMS(v, buf),
+                        rank, rank == 4 ? " (N, C, H, W)" : "");
     }
     return 0;
 }
@@ -138,8 +139,8 @@ static int need_vector(const infer *c, int k, const char *role, int64_t n)
     const spw_value *v = in(c, k);
     char buf[128];
     if (v->ndim != 1 || (n >= 0 && v->dims[0] >= 0 && v->dims[0] != n))
-        return node_err(c, SPW_ESHAPE, "%s '%s' has shape %s; expected %lld values", role,
-                        v->name, DIMS(v, buf), (long long)n);
+        return node_err(c, SPW_ESHAPE, "%s '%s' has shape %s; expected %lld values", role, v->name,
+                        DIMS(v, buf), (long long)n);
     return 0;
 }
 
@@ -199,8 +200,8 @@ static int window_axis(const infer *c, int axis, int64_t in_size, int k, int s, 
     return 0;
 }
 
-static int check_window(const infer *c, const int *kernel, const int *stride,
-                        const int *dilation, const int *pads, int group)
+static int check_window(const infer *c, const int *kernel, const int *stride, const int *dilation,
+                        const int *pads, int group)
 {
     for (int i = 0; i < 2; i++)
         if (kernel[i] < 1 || stride[i] < 1 || dilation[i] < 1 || kernel[i] > (1 << 20) ||
@@ -238,8 +239,10 @@ static int infer_conv(const infer *c)
     if (!tr) {
         /* W is [Cout, Cin/group, kH, kW]. */
         if (w->dims[0] >= 0 && w->dims[0] % g)
-            return node_err(c, SPW_ESHAPE, "weight %s has %lld output channels, not divisible by "
-                            "group %lld", DIMS(w, ws), (long long)w->dims[0], (long long)g);
+            return node_err(c, SPW_ESHAPE,
+                            "weight %s has %lld output channels, not divisible by "
+                            "group %lld",
+                            DIMS(w, ws), (long long)w->dims[0], (long long)g);
         if (cin >= 0 && w->dims[1] >= 0 && cin != w->dims[1] * g)
             return node_err(c, SPW_ESHAPE,
                             "input %s has %lld channels; weight %s with group %lld expects %lld",
@@ -249,8 +252,10 @@ static int infer_conv(const infer *c)
     } else {
         /* W is [Cin, Cout/group, kH, kW]. */
         if (cin >= 0 && cin % g)
-            return node_err(c, SPW_ESHAPE, "input %s has %lld channels, not divisible by group "
-                            "%lld", DIMS(x, xs), (long long)cin, (long long)g);
+            return node_err(c, SPW_ESHAPE,
+                            "input %s has %lld channels, not divisible by group "
+                            "%lld",
+                            DIMS(x, xs), (long long)cin, (long long)g);
         if (cin >= 0 && w->dims[0] >= 0 && cin != w->dims[0])
             return node_err(c, SPW_ESHAPE, "input %s has %lld channels; weight %s expects %lld",
                             DIMS(x, xs), (long long)cin, DIMS(w, ws), (long long)w->dims[0]);
@@ -275,10 +280,11 @@ static int infer_conv(const infer *c)
         if (op < 0 || (op >= s && op >= p->dilation[i]))
             return node_err(c, SPW_ESHAPE,
                             "output_padding %lld must be smaller than the stride %lld or the "
-                            "dilation %d", (long long)op, (long long)s, p->dilation[i]);
+                            "dilation %d",
+                            (long long)op, (long long)s, p->dilation[i]);
         int64_t want = p->output_shape[i];
-        if (!want && (p->auto_pad == SPW_AUTO_PAD_SAME_UPPER ||
-                      p->auto_pad == SPW_AUTO_PAD_SAME_LOWER))
+        if (!want &&
+            (p->auto_pad == SPW_AUTO_PAD_SAME_UPPER || p->auto_pad == SPW_AUTO_PAD_SAME_LOWER))
             want = in_size < 0 ? -1 : in_size * s;
         if (p->auto_pad == SPW_AUTO_PAD_VALID)
             *pb = *pe = 0;
@@ -369,8 +375,8 @@ static int infer_binary(const infer *c)
         return rc;
     /* f16 activations with f32 constants (all float constants are f32)
      * keep the activation's type. */
-    spw_dtype t = (a->flags & SPW_VALUE_CONST) && !(b->flags & SPW_VALUE_CONST) ? b->dtype
-                                                                                 : a->dtype;
+    spw_dtype t =
+        (a->flags & SPW_VALUE_CONST) && !(b->flags & SPW_VALUE_CONST) ? b->dtype : a->dtype;
     return set_output(c, t, r, dims);
 }
 
@@ -386,9 +392,11 @@ static int infer_gemm(const infer *c)
     int64_t m = a->dims[p->trans_a ? 1 : 0], ka = a->dims[p->trans_a ? 0 : 1];
     int64_t kb = b->dims[p->trans_b ? 1 : 0], n = b->dims[p->trans_b ? 0 : 1];
     if (ka >= 0 && kb >= 0 && ka != kb)
-        return node_err(c, SPW_ESHAPE, "A %s (transA=%d) and B %s (transB=%d) disagree on K: "
-                        "%lld vs %lld", DIMS(a, as), p->trans_a, DIMS(b, bs), p->trans_b,
-                        (long long)ka, (long long)kb);
+        return node_err(c, SPW_ESHAPE,
+                        "A %s (transA=%d) and B %s (transB=%d) disagree on K: "
+                        "%lld vs %lld",
+                        DIMS(a, as), p->trans_a, DIMS(b, bs), p->trans_b, (long long)ka,
+                        (long long)kb);
     int64_t out[2] = {m, n};
     if (bias) {
         /* C broadcasts one way only, onto [M, N]. */
@@ -424,8 +432,8 @@ static int infer_matmul(const infer *c)
         eb.ndim = 2, eb.dims[0] = b->dims[0], eb.dims[1] = 1;
     int64_t ka = ea.dims[ea.ndim - 1], kb = eb.dims[eb.ndim - 2];
     if (ka >= 0 && kb >= 0 && ka != kb)
-        return node_err(c, SPW_ESHAPE, "%s times %s: inner dims %lld and %lld differ",
-                        DIMS(a, as), DIMS(b, bs), (long long)ka, (long long)kb);
+        return node_err(c, SPW_ESHAPE, "%s times %s: inner dims %lld and %lld differ", DIMS(a, as),
+                        DIMS(b, bs), (long long)ka, (long long)kb);
     spw_value ba = ea, bb = eb;
     ba.ndim -= 2;
     bb.ndim -= 2;
@@ -505,8 +513,8 @@ static int infer_reshape(const infer *c)
     /* The target as written: -1 and 0 are meaningful there. */
     ts[0] = '\0';
     for (int i = 0, used = 0; i < tn && used < (int)sizeof(ts); i++) {
-        int w = snprintf(ts + used, sizeof(ts) - (size_t)used, "%s%lld", i ? "," : "",
-                         (long long)t[i]);
+        int w =
+            snprintf(ts + used, sizeof(ts) - (size_t)used, "%s%lld", i ? "," : "", (long long)t[i]);
         used = w < 0 ? (int)sizeof(ts) : used + w;
     }
     for (int i = 0; i < tn; i++) {
@@ -531,8 +539,7 @@ static int infer_reshape(const infer *c)
     if (az && infer_at >= 0)
         for (int i = 0; i < tn; i++)
             if (t[i] == 0)
-                return node_err(c, SPW_ESHAPE, "allowzero=1 with both 0 and -1 in shape [%s]",
-                                ts);
+                return node_err(c, SPW_ESHAPE, "allowzero=1 with both 0 and -1 in shape [%s]", ts);
     /* Copied dims are equal on both sides and cancel out, so a copied
      * unknown batch dim still lets -1 be resolved. */
     int64_t have = 1, want = 1;
@@ -546,8 +553,7 @@ static int infer_reshape(const infer *c)
             return node_err(c, SPW_ESHAPE, "element count overflows");
     }
     for (int i = 0; i < tn; i++)
-        if (i != infer_at && !(t[i] == 0 && !az) &&
-            __builtin_mul_overflow(want, out[i], &want))
+        if (i != infer_at && !(t[i] == 0 && !az) && __builtin_mul_overflow(want, out[i], &want))
             return node_err(c, SPW_ESHAPE, "shape [%s] overflows", ts);
     if (infer_at >= 0) {
         if (have_unknown)
@@ -646,8 +652,8 @@ static int infer_gdn(const infer *c)
         return rc;
     int64_t ch = x->dims[1];
     if (gamma->ndim != 2 || (ch >= 0 && (gamma->dims[0] != ch || gamma->dims[1] != ch)))
-        return node_err(c, SPW_ESHAPE, "gamma '%s' has shape %s; expected %lldx%lld",
-                        gamma->name, DIMS(gamma, gs), (long long)ch, (long long)ch);
+        return node_err(c, SPW_ESHAPE, "gamma '%s' has shape %s; expected %lldx%lld", gamma->name,
+                        DIMS(gamma, gs), (long long)ch, (long long)ch);
     if (c->n->p.gdn.inverse != 0 && c->n->p.gdn.inverse != 1)
         return node_err(c, SPW_ESHAPE, "inverse must be 0 or 1");
     return same_shape_output(c, x);
@@ -689,10 +695,11 @@ static int infer_quantize(const infer *c)
             if ((rc = need_dtype(c, k, SPW_I32)))
                 return rc;
         if (cdf->ndim != 2 || (ch >= 0 && cdf->dims[0] != ch) || cdf->dims[1] < 2)
-            return node_err(c, SPW_ESHAPE, "quantized_cdf '%s' has shape %s; expected %lldxL "
-                            "with L >= 2", cdf->name, DIMS(cdf, cs), (long long)ch);
-        if ((rc = need_vector(c, 3, "cdf_length", ch)) ||
-            (rc = need_vector(c, 4, "offset", ch)))
+            return node_err(c, SPW_ESHAPE,
+                            "quantized_cdf '%s' has shape %s; expected %lldxL "
+                            "with L >= 2",
+                            cdf->name, DIMS(cdf, cs), (long long)ch);
+        if ((rc = need_vector(c, 3, "cdf_length", ch)) || (rc = need_vector(c, 4, "offset", ch)))
             return rc;
         if ((len->flags & SPW_VALUE_CONST) && len->data) {
             const int32_t *l = len->data;
@@ -714,20 +721,39 @@ static void arity(spw_op op, int *lo, int *hi)
     switch (op) {
     case SPW_OP_CONV:
     case SPW_OP_CONV_TRANSPOSE:
-    case SPW_OP_GEMM: *lo = 2, *hi = 3; break;
+    case SPW_OP_GEMM:
+        *lo = 2, *hi = 3;
+        break;
     case SPW_OP_ADD:
     case SPW_OP_MUL:
     case SPW_OP_MATMUL:
-    case SPW_OP_DEQUANTIZE: *lo = *hi = 2; break;
-    case SPW_OP_CONCAT: *hi = INT_MAX; break;
-    case SPW_OP_BATCH_NORM: *lo = *hi = 5; break;
-    case SPW_OP_GDN: *lo = *hi = 3; break;
-    case SPW_OP_QUANTIZE: *lo = 2, *hi = 5; break;
+    case SPW_OP_DEQUANTIZE:
+        *lo = *hi = 2;
+        break;
+    case SPW_OP_CONCAT:
+        *hi = INT_MAX;
+        break;
+    case SPW_OP_BATCH_NORM:
+        *lo = *hi = 5;
+        break;
+    case SPW_OP_GDN:
+        *lo = *hi = 3;
+        break;
+    case SPW_OP_QUANTIZE:
+        *lo = 2, *hi = 5;
+        break;
     /* Parameter inputs are folded into the node at import; tolerate them. */
-    case SPW_OP_CLIP: *hi = 3; break;
-    case SPW_OP_RESHAPE: *hi = 2; break;
-    case SPW_OP_PAD: *hi = 4; break;
-    default: break;
+    case SPW_OP_CLIP:
+        *hi = 3;
+        break;
+    case SPW_OP_RESHAPE:
+        *hi = 2;
+        break;
+    case SPW_OP_PAD:
+        *hi = 4;
+        break;
+    default:
+        break;
     }
 }
 
@@ -754,9 +780,11 @@ static int infer_node(const infer *c)
     const spw_value *x = in(c, 0);
     switch (n->op) {
     case SPW_OP_CONV:
-    case SPW_OP_CONV_TRANSPOSE: return infer_conv(c);
+    case SPW_OP_CONV_TRANSPOSE:
+        return infer_conv(c);
     case SPW_OP_AVG_POOL:
-    case SPW_OP_MAX_POOL: return infer_pool(c);
+    case SPW_OP_MAX_POOL:
+        return infer_pool(c);
     case SPW_OP_GLOBAL_AVG_POOL: {
         int rc = need_rank(c, 0, x, 4);
         if (rc || (rc = need_float(c, 0, x)))
@@ -778,21 +806,34 @@ static int infer_node(const infer *c)
             return rc;
         return same_shape_output(c, x);
     }
-    case SPW_OP_IDENTITY: return same_shape_output(c, x);
+    case SPW_OP_IDENTITY:
+        return same_shape_output(c, x);
     case SPW_OP_ADD:
-    case SPW_OP_MUL: return infer_binary(c);
-    case SPW_OP_GEMM: return infer_gemm(c);
-    case SPW_OP_MATMUL: return infer_matmul(c);
-    case SPW_OP_CONCAT: return infer_concat(c);
-    case SPW_OP_FLATTEN: return infer_flatten(c);
-    case SPW_OP_RESHAPE: return infer_reshape(c);
-    case SPW_OP_TRANSPOSE: return infer_transpose(c);
-    case SPW_OP_PAD: return infer_pad(c);
-    case SPW_OP_BATCH_NORM: return infer_batchnorm(c);
-    case SPW_OP_GDN: return infer_gdn(c);
+    case SPW_OP_MUL:
+        return infer_binary(c);
+    case SPW_OP_GEMM:
+        return infer_gemm(c);
+    case SPW_OP_MATMUL:
+        return infer_matmul(c);
+    case SPW_OP_CONCAT:
+        return infer_concat(c);
+    case SPW_OP_FLATTEN:
+        return infer_flatten(c);
+    case SPW_OP_RESHAPE:
+        return infer_reshape(c);
+    case SPW_OP_TRANSPOSE:
+        return infer_transpose(c);
+    case SPW_OP_PAD:
+        return infer_pad(c);
+    case SPW_OP_BATCH_NORM:
+        return infer_batchnorm(c);
+    case SPW_OP_GDN:
+        return infer_gdn(c);
     case SPW_OP_QUANTIZE:
-    case SPW_OP_DEQUANTIZE: return infer_quantize(c);
-    default: return node_err(c, SPW_EUNSUPPORTED, "no shape inference for this op");
+    case SPW_OP_DEQUANTIZE:
+        return infer_quantize(c);
+    default:
+        return node_err(c, SPW_EUNSUPPORTED, "no shape inference for this op");
     }
 }
 

@@ -337,7 +337,8 @@ int spw_image_to_tensor(const spw_image *img, const spw_preprocess *pp, float *d
                 /* Round to 8 bits like a resized image file would be. */
                 float v = floorf(acc[c] + 0.5f);
                 v = v < 0 ? 0 : v > 255 ? 255 : v;
-                dst[c * plane + (size_t)y * (size_t)pp->crop_w + (size_t)x] = v * scale[c] + bias[c];
+                dst[c * plane + (size_t)y * (size_t)pp->crop_w + (size_t)x] =
+                    v * scale[c] + bias[c];
             }
         }
     }

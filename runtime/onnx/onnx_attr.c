@@ -33,15 +33,24 @@ enum {
 static const char *attr_type_name(int t)
 {
     switch (t) {
-    case A_FLOAT: return "FLOAT";
-    case A_INT: return "INT";
-    case A_STRING: return "STRING";
-    case A_TENSOR: return "TENSOR";
-    case A_GRAPH: return "GRAPH";
-    case A_FLOATS: return "FLOATS";
-    case A_INTS: return "INTS";
-    case A_STRINGS: return "STRINGS";
-    default: return "another type";
+    case A_FLOAT:
+        return "FLOAT";
+    case A_INT:
+        return "INT";
+    case A_STRING:
+        return "STRING";
+    case A_TENSOR:
+        return "TENSOR";
+    case A_GRAPH:
+        return "GRAPH";
+    case A_FLOATS:
+        return "FLOATS";
+    case A_INTS:
+        return "INTS";
+    case A_STRINGS:
+        return "STRINGS";
+    default:
+        return "another type";
     }
 }
 
@@ -89,8 +98,8 @@ static const attr_t *attr_find(const spw_onnx_node *nd, const char *name, int wa
     return NULL;
 }
 
-static int get_int(const spw_onnx_node *nd, const char *name, int64_t def, int64_t lo,
-                   int64_t hi, int64_t *out)
+static int get_int(const spw_onnx_node *nd, const char *name, int64_t def, int64_t lo, int64_t hi,
+                   int64_t *out)
 {
     int rc;
     const attr_t *a = attr_find(nd, name, A_INT, &rc);
@@ -104,8 +113,7 @@ static int get_int(const spw_onnx_node *nd, const char *name, int64_t def, int64
     return 0;
 }
 
-static int get_int32(const spw_onnx_node *nd, const char *name, int def, int lo, int hi,
-                     int *out)
+static int get_int32(const spw_onnx_node *nd, const char *name, int def, int lo, int hi, int *out)
 {
     int64_t v = 0;
     int rc = get_int(nd, name, def, lo, hi, &v);
@@ -146,8 +154,7 @@ static int get_ints(const spw_onnx_node *nd, const char *name, size_t n, int64_t
         if (v < lo || v > hi)
             return spw__error(SPW_EFORMAT,
                               NODE_FMT "attribute '%s'[%zu] = %lld is outside [%lld, %lld]",
-                              NODE_ARGS(nd), name, i, (long long)v, (long long)lo,
-                              (long long)hi);
+                              NODE_ARGS(nd), name, i, (long long)v, (long long)lo, (long long)hi);
         dst[i] = (int)v;
     }
     return 0;
@@ -169,8 +176,8 @@ static int bad_string(const spw_onnx_node *nd, const attr_t *a, int status)
         shown[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
     shown[len] = '\0';
-    return spw__error(status, NODE_FMT "attribute '%s' value '%s' is not supported",
-                      NODE_ARGS(nd), a->name, shown);
+    return spw__error(status, NODE_FMT "attribute '%s' value '%s' is not supported", NODE_ARGS(nd),
+                      a->name, shown);
 }
 
 static int get_auto_pad(const spw_onnx_node *nd, spw_auto_pad *out)
@@ -194,11 +201,11 @@ static int get_auto_pad(const spw_onnx_node *nd, spw_auto_pad *out)
 }
 
 /* Attributes each op understands; others are ignored with a debug note. */
-static const char *const conv_attrs[] = {"kernel_shape", "strides", "dilations", "pads",
-                                         "group",        "auto_pad", "output_padding",
-                                         "output_shape", NULL};
-static const char *const pool_attrs[] = {"kernel_shape", "strides",          "dilations",
-                                         "pads",         "ceil_mode",        "auto_pad",
+static const char *const conv_attrs[] = {"kernel_shape",   "strides",      "dilations",
+                                         "pads",           "group",        "auto_pad",
+                                         "output_padding", "output_shape", NULL};
+static const char *const pool_attrs[] = {"kernel_shape",  "strides",           "dilations",
+                                         "pads",          "ceil_mode",         "auto_pad",
                                          "storage_order", "count_include_pad", NULL};
 static const char *const gemm_attrs[] = {"alpha", "beta", "transA", "transB", NULL};
 static const char *const alpha_attrs[] = {"alpha", NULL};
@@ -252,7 +259,8 @@ static int decode_conv(spw_onnx_node *nd)
     for (int i = 0; i < 2; i++) {
         int64_t v = a->ints[a->n_ints - 2 + (size_t)i];
         if (v < 1 || v > SPW_ONNX_MAX_DIM)
-            return spw__error(SPW_EFORMAT, NODE_FMT "attribute 'output_shape' value %lld is invalid",
+            return spw__error(SPW_EFORMAT,
+                              NODE_FMT "attribute 'output_shape' value %lld is invalid",
                               NODE_ARGS(nd), (long long)v);
         c->output_shape[i] = (int)v;
     }
@@ -309,11 +317,21 @@ static int scalar_f32(const spw_onnx_node *nd, const spw_value *v, const char *r
         return spw__error(SPW_EFORMAT, NODE_FMT "%s '%s' must hold one value, not %lld",
                           NODE_ARGS(nd), role, v->name, (long long)n);
     switch (v->dtype) {
-    case SPW_F32: *out = *(const float *)v->data; return 0;
-    case SPW_I8: *out = *(const int8_t *)v->data; return 0;
-    case SPW_U8: *out = *(const uint8_t *)v->data; return 0;
-    case SPW_I32: *out = (float)*(const int32_t *)v->data; return 0;
-    case SPW_I64: *out = (float)*(const int64_t *)v->data; return 0;
+    case SPW_F32:
+        *out = *(const float *)v->data;
+        return 0;
+    case SPW_I8:
+        *out = *(const int8_t *)v->data;
+        return 0;
+    case SPW_U8:
+        *out = *(const uint8_t *)v->data;
+        return 0;
+    case SPW_I32:
+        *out = (float)*(const int32_t *)v->data;
+        return 0;
+    case SPW_I64:
+        *out = (float)*(const int64_t *)v->data;
+        return 0;
     default:
         return spw__error(SPW_EFORMAT, NODE_FMT "%s '%s' has unsupported type %s", NODE_ARGS(nd),
                           role, v->name, spw_dtype_name(v->dtype));
@@ -325,8 +343,8 @@ static int int64_list(const spw_onnx_node *nd, const spw_value *v, const char *r
                       int *n)
 {
     if (v->dtype != SPW_I64 || v->ndim != 1)
-        return spw__error(SPW_EFORMAT, NODE_FMT "%s '%s' must be a 1-D INT64 tensor",
-                          NODE_ARGS(nd), role, v->name);
+        return spw__error(SPW_EFORMAT, NODE_FMT "%s '%s' must be a 1-D INT64 tensor", NODE_ARGS(nd),
+                          role, v->name);
     if (v->dims[0] > max)
         return spw__error(SPW_EUNSUPPORTED, NODE_FMT "%s '%s' has %lld values (at most %d)",
                           NODE_ARGS(nd), role, v->name, (long long)v->dims[0], max);
@@ -362,8 +380,8 @@ static int decode_reshape(const spw_onnx_importer *im, spw_onnx_node *nd)
     const int64_t *s = shape->data;
     for (int i = 0; i < n; i++) {
         if (s[i] < -1 || s[i] > SPW_ONNX_MAX_DIM)
-            return spw__error(SPW_EFORMAT, NODE_FMT "shape[%d] = %lld is invalid", NODE_ARGS(nd),
-                              i, (long long)s[i]);
+            return spw__error(SPW_EFORMAT, NODE_FMT "shape[%d] = %lld is invalid", NODE_ARGS(nd), i,
+                              (long long)s[i]);
         nd->p.reshape.shape[i] = s[i];
     }
     nd->p.reshape.ndim = n;
@@ -524,9 +542,9 @@ int spw__onnx_constant_value(const spw_onnx_node *nd, spw_onnx_tensor *out)
     static const struct {
         const char *name;
         int type;
-    } forms[] = {{"value", A_TENSOR},     {"value_float", A_FLOAT}, {"value_floats", A_FLOATS},
-                 {"value_int", A_INT},    {"value_ints", A_INTS},   {"sparse_value", -1},
-                 {"value_string", -1},    {"value_strings", -1}};
+    } forms[] = {{"value", A_TENSOR},  {"value_float", A_FLOAT}, {"value_floats", A_FLOATS},
+                 {"value_int", A_INT}, {"value_ints", A_INTS},   {"sparse_value", -1},
+                 {"value_string", -1}, {"value_strings", -1}};
     const attr_t *found = NULL;
     int found_type = 0;
     memset(out, 0, sizeof(*out));
@@ -581,8 +599,7 @@ int spw__onnx_constant_value(const spw_onnx_node *nd, spw_onnx_tensor *out)
     }
     if (found_type == A_FLOATS || found_type == A_INTS) {
         if (n > (size_t)SPW_ONNX_MAX_DIM)
-            return spw__error(SPW_EUNSUPPORTED, NODE_FMT "value list is too long",
-                              NODE_ARGS(nd));
+            return spw__error(SPW_EUNSUPPORTED, NODE_FMT "value list is too long", NODE_ARGS(nd));
         out->ndim = 1;
         out->dims[0] = (int64_t)n;
     }

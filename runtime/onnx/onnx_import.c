@@ -90,8 +90,8 @@ static int wire_check(const uint8_t *p, size_t len, size_t base,
         }
         default:
             return spw__error(SPW_EFORMAT,
-                              "not a valid ONNX model: unsupported wire type %u at byte %zu",
-                              wire, at);
+                              "not a valid ONNX model: unsupported wire type %u at byte %zu", wire,
+                              at);
         }
     }
     return 0;
@@ -361,8 +361,8 @@ static bool is_constant_node(const Onnx__NodeProto *np)
 }
 
 /* Name used in messages: the node's own, or the one the graph will give it. */
-static const char *node_label(const spw_onnx_importer *im, const Onnx__NodeProto *np,
-                              char *buf, size_t size)
+static const char *node_label(const spw_onnx_importer *im, const Onnx__NodeProto *np, char *buf,
+                              size_t size)
 {
     if (np->name && *np->name)
         return np->name;
@@ -399,8 +399,8 @@ static int import_node(spw_onnx_importer *im, const Onnx__NodeProto *np)
     nd.name = node_label(im, np, buf, sizeof(buf));
     nd.op = spw__op_lookup(domain, op_type);
     if (nd.op == SPW_OP_INVALID)
-        return spw__error(SPW_EUNSUPPORTED, "node '%s': unsupported op '%s' (domain '%s')",
-                          nd.name, op_type, domain);
+        return spw__error(SPW_EUNSUPPORTED, "node '%s': unsupported op '%s' (domain '%s')", nd.name,
+                          op_type, domain);
     if (!*spw__op_domain(nd.op) && im->g->opset == 0)
         return spw__error(SPW_EFORMAT, "node '%s' (%s): the model imports no ai.onnx opset",
                           nd.name, op_type);
@@ -408,8 +408,8 @@ static int import_node(spw_onnx_importer *im, const Onnx__NodeProto *np)
         return spw__error(SPW_EFORMAT, "node '%s' (%s): the model does not import domain '%s'",
                           nd.name, op_type, spw__op_domain(nd.op));
     if (np->n_input > MAX_NODE_IO || np->n_output > MAX_NODE_IO)
-        return spw__error(SPW_EUNSUPPORTED, "node '%s' (%s): too many inputs or outputs",
-                          nd.name, op_type);
+        return spw__error(SPW_EUNSUPPORTED, "node '%s' (%s): too many inputs or outputs", nd.name,
+                          op_type);
     int rc = spw__onnx_decode_params(im, &nd);
     if (rc)
         return rc;
@@ -439,8 +439,8 @@ static int import_node(spw_onnx_importer *im, const Onnx__NodeProto *np)
     for (size_t k = 0; k < n_out && !rc; k++) {
         const char *name = np->output[k];
         if (!name || !*name) {
-            rc = spw__error(SPW_EFORMAT, "node '%s' (%s): output %zu has no name", nd.name,
-                            op_type, k);
+            rc = spw__error(SPW_EFORMAT, "node '%s' (%s): output %zu has no name", nd.name, op_type,
+                            k);
             break;
         }
         int v = find_or_add(im, name);
@@ -466,8 +466,7 @@ static int count_names(const Onnx__GraphProto *gp, size_t *out)
     bool ok = spw__add_ok(n, gp->n_initializer, &n) && spw__add_ok(n, gp->n_input, &n) &&
               spw__add_ok(n, gp->n_output, &n);
     for (size_t i = 0; i < gp->n_node && ok; i++)
-        ok = spw__add_ok(n, gp->node[i]->n_input, &n) &&
-             spw__add_ok(n, gp->node[i]->n_output, &n);
+        ok = spw__add_ok(n, gp->node[i]->n_input, &n) && spw__add_ok(n, gp->node[i]->n_output, &n);
     if (!ok)
         return spw__error(SPW_EUNSUPPORTED, "the model names too many values");
     *out = n;
@@ -516,9 +515,9 @@ int spw__onnx_import(const void *data, size_t size, spw_graph **out)
     ProtobufCAllocator pa = {pb_alloc, pb_free, &st};
     Onnx__ModelProto *m = onnx__model_proto__unpack(&pa, size, data);
     if (!m)
-        return st.failed ? spw__error(SPW_ENOMEM, "out of memory decoding the ONNX protobuf")
-                         : spw__error(SPW_EFORMAT,
-                                      "not a valid ONNX model: protobuf decoding failed");
+        return st.failed
+                   ? spw__error(SPW_ENOMEM, "out of memory decoding the ONNX protobuf")
+                   : spw__error(SPW_EFORMAT, "not a valid ONNX model: protobuf decoding failed");
 
     spw_graph *g;
     if ((rc = spw__graph_create(&g)))

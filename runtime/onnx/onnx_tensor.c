@@ -13,36 +13,60 @@ typedef Onnx__TensorProto__DataType onnx_type;
 const char *spw__onnx_type_name(int32_t t)
 {
     switch (t) {
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: return "FLOAT";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: return "UINT8";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return "INT8";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16: return "UINT16";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16: return "INT16";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: return "INT32";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: return "INT64";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__STRING: return "STRING";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: return "BOOL";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: return "FLOAT16";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: return "DOUBLE";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: return "UINT32";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64: return "UINT64";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX64: return "COMPLEX64";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX128: return "COMPLEX128";
-    case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: return "BFLOAT16";
-    default: return "UNDEFINED";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+        return "FLOAT";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+        return "UINT8";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+        return "INT8";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+        return "UINT16";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+        return "INT16";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+        return "INT32";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+        return "INT64";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__STRING:
+        return "STRING";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+        return "BOOL";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+        return "FLOAT16";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+        return "DOUBLE";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+        return "UINT32";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+        return "UINT64";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX64:
+        return "COMPLEX64";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX128:
+        return "COMPLEX128";
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+        return "BFLOAT16";
+    default:
+        return "UNDEFINED";
     }
 }
 
 spw_dtype spw__onnx_value_dtype(int32_t t)
 {
     switch (t) {
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: return SPW_F32;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: return SPW_F16;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return SPW_I8;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: return SPW_U8;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: return SPW_I32;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: return SPW_I64;
-    default: return SPW_DTYPE_INVALID;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+        return SPW_F32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+        return SPW_F16;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+        return SPW_I8;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+        return SPW_U8;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+        return SPW_I32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+        return SPW_I64;
+    default:
+        return SPW_DTYPE_INVALID;
     }
 }
 
@@ -50,14 +74,30 @@ spw_dtype spw__onnx_value_dtype(int32_t t)
 static spw_dtype const_dtype(int32_t t, size_t *raw_size)
 {
     switch (t) {
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: *raw_size = 4; return SPW_F32;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: *raw_size = 2; return SPW_F32;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: *raw_size = 8; return SPW_F32;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: *raw_size = 1; return SPW_I8;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: *raw_size = 1; return SPW_U8;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: *raw_size = 4; return SPW_I32;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: *raw_size = 8; return SPW_I64;
-    default: *raw_size = 0; return SPW_DTYPE_INVALID;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+        *raw_size = 4;
+        return SPW_F32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+        *raw_size = 2;
+        return SPW_F32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+        *raw_size = 8;
+        return SPW_F32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+        *raw_size = 1;
+        return SPW_I8;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+        *raw_size = 1;
+        return SPW_U8;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+        *raw_size = 4;
+        return SPW_I32;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+        *raw_size = 8;
+        return SPW_I64;
+    default:
+        *raw_size = 0;
+        return SPW_DTYPE_INVALID;
     }
 }
 
@@ -155,10 +195,17 @@ static int convert_typed(const Onnx__TensorProto *t, const char *what, size_t n,
     }
     int32_t lo = 0, hi = 0;
     switch (t->data_type) {
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: lo = 0, hi = 0xffff; break;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: lo = -128, hi = 127; break;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: lo = 0, hi = 255; break;
-    default: return spw__error(SPW_EINTERNAL, "%s: unexpected data type", what);
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+        lo = 0, hi = 0xffff;
+        break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+        lo = -128, hi = 127;
+        break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+        lo = 0, hi = 255;
+        break;
+    default:
+        return spw__error(SPW_EINTERNAL, "%s: unexpected data type", what);
     }
     for (size_t i = 0; i < n; i++) {
         int32_t v = t->int32_data[i];
@@ -179,10 +226,18 @@ static int convert_typed(const Onnx__TensorProto *t, const char *what, size_t n,
 static size_t typed_count(const Onnx__TensorProto *t, const char **field)
 {
     switch (t->data_type) {
-    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: *field = "float_data"; return t->n_float_data;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: *field = "double_data"; return t->n_double_data;
-    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: *field = "int64_data"; return t->n_int64_data;
-    default: *field = "int32_data"; return t->n_int32_data;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+        *field = "float_data";
+        return t->n_float_data;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+        *field = "double_data";
+        return t->n_double_data;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+        *field = "int64_data";
+        return t->n_int64_data;
+    default:
+        *field = "int32_data";
+        return t->n_int32_data;
     }
 }
 
@@ -204,8 +259,8 @@ int spw__onnx_tensor_decode(const Onnx__TensorProto *t, const char *what, spw_on
         return spw__error(SPW_EUNSUPPORTED, "%s: data type %s (%d) is not supported", what,
                           spw__onnx_type_name(t->data_type), (int)t->data_type);
     if (t->n_dims > SPW_MAX_DIMS)
-        return spw__error(SPW_EUNSUPPORTED, "%s: %zu dims (at most %d supported)", what,
-                          t->n_dims, SPW_MAX_DIMS);
+        return spw__error(SPW_EUNSUPPORTED, "%s: %zu dims (at most %d supported)", what, t->n_dims,
+                          SPW_MAX_DIMS);
     size_t numel = 1;
     for (size_t i = 0; i < t->n_dims; i++) {
         int64_t d = t->dims[i];
@@ -233,8 +288,8 @@ int spw__onnx_tensor_decode(const Onnx__TensorProto *t, const char *what, spw_on
         if (have)
             return spw__error(SPW_EFORMAT, "%s: has both raw_data and %s", what, field);
     } else if (have != numel) {
-        return spw__error(SPW_EFORMAT, "%s: %zu elements of %s expected, %s holds %zu", what,
-                          numel, spw__onnx_type_name(t->data_type), field, have);
+        return spw__error(SPW_EFORMAT, "%s: %zu elements of %s expected, %s holds %zu", what, numel,
+                          spw__onnx_type_name(t->data_type), field, have);
     }
 
     /* numel is bounded by the data present, so this allocation is too. */

@@ -30,11 +30,11 @@ struct spw_client {
     float *input;
     int32_t *symbols;
     spw_preprocess pp;
-    spw_net *net;  /* remote mode */
+    spw_net *net;        /* remote mode */
     spw_codec_seg *segs; /* remote mode: transmit buffers as the coder sees them */
     int max_segs;
-    size_t guess, bound; /* transmit capacity asked first, and the worst case */
-    spw_half *half; /* local mode */
+    size_t guess, bound;   /* transmit capacity asked first, and the worst case */
+    spw_half *half;        /* local mode */
     unsigned char *stream; /* local mode: the coded latent */
     size_t stream_cap;
     pending *pend;
@@ -73,7 +73,9 @@ int spw_client_open(const spw_client_config *config, spw_client **out)
         goto fail;
     c->info = spw_bundle_get_info(c->bundle);
     const spw_bundle_info *in = c->info;
-    c->pp = (spw_preprocess){in->resize, in->input_width, in->input_height,
+    c->pp = (spw_preprocess){in->resize,
+                             in->input_width,
+                             in->input_height,
                              {in->mean[0], in->mean[1], in->mean[2]},
                              {in->std[0], in->std[1], in->std[2]}};
     if ((rc = spw_bundle_load_tables(c->bundle, &c->tables)))
@@ -192,10 +194,10 @@ static int encode_image(spw_client *c, const spw_image *img, spw_result *r)
     if (rc)
         return rc;
     uint64_t t1 = spw__now_ns();
-    spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, in->input_height, in->input_width},
-                     c->input};
-    spw_tensor ts = {SPW_I32, SPW_LAYOUT_NCHW, 4, {1, in->latent_c, in->latent_h, in->latent_w},
-                     c->symbols};
+    spw_tensor ti = {
+        SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, in->input_height, in->input_width}, c->input};
+    spw_tensor ts = {
+        SPW_I32, SPW_LAYOUT_NCHW, 4, {1, in->latent_c, in->latent_h, in->latent_w}, c->symbols};
     if ((rc = spw_plan_run(c->enc, &ti, 1, &ts, 1)))
         return rc;
     r->ms_preprocess = ms(t0, t1);
@@ -463,7 +465,8 @@ int spw_client_classify(spw_client *c, const spw_image *img, spw_result *out)
         for (int i = 0; i < c->n_done; i++) {
             if (c->done[i].request_id == id) {
                 *out = c->done[i];
-                memmove(c->done + i, c->done + i + 1, sizeof(*c->done) * (size_t)(c->n_done - i - 1));
+                memmove(c->done + i, c->done + i + 1,
+                        sizeof(*c->done) * (size_t)(c->n_done - i - 1));
                 c->n_done--;
                 return out->status;
             }

@@ -171,8 +171,8 @@ int spw__half_run(spw_half *h, int n, int k, spw_result *out)
     int b = h->sizes[p];
     const spw_bundle_info *in = h->info;
     /* Slots past n hold stale symbols: harmless, their outputs are ignored. */
-    spw_tensor sym = {SPW_I32, SPW_LAYOUT_NCHW, 4,
-                      {b, in->latent_c, in->latent_h, in->latent_w}, h->symbols};
+    spw_tensor sym = {
+        SPW_I32, SPW_LAYOUT_NCHW, 4, {b, in->latent_c, in->latent_h, in->latent_w}, h->symbols};
     /* Take the exact output shapes from the plans ([N, classes] or
      * [N, 1, 1, classes] are both fine); the sizes were checked at load. */
     spw_tensor feat, logits;

@@ -9,7 +9,7 @@
 
 #include "runtime/service/service_internal.h"
 
-#define WINDOW 4096 /* samples kept per latency statistic */
+#define WINDOW 4096  /* samples kept per latency statistic */
 #define MAX_BATCH 64 /* largest max_batch; sizes the per-batch index arrays */
 
 /* spw_server_stop is called from signal handlers. */
@@ -29,7 +29,7 @@ typedef struct batch {
     uint64_t t_start, t_decoded, t_done; /* set by the worker */
     item *items;
     spw_codec_seg *segs; /* decode scratch: the most fragments a message can have */
-    struct batch *next; /* queue link */
+    struct batch *next;  /* queue link */
 } batch;
 
 typedef struct window {
@@ -460,8 +460,8 @@ int spw_server_run(spw_server *s)
         int64_t wait = 20000;
         for (int b = 0; b < s->n_bundles; b++)
             if (s->filling[b]) {
-                int64_t left = (int64_t)s->cfg.max_wait_us -
-                               (int64_t)((now - s->filling[b]->t_first) / 1000);
+                int64_t left =
+                    (int64_t)s->cfg.max_wait_us - (int64_t)((now - s->filling[b]->t_first) / 1000);
                 wait = left < wait ? (left > 0 ? left : 0) : wait;
             }
         if (s->outstanding && (wait > 100 || s->outstanding >= s->n_workers))

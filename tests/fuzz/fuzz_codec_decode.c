@@ -25,10 +25,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     /* A near-certain bin with a tiny tail, a spread table, a 1-count tail. */
-    int32_t cdf[C][12] = {{0, 1, 65535, 65536},
-                          {0, 900, 4000, 12000, 30000, 45000, 56000, 62000, 64500, 65400,
-                           65535, 65536},
-                          {0, 65535, 65536}};
+    int32_t cdf[C][12] = {
+        {0, 1, 65535, 65536},
+        {0, 900, 4000, 12000, 30000, 45000, 56000, 62000, 64500, 65400, 65535, 65536},
+        {0, 65535, 65536}};
     int32_t len[C] = {4, 12, 3}, off[C] = {-1, -5, 2};
     float med[C] = {0.0f, 0.5f, -1.0f};
     spw_codec_table_desc d = {C, 12, &cdf[0][0], len, off, med};

@@ -319,19 +319,18 @@ static void print_result(const result *r, const result *base, bool json, bool *f
                "\"encode_msym_s\": %.1f, \"decode_msym_s\": %.1f, "
                "\"encode_ns_sym\": %.3f, \"decode_ns_sym\": %.3f, "
                "\"encode_mb_s\": %.1f, \"decode_mb_s\": %.1f, \"bytes\": %zu",
-               *first ? "" : ",\n", r->level, r->variant, r->threads, ms_e, ms_d,
-               r->enc_ns / BN, r->dec_ns / BN, r->bytes / r->enc_ns * 1e3,
-               r->bytes / r->dec_ns * 1e3, r->bytes);
+               *first ? "" : ",\n", r->level, r->variant, r->threads, ms_e, ms_d, r->enc_ns / BN,
+               r->dec_ns / BN, r->bytes / r->enc_ns * 1e3, r->bytes / r->dec_ns * 1e3, r->bytes);
         if (base)
-            printf(", \"encode_speedup\": %.2f, \"decode_speedup\": %.2f",
-                   base->enc_ns / r->enc_ns, base->dec_ns / r->dec_ns);
+            printf(", \"encode_speedup\": %.2f, \"decode_speedup\": %.2f", base->enc_ns / r->enc_ns,
+                   base->dec_ns / r->dec_ns);
         printf("}");
         *first = false;
         return;
     }
-    printf("  %-6s %-22s %2d  %8.1f %8.1f  %6.2f %6.2f  %7.1f %7.1f  %7zu", r->level,
-           r->variant, r->threads, ms_e, ms_d, r->enc_ns / BN, r->dec_ns / BN,
-           r->bytes / r->enc_ns * 1e3, r->bytes / r->dec_ns * 1e3, r->bytes);
+    printf("  %-6s %-22s %2d  %8.1f %8.1f  %6.2f %6.2f  %7.1f %7.1f  %7zu", r->level, r->variant,
+           r->threads, ms_e, ms_d, r->enc_ns / BN, r->dec_ns / BN, r->bytes / r->enc_ns * 1e3,
+           r->bytes / r->dec_ns * 1e3, r->bytes);
     if (base)
         printf("  %5.2fx %5.2fx", base->enc_ns / r->enc_ns, base->dec_ns / r->dec_ns);
     printf("\n");
@@ -412,8 +411,7 @@ static int bench_level(const char *name, double target, const bench_opts *o, boo
                "\"plain_within_0.1pct_plus_8B\": %s, \"tiles\": %d, \"tiled_bits\": %.4f, "
                "\"results\": [\n",
                *first ? "" : ",\n", name, h / BC, cost / BN, rp.bytes * 8.0 / BN, overhead,
-               rp.bytes <= cost / 8.0 * 1.001 + 8 ? "true" : "false", tiles,
-               r1.bytes * 8.0 / BN);
+               rp.bytes <= cost / 8.0 * 1.001 + 8 ? "true" : "false", tiles, r1.bytes * 8.0 / BN);
         bool f2 = true;
         print_result(&base, NULL, true, &f2);
         print_result(&rp, &base, true, &f2);
@@ -447,17 +445,16 @@ done:
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: splitwire bench codec [--json] [--repeat N] [--threads N]\n\n"
-            "Encode/decode throughput of the rANS codec on a 48x28x28 latent with\n"
-            "discretised Gaussian tables at low (0.75), mid (1.8) and high (3.5)\n"
-            "bits/symbol: plain stream, tiled single-thread and tiled multi-thread,\n"
-            "next to an in-run CompressAI-style baseline (queue + division encoder,\n"
-            "linear-search decoder) that must produce the identical stream.\n"
-            "Times are medians over the repeats.\n\n"
-            "  --json       machine-readable output\n"
-            "  --repeat N   runs per measurement (default 201)\n"
-            "  --threads N  threads for the tiled multi-thread run (default: CPUs)\n");
+    fprintf(f, "usage: splitwire bench codec [--json] [--repeat N] [--threads N]\n\n"
+               "Encode/decode throughput of the rANS codec on a 48x28x28 latent with\n"
+               "discretised Gaussian tables at low (0.75), mid (1.8) and high (3.5)\n"
+               "bits/symbol: plain stream, tiled single-thread and tiled multi-thread,\n"
+               "next to an in-run CompressAI-style baseline (queue + division encoder,\n"
+               "linear-search decoder) that must produce the identical stream.\n"
+               "Times are medians over the repeats.\n\n"
+               "  --json       machine-readable output\n"
+               "  --repeat N   runs per measurement (default 201)\n"
+               "  --threads N  threads for the tiled multi-thread run (default: CPUs)\n");
 }
 
 int spw_cli_bench_codec(int argc, char **argv)

@@ -431,10 +431,9 @@ static void print_json(const bench_res *r, int n, const bench_opts *o)
                "\"ok\": %llu, \"wrong\": %llu, \"retransmits\": %llu, "
                "\"client_tx_copy_bytes\": %llu, \"client_rx_copy_bytes\": %llu, "
                "\"server_tx_copy_bytes\": %llu, \"server_rx_copy_bytes\": %llu}",
-               r[i].p50, r[i].p99, r[i].p999, r[i].mean, r[i].rps_serial, WINDOW,
-               r[i].rps_window, (unsigned long long)r[i].ok, (unsigned long long)r[i].errors,
-               (unsigned long long)r[i].cli.retransmits,
-               (unsigned long long)r[i].cli.tx_copy_bytes,
+               r[i].p50, r[i].p99, r[i].p999, r[i].mean, r[i].rps_serial, WINDOW, r[i].rps_window,
+               (unsigned long long)r[i].ok, (unsigned long long)r[i].errors,
+               (unsigned long long)r[i].cli.retransmits, (unsigned long long)r[i].cli.tx_copy_bytes,
                (unsigned long long)r[i].cli.rx_copy_bytes,
                (unsigned long long)r[i].srv.tx_copy_bytes,
                (unsigned long long)r[i].srv.rx_copy_bytes);
@@ -547,8 +546,8 @@ int spw_cli_bench_net(int argc, char **argv)
             c.peer = "10.99.0.2:9000";
             run_case("dpdk-af_packet", &s, nsa, &c, nsb, NULL, &o, r);
         }
-        snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null",
-                 nsa, nsb);
+        snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", nsa,
+                 nsb);
         if (geteuid() == 0)
             sh(cmd);
     }

@@ -13,16 +13,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: splitwire bench ops [--model FILE.onnx] [--backend NAME] [--batch N]\n"
-            "                           [--iters N] [--json]\n"
-            "\n"
-            "Times the model (whole run and each layer: median, p99, GFLOP/s) at batch 1\n"
-            "and 8 on every registered backend, or on the one named.\n"
-            "  --model FILE  default models/sample/encoder.onnx\n"
-            "  --batch N     only this batch size\n"
-            "  --iters N     timed runs per measurement (default 10), after one warm-up\n"
-            "  --json        machine-readable output\n");
+    fprintf(f, "usage: splitwire bench ops [--model FILE.onnx] [--backend NAME] [--batch N]\n"
+               "                           [--iters N] [--json]\n"
+               "\n"
+               "Times the model (whole run and each layer: median, p99, GFLOP/s) at batch 1\n"
+               "and 8 on every registered backend, or on the one named.\n"
+               "  --model FILE  default models/sample/encoder.onnx\n"
+               "  --batch N     only this batch size\n"
+               "  --iters N     timed runs per measurement (default 10), after one warm-up\n"
+               "  --json        machine-readable output\n");
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -17,34 +17,32 @@ typedef struct codec_opts {
 
 static void usage_encode(FILE *f)
 {
-    fprintf(f,
-            "usage: splitwire codec encode --tables DIR [options] IN.npy OUT.bin\n\n"
-            "Entropy-codes int32 symbols (C,H,W or N,C,H,W) into a stream file.\n"
-            "A C,H,W input gives the bare stream (CompressAI-compatible unless\n"
-            "--tiled); an N,C,H,W input gives N records of a u32 little-endian\n"
-            "byte count followed by the stream.\n\n"
-            "  --tables DIR     table directory (quantized_cdf.npy, cdf_length.npy,\n"
-            "                   offset.npy, medians.npy; see docs/CODEC.md)\n"
-            "  --latent         IN is float32 latents, quantised against the medians\n"
-            "  --tiled          tiled format (independent row bands with CRC32C)\n"
-            "  --tile-rows N    rows per tile (default: about 1 KB per tile)\n"
-            "  --threads N      threads for tiled coding (default 1)\n");
+    fprintf(f, "usage: splitwire codec encode --tables DIR [options] IN.npy OUT.bin\n\n"
+               "Entropy-codes int32 symbols (C,H,W or N,C,H,W) into a stream file.\n"
+               "A C,H,W input gives the bare stream (CompressAI-compatible unless\n"
+               "--tiled); an N,C,H,W input gives N records of a u32 little-endian\n"
+               "byte count followed by the stream.\n\n"
+               "  --tables DIR     table directory (quantized_cdf.npy, cdf_length.npy,\n"
+               "                   offset.npy, medians.npy; see docs/CODEC.md)\n"
+               "  --latent         IN is float32 latents, quantised against the medians\n"
+               "  --tiled          tiled format (independent row bands with CRC32C)\n"
+               "  --tile-rows N    rows per tile (default: about 1 KB per tile)\n"
+               "  --threads N      threads for tiled coding (default 1)\n");
 }
 
 static void usage_decode(FILE *f)
 {
-    fprintf(f,
-            "usage: splitwire codec decode --tables DIR --shape C,H,W [options] IN.bin "
-            "OUT.npy\n\n"
-            "Decodes a stream file into int32 symbols (or float32 latents). The\n"
-            "stream has no header, so the shape is given.\n\n"
-            "  --tables DIR     table directory (as for encode)\n"
-            "  --shape C,H,W    latent shape\n"
-            "  --batch          IN holds length-prefixed records; OUT is N,C,H,W\n"
-            "  --latent         write float32 latents (symbol + median)\n"
-            "  --tiled          tiled format; lost or damaged tiles come out as the\n"
-            "                   medians and are reported on stderr\n"
-            "  --threads N      threads for tiled decoding (default 1)\n");
+    fprintf(f, "usage: splitwire codec decode --tables DIR --shape C,H,W [options] IN.bin "
+               "OUT.npy\n\n"
+               "Decodes a stream file into int32 symbols (or float32 latents). The\n"
+               "stream has no header, so the shape is given.\n\n"
+               "  --tables DIR     table directory (as for encode)\n"
+               "  --shape C,H,W    latent shape\n"
+               "  --batch          IN holds length-prefixed records; OUT is N,C,H,W\n"
+               "  --latent         write float32 latents (symbol + median)\n"
+               "  --tiled          tiled format; lost or damaged tiles come out as the\n"
+               "                   medians and are reported on stderr\n"
+               "  --threads N      threads for tiled decoding (default 1)\n");
 }
 
 static bool parse_shape(const char *s, int shape[3])
@@ -119,7 +117,9 @@ static int parse_args(int argc, char **argv, bool decode, codec_opts *o, bool *d
     }
     if (!o->tables || npos != 2 || (decode && !o->have_shape)) {
         fprintf(stderr, "splitwire codec: missing %s\n",
-                !o->tables ? "--tables" : npos != 2 ? "input or output file" : "--shape");
+                !o->tables  ? "--tables"
+                : npos != 2 ? "input or output file"
+                            : "--shape");
         usage(stderr);
         return 2;
     }
@@ -133,8 +133,7 @@ static int open_codec(const codec_opts *o, spw_codec_tables **t, spw_codec **k)
     int rc = spw_codec_tables_load(o->tables, t);
     if (rc)
         return spw_cli_fail(rc, "loading tables from %s", o->tables);
-    spw_codec_config cfg = {o->tiled ? SPW_CODEC_TILED : SPW_CODEC_PLAIN, o->threads,
-                            o->tile_rows};
+    spw_codec_config cfg = {o->tiled ? SPW_CODEC_TILED : SPW_CODEC_PLAIN, o->threads, o->tile_rows};
     rc = spw_codec_create(*t, &cfg, k);
     if (rc) {
         spw_codec_tables_free(*t);
@@ -166,8 +165,8 @@ static int codec_encode(int argc, char **argv)
     FILE *f = NULL;
     spw_dtype want = o.latent ? SPW_F32 : SPW_I32;
     if (in.dtype != want || (in.ndim != 3 && in.ndim != 4)) {
-        fprintf(stderr, "splitwire codec: %s: need a 3-D or 4-D %s array (got %d-D %s)%s\n",
-                o.in, spw_dtype_name(want), in.ndim, spw_dtype_name(in.dtype),
+        fprintf(stderr, "splitwire codec: %s: need a 3-D or 4-D %s array (got %d-D %s)%s\n", o.in,
+                spw_dtype_name(want), in.ndim, spw_dtype_name(in.dtype),
                 o.latent ? "" : "; use --latent for float latents");
         goto out;
     }
@@ -182,8 +181,9 @@ static int codec_encode(int argc, char **argv)
     }
     size_t cap = spw_codec_bound(k, C, H, W), per = (size_t)C * H * W;
     if (!cap) {
-        fprintf(stderr, "splitwire codec: %s: latent %dx%dx%d does not fit tables of %d "
-                        "channels\n",
+        fprintf(stderr,
+                "splitwire codec: %s: latent %dx%dx%d does not fit tables of %d "
+                "channels\n",
                 o.in, C, H, W, spw_codec_tables_channels(t));
         goto out;
     }
@@ -302,8 +302,7 @@ static int codec_decode(int argc, char **argv)
         N = 0;
         for (size_t at = 0; at < size; N++) {
             if (size - at < 4) {
-                fprintf(stderr, "splitwire codec: %s: torn record header at byte %zu\n", o.in,
-                        at);
+                fprintf(stderr, "splitwire codec: %s: torn record header at byte %zu\n", o.in, at);
                 goto out;
             }
             uint32_t len = (uint32_t)data[at] | (uint32_t)data[at + 1] << 8 |
@@ -364,8 +363,7 @@ static int codec_decode(int argc, char **argv)
         at += len;
     }
     free(tmp);
-    spw_tensor outt = {.dtype = o.latent ? SPW_F32 : SPW_I32, .ndim = o.batch ? 4 : 3,
-                       .data = sym};
+    spw_tensor outt = {.dtype = o.latent ? SPW_F32 : SPW_I32, .ndim = o.batch ? 4 : 3, .data = sym};
     int d = 0;
     if (o.batch)
         outt.dims[d++] = N;

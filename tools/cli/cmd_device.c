@@ -91,9 +91,10 @@ static void print_vulkan(bool json, const spw_drm_node *nodes, int n_nodes)
                 printf("%s{\"bytes\":%llu,\"device_local\":%s}", h ? "," : "",
                        (unsigned long long)v->heaps[h].size,
                        (v->heaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) ? "true" : "false");
-            printf("],\"workgroups\":{\"elementwise\":%u,\"conv_lanes\":%u,\"conv_tile_channels\":%u,"
-                   "\"conv_tile_pixels\":%u,\"gemm\":%u},\"drm\":",
-                   t.wg_1d, t.wg_conv, t.conv_tile_m, t.conv_tile_p, t.wg_gemm);
+            printf(
+                "],\"workgroups\":{\"elementwise\":%u,\"conv_lanes\":%u,\"conv_tile_channels\":%u,"
+                "\"conv_tile_pixels\":%u,\"gemm\":%u},\"drm\":",
+                t.wg_1d, t.wg_conv, t.conv_tile_m, t.conv_tile_p, t.wg_gemm);
             if (drm >= 0)
                 spw_cli_json_str(stdout, nodes[drm].path);
             else
@@ -102,7 +103,8 @@ static void print_vulkan(bool json, const spw_drm_node *nodes, int n_nodes)
         } else {
             printf("  %c[%d] %s\n", i == pick ? '*' : ' ', i, v->name);
             printf("       type %s%s, Vulkan %s, driver %s (%s), ids %04x:%04x\n",
-                   spw__vk_type_name(v->type), v->as_discrete ? " (SPW_VULKAN_AS_DISCRETE)" : "", api, v->driver_name[0] ? v->driver_name : "?",
+                   spw__vk_type_name(v->type), v->as_discrete ? " (SPW_VULKAN_AS_DISCRETE)" : "",
+                   api, v->driver_name[0] ? v->driver_name : "?",
                    v->driver_info[0] ? v->driver_info : "no info", v->vendor_id, v->device_id);
             for (uint32_t h = 0; h < v->n_heaps; h++)
                 printf("       heap %u: %.2f GiB%s\n", h,
@@ -136,7 +138,9 @@ static void print_drm(bool json, const spw_drm_node *nodes, int n)
         if (json) {
             printf("%s{\"path\":", i ? "," : "");
             spw_cli_json_str(stdout, d->path);
-            printf(",\"kind\":\"%s\",\"driver\":", d->accel ? "accel" : d->render ? "render" : "primary");
+            printf(",\"kind\":\"%s\",\"driver\":", d->accel    ? "accel"
+                                                   : d->render ? "render"
+                                                               : "primary");
             spw_cli_json_str(stdout, d->driver);
             printf(",\"version\":\"%d.%d.%d\",\"bus\":\"%s\",\"bus_id\":", d->version[0],
                    d->version[1], d->version[2], spw__drm_bus_name(d->bus));
@@ -144,7 +148,9 @@ static void print_drm(bool json, const spw_drm_node *nodes, int n)
             printf(",\"vendor_id\":%u,\"device_id\":%u}", d->vendor_id, d->device_id);
         } else {
             printf("  %-22s %-7s driver %s %d.%d.%d, %s %s", d->path,
-                   d->accel ? "accel" : d->render ? "render" : "primary",
+                   d->accel    ? "accel"
+                   : d->render ? "render"
+                               : "primary",
                    d->driver[0] ? d->driver : "?", d->version[0], d->version[1], d->version[2],
                    spw__drm_bus_name(d->bus), d->bus_id[0] ? d->bus_id : "?");
             if (d->vendor_id)
@@ -157,9 +163,8 @@ static void print_drm(bool json, const spw_drm_node *nodes, int n)
 
 static int cmd_list(int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     bool json = false;
     int c;
     optind = 1;

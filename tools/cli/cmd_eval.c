@@ -27,7 +27,7 @@ static const int sweep_avif[] = {5, 10, 20, 30, 50, 70, 90};
 
 /* One line of the results: a method at one setting. */
 typedef struct row {
-    char method[16];   /* backbone | jpeg | webp | avif | bundle */
+    char method[16];                   /* backbone | jpeg | webp | avif | bundle */
     char setting[SPW_BUNDLE_NAME_MAX]; /* original | quality | bundle name */
     spw_eval_codec codec;
     int quality;
@@ -74,8 +74,8 @@ static void reference_free(reference *r)
 }
 
 /* Compares one row's scores for file i with the reference, if there is one. */
-static void reference_compare(const reference *ref, spw_eval_acc *a, int file,
-                              const float *scores, int n, int label_offset)
+static void reference_compare(const reference *ref, spw_eval_acc *a, int file, const float *scores,
+                              int n, int label_offset)
 {
     if (!ref || !ref->top1 || file < 0 || file >= ref->files)
         return;
@@ -125,8 +125,8 @@ static void progress_tick(progress *p, int done)
     char eta[32] = "?";
     if (rate > 0)
         fmt_duration((p->total - done) / rate, eta, sizeof(eta));
-    fprintf(stderr, "%s%s: %d/%d images, %.1f img/s, ETA %s%s", p->tty ? "\r" : "", p->what,
-            done, p->total, rate, eta, p->tty ? "   " : "\n");
+    fprintf(stderr, "%s%s: %d/%d images, %.1f img/s, ETA %s%s", p->tty ? "\r" : "", p->what, done,
+            p->total, rate, eta, p->tty ? "   " : "\n");
     fflush(stderr);
 }
 
@@ -149,8 +149,8 @@ static void progress_end(progress *p)
 /* ---- the uncompressed backbone, batched ---------------------------------- */
 
 typedef struct slot {
-    row *row;        /* NULL: a reference-only run */
-    bool is_ref;     /* this run of the original file is the reference */
+    row *row;    /* NULL: a reference-only run */
+    bool is_ref; /* this run of the original file is the reference */
     int file;
     int truth;
     size_t bytes;
@@ -187,10 +187,11 @@ static int backbone_open(const char *path, const eval_opts *o, const spw_eval_cl
     b->cl = cl;
     struct stat st;
     if (stat(path, &st) != 0) {
-        fprintf(stderr,
-                "splitwire eval: backbone %s not found; make it with tools/models/fetch_backbone.sh "
-                "(or give --backbone FILE.onnx)\n",
-                path);
+        fprintf(
+            stderr,
+            "splitwire eval: backbone %s not found; make it with tools/models/fetch_backbone.sh "
+            "(or give --backbone FILE.onnx)\n",
+            path);
         return 1;
     }
     int rc = spw_model_load(path, &b->model);
@@ -220,12 +221,17 @@ static int backbone_open(const char *path, const eval_opts *o, const spw_eval_cl
     /* Defaults: the MobileNet convention (q - 128) / 128, background at 0
      * when there are 1001 outputs. The sidecar, when present, overrides. */
     int h = (int)in.dims[2], w = (int)in.dims[3];
-    b->pp = (spw_preprocess){h > w ? h : w, w, h, {128 / 255.f, 128 / 255.f, 128 / 255.f},
+    b->pp = (spw_preprocess){h > w ? h : w,
+                             w,
+                             h,
+                             {128 / 255.f, 128 / 255.f, 128 / 255.f},
                              {128 / 255.f, 128 / 255.f, 128 / 255.f}};
     b->label_offset = -1;
     if (!spw_eval_read_sidecar(path, &b->pp, &b->label_offset) && !o->quiet)
-        fprintf(stderr, "splitwire eval: no input convention beside %s (FILE.json); using (q - 128) / 128\n",
-                path);
+        fprintf(
+            stderr,
+            "splitwire eval: no input convention beside %s (FILE.json); using (q - 128) / 128\n",
+            path);
     b->batch = (int)o->batch;
     spw_plan_options po = {.backend = o->backend, .batch = b->batch, .threads = (int)o->threads};
     if ((rc = spw_plan_create(b->model, &po, &b->plan)))
@@ -275,8 +281,8 @@ static int backbone_flush(backbone *b)
         }
         if (!s->row)
             continue;
-        spw_eval_acc_add(&s->row->acc, b->cl, sc, b->classes, b->label_offset, s->truth,
-                         s->bytes, s->bpp);
+        spw_eval_acc_add(&s->row->acc, b->cl, sc, b->classes, b->label_offset, s->truth, s->bytes,
+                         s->bpp);
         reference_compare(b->ref, &s->row->acc, s->file, sc, b->classes, b->label_offset);
     }
     b->fill = 0;
@@ -286,8 +292,8 @@ static int backbone_flush(backbone *b)
 /* Queues one decoded image for row r (NULL: the reference only); a full
  * batch runs at once. A failure to preprocess counts against the row; only a
  * failing run is fatal. */
-static int backbone_add(backbone *b, const spw_image *img, row *r, bool is_ref, int file,
-                        int truth, size_t bytes, double bpp)
+static int backbone_add(backbone *b, const spw_image *img, row *r, bool is_ref, int file, int truth,
+                        size_t bytes, double bpp)
 {
     if (spw_image_to_tensor(img, &b->pp, b->input + (size_t)b->fill * b->in_elems)) {
         if (r)
@@ -326,9 +332,8 @@ static bool load_image(const char *path, spw_image *img, size_t *file_bytes, con
  * codec setting in this thread, the backbone batched across rows. With ref,
  * the original file's run is also kept as the reference (a run of its own
  * when no row is the original). */
-static int run_backbone(const eval_opts *o, const spw_eval_files *files,
-                        const spw_eval_classes *cl, row *rows, int n_rows, reference *ref,
-                        int *skipped)
+static int run_backbone(const eval_opts *o, const spw_eval_files *files, const spw_eval_classes *cl,
+                        row *rows, int n_rows, reference *ref, int *skipped)
 {
     char def[4096];
     const char *path = o->backbone;
@@ -381,9 +386,9 @@ static int run_backbone(const eval_opts *o, const spw_eval_files *files,
             if (st) {
                 rw->acc.failed++;
                 if (!warned[rw->codec]) {
-                    fprintf(stderr, "%ssplitwire eval: %s q%d on %s: %s: %s\n",
-                            progress_break(&pr), rw->method, rw->quality, files->paths[i],
-                            spw_strerror(st), spw_error_detail());
+                    fprintf(stderr, "%ssplitwire eval: %s q%d on %s: %s: %s\n", progress_break(&pr),
+                            rw->method, rw->quality, files->paths[i], spw_strerror(st),
+                            spw_error_detail());
                     warned[rw->codec] = true;
                 }
                 continue;
@@ -406,8 +411,12 @@ static int run_backbone(const eval_opts *o, const spw_eval_files *files,
 static int run_bundle(const eval_opts *o, const char *dir, const spw_eval_files *files,
                       const spw_eval_classes *cl, const reference *ref, row *rw, int *skipped)
 {
-    spw_client_config cc = {.bundle_dir = dir, .backend = o->backend, .threads = (int)o->threads,
-                            .topk = 1, .local = 1, .models_dir = o->models};
+    spw_client_config cc = {.bundle_dir = dir,
+                            .backend = o->backend,
+                            .threads = (int)o->threads,
+                            .topk = 1,
+                            .local = 1,
+                            .models_dir = o->models};
     spw_client *client;
     int rc = spw_client_open(&cc, &client);
     if (rc) {
@@ -504,8 +513,9 @@ static void write_json(FILE *f, const eval_opts *o, const row *rows, int n, int 
         spw_cli_json_str(f, rows[i].method);
         fprintf(f, ", \"setting\": ");
         spw_cli_json_str(f, rows[i].setting);
-        fprintf(f, ", \"images\": %ld, \"failed\": %ld, \"judged\": %ld, \"mean_bytes\": ",
-                a->images, a->failed, a->judged);
+        fprintf(f,
+                ", \"images\": %ld, \"failed\": %ld, \"judged\": %ld, \"mean_bytes\": ", a->images,
+                a->failed, a->judged);
         print_num(f, spw_eval_mean_bytes(a), "%.1f", "null");
         fprintf(f, ", \"bpp\": ");
         print_num(f, spw_eval_mean_bpp(a), "%.5f", "null");
@@ -547,45 +557,60 @@ static void write_table(FILE *f, const row *rows, int n, bool fidelity)
 
 static void eval_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: splitwire eval --data DIR (--bundle DIR ... | --backbone FILE.onnx\n"
-            "                      [--codec LIST --quality LIST | --sweep]) [options]\n"
-            "\n"
-            "Measures rate (bytes, bits per pixel) and top-1 accuracy over a labelled image\n"
-            "set (class directories named by WordNet id, classes.tsv beside or above them).\n"
-            "Bundles run through the client in local mode: the real encoder, rANS stream,\n"
-            "decoder and backbone tail. Baselines run the uncompressed backbone on the\n"
-            "original files (codec none; bytes = file size) or on images re-encoded in\n"
-            "memory (bytes = encoded size).\n"
-            "  --data DIR          image set, e.g. ../shared/data/imagenette2-224/val\n"
-            "  --classes FILE      class table (default DIR/classes.tsv, else DIR/../classes.tsv)\n"
-            "  --bundle DIR        a bundle to evaluate (repeatable)\n"
-            "  --models DIR        where backbones are (default $SPW_MODEL_DIR or build/models)\n"
-            "  --backbone FILE     backbone ONNX for the baselines (default\n"
-            "                      MODELS/" BACKBONE_ID ".onnx, made by tools/models/fetch_backbone.sh)\n"
-            "  --codec LIST        none,jpeg,webp,avif (comma-separated; default none)\n"
-            "  --quality LIST      qualities 1..100 for the codecs (default: the sweep's)\n"
-            "  --sweep             none plus every codec at its default qualities\n"
-            "                      (jpeg and webp 5,10,20,30,50,70,90,95; avif 5,10,20,30,50,70,90)\n"
-            "  --fidelity          also run the backbone on each original file and compare\n"
-            "                      every row with it: agree = how often the top-1\n"
-            "                      label is the backbone's, kl = mean KL(backbone || row)\n"
-            "                      in nats over all outputs\n"
-            "  --limit N           N images spread evenly over the set (default all)\n"
-            "  --batch N           backbone batch size (default 8)\n"
-            "  --backend NAME      backend (default auto)\n"
-            "  --threads N         backend threads (default: the backend's)\n"
-            "  --json              results as JSON on stdout instead of a table\n"
-            "  --csv FILE          also write the results as CSV ('-' = stdout)\n"
-            "  --quiet             no progress on stderr\n"
-            "\n"
-            "Columns: top1_1000 = argmax over the 1000 ImageNet classes (background excluded);\n"
-            "top1_10 = argmax over the set's classes only; bpp = bytes * 8 / (width * height).\n");
+    fprintf(
+        f,
+        "usage: splitwire eval --data DIR (--bundle DIR ... | --backbone FILE.onnx\n"
+        "                      [--codec LIST --quality LIST | --sweep]) [options]\n"
+        "\n"
+        "Measures rate (bytes, bits per pixel) and top-1 accuracy over a labelled image\n"
+        "set (class directories named by WordNet id, classes.tsv beside or above them).\n"
+        "Bundles run through the client in local mode: the real encoder, rANS stream,\n"
+        "decoder and backbone tail. Baselines run the uncompressed backbone on the\n"
+        "original files (codec none; bytes = file size) or on images re-encoded in\n"
+        "memory (bytes = encoded size).\n"
+        "  --data DIR          image set, e.g. ../shared/data/imagenette2-224/val\n"
+        "  --classes FILE      class table (default DIR/classes.tsv, else DIR/../classes.tsv)\n"
+        "  --bundle DIR        a bundle to evaluate (repeatable)\n"
+        "  --models DIR        where backbones are (default $SPW_MODEL_DIR or build/models)\n"
+        "  --backbone FILE     backbone ONNX for the baselines (default\n"
+        "                      MODELS/" BACKBONE_ID
+        ".onnx, made by tools/models/fetch_backbone.sh)\n"
+        "  --codec LIST        none,jpeg,webp,avif (comma-separated; default none)\n"
+        "  --quality LIST      qualities 1..100 for the codecs (default: the sweep's)\n"
+        "  --sweep             none plus every codec at its default qualities\n"
+        "                      (jpeg and webp 5,10,20,30,50,70,90,95; avif 5,10,20,30,50,70,90)\n"
+        "  --fidelity          also run the backbone on each original file and compare\n"
+        "                      every row with it: agree = how often the top-1\n"
+        "                      label is the backbone's, kl = mean KL(backbone || row)\n"
+        "                      in nats over all outputs\n"
+        "  --limit N           N images spread evenly over the set (default all)\n"
+        "  --batch N           backbone batch size (default 8)\n"
+        "  --backend NAME      backend (default auto)\n"
+        "  --threads N         backend threads (default: the backend's)\n"
+        "  --json              results as JSON on stdout instead of a table\n"
+        "  --csv FILE          also write the results as CSV ('-' = stdout)\n"
+        "  --quiet             no progress on stderr\n"
+        "\n"
+        "Columns: top1_1000 = argmax over the 1000 ImageNet classes (background excluded);\n"
+        "top1_10 = argmax over the set's classes only; bpp = bytes * 8 / (width * height).\n");
 }
 
 enum {
-    OPT_DATA = 256, OPT_CLASSES, OPT_BUNDLE, OPT_MODELS, OPT_BACKBONE, OPT_CODEC, OPT_QUALITY,
-    OPT_SWEEP, OPT_LIMIT, OPT_BATCH, OPT_BACKEND, OPT_THREADS, OPT_JSON, OPT_CSV, OPT_QUIET,
+    OPT_DATA = 256,
+    OPT_CLASSES,
+    OPT_BUNDLE,
+    OPT_MODELS,
+    OPT_BACKBONE,
+    OPT_CODEC,
+    OPT_QUALITY,
+    OPT_SWEEP,
+    OPT_LIMIT,
+    OPT_BATCH,
+    OPT_BACKEND,
+    OPT_THREADS,
+    OPT_JSON,
+    OPT_CSV,
+    OPT_QUIET,
     OPT_FIDELITY,
 };
 
@@ -612,7 +637,8 @@ static bool parse_qualities(const char *arg, eval_opts *o)
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         long q;
         if (o->n_qualities == MAX_QUALITIES || !spw_cli_parse_int(t, 1, 100, &q)) {
-            fprintf(stderr, "splitwire eval: --quality takes up to %d integers in 1..100, not '%s'\n",
+            fprintf(stderr,
+                    "splitwire eval: --quality takes up to %d integers in 1..100, not '%s'\n",
                     MAX_QUALITIES, t);
             return false;
         }
@@ -628,17 +654,24 @@ static bool parse_qualities(const char *arg, eval_opts *o)
 /* -1: carry on; otherwise the exit code. */
 static int parse_opts(int argc, char **argv, eval_opts *o)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, 0, OPT_DATA},       {"classes", required_argument, 0, OPT_CLASSES},
-        {"bundle", required_argument, 0, OPT_BUNDLE},   {"models", required_argument, 0, OPT_MODELS},
-        {"backbone", required_argument, 0, OPT_BACKBONE}, {"codec", required_argument, 0, OPT_CODEC},
-        {"quality", required_argument, 0, OPT_QUALITY}, {"sweep", no_argument, 0, OPT_SWEEP},
-        {"limit", required_argument, 0, OPT_LIMIT},     {"batch", required_argument, 0, OPT_BATCH},
-        {"backend", required_argument, 0, OPT_BACKEND}, {"threads", required_argument, 0, OPT_THREADS},
-        {"json", no_argument, 0, OPT_JSON},             {"csv", required_argument, 0, OPT_CSV},
-        {"quiet", no_argument, 0, OPT_QUIET},           {"fidelity", no_argument, 0, OPT_FIDELITY},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data", required_argument, 0, OPT_DATA},
+                                         {"classes", required_argument, 0, OPT_CLASSES},
+                                         {"bundle", required_argument, 0, OPT_BUNDLE},
+                                         {"models", required_argument, 0, OPT_MODELS},
+                                         {"backbone", required_argument, 0, OPT_BACKBONE},
+                                         {"codec", required_argument, 0, OPT_CODEC},
+                                         {"quality", required_argument, 0, OPT_QUALITY},
+                                         {"sweep", no_argument, 0, OPT_SWEEP},
+                                         {"limit", required_argument, 0, OPT_LIMIT},
+                                         {"batch", required_argument, 0, OPT_BATCH},
+                                         {"backend", required_argument, 0, OPT_BACKEND},
+                                         {"threads", required_argument, 0, OPT_THREADS},
+                                         {"json", no_argument, 0, OPT_JSON},
+                                         {"csv", required_argument, 0, OPT_CSV},
+                                         {"quiet", no_argument, 0, OPT_QUIET},
+                                         {"fidelity", no_argument, 0, OPT_FIDELITY},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -680,7 +713,8 @@ static int parse_opts(int argc, char **argv, eval_opts *o)
             long hi = c == OPT_LIMIT ? 100000000 : c == OPT_BATCH ? MAX_BATCH : 256;
             long v;
             if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
-                fprintf(stderr, "splitwire eval: option value '%s' must be an integer in %ld..%ld\n",
+                fprintf(stderr,
+                        "splitwire eval: option value '%s' must be an integer in %ld..%ld\n",
                         optarg, lo, hi);
                 return 2;
             }
@@ -752,8 +786,9 @@ static int make_rows(eval_opts *o, row *rows, int cap)
         if (!want[c])
             continue;
         if (!spw_eval_codec_available((spw_eval_codec)c)) {
-            fprintf(stderr, "splitwire eval: this build has no %s codec (its -dev package "
-                            "was missing at build time); left out\n",
+            fprintf(stderr,
+                    "splitwire eval: this build has no %s codec (its -dev package "
+                    "was missing at build time); left out\n",
                     spw_eval_codec_name((spw_eval_codec)c));
             continue;
         }
@@ -792,8 +827,9 @@ static bool find_classes(const eval_opts *o, spw_eval_classes *cl)
     int rc = o->classes ? spw_eval_classes_load(o->classes, cl)
                         : spw_eval_classes_find(o->data, cl, path, sizeof(path));
     if (rc == SPW_ENOENT && !o->classes) {
-        fprintf(stderr, "splitwire eval: no classes.tsv in or above %s: accuracy is not "
-                        "measured (--classes FILE)\n",
+        fprintf(stderr,
+                "splitwire eval: no classes.tsv in or above %s: accuracy is not "
+                "measured (--classes FILE)\n",
                 o->data);
         memset(cl, 0, sizeof(*cl));
         return true;

@@ -18,7 +18,8 @@ static void inspect_usage(FILE *f)
 
 static void post_str(const spw_graph *g, const spw_node *n, char *buf, size_t size)
 {
-    static const char *const names[] = {"", "relu", "clip", "leaky_relu", "sigmoid", "hard_swish", "add"};
+    static const char *const names[] = {"",        "relu",       "clip", "leaky_relu",
+                                        "sigmoid", "hard_swish", "add"};
     size_t used = 0;
     buf[0] = '\0';
     for (int k = 0; k < n->n_post && used < size; k++) {
@@ -165,8 +166,8 @@ static int cmd_inspect(int argc, char **argv)
             printf("  output %-24s %-4s %s\n", v->name, spw_dtype_name(v->dtype),
                    spw__dims_str(v->ndim, v->dims, shape, sizeof(shape)));
         }
-        printf("  total: %d layers, %lld parameters, %.3f GMAC\n", n_order,
-               (long long)total_params, (double)total_macs / 1e9);
+        printf("  total: %d layers, %lld parameters, %.3f GMAC\n", n_order, (long long)total_params,
+               (double)total_macs / 1e9);
     }
     ret = 0;
 fail:
@@ -204,16 +205,12 @@ static int cmp_u64(const void *a, const void *b)
 
 static int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"input", required_argument, 0, 'i'},
-                                         {"output", required_argument, 0, 'o'},
-                                         {"backend", required_argument, 0, 'b'},
-                                         {"repeat", required_argument, 0, 'r'},
-                                         {"profile", no_argument, 0, 'p'},
-                                         {"no-fusion", no_argument, 0, 'n'},
-                                         {"from", required_argument, 0, 'f'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"input", required_argument, 0, 'i'},   {"output", required_argument, 0, 'o'},
+        {"backend", required_argument, 0, 'b'}, {"repeat", required_argument, 0, 'r'},
+        {"profile", no_argument, 0, 'p'},       {"no-fusion", no_argument, 0, 'n'},
+        {"from", required_argument, 0, 'f'},    {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *in_paths[MAX_IO], *out_paths[MAX_IO], *backend = NULL, *from = NULL;
     int n_in = 0, n_out = 0, c;
     long repeat = 1;
@@ -305,8 +302,8 @@ static int cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    spw_plan_options po = {.backend = backend, .batch = ins[0].ndim ? (int)ins[0].dims[0] : 1,
-                           .flags = flags};
+    spw_plan_options po = {
+        .backend = backend, .batch = ins[0].ndim ? (int)ins[0].dims[0] : 1, .flags = flags};
     if ((rc = spw_plan_create(model, &po, &plan))) {
         spw_cli_fail(rc, "cannot plan %s", path);
         goto out;

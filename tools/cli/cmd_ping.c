@@ -68,7 +68,8 @@ int spw_cli_ping(int argc, char **argv)
         bool got = false;
         while (!got) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
-            double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+            double ms =
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
             if (ms >= (double)timeout)
                 break;
             if (spw_net_poll(net, (int64_t)(((double)timeout - ms) * 1000.0) + 1) < 0)

@@ -138,8 +138,7 @@ static int net_config(const net_opts *o, bool server, spw_net_config *c)
         c->peer = o->addr ? o->addr : def;
         /* UDP: any interface, an ephemeral port, so a server on another host
          * is reachable; DPDK has no kernel to pick an address: a fixed one. */
-        c->local = o->bind ? o->bind
-                           : c->transport == SPW_NET_UDP ? "0.0.0.0:0" : "127.0.0.1:7879";
+        c->local = o->bind ? o->bind : c->transport == SPW_NET_UDP ? "0.0.0.0:0" : "127.0.0.1:7879";
     }
     c->eal_args = o->eal;
     c->dpdk_port = o->dpdk_port;
@@ -154,7 +153,7 @@ typedef struct run_opts {
     int inflight;
     int topk;
     const int *reference; /* per file: the uncompressed backbone's top-1, -1 unknown; or NULL */
-    const char *classes;   /* --classes FILE, or NULL to look beside the inputs */
+    const char *classes;  /* --classes FILE, or NULL to look beside the inputs */
     const char *first_input;
 } run_opts;
 
@@ -243,10 +242,12 @@ static void print_result(const run_opts *o, const labels *l, const spw_bundle_in
         if (compared)
             snprintf(refcol, sizeof(refcol), "  %-6s %s", ref == top ? "same" : "other",
                      judged ? (ref == truth ? "ok" : "WRONG") : "");
-        printf("%-28.28s %-26.26s %5.1f%% %6zu B %6.3f bpp | %6.2f %7.2f %6.2f %6.2f %7.2f = %7.2f ms%s%s\n",
-               base ? base + 1 : path, name, r->k ? r->top[0].prob * 100.0 : 0.0, r->bytes,
-               r->bpp, r->ms_preprocess, r->ms_encode, r->ms_entropy, r->ms_network, r->ms_server,
-               r->ms_total, judged ? (right ? (compared ? "  ok   " : "  ok") : "  WRONG") : "", refcol);
+        printf("%-28.28s %-26.26s %5.1f%% %6zu B %6.3f bpp | %6.2f %7.2f %6.2f %6.2f %7.2f = %7.2f "
+               "ms%s%s\n",
+               base ? base + 1 : path, name, r->k ? r->top[0].prob * 100.0 : 0.0, r->bytes, r->bpp,
+               r->ms_preprocess, r->ms_encode, r->ms_entropy, r->ms_network, r->ms_server,
+               r->ms_total, judged ? (right ? (compared ? "  ok   " : "  ok") : "  WRONG") : "",
+               refcol);
     }
 }
 
@@ -295,8 +296,8 @@ static void print_summary(const run_opts *o, const run_totals *t, const char *tr
     if (t->ok)
         printf("mean %.0f bytes (%.4f bpp); mean ms: preprocess %.2f, encode %.2f, entropy %.2f, "
                "network %.2f, server %.2f; total p50 %.2f ms, p99 %.2f ms\n",
-               t->bytes / n, t->bpp / n, t->pre / n, t->enc / n, t->ent / n, t->net / n,
-               t->srv / n, p50, p99);
+               t->bytes / n, t->bpp / n, t->pre / n, t->enc / n, t->ent / n, t->net / n, t->srv / n,
+               p50, p99);
     if (t->judged)
         printf("top-1: %d of %d correct (%.1f%%)\n", t->correct, t->judged,
                100.0 * t->correct / t->judged);
@@ -451,10 +452,31 @@ static void serve_usage(FILE *f)
 }
 
 enum {
-    OPT_BUNDLE = 256, OPT_MODELS, OPT_TRANSPORT, OPT_ADDR, OPT_EAL, OPT_PORT, OPT_MTU,
-    OPT_BACKEND, OPT_THREADS, OPT_BATCH, OPT_WAIT, OPT_WORKERS, OPT_LOCAL, OPT_JSON, OPT_TOP,
-    OPT_INFLIGHT, OPT_TILED, OPT_COUNT, OPT_TIMEOUT, OPT_QUIET, OPT_REFERENCE, OPT_NO_REFERENCE,
-    OPT_BIND, OPT_CLASSES, OPT_REUSEPORT,
+    OPT_BUNDLE = 256,
+    OPT_MODELS,
+    OPT_TRANSPORT,
+    OPT_ADDR,
+    OPT_EAL,
+    OPT_PORT,
+    OPT_MTU,
+    OPT_BACKEND,
+    OPT_THREADS,
+    OPT_BATCH,
+    OPT_WAIT,
+    OPT_WORKERS,
+    OPT_LOCAL,
+    OPT_JSON,
+    OPT_TOP,
+    OPT_INFLIGHT,
+    OPT_TILED,
+    OPT_COUNT,
+    OPT_TIMEOUT,
+    OPT_QUIET,
+    OPT_REFERENCE,
+    OPT_NO_REFERENCE,
+    OPT_BIND,
+    OPT_CLASSES,
+    OPT_REUSEPORT,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
@@ -489,18 +511,21 @@ static int serve_with(spw_server_config *sc, int ready_fd)
 
 int spw_cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"bundle", required_argument, 0, OPT_BUNDLE}, {"models", required_argument, 0, OPT_MODELS},
-        {"transport", required_argument, 0, OPT_TRANSPORT},
-        {"listen", required_argument, 0, OPT_ADDR}, {"eal", required_argument, 0, OPT_EAL},
-        {"dpdk-port", required_argument, 0, OPT_PORT}, {"mtu", required_argument, 0, OPT_MTU},
-        {"backend", required_argument, 0, OPT_BACKEND},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"max-batch", required_argument, 0, OPT_BATCH},
-        {"max-wait-us", required_argument, 0, OPT_WAIT},
-        {"workers", required_argument, 0, OPT_WORKERS},
-        {"reuseport", required_argument, 0, OPT_REUSEPORT}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"bundle", required_argument, 0, OPT_BUNDLE},
+                                         {"models", required_argument, 0, OPT_MODELS},
+                                         {"transport", required_argument, 0, OPT_TRANSPORT},
+                                         {"listen", required_argument, 0, OPT_ADDR},
+                                         {"eal", required_argument, 0, OPT_EAL},
+                                         {"dpdk-port", required_argument, 0, OPT_PORT},
+                                         {"mtu", required_argument, 0, OPT_MTU},
+                                         {"backend", required_argument, 0, OPT_BACKEND},
+                                         {"threads", required_argument, 0, OPT_THREADS},
+                                         {"max-batch", required_argument, 0, OPT_BATCH},
+                                         {"max-wait-us", required_argument, 0, OPT_WAIT},
+                                         {"workers", required_argument, 0, OPT_WORKERS},
+                                         {"reuseport", required_argument, 0, OPT_REUSEPORT},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *bundles[16];
     spw_server_config sc = {0};
     net_opts no = {0};
@@ -587,34 +612,33 @@ int spw_cli_serve(int argc, char **argv)
 
 static void classify_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: splitwire classify --bundle DIR FILE|DIR ... [options]\n"
-            "\n"
-            "Encodes each image on this machine and classifies it on a server (or, with\n"
-            "--local, runs both halves in this process). Directories are searched for\n"
-            ".jpg/.jpeg/.png files; unreadable images are skipped.\n"
-            "  --bundle DIR        model bundle\n"
-            "  --local             no network: run the server half here\n"
-            "  --models DIR        --local: where backbones are\n"
-            "  --transport T       udp (default) or dpdk\n"
-            "  --server IP:PORT    server address (default 127.0.0.1:7878)\n"
-            "  --bind IP:PORT      this client's address (default: 0.0.0.0:0 over UDP,\n"
-            "                      127.0.0.1:7879 over DPDK)\n"
-            "  --eal \"ARGS\"        DPDK EAL arguments (with --transport dpdk)\n"
-            "  --mtu N             path MTU (default 1500)\n"
-            "  --backend NAME      encoder backend (default auto)\n"
-            "  --threads N         backend threads\n"
-            "  --tiled             send tiled streams (a lost packet loses one tile)\n"
-            "  --top K             scores per image (default 5)\n"
-            "  --inflight N        requests on the wire at once (default 4)\n"
-            "  --timeout-ms N      per request (default 2000)\n"
-            "  --json              one JSON object per image, then a summary\n"
-            "  --quiet             summary only\n"
-            "  --classes FILE      class table (index, wnid, name, imagenet1k_idx) that says\n"
-            "                      each file's truth by its class directory (default:\n"
-            "                      classes.tsv in or up to two levels above the first input)\n"
-            "  --reference         also run the uncompressed backbone (MODELS/<backbone>.onnx)\n"
-            "                      on the same images and compare top-1 (not timed)\n");
+    fprintf(f, "usage: splitwire classify --bundle DIR FILE|DIR ... [options]\n"
+               "\n"
+               "Encodes each image on this machine and classifies it on a server (or, with\n"
+               "--local, runs both halves in this process). Directories are searched for\n"
+               ".jpg/.jpeg/.png files; unreadable images are skipped.\n"
+               "  --bundle DIR        model bundle\n"
+               "  --local             no network: run the server half here\n"
+               "  --models DIR        --local: where backbones are\n"
+               "  --transport T       udp (default) or dpdk\n"
+               "  --server IP:PORT    server address (default 127.0.0.1:7878)\n"
+               "  --bind IP:PORT      this client's address (default: 0.0.0.0:0 over UDP,\n"
+               "                      127.0.0.1:7879 over DPDK)\n"
+               "  --eal \"ARGS\"        DPDK EAL arguments (with --transport dpdk)\n"
+               "  --mtu N             path MTU (default 1500)\n"
+               "  --backend NAME      encoder backend (default auto)\n"
+               "  --threads N         backend threads\n"
+               "  --tiled             send tiled streams (a lost packet loses one tile)\n"
+               "  --top K             scores per image (default 5)\n"
+               "  --inflight N        requests on the wire at once (default 4)\n"
+               "  --timeout-ms N      per request (default 2000)\n"
+               "  --json              one JSON object per image, then a summary\n"
+               "  --quiet             summary only\n"
+               "  --classes FILE      class table (index, wnid, name, imagenet1k_idx) that says\n"
+               "                      each file's truth by its class directory (default:\n"
+               "                      classes.tsv in or up to two levels above the first input)\n"
+               "  --reference         also run the uncompressed backbone (MODELS/<backbone>.onnx)\n"
+               "                      on the same images and compare top-1 (not timed)\n");
 }
 
 typedef struct client_opts {
@@ -674,7 +698,10 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
     case OPT_INFLIGHT:
     case OPT_TIMEOUT: {
         long lo = c == OPT_MTU ? 576 : c == OPT_THREADS ? 0 : 1;
-        long hi = c == OPT_MTU ? 9000 : c == OPT_TOP ? SPW_TOPK_MAX : c == OPT_TIMEOUT ? 600000 : 256;
+        long hi = c == OPT_MTU       ? 9000
+                  : c == OPT_TOP     ? SPW_TOPK_MAX
+                  : c == OPT_TIMEOUT ? 600000
+                                     : 256;
         if (!spw_cli_parse_int(arg, lo, hi, &v)) {
             fprintf(stderr, "splitwire: option value '%s' must be an integer in %ld..%ld\n", arg,
                     lo, hi);
@@ -716,7 +743,9 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
     int *top1 = calloc((size_t)(fl->n ? fl->n : 1), sizeof(int));
     if (!top1)
         return NULL;
-    spw_preprocess pp = {in->resize, in->input_width, in->input_height,
+    spw_preprocess pp = {in->resize,
+                         in->input_width,
+                         in->input_height,
                          {in->mean[0], in->mean[1], in->mean[2]},
                          {in->std[0], in->std[1], in->std[2]}};
     int rc = spw_eval_reference_top1(path, &pp, in->label_offset, NULL, fl, top1);
@@ -728,17 +757,19 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
     return top1;
 }
 
-#define CLIENT_OPTIONS                                                                      \
-    {"bundle", required_argument, 0, OPT_BUNDLE}, {"models", required_argument, 0, OPT_MODELS}, \
+#define CLIENT_OPTIONS                                                                            \
+    {"bundle", required_argument, 0, OPT_BUNDLE}, {"models", required_argument, 0, OPT_MODELS},   \
         {"local", no_argument, 0, OPT_LOCAL}, {"transport", required_argument, 0, OPT_TRANSPORT}, \
-        {"server", required_argument, 0, OPT_ADDR}, {"eal", required_argument, 0, OPT_EAL},     \
+        {"server", required_argument, 0, OPT_ADDR}, {"eal", required_argument, 0, OPT_EAL},       \
         {"bind", required_argument, 0, OPT_BIND}, {"classes", required_argument, 0, OPT_CLASSES}, \
-        {"mtu", required_argument, 0, OPT_MTU}, {"backend", required_argument, 0, OPT_BACKEND}, \
-        {"threads", required_argument, 0, OPT_THREADS}, {"tiled", no_argument, 0, OPT_TILED},   \
+        {"mtu", required_argument, 0, OPT_MTU}, {"backend", required_argument, 0, OPT_BACKEND},   \
+        {"threads", required_argument, 0, OPT_THREADS}, {"tiled", no_argument, 0, OPT_TILED},     \
         {"top", required_argument, 0, OPT_TOP}, {"inflight", required_argument, 0, OPT_INFLIGHT}, \
-        {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},  \
-        {"quiet", no_argument, 0, OPT_QUIET}, {"reference", no_argument, 0, OPT_REFERENCE},   \
-        {"help", no_argument, 0, 'h'}
+        {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},    \
+        {"quiet", no_argument, 0, OPT_QUIET}, {"reference", no_argument, 0, OPT_REFERENCE},       \
+    {                                                                                             \
+        "help", no_argument, 0, 'h'                                                               \
+    }
 
 int spw_cli_classify(int argc, char **argv)
 {
@@ -779,16 +810,16 @@ int spw_cli_classify(int argc, char **argv)
         spw_eval_files_free(&fl);
         return spw_cli_fail(rc, "cannot start the client");
     }
-    if (!co.cc.local && (rc = spw_client_ping(client, co.cc.timeout_ms ? co.cc.timeout_ms : 2000,
-                                              NULL))) {
+    if (!co.cc.local &&
+        (rc = spw_client_ping(client, co.cc.timeout_ms ? co.cc.timeout_ms : 2000, NULL))) {
         spw_client_close(client);
         spw_eval_files_free(&fl);
         return spw_cli_fail(rc, "server %s unreachable", co.cc.net.peer);
     }
     int *ref = NULL;
     if (co.reference)
-        co.ro.reference = ref = reference_labels(spw_client_bundle(client), co.cc.models_dir, &fl,
-                                                 co.ro.json);
+        co.ro.reference = ref =
+            reference_labels(spw_client_bundle(client), co.cc.models_dir, &fl, co.ro.json);
     rc = run_images(client, &fl, &co.ro,
                     co.cc.local ? "local" : spw_net_transport_name(co.cc.net.transport));
     free(ref);
@@ -801,19 +832,18 @@ int spw_cli_classify(int argc, char **argv)
 
 static void demo_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: splitwire demo [--transport auto|dpdk|udp] [--count N] [--bundle DIR]\n"
-            "                      [--models DIR] [--json]\n"
-            "\n"
-            "Starts a server and a client (DPDK net_memif between two processes with\n"
-            "--no-huge, or kernel UDP on loopback where DPDK cannot start) and classifies\n"
-            "Imagenette val images from $SPLITWIRE_SHARED (default ../shared).\n"
-            "  --transport T   auto (default: DPDK, else UDP), dpdk (no fallback), udp\n"
-            "  --count N       images, one per class in turn (default 10)\n"
-            "  --bundle DIR    default: models/default, else the untrained test bundle\n"
-            "  --models DIR    where backbones are\n"
-            "  --no-reference  do not run the uncompressed backbone on the same images\n"
-            "                  for comparison (it runs before the client, not timed)\n");
+    fprintf(f, "usage: splitwire demo [--transport auto|dpdk|udp] [--count N] [--bundle DIR]\n"
+               "                      [--models DIR] [--json]\n"
+               "\n"
+               "Starts a server and a client (DPDK net_memif between two processes with\n"
+               "--no-huge, or kernel UDP on loopback where DPDK cannot start) and classifies\n"
+               "Imagenette val images from $SPLITWIRE_SHARED (default ../shared).\n"
+               "  --transport T   auto (default: DPDK, else UDP), dpdk (no fallback), udp\n"
+               "  --count N       images, one per class in turn (default 10)\n"
+               "  --bundle DIR    default: models/default, else the untrained test bundle\n"
+               "  --models DIR    where backbones are\n"
+               "  --no-reference  do not run the uncompressed backbone on the same images\n"
+               "                  for comparison (it runs before the client, not timed)\n");
 }
 
 /* Forks a server child; returns its pid after it reported a successful
@@ -855,12 +885,15 @@ static void stop_server(pid_t pid)
 
 int spw_cli_demo(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"transport", required_argument, 0, OPT_TRANSPORT}, {"count", required_argument, 0, OPT_COUNT},
-        {"bundle", required_argument, 0, OPT_BUNDLE},     {"models", required_argument, 0, OPT_MODELS},
-        {"json", no_argument, 0, OPT_JSON},               {"tiled", no_argument, 0, OPT_TILED},
-        {"no-reference", no_argument, 0, OPT_NO_REFERENCE},
-        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
+    static const struct option opts[] = {{"transport", required_argument, 0, OPT_TRANSPORT},
+                                         {"count", required_argument, 0, OPT_COUNT},
+                                         {"bundle", required_argument, 0, OPT_BUNDLE},
+                                         {"models", required_argument, 0, OPT_MODELS},
+                                         {"json", no_argument, 0, OPT_JSON},
+                                         {"tiled", no_argument, 0, OPT_TILED},
+                                         {"no-reference", no_argument, 0, OPT_NO_REFERENCE},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *transport = "auto", *bundle = NULL, *models = NULL;
     long count = 10;
     bool reference = true;
@@ -902,8 +935,8 @@ int spw_cli_demo(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || (strcmp(transport, "auto") && strcmp(transport, "dpdk") &&
-                           strcmp(transport, "udp"))) {
+    if (optind != argc ||
+        (strcmp(transport, "auto") && strcmp(transport, "dpdk") && strcmp(transport, "udp"))) {
         demo_usage(stderr);
         return 2;
     }
@@ -937,10 +970,14 @@ int spw_cli_demo(int argc, char **argv)
     const char *bundles[1] = {bundle};
     /* Both processes share this machine, and DPDK keeps a core busy polling:
      * one inference thread each. */
-    spw_server_config sc = {.bundle_dirs = bundles, .n_bundles = 1, .models_dir = models,
-                            .max_batch = 4, .max_wait_us = 500, .threads = 1};
-    spw_client_config cc = {.bundle_dir = bundle, .models_dir = models, .format = format,
+    spw_server_config sc = {.bundle_dirs = bundles,
+                            .n_bundles = 1,
+                            .models_dir = models,
+                            .max_batch = 4,
+                            .max_wait_us = 500,
                             .threads = 1};
+    spw_client_config cc = {
+        .bundle_dir = bundle, .models_dir = models, .format = format, .threads = 1};
     const char *used = NULL;
     pid_t server = -1;
     spw_client *client = NULL;
@@ -959,10 +996,14 @@ int spw_cli_demo(int argc, char **argv)
                               "--vdev=net_memif0,role=%s,socket=%s,socket-abstract=no";
             snprintf(s_eal, sizeof(s_eal), fmt, 's', pid, pmd, pmd, "server", sock);
             snprintf(c_eal, sizeof(c_eal), fmt, 'c', pid, pmd, pmd, "client", sock);
-            sc.net = (spw_net_config){.transport = SPW_NET_DPDK, .local = "127.0.98.2:7878",
-                                      .eal_args = s_eal, .link_wait_ms = 3000};
-            cc.net = (spw_net_config){.transport = SPW_NET_DPDK, .local = "127.0.98.1:7879",
-                                      .peer = "127.0.98.2:7878", .eal_args = c_eal,
+            sc.net = (spw_net_config){.transport = SPW_NET_DPDK,
+                                      .local = "127.0.98.2:7878",
+                                      .eal_args = s_eal,
+                                      .link_wait_ms = 3000};
+            cc.net = (spw_net_config){.transport = SPW_NET_DPDK,
+                                      .local = "127.0.98.1:7879",
+                                      .peer = "127.0.98.2:7878",
+                                      .eal_args = c_eal,
                                       .link_wait_ms = 3000};
             server = spawn_server(&sc);
             if (server > 0 && (rc = spw_client_open(&cc, &client)) == 0) {

@@ -78,9 +78,9 @@ typedef struct spw_eval_acc {
     long right1000; /* top-1 over the 1000 ImageNet classes */
     long right10;   /* top-1 over the set's classes only */
     double bytes, bpp;
-    long compared;  /* images also run through the reference (spw_eval_acc_fidelity) */
-    long agreed;    /* ... whose top-1 label is the reference's */
-    double kl;      /* sum of KL(reference || this) in nats */
+    long compared; /* images also run through the reference (spw_eval_acc_fidelity) */
+    long agreed;   /* ... whose top-1 label is the reference's */
+    double kl;     /* sum of KL(reference || this) in nats */
 } spw_eval_acc;
 
 /*

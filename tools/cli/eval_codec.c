@@ -178,8 +178,8 @@ static int avif_encode(int quality, const spw_image *in, avifRWData *o)
 {
     if (!avifCodecName(AVIF_CODEC_CHOICE_AOM, AVIF_CODEC_FLAG_CAN_ENCODE))
         return spw__error(SPW_EUNSUPPORTED, "AVIF: this libavif has no aom encoder");
-    avifImage *im = avifImageCreate((uint32_t)in->width, (uint32_t)in->height, 8,
-                                    AVIF_PIXEL_FORMAT_YUV420);
+    avifImage *im =
+        avifImageCreate((uint32_t)in->width, (uint32_t)in->height, 8, AVIF_PIXEL_FORMAT_YUV420);
     avifEncoder *enc = avifEncoderCreate();
     int rc = 0;
     if (!im || !enc) {

@@ -29,13 +29,11 @@ int spw_eval_classes_load(const char *path, spw_eval_classes *out)
             continue;
         if (out->n == SPW_EVAL_MAX_CLASSES) {
             fclose(f);
-            return spw__error(SPW_ERANGE, "%s: more than %d classes", path,
-                              SPW_EVAL_MAX_CLASSES);
+            return spw__error(SPW_ERANGE, "%s: more than %d classes", path, SPW_EVAL_MAX_CLASSES);
         }
         if (in1k < 0 || in1k >= 1000) {
             fclose(f);
-            return spw__error(SPW_EFORMAT, "%s: class %s has ImageNet index %d", path, wnid,
-                              in1k);
+            return spw__error(SPW_EFORMAT, "%s: class %s has ImageNet index %d", path, wnid, in1k);
         }
         snprintf(out->wnid[out->n], sizeof(out->wnid[0]), "%s", wnid);
         out->in1k[out->n++] = in1k;
