@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libcmocka-dev libjpeg62-turbo-dev libpng-dev libjansson-dev
   libxnnpack-dev libpthreadpool-dev

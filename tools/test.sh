@@ -29,6 +29,9 @@ run_ctest() {
   [ "$rc" -eq 0 ] && [ "$skips" -eq 0 ]
 }
 
+echo "== format (.clang-format)"
+bash tools/format.sh --check
+
 echo "== build (RelWithDebInfo)"
 bash tools/build.sh build
 # eval_mobilenet_v2 needs the float backbone: converted from the shared TFLite
