@@ -415,18 +415,17 @@ int spw_net_sendv(spw_net *n, const spw_net_msg *hdr, const spw_net_seg *segs, i
         }
     }
     n->stats.tx_copy_bytes += total;
-    spw_net_msg *keep = m;
-    keep->type = hdr->type;
-    keep->rate_point = hdr->rate_point;
-    keep->flags = hdr->flags;
-    keep->model_id = hdr->model_id;
-    keep->c = hdr->c;
-    keep->h = hdr->h;
-    keep->w = hdr->w;
-    keep->request_id = hdr->request_id;
-    keep->peer = hdr->peer;
-    keep->timeout_ms = hdr->timeout_ms;
-    return spw_net_send(n, keep, 0, 0, total);
+    /* Every header field of hdr (a field added later too), with the
+     * payload that now lies in m's own buffers. */
+    spw_net_seg *segs_m = m->segs;
+    int nsegs_m = m->nsegs;
+    size_t bytes_m = m->bytes;
+    *m = *hdr;
+    m->segs = segs_m;
+    m->nsegs = nsegs_m;
+    m->bytes = bytes_m;
+    m->status = 0;
+    return spw_net_send(n, m, 0, 0, total);
 }
 
 int spw_net_ping(spw_net *n, const spw_net_addr *dst, uint64_t token)
