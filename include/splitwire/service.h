@@ -92,6 +92,16 @@ typedef struct spw_server_config {
     int max_wait_us; /* a partial batch runs after this long (0 = 2000) */
     int workers;     /* inference threads (0 = 1) */
     spw_net_config net;
+    /* Image requests (codec offload): the client sends an encoded image, the
+     * server decodes it and runs this whole backbone (ONNX) on it. NULL:
+     * such requests are refused. */
+    const char *backbone;
+    /* Its input convention: resize (0: the input's longer side), mean and
+     * std (all 0: the MobileNet (q - 128) / 128); the crop is the model's
+     * input size. The label offset is 1 for 1001 outputs, else 0. */
+    spw_preprocess backbone_pp;
+    /* Decodes an image request's payload; NULL: spw_image_decode. */
+    int (*image_decode)(const void *data, size_t size, spw_image *out);
 } spw_server_config;
 
 typedef struct spw_server_stats {
