@@ -37,8 +37,8 @@ typedef struct e2e_opts {
     int n_bundles;
     const char *links[MAX_LINKS];
     int n_links;
-    bool want[4];          /* methods asked with --method (none: all) */
-    bool want_codec[4];    /* ... and which codecs */
+    bool want[4];       /* methods asked with --method (none: all) */
+    bool want_codec[4]; /* ... and which codecs */
     bool any_method;
     long count, quality, timeout_ms, threads;
     bool json, quiet;
@@ -515,7 +515,8 @@ static int run_offload(const e2e_opts *o, const method *m, spw_net *net, const c
             uint8_t head[SPW_IMAGE_REQ_HEADER] = {(uint8_t)len, (uint8_t)(len >> 8),
                                                   (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
             static const uint8_t zeros[4] = {0};
-            spw_net_seg seg[3] = {{head, sizeof(head)}, {data, len}, {(void *)zeros, (4 - len % 4) % 4}};
+            spw_net_seg seg[3] = {
+                {head, sizeof(head)}, {data, len}, {(void *)zeros, (4 - len % 4) % 4}};
             uint64_t t_sent = spw__now_ns();
             s->status = spw_net_sendv(net, &hdr, seg, seg[2].size ? 3 : 2);
             if (!s->status)
@@ -643,10 +644,10 @@ static void csv_num(FILE *f, double v)
 static void print_row_csv(FILE *f, const row *r, double rate_bps, double delay_ms)
 {
     fprintf(f, "%s,%s,%s,%d,%d,%d", r->link, r->m->name,
-            r->m->kind == M_BUNDLE    ? "bundle"
-            : r->m->kind == M_CODEC   ? "codec"
-            : r->m->kind == M_LOCAL   ? "local"
-                                      : "original",
+            r->m->kind == M_BUNDLE  ? "bundle"
+            : r->m->kind == M_CODEC ? "codec"
+            : r->m->kind == M_LOCAL ? "local"
+                                    : "original",
             r->n, r->ok, r->lost);
     csv_num(f, rate_bps);
     csv_num(f, delay_ms);
@@ -959,8 +960,8 @@ int spw_cli_bench_e2e(int argc, char **argv)
     }
     if (!o.quiet)
         fprintf(stderr,
-                "splitwire bench e2e: %d images from %s, %d methods, %d links; backbone %s\n",
-                fl.n, o.data, n_methods, o.n_links, o.backbone);
+                "splitwire bench e2e: %d images from %s, %d methods, %d links; backbone %s\n", fl.n,
+                o.data, n_methods, o.n_links, o.backbone);
     if (csv)
         print_csv_head(csv);
     if (!o.json)
@@ -1033,11 +1034,14 @@ int spw_cli_bench_e2e(int argc, char **argv)
         if (net && getenv("SPW_E2E_DEBUG")) {
             spw_net_stats ns;
             spw_net_stats_get(net, &ns);
-            fprintf(stderr, "client net: tx %llu rx %llu retx %llu probes %llu nacks_rx %llu acks_rx %llu acks_tx %llu dup %llu srtt %u rto %u\n",
+            fprintf(stderr,
+                    "client net: tx %llu rx %llu retx %llu probes %llu nacks_rx %llu acks_rx %llu "
+                    "acks_tx %llu dup %llu srtt %u rto %u\n",
                     (unsigned long long)ns.tx_packets, (unsigned long long)ns.rx_packets,
                     (unsigned long long)ns.retransmits, (unsigned long long)ns.probes,
                     (unsigned long long)ns.nacks_received, (unsigned long long)ns.acks_received,
-                    (unsigned long long)ns.acks_sent, (unsigned long long)ns.rx_duplicate, ns.srtt_us, ns.rto_us);
+                    (unsigned long long)ns.acks_sent, (unsigned long long)ns.rx_duplicate,
+                    ns.srtt_us, ns.rto_us);
         }
         spw_net_close(net);
         stop_server(pid);
