@@ -66,7 +66,8 @@ void spw__net_shape(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs
             n->stats.shaper_drops++;
             continue;
         }
-        uint64_t t = SPW_MAX(now, n->shape_last_ns);
+        uint64_t last_dep = n->shape_last_ns;
+        uint64_t t = SPW_MAX(now, last_dep);
         uint64_t dep = t;
         /* Wire bytes: the frame plus IPv4/UDP and Ethernet headers. */
         double need = (double)(bufs[i]->len + SPW_NET_L2L4_LEN);
@@ -92,14 +93,21 @@ void spw__net_shape(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs
         bufs[i]->sent = 1;
         n->ops->buf_ref(n->tctx, &s->buf);
         s->dst = *dst;
-        uint64_t delay = (uint64_t)c->shape_delay_us * 1000u;
-        if (c->shape_jitter_us) {
-            /* Uniform in delay +- jitter (not below zero). */
-            uint64_t span = 2ull * c->shape_jitter_us * 1000u + 1;
-            uint64_t j = rng_next(n) % span, lo = (uint64_t)c->shape_jitter_us * 1000u;
-            delay = delay + j > lo ? delay + j - lo : 0;
+        if (now <= last_dep && prev_due) {
+            /* Queued behind the frame before: the two stay as far apart as
+             * the link spaced them, so jitter varies the delay from one
+             * burst to the next, not within one. */
+            s->due_ns = prev_due + (dep - last_dep);
+        } else {
+            uint64_t delay = (uint64_t)c->shape_delay_us * 1000u;
+            if (c->shape_jitter_us) {
+                /* Uniform in delay +- jitter (not below zero). */
+                uint64_t span = 2ull * c->shape_jitter_us * 1000u + 1;
+                uint64_t j = rng_next(n) % span, lo = (uint64_t)c->shape_jitter_us * 1000u;
+                delay = delay + j > lo ? delay + j - lo : 0;
+            }
+            s->due_ns = SPW_MAX(dep + delay, prev_due);
         }
-        s->due_ns = SPW_MAX(dep + delay, prev_due);
         if (arrive)
             arrive[i] = s->due_ns;
     }

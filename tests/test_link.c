@@ -72,9 +72,21 @@ static void test_parse_errors(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",           "fast",           "1mbit",          "1mbit,",        ",20ms",
-        "1xbit,20ms", "-1mbit,20ms",    "1mbit,abc",      "1mbit,-2ms",    "1mbit,20ms,x",
-        "1mbit,20ms,1ms,150%", "1mbit,20ms,1ms,2", "1mbit,20ms,1ms,1%,9", "nan,20ms", "1mbit,1e9s",
+        "",
+        "fast",
+        "1mbit",
+        "1mbit,",
+        ",20ms",
+        "1xbit,20ms",
+        "-1mbit,20ms",
+        "1mbit,abc",
+        "1mbit,-2ms",
+        "1mbit,20ms,x",
+        "1mbit,20ms,1ms,150%",
+        "1mbit,20ms,1ms,2",
+        "1mbit,20ms,1ms,1%,9",
+        "nan,20ms",
+        "1mbit,1e9s",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         spw_net_config c = {.shape_rate_bps = 7, .shape_delay_us = 7};

@@ -112,8 +112,9 @@ typedef struct spw_net_config {
      * bytes), one-way delay with jitter and random loss. rate 0 = unlimited.
      * Every frame sent pays for its bytes on the wire (protocol, UDP/IPv4
      * and Ethernet headers included), fragments and resends alike; jitter
-     * adds a uniform -jitter .. +jitter to each frame's delay without
-     * reordering frames. Each endpoint shapes its own transmit side, so a
+     * adds a uniform -jitter .. +jitter to the delay of each burst (frames
+     * sent back to back keep their spacing) and never reorders frames. Each
+     * endpoint shapes its own transmit side, so a
      * symmetric link is emulated by giving both ends the same values. */
     uint64_t shape_rate_bps;
     uint32_t shape_burst_bytes; /* 0 = one MTU */

@@ -161,6 +161,16 @@ static int e2e_endpoints(const e2e_opts *o, const char *link, spw_server_config 
                            .shape_delay_us = shaped.shape_delay_us,
                            .shape_jitter_us = shaped.shape_jitter_us,
                            .shape_loss = shaped.shape_loss};
+    /* The protocol times probes from the send call, and Karn's rule takes no
+     * RTT sample from a probed request: on a path slower than the default
+     * 20 ms RTO every request would be probed and the RTO never learnt. A
+     * deployment that knows its link sets the RTO floor from it, as here:
+     * 1.5 x (both delays with jitter + 16 KiB at the rate) + 10 ms. */
+    double ser_us = shaped.shape_rate_bps ? 16384.0 * 8 / (double)shaped.shape_rate_bps * 1e6 : 0;
+    double floor_us =
+        1.5 * (2.0 * (shaped.shape_delay_us + shaped.shape_jitter_us) + ser_us) + 10000;
+    base.rto_us = (uint32_t)SPW_MAX(floor_us, 20000);
+    base.min_rto_us = (uint32_t)SPW_MAX(floor_us, 5000);
     if (sc) {
         *sc = (spw_server_config){.bundle_dirs = o->bundles,
                                   .n_bundles = o->n_bundles,
@@ -373,6 +383,25 @@ static double ms_since(uint64_t t0)
     return (double)(spw__now_ns() - t0) / 1e6;
 }
 
+static void debug_stats(const char *what, spw_net *net, spw_client *client)
+{
+    if (!getenv("SPW_E2E_DEBUG"))
+        return;
+    spw_net_stats ns;
+    if (client)
+        spw__client_net_stats(client, &ns);
+    else
+        spw_net_stats_get(net, &ns);
+    fprintf(stderr,
+            "%s: tx %llu rx %llu retx %llu probes %llu nacks_rx %llu acks_rx %llu acks_tx %llu "
+            "dup %llu srtt %u rto %u\n",
+            what, (unsigned long long)ns.tx_packets, (unsigned long long)ns.rx_packets,
+            (unsigned long long)ns.retransmits, (unsigned long long)ns.probes,
+            (unsigned long long)ns.nacks_received, (unsigned long long)ns.acks_received,
+            (unsigned long long)ns.acks_sent, (unsigned long long)ns.rx_duplicate, ns.srtt_us,
+            ns.rto_us);
+}
+
 static void net_delta(const spw_net_stats *a, const spw_net_stats *b, sample *s)
 {
     s->frames = (double)((b->tx_packets - a->tx_packets) + (b->rx_packets - a->rx_packets));
@@ -423,6 +452,7 @@ static int run_bundle(const e2e_opts *o, const method *m, const spw_net_config *
         }
         progress(o, link, m, i + 1, fl->n);
     }
+    debug_stats(m->name, NULL, client);
     spw_client_close(client);
     return 0;
 }
@@ -534,6 +564,7 @@ static int run_offload(const e2e_opts *o, const method *m, spw_net *net, const c
         }
         progress(o, link, m, i + 1, fl->n);
     }
+    debug_stats(m->name, net, NULL);
     return 0;
 }
 
@@ -643,7 +674,13 @@ static void csv_num(FILE *f, double v)
 
 static void print_row_csv(FILE *f, const row *r, double rate_bps, double delay_ms)
 {
-    fprintf(f, "%s,%s,%s,%d,%d,%d", r->link, r->m->name,
+    /* A link given as RATE,DELAY is written RATE/DELAY: one field. */
+    char link[128];
+    snprintf(link, sizeof(link), "%s", r->link);
+    for (char *p = link; *p; p++)
+        if (*p == ',')
+            *p = '/';
+    fprintf(f, "%s,%s,%s,%d,%d,%d", link, r->m->name,
             r->m->kind == M_BUNDLE  ? "bundle"
             : r->m->kind == M_CODEC ? "codec"
             : r->m->kind == M_LOCAL ? "local"
@@ -1030,18 +1067,6 @@ int spw_cli_bench_e2e(int argc, char **argv)
             else
                 print_row_table(r);
             fflush(stdout);
-        }
-        if (net && getenv("SPW_E2E_DEBUG")) {
-            spw_net_stats ns;
-            spw_net_stats_get(net, &ns);
-            fprintf(stderr,
-                    "client net: tx %llu rx %llu retx %llu probes %llu nacks_rx %llu acks_rx %llu "
-                    "acks_tx %llu dup %llu srtt %u rto %u\n",
-                    (unsigned long long)ns.tx_packets, (unsigned long long)ns.rx_packets,
-                    (unsigned long long)ns.retransmits, (unsigned long long)ns.probes,
-                    (unsigned long long)ns.nacks_received, (unsigned long long)ns.acks_received,
-                    (unsigned long long)ns.acks_sent, (unsigned long long)ns.rx_duplicate,
-                    ns.srtt_us, ns.rto_us);
         }
         spw_net_close(net);
         stop_server(pid);
