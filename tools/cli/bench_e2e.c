@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -171,6 +172,11 @@ static int e2e_endpoints(const e2e_opts *o, const char *link, spw_server_config 
         1.5 * (2.0 * (shaped.shape_delay_us + shaped.shape_jitter_us) + ser_us) + 10000;
     base.rto_us = (uint32_t)SPW_MAX(floor_us, 20000);
     base.min_rto_us = (uint32_t)SPW_MAX(floor_us, 5000);
+    /* A partial message is dropped after reasm_timeout_ms (500 ms by
+     * default): on a slow link a whole image takes longer than that to
+     * arrive. Three RTO floors, and as long for kept answers. */
+    base.reasm_timeout_ms = (uint32_t)SPW_MAX(3 * floor_us / 1000, 500);
+    base.retain_ms = (uint32_t)SPW_MAX(3 * floor_us / 1000, 1000);
     if (sc) {
         *sc = (spw_server_config){.bundle_dirs = o->bundles,
                                   .n_bundles = o->n_bundles,
@@ -221,6 +227,8 @@ static pid_t start_server(const spw_server_config *sc, char *addr, size_t size)
     }
     if (pid == 0) {
         close(fds[0]);
+        /* The server goes when the bench does, however it ends. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         spw_server *srv;
         int32_t msg[2] = {spw_server_open(sc, &srv), 0};
         spw_net_addr a = {0};
