@@ -47,8 +47,7 @@ double spw_adapt_predict(const spw_rate_point *p, const spw_path_estimate *e)
     return p->compute_ms + net;
 }
 
-int spw_adapt_choose(const spw_rate_point *points, int n, const spw_path_estimate *e,
-                     double slo_ms)
+int spw_adapt_choose(const spw_rate_point *points, int n, const spw_path_estimate *e, double slo_ms)
 {
     if (!points || n < 1)
         return -1;

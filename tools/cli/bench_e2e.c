@@ -20,9 +20,9 @@
 
 #define MAX_BUNDLES 16
 #define MAX_LINKS 16
-#define MAX_METHODS (MAX_BUNDLES + 5)
+#define MAX_METHODS (MAX_BUNDLES + 6)
 
-enum { M_BUNDLE, M_CODEC, M_ORIGINAL, M_LOCAL };
+enum { M_BUNDLE, M_CODEC, M_ORIGINAL, M_LOCAL, M_ADAPT };
 
 typedef struct method {
     int kind;
@@ -43,6 +43,9 @@ typedef struct e2e_opts {
     bool any_method;
     long count, quality, timeout_ms, threads;
     bool json, quiet;
+    bool adapt;        /* --adapt: one more method, a rate point per request */
+    long slo_ms;       /* its latency objective */
+    const char *trace; /* --adapt-trace FILE: one line per adaptive request */
 } e2e_opts;
 
 /* One request's times (ms) and what it cost on the wire. */
@@ -80,6 +83,13 @@ static void usage(FILE *f)
             "  --json           one JSON object per row on stdout\n"
             "  --csv FILE       the rows as CSV\n"
             "  --quiet          no progress line\n"
+            "  --adapt          one more method: per request, the bundle (of those given)\n"
+            "                   with the best top-1 in docs/eval-full.csv whose latency,\n"
+            "                   predicted from the path measured by the requests so far,\n"
+            "                   meets --slo-ms N (else the fastest); the path estimate is\n"
+            "                   kept from one --link to the next, so a list of links is a\n"
+            "                   step of the link\n"
+            "  --adapt-trace F  CSV, one line per adaptive request\n"
             "Stages (ms, p50 and p99): pre = read and decode the file, resize and normalise;\n"
             "enc = encoder network (bundle), image codec (offload) or the whole backbone\n"
             "(local); ent = rANS coding; net = round trip minus server time (serialisation,\n"
@@ -294,6 +304,7 @@ typedef struct row {
     double bytes, frames, wire; /* means over answered requests */
     double p50[6], p99[6];      /* pre enc ent net srv total */
     double top1, agree;
+    int misses; /* adaptive rows: requests over the objective; else -1 */
 } row;
 
 static const char *const stage_names[6] = {"pre", "enc", "ent", "net", "srv", "total"};
@@ -304,6 +315,7 @@ static void summarise(row *r, const sample *s, int n, const spw_eval_classes *cl
     double *v = spw__malloc(sizeof(double) * (size_t)(n ? n : 1));
     r->n = n;
     r->ok = 0;
+    r->misses = -1;
     double bytes = 0, frames = 0, wire = 0;
     long judged = 0, right = 0, compared = 0, agreed = 0;
     for (int i = 0; i < n; i++) {
@@ -655,6 +667,133 @@ static int local_one(local_bb *l, const char *path, sample *s)
     return rc;
 }
 
+/* ---- rate adaptation --------------------------------------------------------- */
+
+/* A link given as RATE,DELAY is written RATE/DELAY in CSV: one field. */
+static void csv_link(const char *link, char *out, size_t size)
+{
+    snprintf(out, size, "%s", link);
+    for (char *p = out; *p; p++)
+        if (*p == ',')
+            *p = '/';
+}
+
+/* top-1 of a bundle by name in docs/eval-full.csv; NaN when not listed. */
+static double eval_top1(const char *name)
+{
+    FILE *f = fopen("docs/eval-full.csv", "r");
+    double t = NAN;
+    char line[512], meth[32], setting[160];
+    double a, b, c, t1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "%31[^,],%159[^,],%lf,%lf,%lf,%lf", meth, setting, &a, &b, &c, &t1) == 6 &&
+            !strcmp(meth, "bundle") && !strcmp(setting, name))
+            t = t1;
+    if (f)
+        fclose(f);
+    return t;
+}
+
+typedef struct adapt_state {
+    spw_path_estimate path; /* kept across links: a list of links is a step */
+    uint64_t t0;            /* first adaptive request, for the trace */
+    long seq;
+    FILE *trace;
+} adapt_state;
+
+/* Per request: the policy picks a bundle for the objective from the path
+ * estimate; the answer updates the estimate and that bundle's size and
+ * compute time. One client per bundle, all open for the whole link. */
+static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *cnet,
+                     const char *link, const spw_eval_files *fl, sample *out, adapt_state *as,
+                     int *misses)
+{
+    int nb = o->n_bundles, rc = 0;
+    spw_client *cl[MAX_BUNDLES] = {0};
+    spw_rate_point pts[MAX_BUNDLES];
+    const char *names[MAX_BUNDLES];
+    *misses = 0;
+    for (int b = 0; b < nb; b++) {
+        spw_client_config cc = {.bundle_dir = o->bundles[b],
+                                .backend = o->backend,
+                                .threads = (int)o->threads,
+                                .topk = 1,
+                                .timeout_ms = (int)o->timeout_ms,
+                                .max_inflight = 1,
+                                .net = *cnet};
+        if ((rc = spw_client_open(&cc, &cl[b]))) {
+            rc = spw_cli_fail(rc, "bench e2e: client for %s", o->bundles[b]);
+            goto done;
+        }
+        names[b] = spw_client_bundle(cl[b])->name;
+        double acc = eval_top1(names[b]);
+        /* Not evaluated: after those that were, in the order given. */
+        pts[b] = (spw_rate_point){0, 0, isnan(acc) ? -1.0 - b : acc};
+        /* One untimed request per bundle gives its size and compute time. */
+        spw_image img;
+        spw_result r;
+        if (!spw_image_load(fl->paths[0], &img)) {
+            if (!spw_client_classify(cl[b], &img, &r)) {
+                pts[b].bytes = (double)r.bytes;
+                pts[b].compute_ms = r.ms_preprocess + r.ms_encode + r.ms_entropy + r.ms_server;
+                spw_path_estimate_add(&as->path, (double)r.bytes, r.ms_network);
+            }
+            spw_image_release(&img);
+        }
+    }
+    for (int i = 0; i < fl->n; i++) {
+        sample *s = &out[i];
+        memset(s, 0, sizeof(*s));
+        s->top1 = -1;
+        int b = spw_adapt_choose(pts, nb, &as->path, (double)o->slo_ms);
+        double predicted = spw_adapt_predict(&pts[b], &as->path);
+        uint64_t t0 = spw__now_ns();
+        spw_image img;
+        if ((s->status = spw_image_load(fl->paths[i], &img)))
+            continue;
+        double load = ms_since(t0);
+        spw_net_stats a, z;
+        spw__client_net_stats(cl[b], &a);
+        spw_result r;
+        s->status = spw_client_classify(cl[b], &img, &r);
+        spw__client_net_stats(cl[b], &z);
+        spw_image_release(&img);
+        if (!s->status) {
+            s->pre = load + r.ms_preprocess;
+            s->enc = r.ms_encode;
+            s->ent = r.ms_entropy;
+            s->net = r.ms_network;
+            s->srv = r.ms_server;
+            s->total = load + r.ms_total;
+            s->bytes = (double)r.bytes;
+            s->top1 = r.k > 0 ? r.top[0].label : -1;
+            net_delta(&a, &z, s);
+            spw_path_estimate_add(&as->path, (double)r.bytes, r.ms_network);
+            /* Sizes and compute drift with the image and the machine's load. */
+            pts[b].bytes = 0.7 * pts[b].bytes + 0.3 * (double)r.bytes;
+            pts[b].compute_ms = 0.7 * pts[b].compute_ms +
+                                0.3 * (r.ms_preprocess + r.ms_encode + r.ms_entropy + r.ms_server);
+        }
+        bool miss = s->status || s->total > (double)o->slo_ms;
+        *misses += miss;
+        if (!as->t0)
+            as->t0 = t0;
+        if (as->trace) {
+            char lk[128];
+            csv_link(link, lk, sizeof(lk));
+            fprintf(as->trace, "%ld,%.1f,%s,%s,%.3f,%.3f,%.0f,%.3f,%d\n", as->seq,
+                    (double)(t0 - as->t0) / 1e6, lk, names[b], predicted, s->total,
+                    as->path.rate_bps, as->path.base_ms, miss);
+        }
+        as->seq++;
+        progress(o, link, m, i + 1, fl->n);
+    }
+done:
+    for (int b = 0; b < nb; b++)
+        spw_client_close(cl[b]);
+    return rc;
+}
+
 /* ---- output ---------------------------------------------------------------- */
 
 static void print_table_head(void)
@@ -670,6 +809,8 @@ static void print_row_table(const row *r)
            "%4d\n",
            r->link, r->m->name, r->bytes, r->frames, r->wire, r->p50[0], r->p50[1], r->p50[2],
            r->p50[3], r->p50[4], r->p50[5], r->p99[5], r->top1, r->agree, r->lost);
+    if (r->misses >= 0)
+        printf("%-16s %-28s %d of %d requests over the objective\n", "", "", r->misses, r->n);
 }
 
 static void csv_num(FILE *f, double v)
@@ -682,17 +823,14 @@ static void csv_num(FILE *f, double v)
 
 static void print_row_csv(FILE *f, const row *r, double rate_bps, double delay_ms)
 {
-    /* A link given as RATE,DELAY is written RATE/DELAY: one field. */
     char link[128];
-    snprintf(link, sizeof(link), "%s", r->link);
-    for (char *p = link; *p; p++)
-        if (*p == ',')
-            *p = '/';
+    csv_link(r->link, link, sizeof(link));
     fprintf(f, "%s,%s,%s,%d,%d,%d", link, r->m->name,
-            r->m->kind == M_BUNDLE  ? "bundle"
-            : r->m->kind == M_CODEC ? "codec"
-            : r->m->kind == M_LOCAL ? "local"
-                                    : "original",
+            r->m->kind == M_ADAPT    ? "adapt"
+            : r->m->kind == M_BUNDLE ? "bundle"
+            : r->m->kind == M_CODEC  ? "codec"
+            : r->m->kind == M_LOCAL  ? "local"
+                                     : "original",
             r->n, r->ok, r->lost);
     csv_num(f, rate_bps);
     csv_num(f, delay_ms);
@@ -705,6 +843,10 @@ static void print_row_csv(FILE *f, const row *r, double rate_bps, double delay_m
     }
     csv_num(f, r->top1);
     csv_num(f, r->agree);
+    if (r->misses >= 0)
+        fprintf(f, ",%d", r->misses);
+    else
+        fputc(',', f);
     fputc('\n', f);
 }
 
@@ -713,7 +855,7 @@ static void print_csv_head(FILE *f)
     fprintf(f, "link,method,kind,images,answered,lost,rate_bps,delay_ms,bytes,frames,wire_bytes");
     for (int k = 0; k < 6; k++)
         fprintf(f, ",%s_p50,%s_p99", stage_names[k], stage_names[k]);
-    fprintf(f, ",top1,agree\n");
+    fprintf(f, ",top1,agree,slo_misses\n");
 }
 
 static void print_row_json(const row *r, double rate_bps, double delay_ms)
@@ -743,6 +885,8 @@ static void print_row_json(const row *r, double rate_bps, double delay_ms)
     spw_cli_json_num(stdout, r->top1, 4);
     printf(", \"agree\": ");
     spw_cli_json_num(stdout, r->agree, 4);
+    if (r->misses >= 0)
+        printf(", \"slo_misses\": %d", r->misses);
     printf("}\n");
 }
 
@@ -763,6 +907,9 @@ enum {
     OPT_JSON,
     OPT_CSV,
     OPT_QUIET,
+    OPT_ADAPT,
+    OPT_SLO,
+    OPT_TRACE,
 };
 
 static int parse_opts(int argc, char **argv, e2e_opts *o)
@@ -781,6 +928,9 @@ static int parse_opts(int argc, char **argv, e2e_opts *o)
                                          {"json", no_argument, 0, OPT_JSON},
                                          {"csv", required_argument, 0, OPT_CSV},
                                          {"quiet", no_argument, 0, OPT_QUIET},
+                                         {"adapt", no_argument, 0, OPT_ADAPT},
+                                         {"slo-ms", required_argument, 0, OPT_SLO},
+                                         {"adapt-trace", required_argument, 0, OPT_TRACE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -848,6 +998,18 @@ static int parse_opts(int argc, char **argv, e2e_opts *o)
         case OPT_QUIET:
             o->quiet = true;
             break;
+        case OPT_ADAPT:
+            o->adapt = true;
+            break;
+        case OPT_TRACE:
+            o->trace = optarg;
+            break;
+        case OPT_SLO:
+            if (!spw_cli_parse_int(optarg, 1, 600000, &o->slo_ms)) {
+                fprintf(stderr, "splitwire bench e2e: --slo-ms needs an integer in 1..600000\n");
+                return 2;
+            }
+            break;
         case OPT_COUNT:
         case OPT_QUALITY:
         case OPT_THREADS:
@@ -880,6 +1042,10 @@ static int parse_opts(int argc, char **argv, e2e_opts *o)
     }
     if (optind != argc) {
         usage(stderr);
+        return 2;
+    }
+    if (o->adapt && !o->slo_ms) {
+        fprintf(stderr, "splitwire bench e2e: --adapt needs --slo-ms N\n");
         return 2;
     }
     return -1;
@@ -921,6 +1087,10 @@ static int build_methods(const e2e_opts *o, method *ms)
     if (all || o->want[M_LOCAL]) {
         ms[n].kind = M_LOCAL;
         snprintf(ms[n++].name, sizeof(ms[0].name), "local");
+    }
+    if (o->adapt) {
+        ms[n].kind = M_ADAPT;
+        snprintf(ms[n++].name, sizeof(ms[0].name), "adapt-slo%ld", o->slo_ms);
     }
     return n;
 }
@@ -982,6 +1152,7 @@ int spw_cli_bench_e2e(int argc, char **argv)
     row *rows = spw__calloc((size_t)(n_methods * o.n_links), sizeof(row));
     int *ref = spw__malloc(sizeof(int) * (size_t)fl.n);
     FILE *csv = NULL;
+    adapt_state as = {0};
     int n_rows = 0;
     rc = 0;
     if (!smp || !rows || !ref) {
@@ -991,6 +1162,14 @@ int spw_cli_bench_e2e(int argc, char **argv)
     if (o.csv && !(csv = fopen(o.csv, "w"))) {
         rc = spw_cli_fail(SPW_EIO, "cannot write %s", o.csv);
         goto out;
+    }
+    if (o.trace) {
+        if (!(as.trace = fopen(o.trace, "w"))) {
+            rc = spw_cli_fail(SPW_EIO, "cannot write %s", o.trace);
+            goto out;
+        }
+        fprintf(as.trace, "seq,t_ms,link,bundle,predicted_ms,total_ms,rate_bps_est,base_ms_est,"
+                          "slo_miss\n");
     }
     /* The reference for agreement: the whole backbone on the stored files,
      * run here first (untimed; it also warms the caches). */
@@ -1053,7 +1232,10 @@ int spw_cli_bench_e2e(int argc, char **argv)
             const method *m = &ms[k];
             if (m->kind == M_LOCAL)
                 continue;
-            if (m->kind == M_BUNDLE) {
+            int misses = -1;
+            if (m->kind == M_ADAPT) {
+                rc = run_adapt(&o, m, &cnet, o.links[l], &fl, smp, &as, &misses);
+            } else if (m->kind == M_BUNDLE) {
                 rc = run_bundle(&o, m, &cnet, o.links[l], &fl, smp);
             } else {
                 if (!net && (rc = spw_net_open(&cnet, &net))) {
@@ -1068,6 +1250,7 @@ int spw_cli_bench_e2e(int argc, char **argv)
             r->link = o.links[l];
             r->m = m;
             summarise(r, smp, fl.n, cl, &fl, ref);
+            r->misses = misses;
             if (csv)
                 print_row_csv(csv, r, rate, delay);
             if (o.json)
@@ -1087,6 +1270,8 @@ int spw_cli_bench_e2e(int argc, char **argv)
             rc = 1;
         }
 out:
+    if (as.trace)
+        fclose(as.trace);
     if (csv)
         fclose(csv);
     spw__free(ref);
