@@ -68,8 +68,8 @@ static void usage(FILE *f)
             "  --data DIR       images (default $SPLITWIRE_SHARED/data/imagenette2-224/val)\n"
             "  --count N        images, spread over the classes (default 50)\n"
             "  --bundle DIR     a bundle (repeat; default models/default)\n"
-            "  --method M       bundle, jpeg, webp, avif, original or local (repeat;\n"
-            "                   default: all)\n"
+            "  --method M       bundle, jpeg, webp, avif, original, local or adapt\n"
+            "                   (repeat; default: all but adapt)\n"
             "  --quality Q      codec quality 1..100 (default per codec: the lowest within\n"
             "                   1 top-1 point of the backbone in docs/eval-full.csv)\n"
             "  --link SPEC      emulated link, repeat (default 4g): a preset (nbiot ltem 3g\n"
@@ -969,12 +969,14 @@ static int parse_opts(int argc, char **argv, e2e_opts *o)
                 o->want[M_ORIGINAL] = true;
             else if (!strcmp(optarg, "local"))
                 o->want[M_LOCAL] = true;
+            else if (!strcmp(optarg, "adapt"))
+                o->adapt = true;
             else if (!spw_eval_codec_parse(optarg, &cd) && cd != SPW_EVAL_NONE)
                 o->want[M_CODEC] = o->want_codec[cd] = true;
             else {
                 fprintf(stderr,
-                        "splitwire bench e2e: --method is bundle, jpeg, webp, avif, original or "
-                        "local, not '%s'\n",
+                        "splitwire bench e2e: --method is bundle, jpeg, webp, avif, original, "
+                        "local or adapt, not '%s'\n",
                         optarg);
                 return 2;
             }
