@@ -661,6 +661,9 @@ static void classify_usage(FILE *f)
                "  --backend NAME      encoder backend (default auto)\n"
                "  --threads N         backend threads\n"
                "  --tiled             send tiled streams (a lost packet loses one tile)\n"
+               "  --link SPEC         emulate a link on this side's transmit (give the server\n"
+               "                      the same with serve --link): a preset (nbiot ltem 3g 4g\n"
+               "                      wifi 5g wired) or RATE,DELAY[,JITTER[,LOSS]]\n"
                "  --top K             scores per image (default 5)\n"
                "  --inflight N        requests on the wire at once (default 4)\n"
                "  --timeout-ms N      per request (default 2000)\n"
@@ -678,6 +681,7 @@ typedef struct client_opts {
     net_opts no;
     run_opts ro;
     bool reference;
+    const char *link; /* --link: emulated link on this side's transmit */
 } client_opts;
 
 /* Parses the options classify and demo share; returns -1 to continue, else an exit code. */
@@ -723,6 +727,9 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         return -1;
     case OPT_CLASSES:
         co->ro.classes = arg;
+        return -1;
+    case OPT_LINK:
+        co->link = arg;
         return -1;
     case OPT_MTU:
     case OPT_THREADS:
@@ -799,6 +806,7 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
         {"top", required_argument, 0, OPT_TOP}, {"inflight", required_argument, 0, OPT_INFLIGHT}, \
         {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},    \
         {"quiet", no_argument, 0, OPT_QUIET}, {"reference", no_argument, 0, OPT_REFERENCE},       \
+        {"link", required_argument, 0, OPT_LINK},                                                 \
     {                                                                                             \
         "help", no_argument, 0, 'h'                                                               \
     }
@@ -828,6 +836,10 @@ int spw_cli_classify(int argc, char **argv)
         int rc = net_config(&co.no, false, &co.cc.net);
         if (rc)
             return rc;
+        if (co.link && spw_net_link_parse(co.link, &co.cc.net)) {
+            fprintf(stderr, "splitwire classify: --link: %s\n", spw_error_detail());
+            return 2;
+        }
     }
     /* Each result line reaches a file or pipe as soon as it is printed. */
     setvbuf(stdout, NULL, _IOLBF, 0);
