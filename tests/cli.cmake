@@ -134,18 +134,21 @@ set_tests_properties(cli_classify_reference PROPERTIES TIMEOUT 60 ENVIRONMENT "$
 # inference and JPEG offload to the server's whole backbone) and the
 # adaptive client over one emulated link; every request answered, one row
 # per method.
-if(SPW_NET_EMULATION)
-  add_test(NAME cli_bench_e2e COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
-    --match "\"link\": \"10mbit,2ms\", \"method\": \"bundle:tiny-test\", \"images\": 3, \"answered\": 3, \"lost\": 0"
-    --match "\"link\": \"10mbit,2ms\", \"method\": \"jpeg-q50\", \"images\": 3, \"answered\": 3, \"lost\": 0"
-    --match "\"method\": \"adapt-slo5000\", \"images\": 3, \"answered\": 3, \"lost\": 0.*\"slo_misses\": 0"
-    --no-match "\"method\": \"(local|original|webp|avif)"
-    -- ${SPW_CLI} bench e2e ${SPW_TINY_ARGS} --backbone ${SPW_TINY_MODELS}/tinynet.onnx
-    --data ${SPW_TENCH} --count 3 --method bundle --method jpeg --quality 50
-    --link 10mbit,2ms --adapt --slo-ms 5000 --json --quiet --backend cpu-ref)
-  set_tests_properties(cli_bench_e2e PROPERTIES
-    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE ENVIRONMENT "${SPW_TEST_ENV}")
+# Without link emulation built in, the same run over an unshaped link.
+set(spw_e2e_link 10mbit,2ms)
+if(NOT SPW_NET_EMULATION)
+  set(spw_e2e_link none)
 endif()
+add_test(NAME cli_bench_e2e COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "\"link\": \"${spw_e2e_link}\", \"method\": \"bundle:tiny-test\", \"images\": 3, \"answered\": 3, \"lost\": 0"
+  --match "\"link\": \"${spw_e2e_link}\", \"method\": \"jpeg-q50\", \"images\": 3, \"answered\": 3, \"lost\": 0"
+  --match "\"method\": \"adapt-slo5000\", \"images\": 3, \"answered\": 3, \"lost\": 0.*\"slo_misses\": 0"
+  --no-match "\"method\": \"(local|original|webp|avif)"
+  -- ${SPW_CLI} bench e2e ${SPW_TINY_ARGS} --backbone ${SPW_TINY_MODELS}/tinynet.onnx
+  --data ${SPW_TENCH} --count 3 --method bundle --method jpeg --quality 50
+  --link ${spw_e2e_link} --adapt --slo-ms 5000 --json --quiet --backend cpu-ref)
+set_tests_properties(cli_bench_e2e PROPERTIES
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE ENVIRONMENT "${SPW_TEST_ENV}")
 
 # A malformed --link is a usage error that says what is wrong.
 add_test(NAME cli_serve_bad_link COMMAND ${SPW_EXPECT} --rc 2

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "netpath/proto.h"
+#include "tests/spw_test.h"
 #include "netpath/transport.h"
 #include "splitwire/net.h"
 
@@ -162,7 +163,7 @@ static void test_shaper_rate_and_delay(void **state)
 {
     (void)state;
     if (!spw_net_emulation_available())
-        skip();
+        spw_skip("link emulation is not built in (SPW_NET_EMULATION=OFF)");
     spw_net_config cc = {0}, sc = {0};
     assert_int_equal(spw_net_link_parse("1mbit,20ms", &cc), 0);
     spw_net *cli, *srv;
@@ -189,7 +190,7 @@ static void test_shaper_jitter_bounds_and_order(void **state)
 {
     (void)state;
     if (!spw_net_emulation_available())
-        skip();
+        spw_skip("link emulation is not built in (SPW_NET_EMULATION=OFF)");
     spw_net_config cc = {0}, sc = {0};
     assert_int_equal(spw_net_link_parse("inf,10ms,4ms", &cc), 0);
     spw_net *cli, *srv;
@@ -226,7 +227,7 @@ static void test_udp_round_trip_ratio(void **state)
 {
     (void)state;
     if (!spw_net_emulation_available())
-        skip();
+        spw_skip("link emulation is not built in (SPW_NET_EMULATION=OFF)");
     const char *link = "2mbit,20ms";
     /* A long first RTO: no probe joins the request on the link. */
     spw_net_config sc = {.transport = SPW_NET_UDP, .local = "127.0.0.1:0", .rto_us = 500000};
@@ -297,5 +298,5 @@ int main(void)
         cmocka_unit_test(test_shaper_jitter_bounds_and_order),
         cmocka_unit_test(test_udp_round_trip_ratio),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return spw_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
