@@ -9,8 +9,63 @@
 #                                the original file): > 1 means split wins
 #   OUT_PREFIX-stages.png/.svg   p50 per stage, stacked, for every method at
 #                                three links (default ltem 4g wired)
+# Usage: tools/bench/e2e_plot.sh --adapt TRACE.csv SLO_MS OUT_PREFIX
+#   OUT_PREFIX.png/.svg from `bench e2e --adapt-trace`: per request over time,
+#   measured and predicted total latency against the objective (top), and
+#   the rate point chosen, one colour per bundle, on the links' steps (bottom)
 # Needs gnuplot (Debian gnuplot-nox).
 set -euo pipefail
+
+if [ "${1:-}" = --adapt ]; then
+  [ $# -eq 4 ] || { echo "usage: $0 --adapt TRACE.csv SLO_MS OUT_PREFIX" >&2; exit 2; }
+  trace=$2 slo=$3 out=$4
+  command -v gnuplot >/dev/null || { echo "e2e_plot.sh: gnuplot not found" >&2; exit 1; }
+  head -1 "$trace" | grep -q '^seq,t_ms,link,bundle,' || { echo "e2e_plot.sh: $trace is not an adapt trace" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  # Columns: 1 seq, 2 t_ms, 3 link, 4 bundle, 5 predicted, 6 total. Bundles
+  # numbered in order of first use; a label where the link changes.
+  awk -F, -v dir="$tmp" '
+    NR == 1 { next }
+    {
+      if (!($4 in id)) { id[$4] = ++n; print n, $4 > (dir "/bundles") }
+      print $2 / 1000, $6, $5, id[$4] > (dir "/b" id[$4] ".dat")
+      print $2 / 1000, $5 > (dir "/pred.dat")
+      if ($3 != last) { print $2 / 1000, $3 > (dir "/steps.dat"); last = $3 }
+    }' "$trace"
+  adapt_plot() {
+    echo "set terminal $1"
+    echo "set output '$2'"
+    echo "set multiplot layout 2,1"
+    echo "set grid lc rgb '#dddddd'"
+    echo "set xlabel 'time since the first adaptive request, s'"
+    echo "set ylabel 'total latency, ms'"
+    echo "set key outside right font ',9'"
+    local plots=("'$tmp/pred.dat' using 1:2 with lines lw 1.5 lc rgb '#7f7f7f' title 'predicted'"
+      "$slo with lines dt 2 lw 2 lc rgb 'black' title 'objective ${slo} ms'")
+    local k name
+    while read -r k name; do
+      plots+=("'$tmp/b$k.dat' using 1:2 with points pt 7 ps 0.9 lc $k title '$name'")
+    done < "$tmp/bundles"
+    local IFS=,
+    echo "plot ${plots[*]}"
+    unset IFS
+    echo "set ylabel 'rate point'"
+    echo "set yrange [0.5:$(wc -l < "$tmp/bundles").5]"
+    echo "set ytics 1"
+    plots=("'$tmp/steps.dat' using 1:(0.6):2 with labels left font ',8' notitle")
+    while read -r k name; do
+      plots+=("'$tmp/b$k.dat' using 1:4 with points pt 5 ps 0.8 lc $k title '$name'")
+    done < "$tmp/bundles"
+    IFS=,
+    echo "plot ${plots[*]}"
+    echo "unset multiplot"
+  }
+  adapt_plot "pngcairo size 1100,700" "$out.png" | gnuplot
+  adapt_plot "svg size 1100,700" "$out.svg" | gnuplot
+  echo "wrote $out (.png, .svg)"
+  exit 0
+fi
 
 if [ $# -lt 2 ]; then
   echo "usage: $0 RESULTS.csv OUT_PREFIX [LINK LINK LINK]" >&2
