@@ -29,7 +29,8 @@ int spw__net_emulation_open(spw_net *n)
 {
     const spw_net_config *c = &n->cfg;
     n->rng = c->seed ? c->seed : 0x5eed5eed5eedull;
-    n->shaping = c->shape_rate_bps || c->shape_delay_us || c->shape_jitter_us || c->shape_loss > 0;
+    n->shaping = c->shape_rate_bps || c->shape_delay_us || c->shape_jitter_us ||
+                 c->shape_loss > 0 || c->shape_nsteps;
     n->faults = c->fault_loss > 0 || c->fault_dup > 0 || c->fault_reorder > 0 ||
                 c->fault_truncate > 0 || c->fault_corrupt > 0;
     if (!n->shaping)
@@ -39,7 +40,20 @@ int spw__net_emulation_open(spw_net *n)
         return spw__error(SPW_ENOMEM, "shaper queue");
     n->shape_last_ns = net_now(n);
     n->tokens = c->shape_burst_bytes ? c->shape_burst_bytes : c->mtu;
+    if (c->shape_nsteps && !c->shape_epoch_ns)
+        n->cfg.shape_epoch_ns = n->shape_last_ns; /* steps count from now */
     return 0;
+}
+
+/* The link's rate at `now`: that of the last step begun, else the base. */
+static uint64_t rate_at(const spw_net *n, uint64_t now)
+{
+    const spw_net_config *c = &n->cfg;
+    uint64_t rate = c->shape_rate_bps;
+    for (uint32_t i = 0; i < c->shape_nsteps && i < SPW_NET_LINK_STEPS; i++)
+        if (now >= c->shape_epoch_ns + (uint64_t)c->shape_step_ms[i] * 1000000u)
+            rate = c->shape_step_bps[i];
+    return rate;
 }
 
 void spw__net_emulation_close(spw_net *n)
@@ -71,8 +85,9 @@ void spw__net_shape(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs
         uint64_t dep = t;
         /* Wire bytes: the frame plus IPv4/UDP and Ethernet headers. */
         double need = (double)(bufs[i]->len + SPW_NET_L2L4_LEN);
-        if (c->shape_rate_bps) {
-            double rate = (double)c->shape_rate_bps / 8e9; /* bytes per ns */
+        uint64_t rate_bps = rate_at(n, t);
+        if (rate_bps) {
+            double rate = (double)rate_bps / 8e9; /* bytes per ns */
             double burst = c->shape_burst_bytes ? c->shape_burst_bytes : n->cfg.mtu;
             n->tokens = SPW_MIN(burst, n->tokens + (double)(t - n->shape_last_ns) * rate);
             if (n->tokens >= need) {
@@ -174,8 +189,8 @@ int spw__net_emulation_open(spw_net *n)
 {
     const spw_net_config *c = &n->cfg;
     if (c->shape_rate_bps || c->shape_delay_us || c->shape_jitter_us || c->shape_loss > 0 ||
-        c->fault_loss > 0 || c->fault_dup > 0 || c->fault_reorder > 0 || c->fault_truncate > 0 ||
-        c->fault_corrupt > 0)
+        c->shape_nsteps || c->fault_loss > 0 || c->fault_dup > 0 || c->fault_reorder > 0 ||
+        c->fault_truncate > 0 || c->fault_corrupt > 0)
         return spw__error(SPW_EUNSUPPORTED, "link emulation and fault injection are not built in "
                                             "(configure with -DSPW_NET_EMULATION=ON)");
     return 0;
@@ -265,10 +280,57 @@ static bool parse_quantity(const char *s, size_t len, const unit *units, double 
     return false;
 }
 
+static int parse_base(const char *spec, spw_net_config *c);
+
 int spw_net_link_parse(const char *spec, spw_net_config *c)
 {
     if (!spec || !c)
         return spw__error(SPW_EINVAL, "link: NULL argument");
+    static const unit rate_units[] = {{"bit", 1},    {"kbit", 1e3}, {"mbit", 1e6},
+                                      {"gbit", 1e9}, {"bps", 1},    {NULL, 0}};
+    static const unit time_units[] = {{"us", 1}, {"ms", 1e3}, {"s", 1e6}, {NULL, 0}};
+    char base[128];
+    const char *semi = strchr(spec, ';');
+    size_t blen = semi ? (size_t)(semi - spec) : strlen(spec);
+    if (blen >= sizeof(base))
+        return spw__error(SPW_EINVAL, "link '%s': too long", spec);
+    memcpy(base, spec, blen);
+    base[blen] = 0;
+    /* Into a copy: a bad spec changes nothing. */
+    spw_net_config t = *c;
+    t.shape_nsteps = 0;
+    double last_ms = -1;
+    for (const char *p = semi; p; p = strchr(p + 1, ';')) {
+        const char *f = p + 1, *end = strchr(f, ';'), *at = strchr(f, '@');
+        size_t flen = end ? (size_t)(end - f) : strlen(f);
+        double rate = 0, when;
+        if (!at || at >= f + flen)
+            return spw__error(SPW_EINVAL, "link '%s': a step is RATE@TIME, e.g. 1mbit@10s", spec);
+        if (t.shape_nsteps == SPW_NET_LINK_STEPS)
+            return spw__error(SPW_EINVAL, "link '%s': more than %d steps", spec,
+                              SPW_NET_LINK_STEPS);
+        bool inf = at - f == 3 && !strncmp(f, "inf", 3);
+        if (!inf && (!parse_quantity(f, (size_t)(at - f), rate_units, 1, &rate) || rate > 1e12))
+            return spw__error(SPW_EINVAL, "link '%s': bad step rate '%.*s'", spec, (int)(at - f),
+                              f);
+        size_t tlen = (size_t)(f + flen - at - 1);
+        if (!parse_quantity(at + 1, tlen, time_units, 1e3, &when) || when / 1e3 > 4e9 ||
+            when / 1e3 <= last_ms)
+            return spw__error(SPW_EINVAL, "link '%s': bad step time '%.*s' (times increase)", spec,
+                              (int)tlen, at + 1);
+        last_ms = when / 1e3;
+        t.shape_step_ms[t.shape_nsteps] = (uint32_t)(last_ms + 0.5);
+        t.shape_step_bps[t.shape_nsteps++] = inf ? 0 : (uint64_t)(rate + 0.5);
+    }
+    int rc = parse_base(base, &t);
+    if (rc)
+        return rc;
+    *c = t;
+    return 0;
+}
+
+static int parse_base(const char *spec, spw_net_config *c)
+{
     for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
         if (!strcmp(spec, presets[i].name)) {
             c->shape_rate_bps = presets[i].rate_bps;

@@ -69,6 +69,41 @@ static void test_parse_custom(void **state)
     assert_int_equal(c.shape_rate_bps, 0); /* unlimited */
 }
 
+static void test_parse_steps(void **state)
+{
+    (void)state;
+    spw_net_config c = {.shape_epoch_ns = 42};
+    assert_int_equal(spw_net_link_parse("20mbit,20ms;1mbit@10s;inf@20000;20mbit@25.5s", &c), 0);
+    assert_int_equal(c.shape_rate_bps, 20000000);
+    assert_int_equal(c.shape_delay_us, 20000);
+    assert_int_equal(c.shape_nsteps, 3);
+    assert_int_equal(c.shape_step_ms[0], 10000);
+    assert_int_equal(c.shape_step_bps[0], 1000000);
+    assert_int_equal(c.shape_step_ms[1], 20000);
+    assert_int_equal(c.shape_step_bps[1], 0);
+    assert_int_equal(c.shape_step_ms[2], 25500);
+    assert_int_equal(c.shape_epoch_ns, 42); /* the caller's */
+    assert_int_equal(spw_net_link_parse("4g;100kbit@1s", &c), 0);
+    assert_int_equal(c.shape_rate_bps, 10000000);
+    assert_int_equal(c.shape_nsteps, 1);
+    assert_int_equal(spw_net_link_parse("ltem", &c), 0);
+    assert_int_equal(c.shape_nsteps, 0); /* no steps: none left over */
+    static const char *const bad[] = {"4g;",
+                                      "4g;1mbit",
+                                      "4g;1mbit@",
+                                      "4g;@1s",
+                                      "4g;1mbit@2s;2mbit@1s",
+                                      "4g;x@1s",
+                                      "bogus;1mbit@1s",
+                                      "4g;1@1;1@2;1@3;1@4;1@5;1@6;1@7;1@8;1@9"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        spw_net_config d = {.shape_rate_bps = 7};
+        assert_int_equal(spw_net_link_parse(bad[i], &d), SPW_EINVAL);
+        assert_int_equal(d.shape_rate_bps, 7);
+        assert_int_equal(d.shape_nsteps, 0);
+    }
+}
+
 static void test_parse_errors(void **state)
 {
     (void)state;
@@ -186,6 +221,42 @@ static void test_shaper_rate_and_delay(void **state)
     spw_net_close(srv);
 }
 
+/* Wire bytes the client has sent so far, headers included. */
+static double wire_sent(spw_net *n)
+{
+    spw_net_stats st;
+    spw_net_stats_get(n, &st);
+    return (double)st.tx_bytes + (double)st.tx_packets * SPW_NET_L2L4_LEN;
+}
+
+static void test_shaper_rate_steps(void **state)
+{
+    (void)state;
+    if (!spw_net_emulation_available())
+        spw_skip("link emulation is not built in (SPW_NET_EMULATION=OFF)");
+    spw_net_config cc = {0}, sc = {0};
+    assert_int_equal(spw_net_link_parse("1mbit,0;200kbit@150ms", &cc), 0);
+    cc.shape_epoch_ns = 1000000000ull; /* where open_pair starts the injected clock */
+    spw_net *cli, *srv;
+    open_pair(&cc, &sc, &cli, &srv);
+    uint64_t t0 = fake_ns, at;
+    /* Before the step: 1 Mbit/s. */
+    send_req(cli, 1, 12000);
+    assert_int_equal(wait_msg(cli, srv, 2000, &at), 1);
+    double w1 = wire_sent(cli);
+    double r1 = (double)(at - t0) / ((w1 - 1500) * 8 / 1e6 * 1e9);
+    assert_true(r1 > 0.99 && r1 < 1.01);
+    /* After it: 200 kbit/s (a full bucket of one MTU again). */
+    fake_ns = t0 + 200000000ull;
+    uint64_t t1 = fake_ns;
+    send_req(cli, 2, 12000);
+    assert_int_equal(wait_msg(cli, srv, 2000, &at), 2);
+    double r2 = (double)(at - t1) / ((wire_sent(cli) - w1 - 1500) * 8 / 2e5 * 1e9);
+    assert_true(r2 > 0.99 && r2 < 1.01);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
 static void test_shaper_jitter_bounds_and_order(void **state)
 {
     (void)state;
@@ -293,8 +364,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_presets),
         cmocka_unit_test(test_parse_custom),
+        cmocka_unit_test(test_parse_steps),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_shaper_rate_and_delay),
+        cmocka_unit_test(test_shaper_rate_steps),
         cmocka_unit_test(test_shaper_jitter_bounds_and_order),
         cmocka_unit_test(test_udp_round_trip_ratio),
     };

@@ -68,6 +68,8 @@ typedef struct spw_net_seg {
     size_t size;
 } spw_net_seg;
 
+#define SPW_NET_LINK_STEPS 8
+
 typedef struct spw_net_config {
     spw_net_transport transport;
     const char *local; /* "ip:port" to bind (UDP port 0 = any) */
@@ -121,6 +123,14 @@ typedef struct spw_net_config {
     uint32_t shape_delay_us;
     uint32_t shape_jitter_us;
     double shape_loss; /* 0 .. 1 */
+    /* Rate steps: from shape_epoch_ns + shape_step_ms[i] on, the rate is
+     * shape_step_bps[i] (0 = unlimited); times increasing. The epoch is on
+     * the monotonic clock, so two processes on one machine given the same
+     * one step together; 0 = when the endpoint opens. */
+    uint32_t shape_nsteps;
+    uint32_t shape_step_ms[SPW_NET_LINK_STEPS];
+    uint64_t shape_step_bps[SPW_NET_LINK_STEPS];
+    uint64_t shape_epoch_ns;
 
     /* Fault injection on receive (tests): probabilities 0 .. 1 per packet. */
     double fault_loss, fault_dup, fault_reorder, fault_truncate, fault_corrupt;
@@ -128,14 +138,16 @@ typedef struct spw_net_config {
 } spw_net_config;
 
 /*
- * An emulated link: a preset name or "RATE,DELAY[,JITTER[,LOSS]]".
+ * An emulated link: a preset name or "RATE,DELAY[,JITTER[,LOSS]]", then
+ * optionally rate steps ";RATE@TIME" (TIME since the epoch, us/ms/s, bare:
+ * ms), e.g. "20mbit,20ms;1mbit@10s;20mbit@20s".
  *   presets (rate, one-way delay, jitter): nbiot 100kbit 300ms 50ms,
  *   ltem 1mbit 20ms 5ms, 3g 2mbit 50ms 10ms, 4g 10mbit 20ms 5ms,
  *   wifi 50mbit 3ms 1ms, 5g 200mbit 5ms 1ms, wired 1gbit 100us 0.
  *   RATE: a number with bit, kbit, mbit or gbit (bare: bit/s; "0" or
  *   "inf": unlimited); DELAY, JITTER: a number with us, ms or s (bare: ms);
  *   LOSS: a fraction 0 .. 1 or a percentage ("1%").
- * Sets the shape_* fields of *c (the others untouched). SPW_EINVAL with a
+ * Sets the shape_* fields of *c (the others untouched; the epoch stays). SPW_EINVAL with a
  * detail on a malformed value. Whether emulation is built in is checked at
  * spw_net_open.
  */

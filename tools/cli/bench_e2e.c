@@ -74,7 +74,8 @@ static void usage(FILE *f)
             "                   1 top-1 point of the backbone in docs/eval-full.csv)\n"
             "  --link SPEC      emulated link, repeat (default 4g): a preset (nbiot ltem 3g\n"
             "                   4g wifi 5g wired) or RATE,DELAY[,JITTER[,LOSS]], e.g. 1mbit,20ms;\n"
-            "                   'none' for no emulation\n"
+            "                   rate steps after it: ';RATE@TIME' from the server's start,\n"
+            "                   e.g. '20mbit,20ms;1mbit@10s;20mbit@20s'; 'none' for no emulation\n"
             "  --backbone FILE  the whole backbone (default MODELS/mobilenet_v2_1.0_224.onnx)\n"
             "  --models DIR     where backbones are (default $SPW_MODEL_DIR or build/models)\n"
             "  --backend NAME   inference backend on both sides (default auto)\n"
@@ -160,7 +161,7 @@ static void default_qualities(int q[SPW_EVAL_NCODECS])
 
 /* Every server and client this bench starts is configured here, and only
  * here: transport, addresses, link and anything a deployment adds (keys). */
-static int e2e_endpoints(const e2e_opts *o, const char *link, spw_server_config *sc,
+static int e2e_endpoints(const e2e_opts *o, const char *link, uint64_t epoch, spw_server_config *sc,
                          spw_net_config *cnet, const char *server_addr)
 {
     spw_net_config shaped = {0};
@@ -171,13 +172,22 @@ static int e2e_endpoints(const e2e_opts *o, const char *link, spw_server_config 
                            .shape_rate_bps = shaped.shape_rate_bps,
                            .shape_delay_us = shaped.shape_delay_us,
                            .shape_jitter_us = shaped.shape_jitter_us,
-                           .shape_loss = shaped.shape_loss};
+                           .shape_loss = shaped.shape_loss,
+                           .shape_nsteps = shaped.shape_nsteps,
+                           /* Both processes step the link at the same moments. */
+                           .shape_epoch_ns = epoch};
+    memcpy(base.shape_step_ms, shaped.shape_step_ms, sizeof(base.shape_step_ms));
+    memcpy(base.shape_step_bps, shaped.shape_step_bps, sizeof(base.shape_step_bps));
+    uint64_t slowest = shaped.shape_rate_bps;
+    for (uint32_t i = 0; i < shaped.shape_nsteps; i++)
+        if (shaped.shape_step_bps[i] && (!slowest || shaped.shape_step_bps[i] < slowest))
+            slowest = shaped.shape_step_bps[i];
     /* The protocol times probes from the send call, and Karn's rule takes no
      * RTT sample from a probed request: on a path slower than the default
      * 20 ms RTO every request would be probed and the RTO never learnt. A
      * deployment that knows its link sets the RTO floor from it, as here:
-     * 1.5 x (both delays with jitter + 16 KiB at the rate) + 10 ms. */
-    double ser_us = shaped.shape_rate_bps ? 16384.0 * 8 / (double)shaped.shape_rate_bps * 1e6 : 0;
+     * 1.5 x (both delays with jitter + 16 KiB at the slowest rate) + 10 ms. */
+    double ser_us = slowest ? 16384.0 * 8 / (double)slowest * 1e6 : 0;
     double floor_us =
         1.5 * (2.0 * (shaped.shape_delay_us + shaped.shape_jitter_us) + ser_us) + 10000;
     base.rto_us = (uint32_t)SPW_MAX(floor_us, 20000);
@@ -1228,14 +1238,15 @@ int spw_cli_bench_e2e(int argc, char **argv)
         spw_server_config sc;
         spw_net_config cnet;
         char addr[64];
-        if ((rc = e2e_endpoints(&o, o.links[l], &sc, NULL, NULL)))
+        uint64_t epoch = spw__now_ns(); /* the link's steps count from here */
+        if ((rc = e2e_endpoints(&o, o.links[l], epoch, &sc, NULL, NULL)))
             break;
         pid_t pid = start_server(&sc, addr, sizeof(addr));
         if (pid < 0) {
             rc = 1;
             break;
         }
-        if ((rc = e2e_endpoints(&o, o.links[l], NULL, &cnet, addr))) {
+        if ((rc = e2e_endpoints(&o, o.links[l], epoch, NULL, &cnet, addr))) {
             stop_server(pid);
             break;
         }
