@@ -62,6 +62,24 @@ static void test_fit_follows_a_step(void **state)
     assert_true(fabs(e.rate_bps / 20e6 - 1) < 0.1);
 }
 
+static void test_fit_one_size_step_up(void **state)
+{
+    (void)state;
+    spw_path_estimate e = {0};
+    static const double sizes[] = {1100, 3900, 2200};
+    for (int i = 0; i < 6; i++)
+        spw_path_estimate_add(&e, sizes[i % 3], path_ms(30e3, 40, sizes[i % 3]));
+    assert_true(fabs(e.rate_bps / 30e3 - 1) < 0.01);
+    /* The link gets faster while every request has one size: the fit
+     * cannot see a slope, but no request can beat its bytes at the rate. */
+    for (int i = 0; i < 3; i++)
+        spw_path_estimate_add(&e, 1100, path_ms(20e6, 40, 1100));
+    assert_true(e.rate_bps >= 1100 * 8 / path_ms(20e6, 40, 1100) * 1000 * 0.999);
+    /* So the prediction for a larger request is no longer the slow link's. */
+    spw_rate_point big = {3900, 0, 0};
+    assert_true(spw_adapt_predict(&big, &e) < 3900 * 8 / 30e3 * 1e3 / 2);
+}
+
 static void test_policy(void **state)
 {
     (void)state;
@@ -92,6 +110,7 @@ int main(void)
         cmocka_unit_test(test_fit_recovers_path),
         cmocka_unit_test(test_fit_one_size_keeps_rate_unknown),
         cmocka_unit_test(test_fit_follows_a_step),
+        cmocka_unit_test(test_fit_one_size_step_up),
         cmocka_unit_test(test_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

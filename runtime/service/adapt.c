@@ -29,6 +29,11 @@ void spw_path_estimate_add(spw_path_estimate *e, double bytes, double network_ms
         double ms_per_byte = cov / var;
         e->rate_bps = 8.0 / ms_per_byte * 1000.0;
     }
+    /* No request arrives faster than its bytes at the link rate: a rate
+     * that says otherwise is too low (the link got faster while every
+     * request had the same size, which the fit cannot see). */
+    if (e->rate_bps > 0 && network_ms > 0 && bytes * 8.0 / e->rate_bps * 1000.0 > network_ms)
+        e->rate_bps = bytes * 8.0 / network_ms * 1000.0;
     /* The base follows the recent mean at the rate in use (never below 0). */
     double ser = e->rate_bps > 0 ? mx * 8.0 / e->rate_bps * 1000.0 : 0;
     e->base_ms = my > ser ? my - ser : 0;
