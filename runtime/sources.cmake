@@ -17,5 +17,6 @@ list(APPEND SPW_SOURCES
   runtime/service/half.c
   runtime/service/client.c
   runtime/service/server.c
+  runtime/service/adapt.c
 )
 include(runtime/codec/sources.cmake OPTIONAL)

@@ -129,3 +129,29 @@ add_test(NAME cli_classify_reference COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT}
   ${CMAKE_BINARY_DIR}/not_an_image.jpg ${SPW_TENCH}/ILSVRC2012_val_00009111.jpg
   ${SPW_TENCH}/ILSVRC2012_val_00009191.jpg ${SPW_TENCH}/ILSVRC2012_val_00017472.jpg)
 set_tests_properties(cli_classify_reference PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
+
+# bench e2e on the tiny bundle: a real server process, two methods (split
+# inference and JPEG offload to the server's whole backbone) and the
+# adaptive client over one emulated link; every request answered, one row
+# per method.
+# Without link emulation built in, the same run over an unshaped link.
+set(spw_e2e_link 10mbit,2ms)
+if(NOT SPW_NET_EMULATION)
+  set(spw_e2e_link none)
+endif()
+add_test(NAME cli_bench_e2e COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "\"link\": \"${spw_e2e_link}\", \"method\": \"bundle:tiny-test\", \"images\": 3, \"answered\": 3, \"lost\": 0"
+  --match "\"link\": \"${spw_e2e_link}\", \"method\": \"jpeg-q50\", \"images\": 3, \"answered\": 3, \"lost\": 0"
+  --match "\"method\": \"adapt-slo5000\", \"images\": 3, \"answered\": 3, \"lost\": 0.*\"slo_misses\": 0"
+  --no-match "\"method\": \"(local|original|webp|avif)"
+  -- ${SPW_CLI} bench e2e ${SPW_TINY_ARGS} --backbone ${SPW_TINY_MODELS}/tinynet.onnx
+  --data ${SPW_TENCH} --count 3 --method bundle --method jpeg --quality 50
+  --link ${spw_e2e_link} --adapt --slo-ms 5000 --json --quiet --backend cpu-ref)
+set_tests_properties(cli_bench_e2e PROPERTIES
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE ENVIRONMENT "${SPW_TEST_ENV}")
+
+# A malformed --link is a usage error that says what is wrong.
+add_test(NAME cli_serve_bad_link COMMAND ${SPW_EXPECT} --rc 2
+  --match "--link: link 'fast': not a preset"
+  -- ${SPW_CLI} serve ${SPW_TINY_ARGS} --link fast)
+set_tests_properties(cli_serve_bad_link PROPERTIES TIMEOUT 30 ENVIRONMENT "${SPW_TEST_ENV}")

@@ -5,6 +5,8 @@ spw_add_test(test_net test_net.c)
 spw_add_test(test_net_alloc test_net_alloc.c)
 # ACKs, measured RTO, deadlines and the NACK budget on an injected clock.
 spw_add_test(test_net_rtx test_net_rtx.c)
+# Link emulation: link specs, shaper timing (injected clock), UDP ratio.
+spw_add_test(test_link test_link.c)
 # Protocol 2 cryptography: handshake, frames, replay window, cookies, keys.
 spw_add_test(test_session test_session.c)
 # Socket errors counted by cause (spw_net_stats).

@@ -68,6 +68,8 @@ typedef struct spw_net_seg {
     size_t size;
 } spw_net_seg;
 
+#define SPW_NET_LINK_STEPS 8
+
 typedef struct spw_net_config {
     spw_net_transport transport;
     const char *local; /* "ip:port" to bind (UDP port 0 = any) */
@@ -109,16 +111,50 @@ typedef struct spw_net_config {
     uint32_t retain_ms;             /* results kept for NACKs and repeats [1000] */
 
     /* Link emulation on transmit: token bucket (rate in bit/s, burst in
-     * bytes), fixed one-way delay and random loss. rate 0 = unlimited. */
+     * bytes), one-way delay with jitter and random loss. rate 0 = unlimited.
+     * Every frame sent pays for its bytes on the wire (protocol, UDP/IPv4
+     * and Ethernet headers included), fragments and resends alike; jitter
+     * adds a uniform -jitter .. +jitter to the delay of each burst (frames
+     * sent back to back keep their spacing) and never reorders frames. Each
+     * endpoint shapes its own transmit side, so a
+     * symmetric link is emulated by giving both ends the same values. */
     uint64_t shape_rate_bps;
     uint32_t shape_burst_bytes; /* 0 = one MTU */
     uint32_t shape_delay_us;
+    uint32_t shape_jitter_us;
     double shape_loss; /* 0 .. 1 */
+    /* Rate steps: from shape_epoch_ns + shape_step_ms[i] on, the rate is
+     * shape_step_bps[i] (0 = unlimited); times increasing. The epoch is on
+     * the monotonic clock, so two processes on one machine given the same
+     * one step together; 0 = when the endpoint opens. */
+    uint32_t shape_nsteps;
+    uint32_t shape_step_ms[SPW_NET_LINK_STEPS];
+    uint64_t shape_step_bps[SPW_NET_LINK_STEPS];
+    uint64_t shape_epoch_ns;
 
     /* Fault injection on receive (tests): probabilities 0 .. 1 per packet. */
     double fault_loss, fault_dup, fault_reorder, fault_truncate, fault_corrupt;
     uint64_t seed; /* for the shaper and the faults; 0 = fixed default */
 } spw_net_config;
+
+/*
+ * An emulated link: a preset name or "RATE,DELAY[,JITTER[,LOSS]]", then
+ * optionally rate steps ";RATE@TIME" (TIME since the epoch, us/ms/s, bare:
+ * ms), e.g. "20mbit,20ms;1mbit@10s;20mbit@20s".
+ *   presets (rate, one-way delay, jitter): nbiot 100kbit 300ms 50ms,
+ *   ltem 1mbit 20ms 5ms, 3g 2mbit 50ms 10ms, 4g 10mbit 20ms 5ms,
+ *   wifi 50mbit 3ms 1ms, 5g 200mbit 5ms 1ms, wired 1gbit 100us 0.
+ *   RATE: a number with bit, kbit, mbit or gbit (bare: bit/s; "0" or
+ *   "inf": unlimited); DELAY, JITTER: a number with us, ms or s (bare: ms);
+ *   LOSS: a fraction 0 .. 1 or a percentage ("1%").
+ * Sets the shape_* fields of *c (the others untouched; the epoch stays). SPW_EINVAL with a
+ * detail on a malformed value. Whether emulation is built in is checked at
+ * spw_net_open.
+ */
+SPW_API int spw_net_link_parse(const char *spec, spw_net_config *c);
+
+/* Whether link emulation (the shape_* and fault_* fields) is built in. */
+SPW_API int spw_net_emulation_available(void);
 
 /* Whether the transport was compiled in (DPDK needs libdpdk at build time). */
 SPW_API int spw_net_transport_available(spw_net_transport transport);

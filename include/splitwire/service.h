@@ -78,6 +78,37 @@ SPW_API int spw_client_pending(const spw_client *client);
 /* Round trip to the server with a PING; SPW_ETIMEDOUT when nobody answers. */
 SPW_API int spw_client_ping(spw_client *client, int timeout_ms, double *rtt_ms);
 
+/* ---- rate adaptation ------------------------------------------------------ */
+
+/* One rate point (a bundle) as the adaptation policy sees it. */
+typedef struct spw_rate_point {
+    double bytes;      /* request bytes it sends (coded latent) */
+    double compute_ms; /* client preprocess + encode + entropy, and server time */
+    double accuracy;   /* top-1 or any score where higher is better */
+} spw_rate_point;
+
+/* The path, from the client's own traffic: network time = base_ms +
+ * bytes * 8 / rate_bps, fitted over recent requests (newest weigh most), so
+ * no probing traffic is needed. Zero-initialise before the first sample. */
+typedef struct spw_path_estimate {
+    double rate_bps; /* 0 until requests of two different sizes were seen */
+    double base_ms;  /* round trip of an empty request: delays, reply, stacks */
+    int samples;
+    double sw, sx, sy, sxx, sxy; /* decayed sums of the fit */
+} spw_path_estimate;
+
+/* Adds one answered request: its bytes and network time (round trip minus
+ * server time, spw_result.ms_network). */
+SPW_API void spw_path_estimate_add(spw_path_estimate *e, double bytes, double network_ms);
+
+/* Predicted total latency of rate point p on the path (ms). */
+SPW_API double spw_adapt_predict(const spw_rate_point *p, const spw_path_estimate *e);
+
+/* The rate point with the best accuracy whose predicted latency meets
+ * slo_ms, or the fastest predicted when none does; -1 when n < 1. */
+SPW_API int spw_adapt_choose(const spw_rate_point *points, int n, const spw_path_estimate *e,
+                             double slo_ms);
+
 /* ---- server ------------------------------------------------------------- */
 
 typedef struct spw_server spw_server;
@@ -92,6 +123,16 @@ typedef struct spw_server_config {
     int max_wait_us; /* a partial batch runs after this long (0 = 2000) */
     int workers;     /* inference threads (0 = 1) */
     spw_net_config net;
+    /* Image requests (codec offload): the client sends an encoded image, the
+     * server decodes it and runs this whole backbone (ONNX) on it. NULL:
+     * such requests are refused. */
+    const char *backbone;
+    /* Its input convention: resize (0: the input's longer side), mean and
+     * std (all 0: the MobileNet (q - 128) / 128); the crop is the model's
+     * input size. The label offset is 1 for 1001 outputs, else 0. */
+    spw_preprocess backbone_pp;
+    /* Decodes an image request's payload; NULL: spw_image_decode. */
+    int (*image_decode)(const void *data, size_t size, spw_image *out);
 } spw_server_config;
 
 typedef struct spw_server_stats {

@@ -172,6 +172,13 @@ int spw__client_local_scores(const spw_client *c, const float **scores, int *n)
     return 0;
 }
 
+void spw__client_net_stats(const spw_client *c, spw_net_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (c && c->net)
+        spw_net_stats_get(c->net, out);
+}
+
 int spw_client_pending(const spw_client *c)
 {
     return c ? c->n_pending + c->n_done : 0;

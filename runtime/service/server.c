@@ -1,6 +1,7 @@
 /* The server runtime: receive coded latents, batch them per bundle, decode
- * and run decoder + tail on worker threads, reply with top-k. The network
- * is driven by the thread in spw_server_run; workers never touch it. */
+ * and run decoder + tail on worker threads, reply with top-k. Image requests
+ * (codec offload) queue after the bundles and run the whole backbone. The
+ * network is driven by the thread in spw_server_run; workers never touch it. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -50,7 +51,14 @@ struct spw_server {
     batch *pool;
     int n_pool;
     batch *free_list;
-    batch **filling; /* per bundle: the batch collecting requests, or NULL */
+    batch **filling; /* per queue: the batch collecting requests, or NULL */
+    /* Queues: one per bundle, then one for image requests with a backbone. */
+    int n_queues;
+    spw_model *bb_model;
+    spw_plan **bb_plans; /* per worker, batch 1 */
+    float **bb_in, **bb_out;
+    spw_preprocess bb_pp;
+    int bb_w, bb_h, bb_classes, bb_offset;
     /* Worker hand-off: jobs in, finished batches out. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -138,6 +146,106 @@ static void run_batch(spw_server *s, spw_half *h, batch *b)
     b->t_done = spw__now_ns();
 }
 
+/* Worker: decode each image request's payload, preprocess it as the
+ * backbone expects and run the whole backbone on it (batch 1). */
+static void run_image_batch(spw_server *s, int worker, batch *b)
+{
+    b->t_start = spw__now_ns();
+    uint64_t t_dec = 0, t_inf = 0;
+    float *in = s->bb_in[worker], *out = s->bb_out[worker];
+    for (int i = 0; i < b->n; i++) {
+        item *it = &b->items[i];
+        spw_net_msg *m = it->msg;
+        uint64_t t0 = spw__now_ns();
+        /* The decoders want one contiguous buffer. */
+        unsigned char *data = spw__malloc(m->bytes ? m->bytes : 1);
+        if (!data) {
+            it->r.status = SPW_ENOMEM;
+            continue;
+        }
+        size_t off = 0;
+        for (int k = 0; k < m->nsegs && off < m->bytes; k++) {
+            size_t take = SPW_MIN(m->segs[k].size, m->bytes - off);
+            memcpy(data + off, m->segs[k].data, take);
+            off += take;
+        }
+        spw_image img = {0};
+        uint32_t len = off >= SPW_IMAGE_REQ_HEADER
+                           ? (uint32_t)data[0] | (uint32_t)data[1] << 8 | (uint32_t)data[2] << 16 |
+                                 (uint32_t)data[3] << 24
+                           : 0;
+        int rc;
+        if (off < SPW_IMAGE_REQ_HEADER || len > off - SPW_IMAGE_REQ_HEADER)
+            rc = spw__error(SPW_EPROTO, "image request: length field beyond the payload");
+        else if (s->cfg.image_decode)
+            rc = s->cfg.image_decode(data + SPW_IMAGE_REQ_HEADER, len, &img);
+        else
+            rc = spw_image_decode(data + SPW_IMAGE_REQ_HEADER, len, &img);
+        spw__free(data);
+        if (!rc)
+            rc = spw_image_to_tensor(&img, &s->bb_pp, in);
+        spw_image_release(&img);
+        uint64_t t1 = spw__now_ns();
+        t_dec += t1 - t0;
+        if (!rc) {
+            spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, s->bb_h, s->bb_w}, in};
+            spw_tensor to = {SPW_F32, SPW_LAYOUT_NCHW, 2, {1, s->bb_classes}, out};
+            rc = spw_plan_run(s->bb_plans[worker], &ti, 1, &to, 1);
+        }
+        if (!rc)
+            spw__topk(out, s->bb_classes, s->bb_offset, SPW_TOPK_MAX, &it->r);
+        it->r.status = rc;
+        t_inf += spw__now_ns() - t1;
+    }
+    b->t_decoded = b->t_start + t_dec;
+    b->t_done = b->t_decoded + t_inf;
+}
+
+/* The backbone for image requests: the model once, a plan and buffers per
+ * worker. */
+static int open_backbone(spw_server *s)
+{
+    const spw_server_config *c = &s->cfg;
+    int rc = spw_model_load(c->backbone, &s->bb_model);
+    if (rc)
+        return rc;
+    spw_tensor in;
+    if ((rc = spw_model_input(s->bb_model, 0, &in, NULL)))
+        return rc;
+    if (in.ndim != 4 || in.dims[1] != 3 || in.dims[2] <= 0 || in.dims[3] <= 0)
+        return spw__error(SPW_ESHAPE, "backbone %s: input is not [1, 3, H, W]", c->backbone);
+    s->bb_h = (int)in.dims[2];
+    s->bb_w = (int)in.dims[3];
+    s->bb_pp = c->backbone_pp;
+    s->bb_pp.crop_w = s->bb_w;
+    s->bb_pp.crop_h = s->bb_h;
+    if (s->bb_pp.resize <= 0)
+        s->bb_pp.resize = SPW_MAX(s->bb_w, s->bb_h);
+    if (!s->bb_pp.std[0] && !s->bb_pp.std[1] && !s->bb_pp.std[2])
+        for (int k = 0; k < 3; k++)
+            s->bb_pp.mean[k] = s->bb_pp.std[k] = 128 / 255.f;
+    s->bb_plans = spw__calloc((size_t)s->n_workers, sizeof(*s->bb_plans));
+    s->bb_in = spw__calloc((size_t)s->n_workers, sizeof(*s->bb_in));
+    s->bb_out = spw__calloc((size_t)s->n_workers, sizeof(*s->bb_out));
+    if (!s->bb_plans || !s->bb_in || !s->bb_out)
+        return spw__error(SPW_ENOMEM, "out of memory");
+    spw_plan_options po = {.backend = c->backend, .batch = 1, .threads = c->threads};
+    for (int w = 0; w < s->n_workers; w++) {
+        if ((rc = spw_plan_create(s->bb_model, &po, &s->bb_plans[w])))
+            return rc;
+        spw_tensor od;
+        if ((rc = spw_plan_output(s->bb_plans[w], 0, &od)))
+            return rc;
+        s->bb_classes = (int)spw_tensor_numel(&od);
+        s->bb_in[w] = spw__malloc(sizeof(float) * 3 * (size_t)s->bb_w * (size_t)s->bb_h);
+        s->bb_out[w] = spw__malloc(sizeof(float) * (size_t)s->bb_classes);
+        if (!s->bb_in[w] || !s->bb_out[w])
+            return spw__error(SPW_ENOMEM, "out of memory");
+    }
+    s->bb_offset = s->bb_classes == 1001 ? 1 : 0;
+    return 0;
+}
+
 typedef struct worker_arg {
     spw_server *s;
     int index;
@@ -147,6 +255,7 @@ static void *worker_main(void *arg)
 {
     worker_arg *wa = arg;
     spw_server *s = wa->s;
+    int wa_index = wa->index;
     spw_half **halves = s->halves + (size_t)wa->index * (size_t)s->n_bundles;
     spw__free(wa);
     pthread_mutex_lock(&s->lock);
@@ -160,7 +269,10 @@ static void *worker_main(void *arg)
         if (!s->jobs)
             s->jobs_tail = NULL;
         pthread_mutex_unlock(&s->lock);
-        run_batch(s, halves[b->bundle], b);
+        if (b->bundle == s->n_bundles)
+            run_image_batch(s, wa_index, b);
+        else
+            run_batch(s, halves[b->bundle], b);
         pthread_mutex_lock(&s->lock);
         b->next = s->finished;
         s->finished = b;
@@ -171,8 +283,9 @@ static void *worker_main(void *arg)
 
 int spw_server_open(const spw_server_config *config, spw_server **out)
 {
-    if (!config || !out || config->n_bundles < 1 || !config->bundle_dirs)
-        return spw__error(SPW_EINVAL, "server_open: no bundle given");
+    if (!config || !out || config->n_bundles < 0 || (config->n_bundles && !config->bundle_dirs) ||
+        (!config->n_bundles && !config->backbone))
+        return spw__error(SPW_EINVAL, "server_open: no bundle (nor backbone) given");
     if (config->max_batch > MAX_BATCH || config->max_batch < 0)
         return spw__error(SPW_EINVAL, "max_batch %d is outside 1..%d", config->max_batch,
                           MAX_BATCH);
@@ -187,15 +300,16 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
         s->cfg.max_wait_us = 2000;
     s->n_workers = s->cfg.workers > 0 ? s->cfg.workers : 1;
     s->n_bundles = config->n_bundles;
+    s->n_queues = s->n_bundles + (config->backbone ? 1 : 0);
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->stats_lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->bundles = spw__calloc((size_t)s->n_bundles, sizeof(*s->bundles));
     s->tables = spw__calloc((size_t)s->n_bundles, sizeof(*s->tables));
-    s->filling = spw__calloc((size_t)s->n_bundles, sizeof(*s->filling));
+    s->filling = spw__calloc((size_t)s->n_queues, sizeof(*s->filling));
     s->halves = spw__calloc((size_t)s->n_bundles * (size_t)s->n_workers, sizeof(*s->halves));
     s->threads = spw__calloc((size_t)s->n_workers, sizeof(*s->threads));
-    s->n_pool = 2 * s->n_workers + s->n_bundles;
+    s->n_pool = 2 * s->n_workers + s->n_queues;
     s->pool = spw__calloc((size_t)s->n_pool, sizeof(*s->pool));
     if (!s->bundles || !s->tables || !s->filling || !s->halves || !s->threads || !s->pool) {
         rc = spw__error(SPW_ENOMEM, "out of memory");
@@ -226,6 +340,8 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
                                      &s->halves[(size_t)w * (size_t)s->n_bundles + (size_t)b])))
                 goto fail;
     }
+    if (config->backbone && (rc = open_backbone(s)))
+        goto fail;
     if ((rc = spw_net_open(&config->net, &s->net)))
         goto fail;
     size_t frag = spw_net_frag_payload(s->net);
@@ -278,6 +394,18 @@ void spw_server_close(spw_server *s)
     spw_net_close(s->net);
     for (int i = 0; s->halves && i < s->n_bundles * s->n_workers; i++)
         spw__half_close(s->halves[i]);
+    for (int w = 0; w < s->n_workers; w++) {
+        if (s->bb_plans)
+            spw_plan_free(s->bb_plans[w]);
+        if (s->bb_in)
+            spw__free(s->bb_in[w]);
+        if (s->bb_out)
+            spw__free(s->bb_out[w]);
+    }
+    spw__free(s->bb_plans);
+    spw__free(s->bb_in);
+    spw__free(s->bb_out);
+    spw_model_free(s->bb_model);
     for (int b = 0; s->bundles && b < s->n_bundles; b++) {
         spw_codec_tables_free(s->tables[b]);
         spw_bundle_close(s->bundles[b]);
@@ -365,6 +493,17 @@ static void on_request(spw_server *s, spw_net_msg *m, uint64_t now)
 {
     bump(s, &s->st.requests, 1);
     int b = -1;
+    if (m->flags & SPW_REQ_IMAGE) {
+        if (!s->bb_model) {
+            bump(s, &s->st.dropped, 1);
+            reply_error(s, m, SPW_EUNSUPPORTED,
+                        "image request: this server has no backbone (serve --backbone)");
+            spw_net_msg_free(s->net, m);
+            return;
+        }
+        b = s->n_bundles;
+        goto queue;
+    }
     for (int i = 0; i < s->n_bundles && b < 0; i++)
         if (spw_bundle_get_info(s->bundles[i])->id == m->model_id)
             b = i;
@@ -381,6 +520,7 @@ static void on_request(spw_server *s, spw_net_msg *m, uint64_t now)
         spw_net_msg_free(s->net, m);
         return;
     }
+queue:
     if (!s->filling[b]) {
         if (!s->free_list) {
             /* Every batch is busy: shed load rather than queue without bound. */
@@ -458,7 +598,7 @@ int spw_server_run(spw_server *s)
         /* Sleep in the transport until a packet, the oldest partial batch's
          * deadline, or (with work in flight) a short tick to collect results. */
         int64_t wait = 20000;
-        for (int b = 0; b < s->n_bundles; b++)
+        for (int b = 0; b < s->n_queues; b++)
             if (s->filling[b]) {
                 int64_t left =
                     (int64_t)s->cfg.max_wait_us - (int64_t)((now - s->filling[b]->t_first) / 1000);
@@ -485,7 +625,7 @@ int spw_server_run(spw_server *s)
          * while every worker is busy, later requests join it instead of
          * queueing behind it as batches of one. */
         now = spw__now_ns();
-        for (int b = 0; b < s->n_bundles; b++)
+        for (int b = 0; b < s->n_queues; b++)
             if (s->filling[b] && s->outstanding < s->n_workers &&
                 (now - s->filling[b]->t_first) / 1000 >= (uint64_t)s->cfg.max_wait_us)
                 dispatch(s, b);
@@ -493,7 +633,7 @@ int spw_server_run(spw_server *s)
             spw_server_print_stats(s, stderr);
     }
     /* Finish what was accepted before stopping. */
-    for (int b = 0; b < s->n_bundles; b++)
+    for (int b = 0; b < s->n_queues; b++)
         if (s->filling[b])
             dispatch(s, b);
     uint64_t deadline = spw__now_ns() + 5000000000ull;

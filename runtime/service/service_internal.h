@@ -7,6 +7,12 @@
 
 /* Request flags on the wire (spw_net_msg.flags). */
 #define SPW_REQ_TILED 0x1u
+/* The payload is an encoded image (JPEG, PNG, or what the server's
+ * image_decode reads) for the server's whole backbone: u32 image bytes
+ * (little-endian), the image, zeros to a whole 4-byte word. model_id and
+ * the latent shape are not used. */
+#define SPW_REQ_IMAGE 0x2u
+#define SPW_IMAGE_REQ_HEADER 4
 
 /* RESULT payload, little-endian, 4-byte fields:
  *   u32 version (1) | u32 k | u32 server_us | u32 reserved
@@ -51,6 +57,10 @@ int spw__half_run(spw_half *h, int n, int k, spw_result *out);
  * most recent request, valid until the next submit; SPW_EINVAL for a remote
  * client. For evaluations that need more than the top-k (splitwire eval). */
 int spw__client_local_scores(const spw_client *c, const float **scores, int *n);
+
+/* The transport counters of a remote client (zeros in local mode), for
+ * frames and bytes on the wire per request. */
+void spw__client_net_stats(const spw_client *c, spw_net_stats *out);
 
 /* Softmax (unless the values already are probabilities) and top-k. */
 void spw__topk(const float *scores, int n, int label_offset, int k, spw_result *r);

@@ -448,6 +448,10 @@ static void serve_usage(FILE *f)
             "  --workers N         inference threads (default 1)\n"
             "  --reuseport N       UDP: share the port with N server processes (each\n"
             "                      started with the same N); requests are spread by id\n"
+            "  --backbone FILE     whole backbone (ONNX) for image requests (codec offload);\n"
+            "                      default MODELS/mobilenet_v2_1.0_224.onnx when present\n"
+            "  --link SPEC         emulate a link on transmit: a preset (nbiot ltem 3g 4g wifi\n"
+            "                      5g wired) or RATE,DELAY[,JITTER[,LOSS]], e.g. 1mbit,20ms\n"
             "SIGINT/SIGTERM stop after finishing accepted requests; SIGUSR1 prints statistics.\n");
 }
 
@@ -477,6 +481,8 @@ enum {
     OPT_BIND,
     OPT_CLASSES,
     OPT_REUSEPORT,
+    OPT_BACKBONE,
+    OPT_LINK,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
@@ -524,12 +530,15 @@ int spw_cli_serve(int argc, char **argv)
                                          {"max-wait-us", required_argument, 0, OPT_WAIT},
                                          {"workers", required_argument, 0, OPT_WORKERS},
                                          {"reuseport", required_argument, 0, OPT_REUSEPORT},
+                                         {"backbone", required_argument, 0, OPT_BACKBONE},
+                                         {"link", required_argument, 0, OPT_LINK},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *bundles[16];
     spw_server_config sc = {0};
     net_opts no = {0};
     uint32_t reuseport = 0;
+    const char *link = NULL;
     long v;
     int c;
     optind = 1;
@@ -544,6 +553,12 @@ int spw_cli_serve(int argc, char **argv)
             break;
         case OPT_MODELS:
             sc.models_dir = optarg;
+            break;
+        case OPT_BACKBONE:
+            sc.backbone = optarg;
+            break;
+        case OPT_LINK:
+            link = optarg;
             break;
         case OPT_TRANSPORT:
             no.transport = optarg;
@@ -595,7 +610,7 @@ int spw_cli_serve(int argc, char **argv)
             return 2;
         }
     }
-    if (!sc.n_bundles || optind != argc) {
+    if ((!sc.n_bundles && !sc.backbone) || optind != argc) {
         serve_usage(stderr);
         return 2;
     }
@@ -604,6 +619,23 @@ int spw_cli_serve(int argc, char **argv)
     if (rc)
         return rc;
     sc.net.reuseport = reuseport;
+    if (link && spw_net_link_parse(link, &sc.net)) {
+        fprintf(stderr, "splitwire serve: --link: %s\n", spw_error_detail());
+        return 2;
+    }
+    char bb[1024];
+    if (!sc.backbone) {
+        const char *md = sc.models_dir ? sc.models_dir : getenv("SPW_MODEL_DIR");
+        struct stat st;
+        snprintf(bb, sizeof(bb), "%s/mobilenet_v2_1.0_224.onnx", md && *md ? md : "build/models");
+        if (stat(bb, &st) == 0)
+            sc.backbone = bb;
+    }
+    if (sc.backbone) {
+        int off;
+        spw_eval_read_sidecar(sc.backbone, &sc.backbone_pp, &off);
+        sc.image_decode = spw_eval_decode;
+    }
     backend_notice(sc.backend);
     return serve_with(&sc, -1);
 }
@@ -629,6 +661,9 @@ static void classify_usage(FILE *f)
                "  --backend NAME      encoder backend (default auto)\n"
                "  --threads N         backend threads\n"
                "  --tiled             send tiled streams (a lost packet loses one tile)\n"
+               "  --link SPEC         emulate a link on this side's transmit (give the server\n"
+               "                      the same with serve --link): a preset (nbiot ltem 3g 4g\n"
+               "                      wifi 5g wired) or RATE,DELAY[,JITTER[,LOSS]]\n"
                "  --top K             scores per image (default 5)\n"
                "  --inflight N        requests on the wire at once (default 4)\n"
                "  --timeout-ms N      per request (default 2000)\n"
@@ -646,6 +681,7 @@ typedef struct client_opts {
     net_opts no;
     run_opts ro;
     bool reference;
+    const char *link; /* --link: emulated link on this side's transmit */
 } client_opts;
 
 /* Parses the options classify and demo share; returns -1 to continue, else an exit code. */
@@ -691,6 +727,9 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         return -1;
     case OPT_CLASSES:
         co->ro.classes = arg;
+        return -1;
+    case OPT_LINK:
+        co->link = arg;
         return -1;
     case OPT_MTU:
     case OPT_THREADS:
@@ -767,6 +806,7 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
         {"top", required_argument, 0, OPT_TOP}, {"inflight", required_argument, 0, OPT_INFLIGHT}, \
         {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},    \
         {"quiet", no_argument, 0, OPT_QUIET}, {"reference", no_argument, 0, OPT_REFERENCE},       \
+        {"link", required_argument, 0, OPT_LINK},                                                 \
     {                                                                                             \
         "help", no_argument, 0, 'h'                                                               \
     }
@@ -796,6 +836,10 @@ int spw_cli_classify(int argc, char **argv)
         int rc = net_config(&co.no, false, &co.cc.net);
         if (rc)
             return rc;
+        if (co.link && spw_net_link_parse(co.link, &co.cc.net)) {
+            fprintf(stderr, "splitwire classify: --link: %s\n", spw_error_detail());
+            return 2;
+        }
     }
     /* Each result line reaches a file or pipe as soon as it is printed. */
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -40,6 +40,13 @@ int spw_eval_avif_quantizer(int quality);
 int spw_eval_roundtrip(spw_eval_codec c, int quality, const spw_image *in, spw_image *out,
                        size_t *bytes);
 
+/* Encodes `in` with codec c (not SPW_EVAL_NONE) at quality 1..100 into
+ * *data (malloc'd; release with free()) of *bytes bytes. */
+int spw_eval_encode(spw_eval_codec c, int quality, const spw_image *in, unsigned char **data,
+                    size_t *bytes);
+/* Decodes an image by its content: WebP, AVIF (when built in), JPEG or PNG. */
+int spw_eval_decode(const void *data, size_t size, spw_image *out);
+
 /* ---- data set and metrics (eval_metrics.c) ------------------------------- */
 
 #define SPW_EVAL_MAX_CLASSES 1000

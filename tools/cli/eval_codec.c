@@ -141,6 +141,21 @@ static int jpeg_roundtrip(int quality, const spw_image *in, spw_image *out, size
 /* ---- WebP ---------------------------------------------------------------- */
 
 #ifdef SPW_EVAL_HAVE_WEBP
+static int webp_decode(const uint8_t *data, size_t n, spw_image *out)
+{
+    int w = 0, h = 0, rc;
+    if (!WebPGetInfo(data, n, &w, &h) || w <= 0 || h <= 0)
+        return spw__error(SPW_ECORRUPT, "WebP: not a readable image");
+    if ((rc = alloc_image(w, h, out)))
+        return rc;
+    size_t cap = (size_t)w * (size_t)h * 3;
+    if (!WebPDecodeRGBInto(data, n, out->rgb, cap, w * 3)) {
+        spw_image_release(out);
+        return spw__error(SPW_ECORRUPT, "WebP decoder failed");
+    }
+    return 0;
+}
+
 static int webp_roundtrip(int quality, const spw_image *in, spw_image *out, size_t *bytes)
 {
     uint8_t *enc = NULL;
@@ -148,24 +163,14 @@ static int webp_roundtrip(int quality, const spw_image *in, spw_image *out, size
     if (!n)
         return spw__error(SPW_EINTERNAL, "WebP encoder failed on a %dx%d image", in->width,
                           in->height);
-    int w = 0, h = 0, rc;
-    if (!WebPGetInfo(enc, n, &w, &h) || w != in->width || h != in->height) {
-        rc = spw__error(SPW_ECORRUPT, "WebP: the encoded image reads back as %dx%d", w, h);
-        goto fail_enc;
+    int rc = webp_decode(enc, n, out);
+    if (!rc && (out->width != in->width || out->height != in->height)) {
+        rc = spw__error(SPW_ECORRUPT, "WebP: the encoded image reads back as %dx%d", out->width,
+                        out->height);
+        spw_image_release(out);
     }
-    if ((rc = alloc_image(w, h, out)))
-        goto fail_enc;
-    size_t cap = (size_t)w * (size_t)h * 3;
-    if (!WebPDecodeRGBInto(enc, n, out->rgb, cap, w * 3)) {
-        rc = spw__error(SPW_ECORRUPT, "WebP decoder failed");
-        goto fail_out;
-    }
-    *bytes = n;
-    WebPFree(enc);
-    return 0;
-fail_out:
-    spw_image_release(out);
-fail_enc:
+    if (!rc)
+        *bytes = n;
     WebPFree(enc);
     return rc;
 }
@@ -210,7 +215,7 @@ out:
     return rc;
 }
 
-static int avif_decode(const avifRWData *o, spw_image *out)
+static int avif_decode(const uint8_t *data, size_t size, spw_image *out)
 {
     avifDecoder *dec = avifDecoderCreate();
     avifImage *im = avifImageCreateEmpty();
@@ -220,7 +225,7 @@ static int avif_decode(const avifRWData *o, spw_image *out)
         goto out;
     }
     dec->maxThreads = 1;
-    avifResult r = avifDecoderReadMemory(dec, im, o->data, o->size);
+    avifResult r = avifDecoderReadMemory(dec, im, data, size);
     if (r != AVIF_RESULT_OK) {
         rc = spw__error(SPW_ECORRUPT, "AVIF decoder: %s", avifResultToString(r));
         goto out;
@@ -249,7 +254,7 @@ static int avif_roundtrip(int quality, const spw_image *in, spw_image *out, size
 {
     avifRWData o = AVIF_DATA_EMPTY;
     int rc = avif_encode(quality, in, &o);
-    if (!rc && !(rc = avif_decode(&o, out)))
+    if (!rc && !(rc = avif_decode(o.data, o.size, out)))
         *bytes = o.size;
     avifRWDataFree(&o);
     return rc;
@@ -282,4 +287,99 @@ int spw_eval_roundtrip(spw_eval_codec c, int quality, const spw_image *in, spw_i
     default:
         return spw__error(SPW_EINVAL, "codec '%s' has no round trip", spw_eval_codec_name(c));
     }
+}
+
+int spw_eval_encode(spw_eval_codec c, int quality, const spw_image *in, unsigned char **data,
+                    size_t *bytes)
+{
+    if (!in || !in->rgb || !data || !bytes || in->width <= 0 || in->height <= 0)
+        return spw__error(SPW_EINVAL, "eval encode: bad argument");
+    if (quality < 1 || quality > 100)
+        return spw__error(SPW_ERANGE, "quality %d is not in 1..100", quality);
+    *data = NULL;
+    *bytes = 0;
+    switch (c) {
+    case SPW_EVAL_JPEG: {
+        jpeg_out o = {NULL, 0};
+        int rc = jpeg_encode(in, quality, &o);
+        if (rc) {
+            free(o.data);
+            return rc;
+        }
+        *data = o.data;
+        *bytes = o.size;
+        return 0;
+    }
+#ifdef SPW_EVAL_HAVE_WEBP
+    case SPW_EVAL_WEBP: {
+        uint8_t *enc = NULL;
+        size_t n =
+            WebPEncodeRGB(in->rgb, in->width, in->height, in->width * 3, (float)quality, &enc);
+        if (!n)
+            return spw__error(SPW_EINTERNAL, "WebP encoder failed on a %dx%d image", in->width,
+                              in->height);
+        /* Handed out as malloc memory, one way to free every codec's. */
+        *data = malloc(n);
+        if (*data)
+            memcpy(*data, enc, n);
+        WebPFree(enc);
+        if (!*data)
+            return spw__error(SPW_ENOMEM, "out of memory");
+        *bytes = n;
+        return 0;
+    }
+#endif
+#ifdef SPW_EVAL_HAVE_AVIF
+    case SPW_EVAL_AVIF: {
+        avifRWData o = AVIF_DATA_EMPTY;
+        int rc = avif_encode(quality, in, &o);
+        if (!rc) {
+            *data = malloc(o.size ? o.size : 1);
+            if (*data) {
+                memcpy(*data, o.data, o.size);
+                *bytes = o.size;
+            } else {
+                rc = spw__error(SPW_ENOMEM, "out of memory");
+            }
+        }
+        avifRWDataFree(&o);
+        return rc;
+    }
+#endif
+#ifndef SPW_EVAL_HAVE_WEBP
+    case SPW_EVAL_WEBP:
+        return spw__error(SPW_EUNSUPPORTED, "built without libwebp (install libwebp-dev)");
+#endif
+#ifndef SPW_EVAL_HAVE_AVIF
+    case SPW_EVAL_AVIF:
+        return spw__error(SPW_EUNSUPPORTED, "built without libavif (install libavif-dev)");
+#endif
+    default:
+        return spw__error(SPW_EINVAL, "codec '%s' does not encode", spw_eval_codec_name(c));
+    }
+}
+
+int spw_eval_decode(const void *data, size_t size, spw_image *out)
+{
+    const uint8_t *p = data;
+    if (!data || !out)
+        return spw__error(SPW_EINVAL, "eval decode: NULL argument");
+    memset(out, 0, sizeof(*out));
+    /* By content: RIFF....WEBP, an ISO-BMFF box "ftyp" with an AVIF brand,
+     * else the runtime's own decoder (JPEG, PNG). */
+    if (size >= 12 && !memcmp(p, "RIFF", 4) && !memcmp(p + 8, "WEBP", 4)) {
+#ifdef SPW_EVAL_HAVE_WEBP
+        return webp_decode(p, size, out);
+#else
+        return spw__error(SPW_EUNSUPPORTED, "WebP image, built without libwebp");
+#endif
+    }
+    if (size >= 12 && !memcmp(p + 4, "ftyp", 4)) {
+#ifdef SPW_EVAL_HAVE_AVIF
+        return avif_decode(p, size, out);
+#else
+        return spw__error(SPW_EUNSUPPORTED, "AVIF image, built without libavif");
+#endif
+    }
+    return spw_image_decode(data, size, out);
 }

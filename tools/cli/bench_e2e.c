@@ -1,0 +1,1312 @@
+/* splitwire bench e2e: end-to-end latency of split inference against codec
+ * offload (the client sends a JPEG/WebP/AVIF or the original file, the
+ * server decodes it and runs the whole backbone) and local execution, on the
+ * same images, over an emulated link applied to both directions. The server
+ * is a second process (forked), the transport the real one. */
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/core/internal.h"
+#include "runtime/service/service_internal.h"
+#include "tools/cli/cli.h"
+#include "tools/cli/eval.h"
+
+#define MAX_BUNDLES 16
+#define MAX_LINKS 16
+#define MAX_METHODS (MAX_BUNDLES + 6)
+
+enum { M_BUNDLE, M_CODEC, M_ORIGINAL, M_LOCAL, M_ADAPT };
+
+typedef struct method {
+    int kind;
+    const char *bundle;   /* M_BUNDLE */
+    spw_eval_codec codec; /* M_CODEC */
+    int quality;
+    char name[160];
+} method;
+
+typedef struct e2e_opts {
+    const char *data, *models, *backbone, *backend, *csv;
+    const char *bundles[MAX_BUNDLES];
+    int n_bundles;
+    const char *links[MAX_LINKS];
+    int n_links;
+    bool want[4];       /* methods asked with --method (none: all) */
+    bool want_codec[4]; /* ... and which codecs */
+    bool any_method;
+    long count, quality, timeout_ms, threads;
+    bool json, quiet;
+    bool adapt;        /* --adapt: one more method, a rate point per request */
+    long slo_ms;       /* its latency objective */
+    const char *trace; /* --adapt-trace FILE: one line per adaptive request */
+} e2e_opts;
+
+/* One request's times (ms) and what it cost on the wire. */
+typedef struct sample {
+    double pre, enc, ent, net, srv, total;
+    double bytes, frames, wire_bytes;
+    int top1, status;
+} sample;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitwire bench e2e [options]\n"
+            "\n"
+            "End-to-end latency per image, one request at a time, of every method on the same\n"
+            "images: split inference with each bundle, codec offload (the client encodes the\n"
+            "image, the server decodes it and runs the whole backbone), the original file\n"
+            "offloaded, and the whole backbone run locally. A server process is started per\n"
+            "link; both sides shape their transmit with the same emulated link.\n"
+            "  --data DIR       images (default $SPLITWIRE_SHARED/data/imagenette2-224/val)\n"
+            "  --count N        images, spread over the classes (default 50)\n"
+            "  --bundle DIR     a bundle (repeat; default models/default)\n"
+            "  --method M       bundle, jpeg, webp, avif, original, local or adapt\n"
+            "                   (repeat; default: all but adapt)\n"
+            "  --quality Q      codec quality 1..100 (default per codec: the lowest within\n"
+            "                   1 top-1 point of the backbone in docs/eval-full.csv)\n"
+            "  --link SPEC      emulated link, repeat (default 4g): a preset (nbiot ltem 3g\n"
+            "                   4g wifi 5g wired) or RATE,DELAY[,JITTER[,LOSS]], e.g. 1mbit,20ms;\n"
+            "                   rate steps after it: ';RATE@TIME' from the server's start,\n"
+            "                   e.g. '20mbit,20ms;1mbit@10s;20mbit@20s'; 'none' for no emulation\n"
+            "  --backbone FILE  the whole backbone (default MODELS/mobilenet_v2_1.0_224.onnx)\n"
+            "  --models DIR     where backbones are (default $SPW_MODEL_DIR or build/models)\n"
+            "  --backend NAME   inference backend on both sides (default auto)\n"
+            "  --threads N      backend threads per side\n"
+            "  --timeout-ms N   per request (default 60000)\n"
+            "  --json           one JSON object per row on stdout\n"
+            "  --csv FILE       the rows as CSV\n"
+            "  --quiet          no progress line\n"
+            "  --adapt          one more method: per request, the bundle (of those given)\n"
+            "                   with the best top-1 in docs/eval-full.csv whose latency,\n"
+            "                   predicted from the path measured by the requests so far,\n"
+            "                   meets --slo-ms N (else the fastest); the path estimate is\n"
+            "                   kept from one --link to the next, so a list of links is a\n"
+            "                   step of the link\n"
+            "  --adapt-trace F  CSV, one line per adaptive request\n"
+            "Stages (ms, p50 and p99): pre = read and decode the file, resize and normalise;\n"
+            "enc = encoder network (bundle), image codec (offload) or the whole backbone\n"
+            "(local); ent = rANS coding; net = round trip minus server time (serialisation,\n"
+            "link delay, stacks); srv = server from arrival to reply (entropy decode, decoder\n"
+            "and tail, or image decode and backbone, with batching wait). frames and wire\n"
+            "bytes per request count both directions, ACKs and resends included.\n");
+}
+
+/* ---- defaults ------------------------------------------------------------ */
+
+static const char *shared_dir(void)
+{
+    const char *s = getenv("SPLITWIRE_SHARED");
+    return s && *s ? s : "../shared";
+}
+
+static const char *models_dir(const e2e_opts *o)
+{
+    if (o->models)
+        return o->models;
+    const char *e = getenv("SPW_MODEL_DIR");
+    return e && *e ? e : "build/models";
+}
+
+/* The lowest quality of each codec whose top-1 is within one point of the
+ * backbone's in docs/eval-full.csv; the values measured there when the file
+ * is absent. */
+static void default_qualities(int q[SPW_EVAL_NCODECS])
+{
+    q[SPW_EVAL_JPEG] = 70;
+    q[SPW_EVAL_WEBP] = 80;
+    q[SPW_EVAL_AVIF] = 80;
+    FILE *f = fopen("docs/eval-full.csv", "r");
+    if (!f)
+        return;
+    char line[512];
+    double base = NAN, top1[SPW_EVAL_NCODECS][101];
+    for (int c = 0; c < SPW_EVAL_NCODECS; c++)
+        for (int k = 0; k <= 100; k++)
+            top1[c][k] = NAN;
+    while (fgets(line, sizeof(line), f)) {
+        char meth[32], setting[64];
+        double images, bytes, bpp, t1;
+        if (sscanf(line, "%31[^,],%63[^,],%lf,%lf,%lf,%lf", meth, setting, &images, &bytes, &bpp,
+                   &t1) != 6)
+            continue;
+        spw_eval_codec c;
+        if (!strcmp(meth, "backbone"))
+            base = t1;
+        else if (!spw_eval_codec_parse(meth, &c)) {
+            int qq = atoi(setting);
+            if (qq >= 1 && qq <= 100)
+                top1[c][qq] = t1;
+        }
+    }
+    fclose(f);
+    if (isnan(base))
+        return;
+    for (int c = SPW_EVAL_JPEG; c < SPW_EVAL_NCODECS; c++)
+        for (int k = 1; k <= 100; k++)
+            if (!isnan(top1[c][k]) && top1[c][k] >= base - 0.01) {
+                q[c] = k;
+                break;
+            }
+}
+
+/* ---- the two endpoints ---------------------------------------------------- */
+
+/* Every server and client this bench starts is configured here, and only
+ * here: transport, addresses, link and anything a deployment adds (keys). */
+static int e2e_endpoints(const e2e_opts *o, const char *link, uint64_t epoch, spw_server_config *sc,
+                         spw_net_config *cnet, const char *server_addr)
+{
+    spw_net_config shaped = {0};
+    if (link && strcmp(link, "none") && spw_net_link_parse(link, &shaped))
+        return spw_cli_fail(SPW_EINVAL, "--link");
+    spw_net_config base = {.transport = SPW_NET_UDP,
+                           .request_timeout_ms = (uint32_t)o->timeout_ms,
+                           .shape_rate_bps = shaped.shape_rate_bps,
+                           .shape_delay_us = shaped.shape_delay_us,
+                           .shape_jitter_us = shaped.shape_jitter_us,
+                           .shape_loss = shaped.shape_loss,
+                           .shape_nsteps = shaped.shape_nsteps,
+                           /* Both processes step the link at the same moments. */
+                           .shape_epoch_ns = epoch};
+    memcpy(base.shape_step_ms, shaped.shape_step_ms, sizeof(base.shape_step_ms));
+    memcpy(base.shape_step_bps, shaped.shape_step_bps, sizeof(base.shape_step_bps));
+    uint64_t slowest = shaped.shape_rate_bps;
+    for (uint32_t i = 0; i < shaped.shape_nsteps; i++)
+        if (shaped.shape_step_bps[i] && (!slowest || shaped.shape_step_bps[i] < slowest))
+            slowest = shaped.shape_step_bps[i];
+    /* The protocol times probes from the send call, and Karn's rule takes no
+     * RTT sample from a probed request: on a path slower than the default
+     * 20 ms RTO every request would be probed and the RTO never learnt. A
+     * deployment that knows its link sets the RTO floor from it, as here:
+     * 1.5 x (both delays with jitter + 16 KiB at the slowest rate) + 10 ms. */
+    double ser_us = slowest ? 16384.0 * 8 / (double)slowest * 1e6 : 0;
+    double floor_us =
+        1.5 * (2.0 * (shaped.shape_delay_us + shaped.shape_jitter_us) + ser_us) + 10000;
+    base.rto_us = (uint32_t)SPW_MAX(floor_us, 20000);
+    base.min_rto_us = (uint32_t)SPW_MAX(floor_us, 5000);
+    /* A partial message is dropped after reasm_timeout_ms (500 ms by
+     * default): on a slow link a whole image takes longer than that to
+     * arrive. Three RTO floors, and as long for kept answers. */
+    base.reasm_timeout_ms = (uint32_t)SPW_MAX(3 * floor_us / 1000, 500);
+    base.retain_ms = (uint32_t)SPW_MAX(3 * floor_us / 1000, 1000);
+    if (sc) {
+        *sc = (spw_server_config){.bundle_dirs = o->bundles,
+                                  .n_bundles = o->n_bundles,
+                                  .models_dir = o->models,
+                                  .backend = o->backend,
+                                  .threads = (int)o->threads,
+                                  .max_batch = 1,
+                                  .max_wait_us = 1,
+                                  .backbone = o->backbone,
+                                  .image_decode = spw_eval_decode,
+                                  .net = base};
+        sc->net.local = "127.0.0.1:0";
+        sc->net.seed = 2;
+        int off;
+        spw_eval_read_sidecar(o->backbone, &sc->backbone_pp, &off);
+    }
+    if (cnet) {
+        *cnet = base;
+        cnet->local = "127.0.0.1:0";
+        cnet->peer = server_addr;
+        cnet->seed = 1;
+    }
+    return 0;
+}
+
+static spw_server *volatile child_server;
+
+static void child_stop(int sig)
+{
+    (void)sig;
+    if (child_server)
+        spw_server_stop(child_server);
+}
+
+/* Forks the server; its bound address comes back through a pipe. -1 when
+ * it did not start (its error printed by the child). */
+static pid_t start_server(const spw_server_config *sc, char *addr, size_t size)
+{
+    int fds[2];
+    if (pipe(fds))
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        /* The server goes when the bench does, however it ends. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        spw_server *srv;
+        int32_t msg[2] = {spw_server_open(sc, &srv), 0};
+        spw_net_addr a = {0};
+        if (!msg[0] && !(msg[0] = spw_server_local_addr(srv, &a)))
+            msg[1] = a.port;
+        if (msg[0])
+            spw_cli_fail(msg[0], "bench e2e: server");
+        struct sigaction sa = {0};
+        sa.sa_handler = child_stop;
+        sigaction(SIGTERM, &sa, NULL);
+        child_server = msg[0] ? NULL : srv;
+        ssize_t w = write(fds[1], msg, sizeof(msg));
+        close(fds[1]);
+        if (msg[0] || w != sizeof(msg))
+            _exit(1);
+        spw_server_run(srv);
+        child_server = NULL;
+        spw_server_close(srv);
+        _exit(0);
+    }
+    close(fds[1]);
+    int32_t msg[2] = {-1, 0};
+    ssize_t n = read(fds[0], msg, sizeof(msg));
+    close(fds[0]);
+    if (n != sizeof(msg) || msg[0]) {
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    snprintf(addr, size, "127.0.0.1:%d", msg[1]);
+    return pid;
+}
+
+static void stop_server(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+/* ---- statistics ------------------------------------------------------------ */
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of v[n] (sorted in place). */
+static double pct(double *v, int n, double p)
+{
+    if (n <= 0)
+        return NAN;
+    qsort(v, (size_t)n, sizeof(double), cmp_dbl);
+    int k = (int)ceil(p / 100.0 * n);
+    return v[k < 1 ? 0 : k - 1];
+}
+
+typedef struct row {
+    const char *link;
+    const method *m;
+    int n, ok, lost;
+    double bytes, frames, wire; /* means over answered requests */
+    double p50[6], p99[6];      /* pre enc ent net srv total */
+    double top1, agree;
+    int misses; /* adaptive rows: requests over the objective; else -1 */
+} row;
+
+static const char *const stage_names[6] = {"pre", "enc", "ent", "net", "srv", "total"};
+
+static void summarise(row *r, const sample *s, int n, const spw_eval_classes *cl,
+                      const spw_eval_files *fl, const int *ref)
+{
+    double *v = spw__malloc(sizeof(double) * (size_t)(n ? n : 1));
+    r->n = n;
+    r->ok = 0;
+    r->misses = -1;
+    double bytes = 0, frames = 0, wire = 0;
+    long judged = 0, right = 0, compared = 0, agreed = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i].status)
+            continue;
+        r->ok++;
+        bytes += s[i].bytes;
+        frames += s[i].frames;
+        wire += s[i].wire_bytes;
+        int truth = cl ? spw_eval_truth(cl, fl->paths[i]) : -1;
+        if (truth >= 0) {
+            judged++;
+            right += s[i].top1 == truth;
+        }
+        if (ref && ref[i] >= 0) {
+            compared++;
+            agreed += s[i].top1 == ref[i];
+        }
+    }
+    r->lost = n - r->ok;
+    r->bytes = r->ok ? bytes / r->ok : NAN;
+    r->frames = r->ok ? frames / r->ok : NAN;
+    r->wire = r->ok ? wire / r->ok : NAN;
+    r->top1 = judged ? (double)right / (double)judged : NAN;
+    r->agree = compared ? (double)agreed / (double)compared : NAN;
+    for (int k = 0; k < 6; k++) {
+        int m = 0;
+        for (int i = 0; v && i < n; i++)
+            if (!s[i].status) {
+                const double *f = &s[i].pre;
+                v[m++] = f[k];
+            }
+        r->p50[k] = v ? pct(v, m, 50) : NAN;
+        r->p99[k] = v ? pct(v, m, 99) : NAN;
+    }
+    spw__free(v);
+}
+
+/* ---- progress -------------------------------------------------------------- */
+
+static void progress(const e2e_opts *o, const char *link, const method *m, int done, int total)
+{
+    if (o->quiet || done < 1)
+        return;
+    bool tty = isatty(2);
+    if (!tty && done && done < total)
+        return;
+    fprintf(stderr, "%slink %-16s %-28s %d/%d%s", tty ? "\r" : "", link, m->name, done, total,
+            tty ? "   " : "\n");
+    if (tty && done == total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ---- methods --------------------------------------------------------------- */
+
+static unsigned char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    do {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            unsigned char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+    } while (got);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static double ms_since(uint64_t t0)
+{
+    return (double)(spw__now_ns() - t0) / 1e6;
+}
+
+static void debug_stats(const char *what, spw_net *net, spw_client *client)
+{
+    if (!getenv("SPW_E2E_DEBUG"))
+        return;
+    spw_net_stats ns;
+    if (client)
+        spw__client_net_stats(client, &ns);
+    else
+        spw_net_stats_get(net, &ns);
+    fprintf(stderr,
+            "%s: tx %llu rx %llu retx %llu probes %llu nacks_rx %llu acks_rx %llu acks_tx %llu "
+            "dup %llu srtt %u rto %u\n",
+            what, (unsigned long long)ns.tx_packets, (unsigned long long)ns.rx_packets,
+            (unsigned long long)ns.retransmits, (unsigned long long)ns.probes,
+            (unsigned long long)ns.nacks_received, (unsigned long long)ns.acks_received,
+            (unsigned long long)ns.acks_sent, (unsigned long long)ns.rx_duplicate, ns.srtt_us,
+            ns.rto_us);
+}
+
+static void net_delta(const spw_net_stats *a, const spw_net_stats *b, sample *s)
+{
+    s->frames = (double)((b->tx_packets - a->tx_packets) + (b->rx_packets - a->rx_packets));
+    s->wire_bytes = (double)((b->tx_bytes - a->tx_bytes) + (b->rx_bytes - a->rx_bytes));
+}
+
+/* Split inference through the client runtime. */
+static int run_bundle(const e2e_opts *o, const method *m, const spw_net_config *cnet,
+                      const char *link, const spw_eval_files *fl, sample *out)
+{
+    spw_client_config cc = {.bundle_dir = m->bundle,
+                            .backend = o->backend,
+                            .threads = (int)o->threads,
+                            .topk = 1,
+                            .timeout_ms = (int)o->timeout_ms,
+                            .max_inflight = 1,
+                            .net = *cnet};
+    spw_client *client;
+    int rc = spw_client_open(&cc, &client);
+    if (rc)
+        return spw_cli_fail(rc, "bench e2e: client for %s", m->bundle);
+    for (int i = -1; i < fl->n; i++) {
+        /* Image -1 is the first file again, untimed: plans and the RTT warm up. */
+        sample *s = i >= 0 ? &out[i] : &(sample){0};
+        memset(s, 0, sizeof(*s));
+        s->top1 = -1;
+        uint64_t t0 = spw__now_ns();
+        spw_image img;
+        if ((s->status = spw_image_load(fl->paths[i < 0 ? 0 : i], &img)))
+            continue;
+        double load = ms_since(t0);
+        spw_net_stats a, b;
+        spw__client_net_stats(client, &a);
+        spw_result r;
+        s->status = spw_client_classify(client, &img, &r);
+        spw__client_net_stats(client, &b);
+        spw_image_release(&img);
+        if (!s->status) {
+            s->pre = load + r.ms_preprocess;
+            s->enc = r.ms_encode;
+            s->ent = r.ms_entropy;
+            s->net = r.ms_network;
+            s->srv = r.ms_server;
+            s->total = load + r.ms_total;
+            s->bytes = (double)r.bytes;
+            s->top1 = r.k > 0 ? r.top[0].label : -1;
+            net_delta(&a, &b, s);
+        }
+        progress(o, link, m, i + 1, fl->n);
+    }
+    debug_stats(m->name, NULL, client);
+    spw_client_close(client);
+    return 0;
+}
+
+/* Waits for the answer to request id; fills status, server and network
+ * times and the top-1. */
+static void await_answer(spw_net *net, uint64_t id, uint64_t t_sent, long timeout_ms, sample *s)
+{
+    uint64_t deadline = t_sent + (uint64_t)timeout_ms * 1000000ull;
+    s->status = SPW_ETIMEDOUT;
+    while (spw__now_ns() < deadline) {
+        if (spw_net_poll(net, 10000) < 0)
+            break;
+        spw_net_msg *msgs[8];
+        int n = spw_net_recv(net, msgs, 8);
+        bool done = false;
+        for (int k = 0; k < n; k++) {
+            spw_net_msg *m = msgs[k];
+            if (m->request_id == id && !done &&
+                (m->type == SPW_NET_RESULT || m->type == SPW_NET_ERROR || m->status)) {
+                double rtt = ms_since(t_sent);
+                unsigned char buf[512];
+                size_t len = spw_net_msg_copy(net, m, buf, sizeof(buf));
+                spw_result r = {0};
+                uint32_t server_us = 0;
+                if (m->status)
+                    s->status = m->status;
+                else if (m->type == SPW_NET_RESULT)
+                    s->status = spw__result_unpack(buf, len, &r, &server_us);
+                else {
+                    int32_t st = SPW_EPROTO;
+                    if (len >= 4)
+                        memcpy(&st, buf, 4);
+                    s->status = st < 0 ? st : SPW_EPROTO;
+                    if (len > 4)
+                        spw__error(s->status, "server: %.*s", (int)(len - 4), buf + 4);
+                }
+                s->srv = server_us / 1000.0;
+                s->net = rtt > s->srv ? rtt - s->srv : 0;
+                s->top1 = !s->status && r.k > 0 ? r.top[0].label : -1;
+                done = true;
+            }
+            spw_net_msg_free(net, m);
+        }
+        if (done)
+            return;
+    }
+}
+
+/* Codec offload (and the original file): the image itself crosses the link
+ * as an image request. */
+static int run_offload(const e2e_opts *o, const method *m, spw_net *net, const char *link,
+                       const spw_eval_files *fl, sample *out, uint64_t *next_id)
+{
+    bool warned = false;
+    for (int i = -1; i < fl->n; i++) {
+        sample *s = i >= 0 ? &out[i] : &(sample){0};
+        memset(s, 0, sizeof(*s));
+        s->top1 = -1;
+        uint64_t t0 = spw__now_ns();
+        size_t len = 0;
+        unsigned char *data = read_file(fl->paths[i < 0 ? 0 : i], &len);
+        if (!data) {
+            s->status = SPW_EIO;
+            continue;
+        }
+        if (m->kind == M_CODEC) {
+            spw_image img;
+            s->status = spw_eval_decode(data, len, &img);
+            free(data);
+            data = NULL;
+            s->pre = ms_since(t0);
+            uint64_t t1 = spw__now_ns();
+            if (!s->status) {
+                s->status = spw_eval_encode(m->codec, m->quality, &img, &data, &len);
+                spw_image_release(&img);
+            }
+            s->enc = ms_since(t1);
+        } else {
+            s->pre = ms_since(t0);
+        }
+        if (!s->status) {
+            spw_net_stats a, b;
+            spw_net_stats_get(net, &a);
+            spw_net_msg hdr = {.type = SPW_NET_REQUEST,
+                               .flags = SPW_REQ_IMAGE,
+                               .request_id = (*next_id)++,
+                               .timeout_ms = (uint32_t)o->timeout_ms};
+            /* u32 length, the image, zeros to a whole word (SPW_REQ_IMAGE). */
+            uint8_t head[SPW_IMAGE_REQ_HEADER] = {(uint8_t)len, (uint8_t)(len >> 8),
+                                                  (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+            static const uint8_t zeros[4] = {0};
+            spw_net_seg seg[3] = {
+                {head, sizeof(head)}, {data, len}, {(void *)zeros, (4 - len % 4) % 4}};
+            uint64_t t_sent = spw__now_ns();
+            s->status = spw_net_sendv(net, &hdr, seg, seg[2].size ? 3 : 2);
+            if (!s->status)
+                await_answer(net, hdr.request_id, t_sent, o->timeout_ms, s);
+            spw_net_stats_get(net, &b);
+            net_delta(&a, &b, s);
+            s->bytes = (double)len;
+        }
+        free(data);
+        s->total = ms_since(t0);
+        if (s->status && !warned) {
+            fprintf(stderr, "\nsplitwire bench e2e: %s on %s: %s: %s\n", m->name,
+                    fl->paths[i < 0 ? 0 : i], spw_strerror(s->status), spw_error_detail());
+            warned = true;
+        }
+        progress(o, link, m, i + 1, fl->n);
+    }
+    debug_stats(m->name, net, NULL);
+    return 0;
+}
+
+/* The whole backbone in this process, no network. */
+typedef struct local_bb {
+    spw_model *model;
+    spw_plan *plan;
+    spw_preprocess pp;
+    int w, h, classes, offset;
+    float *in, *out;
+} local_bb;
+
+static void local_close(local_bb *l)
+{
+    spw__free(l->in);
+    spw__free(l->out);
+    spw_plan_free(l->plan);
+    spw_model_free(l->model);
+}
+
+static int local_open(const e2e_opts *o, local_bb *l)
+{
+    memset(l, 0, sizeof(*l));
+    int rc = spw_model_load(o->backbone, &l->model);
+    spw_tensor in, od;
+    if (rc || (rc = spw_model_input(l->model, 0, &in, NULL)))
+        goto fail;
+    if (in.ndim != 4 || in.dims[1] != 3 || in.dims[2] <= 0 || in.dims[3] <= 0) {
+        rc = spw__error(SPW_ESHAPE, "%s: input is not [1, 3, H, W]", o->backbone);
+        goto fail;
+    }
+    l->h = (int)in.dims[2];
+    l->w = (int)in.dims[3];
+    /* The same convention as the server's image requests. */
+    float q = 128 / 255.f;
+    l->pp = (spw_preprocess){l->w > l->h ? l->w : l->h, l->w, l->h, {q, q, q}, {q, q, q}};
+    int off = -1;
+    spw_eval_read_sidecar(o->backbone, &l->pp, &off);
+    spw_plan_options po = {.backend = o->backend, .batch = 1, .threads = (int)o->threads};
+    if ((rc = spw_plan_create(l->model, &po, &l->plan)) || (rc = spw_plan_output(l->plan, 0, &od)))
+        goto fail;
+    l->classes = (int)spw_tensor_numel(&od);
+    l->offset = l->classes == 1001 ? 1 : 0;
+    l->in = spw__malloc(sizeof(float) * 3 * (size_t)l->w * (size_t)l->h);
+    l->out = spw__malloc(sizeof(float) * (size_t)l->classes);
+    if (!l->in || !l->out) {
+        rc = spw__error(SPW_ENOMEM, "out of memory");
+        goto fail;
+    }
+    return 0;
+fail:
+    local_close(l);
+    return rc;
+}
+
+static int local_one(local_bb *l, const char *path, sample *s)
+{
+    uint64_t t0 = spw__now_ns();
+    spw_image img;
+    int rc = spw_image_load(path, &img);
+    if (!rc)
+        rc = spw_image_to_tensor(&img, &l->pp, l->in);
+    spw_image_release(&img);
+    s->pre = ms_since(t0);
+    uint64_t t1 = spw__now_ns();
+    if (!rc) {
+        spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, l->h, l->w}, l->in};
+        spw_tensor to = {SPW_F32, SPW_LAYOUT_NCHW, 2, {1, l->classes}, l->out};
+        rc = spw_plan_run(l->plan, &ti, 1, &to, 1);
+    }
+    s->enc = ms_since(t1);
+    s->total = ms_since(t0);
+    s->status = rc;
+    s->top1 = -1;
+    if (!rc) {
+        spw_result r = {0};
+        spw__topk(l->out, l->classes, l->offset, 1, &r);
+        s->top1 = r.top[0].label;
+    }
+    return rc;
+}
+
+/* ---- rate adaptation --------------------------------------------------------- */
+
+/* A link given as RATE,DELAY is written RATE/DELAY in CSV: one field. */
+static void csv_link(const char *link, char *out, size_t size)
+{
+    snprintf(out, size, "%s", link);
+    for (char *p = out; *p; p++)
+        if (*p == ',')
+            *p = '/';
+}
+
+/* top-1 of a bundle by name in docs/eval-full.csv; NaN when not listed. */
+static double eval_top1(const char *name)
+{
+    FILE *f = fopen("docs/eval-full.csv", "r");
+    double t = NAN;
+    char line[512], meth[32], setting[160];
+    double a, b, c, t1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "%31[^,],%159[^,],%lf,%lf,%lf,%lf", meth, setting, &a, &b, &c, &t1) == 6 &&
+            !strcmp(meth, "bundle") && !strcmp(setting, name))
+            t = t1;
+    if (f)
+        fclose(f);
+    return t;
+}
+
+typedef struct adapt_state {
+    spw_path_estimate path; /* kept across links: a list of links is a step */
+    uint64_t t0;            /* first adaptive request, for the trace */
+    long seq;
+    FILE *trace;
+} adapt_state;
+
+/* Per request: the policy picks a bundle for the objective from the path
+ * estimate; the answer updates the estimate and that bundle's size and
+ * compute time. One client per bundle, all open for the whole link. */
+static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *cnet,
+                     const char *link, const spw_eval_files *fl, sample *out, adapt_state *as,
+                     int *misses)
+{
+    int nb = o->n_bundles, rc = 0;
+    spw_client *cl[MAX_BUNDLES] = {0};
+    spw_rate_point pts[MAX_BUNDLES];
+    const char *names[MAX_BUNDLES];
+    *misses = 0;
+    for (int b = 0; b < nb; b++) {
+        spw_client_config cc = {.bundle_dir = o->bundles[b],
+                                .backend = o->backend,
+                                .threads = (int)o->threads,
+                                .topk = 1,
+                                .timeout_ms = (int)o->timeout_ms,
+                                .max_inflight = 1,
+                                .net = *cnet};
+        if ((rc = spw_client_open(&cc, &cl[b]))) {
+            rc = spw_cli_fail(rc, "bench e2e: client for %s", o->bundles[b]);
+            goto done;
+        }
+        names[b] = spw_client_bundle(cl[b])->name;
+        double acc = eval_top1(names[b]);
+        /* Not evaluated: after those that were, in the order given. */
+        pts[b] = (spw_rate_point){0, 0, isnan(acc) ? -1.0 - b : acc};
+    }
+    /* Untimed requests, round robin over the bundles so the machine's load
+     * touches each alike, give each one's size and compute time (the
+     * lowest of three: load only ever adds). */
+    spw_image warm;
+    if (!spw_image_load(fl->paths[0], &warm)) {
+        for (int k = 0; k < 3; k++)
+            for (int b = 0; b < nb; b++) {
+                spw_result r;
+                if (spw_client_classify(cl[b], &warm, &r))
+                    continue;
+                double c = r.ms_preprocess + r.ms_encode + r.ms_entropy + r.ms_server;
+                pts[b].bytes = (double)r.bytes;
+                pts[b].compute_ms =
+                    pts[b].compute_ms > 0 && pts[b].compute_ms < c ? pts[b].compute_ms : c;
+                spw_path_estimate_add(&as->path, (double)r.bytes, r.ms_network);
+            }
+        spw_image_release(&warm);
+    }
+    /* The machine's load scales every point's compute alike: one factor,
+     * learnt from whichever point ran, keeps the points comparable. */
+    double load = 1;
+    for (int i = 0; i < fl->n; i++) {
+        sample *s = &out[i];
+        memset(s, 0, sizeof(*s));
+        s->top1 = -1;
+        spw_rate_point now_pts[MAX_BUNDLES];
+        for (int k = 0; k < nb; k++) {
+            now_pts[k] = pts[k];
+            now_pts[k].compute_ms *= load;
+        }
+        int b = spw_adapt_choose(now_pts, nb, &as->path, (double)o->slo_ms);
+        double predicted = spw_adapt_predict(&now_pts[b], &as->path);
+        uint64_t t0 = spw__now_ns();
+        spw_image img;
+        if ((s->status = spw_image_load(fl->paths[i], &img)))
+            continue;
+        double t_load = ms_since(t0);
+        spw_net_stats a, z;
+        spw__client_net_stats(cl[b], &a);
+        spw_result r;
+        s->status = spw_client_classify(cl[b], &img, &r);
+        spw__client_net_stats(cl[b], &z);
+        spw_image_release(&img);
+        if (!s->status) {
+            s->pre = t_load + r.ms_preprocess;
+            s->enc = r.ms_encode;
+            s->ent = r.ms_entropy;
+            s->net = r.ms_network;
+            s->srv = r.ms_server;
+            s->total = t_load + r.ms_total;
+            s->bytes = (double)r.bytes;
+            s->top1 = r.k > 0 ? r.top[0].label : -1;
+            net_delta(&a, &z, s);
+            spw_path_estimate_add(&as->path, (double)r.bytes, r.ms_network);
+            /* Sizes drift with the image, compute with the machine's load. */
+            pts[b].bytes = 0.7 * pts[b].bytes + 0.3 * (double)r.bytes;
+            double c = r.ms_preprocess + r.ms_encode + r.ms_entropy + r.ms_server;
+            if (pts[b].compute_ms > 0)
+                load = 0.7 * load + 0.3 * c / pts[b].compute_ms;
+        }
+        bool miss = s->status || s->total > (double)o->slo_ms;
+        *misses += miss;
+        if (!as->t0)
+            as->t0 = t0;
+        if (as->trace) {
+            char lk[128];
+            csv_link(link, lk, sizeof(lk));
+            fprintf(as->trace, "%ld,%.1f,%s,%s,%.3f,%.3f,%.0f,%.3f,%d\n", as->seq,
+                    (double)(t0 - as->t0) / 1e6, lk, names[b], predicted, s->total,
+                    as->path.rate_bps, as->path.base_ms, miss);
+        }
+        as->seq++;
+        progress(o, link, m, i + 1, fl->n);
+    }
+done:
+    for (int b = 0; b < nb; b++)
+        spw_client_close(cl[b]);
+    return rc;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void print_table_head(void)
+{
+    printf("%-16s %-28s %8s %6s %8s %8s %8s %8s %8s %8s %9s %9s %6s %6s %4s\n", "link", "method",
+           "bytes", "frames", "wire_B", "pre", "enc", "ent", "net", "srv", "total50", "total99",
+           "top1", "agree", "lost");
+}
+
+static void print_row_table(const row *r)
+{
+    printf("%-16s %-28s %8.0f %6.1f %8.0f %8.2f %8.2f %8.2f %8.2f %8.2f %9.2f %9.2f %6.3f %6.3f "
+           "%4d\n",
+           r->link, r->m->name, r->bytes, r->frames, r->wire, r->p50[0], r->p50[1], r->p50[2],
+           r->p50[3], r->p50[4], r->p50[5], r->p99[5], r->top1, r->agree, r->lost);
+    if (r->misses >= 0)
+        printf("%-16s %-28s %d of %d requests over the objective\n", "", "", r->misses, r->n);
+}
+
+static void csv_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, ",%.4f", v);
+    else
+        fputs(",", f);
+}
+
+static void print_row_csv(FILE *f, const row *r, double rate_bps, double delay_ms)
+{
+    char link[128];
+    csv_link(r->link, link, sizeof(link));
+    fprintf(f, "%s,%s,%s,%d,%d,%d", link, r->m->name,
+            r->m->kind == M_ADAPT    ? "adapt"
+            : r->m->kind == M_BUNDLE ? "bundle"
+            : r->m->kind == M_CODEC  ? "codec"
+            : r->m->kind == M_LOCAL  ? "local"
+                                     : "original",
+            r->n, r->ok, r->lost);
+    csv_num(f, rate_bps);
+    csv_num(f, delay_ms);
+    csv_num(f, r->bytes);
+    csv_num(f, r->frames);
+    csv_num(f, r->wire);
+    for (int k = 0; k < 6; k++) {
+        csv_num(f, r->p50[k]);
+        csv_num(f, r->p99[k]);
+    }
+    csv_num(f, r->top1);
+    csv_num(f, r->agree);
+    if (r->misses >= 0)
+        fprintf(f, ",%d", r->misses);
+    else
+        fputc(',', f);
+    fputc('\n', f);
+}
+
+static void print_csv_head(FILE *f)
+{
+    fprintf(f, "link,method,kind,images,answered,lost,rate_bps,delay_ms,bytes,frames,wire_bytes");
+    for (int k = 0; k < 6; k++)
+        fprintf(f, ",%s_p50,%s_p99", stage_names[k], stage_names[k]);
+    fprintf(f, ",top1,agree,slo_misses\n");
+}
+
+static void print_row_json(const row *r, double rate_bps, double delay_ms)
+{
+    printf("{\"benchmark\": \"e2e\", \"link\": ");
+    spw_cli_json_str(stdout, r->link);
+    printf(", \"method\": ");
+    spw_cli_json_str(stdout, r->m->name);
+    printf(", \"images\": %d, \"answered\": %d, \"lost\": %d, \"rate_bps\": ", r->n, r->ok,
+           r->lost);
+    spw_cli_json_num(stdout, rate_bps, 0);
+    printf(", \"delay_ms\": ");
+    spw_cli_json_num(stdout, delay_ms, 3);
+    printf(", \"bytes\": ");
+    spw_cli_json_num(stdout, r->bytes, 1);
+    printf(", \"frames\": ");
+    spw_cli_json_num(stdout, r->frames, 2);
+    printf(", \"wire_bytes\": ");
+    spw_cli_json_num(stdout, r->wire, 1);
+    for (int k = 0; k < 6; k++) {
+        printf(", \"%s_p50\": ", stage_names[k]);
+        spw_cli_json_num(stdout, r->p50[k], 3);
+        printf(", \"%s_p99\": ", stage_names[k]);
+        spw_cli_json_num(stdout, r->p99[k], 3);
+    }
+    printf(", \"top1\": ");
+    spw_cli_json_num(stdout, r->top1, 4);
+    printf(", \"agree\": ");
+    spw_cli_json_num(stdout, r->agree, 4);
+    if (r->misses >= 0)
+        printf(", \"slo_misses\": %d", r->misses);
+    printf("}\n");
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+enum {
+    OPT_DATA = 256,
+    OPT_COUNT,
+    OPT_BUNDLE,
+    OPT_METHOD,
+    OPT_QUALITY,
+    OPT_LINK,
+    OPT_BACKBONE,
+    OPT_MODELS,
+    OPT_BACKEND,
+    OPT_THREADS,
+    OPT_TIMEOUT,
+    OPT_JSON,
+    OPT_CSV,
+    OPT_QUIET,
+    OPT_ADAPT,
+    OPT_SLO,
+    OPT_TRACE,
+};
+
+static int parse_opts(int argc, char **argv, e2e_opts *o)
+{
+    static const struct option opts[] = {{"data", required_argument, 0, OPT_DATA},
+                                         {"count", required_argument, 0, OPT_COUNT},
+                                         {"bundle", required_argument, 0, OPT_BUNDLE},
+                                         {"method", required_argument, 0, OPT_METHOD},
+                                         {"quality", required_argument, 0, OPT_QUALITY},
+                                         {"link", required_argument, 0, OPT_LINK},
+                                         {"backbone", required_argument, 0, OPT_BACKBONE},
+                                         {"models", required_argument, 0, OPT_MODELS},
+                                         {"backend", required_argument, 0, OPT_BACKEND},
+                                         {"threads", required_argument, 0, OPT_THREADS},
+                                         {"timeout-ms", required_argument, 0, OPT_TIMEOUT},
+                                         {"json", no_argument, 0, OPT_JSON},
+                                         {"csv", required_argument, 0, OPT_CSV},
+                                         {"quiet", no_argument, 0, OPT_QUIET},
+                                         {"adapt", no_argument, 0, OPT_ADAPT},
+                                         {"slo-ms", required_argument, 0, OPT_SLO},
+                                         {"adapt-trace", required_argument, 0, OPT_TRACE},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DATA:
+            o->data = optarg;
+            break;
+        case OPT_BUNDLE:
+            if (o->n_bundles == MAX_BUNDLES) {
+                fprintf(stderr, "splitwire bench e2e: at most %d bundles\n", MAX_BUNDLES);
+                return 2;
+            }
+            o->bundles[o->n_bundles++] = optarg;
+            break;
+        case OPT_LINK: {
+            spw_net_config t = {0};
+            if (o->n_links == MAX_LINKS) {
+                fprintf(stderr, "splitwire bench e2e: at most %d links\n", MAX_LINKS);
+                return 2;
+            }
+            if (strcmp(optarg, "none") && spw_net_link_parse(optarg, &t)) {
+                fprintf(stderr, "splitwire bench e2e: --link: %s\n", spw_error_detail());
+                return 2;
+            }
+            o->links[o->n_links++] = optarg;
+            break;
+        }
+        case OPT_METHOD: {
+            spw_eval_codec cd;
+            o->any_method = true;
+            if (!strcmp(optarg, "bundle"))
+                o->want[M_BUNDLE] = true;
+            else if (!strcmp(optarg, "original"))
+                o->want[M_ORIGINAL] = true;
+            else if (!strcmp(optarg, "local"))
+                o->want[M_LOCAL] = true;
+            else if (!strcmp(optarg, "adapt"))
+                o->adapt = true;
+            else if (!spw_eval_codec_parse(optarg, &cd) && cd != SPW_EVAL_NONE)
+                o->want[M_CODEC] = o->want_codec[cd] = true;
+            else {
+                fprintf(stderr,
+                        "splitwire bench e2e: --method is bundle, jpeg, webp, avif, original, "
+                        "local or adapt, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
+        case OPT_BACKBONE:
+            o->backbone = optarg;
+            break;
+        case OPT_MODELS:
+            o->models = optarg;
+            break;
+        case OPT_BACKEND:
+            o->backend = optarg;
+            break;
+        case OPT_CSV:
+            o->csv = optarg;
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_QUIET:
+            o->quiet = true;
+            break;
+        case OPT_ADAPT:
+            o->adapt = true;
+            break;
+        case OPT_TRACE:
+            o->trace = optarg;
+            break;
+        case OPT_SLO:
+            if (!spw_cli_parse_int(optarg, 1, 600000, &o->slo_ms)) {
+                fprintf(stderr, "splitwire bench e2e: --slo-ms needs an integer in 1..600000\n");
+                return 2;
+            }
+            break;
+        case OPT_COUNT:
+        case OPT_QUALITY:
+        case OPT_THREADS:
+        case OPT_TIMEOUT: {
+            long lo = c == OPT_THREADS ? 0 : 1;
+            long hi = c == OPT_QUALITY ? 100 : c == OPT_THREADS ? 256 : 100000000;
+            long v;
+            if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
+                fprintf(stderr, "splitwire bench e2e: %s needs an integer in %ld..%ld\n",
+                        argv[optind - 1], lo, hi);
+                return 2;
+            }
+            if (c == OPT_COUNT)
+                o->count = v;
+            else if (c == OPT_QUALITY)
+                o->quality = v;
+            else if (c == OPT_THREADS)
+                o->threads = v;
+            else
+                o->timeout_ms = v;
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (o->adapt && !o->slo_ms) {
+        fprintf(stderr, "splitwire bench e2e: --adapt needs --slo-ms N\n");
+        return 2;
+    }
+    return -1;
+}
+
+static int build_methods(const e2e_opts *o, method *ms)
+{
+    int n = 0, q[SPW_EVAL_NCODECS];
+    default_qualities(q);
+    bool all = !o->any_method;
+    if (all || o->want[M_BUNDLE])
+        for (int b = 0; b < o->n_bundles; b++) {
+            spw_bundle *bd;
+            const char *name = o->bundles[b];
+            if (!spw_bundle_open(o->bundles[b], &bd)) {
+                snprintf(ms[n].name, sizeof(ms[n].name), "bundle:%s",
+                         spw_bundle_get_info(bd)->name);
+                spw_bundle_close(bd);
+            } else {
+                snprintf(ms[n].name, sizeof(ms[n].name), "bundle:%s", name);
+            }
+            ms[n].kind = M_BUNDLE;
+            ms[n++].bundle = o->bundles[b];
+        }
+    for (int c = SPW_EVAL_JPEG; c < SPW_EVAL_NCODECS; c++) {
+        if (!(all ? spw_eval_codec_available((spw_eval_codec)c) : o->want_codec[c]))
+            continue;
+        ms[n].kind = M_CODEC;
+        ms[n].codec = (spw_eval_codec)c;
+        ms[n].quality = o->quality ? (int)o->quality : q[c];
+        snprintf(ms[n].name, sizeof(ms[n].name), "%s-q%d", spw_eval_codec_name(ms[n].codec),
+                 ms[n].quality);
+        n++;
+    }
+    if (all || o->want[M_ORIGINAL]) {
+        ms[n].kind = M_ORIGINAL;
+        snprintf(ms[n++].name, sizeof(ms[0].name), "original");
+    }
+    if (all || o->want[M_LOCAL]) {
+        ms[n].kind = M_LOCAL;
+        snprintf(ms[n++].name, sizeof(ms[0].name), "local");
+    }
+    if (o->adapt) {
+        ms[n].kind = M_ADAPT;
+        snprintf(ms[n++].name, sizeof(ms[0].name), "adapt-slo%ld", o->slo_ms);
+    }
+    return n;
+}
+
+int spw_cli_bench_e2e(int argc, char **argv)
+{
+    e2e_opts o = {.count = 50, .timeout_ms = 60000};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (!o.n_bundles)
+        o.bundles[o.n_bundles++] = "models/default";
+    if (!o.n_links)
+        o.links[o.n_links++] = "4g";
+    char bb[1024], val[1024];
+    if (!o.backbone) {
+        snprintf(bb, sizeof(bb), "%s/mobilenet_v2_1.0_224.onnx", models_dir(&o));
+        o.backbone = bb;
+    }
+    struct stat st;
+    if (stat(o.backbone, &st)) {
+        fprintf(stderr,
+                "splitwire bench e2e: no backbone at %s (bash tools/models/fetch_backbone.sh, "
+                "or --backbone FILE)\n",
+                o.backbone);
+        return 1;
+    }
+    bool emulated = false;
+    for (int l = 0; l < o.n_links; l++)
+        emulated |= strcmp(o.links[l], "none") != 0;
+    if (emulated && !spw_net_emulation_available()) {
+        fprintf(stderr, "splitwire bench e2e: link emulation is not built in "
+                        "(configure with -DSPW_NET_EMULATION=ON), or use --link none\n");
+        return 1;
+    }
+    if (!o.data) {
+        snprintf(val, sizeof(val), "%s/data/imagenette2-224/val", shared_dir());
+        o.data = val;
+    }
+    spw_eval_files fl;
+    if (spw_eval_files_collect(o.data, &fl) || fl.n == 0) {
+        fprintf(stderr, "splitwire bench e2e: no images at %s (--data DIR, or SPLITWIRE_SHARED)\n",
+                o.data);
+        return 1;
+    }
+    spw_eval_files_limit(&fl, (int)o.count);
+    spw_eval_classes *cl = spw__calloc(1, sizeof(*cl));
+    char found[1024];
+    if (cl && spw_eval_classes_find(o.data, cl, found, sizeof(found))) {
+        spw__free(cl);
+        cl = NULL; /* no truth: top-1 is not judged */
+    }
+    method ms[MAX_METHODS];
+    int n_methods = build_methods(&o, ms);
+    bool need_server = false;
+    for (int k = 0; k < n_methods; k++)
+        need_server |= ms[k].kind != M_LOCAL;
+    sample *smp = spw__calloc((size_t)fl.n, sizeof(sample));
+    row *rows = spw__calloc((size_t)(n_methods * o.n_links), sizeof(row));
+    int *ref = spw__malloc(sizeof(int) * (size_t)fl.n);
+    FILE *csv = NULL;
+    adapt_state as = {0};
+    int n_rows = 0;
+    rc = 0;
+    if (!smp || !rows || !ref) {
+        rc = spw_cli_fail(SPW_ENOMEM, "bench e2e");
+        goto out;
+    }
+    if (o.csv && !(csv = fopen(o.csv, "w"))) {
+        rc = spw_cli_fail(SPW_EIO, "cannot write %s", o.csv);
+        goto out;
+    }
+    if (o.trace) {
+        if (!(as.trace = fopen(o.trace, "w"))) {
+            rc = spw_cli_fail(SPW_EIO, "cannot write %s", o.trace);
+            goto out;
+        }
+        fprintf(as.trace, "seq,t_ms,link,bundle,predicted_ms,total_ms,rate_bps_est,base_ms_est,"
+                          "slo_miss\n");
+    }
+    /* The reference for agreement: the whole backbone on the stored files,
+     * run here first (untimed; it also warms the caches). */
+    local_bb lb;
+    if ((rc = local_open(&o, &lb))) {
+        rc = spw_cli_fail(rc, "bench e2e: backbone %s", o.backbone);
+        goto out;
+    }
+    for (int i = 0; i < fl.n; i++) {
+        sample s;
+        ref[i] = local_one(&lb, fl.paths[i], &s) ? -1 : s.top1;
+    }
+    if (!o.quiet)
+        fprintf(stderr,
+                "splitwire bench e2e: %d images from %s, %d methods, %d links; backbone %s\n", fl.n,
+                o.data, n_methods, o.n_links, o.backbone);
+    if (csv)
+        print_csv_head(csv);
+    if (!o.json)
+        print_table_head();
+    for (int k = 0; k < n_methods && !rc; k++) {
+        if (ms[k].kind != M_LOCAL)
+            continue;
+        for (int i = 0; i < fl.n; i++) {
+            local_one(&lb, fl.paths[i], &smp[i]);
+            progress(&o, "-", &ms[k], i + 1, fl.n);
+        }
+        row *r = &rows[n_rows++];
+        r->link = "-";
+        r->m = &ms[k];
+        summarise(r, smp, fl.n, cl, &fl, ref);
+        if (csv)
+            print_row_csv(csv, r, NAN, NAN);
+        if (o.json)
+            print_row_json(r, NAN, NAN);
+        else
+            print_row_table(r);
+    }
+    local_close(&lb);
+    uint64_t next_id = ((uint64_t)spw__now_ns() << 16) | 1;
+    for (int l = 0; l < o.n_links && !rc && need_server; l++) {
+        spw_server_config sc;
+        spw_net_config cnet;
+        char addr[64];
+        uint64_t epoch = spw__now_ns(); /* the link's steps count from here */
+        if ((rc = e2e_endpoints(&o, o.links[l], epoch, &sc, NULL, NULL)))
+            break;
+        pid_t pid = start_server(&sc, addr, sizeof(addr));
+        if (pid < 0) {
+            rc = 1;
+            break;
+        }
+        if ((rc = e2e_endpoints(&o, o.links[l], epoch, NULL, &cnet, addr))) {
+            stop_server(pid);
+            break;
+        }
+        double rate = cnet.shape_rate_bps ? (double)cnet.shape_rate_bps : NAN;
+        double delay = (double)cnet.shape_delay_us / 1000.0;
+        spw_net *net = NULL;
+        for (int k = 0; k < n_methods && !rc; k++) {
+            const method *m = &ms[k];
+            if (m->kind == M_LOCAL)
+                continue;
+            int misses = -1;
+            if (m->kind == M_ADAPT) {
+                rc = run_adapt(&o, m, &cnet, o.links[l], &fl, smp, &as, &misses);
+            } else if (m->kind == M_BUNDLE) {
+                rc = run_bundle(&o, m, &cnet, o.links[l], &fl, smp);
+            } else {
+                if (!net && (rc = spw_net_open(&cnet, &net))) {
+                    rc = spw_cli_fail(rc, "bench e2e: client transport");
+                    break;
+                }
+                rc = run_offload(&o, m, net, o.links[l], &fl, smp, &next_id);
+            }
+            if (rc)
+                break;
+            row *r = &rows[n_rows++];
+            r->link = o.links[l];
+            r->m = m;
+            summarise(r, smp, fl.n, cl, &fl, ref);
+            r->misses = misses;
+            if (csv)
+                print_row_csv(csv, r, rate, delay);
+            if (o.json)
+                print_row_json(r, rate, delay);
+            else
+                print_row_table(r);
+            fflush(stdout);
+        }
+        spw_net_close(net);
+        stop_server(pid);
+    }
+    /* Exit 1 when any request went unanswered. */
+    for (int r = 0; r < n_rows && !rc; r++)
+        if (rows[r].lost) {
+            fprintf(stderr, "splitwire bench e2e: %d of %d requests of %s on %s unanswered\n",
+                    rows[r].lost, rows[r].n, rows[r].m->name, rows[r].link);
+            rc = 1;
+        }
+out:
+    if (as.trace)
+        fclose(as.trace);
+    if (csv)
+        fclose(csv);
+    spw__free(ref);
+    spw__free(rows);
+    spw__free(smp);
+    spw__free(cl);
+    spw_eval_files_free(&fl);
+    return rc;
+}
