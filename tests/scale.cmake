@@ -28,3 +28,15 @@ set_tests_properties(cli_ping cli_ping_silent cli_ping_bad_flag PROPERTIES TIMEO
 add_test(NAME deploy_files COMMAND ${SPW_EXPECT} --rc 0 --match "check.py: all checks hold" --
   /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tools/deploy/check.py $<TARGET_FILE:splitwire>)
 set_tests_properties(deploy_files PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
+
+# Graceful drain and failover: SIGTERM one of two servers mid-run; the client
+# (given both) finishes every image once, with the labels --local gives.
+add_test(NAME serve_drain COMMAND sh ${CMAKE_SOURCE_DIR}/tests/drain.sh
+  $<TARGET_FILE:splitwire> ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+  ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/checker.png
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/gradient.png
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/noise.png
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/radial.png)
+set_tests_properties(serve_drain PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE
+  ENVIRONMENT "${SPW_TEST_ENV}")

@@ -226,6 +226,11 @@ typedef struct spw_net_stats {
 
 SPW_API void spw_net_stats_get(const spw_net *net, spw_net_stats *out);
 
+/* Messages this endpoint still keeps: requests not yet answered or given
+ * up, answers not yet ACKed or expired (retain_ms). A server draining waits
+ * for 0 before it closes, so no answer is lost with it. */
+SPW_API size_t spw_net_kept(const spw_net *net);
+
 /*
  * Makes a new X25519 key pair for protocol version 2 and writes the private
  * key to private_path (mode 0600) and the public key to public_path (either

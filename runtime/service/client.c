@@ -17,7 +17,14 @@ typedef struct pending {
     size_t stream_len;
     int retries;
     uint64_t retry_at; /* 0: not waiting to retry */
+    int path;          /* the transport its current attempt went out on */
+    uint64_t epoch;    /* the client's epoch when it was sent */
 } pending;
+
+/* Transports (flows) a client may have open at once: the current one, and
+ * older ones still waiting for answers from servers it has moved away from. */
+#define MAX_PATHS 4
+#define MAX_SERVERS 16
 
 struct spw_client {
     spw_client_config cfg;
@@ -30,8 +37,15 @@ struct spw_client {
     float *input;
     int32_t *symbols;
     spw_preprocess pp;
-    spw_net *net;        /* remote mode */
-    spw_codec_seg *segs; /* remote mode: transmit buffers as the coder sees them */
+    spw_net *net; /* remote mode: the current flow, paths[cur] */
+    spw_net *paths[MAX_PATHS];
+    int users[MAX_PATHS]; /* pending requests whose attempt is on each path */
+    int cur;
+    uint64_t epoch;   /* moves on at each failover */
+    bool fresh_flows; /* a failover may open a new socket (kernel UDP, port 0) */
+    spw_net_addr servers[MAX_SERVERS];
+    int n_servers, server; /* the list, and the one in use */
+    spw_codec_seg *segs;   /* remote mode: transmit buffers as the coder sees them */
     int max_segs;
     size_t guess, bound;   /* transmit capacity asked first, and the worst case */
     spw_half *half;        /* local mode */
@@ -48,6 +62,75 @@ struct spw_client {
 static double ms(uint64_t a, uint64_t b)
 {
     return (double)(b - a) / 1e6;
+}
+
+/* The server list, the failover settings and whether a failover may open a
+ * new socket. The transports' peer is the first server. */
+static int servers_init(spw_client *c)
+{
+    spw_net_config *nc = &c->cfg.net;
+    if (c->cfg.n_servers > MAX_SERVERS || c->cfg.n_servers < 0 ||
+        (c->cfg.n_servers && !c->cfg.servers))
+        return spw__error(SPW_EINVAL, "client: %d servers given (at most %d)", c->cfg.n_servers,
+                          MAX_SERVERS);
+    for (int i = 0; i < c->cfg.n_servers; i++) {
+        int rc = spw_net_addr_parse(c->cfg.servers[i], &c->servers[i]);
+        if (rc)
+            return rc;
+    }
+    c->n_servers = c->cfg.n_servers;
+    if (c->n_servers)
+        nc->peer = c->cfg.servers[0];
+    if (c->cfg.failover_probes == 0)
+        c->cfg.failover_probes = 3;
+    if (c->cfg.failover_probes > 0 && !nc->max_retries)
+        nc->max_retries = (uint32_t)c->cfg.failover_probes;
+    spw_net_addr local = {0};
+    c->fresh_flows = nc->transport == SPW_NET_UDP &&
+                     (!nc->local || (!spw_net_addr_parse(nc->local, &local) && !local.port));
+    return 0;
+}
+
+/* Moves this client on to a new flow after a server refused a request as
+ * draining or stopped answering: the next server of the list, and over UDP
+ * with an ephemeral port a new socket, whose new source port makes a
+ * balancer hashing 5-tuples choose a server again. Requests still out on
+ * the old flow finish there. (A protocol with sessions starts a new one here.) */
+static void rotate(spw_client *c)
+{
+    c->epoch++;
+    if (c->n_servers > 1)
+        c->server = (c->server + 1) % c->n_servers;
+    if (!c->fresh_flows)
+        return;
+    int slot = -1;
+    for (int i = 0; i < MAX_PATHS; i++) {
+        if (i == c->cur)
+            continue;
+        if (c->paths[i] && !c->users[i]) {
+            spw_net_close(c->paths[i]); /* nothing more to come on it */
+            c->paths[i] = NULL;
+        }
+        if (!c->paths[i] && slot < 0)
+            slot = i;
+    }
+    if (slot < 0)
+        return; /* every older flow still waits for answers: stay on this one */
+    int rc = spw_net_open(&c->cfg.net, &c->paths[slot]);
+    if (rc) {
+        SPW_LOGW("client: no new flow for failover (%s); staying on this one", spw_strerror(rc));
+        return;
+    }
+    c->cur = slot;
+    c->net = c->paths[slot];
+}
+
+/* Where requests go now: zero (the transport's configured peer) unless a
+ * server list names more than one. */
+static spw_net_addr destination(const spw_client *c)
+{
+    spw_net_addr none = {0};
+    return c->n_servers > 1 ? c->servers[c->server] : none;
 }
 
 int spw_client_open(const spw_client_config *config, spw_client **out)
@@ -107,8 +190,11 @@ int spw_client_open(const spw_client_config *config, spw_client **out)
             goto fail;
         }
     } else {
-        if ((rc = spw_net_open(&config->net, &c->net)))
+        if ((rc = servers_init(c)))
             goto fail;
+        if ((rc = spw_net_open(&c->cfg.net, &c->paths[0])))
+            goto fail;
+        c->net = c->paths[0];
         /* Ask the transport for about twice the expected stream (from the
          * tables' entropy), not the worst case: a latent of a few KB would
          * otherwise tie up hundreds of packet buffers per request. A stream
@@ -139,7 +225,8 @@ void spw_client_close(spw_client *c)
 {
     if (!c)
         return;
-    spw_net_close(c->net);
+    for (int i = 0; i < MAX_PATHS; i++)
+        spw_net_close(c->paths[i]);
     spw__half_close(c->half);
     spw_plan_free(c->enc);
     spw_model_free(c->enc_model);
@@ -183,6 +270,8 @@ static void finish(spw_client *c, pending *p, uint64_t now)
     c->done[c->n_done++] = p->r;
     p->used = false;
     c->n_pending--;
+    if (c->net)
+        c->users[p->path]--;
 }
 
 /* Image -> preprocessed tensor -> symbols; fills the client-side timings. */
@@ -289,6 +378,7 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
             left -= take;
         }
         msg->request_id = p->wire_id;
+        msg->peer = destination(c);
         /* The transport keeps the request (and probes) until this deadline,
          * the same as the one the caller gave, not a retry count of its own. */
         msg->timeout_ms = (uint32_t)c->cfg.timeout_ms;
@@ -300,6 +390,9 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
         p->r.ms_entropy = ms(t2, t3);
         p->t_sent = t3;
         p->used = true;
+        p->path = c->cur;
+        p->epoch = c->epoch;
+        c->users[c->cur]++;
         c->n_pending++;
     }
     if (request_id)
@@ -344,12 +437,18 @@ static void send_retry(spw_client *c, pending *p, uint64_t now)
         .h = (uint16_t)in->latent_h,
         .w = (uint16_t)in->latent_w,
         .request_id = c->next_id++,
+        .peer = destination(c),
     };
     uint64_t deadline = p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull;
     hdr.timeout_ms = (uint32_t)((deadline - now) / 1000000ull + 1);
     spw_net_seg seg = {p->stream, p->stream_len};
     p->retry_at = 0;
     p->wire_id = hdr.request_id;
+    c->users[p->path]--;
+    p->path = c->cur;
+    p->epoch = c->epoch;
+    c->users[p->path]++;
+    p->t_sent = now;
     int rc = spw_net_sendv(c->net, &hdr, &seg, 1);
     if (rc == SPW_EAGAIN) {
         p->retry_at = now + 1000000ull; /* no transmit buffers yet: shortly */
@@ -361,27 +460,46 @@ static void send_retry(spw_client *c, pending *p, uint64_t now)
     }
 }
 
-/* Takes every ready message off the transport and completes requests. */
-static void drain(spw_client *c)
+/* p must go to another server: the one it went to refused it as draining,
+ * or went silent. The first request to notice moves the client on to a new
+ * flow; the others that were on the old one follow it. */
+static bool fail_over(spw_client *c, pending *p, uint64_t now)
+{
+    if (p->epoch == c->epoch)
+        rotate(c);
+    return schedule_retry(c, p, now);
+}
+
+/* Takes every ready message off one transport and completes requests. */
+static void drain_path(spw_client *c, spw_net *net)
 {
     spw_net_msg *msgs[16];
     int n;
-    while ((n = spw_net_recv(c->net, msgs, 16)) > 0) {
+    while ((n = spw_net_recv(net, msgs, 16)) > 0) {
         uint64_t now = spw__now_ns();
         for (int i = 0; i < n; i++) {
             spw_net_msg *m = msgs[i];
             pending *p = find(c, m->request_id);
             if (p && m->type == SPW_NET_ERROR && !m->status && m->bytes >= 4) {
                 int32_t st;
-                spw_net_msg_copy(c->net, m, &st, 4);
-                if (st == SPW_EBUSY && schedule_retry(c, p, now)) {
-                    spw_net_msg_free(c->net, m);
+                spw_net_msg_copy(net, m, &st, 4);
+                if ((st == SPW_EBUSY && schedule_retry(c, p, now)) ||
+                    (st == SPW_ECANCELED && fail_over(c, p, now))) {
+                    spw_net_msg_free(net, m);
                     continue;
                 }
             }
+            /* Given up by the transport before the deadline: probes went
+             * unanswered, so the server is gone. */
+            if (p && m->status == SPW_ETIMEDOUT && c->cfg.failover_probes > 0 &&
+                now < p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull &&
+                fail_over(c, p, now)) {
+                spw_net_msg_free(net, m);
+                continue;
+            }
             if (p && (m->type == SPW_NET_RESULT || m->type == SPW_NET_ERROR || m->status)) {
                 unsigned char buf[512];
-                size_t len = spw_net_msg_copy(c->net, m, buf, sizeof(buf));
+                size_t len = spw_net_msg_copy(net, m, buf, sizeof(buf));
                 uint32_t server_us = 0;
                 if (m->status) {
                     p->r.status = m->status;
@@ -402,9 +520,20 @@ static void drain(spw_client *c)
                 p->r.ms_network = rtt > p->r.ms_server ? rtt - p->r.ms_server : 0;
                 finish(c, p, now);
             }
-            spw_net_msg_free(c->net, m);
+            spw_net_msg_free(net, m);
         }
     }
+}
+
+/* Every open flow: older ones still bring answers from servers left behind. */
+static void drain(spw_client *c)
+{
+    for (int i = 0; i < MAX_PATHS; i++)
+        if (c->paths[i]) {
+            if (i != c->cur)
+                spw_net_poll(c->paths[i], 0);
+            drain_path(c, c->paths[i]);
+        }
 }
 
 /* Deadlines, and retries of requests the server refused as overloaded. */
@@ -480,20 +609,12 @@ int spw_client_classify(spw_client *c, const spw_image *img, spw_result *out)
     }
 }
 
-int spw_client_ping(spw_client *c, int timeout_ms, double *rtt_ms)
+/* One PING to the server in use, and its PONG. */
+static int ping_once(spw_client *c, int timeout_ms, double *rtt_ms)
 {
-    if (!c)
-        return spw__error(SPW_EINVAL, "client_ping: NULL argument");
-    if (!c->net) {
-        if (rtt_ms)
-            *rtt_ms = 0;
-        return 0;
-    }
-    /* Only between requests: the loop below would swallow their results. */
-    if (c->n_pending)
-        return spw__error(SPW_EBUSY, "ping: %d requests outstanding", c->n_pending);
     uint64_t token = spw__now_ns(), t0 = token;
-    int rc = spw_net_ping(c->net, NULL, token);
+    spw_net_addr dst = destination(c);
+    int rc = spw_net_ping(c->net, dst.port ? &dst : NULL, token);
     if (rc)
         return rc;
     uint64_t deadline = t0 + (uint64_t)timeout_ms * 1000000ull;
@@ -515,4 +636,27 @@ int spw_client_ping(spw_client *c, int timeout_ms, double *rtt_ms)
         }
     }
     return spw__error(SPW_ETIMEDOUT, "no answer to a ping within %d ms", timeout_ms);
+}
+
+int spw_client_ping(spw_client *c, int timeout_ms, double *rtt_ms)
+{
+    if (!c)
+        return spw__error(SPW_EINVAL, "client_ping: NULL argument");
+    if (!c->net) {
+        if (rtt_ms)
+            *rtt_ms = 0;
+        return 0;
+    }
+    /* Only between requests: the loop below would swallow their results. */
+    if (c->n_pending)
+        return spw__error(SPW_EBUSY, "ping: %d requests outstanding", c->n_pending);
+    /* With a server list, the first that answers becomes the one in use. */
+    int rc = 0;
+    for (int a = 0; a < (c->n_servers > 1 ? c->n_servers : 1); a++) {
+        if (a)
+            rotate(c);
+        if (!(rc = ping_once(c, timeout_ms, rtt_ms)))
+            return 0;
+    }
+    return rc;
 }

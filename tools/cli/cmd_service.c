@@ -477,6 +477,7 @@ enum {
     OPT_BIND,
     OPT_CLASSES,
     OPT_REUSEPORT,
+    OPT_FAILOVER,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
@@ -621,7 +622,9 @@ static void classify_usage(FILE *f)
                "  --local             no network: run the server half here\n"
                "  --models DIR        --local: where backbones are\n"
                "  --transport T       udp (default) or dpdk\n"
-               "  --server IP:PORT    server address (default 127.0.0.1:7878)\n"
+               "  --server IP:PORT[,IP:PORT...]\n"
+               "                      server address (default 127.0.0.1:7878); with several,\n"
+               "                      the next is used when one drains or goes silent\n"
                "  --bind IP:PORT      this client's address (default: 0.0.0.0:0 over UDP,\n"
                "                      127.0.0.1:7879 over DPDK)\n"
                "  --eal \"ARGS\"        DPDK EAL arguments (with --transport dpdk)\n"
@@ -632,6 +635,9 @@ static void classify_usage(FILE *f)
                "  --top K             scores per image (default 5)\n"
                "  --inflight N        requests on the wire at once (default 4)\n"
                "  --timeout-ms N      per request (default 2000)\n"
+               "  --failover-probes N probes without any reply before a request is sent\n"
+               "                      again on a new flow (default 3; 0: only when a\n"
+               "                      draining server refuses it)\n"
                "  --json              one JSON object per image, then a summary\n"
                "  --quiet             summary only\n"
                "  --classes FILE      class table (index, wnid, name, imagenet1k_idx) that says\n"
@@ -643,6 +649,8 @@ static void classify_usage(FILE *f)
 
 typedef struct client_opts {
     spw_client_config cc;
+    char *server_list; /* --server, cut at the commas; servers point into it */
+    const char *servers[16];
     net_opts no;
     run_opts ro;
     bool reference;
@@ -666,7 +674,30 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         co->no.transport = arg;
         return -1;
     case OPT_ADDR:
-        co->no.addr = arg;
+        free(co->server_list);
+        co->server_list = strdup(arg);
+        co->cc.n_servers = 0;
+        for (char *save, *tok = co->server_list ? strtok_r(co->server_list, ",", &save) : NULL; tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            if (co->cc.n_servers == 16) {
+                fprintf(stderr, "splitwire: --server takes at most 16 addresses\n");
+                return 2;
+            }
+            co->servers[co->cc.n_servers++] = tok;
+        }
+        if (!co->cc.n_servers) {
+            fprintf(stderr, "splitwire: --server needs an address\n");
+            return 2;
+        }
+        co->no.addr = co->servers[0];
+        co->cc.servers = co->servers;
+        return -1;
+    case OPT_FAILOVER:
+        if (!spw_cli_parse_int(arg, 0, 1000, &v)) {
+            fprintf(stderr, "splitwire: --failover-probes needs an integer in 0..1000\n");
+            return 2;
+        }
+        co->cc.failover_probes = v ? (int)v : -1;
         return -1;
     case OPT_EAL:
         co->no.eal = arg;
@@ -767,14 +798,24 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
         {"top", required_argument, 0, OPT_TOP}, {"inflight", required_argument, 0, OPT_INFLIGHT}, \
         {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},    \
         {"quiet", no_argument, 0, OPT_QUIET}, {"reference", no_argument, 0, OPT_REFERENCE},       \
+        {"failover-probes", required_argument, 0, OPT_FAILOVER},                                  \
     {                                                                                             \
         "help", no_argument, 0, 'h'                                                               \
     }
 
+static int classify_with(client_opts *co, int argc, char **argv);
+
 int spw_cli_classify(int argc, char **argv)
 {
-    static const struct option opts[] = {CLIENT_OPTIONS, {0, 0, 0, 0}};
     client_opts co = {.ro = {.inflight = 4}};
+    int rc = classify_with(&co, argc, argv);
+    free(co.server_list);
+    return rc;
+}
+
+static int classify_with(client_opts *co, int argc, char **argv)
+{
+    static const struct option opts[] = {CLIENT_OPTIONS, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -782,18 +823,18 @@ int spw_cli_classify(int argc, char **argv)
             classify_usage(stdout);
             return 0;
         }
-        int rc = parse_client_opt(c, optarg, &co);
+        int rc = parse_client_opt(c, optarg, co);
         if (rc >= 0) {
             classify_usage(stderr);
             return rc;
         }
     }
-    if (!co.cc.bundle_dir || optind >= argc) {
+    if (!co->cc.bundle_dir || optind >= argc) {
         classify_usage(stderr);
         return 2;
     }
-    if (!co.cc.local) {
-        int rc = net_config(&co.no, false, &co.cc.net);
+    if (!co->cc.local) {
+        int rc = net_config(&co->no, false, &co->cc.net);
         if (rc)
             return rc;
     }
@@ -802,26 +843,26 @@ int spw_cli_classify(int argc, char **argv)
     spw_eval_files fl = {0};
     for (int i = optind; i < argc; i++)
         list_collect(&fl, argv[i]);
-    co.ro.first_input = argv[optind];
-    backend_notice(co.cc.backend);
+    co->ro.first_input = argv[optind];
+    backend_notice(co->cc.backend);
     spw_client *client;
-    int rc = spw_client_open(&co.cc, &client);
+    int rc = spw_client_open(&co->cc, &client);
     if (rc) {
         spw_eval_files_free(&fl);
         return spw_cli_fail(rc, "cannot start the client");
     }
-    if (!co.cc.local &&
-        (rc = spw_client_ping(client, co.cc.timeout_ms ? co.cc.timeout_ms : 2000, NULL))) {
+    if (!co->cc.local &&
+        (rc = spw_client_ping(client, co->cc.timeout_ms ? co->cc.timeout_ms : 2000, NULL))) {
         spw_client_close(client);
         spw_eval_files_free(&fl);
-        return spw_cli_fail(rc, "server %s unreachable", co.cc.net.peer);
+        return spw_cli_fail(rc, "server %s unreachable", co->cc.net.peer);
     }
     int *ref = NULL;
-    if (co.reference)
-        co.ro.reference = ref =
-            reference_labels(spw_client_bundle(client), co.cc.models_dir, &fl, co.ro.json);
-    rc = run_images(client, &fl, &co.ro,
-                    co.cc.local ? "local" : spw_net_transport_name(co.cc.net.transport));
+    if (co->reference)
+        co->ro.reference = ref =
+            reference_labels(spw_client_bundle(client), co->cc.models_dir, &fl, co->ro.json);
+    rc = run_images(client, &fl, &co->ro,
+                    co->cc.local ? "local" : spw_net_transport_name(co->cc.net.transport));
     free(ref);
     spw_client_close(client);
     spw_eval_files_free(&fl);
