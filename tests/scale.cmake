@@ -40,3 +40,16 @@ add_test(NAME serve_drain COMMAND sh ${CMAKE_SOURCE_DIR}/tests/drain.sh
   ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/radial.png)
 set_tests_properties(serve_drain PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE
   ENVIRONMENT "${SPW_TEST_ENV}")
+
+# The real thing in network namespaces: three servers behind an nftables
+# DNAT balancer, three clients; one server killed, one drained mid-run. Every
+# image answered once, as --local labels it. Skips without root, ip netns or nft.
+add_test(NAME serve_netns_lb COMMAND sh ${CMAKE_SOURCE_DIR}/tests/netns_lb.sh
+  $<TARGET_FILE:splitwire> ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+  ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/checker.png
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/gradient.png
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/noise.png
+  ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/radial.png)
+set_tests_properties(serve_netns_lb PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE SKIP_RETURN_CODE 77
+  ENVIRONMENT "${SPW_TEST_ENV}")
