@@ -147,3 +147,7 @@ echo "netns_lb.sh: $total images answered once each, as --local labels them" \
   "($before before server 1 was killed and server 2 drained;" \
   "server 2 answered $(res 2) in all, server 3 $(res 3))"
 [ $total -eq 90 ] || fail "$total of 90 images answered"
+for c in 1 2 3; do
+  sed -n 's/.*"total_ms_p50": \([0-9.]*\), "total_ms_p99": \([0-9.]*\).*/\1 \2/p' "$dir/remote$c.out" |
+    { read -r p50 p99; echo "netns_lb.sh: client $c: total ms p50 $p50, p99 $p99"; }
+done

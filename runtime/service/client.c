@@ -470,6 +470,19 @@ static bool fail_over(spw_client *c, pending *p, uint64_t now)
     return schedule_retry(c, p, now);
 }
 
+/* p's server went silent: the other requests out on the same flow went to
+ * the same server, so they move now instead of each waiting out its probes. */
+static void flow_silent(spw_client *c, pending *p, uint64_t now)
+{
+    uint64_t epoch = p->epoch;
+    int path = p->path;
+    for (int i = 0; i < c->cfg.max_inflight; i++) {
+        pending *q = &c->pend[i];
+        if (q != p && q->used && !q->retry_at && q->path == path && q->epoch == epoch)
+            schedule_retry(c, q, now);
+    }
+}
+
 /* Takes every ready message off one transport and completes requests. */
 static void drain_path(spw_client *c, spw_net *net)
 {
@@ -492,8 +505,12 @@ static void drain_path(spw_client *c, spw_net *net)
             /* Given up by the transport before the deadline: probes went
              * unanswered, so the server is gone. */
             if (p && m->status == SPW_ETIMEDOUT && c->cfg.failover_probes > 0 &&
-                now < p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull &&
-                fail_over(c, p, now)) {
+                now < p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull) {
+                flow_silent(c, p, now);
+                if (!fail_over(c, p, now)) {
+                    p->r.status = SPW_ETIMEDOUT;
+                    finish(c, p, now);
+                }
                 spw_net_msg_free(net, m);
                 continue;
             }
