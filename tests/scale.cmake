@@ -53,3 +53,17 @@ add_test(NAME serve_netns_lb COMMAND sh ${CMAKE_SOURCE_DIR}/tests/netns_lb.sh
   ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/radial.png)
 set_tests_properties(serve_netns_lb PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE SKIP_RETURN_CODE 77
   ENVIRONMENT "${SPW_TEST_ENV}")
+
+# DPDK serve --queues 2 over net_memif: each queue pair, served by its own
+# thread, answers a share of the requests of a client sending on both.
+if(SPW_NET_HAVE_DPDK)
+  add_test(NAME serve_dpdk_queues COMMAND sh ${CMAKE_SOURCE_DIR}/tests/dpdk_queues.sh
+    $<TARGET_FILE:splitwire> ${SPW_DPDK_PMD_DIR} ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+    ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models
+    ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/checker.png
+    ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/gradient.png
+    ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/noise.png
+    ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/radial.png)
+  set_tests_properties(serve_dpdk_queues PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE
+    ENVIRONMENT "${SPW_TEST_ENV}")
+endif()

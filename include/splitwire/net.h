@@ -82,6 +82,14 @@ typedef struct spw_net_config {
     const char *peer_mac;  /* "aa:bb:cc:dd:ee:ff"; NULL = learned from traffic */
     uint32_t mbufs;        /* mempool size; 0 = derived from the limits below */
     uint32_t link_wait_ms; /* open waits this long for link up (0 = 2000) */
+    /* DPDK: RX/TX queue pairs of the port (0 = 1, at most 16) and the pair
+     * this endpoint polls. Endpoints of one process, one per pair, share the
+     * EAL and the port: the first opened configures every pair (with RSS
+     * over addresses and ports where the device has it; net_memif pairs
+     * queue i with its peer's queue i) and starts the port. Each pair has
+     * its own mempools, so endpoints on different pairs share no lock and
+     * may run on different threads. */
+    uint32_t queues, queue;
 
     /* Memory transport: the endpoint created first passes NULL; the second
      * passes the first, and the two are joined. */

@@ -45,6 +45,7 @@ struct spw_client {
     bool fresh_flows; /* a failover may open a new socket (kernel UDP, port 0) */
     spw_net_addr servers[MAX_SERVERS];
     int n_servers, server; /* the list, and the one in use */
+    int n_lanes, lane;     /* DPDK queue pairs: requests go round-robin over paths */
     spw_codec_seg *segs;   /* remote mode: transmit buffers as the coder sees them */
     int max_segs;
     size_t guess, bound;   /* transmit capacity asked first, and the worst case */
@@ -125,6 +126,12 @@ static void rotate(spw_client *c)
     c->net = c->paths[slot];
 }
 
+/* The path a request goes out on: the current flow, or the next queue pair. */
+static int next_path(spw_client *c)
+{
+    return c->n_lanes > 1 ? c->lane++ % c->n_lanes : c->cur;
+}
+
 /* Where requests go now: zero (the transport's configured peer) unless a
  * server list names more than one. */
 static spw_net_addr destination(const spw_client *c)
@@ -192,8 +199,18 @@ int spw_client_open(const spw_client_config *config, spw_client **out)
     } else {
         if ((rc = servers_init(c)))
             goto fail;
-        if ((rc = spw_net_open(&c->cfg.net, &c->paths[0])))
+        /* DPDK with several queue pairs: one endpoint per pair. */
+        spw_net_config nc = c->cfg.net;
+        c->n_lanes = nc.transport == SPW_NET_DPDK && nc.queues > 1 ? (int)nc.queues : 1;
+        if (c->n_lanes > MAX_PATHS) {
+            rc = spw__error(SPW_EINVAL, "client: at most %d DPDK queue pairs", MAX_PATHS);
             goto fail;
+        }
+        for (int q = 0; q < c->n_lanes; q++) {
+            nc.queue = (uint32_t)q;
+            if ((rc = spw_net_open(&nc, &c->paths[q])))
+                goto fail;
+        }
         c->net = c->paths[0];
         /* Ask the transport for about twice the expected stream (from the
          * tables' entropy), not the worst case: a latent of a few KB would
@@ -337,14 +354,16 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
         c->n_pending++;
         finish(c, p, t4);
     } else {
+        int path = next_path(c);
+        spw_net *net = c->paths[path];
         spw_net_msg *msg = NULL;
         spw_codec_span span;
         rc = SPW_ENOSPC;
         for (size_t cap = c->guess; rc == SPW_ENOSPC; cap = c->bound) {
-            if ((rc = spw_net_tx_alloc(c->net, cap, &msg)))
+            if ((rc = spw_net_tx_alloc(net, cap, &msg)))
                 return rc;
             if (msg->nsegs > c->max_segs) {
-                spw_net_msg_free(c->net, msg);
+                spw_net_msg_free(net, msg);
                 return spw__error(SPW_EINTERNAL, "transport gave %d segments for %zu bytes",
                                   msg->nsegs, cap);
             }
@@ -353,7 +372,7 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
             rc = spw_codec_encode(c->codec, c->symbols, in->latent_c, in->latent_h, in->latent_w,
                                   c->segs, msg->nsegs, &span);
             if (rc) {
-                spw_net_msg_free(c->net, msg);
+                spw_net_msg_free(net, msg);
                 if (rc != SPW_ENOSPC || cap == c->bound)
                     return rc;
             }
@@ -383,16 +402,16 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
          * the same as the one the caller gave, not a retry count of its own. */
         msg->timeout_ms = (uint32_t)c->cfg.timeout_ms;
         uint64_t t3 = spw__now_ns();
-        if ((rc = spw_net_send(c->net, msg, span.first, span.offset, span.bytes)))
+        if ((rc = spw_net_send(net, msg, span.first, span.offset, span.bytes)))
             return rc;
         p->r.bytes = span.bytes;
         p->r.bpp = (double)span.bytes * 8.0 / ((double)in->input_width * in->input_height);
         p->r.ms_entropy = ms(t2, t3);
         p->t_sent = t3;
         p->used = true;
-        p->path = c->cur;
+        p->path = path;
         p->epoch = c->epoch;
-        c->users[c->cur]++;
+        c->users[path]++;
         c->n_pending++;
     }
     if (request_id)
@@ -445,11 +464,11 @@ static void send_retry(spw_client *c, pending *p, uint64_t now)
     p->retry_at = 0;
     p->wire_id = hdr.request_id;
     c->users[p->path]--;
-    p->path = c->cur;
+    p->path = next_path(c);
     p->epoch = c->epoch;
     c->users[p->path]++;
     p->t_sent = now;
-    int rc = spw_net_sendv(c->net, &hdr, &seg, 1);
+    int rc = spw_net_sendv(c->paths[p->path], &hdr, &seg, 1);
     if (rc == SPW_EAGAIN) {
         p->retry_at = now + 1000000ull; /* no transmit buffers yet: shortly */
         return;
@@ -585,6 +604,8 @@ int spw_client_poll(spw_client *c, spw_result *results, int max, int timeout_ms)
         }
         /* Wake at least every 10 ms to enforce per-request deadlines. */
         int64_t wait = left_us < 0 || left_us > 10000 ? 10000 : left_us;
+        if (c->n_lanes > 1 && wait > 100)
+            wait = 100; /* the other pairs are polled in drain() */
         int rc = spw_net_poll(c->net, wait);
         if (rc < 0)
             return rc;
@@ -619,7 +640,7 @@ int spw_client_classify(spw_client *c, const spw_image *img, spw_result *out)
         }
         if (!c->net)
             return spw__error(SPW_EINTERNAL, "local request %llu vanished", (unsigned long long)id);
-        if ((rc = spw_net_poll(c->net, 10000)) < 0)
+        if ((rc = spw_net_poll(c->net, c->n_lanes > 1 ? 100 : 10000)) < 0)
             return rc;
         drain(c);
         expire(c, spw__now_ns());

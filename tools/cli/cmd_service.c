@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -414,18 +416,27 @@ static int run_images(spw_client *client, const spw_eval_files *fl, const run_op
 
 /* ---- serve -------------------------------------------------------------- */
 
-static spw_server *volatile serving;
+/* One server per DPDK queue pair (one in every other case). */
+#define MAX_LANES 16
+static spw_server *volatile serving[MAX_LANES];
 
 static void on_stop(int sig)
 {
     (void)sig;
-    spw_server_stop(serving);
+    for (int i = 0; i < MAX_LANES; i++)
+        spw_server_stop(serving[i]);
 }
 
 static void on_stats(int sig)
 {
     (void)sig;
-    spw_server_request_stats(serving);
+    for (int i = 0; i < MAX_LANES; i++)
+        spw_server_request_stats(serving[i]);
+}
+
+static void *lane_main(void *arg)
+{
+    return (void *)(intptr_t)spw_server_run(arg);
 }
 
 static void serve_usage(FILE *f)
@@ -448,6 +459,9 @@ static void serve_usage(FILE *f)
             "  --workers N         inference threads (default 1)\n"
             "  --reuseport N       UDP: share the port with N server processes (each\n"
             "                      started with the same N); requests are spread by id\n"
+            "  --queues N          DPDK: serve N RX/TX queue pairs of the port, each with\n"
+            "                      its own serving thread and --workers (RSS, or memif's\n"
+            "                      pairs, spread the flows)\n"
             "SIGINT/SIGTERM stop after finishing accepted requests; SIGUSR1 prints statistics.\n");
 }
 
@@ -478,21 +492,35 @@ enum {
     OPT_CLASSES,
     OPT_REUSEPORT,
     OPT_FAILOVER,
+    OPT_QUEUES,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
 {
-    spw_server *srv;
-    int rc = spw_server_open(sc, &srv);
+    spw_server *srv, *lanes[MAX_LANES] = {0};
+    int n_lanes = sc->net.queues > 1 ? (int)sc->net.queues : 1;
+    int rc = 0;
+    /* Queue pairs after the first: servers of their own, each with its
+     * serving thread and workers, sharing nothing with the others. */
+    for (int q = 0; q < n_lanes && !rc; q++) {
+        spw_server_config lc = *sc;
+        lc.net.queue = (uint32_t)q;
+        rc = spw_server_open(&lc, &lanes[q]);
+    }
+    srv = lanes[0];
     if (ready_fd >= 0) {
         int32_t msg = rc;
         if (write(ready_fd, &msg, sizeof(msg)) != sizeof(msg))
             rc = rc ? rc : SPW_EIO;
         close(ready_fd);
     }
-    if (rc)
+    if (rc) {
+        for (int q = 0; q < n_lanes; q++)
+            spw_server_close(lanes[q]);
         return spw_cli_fail(rc, "cannot start the server");
-    serving = srv;
+    }
+    for (int q = 0; q < n_lanes; q++)
+        serving[q] = lanes[q];
     struct sigaction sa = {0};
     sa.sa_handler = on_stop;
     sigaction(SIGINT, &sa, NULL);
@@ -503,10 +531,30 @@ static int serve_with(spw_server_config *sc, int ready_fd)
     if (ready_fd < 0 && spw_server_local_addr(srv, &a) == 0)
         fprintf(stderr, "splitwire: serving on %u.%u.%u.%u:%u\n", a.ip >> 24, (a.ip >> 16) & 255,
                 (a.ip >> 8) & 255, a.ip & 255, a.port);
+    pthread_t threads[MAX_LANES];
+    int started = 1;
+    for (int q = 1; q < n_lanes; q++, started++)
+        if (pthread_create(&threads[q], NULL, lane_main, lanes[q])) {
+            fprintf(stderr, "splitwire serve: cannot start queue pair %d\n", q);
+            on_stop(0);
+            break;
+        }
     rc = spw_server_run(srv);
-    spw_server_print_stats(srv, stderr);
-    serving = NULL;
-    spw_server_close(srv);
+    for (int q = 1; q < started; q++) {
+        void *lrc;
+        pthread_join(threads[q], &lrc);
+        rc = rc ? rc : (int)(intptr_t)lrc;
+    }
+    if (started < n_lanes)
+        rc = rc ? rc : SPW_EINTERNAL;
+    for (int q = 0; q < n_lanes; q++) {
+        if (n_lanes > 1)
+            fprintf(stderr, "queue pair %d:\n", q);
+        spw_server_print_stats(lanes[q], stderr);
+        serving[q] = NULL;
+    }
+    for (int q = 0; q < n_lanes; q++)
+        spw_server_close(lanes[q]);
     return rc ? 1 : 0;
 }
 
@@ -525,12 +573,13 @@ int spw_cli_serve(int argc, char **argv)
                                          {"max-wait-us", required_argument, 0, OPT_WAIT},
                                          {"workers", required_argument, 0, OPT_WORKERS},
                                          {"reuseport", required_argument, 0, OPT_REUSEPORT},
+                                         {"queues", required_argument, 0, OPT_QUEUES},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *bundles[16];
     spw_server_config sc = {0};
     net_opts no = {0};
-    uint32_t reuseport = 0;
+    uint32_t reuseport = 0, queues = 0;
     long v;
     int c;
     optind = 1;
@@ -566,9 +615,14 @@ int spw_cli_serve(int argc, char **argv)
         case OPT_BATCH:
         case OPT_WAIT:
         case OPT_WORKERS:
+        case OPT_QUEUES:
         case OPT_REUSEPORT: {
             long lo = c == OPT_MTU ? 576 : c == OPT_THREADS ? 0 : 1;
-            long hi = c == OPT_MTU ? 9000 : c == OPT_BATCH ? 64 : c == OPT_WAIT ? 10000000 : 256;
+            long hi = c == OPT_MTU      ? 9000
+                      : c == OPT_BATCH  ? 64
+                      : c == OPT_WAIT   ? 10000000
+                      : c == OPT_QUEUES ? MAX_LANES
+                                        : 256;
             if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
                 fprintf(stderr, "splitwire serve: %s needs an integer in %ld..%ld\n",
                         argv[optind - 1], lo, hi);
@@ -584,6 +638,8 @@ int spw_cli_serve(int argc, char **argv)
                 sc.max_wait_us = (int)v;
             else if (c == OPT_REUSEPORT)
                 reuseport = (uint32_t)v;
+            else if (c == OPT_QUEUES)
+                queues = (uint32_t)v;
             else
                 sc.workers = (int)v;
             break;
@@ -605,6 +661,12 @@ int spw_cli_serve(int argc, char **argv)
     if (rc)
         return rc;
     sc.net.reuseport = reuseport;
+    if (queues > 1 && sc.net.transport != SPW_NET_DPDK) {
+        fprintf(stderr, "splitwire serve: --queues is for --transport dpdk (over UDP, run\n"
+                        "processes with --reuseport)\n");
+        return 2;
+    }
+    sc.net.queues = queues;
     backend_notice(sc.backend);
     return serve_with(&sc, -1);
 }
@@ -635,6 +697,8 @@ static void classify_usage(FILE *f)
                "  --top K             scores per image (default 5)\n"
                "  --inflight N        requests on the wire at once (default 4)\n"
                "  --timeout-ms N      per request (default 2000)\n"
+               "  --queues N          DPDK: send over N queue pairs in turn (a server with\n"
+               "                      --queues N over net_memif answers on each)\n"
                "  --failover-probes N probes without any reply before a request is sent\n"
                "                      again on a new flow (default 3; 0: only when a\n"
                "                      draining server refuses it)\n"
@@ -650,6 +714,7 @@ static void classify_usage(FILE *f)
 typedef struct client_opts {
     spw_client_config cc;
     char *server_list; /* --server, cut at the commas; servers point into it */
+    long queues;       /* --queues: DPDK queue pairs */
     const char *servers[16];
     net_opts no;
     run_opts ro;
@@ -691,6 +756,12 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         }
         co->no.addr = co->servers[0];
         co->cc.servers = co->servers;
+        return -1;
+    case OPT_QUEUES:
+        if (!spw_cli_parse_int(arg, 1, 4, &co->queues)) {
+            fprintf(stderr, "splitwire: --queues needs an integer in 1..4\n");
+            return 2;
+        }
         return -1;
     case OPT_FAILOVER:
         if (!spw_cli_parse_int(arg, 0, 1000, &v)) {
@@ -799,6 +870,7 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
         {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},    \
         {"quiet", no_argument, 0, OPT_QUIET}, {"reference", no_argument, 0, OPT_REFERENCE},       \
         {"failover-probes", required_argument, 0, OPT_FAILOVER},                                  \
+        {"queues", required_argument, 0, OPT_QUEUES},                                             \
     {                                                                                             \
         "help", no_argument, 0, 'h'                                                               \
     }
@@ -837,6 +909,7 @@ static int classify_with(client_opts *co, int argc, char **argv)
         int rc = net_config(&co->no, false, &co->cc.net);
         if (rc)
             return rc;
+        co->cc.net.queues = (uint32_t)co->queues;
     }
     /* Each result line reaches a file or pipe as soon as it is printed. */
     setvbuf(stdout, NULL, _IOLBF, 0);
