@@ -456,6 +456,13 @@ static void snapshot_net(spw_server *s)
 #define DRAIN_WORK_NS 5000000000ull
 #define DRAIN_ANSWERS_NS 2000000000ull
 
+static void refuse(spw_server *s, const spw_net_msg *m)
+{
+    bump(s, &s->st.requests, 1);
+    bump(s, &s->st.refused, 1);
+    reply_error(s, m, SPW_ECANCELED, "server draining: send it elsewhere");
+}
+
 static void drain(spw_server *s)
 {
     for (int b = 0; b < s->n_bundles; b++)
@@ -474,11 +481,8 @@ static void drain(spw_server *s)
         int n;
         while ((n = spw_net_recv(s->net, msgs, 32)) > 0)
             for (int i = 0; i < n; i++) {
-                if (msgs[i]->type == SPW_NET_REQUEST && msgs[i]->status == 0) {
-                    bump(s, &s->st.requests, 1);
-                    bump(s, &s->st.refused, 1);
-                    reply_error(s, msgs[i], SPW_ECANCELED, "server draining: send it elsewhere");
-                }
+                if (msgs[i]->type == SPW_NET_REQUEST && msgs[i]->status == 0)
+                    refuse(s, msgs[i]);
                 spw_net_msg_free(s->net, msgs[i]);
             }
         complete(s);
@@ -513,11 +517,17 @@ int spw_server_run(spw_server *s)
         int n;
         while ((n = spw_net_recv(s->net, msgs, 32)) > 0) {
             now = spw__now_ns();
+            /* Once stopped, nothing more is accepted, even from this burst. */
+            bool stopping = atomic_load_explicit(&s->stop, memory_order_relaxed);
             for (int i = 0; i < n; i++) {
-                if (msgs[i]->type == SPW_NET_REQUEST && msgs[i]->status == 0)
-                    on_request(s, msgs[i], now);
-                else
+                if (msgs[i]->type != SPW_NET_REQUEST || msgs[i]->status != 0) {
                     spw_net_msg_free(s->net, msgs[i]);
+                } else if (stopping) {
+                    refuse(s, msgs[i]);
+                    spw_net_msg_free(s->net, msgs[i]);
+                } else {
+                    on_request(s, msgs[i], now);
+                }
             }
         }
         complete(s);
