@@ -1,5 +1,5 @@
 /* DPDK transport: one ethdev port (any PMD: net_memif, net_af_packet, net_tap,
- * a physical NIC), one RX and one TX queue, busy polled.
+ * a physical NIC), one RX/TX queue pair of it per endpoint, busy polled.
  *
  * Frames live in mbufs: the payload is written straight into the data room
  * by the producer, the Ethernet/IPv4/UDP headers are built in the bytes in

@@ -31,14 +31,15 @@ extern "C" {
  * spw_net_msg_free().
  *
  * Threads: one spw_net is used by one thread at a time. DPDK initialises its
- * EAL once per process, so a process has at most one DPDK spw_net.
+ * EAL once per process, so a process has at most one DPDK spw_net per queue
+ * pair of one port (spw_net_config.queues).
  */
 
 typedef struct spw_net spw_net;
 
 typedef enum spw_net_transport {
     SPW_NET_UDP = 0,    /* kernel UDP sockets (sendmmsg/recvmmsg) */
-    SPW_NET_DPDK = 1,   /* one DPDK port, one RX and one TX queue */
+    SPW_NET_DPDK = 1,   /* one DPDK port, one RX/TX queue pair of it (see queues) */
     SPW_NET_MEMORY = 2, /* in-process pair for tests: see memory_pair */
 } spw_net_transport;
 
