@@ -55,7 +55,9 @@ typedef struct spw_client_config {
      * (SPW_ECANCELED), or one that went failover_probes probes without any
      * reply, is sent again on a new flow: to the next server, and over kernel
      * UDP with an ephemeral local port also from a new socket (a new source
-     * port), so a balancer hashing 5-tuples picks a server again. */
+     * port), so a balancer hashing 5-tuples picks a server again. The
+     * strings of net and servers must outlive the client: a failover opens
+     * the new socket with them. */
     const char *const *servers;
     int n_servers;
     int failover_probes; /* 0 = 3; < 0: never on silence, only when refused */
