@@ -67,3 +67,18 @@ if(SPW_NET_HAVE_DPDK)
   set_tests_properties(serve_dpdk_queues PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE
     ENVIRONMENT "${SPW_TEST_ENV}")
 endif()
+
+# Flags of scale-out: usage errors (exit 2) with a clear message.
+add_test(NAME cli_serve_queues_needs_dpdk COMMAND ${SPW_EXPECT} --rc 2
+  --match "--queues is for --transport dpdk" --
+  $<TARGET_FILE:splitwire> serve --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny --queues 2)
+add_test(NAME cli_classify_empty_server_list COMMAND ${SPW_EXPECT} --rc 2
+  --match "--server needs an address" --
+  $<TARGET_FILE:splitwire> classify --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+  --server , x.png)
+add_test(NAME cli_classify_bad_failover_probes COMMAND ${SPW_EXPECT} --rc 2
+  --match "--failover-probes needs an integer in 0..1000" --
+  $<TARGET_FILE:splitwire> classify --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+  --failover-probes -1 x.png)
+set_tests_properties(cli_serve_queues_needs_dpdk cli_classify_empty_server_list
+  cli_classify_bad_failover_probes PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
