@@ -526,10 +526,11 @@ static void drain_path(spw_client *c, spw_net *net)
             if (p && m->status == SPW_ETIMEDOUT && c->cfg.failover_probes > 0 &&
                 now < p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull) {
                 flow_silent(c, p, now);
-                if (!fail_over(c, p, now)) {
-                    p->r.status = SPW_ETIMEDOUT;
-                    finish(c, p, now);
-                }
+                /* No time left for another try: it fails at its deadline,
+                 * not before (expire). */
+                if (!fail_over(c, p, now))
+                    p->retry_at =
+                        p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull + 1000000ull;
                 spw_net_msg_free(net, m);
                 continue;
             }
