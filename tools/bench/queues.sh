@@ -6,7 +6,8 @@
 #   tools/bench/queues.sh [BUNDLE] [IMAGES]
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cli=$root/build/splitwire
+SPW_CLI=$root/build/splitwire
+. "$root/tests/spw_procs.sh"
 bundle=${1:-$root/models/default}
 count=${2:-48}
 shared=${SPLITWIRE_SHARED:-$root/../shared}
@@ -24,7 +25,7 @@ eal() {
 echo "queue_pairs,images,seconds,images_per_s,answered_per_pair"
 for q in 1 2; do
   : >"$dir/srv.log"
-  "$cli" serve --bundle "$bundle" --models "${SPW_MODEL_DIR:-$root/build/models}" --transport dpdk --queues $q --workers 1 \
+  spw_serve --bundle "$bundle" --models "${SPW_MODEL_DIR:-$root/build/models}" --transport dpdk --queues $q --workers 1 \
     --listen 127.0.98.2:7878 --eal "$(eal server bqs$q)" 2>"$dir/srv.log" &
   srv=$!
   until grep -q 'serving on' "$dir/srv.log"; do
@@ -33,9 +34,9 @@ for q in 1 2; do
   done
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086 # a list of paths without spaces
-  "$cli" classify --transport dpdk --queues $q --server 127.0.98.2:7878 --bind 127.0.98.1:7879 \
+  (spw_classify --transport dpdk --queues $q --server 127.0.98.2:7878 --bind 127.0.98.1:7879 \
     --eal "$(eal client bqc$q)" --bundle "$bundle" --inflight 8 --timeout-ms 60000 --quiet \
-    $images >"$dir/cli.log" 2>&1 || { cat "$dir/cli.log" >&2; echo "queues.sh: the client failed" >&2; }
+    $images) >"$dir/cli.log" 2>&1 || { cat "$dir/cli.log" >&2; echo "queues.sh: the client failed" >&2; }
   t1=$(date +%s.%N)
   kill -TERM $srv
   wait $srv
