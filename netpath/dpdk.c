@@ -1,5 +1,5 @@
 /* DPDK transport: one ethdev port (any PMD: net_memif, net_af_packet, net_tap,
- * a physical NIC), one RX and one TX queue, busy polled.
+ * a physical NIC), one RX/TX queue pair of it per endpoint, busy polled.
  *
  * Frames live in mbufs: the payload is written straight into the data room
  * by the producer, the Ethernet/IPv4/UDP headers are built in the bytes in
@@ -15,8 +15,10 @@
  * the device where it offers IPv4 and UDP checksum offload.
  *
  * The EAL is initialised once per process from the configured argument
- * string and shut down when the endpoint closes; it cannot start again in the
- * same process.
+ * string and shut down when the last endpoint closes; it cannot start again
+ * in the same process. Several endpoints share it only as the queue pairs of
+ * one port (`queues`): the first configures and starts the port with every
+ * pair and its mempools, the others attach to their pair.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -37,9 +39,11 @@
 
 #define NB_DESC 1024u
 #define MAX_EAL_ARGS 64
+#define MAX_QUEUES 16
 
 typedef struct dpdk_ctx {
     uint16_t port;
+    uint16_t queue;
     struct rte_mempool *mp;
     struct rte_mempool *hdr_mp; /* small mbufs: resend headers and indirect segments */
     bool multi_seg, csum_offload;
@@ -51,9 +55,42 @@ typedef struct dpdk_ctx {
     spw_net_stats *stats;
 } dpdk_ctx;
 
-/* 0: never started; 1: running (one endpoint); 2: shut down. */
+/* 0: never started; 1: running; 2: shut down. */
 static int eal_state;
 static char *eal_argbuf;
+
+/* The port while endpoints use it: one per queue pair. Opened and closed
+ * from one thread at a time (the pairs' data paths touch none of it). */
+static struct {
+    int users;
+    uint16_t port;
+    uint32_t queues;
+    bool used[MAX_QUEUES];
+    struct rte_mempool *mp[MAX_QUEUES], *hdr_mp[MAX_QUEUES];
+    bool multi_seg, csum_offload;
+} shared;
+
+/* Another pair of the port already started: take its settings. */
+static int attach_queue(dpdk_ctx *d, uint32_t nq, uint32_t q)
+{
+    if (nq != shared.queues || nq == 1)
+        return spw__error(SPW_EBUSY,
+                          "DPDK is already in use by another endpoint of this process "
+                          "(queue pairs of one port share it only with the same queues)");
+    if (shared.used[q])
+        return spw__error(SPW_EBUSY, "DPDK queue pair %u is already in use", q);
+    d->port = shared.port;
+    d->queue = (uint16_t)q;
+    d->mp = shared.mp[q];
+    d->multi_seg = shared.multi_seg;
+    d->csum_offload = shared.csum_offload;
+    rte_eth_macaddr_get(d->port, &d->mac);
+    memcpy(d->local.mac, d->mac.addr_bytes, 6);
+    d->hdr_mp = shared.hdr_mp[q];
+    shared.used[q] = true;
+    shared.users++;
+    return 0;
+}
 
 static int eal_start(const char *args)
 {
@@ -141,6 +178,18 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
     }
     d->stats = stats;
     d->frame_room = frame_room;
+    uint32_t nq = cfg->queues ? cfg->queues : 1;
+    if (nq > MAX_QUEUES || cfg->queue >= nq) {
+        rc = spw__error(SPW_EINVAL, "DPDK queue pair %u of %u (at most %d pairs)", cfg->queue, nq,
+                        MAX_QUEUES);
+        goto fail_args;
+    }
+    if (shared.users) {
+        if ((rc = attach_queue(d, nq, cfg->queue)))
+            goto fail_args;
+        *out = d;
+        return 0;
+    }
     if ((rc = eal_start(cfg->eal_args)))
         goto fail_eal;
 
@@ -167,25 +216,28 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
     if (socket < 0)
         socket = (int)rte_socket_id();
 
-    /* Mempool: the message layer's share plus both rings and the caches. */
+    /* Per pair, a mempool for the message layer's share plus both rings and
+     * the caches, and small mbufs, two per resent frame (headers, indirect
+     * payload): a pair's buffers never cross to another. */
     char name[RTE_MEMPOOL_NAMESIZE];
-    snprintf(name, sizeof(name), "spw_mp_%u_%d", d->port, (int)getpid());
     uint32_t n_mbufs = nbufs + 2 * NB_DESC + 512;
     uint32_t room = RTE_PKTMBUF_HEADROOM + SPW_NET_L2L4_LEN + frame_room;
     room = SPW_MAX(room, (uint32_t)RTE_MBUF_DEFAULT_BUF_SIZE);
-    d->mp = rte_pktmbuf_pool_create(name, n_mbufs, 256, 0, (uint16_t)room, socket);
-    if (!d->mp) {
-        rc = spw__error(SPW_ENOMEM, "DPDK mempool of %u mbufs: %s", n_mbufs,
-                        rte_strerror(rte_errno));
-        goto fail_pool;
-    }
-    /* Two small mbufs per resent frame (headers, indirect payload). */
-    snprintf(name, sizeof(name), "spw_hp_%u_%d", d->port, (int)getpid());
-    d->hdr_mp = rte_pktmbuf_pool_create(name, 2 * NB_DESC + 1024, 128, 0,
-                                        (uint16_t)(RTE_PKTMBUF_HEADROOM + 64), socket);
-    if (!d->hdr_mp) {
-        rc = spw__error(SPW_ENOMEM, "DPDK header mempool: %s", rte_strerror(rte_errno));
-        goto fail_hdr_pool;
+    for (uint32_t q = 0; q < nq; q++) {
+        snprintf(name, sizeof(name), "spw_mp_%u_%u_%d", d->port, q, (int)getpid());
+        shared.mp[q] = rte_pktmbuf_pool_create(name, n_mbufs, 256, 0, (uint16_t)room, socket);
+        if (!shared.mp[q]) {
+            rc = spw__error(SPW_ENOMEM, "DPDK mempool of %u mbufs: %s", n_mbufs,
+                            rte_strerror(rte_errno));
+            goto fail_pool;
+        }
+        snprintf(name, sizeof(name), "spw_hp_%u_%u_%d", d->port, q, (int)getpid());
+        shared.hdr_mp[q] = rte_pktmbuf_pool_create(name, 2 * NB_DESC + 1024, 128, 0,
+                                                   (uint16_t)(RTE_PKTMBUF_HEADROOM + 64), socket);
+        if (!shared.hdr_mp[q]) {
+            rc = spw__error(SPW_ENOMEM, "DPDK header mempool: %s", rte_strerror(rte_errno));
+            goto fail_pool;
+        }
     }
 
     struct rte_eth_conf conf;
@@ -199,21 +251,31 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
             conf.txmode.offloads |= want;
         if (d->multi_seg)
             conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+        /* Several pairs: the device spreads flows by addresses and ports
+         * where it can (every fragment of a request has the same ones). */
+        uint64_t rss = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP);
+        if (nq > 1 && rss) {
+            conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss;
+        }
     }
     SPW_LOGI("DPDK port %u: checksum offload %s, multi-segment transmit %s", d->port,
              d->csum_offload ? "on" : "off", d->multi_seg ? "on" : "off");
-    int err = rte_eth_dev_configure(d->port, 1, 1, &conf);
+    int err = rte_eth_dev_configure(d->port, (uint16_t)nq, (uint16_t)nq, &conf);
     if (err) {
         rc = spw__error(SPW_ENODEV, "DPDK port %u configure: %s", d->port, rte_strerror(-err));
         goto fail_conf;
     }
     uint16_t nrx = NB_DESC, ntx = NB_DESC;
     (void)rte_eth_dev_adjust_nb_rx_tx_desc(d->port, &nrx, &ntx);
-    if ((err = rte_eth_rx_queue_setup(d->port, 0, nrx, (unsigned)socket, NULL, d->mp)) ||
-        (err = rte_eth_tx_queue_setup(d->port, 0, ntx, (unsigned)socket, NULL))) {
-        rc = spw__error(SPW_ENODEV, "DPDK port %u queue setup: %s", d->port, rte_strerror(-err));
-        goto fail_conf;
-    }
+    for (uint32_t q = 0; q < nq; q++)
+        if ((err = rte_eth_rx_queue_setup(d->port, (uint16_t)q, nrx, (unsigned)socket, NULL,
+                                          shared.mp[q])) ||
+            (err = rte_eth_tx_queue_setup(d->port, (uint16_t)q, ntx, (unsigned)socket, NULL))) {
+            rc = spw__error(SPW_ENODEV, "DPDK port %u queue %u setup: %s", d->port, q,
+                            rte_strerror(-err));
+            goto fail_conf;
+        }
     if (cfg->mtu != 1500 && (err = rte_eth_dev_set_mtu(d->port, (uint16_t)cfg->mtu)))
         SPW_LOGW("DPDK port %u: cannot set MTU %u (%s)", d->port, cfg->mtu, rte_strerror(-err));
     if ((err = rte_eth_dev_start(d->port))) {
@@ -246,15 +308,26 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
             }
         }
     }
+    shared.port = d->port;
+    shared.queues = nq;
+    shared.multi_seg = d->multi_seg;
+    shared.csum_offload = d->csum_offload;
+    shared.users = 1;
+    shared.used[cfg->queue] = true;
+    d->queue = (uint16_t)cfg->queue;
+    d->mp = shared.mp[cfg->queue];
+    d->hdr_mp = shared.hdr_mp[cfg->queue];
     *out = d;
     return 0;
 
 fail_conf:
     rte_eth_dev_close(d->port);
-    rte_mempool_free(d->hdr_mp);
-fail_hdr_pool:
-    rte_mempool_free(d->mp);
 fail_pool:
+    for (uint32_t q = 0; q < nq; q++) {
+        rte_mempool_free(shared.hdr_mp[q]);
+        rte_mempool_free(shared.mp[q]);
+        shared.mp[q] = shared.hdr_mp[q] = NULL;
+    }
 fail_port:
     eal_stop();
 fail_eal:
@@ -266,11 +339,17 @@ fail_args:
 static void dpdk_close(void *ctx)
 {
     dpdk_ctx *d = ctx;
-    (void)rte_eth_dev_stop(d->port);
-    (void)rte_eth_dev_close(d->port);
-    rte_mempool_free(d->hdr_mp);
-    rte_mempool_free(d->mp);
-    eal_stop();
+    shared.used[d->queue] = false;
+    if (--shared.users == 0) {
+        (void)rte_eth_dev_stop(d->port);
+        (void)rte_eth_dev_close(d->port);
+        for (uint32_t q = 0; q < shared.queues; q++) {
+            rte_mempool_free(shared.hdr_mp[q]);
+            rte_mempool_free(shared.mp[q]);
+            shared.mp[q] = shared.hdr_mp[q] = NULL;
+        }
+        eal_stop();
+    }
     spw__free(d);
 }
 
@@ -428,7 +507,7 @@ static int dpdk_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *
             rte_mbuf_refcnt_update(m, 1);
             pkts[built] = m;
         }
-        uint16_t sent = built ? rte_eth_tx_burst(d->port, 0, pkts, (uint16_t)built) : 0;
+        uint16_t sent = built ? rte_eth_tx_burst(d->port, d->queue, pkts, (uint16_t)built) : 0;
         for (int i = sent; i < built; i++)
             rte_pktmbuf_free(pkts[i]);
         done += sent;
@@ -442,7 +521,7 @@ static int dpdk_rx_burst(void *ctx, spw_netbuf *bufs, int max)
 {
     dpdk_ctx *d = ctx;
     struct rte_mbuf *pkts[64];
-    uint16_t got = rte_eth_rx_burst(d->port, 0, pkts, (uint16_t)SPW_MIN(max, 64));
+    uint16_t got = rte_eth_rx_burst(d->port, d->queue, pkts, (uint16_t)SPW_MIN(max, 64));
     int out = 0;
     for (uint16_t i = 0; i < got; i++) {
         struct rte_mbuf *m = pkts[i];

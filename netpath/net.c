@@ -296,6 +296,11 @@ void spw_net_stats_get(const spw_net *n, spw_net_stats *out)
     out->rto_us = (uint32_t)SPW_MIN(n->rto_ns / 1000u, UINT32_MAX);
 }
 
+size_t spw_net_kept(const spw_net *n)
+{
+    return n ? n->out.used : 0;
+}
+
 void spw__net_set_clock(spw_net *n, uint64_t (*fn)(void *ctx), void *ctx)
 {
     n->clock = fn;

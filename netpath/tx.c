@@ -153,8 +153,15 @@ void spw__net_on_ack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, ui
     }
     net_key k = make_key(&b->from, type, h->request_id);
     net_ent *o = spw__net_tbl_find(&n->out, &k);
-    if (!o || o->acked)
+    if (!o)
         return; /* done with already, or not ours */
+    if (o->acked) {
+        /* The peer still has it (an ACK of a probe): alive, so the probes
+         * without an answer that max_retries counts start again. */
+        o->tries = 0;
+        o->last_ns = now;
+        return;
+    }
     if (!o->tries)
         rtt_sample(n, since(now, o->first_ns));
     if (type != SPW_NET_REQUEST) {

@@ -86,7 +86,8 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static int start_server(server_thread *st, const char *bundle)
+/* retain_ms: how long the server's transport keeps answers (0: default). */
+static int start_server_kept(server_thread *st, const char *bundle, uint32_t retain_ms)
 {
     const char *bundles[1] = {bundle};
     char addr[32];
@@ -101,11 +102,17 @@ static int start_server(server_thread *st, const char *bundle)
                             .max_wait_us = 1000};
     sc.net.transport = SPW_NET_UDP;
     sc.net.local = addr;
+    sc.net.retain_ms = retain_ms;
     int rc = spw_server_open(&sc, &st->srv);
     if (rc)
         return rc;
     pthread_create(&st->tid, NULL, serve, st);
     return 0;
+}
+
+static int start_server(server_thread *st, const char *bundle)
+{
+    return start_server_kept(st, bundle, 0);
 }
 
 static void stop_server(server_thread *st)
@@ -286,6 +293,117 @@ static void test_overload_is_retried(void **state)
 }
 
 /* A client whose bundle differs from the server's gets a clear error. */
+/* Collects n results from c, in any order. */
+static void collect(spw_client *c, spw_result *res, int n)
+{
+    int got = 0;
+    while (got < n) {
+        int k = spw_client_poll(c, res + got, n - got, 5000);
+        assert_true(k > 0);
+        got += k;
+    }
+}
+
+/* A stopped server drains: the answers it sent stay until ACKed (the client
+ * here reads nothing until after the stop, so no ACK can have come), a new
+ * request is refused as draining (and, with nowhere else to go, comes back
+ * SPW_ECANCELED at its deadline), and the server returns only once every
+ * answer is ACKed. */
+static void test_drain(void **state)
+{
+    (void)state;
+    server_thread st;
+    /* Answers kept longer than the drain may last: only ACKs end it. */
+    assert_int_equal(start_server_kept(&st, BUNDLE, 60000), 0);
+    char addr[32];
+    spw_client_config cfg = remote_config(st.port, addr);
+    spw_client *early, *late;
+    assert_int_equal(spw_client_open(&cfg, &early), 0);
+    cfg.timeout_ms = 300;
+    cfg.failover_probes = -1;
+    assert_int_equal(spw_client_open(&cfg, &late), 0);
+    enum { N = 3 };
+    spw_image img = make_image(5, 32, 32);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(spw_client_submit(early, &img, NULL), 0);
+    spw_server_stats ss;
+    for (int wait = 0; wait < 1000; wait++) {
+        spw_server_get_stats(st.srv, &ss);
+        if (ss.results == N)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(ss.results, N);
+    spw_server_stop(st.srv);
+
+    /* Refused while draining: the server is still there (its answers to
+     * `early` are unacknowledged). */
+    spw_result r;
+    assert_int_equal(spw_client_classify(late, &img, &r), SPW_ECANCELED);
+
+    spw_result res[N];
+    collect(early, res, N);
+    for (int i = 0; i < N; i++)
+        check_result(&res[i]);
+    pthread_join(st.tid, NULL);
+    spw_server_get_stats(st.srv, &ss);
+    assert_int_equal(ss.results, N);
+    assert_true(ss.refused >= 1);
+    assert_int_equal(ss.requests, N + ss.refused);
+    assert_true(ss.net.acks_received >= N); /* each answer ACKed before it returned */
+    spw_server_close(st.srv);
+    spw_client_close(early);
+    spw_client_close(late);
+    free(img.rgb);
+}
+
+/* Failover: the first of two servers drains; requests sent to it after go
+ * to the second, and everything completes once. */
+static void test_failover_to_next_server(void **state)
+{
+    (void)state;
+    server_thread a, b;
+    assert_int_equal(start_server(&a, BUNDLE), 0);
+    assert_int_equal(start_server(&b, BUNDLE), 0);
+    char addr_a[32], addr_b[32];
+    snprintf(addr_a, sizeof(addr_a), "127.0.0.1:%d", a.port);
+    snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%d", b.port);
+    const char *servers[2] = {addr_a, addr_b};
+    spw_client_config cfg = remote_config(a.port, addr_a);
+    cfg.servers = servers;
+    cfg.n_servers = 2;
+    spw_client *c;
+    assert_int_equal(spw_client_open(&cfg, &c), 0);
+    spw_image img = make_image(9, 32, 32);
+    spw_result r;
+    assert_int_equal(spw_client_classify(c, &img, &r), 0);
+    check_result(&r);
+    /* A stops and exits (nothing of it is unacknowledged). */
+    spw_server_stop(a.srv);
+    pthread_join(a.tid, NULL);
+    enum { N = 4 };
+    for (int i = 0; i < N; i++)
+        assert_int_equal(spw_client_submit(c, &img, NULL), 0);
+    spw_result res[N];
+    collect(c, res, N);
+    for (int i = 0; i < N; i++) {
+        check_result(&res[i]);
+        assert_int_equal(res[i].top[0].label, r.top[0].label);
+    }
+    assert_int_equal(spw_client_pending(c), 0);
+    spw_server_stats sa, sb;
+    spw_server_get_stats(a.srv, &sa);
+    spw_server_stop(b.srv);
+    pthread_join(b.tid, NULL);
+    spw_server_get_stats(b.srv, &sb);
+    spw_server_close(b.srv);
+    assert_int_equal(sa.results, 1);
+    assert_int_equal(sb.results, N);
+    spw_server_close(a.srv);
+    spw_client_close(c);
+    free(img.rgb);
+}
+
 static void test_mismatched_bundle(void **state)
 {
     (void)state;
@@ -338,6 +456,8 @@ int main(void)
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_timeout_is_honoured),
         cmocka_unit_test(test_overload_is_retried),
+        cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_failover_to_next_server),
         cmocka_unit_test(test_mismatched_bundle),
         cmocka_unit_test(test_bad_config),
     };

@@ -11,7 +11,7 @@ packages=(
   libxnnpack-dev libpthreadpool-dev
   python3 python3-numpy python3-yaml
   python3-flatbuffers python3-onnx
-  libdpdk-dev iproute2 libsodium-dev
+  libdpdk-dev iproute2 nftables libsodium-dev
   libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools libdrm-dev
   libwebp-dev libavif-dev gnuplot-nox
 )

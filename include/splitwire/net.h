@@ -31,14 +31,15 @@ extern "C" {
  * spw_net_msg_free().
  *
  * Threads: one spw_net is used by one thread at a time. DPDK initialises its
- * EAL once per process, so a process has at most one DPDK spw_net.
+ * EAL once per process, so a process has at most one DPDK spw_net per queue
+ * pair of one port (spw_net_config.queues).
  */
 
 typedef struct spw_net spw_net;
 
 typedef enum spw_net_transport {
     SPW_NET_UDP = 0,    /* kernel UDP sockets (sendmmsg/recvmmsg) */
-    SPW_NET_DPDK = 1,   /* one DPDK port, one RX and one TX queue */
+    SPW_NET_DPDK = 1,   /* one DPDK port, one RX/TX queue pair of it (see queues) */
     SPW_NET_MEMORY = 2, /* in-process pair for tests: see memory_pair */
 } spw_net_transport;
 
@@ -84,6 +85,14 @@ typedef struct spw_net_config {
     const char *peer_mac;  /* "aa:bb:cc:dd:ee:ff"; NULL = learned from traffic */
     uint32_t mbufs;        /* mempool size; 0 = derived from the limits below */
     uint32_t link_wait_ms; /* open waits this long for link up (0 = 2000) */
+    /* DPDK: RX/TX queue pairs of the port (0 = 1, at most 16) and the pair
+     * this endpoint polls. Endpoints of one process, one per pair, share the
+     * EAL and the port: the first opened configures every pair (with RSS
+     * over addresses and ports where the device has it; net_memif pairs
+     * queue i with its peer's queue i) and starts the port. Each pair has
+     * its own mempools, so endpoints on different pairs share no lock and
+     * may run on different threads. */
+    uint32_t queues, queue;
 
     /* Memory transport: the endpoint created first passes NULL; the second
      * passes the first, and the two are joined. */
@@ -261,6 +270,11 @@ typedef struct spw_net_stats {
 } spw_net_stats;
 
 SPW_API void spw_net_stats_get(const spw_net *net, spw_net_stats *out);
+
+/* Messages this endpoint still keeps: requests not yet answered or given
+ * up, answers not yet ACKed or expired (retain_ms). A server draining waits
+ * for 0 before it closes, so no answer is lost with it. */
+SPW_API size_t spw_net_kept(const spw_net *net);
 
 /*
  * Makes a new X25519 key pair for protocol version 2 and writes the private

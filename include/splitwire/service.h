@@ -50,6 +50,17 @@ typedef struct spw_client_config {
     int max_inflight;        /* submitted but unanswered requests (0 = 16) */
     /* Remote mode: the transport to the server. */
     spw_net_config net;
+    /* Remote mode, failover: servers ("ip:port") tried in turn, replacing
+     * net.peer when n_servers > 0. A request the server refused as draining
+     * (SPW_ECANCELED), or one that went failover_probes probes without any
+     * reply, is sent again on a new flow: to the next server, and over kernel
+     * UDP with an ephemeral local port also from a new socket (a new source
+     * port), so a balancer hashing 5-tuples picks a server again. The
+     * strings of net and servers must outlive the client: a failover opens
+     * the new socket with them. */
+    const char *const *servers;
+    int n_servers;
+    int failover_probes; /* 0 = 3; < 0: never on silence, only when refused */
     /* Local mode: run the server half in this process, no network. */
     int local;
     const char *models_dir; /* local mode: where the backbone is (see spw_bundle_load_tail) */
@@ -137,6 +148,7 @@ typedef struct spw_server_config {
 
 typedef struct spw_server_stats {
     uint64_t requests, results, errors, dropped; /* dropped: malformed or unknown model */
+    uint64_t refused; /* arrived while draining: answered SPW_ECANCELED, not computed */
     uint64_t batches, batched_items;
     /* Percentiles over the recent window (milliseconds). */
     double queue_p50, queue_p99;   /* arrival to batch start */
@@ -147,7 +159,10 @@ typedef struct spw_server_stats {
 } spw_server_stats;
 
 SPW_API int spw_server_open(const spw_server_config *config, spw_server **out);
-/* Serves until spw_server_stop() (async-signal-safe) is called. */
+/* Serves until spw_server_stop() (async-signal-safe) is called, then drains:
+ * requests accepted before are answered, later ones are refused with ERROR
+ * SPW_ECANCELED (clients send them to another server), and it returns once
+ * every answer is ACKed or expired. */
 SPW_API int spw_server_run(spw_server *server);
 SPW_API void spw_server_stop(spw_server *server);
 SPW_API void spw_server_get_stats(spw_server *server, spw_server_stats *out);

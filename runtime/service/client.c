@@ -17,7 +17,14 @@ typedef struct pending {
     size_t stream_len;
     int retries;
     uint64_t retry_at; /* 0: not waiting to retry */
+    int path;          /* the transport its current attempt went out on */
+    uint64_t epoch;    /* the client's epoch when it was sent */
 } pending;
+
+/* Transports (flows) a client may have open at once: the current one, and
+ * older ones still waiting for answers from servers it has moved away from. */
+#define MAX_PATHS 4
+#define MAX_SERVERS 16
 
 struct spw_client {
     spw_client_config cfg;
@@ -30,8 +37,16 @@ struct spw_client {
     float *input;
     int32_t *symbols;
     spw_preprocess pp;
-    spw_net *net;        /* remote mode */
-    spw_codec_seg *segs; /* remote mode: transmit buffers as the coder sees them */
+    spw_net *net; /* remote mode: the current flow, paths[cur] */
+    spw_net *paths[MAX_PATHS];
+    int users[MAX_PATHS]; /* pending requests whose attempt is on each path */
+    int cur;
+    uint64_t epoch;   /* moves on at each failover */
+    bool fresh_flows; /* a failover may open a new socket (kernel UDP, port 0) */
+    spw_net_addr servers[MAX_SERVERS];
+    int n_servers, server; /* the list, and the one in use */
+    int n_lanes, lane;     /* DPDK queue pairs: requests go round-robin over paths */
+    spw_codec_seg *segs;   /* remote mode: transmit buffers as the coder sees them */
     int max_segs;
     size_t guess, bound;   /* transmit capacity asked first, and the worst case */
     spw_half *half;        /* local mode */
@@ -48,6 +63,81 @@ struct spw_client {
 static double ms(uint64_t a, uint64_t b)
 {
     return (double)(b - a) / 1e6;
+}
+
+/* The server list, the failover settings and whether a failover may open a
+ * new socket. The transports' peer is the first server. */
+static int servers_init(spw_client *c)
+{
+    spw_net_config *nc = &c->cfg.net;
+    if (c->cfg.n_servers > MAX_SERVERS || c->cfg.n_servers < 0 ||
+        (c->cfg.n_servers && !c->cfg.servers))
+        return spw__error(SPW_EINVAL, "client: %d servers given (at most %d)", c->cfg.n_servers,
+                          MAX_SERVERS);
+    for (int i = 0; i < c->cfg.n_servers; i++) {
+        int rc = spw_net_addr_parse(c->cfg.servers[i], &c->servers[i]);
+        if (rc)
+            return rc;
+    }
+    c->n_servers = c->cfg.n_servers;
+    if (c->n_servers)
+        nc->peer = c->cfg.servers[0];
+    if (c->cfg.failover_probes == 0)
+        c->cfg.failover_probes = 3;
+    if (c->cfg.failover_probes > 0 && !nc->max_retries)
+        nc->max_retries = (uint32_t)c->cfg.failover_probes;
+    spw_net_addr local = {0};
+    c->fresh_flows = nc->transport == SPW_NET_UDP &&
+                     (!nc->local || (!spw_net_addr_parse(nc->local, &local) && !local.port));
+    return 0;
+}
+
+/* Moves this client on to a new flow after a server refused a request as
+ * draining or stopped answering: the next server of the list, and over UDP
+ * with an ephemeral port a new socket, whose new source port makes a
+ * balancer hashing 5-tuples choose a server again. Requests still out on
+ * the old flow finish there. (A protocol with sessions starts a new one here.) */
+static void rotate(spw_client *c)
+{
+    c->epoch++;
+    if (c->n_servers > 1)
+        c->server = (c->server + 1) % c->n_servers;
+    if (!c->fresh_flows)
+        return;
+    int slot = -1;
+    for (int i = 0; i < MAX_PATHS; i++) {
+        if (i == c->cur)
+            continue;
+        if (c->paths[i] && !c->users[i]) {
+            spw_net_close(c->paths[i]); /* nothing more to come on it */
+            c->paths[i] = NULL;
+        }
+        if (!c->paths[i] && slot < 0)
+            slot = i;
+    }
+    if (slot < 0)
+        return; /* every older flow still waits for answers: stay on this one */
+    int rc = spw_net_open(&c->cfg.net, &c->paths[slot]);
+    if (rc) {
+        SPW_LOGW("client: no new flow for failover (%s); staying on this one", spw_strerror(rc));
+        return;
+    }
+    c->cur = slot;
+    c->net = c->paths[slot];
+}
+
+/* The path a request goes out on: the current flow, or the next queue pair. */
+static int next_path(spw_client *c)
+{
+    return c->n_lanes > 1 ? c->lane++ % c->n_lanes : c->cur;
+}
+
+/* Where requests go now: zero (the transport's configured peer) unless a
+ * server list names more than one. */
+static spw_net_addr destination(const spw_client *c)
+{
+    spw_net_addr none = {0};
+    return c->n_servers > 1 ? c->servers[c->server] : none;
 }
 
 int spw_client_open(const spw_client_config *config, spw_client **out)
@@ -107,8 +197,21 @@ int spw_client_open(const spw_client_config *config, spw_client **out)
             goto fail;
         }
     } else {
-        if ((rc = spw_net_open(&config->net, &c->net)))
+        if ((rc = servers_init(c)))
             goto fail;
+        /* DPDK with several queue pairs: one endpoint per pair. */
+        spw_net_config nc = c->cfg.net;
+        c->n_lanes = nc.transport == SPW_NET_DPDK && nc.queues > 1 ? (int)nc.queues : 1;
+        if (c->n_lanes > MAX_PATHS) {
+            rc = spw__error(SPW_EINVAL, "client: at most %d DPDK queue pairs", MAX_PATHS);
+            goto fail;
+        }
+        for (int q = 0; q < c->n_lanes; q++) {
+            nc.queue = (uint32_t)q;
+            if ((rc = spw_net_open(&nc, &c->paths[q])))
+                goto fail;
+        }
+        c->net = c->paths[0];
         /* Ask the transport for about twice the expected stream (from the
          * tables' entropy), not the worst case: a latent of a few KB would
          * otherwise tie up hundreds of packet buffers per request. A stream
@@ -139,7 +242,8 @@ void spw_client_close(spw_client *c)
 {
     if (!c)
         return;
-    spw_net_close(c->net);
+    for (int i = 0; i < MAX_PATHS; i++)
+        spw_net_close(c->paths[i]);
     spw__half_close(c->half);
     spw_plan_free(c->enc);
     spw_model_free(c->enc_model);
@@ -190,6 +294,8 @@ static void finish(spw_client *c, pending *p, uint64_t now)
     c->done[c->n_done++] = p->r;
     p->used = false;
     c->n_pending--;
+    if (c->net)
+        c->users[p->path]--;
 }
 
 /* Image -> preprocessed tensor -> symbols; fills the client-side timings. */
@@ -255,14 +361,16 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
         c->n_pending++;
         finish(c, p, t4);
     } else {
+        int path = next_path(c);
+        spw_net *net = c->paths[path];
         spw_net_msg *msg = NULL;
         spw_codec_span span;
         rc = SPW_ENOSPC;
         for (size_t cap = c->guess; rc == SPW_ENOSPC; cap = c->bound) {
-            if ((rc = spw_net_tx_alloc(c->net, cap, &msg)))
+            if ((rc = spw_net_tx_alloc(net, cap, &msg)))
                 return rc;
             if (msg->nsegs > c->max_segs) {
-                spw_net_msg_free(c->net, msg);
+                spw_net_msg_free(net, msg);
                 return spw__error(SPW_EINTERNAL, "transport gave %d segments for %zu bytes",
                                   msg->nsegs, cap);
             }
@@ -271,7 +379,7 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
             rc = spw_codec_encode(c->codec, c->symbols, in->latent_c, in->latent_h, in->latent_w,
                                   c->segs, msg->nsegs, &span);
             if (rc) {
-                spw_net_msg_free(c->net, msg);
+                spw_net_msg_free(net, msg);
                 if (rc != SPW_ENOSPC || cap == c->bound)
                     return rc;
             }
@@ -296,17 +404,21 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
             left -= take;
         }
         msg->request_id = p->wire_id;
+        msg->peer = destination(c);
         /* The transport keeps the request (and probes) until this deadline,
          * the same as the one the caller gave, not a retry count of its own. */
         msg->timeout_ms = (uint32_t)c->cfg.timeout_ms;
         uint64_t t3 = spw__now_ns();
-        if ((rc = spw_net_send(c->net, msg, span.first, span.offset, span.bytes)))
+        if ((rc = spw_net_send(net, msg, span.first, span.offset, span.bytes)))
             return rc;
         p->r.bytes = span.bytes;
         p->r.bpp = (double)span.bytes * 8.0 / ((double)in->input_width * in->input_height);
         p->r.ms_entropy = ms(t2, t3);
         p->t_sent = t3;
         p->used = true;
+        p->path = path;
+        p->epoch = c->epoch;
+        c->users[path]++;
         c->n_pending++;
     }
     if (request_id)
@@ -351,13 +463,19 @@ static void send_retry(spw_client *c, pending *p, uint64_t now)
         .h = (uint16_t)in->latent_h,
         .w = (uint16_t)in->latent_w,
         .request_id = c->next_id++,
+        .peer = destination(c),
     };
     uint64_t deadline = p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull;
     hdr.timeout_ms = (uint32_t)((deadline - now) / 1000000ull + 1);
     spw_net_seg seg = {p->stream, p->stream_len};
     p->retry_at = 0;
     p->wire_id = hdr.request_id;
-    int rc = spw_net_sendv(c->net, &hdr, &seg, 1);
+    c->users[p->path]--;
+    p->path = next_path(c);
+    p->epoch = c->epoch;
+    c->users[p->path]++;
+    p->t_sent = now;
+    int rc = spw_net_sendv(c->paths[p->path], &hdr, &seg, 1);
     if (rc == SPW_EAGAIN) {
         p->retry_at = now + 1000000ull; /* no transmit buffers yet: shortly */
         return;
@@ -368,27 +486,64 @@ static void send_retry(spw_client *c, pending *p, uint64_t now)
     }
 }
 
-/* Takes every ready message off the transport and completes requests. */
-static void drain(spw_client *c)
+/* p must go to another server: the one it went to refused it as draining,
+ * or went silent. The first request to notice moves the client on to a new
+ * flow; the others that were on the old one follow it. */
+static bool fail_over(spw_client *c, pending *p, uint64_t now)
+{
+    if (p->epoch == c->epoch)
+        rotate(c);
+    return schedule_retry(c, p, now);
+}
+
+/* p's server went silent: the other requests out on the same flow went to
+ * the same server, so they move now instead of each waiting out its probes. */
+static void flow_silent(spw_client *c, pending *p, uint64_t now)
+{
+    uint64_t epoch = p->epoch;
+    int path = p->path;
+    for (int i = 0; i < c->cfg.max_inflight; i++) {
+        pending *q = &c->pend[i];
+        if (q != p && q->used && !q->retry_at && q->path == path && q->epoch == epoch)
+            schedule_retry(c, q, now);
+    }
+}
+
+/* Takes every ready message off one transport and completes requests. */
+static void drain_path(spw_client *c, spw_net *net)
 {
     spw_net_msg *msgs[16];
     int n;
-    while ((n = spw_net_recv(c->net, msgs, 16)) > 0) {
+    while ((n = spw_net_recv(net, msgs, 16)) > 0) {
         uint64_t now = spw__now_ns();
         for (int i = 0; i < n; i++) {
             spw_net_msg *m = msgs[i];
             pending *p = find(c, m->request_id);
             if (p && m->type == SPW_NET_ERROR && !m->status && m->bytes >= 4) {
                 int32_t st;
-                spw_net_msg_copy(c->net, m, &st, 4);
-                if (st == SPW_EBUSY && schedule_retry(c, p, now)) {
-                    spw_net_msg_free(c->net, m);
+                spw_net_msg_copy(net, m, &st, 4);
+                if ((st == SPW_EBUSY && schedule_retry(c, p, now)) ||
+                    (st == SPW_ECANCELED && fail_over(c, p, now))) {
+                    spw_net_msg_free(net, m);
                     continue;
                 }
             }
+            /* Given up by the transport before the deadline: probes went
+             * unanswered, so the server is gone. */
+            if (p && m->status == SPW_ETIMEDOUT && c->cfg.failover_probes > 0 &&
+                now < p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull) {
+                flow_silent(c, p, now);
+                /* No time left for another try: it fails at its deadline,
+                 * not before (expire). */
+                if (!fail_over(c, p, now))
+                    p->retry_at =
+                        p->t_submit + (uint64_t)c->cfg.timeout_ms * 1000000ull + 1000000ull;
+                spw_net_msg_free(net, m);
+                continue;
+            }
             if (p && (m->type == SPW_NET_RESULT || m->type == SPW_NET_ERROR || m->status)) {
                 unsigned char buf[512];
-                size_t len = spw_net_msg_copy(c->net, m, buf, sizeof(buf));
+                size_t len = spw_net_msg_copy(net, m, buf, sizeof(buf));
                 uint32_t server_us = 0;
                 if (m->status) {
                     p->r.status = m->status;
@@ -409,9 +564,20 @@ static void drain(spw_client *c)
                 p->r.ms_network = rtt > p->r.ms_server ? rtt - p->r.ms_server : 0;
                 finish(c, p, now);
             }
-            spw_net_msg_free(c->net, m);
+            spw_net_msg_free(net, m);
         }
     }
+}
+
+/* Every open flow: older ones still bring answers from servers left behind. */
+static void drain(spw_client *c)
+{
+    for (int i = 0; i < MAX_PATHS; i++)
+        if (c->paths[i]) {
+            if (i != c->cur)
+                spw_net_poll(c->paths[i], 0);
+            drain_path(c, c->paths[i]);
+        }
 }
 
 /* Deadlines, and retries of requests the server refused as overloaded. */
@@ -446,6 +612,8 @@ int spw_client_poll(spw_client *c, spw_result *results, int max, int timeout_ms)
         }
         /* Wake at least every 10 ms to enforce per-request deadlines. */
         int64_t wait = left_us < 0 || left_us > 10000 ? 10000 : left_us;
+        if (c->n_lanes > 1 && wait > 100)
+            wait = 100; /* the other pairs are polled in drain() */
         int rc = spw_net_poll(c->net, wait);
         if (rc < 0)
             return rc;
@@ -480,27 +648,19 @@ int spw_client_classify(spw_client *c, const spw_image *img, spw_result *out)
         }
         if (!c->net)
             return spw__error(SPW_EINTERNAL, "local request %llu vanished", (unsigned long long)id);
-        if ((rc = spw_net_poll(c->net, 10000)) < 0)
+        if ((rc = spw_net_poll(c->net, c->n_lanes > 1 ? 100 : 10000)) < 0)
             return rc;
         drain(c);
         expire(c, spw__now_ns());
     }
 }
 
-int spw_client_ping(spw_client *c, int timeout_ms, double *rtt_ms)
+/* One PING to the server in use, and its PONG. */
+static int ping_once(spw_client *c, int timeout_ms, double *rtt_ms)
 {
-    if (!c)
-        return spw__error(SPW_EINVAL, "client_ping: NULL argument");
-    if (!c->net) {
-        if (rtt_ms)
-            *rtt_ms = 0;
-        return 0;
-    }
-    /* Only between requests: the loop below would swallow their results. */
-    if (c->n_pending)
-        return spw__error(SPW_EBUSY, "ping: %d requests outstanding", c->n_pending);
     uint64_t token = spw__now_ns(), t0 = token;
-    int rc = spw_net_ping(c->net, NULL, token);
+    spw_net_addr dst = destination(c);
+    int rc = spw_net_ping(c->net, dst.port ? &dst : NULL, token);
     if (rc)
         return rc;
     uint64_t deadline = t0 + (uint64_t)timeout_ms * 1000000ull;
@@ -522,4 +682,27 @@ int spw_client_ping(spw_client *c, int timeout_ms, double *rtt_ms)
         }
     }
     return spw__error(SPW_ETIMEDOUT, "no answer to a ping within %d ms", timeout_ms);
+}
+
+int spw_client_ping(spw_client *c, int timeout_ms, double *rtt_ms)
+{
+    if (!c)
+        return spw__error(SPW_EINVAL, "client_ping: NULL argument");
+    if (!c->net) {
+        if (rtt_ms)
+            *rtt_ms = 0;
+        return 0;
+    }
+    /* Only between requests: the loop below would swallow their results. */
+    if (c->n_pending)
+        return spw__error(SPW_EBUSY, "ping: %d requests outstanding", c->n_pending);
+    /* With a server list, the first that answers becomes the one in use. */
+    int rc = 0;
+    for (int a = 0; a < (c->n_servers > 1 ? c->n_servers : 1); a++) {
+        if (a)
+            rotate(c);
+        if (!(rc = ping_once(c, timeout_ms, rtt_ms)))
+            return 0;
+    }
+    return rc;
 }

@@ -588,6 +588,51 @@ static void snapshot_net(spw_server *s)
     pthread_mutex_unlock(&s->stats_lock);
 }
 
+/* Graceful stop: finish the requests accepted so far, refuse new ones with
+ * ERROR SPW_ECANCELED (the client sends them elsewhere at once), and stay
+ * until every answer is ACKed or has expired, so none leaves with the
+ * process. Bounded: the computation by DRAIN_WORK_NS, the answers by the
+ * transport's retention. */
+#define DRAIN_WORK_NS 5000000000ull
+#define DRAIN_ANSWERS_NS 2000000000ull
+
+static void refuse(spw_server *s, const spw_net_msg *m)
+{
+    bump(s, &s->st.requests, 1);
+    bump(s, &s->st.refused, 1);
+    reply_error(s, m, SPW_ECANCELED, "server draining: send it elsewhere");
+}
+
+static void drain(spw_server *s)
+{
+    for (int b = 0; b < s->n_queues; b++)
+        if (s->filling[b])
+            dispatch(s, b);
+    uint64_t start = spw__now_ns();
+    uint64_t work_end = start + DRAIN_WORK_NS, end = work_end + DRAIN_ANSWERS_NS;
+    spw_net_msg *msgs[32];
+    for (;;) {
+        uint64_t now = spw__now_ns();
+        if (now >= end || (now >= work_end && s->outstanding))
+            break;
+        if (!s->outstanding && !spw_net_kept(s->net))
+            break;
+        spw_net_poll(s->net, s->outstanding ? 100 : 1000);
+        int n;
+        while ((n = spw_net_recv(s->net, msgs, 32)) > 0)
+            for (int i = 0; i < n; i++) {
+                if (msgs[i]->type == SPW_NET_REQUEST && msgs[i]->status == 0)
+                    refuse(s, msgs[i]);
+                spw_net_msg_free(s->net, msgs[i]);
+            }
+        complete(s);
+    }
+    if (s->outstanding || spw_net_kept(s->net))
+        SPW_LOGW("server: stopped draining after %.1f s with %d batches running and %zu "
+                 "answers unacknowledged",
+                 (double)(spw__now_ns() - start) / 1e9, s->outstanding, spw_net_kept(s->net));
+}
+
 int spw_server_run(spw_server *s)
 {
     if (!s)
@@ -612,11 +657,17 @@ int spw_server_run(spw_server *s)
         int n;
         while ((n = spw_net_recv(s->net, msgs, 32)) > 0) {
             now = spw__now_ns();
+            /* Once stopped, nothing more is accepted, even from this burst. */
+            bool stopping = atomic_load_explicit(&s->stop, memory_order_relaxed);
             for (int i = 0; i < n; i++) {
-                if (msgs[i]->type == SPW_NET_REQUEST && msgs[i]->status == 0)
-                    on_request(s, msgs[i], now);
-                else
+                if (msgs[i]->type != SPW_NET_REQUEST || msgs[i]->status != 0) {
                     spw_net_msg_free(s->net, msgs[i]);
+                } else if (stopping) {
+                    refuse(s, msgs[i]);
+                    spw_net_msg_free(s->net, msgs[i]);
+                } else {
+                    on_request(s, msgs[i], now);
+                }
             }
         }
         complete(s);
@@ -632,15 +683,7 @@ int spw_server_run(spw_server *s)
         if (atomic_exchange_explicit(&s->want_stats, 0, memory_order_relaxed))
             spw_server_print_stats(s, stderr);
     }
-    /* Finish what was accepted before stopping. */
-    for (int b = 0; b < s->n_queues; b++)
-        if (s->filling[b])
-            dispatch(s, b);
-    uint64_t deadline = spw__now_ns() + 5000000000ull;
-    while (s->outstanding && spw__now_ns() < deadline) {
-        spw_net_poll(s->net, 1000);
-        complete(s);
-    }
+    drain(s);
     snapshot_net(s);
     return 0;
 }
@@ -687,7 +730,8 @@ void spw_server_print_stats(spw_server *s, FILE *f)
     spw_server_stats st;
     spw_server_get_stats(s, &st);
     fprintf(f,
-            "splitwire server: %llu requests, %llu results, %llu errors, %llu dropped; "
+            "splitwire server: %llu requests, %llu results, %llu errors, %llu dropped, "
+            "%llu refused draining; "
             "%llu batches (mean %.2f)\n"
             "  ms p50/p99: queue %.3f/%.3f  decode %.3f/%.3f  infer(batch) %.3f/%.3f  "
             "total %.3f/%.3f\n"
@@ -695,7 +739,7 @@ void spw_server_print_stats(spw_server *s, FILE *f)
             "tx %llu bytes\n",
             (unsigned long long)st.requests, (unsigned long long)st.results,
             (unsigned long long)st.errors, (unsigned long long)st.dropped,
-            (unsigned long long)st.batches,
+            (unsigned long long)st.refused, (unsigned long long)st.batches,
             st.batches ? (double)st.batched_items / (double)st.batches : 0.0, st.queue_p50,
             st.queue_p99, st.decode_p50, st.decode_p99, st.infer_p50, st.infer_p99, st.total_p50,
             st.total_p99, (unsigned long long)st.net.rx_packets,

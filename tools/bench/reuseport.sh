@@ -6,7 +6,8 @@
 #   tools/bench/reuseport.sh [BUNDLE] [IMAGES_PER_CLIENT]
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cli=$root/build/splitwire
+SPW_CLI=$root/build/splitwire
+. "$root/tests/spw_procs.sh"
 bundle=${1:-$root/models/default}
 per=${2:-8}
 shared=${SPLITWIRE_SHARED:-$root/../shared}
@@ -17,7 +18,7 @@ port=$((30000 + ($$ * 17) % 20000))
 echo "processes,clients,images,seconds,images_per_s"
 for procs in 1 2; do
   for s in $(seq "$procs"); do
-    "$cli" serve --bundle "$bundle" --listen 127.0.0.1:$port --reuseport "$procs" \
+    spw_serve --bundle "$bundle" --listen 127.0.0.1:$port --reuseport "$procs" \
       --workers 1 2>"$dir/srv$s.log" &
     echo $! >"$dir/srv$s.pid"
   done
@@ -27,7 +28,7 @@ for procs in 1 2; do
   t0=$(date +%s.%N)
   for c in 1 2 3 4 5 6 7 8; do
     # shellcheck disable=SC2086 # a list of paths without spaces
-    "$cli" classify --server 127.0.0.1:$port --bundle "$bundle" --timeout-ms 60000 --quiet \
+    spw_classify --server 127.0.0.1:$port --bundle "$bundle" --timeout-ms 60000 --quiet \
       $images >"$dir/cli$c.log" 2>&1 &
     echo $! >"$dir/cli$c.pid"
   done

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -414,18 +416,27 @@ static int run_images(spw_client *client, const spw_eval_files *fl, const run_op
 
 /* ---- serve -------------------------------------------------------------- */
 
-static spw_server *volatile serving;
+/* One server per DPDK queue pair (one in every other case). */
+#define MAX_LANES 16
+static spw_server *volatile serving[MAX_LANES];
 
 static void on_stop(int sig)
 {
     (void)sig;
-    spw_server_stop(serving);
+    for (int i = 0; i < MAX_LANES; i++)
+        spw_server_stop(serving[i]);
 }
 
 static void on_stats(int sig)
 {
     (void)sig;
-    spw_server_request_stats(serving);
+    for (int i = 0; i < MAX_LANES; i++)
+        spw_server_request_stats(serving[i]);
+}
+
+static void *lane_main(void *arg)
+{
+    return (void *)(intptr_t)spw_server_run(arg);
 }
 
 static void serve_usage(FILE *f)
@@ -452,6 +463,9 @@ static void serve_usage(FILE *f)
             "                      default MODELS/mobilenet_v2_1.0_224.onnx when present\n"
             "  --link SPEC         emulate a link on transmit: a preset (nbiot ltem 3g 4g wifi\n"
             "                      5g wired) or RATE,DELAY[,JITTER[,LOSS]], e.g. 1mbit,20ms\n"
+            "  --queues N          DPDK: serve N RX/TX queue pairs of the port, each with\n"
+            "                      its own serving thread and --workers (RSS, or memif's\n"
+            "                      pairs, spread the flows)\n"
             "SIGINT/SIGTERM stop after finishing accepted requests; SIGUSR1 prints statistics.\n");
 }
 
@@ -483,21 +497,36 @@ enum {
     OPT_REUSEPORT,
     OPT_BACKBONE,
     OPT_LINK,
+    OPT_FAILOVER,
+    OPT_QUEUES,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
 {
-    spw_server *srv;
-    int rc = spw_server_open(sc, &srv);
+    spw_server *srv, *lanes[MAX_LANES] = {0};
+    int n_lanes = sc->net.queues > 1 ? (int)sc->net.queues : 1;
+    int rc = 0;
+    /* Queue pairs after the first: servers of their own, each with its
+     * serving thread and workers, sharing nothing with the others. */
+    for (int q = 0; q < n_lanes && !rc; q++) {
+        spw_server_config lc = *sc;
+        lc.net.queue = (uint32_t)q;
+        rc = spw_server_open(&lc, &lanes[q]);
+    }
+    srv = lanes[0];
     if (ready_fd >= 0) {
         int32_t msg = rc;
         if (write(ready_fd, &msg, sizeof(msg)) != sizeof(msg))
             rc = rc ? rc : SPW_EIO;
         close(ready_fd);
     }
-    if (rc)
+    if (rc) {
+        for (int q = 0; q < n_lanes; q++)
+            spw_server_close(lanes[q]);
         return spw_cli_fail(rc, "cannot start the server");
-    serving = srv;
+    }
+    for (int q = 0; q < n_lanes; q++)
+        serving[q] = lanes[q];
     struct sigaction sa = {0};
     sa.sa_handler = on_stop;
     sigaction(SIGINT, &sa, NULL);
@@ -508,10 +537,30 @@ static int serve_with(spw_server_config *sc, int ready_fd)
     if (ready_fd < 0 && spw_server_local_addr(srv, &a) == 0)
         fprintf(stderr, "splitwire: serving on %u.%u.%u.%u:%u\n", a.ip >> 24, (a.ip >> 16) & 255,
                 (a.ip >> 8) & 255, a.ip & 255, a.port);
+    pthread_t threads[MAX_LANES];
+    int started = 1;
+    for (int q = 1; q < n_lanes; q++, started++)
+        if (pthread_create(&threads[q], NULL, lane_main, lanes[q])) {
+            fprintf(stderr, "splitwire serve: cannot start queue pair %d\n", q);
+            on_stop(0);
+            break;
+        }
     rc = spw_server_run(srv);
-    spw_server_print_stats(srv, stderr);
-    serving = NULL;
-    spw_server_close(srv);
+    for (int q = 1; q < started; q++) {
+        void *lrc;
+        pthread_join(threads[q], &lrc);
+        rc = rc ? rc : (int)(intptr_t)lrc;
+    }
+    if (started < n_lanes)
+        rc = rc ? rc : SPW_EINTERNAL;
+    for (int q = 0; q < n_lanes; q++) {
+        if (n_lanes > 1)
+            fprintf(stderr, "queue pair %d:\n", q);
+        spw_server_print_stats(lanes[q], stderr);
+        serving[q] = NULL;
+    }
+    for (int q = 0; q < n_lanes; q++)
+        spw_server_close(lanes[q]);
     return rc ? 1 : 0;
 }
 
@@ -532,12 +581,13 @@ int spw_cli_serve(int argc, char **argv)
                                          {"reuseport", required_argument, 0, OPT_REUSEPORT},
                                          {"backbone", required_argument, 0, OPT_BACKBONE},
                                          {"link", required_argument, 0, OPT_LINK},
+                                         {"queues", required_argument, 0, OPT_QUEUES},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *bundles[16];
     spw_server_config sc = {0};
     net_opts no = {0};
-    uint32_t reuseport = 0;
+    uint32_t reuseport = 0, queues = 0;
     const char *link = NULL;
     long v;
     int c;
@@ -580,9 +630,14 @@ int spw_cli_serve(int argc, char **argv)
         case OPT_BATCH:
         case OPT_WAIT:
         case OPT_WORKERS:
+        case OPT_QUEUES:
         case OPT_REUSEPORT: {
             long lo = c == OPT_MTU ? 576 : c == OPT_THREADS ? 0 : 1;
-            long hi = c == OPT_MTU ? 9000 : c == OPT_BATCH ? 64 : c == OPT_WAIT ? 10000000 : 256;
+            long hi = c == OPT_MTU      ? 9000
+                      : c == OPT_BATCH  ? 64
+                      : c == OPT_WAIT   ? 10000000
+                      : c == OPT_QUEUES ? MAX_LANES
+                                        : 256;
             if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
                 fprintf(stderr, "splitwire serve: %s needs an integer in %ld..%ld\n",
                         argv[optind - 1], lo, hi);
@@ -598,6 +653,8 @@ int spw_cli_serve(int argc, char **argv)
                 sc.max_wait_us = (int)v;
             else if (c == OPT_REUSEPORT)
                 reuseport = (uint32_t)v;
+            else if (c == OPT_QUEUES)
+                queues = (uint32_t)v;
             else
                 sc.workers = (int)v;
             break;
@@ -636,6 +693,12 @@ int spw_cli_serve(int argc, char **argv)
         spw_eval_read_sidecar(sc.backbone, &sc.backbone_pp, &off);
         sc.image_decode = spw_eval_decode;
     }
+    if (queues > 1 && sc.net.transport != SPW_NET_DPDK) {
+        fprintf(stderr, "splitwire serve: --queues is for --transport dpdk (over UDP, run\n"
+                        "processes with --reuseport)\n");
+        return 2;
+    }
+    sc.net.queues = queues;
     backend_notice(sc.backend);
     return serve_with(&sc, -1);
 }
@@ -653,7 +716,9 @@ static void classify_usage(FILE *f)
                "  --local             no network: run the server half here\n"
                "  --models DIR        --local: where backbones are\n"
                "  --transport T       udp (default) or dpdk\n"
-               "  --server IP:PORT    server address (default 127.0.0.1:7878)\n"
+               "  --server IP:PORT[,IP:PORT...]\n"
+               "                      server address (default 127.0.0.1:7878); with several,\n"
+               "                      the next is used when one drains or goes silent\n"
                "  --bind IP:PORT      this client's address (default: 0.0.0.0:0 over UDP,\n"
                "                      127.0.0.1:7879 over DPDK)\n"
                "  --eal \"ARGS\"        DPDK EAL arguments (with --transport dpdk)\n"
@@ -667,6 +732,11 @@ static void classify_usage(FILE *f)
                "  --top K             scores per image (default 5)\n"
                "  --inflight N        requests on the wire at once (default 4)\n"
                "  --timeout-ms N      per request (default 2000)\n"
+               "  --queues N          DPDK: send over N queue pairs in turn (a server with\n"
+               "                      --queues N over net_memif answers on each)\n"
+               "  --failover-probes N probes without any reply before a request is sent\n"
+               "                      again on a new flow (default 3; 0: only when a\n"
+               "                      draining server refuses it)\n"
                "  --json              one JSON object per image, then a summary\n"
                "  --quiet             summary only\n"
                "  --classes FILE      class table (index, wnid, name, imagenet1k_idx) that says\n"
@@ -678,6 +748,9 @@ static void classify_usage(FILE *f)
 
 typedef struct client_opts {
     spw_client_config cc;
+    char *server_list; /* --server, cut at the commas; servers point into it */
+    long queues;       /* --queues: DPDK queue pairs */
+    const char *servers[16];
     net_opts no;
     run_opts ro;
     bool reference;
@@ -702,7 +775,36 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         co->no.transport = arg;
         return -1;
     case OPT_ADDR:
-        co->no.addr = arg;
+        free(co->server_list);
+        co->server_list = strdup(arg);
+        co->cc.n_servers = 0;
+        for (char *save, *tok = co->server_list ? strtok_r(co->server_list, ",", &save) : NULL; tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            if (co->cc.n_servers == 16) {
+                fprintf(stderr, "splitwire: --server takes at most 16 addresses\n");
+                return 2;
+            }
+            co->servers[co->cc.n_servers++] = tok;
+        }
+        if (!co->cc.n_servers) {
+            fprintf(stderr, "splitwire: --server needs an address\n");
+            return 2;
+        }
+        co->no.addr = co->servers[0];
+        co->cc.servers = co->servers;
+        return -1;
+    case OPT_QUEUES:
+        if (!spw_cli_parse_int(arg, 1, 4, &co->queues)) {
+            fprintf(stderr, "splitwire: --queues needs an integer in 1..4\n");
+            return 2;
+        }
+        return -1;
+    case OPT_FAILOVER:
+        if (!spw_cli_parse_int(arg, 0, 1000, &v)) {
+            fprintf(stderr, "splitwire: --failover-probes needs an integer in 0..1000\n");
+            return 2;
+        }
+        co->cc.failover_probes = v ? (int)v : -1;
         return -1;
     case OPT_EAL:
         co->no.eal = arg;
@@ -807,14 +909,25 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
         {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},    \
         {"quiet", no_argument, 0, OPT_QUIET}, {"reference", no_argument, 0, OPT_REFERENCE},       \
         {"link", required_argument, 0, OPT_LINK},                                                 \
+        {"failover-probes", required_argument, 0, OPT_FAILOVER},                                  \
+        {"queues", required_argument, 0, OPT_QUEUES},                                             \
     {                                                                                             \
         "help", no_argument, 0, 'h'                                                               \
     }
 
+static int classify_with(client_opts *co, int argc, char **argv);
+
 int spw_cli_classify(int argc, char **argv)
 {
-    static const struct option opts[] = {CLIENT_OPTIONS, {0, 0, 0, 0}};
     client_opts co = {.ro = {.inflight = 4}};
+    int rc = classify_with(&co, argc, argv);
+    free(co.server_list);
+    return rc;
+}
+
+static int classify_with(client_opts *co, int argc, char **argv)
+{
+    static const struct option opts[] = {CLIENT_OPTIONS, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -822,50 +935,51 @@ int spw_cli_classify(int argc, char **argv)
             classify_usage(stdout);
             return 0;
         }
-        int rc = parse_client_opt(c, optarg, &co);
+        int rc = parse_client_opt(c, optarg, co);
         if (rc >= 0) {
             classify_usage(stderr);
             return rc;
         }
     }
-    if (!co.cc.bundle_dir || optind >= argc) {
+    if (!co->cc.bundle_dir || optind >= argc) {
         classify_usage(stderr);
         return 2;
     }
-    if (!co.cc.local) {
-        int rc = net_config(&co.no, false, &co.cc.net);
+    if (!co->cc.local) {
+        int rc = net_config(&co->no, false, &co->cc.net);
         if (rc)
             return rc;
-        if (co.link && spw_net_link_parse(co.link, &co.cc.net)) {
+        if (co->link && spw_net_link_parse(co->link, &co->cc.net)) {
             fprintf(stderr, "splitwire classify: --link: %s\n", spw_error_detail());
             return 2;
         }
+        co->cc.net.queues = (uint32_t)co->queues;
     }
     /* Each result line reaches a file or pipe as soon as it is printed. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     spw_eval_files fl = {0};
     for (int i = optind; i < argc; i++)
         list_collect(&fl, argv[i]);
-    co.ro.first_input = argv[optind];
-    backend_notice(co.cc.backend);
+    co->ro.first_input = argv[optind];
+    backend_notice(co->cc.backend);
     spw_client *client;
-    int rc = spw_client_open(&co.cc, &client);
+    int rc = spw_client_open(&co->cc, &client);
     if (rc) {
         spw_eval_files_free(&fl);
         return spw_cli_fail(rc, "cannot start the client");
     }
-    if (!co.cc.local &&
-        (rc = spw_client_ping(client, co.cc.timeout_ms ? co.cc.timeout_ms : 2000, NULL))) {
+    if (!co->cc.local &&
+        (rc = spw_client_ping(client, co->cc.timeout_ms ? co->cc.timeout_ms : 2000, NULL))) {
         spw_client_close(client);
         spw_eval_files_free(&fl);
-        return spw_cli_fail(rc, "server %s unreachable", co.cc.net.peer);
+        return spw_cli_fail(rc, "server %s unreachable", co->cc.net.peer);
     }
     int *ref = NULL;
-    if (co.reference)
-        co.ro.reference = ref =
-            reference_labels(spw_client_bundle(client), co.cc.models_dir, &fl, co.ro.json);
-    rc = run_images(client, &fl, &co.ro,
-                    co.cc.local ? "local" : spw_net_transport_name(co.cc.net.transport));
+    if (co->reference)
+        co->ro.reference = ref =
+            reference_labels(spw_client_bundle(client), co->cc.models_dir, &fl, co->ro.json);
+    rc = run_images(client, &fl, &co->ro,
+                    co->cc.local ? "local" : spw_net_transport_name(co->cc.net.transport));
     free(ref);
     spw_client_close(client);
     spw_eval_files_free(&fl);

@@ -1,0 +1,26 @@
+# Sourced by the scale-out tests: the one place where they start servers and
+# clients, so options every invocation needs (keys, say) are added here.
+#   spw_serve ARGS...     becomes `splitwire serve ARGS...` (exec: start it with
+#                         `spw_serve ... &`, so $! is the server's own pid)
+#   spw_classify ARGS...  becomes `splitwire classify ARGS...` (exec too: run it
+#                         with & or in a subshell)
+# SPW_CLI names the splitwire binary; SPW_SERVE_EXTRA and SPW_CLIENT_EXTRA
+# (words split on spaces) are appended to every server or client. With
+# SPW_NS set, the process runs in that network namespace (`ip netns exec`
+# execs it too, so the pid stays the process's own).
+spw__in_ns() {
+  if [ -n "${SPW_NS:-}" ]; then
+    exec ip netns exec "$SPW_NS" "$@"
+  fi
+  exec "$@"
+}
+
+spw_serve() {
+  # shellcheck disable=SC2086 # extra options are plain words
+  spw__in_ns "$SPW_CLI" serve "$@" ${SPW_SERVE_EXTRA:-}
+}
+
+spw_classify() {
+  # shellcheck disable=SC2086
+  spw__in_ns "$SPW_CLI" classify "$@" ${SPW_CLIENT_EXTRA:-}
+}
