@@ -23,6 +23,15 @@
 #define BUNDLE SPW_TEST_DATA "/vectors/bundle/tiny"
 #define MODELS SPW_TEST_DATA "/vectors/bundle/models"
 
+/* Protocol 2 keys of the test server (made once per process). */
+static uint8_t server_priv[32], server_pub[32];
+static void server_keys(void)
+{
+    static int made;
+    if (!made++)
+        assert_int_equal(spw_net_keypair(server_priv, server_pub), 0);
+}
+
 static spw_image make_image(int seed, int w, int h)
 {
     spw_image img = {w, h, malloc((size_t)w * (size_t)h * 3)};
@@ -101,6 +110,8 @@ static int start_server(server_thread *st, const char *bundle)
                             .max_wait_us = 1000};
     sc.net.transport = SPW_NET_UDP;
     sc.net.local = addr;
+    server_keys();
+    sc.net.private_key = server_priv;
     int rc = spw_server_open(&sc, &st->srv);
     if (rc)
         return rc;
@@ -122,6 +133,8 @@ static spw_client_config remote_config(int port, char *addr)
     c.net.transport = SPW_NET_UDP;
     c.net.local = "127.0.0.1:0";
     c.net.peer = addr;
+    server_keys();
+    c.net.server_public_key = server_pub;
     return c;
 }
 

@@ -108,6 +108,21 @@ typedef struct spw_net_config {
                                        0 = keep probing until the deadline [0] */
     uint32_t retain_ms;             /* results kept for NACKs and repeats [1000] */
 
+    /* Protocol version 2 (docs/PROTOCOL.md): sessions from a Noise IK
+     * handshake, every frame sealed with ChaCha20-Poly1305. A server gives
+     * its static private key; a client gives the server's public key and,
+     * optionally, its own private key (else one is made for the endpoint).
+     * Keys are 32 bytes (spw_net_key_load_*), copied at open. Neither key
+     * and not insecure: spw_net_open fails with SPW_EINVAL. */
+    const uint8_t *private_key;
+    const uint8_t *server_public_key;
+    /* Protocol version 1: nothing authenticated or encrypted; for
+     * benchmarks and tests on a trusted link only. */
+    int insecure;
+    uint32_t max_sessions;   /* server: sessions held, the idlest replaced [1024] */
+    uint32_t handshake_rate; /* server: handshakes a second before a HELLO
+                                must echo a cookie [1000] */
+
     /* Link emulation on transmit: token bucket (rate in bit/s, burst in
      * bytes), fixed one-way delay and random loss. rate 0 = unlimited. */
     uint64_t shape_rate_bps;
@@ -147,6 +162,10 @@ typedef struct spw_net_msg {
     uint16_t c, h, w; /* latent shape */
     uint64_t request_id;
     spw_net_addr peer;
+    /* Protocol 2: the session a message arrived on; an answer passes the
+     * request's back (with peer) so it is sealed for that session only, and
+     * is not sent when the session is gone. 0: the peer's current session. */
+    uint32_t session;
     int status;          /* receive: 0, or SPW_ETIMEDOUT for a request given up (local) */
     uint32_t timeout_ms; /* send (requests): deadline from now; 0 = request_timeout_ms */
     size_t bytes;        /* receive: payload bytes; send: capacity */
@@ -209,6 +228,13 @@ typedef struct spw_net_stats {
     uint64_t rx_duplicate; /* fragments or messages already held or done */
     uint64_t reasm_timeouts, evictions, request_timeouts;
     uint64_t shaper_drops, tx_drops, fault_events;
+    /* Protocol 2: datagrams dropped because their tag failed (forged,
+     * altered, or sealed under keys this endpoint does not hold), because
+     * their counter was seen before (replay), or because they named a session
+     * this endpoint does not have; frames not sent for want of a session;
+     * handshakes completed, cookies sent, and STALE notices sent. */
+    uint64_t rx_auth_fail, rx_replay, rx_no_session, tx_no_session;
+    uint64_t handshakes, cookies_sent, stale_sent;
     /* Failed socket calls (kernel UDP), by cause: tx_errors and rx_errors
      * count every failed send or receive call (a receive with nothing
      * waiting is not a failure); the err_* fields split them by errno, and
@@ -233,6 +259,13 @@ SPW_API void spw_net_stats_get(const spw_net *net, spw_net_stats *out);
  * NULL, receives the public key as 64 hex digits and a NUL.
  */
 SPW_API int spw_net_keygen(const char *private_path, const char *public_path, char *pub_hex);
+
+/* A fresh key pair in memory (e.g. for an in-process client and server). */
+SPW_API int spw_net_keypair(uint8_t private_key[32], uint8_t public_key[32]);
+/* Reads a private key file (refused when others may read it). */
+SPW_API int spw_net_key_load_private(const char *path, uint8_t private_key[32]);
+/* Reads a public key file, or takes 64 hex digits given directly. */
+SPW_API int spw_net_key_load_public(const char *hex_or_path, uint8_t public_key[32]);
 
 /* The bound address (useful after binding port 0). */
 SPW_API int spw_net_local_addr(const spw_net *net, spw_net_addr *out);

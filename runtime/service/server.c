@@ -313,6 +313,7 @@ static void reply_error(spw_server *s, const spw_net_msg *req, int status, const
     m->model_id = req->model_id;
     m->request_id = req->request_id;
     m->peer = req->peer;
+    m->session = req->session;
     spw_net_send(s->net, m, 0, 0, len);
     bump(s, &s->st.errors, 1);
 }
@@ -337,6 +338,7 @@ static void reply(spw_server *s, const item *it)
     m->model_id = req->model_id;
     m->request_id = req->request_id;
     m->peer = req->peer;
+    m->session = req->session;
     if (spw_net_send(s->net, m, 0, 0, len) == 0)
         bump(s, &s->st.results, 1);
 }
