@@ -40,7 +40,7 @@ typedef struct net_sec {
     spw_hs_initiator hs;
     uint8_t hello[SPW_HELLO_LEN + SPW_COOKIE_LEN];
     uint32_t hello_len;
-    uint64_t hs_sent_ns, hs_ts;
+    uint64_t hs_sent_ns, hs_ts, hs_id;
     uint32_t hs_tries;
     spw_session_keys cs;
     uint64_t pings[PENDING_PINGS];
@@ -137,9 +137,11 @@ void spw__sec_close(spw_net *n)
 
 /* ---- server: the session table ------------------------------------------- */
 
+/* A session id: byte 0 routes (the HELLO's request id's low byte, which a
+ * SO_REUSEPORT group spreads by), bytes 1-2 the slot, byte 3 random, never 0. */
 static net_sess *sess_by_id(net_sec *s, uint32_t sid)
 {
-    uint32_t slot = sid & 0xffffu;
+    uint32_t slot = (sid >> 8) & 0xffffu;
     if (slot >= s->cap)
         return NULL;
     net_sess *e = &s->sess[slot];
@@ -290,10 +292,10 @@ static void on_hello(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, ui
     net_sess *e = sess_slot(n, &b->from);
     uint32_t slot = (uint32_t)(e - s->sess), sid;
     do {
-        uint8_t r[2];
-        randombytes_buf(r, sizeof(r));
-        sid = (uint32_t)r[0] << 16 | (uint32_t)r[1] << 24 | slot;
-    } while (sid == 0 || (e->used && sid == e->k.id));
+        uint8_t r;
+        randombytes_buf(&r, 1);
+        sid = (uint32_t)(h->request_id & 0xffu) | slot << 8 | (uint32_t)r << 24;
+    } while (!(sid >> 24) || (e->used && sid == e->k.id));
     uint8_t welcome[SPW_WELCOME_LEN];
     spw_session_keys keys;
     uint64_t ts;
@@ -341,7 +343,7 @@ static void hello_send(spw_net *n, uint64_t now)
 {
     net_sec *s = n->sec;
     s->hs_sent_ns = now;
-    send_plain(n, &n->peer, SPW_PROTO_HELLO, 0, s->hello, s->hello_len);
+    send_plain(n, &n->peer, SPW_PROTO_HELLO, s->hs_id, s->hello, s->hello_len);
 }
 
 /* A new HELLO (fresh ephemeral key, newer timestamp). */
@@ -355,6 +357,8 @@ static void hs_start(spw_net *n, uint64_t now)
         return;
     }
     s->hello_len = SPW_HELLO_LEN;
+    /* A random id: a SO_REUSEPORT group picks the process by it. */
+    randombytes_buf(&s->hs_id, sizeof(s->hs_id));
     s->hs_state = HS_WAIT;
     s->hs_tries = 0;
     hello_send(n, now);
@@ -566,9 +570,9 @@ int spw__sec_rx(spw_net *n, spw_netbuf *b, spw_proto_hdr *h, uint64_t now)
         }
         k = &e->k;
     }
-    int rc = spw__frame_open(k->rx_key, &k->replay, h->sid, h->counter, b->frame,
-                             SPW_PROTO_AD_LEN, b->frame + SPW_PROTO_HDR_LEN, h->payload_len,
-                             b->frame + SPW_PROTO_TAG_OFF);
+    int rc =
+        spw__frame_open(k->rx_key, &k->replay, h->sid, h->counter, b->frame, SPW_PROTO_AD_LEN,
+                        b->frame + SPW_PROTO_HDR_LEN, h->payload_len, b->frame + SPW_PROTO_TAG_OFF);
     if (rc) {
         if (rc == SPW_EREPLAY)
             n->stats.rx_replay++;

@@ -9,10 +9,11 @@ cli=$1 bundle=$2 models=$3
 shift 3
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+"$cli" keygen "$dir/server" >/dev/null 2>&1 || { echo "reuseport.sh: keygen failed"; exit 1; }
 port=$((30000 + ($$ * 13) % 20000))
 for s in 1 2; do
   "$cli" serve --bundle "$bundle" --models "$models" --listen 127.0.0.1:$port \
-    --reuseport 2 2>"$dir/srv$s.log" &
+    --reuseport 2 --key "$dir/server.key" 2>"$dir/srv$s.log" &
   echo $! >"$dir/srv$s.pid"
 done
 for s in 1 2; do
@@ -22,7 +23,7 @@ for s in 1 2; do
 done
 fail=0
 for c in 1 2 3 4 5 6 7 8; do
-  "$cli" classify --server 127.0.0.1:$port --bundle "$bundle" --timeout-ms 20000 --quiet "$@" \
+  "$cli" classify --server 127.0.0.1:$port --server-pub "$dir/server.pub" --bundle "$bundle" --timeout-ms 20000 --quiet "$@" \
     >"$dir/cli$c.log" 2>&1 &
   echo $! >"$dir/cli$c.pid"
 done
