@@ -317,6 +317,13 @@ void spw__net_set_clock(spw_net *n, uint64_t (*fn)(void *ctx), void *ctx)
     n->clock_ctx = ctx;
     n->next_scan_ns = 0;
     n->shape_last_ns = net_now(n); /* the shaper's schedule moves to the new clock */
+    spw__sec_rebase(n, net_now(n));
+}
+
+void spw__net_set_tap(spw_net *n, spw_net_tap_fn fn, void *ctx)
+{
+    n->tap = fn;
+    n->tap_ctx = ctx;
 }
 
 int spw_net_local_addr(const spw_net *n, spw_net_addr *out)

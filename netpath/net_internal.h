@@ -121,6 +121,9 @@ struct spw_net {
     bool secure;
     struct net_sec *sec;
 
+    spw_net_tap_fn tap; /* tests: sees every frame sent */
+    void *tap_ctx;
+
     /* Time source: spw__now_ns, or a test's (spw__net_set_clock). */
     uint64_t (*clock)(void *ctx);
     void *clock_ctx;
@@ -221,6 +224,8 @@ bool spw__sec_ready(spw_net *n, const spw_net_addr *dst, uint32_t session);
  * (0: go on with the plaintext; < 0: dropped and counted, the caller frees). */
 int spw__sec_rx(spw_net *n, spw_netbuf *b, spw_proto_hdr *h, uint64_t now);
 void spw__sec_timers(spw_net *n, uint64_t now);
+/* The clock changed (tests): timers restart from now. */
+void spw__sec_rebase(spw_net *n, uint64_t now);
 /* When the handshake next needs attention (UINT64_MAX: nothing to do). */
 uint64_t spw__sec_next_ns(const spw_net *n);
 /* A client's ping before its session exists is sent once it does. True when

@@ -326,6 +326,7 @@ static void on_hello(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, ui
     e->hnext = s->buckets[bk];
     s->buckets[bk] = (int32_t)slot;
     s->used++;
+    n->stats.handshakes++;
     sodium_memzero(&keys, sizeof(keys));
     send_plain(n, &b->from, SPW_PROTO_WELCOME, 0, welcome, SPW_WELCOME_LEN);
 }
@@ -612,4 +613,10 @@ void spw__sec_timers(spw_net *n, uint64_t now)
      * already made, so a WELCOME slower than our timer still counts. */
     s->hs_tries++;
     hello_send(n, now);
+}
+
+void spw__sec_rebase(spw_net *n, uint64_t now)
+{
+    if (n->sec)
+        n->sec->hs_sent_ns = now;
 }

@@ -15,6 +15,8 @@ static void count_tx(spw_net *n, spw_netbuf *const *bufs, int count)
 void spw__net_wire_tx(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count)
 {
     int sent = n->ops->tx_burst(n->tctx, dst, bufs, count);
+    for (int i = 0; n->tap && i < sent; i++)
+        n->tap(n->tap_ctx, bufs[i]->frame, bufs[i]->len, dst);
     count_tx(n, bufs, sent);
     n->stats.tx_drops += (uint64_t)(count - sent);
 }

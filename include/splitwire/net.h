@@ -232,7 +232,8 @@ typedef struct spw_net_stats {
      * altered, or sealed under keys this endpoint does not hold), because
      * their counter was seen before (replay), or because they named a session
      * this endpoint does not have; frames not sent for want of a session;
-     * handshakes completed, cookies sent, and STALE notices sent. */
+     * handshakes completed (client) or answered (server), cookies sent, and
+     * STALE notices (no such session) sent. */
     uint64_t rx_auth_fail, rx_replay, rx_no_session, tx_no_session;
     uint64_t handshakes, cookies_sent, stale_sent;
     /* Failed socket calls (kernel UDP), by cause: tx_errors and rx_errors
