@@ -564,6 +564,12 @@ void spw_server_print_stats(spw_server *s, FILE *f)
             (unsigned long long)st.net.tx_packets, (unsigned long long)st.net.retransmits,
             (unsigned long long)st.net.rx_invalid, (unsigned long long)st.net.rx_copy_bytes,
             (unsigned long long)st.net.tx_copy_bytes);
+    /* Protocol 2: what was refused, and why. */
+    fprintf(f,
+            "  auth: handshakes %llu, forged %llu, replayed %llu, no session %llu, cookies %llu\n",
+            (unsigned long long)st.net.handshakes, (unsigned long long)st.net.rx_auth_fail,
+            (unsigned long long)st.net.rx_replay, (unsigned long long)st.net.rx_no_session,
+            (unsigned long long)st.net.cookies_sent);
 }
 
 int spw_server_local_addr(const spw_server *s, spw_net_addr *out)
