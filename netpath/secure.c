@@ -428,8 +428,10 @@ static void on_welcome(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, 
 static void on_cookie(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, uint64_t now)
 {
     net_sec *s = n->sec;
+    /* One cookie per HELLO: spoofed COOKIEs cannot make the client send
+     * HELLOs faster than its timer does. */
     if (s->hs_state != HS_WAIT || !same_addr(&b->from, &n->peer) ||
-        h->payload_len != SPW_COOKIE_LEN)
+        h->payload_len != SPW_COOKIE_LEN || s->hello_len != SPW_HELLO_LEN)
         return;
     memcpy(s->hello + SPW_HELLO_LEN, b->frame + SPW_PROTO_HDR_LEN, SPW_COOKIE_LEN);
     s->hello_len = SPW_HELLO_LEN + SPW_COOKIE_LEN;
@@ -612,6 +614,9 @@ void spw__sec_timers(spw_net *n, uint64_t now)
     /* The same HELLO again: the server answers a repeat with the WELCOME it
      * already made, so a WELCOME slower than our timer still counts. */
     s->hs_tries++;
+    /* Without the cookie: it may have expired, and the answer to this one
+     * brings a fresh one if the server still wants it. */
+    s->hello_len = SPW_HELLO_LEN;
     hello_send(n, now);
 }
 

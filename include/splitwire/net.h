@@ -88,10 +88,12 @@ typedef struct spw_net_config {
     spw_net *memory_pair;
 
     /* UDP: share the local port with this many server processes
-     * (SO_REUSEPORT; 0 = not shared). Requests are spread over the group by
-     * the low byte of their request id (a socket filter; at most 256), so every fragment, ACK and NACK of
-     * one request reaches the same process; a group that shrank falls back
-     * to the kernel's flow hash. */
+     * (SO_REUSEPORT; 0 = not shared). A socket filter (at most 256) spreads
+     * protocol 2 sessions over the group by their id (the process that
+     * took the HELLO keeps the session), protocol 1 requests by the low byte
+     * of their request id, so every fragment, ACK and NACK of one request
+     * reaches the same process; a group that shrank falls back to the
+     * kernel's flow hash. */
     uint32_t reuseport;
 
     /* Message layer; 0 selects the default in brackets. */

@@ -45,9 +45,8 @@ typedef struct watch {
 
 static int sender_of(const spw_net_addr *a)
 {
-    return a->port == 1 && a->ip >= 0x0a000001u && a->ip <= 0x0a000004u
-               ? (int)(a->ip - 0x0a000001u)
-               : -1;
+    return a->port == 1 && a->ip >= 0x0a000001u && a->ip <= 0x0a000004u ? (int)(a->ip - 0x0a000001u)
+                                                                        : -1;
 }
 
 static void tap(void *ctx, const uint8_t *f, size_t len, const spw_net_addr *dst)
