@@ -495,9 +495,14 @@ void spw__sec_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs,
         n->stats.tx_no_session += (uint64_t)count;
         return;
     }
+    /* Sealing costs about as much per fragment as the peer's opening: where
+     * handing a frame to the transport is cheap (no system call), each goes
+     * out as soon as it is sealed, so the peer opens one while the next is
+     * sealed. Kernel UDP keeps its bursts (one sendmmsg). */
+    int burst = n->ops == &spw__net_udp_ops ? RX_BURST : 1;
     spw_netbuf fresh[RX_BURST], *fp[RX_BURST];
     for (int done = 0; done < count;) {
-        int cnt = SPW_MIN(RX_BURST, count - done), got = 0;
+        int cnt = SPW_MIN(burst, count - done), got = 0;
         for (; got < cnt; got++) {
             const spw_netbuf *src = bufs[done + got];
             spw_netbuf *d = &fresh[got];
