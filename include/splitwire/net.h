@@ -18,6 +18,10 @@ extern "C" {
  * pair for tests) plus the message layer of docs/PROTOCOL.md on top of it:
  * fragmentation to the path MTU, reassembly with timeouts, selective
  * retransmission on NACK or timeout, duplicate suppression and bounded state.
+ * With protocol 2 (the default; see private_key and server_public_key in
+ * spw_net_config) a client makes a session with its server by a Noise IK
+ * handshake, and every datagram both ways is sealed with the session's
+ * keys; forged, replayed and sessionless datagrams are dropped and counted.
  *
  * Sending without copies. spw_net_tx_alloc() hands out a message whose
  * segments are the payload rooms of transport buffers (mbuf data rooms on
