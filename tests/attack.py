@@ -112,12 +112,19 @@ class Relay:
         self.client = None
         self.forged = 0
         self.replayed_to_server = 0
-        self.seen_ids = set()
+        # A stranger aiming unauthenticated datagrams at the client's port.
+        self.stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.stranger.bind(("127.0.0.1", 0))
+        self.stranger_sent = 0
+        self.stranger_back = 0
 
     def run(self, until):
         rnd = random.Random(7)
         while time.time() < until():
-            r, _, _ = select.select([self.sock], [], [], 0.05)
+            r, _, _ = select.select([self.sock, self.stranger], [], [], 0.05)
+            if self.stranger in r:
+                self.stranger_back += len(self.stranger.recv(65535))
+                continue
             if not r:
                 continue
             data, src = self.sock.recvfrom(65535)
@@ -137,6 +144,11 @@ class Relay:
                 for _ in range(3):
                     self.sock.sendto(data, self.client)
             else:
+                if not self.client:
+                    self.client = src
+                    for p in stranger_probes(rnd):
+                        self.stranger.sendto(p, src)
+                        self.stranger_sent += len(p)
                 self.client = src
                 self.sock.sendto(data, self.server)
                 if len(data) >= HDR and data[5] == 1:
@@ -146,6 +158,30 @@ class Relay:
                     # Forged requests too: a known id under a new counter.
                     self.sock.sendto(forge_sealed(data, 1, rnd.getrandbits(40) + (1 << 41)),
                                      self.server)
+
+
+def stranger_probes(rnd):
+    """Datagrams a client must not answer: a protocol 1 first fragment of a
+    large message (which once drew NACKs), protocol 1 answers and PINGs,
+    sealed frames of every type under a random session, handshake frames."""
+    probes = []
+    for i in range(10):
+        h = bytearray(v1_frame(2, 500 + i, bytes(1000)))
+        struct.pack_into("<HH", h, 30, 0, 200)
+        struct.pack_into("<I", h, 36, 200 * 1000)
+        struct.pack_into("<I", h, 16, 0)
+        struct.pack_into("<I", h, 16, crc32c(bytes(h)))
+        probes.append(bytes(h))
+        probes.append(v1_frame(5, 600 + i, bytes(8)))
+    for t in list(range(1, 8)) + [9, 10, 11]:
+        f = bytearray(HDR + 64)
+        f[0:2] = b"SW"
+        f[2], f[3], f[4], f[5] = 2, t, HDR, 1 if t <= 7 else 0
+        struct.pack_into("<HHHI", f, 30, 0, 1, 64, 64)
+        if t <= 7:
+            f[42:70] = bytes(rnd.getrandbits(8) for _ in range(28))
+        probes.append(bytes(f))
+    return probes
 
 
 def amplification(port):
@@ -255,6 +291,9 @@ def main():
             check(remote == local, "every answer equals classify --local's despite "
                   f"{relay.forged} forged answers and the replays")
             check(relay.forged > 0 and relay.replayed_to_server > 0, "the relay did attack")
+            check(relay.stranger_sent > 0 and relay.stranger_back == 0,
+                  f"the client answered none of {relay.stranger_sent} bytes of unauthenticated "
+                  f"datagrams from a stranger ({relay.stranger_back} bytes back)")
             sent, back, frames = amplification(port)
             check(back <= sent, f"unauthenticated datagrams: {sent} bytes sent, {back} bytes "
                   f"({frames} frames) back: amplification {back / sent:.3f} <= 1")
