@@ -174,7 +174,8 @@ int spw_net_open(const spw_net_config *config, spw_net **out)
     c->private_key = c->server_public_key = NULL;
     /* A client starts its handshake at once: the first request then finds
      * the session up, or nearly. */
-    spw__sec_ready(n, &n->peer, 0);
+    if (n->have_peer)
+        spw__sec_ready(n, &n->peer, 0);
     *out = n;
     return 0;
 

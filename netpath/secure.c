@@ -13,6 +13,8 @@
 enum { HS_NONE, HS_WAIT, HS_UP };
 
 #define PENDING_PINGS 8u
+/* Servers a client holds sessions with at once (the idlest is forgotten). */
+#define CLIENT_PEERS 16
 /* STALE notices sent a second at most (each no larger than what it answers). */
 #define STALE_RATE 1000u
 
@@ -31,20 +33,29 @@ typedef struct net_sess {
     bool used, confirmed;
 } net_sess;
 
+/* A client's session with one server address (every server of a
+ * deployment has the same key; a client may move between them). */
+typedef struct net_peer {
+    spw_net_addr addr;
+    bool used;
+    int hs_state;
+    spw_hs_initiator hs;
+    uint8_t hello[SPW_HELLO_LEN + SPW_COOKIE_LEN];
+    uint32_t hello_len;
+    uint64_t hs_sent_ns, hs_id, last_ns;
+    uint32_t hs_tries;
+    spw_session_keys cs;
+    uint64_t pings[PENDING_PINGS];
+    uint32_t npings;
+} net_peer;
+
 typedef struct net_sec {
     spw_keypair self;
     bool initiator;
     /* client */
     uint8_t server_pub[SPW_KEY_LEN];
-    int hs_state;
-    spw_hs_initiator hs;
-    uint8_t hello[SPW_HELLO_LEN + SPW_COOKIE_LEN];
-    uint32_t hello_len;
-    uint64_t hs_sent_ns, hs_ts, hs_id;
-    uint32_t hs_tries;
-    spw_session_keys cs;
-    uint64_t pings[PENDING_PINGS];
-    uint32_t npings;
+    uint64_t hs_ts; /* the last HELLO's timestamp: they only grow */
+    net_peer peers[CLIENT_PEERS];
     /* server */
     net_sess *sess;
     int32_t *buckets;
@@ -77,8 +88,6 @@ int spw__sec_open(spw_net *n)
         return spw__error(SPW_EINVAL, "protocol 2 needs keys: a server's private key, or the "
                                       "server's public key for a client (or insecure for "
                                       "protocol 1)");
-    if (c->server_public_key && !n->have_peer)
-        return spw__error(SPW_EINVAL, "a client (server_public_key) needs its peer address");
     uint32_t cap = c->max_sessions ? c->max_sessions : 1024;
     if (cap > 65536)
         return spw__error(SPW_EINVAL, "max_sessions %u (at most 65536)", cap);
@@ -340,38 +349,59 @@ static uint64_t wall_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void hello_send(spw_net *n, uint64_t now)
+/* The session state for server address a; with create, a new one (the
+ * idlest forgotten when all are taken). */
+static net_peer *peer_find(net_sec *s, const spw_net_addr *a, bool create, uint64_t now)
 {
-    net_sec *s = n->sec;
-    s->hs_sent_ns = now;
-    send_plain(n, &n->peer, SPW_PROTO_HELLO, s->hs_id, s->hello, s->hello_len);
+    net_peer *idle = NULL;
+    for (int i = 0; i < CLIENT_PEERS; i++) {
+        net_peer *p = &s->peers[i];
+        if (p->used && same_addr(&p->addr, a)) {
+            p->last_ns = now;
+            return p;
+        }
+        if (!idle || !p->used || (idle->used && p->last_ns < idle->last_ns))
+            idle = p;
+    }
+    if (!create)
+        return NULL;
+    sodium_memzero(idle, sizeof(*idle));
+    idle->used = true;
+    idle->addr = *a;
+    idle->last_ns = now;
+    return idle;
+}
+
+static void hello_send(spw_net *n, net_peer *p, uint64_t now)
+{
+    p->hs_sent_ns = now;
+    send_plain(n, &p->addr, SPW_PROTO_HELLO, p->hs_id, p->hello, p->hello_len);
 }
 
 /* A new HELLO (fresh ephemeral key, newer timestamp). */
-static void hs_start(spw_net *n, uint64_t now)
+static void hs_start(spw_net *n, net_peer *p, uint64_t now)
 {
     net_sec *s = n->sec;
     uint64_t ts = wall_ns();
     s->hs_ts = ts > s->hs_ts ? ts : s->hs_ts + 1;
-    if (spw__hs_hello(&s->hs, &s->self, s->server_pub, s->hs_ts, s->hello)) {
-        s->hs_state = HS_NONE;
+    if (spw__hs_hello(&p->hs, &s->self, s->server_pub, s->hs_ts, p->hello)) {
+        p->hs_state = HS_NONE;
         return;
     }
-    s->hello_len = SPW_HELLO_LEN;
+    p->hello_len = SPW_HELLO_LEN;
     /* A random id: a SO_REUSEPORT group picks the process by it. */
-    randombytes_buf(&s->hs_id, sizeof(s->hs_id));
-    s->hs_state = HS_WAIT;
-    s->hs_tries = 0;
-    hello_send(n, now);
+    randombytes_buf(&p->hs_id, sizeof(p->hs_id));
+    p->hs_state = HS_WAIT;
+    p->hs_tries = 0;
+    hello_send(n, p, now);
 }
 
-/* Everything that waited for the session goes out now, sealed. */
-static void hs_flush(spw_net *n, uint64_t now)
+/* Everything that waited for this server's session goes out now, sealed. */
+static void hs_flush(spw_net *n, net_peer *p, uint64_t now)
 {
-    net_sec *s = n->sec;
     for (int32_t i = n->out.oldest; i >= 0; i = n->out.ents[i].anext) {
         net_ent *o = &n->out.ents[i];
-        if (o->key.type != SPW_NET_REQUEST)
+        if (o->key.type != SPW_NET_REQUEST || !same_addr(&o->peer, &p->addr))
             continue;
         if (o->held) {
             /* First transmission: its ACK gives an RTT sample. */
@@ -393,16 +423,19 @@ static void hs_flush(spw_net *n, uint64_t now)
             spw__net_xmit(n, &o->peer, bp, cnt, &o->arrive[f]);
         }
     }
-    uint32_t np = s->npings;
-    s->npings = 0;
+    uint32_t np = p->npings;
+    uint64_t pings[PENDING_PINGS];
+    memcpy(pings, p->pings, sizeof(pings));
+    spw_net_addr to = p->addr;
+    p->npings = 0;
     for (uint32_t i = 0; i < np; i++)
-        spw_net_ping(n, NULL, s->pings[i]);
+        spw_net_ping(n, &to, pings[i]);
 }
 
 static void on_welcome(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, uint64_t now)
 {
-    net_sec *s = n->sec;
-    if (s->hs_state != HS_WAIT || !same_addr(&b->from, &n->peer))
+    net_peer *p = peer_find(n->sec, &b->from, false, now);
+    if (!p || p->hs_state != HS_WAIT)
         return;
     if (h->payload_len != SPW_WELCOME_LEN) {
         n->stats.rx_invalid++;
@@ -410,43 +443,43 @@ static void on_welcome(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, 
     }
     /* Reading spends the initiator state: work on a copy so that a forged
      * WELCOME does not stop the real one from being read. */
-    spw_hs_initiator st = s->hs;
+    spw_hs_initiator st = p->hs;
     spw_session_keys keys;
     if (spw__hs_read_welcome(&st, b->frame + SPW_PROTO_HDR_LEN, &keys)) {
         n->stats.rx_auth_fail++;
         return;
     }
-    sodium_memzero(&s->hs, sizeof(s->hs));
-    sodium_memzero(&s->cs, sizeof(s->cs));
-    s->cs = keys;
+    sodium_memzero(&p->hs, sizeof(p->hs));
+    sodium_memzero(&p->cs, sizeof(p->cs));
+    p->cs = keys;
     sodium_memzero(&keys, sizeof(keys));
-    s->hs_state = HS_UP;
+    p->hs_state = HS_UP;
     n->stats.handshakes++;
-    hs_flush(n, now);
+    hs_flush(n, p, now);
 }
 
 static void on_cookie(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, uint64_t now)
 {
-    net_sec *s = n->sec;
+    net_peer *p = peer_find(n->sec, &b->from, false, now);
     /* One cookie per HELLO: spoofed COOKIEs cannot make the client send
      * HELLOs faster than its timer does. */
-    if (s->hs_state != HS_WAIT || !same_addr(&b->from, &n->peer) ||
-        h->payload_len != SPW_COOKIE_LEN || s->hello_len != SPW_HELLO_LEN)
+    if (!p || p->hs_state != HS_WAIT || h->payload_len != SPW_COOKIE_LEN ||
+        p->hello_len != SPW_HELLO_LEN)
         return;
-    memcpy(s->hello + SPW_HELLO_LEN, b->frame + SPW_PROTO_HDR_LEN, SPW_COOKIE_LEN);
-    s->hello_len = SPW_HELLO_LEN + SPW_COOKIE_LEN;
-    hello_send(n, now);
+    memcpy(p->hello + SPW_HELLO_LEN, b->frame + SPW_PROTO_HDR_LEN, SPW_COOKIE_LEN);
+    p->hello_len = SPW_HELLO_LEN + SPW_COOKIE_LEN;
+    hello_send(n, p, now);
 }
 
 static void on_stale(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, uint64_t now)
 {
-    net_sec *s = n->sec;
+    net_peer *p = peer_find(n->sec, &b->from, false, now);
     /* Only for the session in use: the id is seen on the path only, so an
      * off-path sender cannot make the client drop its session. */
-    if (s->hs_state != HS_UP || !same_addr(&b->from, &n->peer) || h->request_id != s->cs.id)
+    if (!p || p->hs_state != HS_UP || h->request_id != p->cs.id)
         return;
-    sodium_memzero(&s->cs, sizeof(s->cs));
-    hs_start(n, now);
+    sodium_memzero(&p->cs, sizeof(p->cs));
+    hs_start(n, p, now);
 }
 
 /* ---- both sides ------------------------------------------------------------ */
@@ -457,11 +490,11 @@ bool spw__sec_ready(spw_net *n, const spw_net_addr *dst, uint32_t session)
     if (!s)
         return true;
     if (s->initiator) {
-        if (!same_addr(dst, &n->peer))
-            return false;
-        if (s->hs_state == HS_NONE)
-            hs_start(n, net_now(n));
-        return s->hs_state == HS_UP;
+        uint64_t now = net_now(n);
+        net_peer *p = peer_find(s, dst, true, now);
+        if (p->hs_state == HS_NONE)
+            hs_start(n, p, now);
+        return p->hs_state == HS_UP;
     }
     net_sess *e = sess_by_addr(s, dst);
     return e && (!session || e->k.id == session);
@@ -470,10 +503,11 @@ bool spw__sec_ready(spw_net *n, const spw_net_addr *dst, uint32_t session)
 bool spw__sec_hold_ping(spw_net *n, const spw_net_addr *dst, uint64_t token)
 {
     net_sec *s = n->sec;
-    if (!s || !s->initiator || spw__sec_ready(n, dst, 0) || !same_addr(dst, &n->peer))
+    if (!s || !s->initiator || spw__sec_ready(n, dst, 0))
         return false;
-    if (s->npings < PENDING_PINGS)
-        s->pings[s->npings++] = token;
+    net_peer *p = peer_find(s, dst, false, net_now(n));
+    if (p && p->npings < PENDING_PINGS)
+        p->pings[p->npings++] = token;
     return true;
 }
 
@@ -483,10 +517,12 @@ void spw__sec_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs,
     net_sec *s = n->sec;
     spw_session_keys *k = NULL;
     if (s->initiator) {
-        if (s->hs_state == HS_UP && same_addr(dst, &n->peer))
-            k = &s->cs;
-        else if (s->hs_state == HS_NONE && same_addr(dst, &n->peer))
-            hs_start(n, net_now(n));
+        uint64_t now = net_now(n);
+        net_peer *p = peer_find(s, dst, true, now);
+        if (p->hs_state == HS_UP)
+            k = &p->cs;
+        else if (p->hs_state == HS_NONE)
+            hs_start(n, p, now);
     } else {
         net_sess *e = sess_by_addr(s, dst);
         k = e ? &e->k : NULL;
@@ -564,11 +600,12 @@ int spw__sec_rx(spw_net *n, spw_netbuf *b, spw_proto_hdr *h, uint64_t now)
     spw_session_keys *k;
     net_sess *e = NULL;
     if (s->initiator) {
-        if (s->hs_state != HS_UP || h->sid != s->cs.id || !same_addr(&b->from, &n->peer)) {
+        net_peer *p = peer_find(s, &b->from, false, now);
+        if (!p || p->hs_state != HS_UP || h->sid != p->cs.id) {
             n->stats.rx_no_session++;
             return SPW_EAUTH;
         }
-        k = &s->cs;
+        k = &p->cs;
     } else {
         e = sess_by_id(s, h->sid);
         if (!e || !same_addr(&e->addr, &b->from)) {
@@ -602,31 +639,41 @@ int spw__sec_rx(spw_net *n, spw_netbuf *b, spw_proto_hdr *h, uint64_t now)
     return 0;
 }
 
+static uint64_t hello_due(const spw_net *n, const net_peer *p)
+{
+    uint64_t wait = SPW_MIN(n->rto_ns << SPW_MIN(p->hs_tries, 10u), 1000000000ull);
+    return p->hs_sent_ns + wait;
+}
+
 uint64_t spw__sec_next_ns(const spw_net *n)
 {
     const net_sec *s = n->sec;
-    if (!s || !s->initiator || s->hs_state != HS_WAIT)
-        return UINT64_MAX;
-    uint64_t wait = SPW_MIN(n->rto_ns << SPW_MIN(s->hs_tries, 10u), 1000000000ull);
-    return s->hs_sent_ns + wait;
+    uint64_t next = UINT64_MAX;
+    for (int i = 0; s && s->initiator && i < CLIENT_PEERS; i++)
+        if (s->peers[i].used && s->peers[i].hs_state == HS_WAIT)
+            next = SPW_MIN(next, hello_due(n, &s->peers[i]));
+    return next;
 }
 
 void spw__sec_timers(spw_net *n, uint64_t now)
 {
     net_sec *s = n->sec;
-    if (!s || !s->initiator || s->hs_state != HS_WAIT || now < spw__sec_next_ns(n))
-        return;
-    /* The same HELLO again: the server answers a repeat with the WELCOME it
-     * already made, so a WELCOME slower than our timer still counts. */
-    s->hs_tries++;
-    /* Without the cookie: it may have expired, and the answer to this one
-     * brings a fresh one if the server still wants it. */
-    s->hello_len = SPW_HELLO_LEN;
-    hello_send(n, now);
+    for (int i = 0; s && s->initiator && i < CLIENT_PEERS; i++) {
+        net_peer *p = &s->peers[i];
+        if (!p->used || p->hs_state != HS_WAIT || now < hello_due(n, p))
+            continue;
+        /* The same HELLO again: the server answers a repeat with the WELCOME
+         * it already made, so a WELCOME slower than our timer still counts.
+         * Without the cookie: it may have expired, and the answer to this
+         * one brings a fresh one if the server still wants it. */
+        p->hs_tries++;
+        p->hello_len = SPW_HELLO_LEN;
+        hello_send(n, p, now);
+    }
 }
 
 void spw__sec_rebase(spw_net *n, uint64_t now)
 {
-    if (n->sec)
-        n->sec->hs_sent_ns = now;
+    for (int i = 0; n->sec && i < CLIENT_PEERS; i++)
+        n->sec->peers[i].hs_sent_ns = now;
 }

@@ -117,7 +117,8 @@ typedef struct spw_net_config {
     /* Protocol version 2 (docs/PROTOCOL.md): sessions from a Noise IK
      * handshake, every frame sealed with ChaCha20-Poly1305. A server gives
      * its static private key; a client gives the server's public key and,
-     * optionally, its own private key (else one is made for the endpoint).
+     * optionally, its own private key (else one is made for the endpoint),
+     * and holds a session with each server address it sends to.
      * Keys are 32 bytes (spw_net_key_load_*), copied at open. Neither key
      * and not insecure: spw_net_open fails with SPW_EINVAL. */
     const uint8_t *private_key;
