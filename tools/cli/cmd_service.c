@@ -448,7 +448,8 @@ static void serve_usage(FILE *f)
             "  --max-wait-us N     a partial batch runs after this long (default 2000)\n"
             "  --workers N         inference threads (default 1)\n"
             "  --reuseport N       UDP: share the port with N server processes (each\n"
-            "                      started with the same N); requests are spread by id\n");
+            "                      started with the same N); clients' sessions (or, with\n"
+            "                      --insecure, requests) are spread over them\n");
     spw_cli_keys_usage(f, true);
     fprintf(f,
             "SIGINT/SIGTERM stop after finishing accepted requests; SIGUSR1 prints statistics.\n");
