@@ -96,7 +96,8 @@ static int config_defaults(spw_net_config *c)
         return spw__error(SPW_EINVAL, "mtu %u outside 576..9000", c->mtu);
     if (c->reuseport > 256)
         return spw__error(SPW_EINVAL, "reuseport group of %u (at most 256)", c->reuseport);
-    if (c->max_msg_bytes > 64u << 20 || c->max_inflight > 65536 || c->max_outstanding > 65536)
+    if (c->max_msg_bytes > 64u << 20 || c->max_inflight > 65536 || c->max_outstanding > 65536 ||
+        c->max_sessions > 65536)
         return spw__error(SPW_EINVAL, "message layer limits too large");
     const double probs[] = {c->shape_loss,    c->fault_loss,     c->fault_dup,
                             c->fault_reorder, c->fault_truncate, c->fault_corrupt};
@@ -153,6 +154,8 @@ int spw_net_open(const spw_net_config *config, spw_net **out)
     }
     if ((rc = spw__net_emulation_open(n)))
         goto fail_shq;
+    if ((rc = spw__sec_open(n)))
+        goto fail_sec;
     /* Buffers: a few messages of the largest size in flight both ways, plus
      * the receive bursts, the shaper and kept results. */
     uint32_t nbufs = c->mbufs;
@@ -164,13 +167,21 @@ int spw_net_open(const spw_net_config *config, spw_net **out)
     if ((rc = ops->open(c, n->frame_room, nbufs, &n->stats, &n->tctx)))
         goto fail_transport;
     n->ops = ops;
-    /* Only the strings the transport needed at open were borrowed. */
+    /* Only the strings the transport needed at open were borrowed (keys
+     * were copied). */
     c->local = c->peer = c->eal_args = c->dpdk_port = c->peer_mac = NULL;
     c->memory_pair = NULL;
+    c->private_key = c->server_public_key = NULL;
+    /* A client starts its handshake at once: the first request then finds
+     * the session up, or nearly. */
+    if (n->have_peer)
+        spw__sec_ready(n, &n->peer, 0);
     *out = n;
     return 0;
 
 fail_transport:
+    spw__sec_close(n);
+fail_sec:
     spw__net_emulation_close(n);
 fail_shq:
     spw__free(n->ready);
@@ -198,6 +209,7 @@ void spw_net_close(spw_net *n)
     spw__net_emulation_close(n);
     spw__net_pool_fini(&n->pool);
     n->ops->close(n->tctx);
+    spw__sec_close(n);
     spw__free(n);
 }
 
@@ -227,6 +239,8 @@ int spw_net_poll(spw_net *n, int64_t timeout_us)
                 spw__net_rx_timers(n, now);
             if (n->out.used)
                 spw__net_tx_timers(n, now);
+            if (n->secure)
+                spw__sec_timers(n, now);
             n->next_scan_ns = now + n->scan_ns;
         }
         uint32_t ready = n->ready_tail - n->ready_head;
@@ -237,6 +251,8 @@ int spw_net_poll(spw_net *n, int64_t timeout_us)
         uint64_t until = deadline;
         if (n->in.used || n->out.used)
             until = SPW_MIN(until, n->next_scan_ns);
+        if (n->secure)
+            until = SPW_MIN(until, SPW_MAX(spw__sec_next_ns(n), n->next_scan_ns));
         if (n->shaping && n->shq_head != n->shq_tail)
             until = SPW_MIN(until, n->shq[n->shq_head % SHAPER_QUEUE].due_ns);
         if (n->held.frame)
@@ -307,6 +323,13 @@ void spw__net_set_clock(spw_net *n, uint64_t (*fn)(void *ctx), void *ctx)
     n->clock_ctx = ctx;
     n->next_scan_ns = 0;
     n->shape_last_ns = net_now(n); /* the shaper's schedule moves to the new clock */
+    spw__sec_rebase(n, net_now(n));
+}
+
+void spw__net_set_tap(spw_net *n, spw_net_tap_fn fn, void *ctx)
+{
+    n->tap = fn;
+    n->tap_ctx = ctx;
 }
 
 int spw_net_local_addr(const spw_net *n, spw_net_addr *out)

@@ -7,6 +7,8 @@
  *               (no allocation per message once warm), the ready queue
  *   rx.c        receive: validation dispatch, reassembly, NACK, delivery
  *   tx.c        send: framing, retransmission on NACK and timeout
+ *   secure.c    protocol 2: sessions (handshake, session table, cookies),
+ *               sealing of every frame sent and opening of every one received
  *   emulate.c   link emulation (shaper) and fault injection, SPW_NET_EMULATION
  *   net.c       configuration, open/close, poll and the rest of the API
  */
@@ -48,6 +50,7 @@ typedef struct net_ent {
     uint16_t nacks;       /* inbox: NACKs sent for it */
     uint16_t probe;       /* outbox request: its largest fragment, resent as a probe */
     bool acked;           /* outbox request: the peer has it whole */
+    bool held;            /* outbox request: not sent yet, waiting for a session */
     spw_netbuf *frags;    /* count entries; frame == NULL: missing (inbox) */
     uint64_t *arrive;     /* outbox: when each fragment's last copy reaches the peer */
 } net_ent;
@@ -114,6 +117,13 @@ struct spw_net {
     bool rtt_valid;
     uint64_t srtt_ns, rttvar_ns, rto_ns;
 
+    /* Protocol 2 (secure.c); NULL when insecure (protocol 1). */
+    bool secure;
+    struct net_sec *sec;
+
+    spw_net_tap_fn tap; /* tests: sees every frame sent */
+    void *tap_ctx;
+
     /* Time source: spw__now_ns, or a test's (spw__net_set_clock). */
     uint64_t (*clock)(void *ctx);
     void *clock_ctx;
@@ -172,6 +182,14 @@ void spw__net_local_event(spw_net *n, const net_ent *o, int status);
  * link emulation is on; arrive[i] gets when frame i reaches the peer. */
 void spw__net_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
                    uint64_t *arrive);
+/* The same without sealing (protocol 1, and protocol 2's handshake frames). */
+void spw__net_xmit_raw(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
+                       uint64_t *arrive);
+/* Header version for frames this endpoint writes. */
+static inline uint8_t spw__net_version(const spw_net *n)
+{
+    return n->secure ? SPW_PROTO_VERSION2 : SPW_PROTO_VERSION;
+}
 void spw__net_wire_tx(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count);
 /* One single-buffer control frame (NACK, PING). */
 int spw__net_ctrl_send(spw_net *n, const spw_net_addr *dst, const spw_proto_hdr *h,
@@ -190,6 +208,29 @@ void spw__net_send_ack(spw_net *n, const spw_net_addr *dst, uint8_t type, uint64
 void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now);
 void spw__net_rx_round(spw_net *n, uint64_t now);
 void spw__net_rx_timers(spw_net *n, uint64_t now);
+
+/* secure.c (protocol 2). Frames handed to spw__net_xmit stay plaintext:
+ * every transmission seals a copy into a fresh buffer with a fresh counter,
+ * so a buffer given to the transport is never written again. */
+int spw__sec_open(spw_net *n);
+void spw__sec_close(spw_net *n);
+void spw__sec_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
+                   uint64_t *arrive);
+/* Whether frames for dst would be sealed and sent now; a client without a
+ * session starts its handshake. session: as spw_net_msg.session. */
+bool spw__sec_ready(spw_net *n, const spw_net_addr *dst, uint32_t session);
+/* A version 2 frame: handshake frames are handled here (returns 1: consumed,
+ * the caller frees b); sealed ones are authenticated and opened in place
+ * (0: go on with the plaintext; < 0: dropped and counted, the caller frees). */
+int spw__sec_rx(spw_net *n, spw_netbuf *b, spw_proto_hdr *h, uint64_t now);
+void spw__sec_timers(spw_net *n, uint64_t now);
+/* The clock changed (tests): timers restart from now. */
+void spw__sec_rebase(spw_net *n, uint64_t now);
+/* When the handshake next needs attention (UINT64_MAX: nothing to do). */
+uint64_t spw__sec_next_ns(const spw_net *n);
+/* A client's ping before its session exists is sent once it does. True when
+ * the token was kept for later. */
+bool spw__sec_hold_ping(spw_net *n, const spw_net_addr *dst, uint64_t token);
 
 /* emulate.c: all no-ops (and configurations asking for them refused) when
  * built without SPW_NET_EMULATION. */

@@ -52,6 +52,7 @@ static void deliver(spw_net *n, net_msg *m, const spw_proto_hdr *h, const spw_ne
     p->w = h->w;
     p->request_id = h->request_id;
     p->peer = *from;
+    p->session = h->sid;
     p->status = 0;
     p->bytes = bytes;
     for (int i = 0; i < m->nbufs; i++) {
@@ -212,8 +213,14 @@ void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now)
     spw_proto_hdr h;
     n->stats.rx_packets++;
     n->stats.rx_bytes += b->len;
-    if (spw__proto_parse(b->frame, b->len, n->cfg.max_msg_bytes, &h)) {
+    if (spw__proto_parse(b->frame, b->len, n->cfg.max_msg_bytes, &h) ||
+        h.version != spw__net_version(n)) {
         n->stats.rx_invalid++;
+        n->ops->buf_free(n->tctx, b);
+        return;
+    }
+    /* Protocol 2: nothing below sees a frame that did not authenticate. */
+    if (n->secure && spw__sec_rx(n, b, &h, now)) {
         n->ops->buf_free(n->tctx, b);
         return;
     }

@@ -542,3 +542,36 @@ int spw_net_keygen(const char *private_path, const char *public_path, char *pub_
     sodium_memzero(&kp, sizeof(kp));
     return rc;
 }
+
+int spw_net_keypair(uint8_t private_key[32], uint8_t public_key[32])
+{
+    if (!private_key || !public_key)
+        return spw__error(SPW_EINVAL, "spw_net_keypair: NULL argument");
+    spw_keypair kp;
+    int rc = spw__keypair_generate(&kp);
+    if (!rc) {
+        memcpy(private_key, kp.priv, SPW_KEY_LEN);
+        memcpy(public_key, kp.pub, SPW_KEY_LEN);
+    }
+    sodium_memzero(&kp, sizeof(kp));
+    return rc;
+}
+
+int spw_net_key_load_private(const char *path, uint8_t private_key[32])
+{
+    if (!path || !private_key)
+        return spw__error(SPW_EINVAL, "spw_net_key_load_private: NULL argument");
+    spw_keypair kp;
+    int rc = spw__key_read_private(path, &kp);
+    if (!rc)
+        memcpy(private_key, kp.priv, SPW_KEY_LEN);
+    sodium_memzero(&kp, sizeof(kp));
+    return rc;
+}
+
+int spw_net_key_load_public(const char *hex_or_path, uint8_t public_key[32])
+{
+    if (!public_key)
+        return spw__error(SPW_EINVAL, "spw_net_key_load_public: NULL argument");
+    return spw__key_parse_public(hex_or_path, public_key);
+}

@@ -19,6 +19,7 @@ list(APPEND SPW_SOURCES
   netpath/rx.c
   netpath/tx.c
   netpath/emulate.c
+  netpath/secure.c
   netpath/session.c
   netpath/net.c
 )

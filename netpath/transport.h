@@ -87,6 +87,12 @@ uint8_t *spw__net_bufpool_frame0(const spw_netbuf *b);
  * it from `from` (the bytes are copied into a transport buffer). */
 int spw__net_inject(spw_net *net, const void *frame, size_t len, const spw_net_addr *from);
 
+/* Test hook: fn sees every frame as it goes to the transport (after
+ * sealing and shaping), so a test can check what went on the wire. */
+typedef void (*spw_net_tap_fn)(void *ctx, const uint8_t *frame, size_t len,
+                               const spw_net_addr *dst);
+void spw__net_set_tap(spw_net *net, spw_net_tap_fn fn, void *ctx);
+
 /* Test hook: the endpoint reads time from fn(ctx) instead of the monotonic
  * clock (NULL restores it), so timer behaviour is tested without sleeping. */
 void spw__net_set_clock(spw_net *net, uint64_t (*fn)(void *ctx), void *ctx);

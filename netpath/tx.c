@@ -15,12 +15,23 @@ static void count_tx(spw_net *n, spw_netbuf *const *bufs, int count)
 void spw__net_wire_tx(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count)
 {
     int sent = n->ops->tx_burst(n->tctx, dst, bufs, count);
+    for (int i = 0; n->tap && i < sent; i++)
+        n->tap(n->tap_ctx, bufs[i]->frame, bufs[i]->len, dst);
     count_tx(n, bufs, sent);
     n->stats.tx_drops += (uint64_t)(count - sent);
 }
 
 void spw__net_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
                    uint64_t *arrive)
+{
+    if (n->secure)
+        spw__sec_xmit(n, dst, bufs, count, arrive);
+    else
+        spw__net_xmit_raw(n, dst, bufs, count, arrive);
+}
+
+void spw__net_xmit_raw(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
+                       uint64_t *arrive)
 {
     uint64_t now = net_now(n);
     if (n->shaping) {
@@ -42,6 +53,7 @@ int spw__net_ctrl_send(spw_net *n, const spw_net_addr *dst, const spw_proto_hdr 
     if (len)
         memcpy(b.frame + SPW_PROTO_HDR_LEN, payload, len);
     spw_proto_hdr hh = *h;
+    hh.version = spw__net_version(n);
     hh.payload_len = (uint16_t)len;
     hh.msg_len = len;
     hh.frag_index = 0;
@@ -224,6 +236,8 @@ void spw__net_tx_timers(spw_net *n, uint64_t now)
             n->stats.request_timeouts++;
             continue;
         }
+        if (o->held)
+            continue; /* not sent yet: the handshake's own timer runs */
         uint64_t base = o->acked ? SPW_MAX(16 * n->rto_ns, 1000000000ull) : n->rto_ns;
         uint64_t wait = SPW_MIN(base << SPW_MIN(o->tries, 10u), 1000000000ull);
         if (since(now, o->last_ns) < wait)
@@ -319,7 +333,16 @@ int spw_net_send(spw_net *n, spw_net_msg *pub, int first, size_t offset, size_t 
         goto out;
     }
     int count = last - first + 1;
+    /* Protocol 2: an answer goes only to the session its request came on;
+     * a request waits for the session when there is none yet. */
+    bool go = spw__sec_ready(n, &dst, pub->session);
+    if (!go && n->secure && type != SPW_NET_REQUEST) {
+        rc = spw__error(SPW_ENOENT, "spw_net_send: no session with the peer");
+        n->stats.tx_no_session++;
+        goto out;
+    }
     spw_proto_hdr h = {
+        .version = spw__net_version(n),
         .type = type,
         .rate_point = pub->rate_point,
         .app_flags = pub->flags,
@@ -366,11 +389,16 @@ int spw_net_send(spw_net *n, spw_net_msg *pub, int first, size_t offset, size_t 
     o->frags = spw__net_pool_get(&n->pool, (sizeof(spw_netbuf) + sizeof(uint64_t)) * (size_t)count);
     if (!o->frags) {
         spw__net_tbl_unlink(&n->out, o);
-        spw__net_xmit(n, &dst, bp, count, NULL);
+        if (go)
+            spw__net_xmit(n, &dst, bp, count, NULL);
         goto out; /* sent once; it just cannot be retransmitted */
     }
     o->arrive = (uint64_t *)(o->frags + count);
-    spw__net_xmit(n, &dst, bp, count, o->arrive);
+    if (go)
+        spw__net_xmit(n, &dst, bp, count, o->arrive);
+    else
+        memset(o->arrive, 0, sizeof(uint64_t) * (size_t)count);
+    o->held = !go;
     memcpy(o->frags, &m->bufs[first], sizeof(spw_netbuf) * (size_t)count);
     memset(&m->bufs[first], 0, sizeof(spw_netbuf) * (size_t)count);
     o->count = (uint16_t)count;
@@ -442,6 +470,8 @@ int spw_net_ping(spw_net *n, const spw_net_addr *dst, uint64_t token)
     spw_net_addr d = dst ? *dst : n->peer;
     if (!dst && !n->have_peer)
         return spw__error(SPW_EINVAL, "spw_net_ping: no destination");
+    if (spw__sec_hold_ping(n, &d, token))
+        return 0; /* sent once the session is up */
     uint8_t p[8];
     spw__st64(p, token);
     spw_proto_hdr h = {.type = SPW_NET_PING, .request_id = token};

@@ -31,16 +31,24 @@ static void to_sockaddr(const spw_net_addr *a, struct sockaddr_in *sa)
     sa->sin_port = htons(a->port);
 }
 
-/* A socket filter for the SO_REUSEPORT group: the low byte of the datagram's
- * request id (header byte 8; the id is little-endian) modulo the group size
- * picks the socket, so a request's fragments, ACKs, NACKs and probes all reach one
- * process, and sequential ids spread round-robin. The program sees the UDP
- * payload; a datagram too short for the field, or an index past the
- * group's current size, is left to the kernel's flow hash. */
+/* A socket filter for the SO_REUSEPORT group: a byte of the datagram modulo
+ * the group size picks the socket. Protocol 1 and protocol 2's handshake
+ * frames: the low byte of the request id (header byte 8; little-endian), so
+ * a request's fragments, ACKs, NACKs and probes all reach one process and
+ * sequential ids spread round-robin. Sealed protocol 2 frames: the low byte
+ * of the session id (byte 42), which the server that took the HELLO made
+ * equal to the HELLO's, so a session stays with the process that holds its
+ * keys. The program sees the UDP payload; a datagram too short for the
+ * field, or an index past the group's current size, is left to the
+ * kernel's flow hash. */
 static int spread_by_request(int fd, uint32_t group)
 {
     struct sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 5), /* protocol flags */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 2),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 42), /* sealed: the session id */
+        BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8), /* the request id */
         BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, group),
         BPF_STMT(BPF_RET | BPF_A, 0),
     };

@@ -31,8 +31,31 @@ set_tests_properties(cli_classify_skips_bad_image PROPERTIES TIMEOUT 60 ENVIRONM
 add_test(NAME cli_classify_unreachable COMMAND ${SPW_EXPECT} --rc 1
   --match "server 127.0.0.1:9 unreachable: timed out"
   -- ${SPW_CLI} classify --bundle ${SPW_TINY} --server 127.0.0.1:9 --timeout-ms 300
-  ${CMAKE_BINARY_DIR}/not_an_image.jpg)
+  --server-pub ${SPW_SOME_PUB} ${CMAKE_BINARY_DIR}/not_an_image.jpg)
 set_tests_properties(cli_classify_unreachable PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
+
+# Protocol 2 is the default: no keys and no --insecure is a usage error on
+# both sides; --insecure takes no keys and warns loudly on each side.
+add_test(NAME cli_serve_needs_key COMMAND ${SPW_EXPECT} --rc 2
+  --match "splitwire serve: needs --key FILE .a private key from `splitwire keygen NAME`."
+  -- ${SPW_CLI} serve --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS})
+add_test(NAME cli_classify_needs_server_pub COMMAND ${SPW_EXPECT} --rc 2
+  --match "splitwire classify: needs --server-pub FILE"
+  -- ${SPW_CLI} classify --bundle ${SPW_TINY} --server 127.0.0.1:9 x.jpg)
+add_test(NAME cli_insecure_with_key COMMAND ${SPW_EXPECT} --rc 2
+  --match "--insecure takes no keys"
+  -- ${SPW_CLI} classify --bundle ${SPW_TINY} --insecure --server-pub ${SPW_SOME_PUB} x.jpg)
+add_test(NAME cli_bad_server_pub COMMAND ${SPW_EXPECT} --rc 1
+  --match "server public key /nonexistent.pub"
+  -- ${SPW_CLI} ping --server-pub /nonexistent.pub)
+add_test(NAME cli_insecure_warns COMMAND ${SPW_EXPECT} --rc 0
+  --match "splitwire serve: WARNING: --insecure: wire protocol 1, NOTHING IS AUTHENTICATED"
+  --match "splitwire ping: WARNING: --insecure"
+  --match "pong from 127.0.0.1:[0-9]+"
+  -- sh ${CMAKE_SOURCE_DIR}/tests/with_server.sh ${SPW_CLI} --bundle ${SPW_TINY}
+  --models ${SPW_TINY_MODELS} --insecure -- ${SPW_CLI} ping --server @SERVER@ --insecure)
+set_tests_properties(cli_serve_needs_key cli_classify_needs_server_pub cli_insecure_with_key
+  cli_bad_server_pub cli_insecure_warns PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
 
 # Usage errors: exit 2, a line that names the problem, then the usage.
 add_test(NAME cli_bad_flag COMMAND ${SPW_EXPECT} --rc 2
@@ -54,14 +77,15 @@ add_test(NAME example_embed_client COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} -
   --match "client exit 0, server exit 0"
   -- sh -c "
   port=$((30000 + $$ % 20000))
-  ${SPW_CLI} serve --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} --listen 127.0.0.1:$port &
+  k=$(mktemp -d); ${SPW_CLI} keygen $k/srv >/dev/null 2>&1
+  ${SPW_CLI} serve --bundle ${SPW_TINY} --models ${SPW_TINY_MODELS} --listen 127.0.0.1:$port --key $k/srv.key &
   srv=$!
   i=0; crc=1; out=''
   while [ $i -lt 50 ]; do
-    out=$($<TARGET_FILE:embed_client> ${SPW_TINY} 127.0.0.1:$port ${SPW_TENCH}/ILSVRC2012_val_00009111.jpg 2>&1) && { crc=0; break; }
+    out=$($<TARGET_FILE:embed_client> ${SPW_TINY} 127.0.0.1:$port $k/srv.pub ${SPW_TENCH}/ILSVRC2012_val_00009111.jpg 2>&1) && { crc=0; break; }
     i=$((i + 1)); sleep 0.1
   done
-  kill -TERM $srv; wait $srv; src=$?
+  kill -TERM $srv; wait $srv; src=$?; rm -rf $k
   echo \"$out\"; echo \"client exit $crc, server exit $src\"
   [ $crc -eq 0 ] && [ $src -eq 0 ]")
 set_tests_properties(example_embed_client PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
@@ -153,5 +177,5 @@ set_tests_properties(cli_bench_e2e PROPERTIES
 # A malformed --link is a usage error that says what is wrong.
 add_test(NAME cli_serve_bad_link COMMAND ${SPW_EXPECT} --rc 2
   --match "--link: link 'fast': not a preset"
-  -- ${SPW_CLI} serve ${SPW_TINY_ARGS} --link fast)
+  -- ${SPW_CLI} serve ${SPW_TINY_ARGS} --insecure --link fast)
 set_tests_properties(cli_serve_bad_link PROPERTIES TIMEOUT 30 ENVIRONMENT "${SPW_TEST_ENV}")

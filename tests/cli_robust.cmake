@@ -40,7 +40,7 @@ set_tests_properties(cli_bundle_encoder_is_dir PROPERTIES TIMEOUT 30 ENVIRONMENT
 add_test(NAME cli_classify_bad_bind COMMAND ${SPW_EXPECT} --rc 1
   --match "address '300.1.1.1:0'" --
   $<TARGET_FILE:splitwire> classify ${SPW_ROBUST_TINY} --bind 300.1.1.1:0
-  --server 127.0.0.1:9 ${SPW_ROBUST}/text.jpg)
+  --server 127.0.0.1:9 --server-pub ${SPW_SOME_PUB} ${SPW_ROBUST}/text.jpg)
 set_tests_properties(cli_classify_bad_bind PROPERTIES TIMEOUT 30 ENVIRONMENT "${SPW_TEST_ENV}")
 
 # The summary's percentiles come from one formula: p99 >= p50 (two images
@@ -94,7 +94,7 @@ add_test(NAME cli_classify_partial_failure COMMAND ${SPW_EXPECT} --rc 1
   --match "3 images over udp: 2 classified, 1 failed, 0 skipped" --
   sh ${CMAKE_SOURCE_DIR}/tests/with_server.sh $<TARGET_FILE:splitwire> ${SPW_ROBUST_TINY}
   --max-batch 2 --max-wait-us 5000000 --
-  $<TARGET_FILE:splitwire> classify --server @SERVER@ --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
+  $<TARGET_FILE:splitwire> classify --server @SERVER@ --server-pub @SERVER_PUB@ --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
   --inflight 2 --timeout-ms 1000 ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/checker.png
   ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/gradient.png
   ${CMAKE_SOURCE_DIR}/tests/vectors/reference/tiny/noise.png)

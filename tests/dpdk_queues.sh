@@ -11,6 +11,7 @@ SPW_CLI=$1 pmd=$2 bundle=$3 models=$4
 shift 4
 . "$(dirname "$0")/spw_procs.sh"
 dir=$(mktemp -d)
+spw_keys "$dir" || exit 1
 sock=/tmp/spw-queues-$$.sock
 pids=
 cleanup() {

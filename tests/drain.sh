@@ -11,6 +11,7 @@ SPW_CLI=$1 bundle=$2 models=$3
 shift 3
 . "$(dirname "$0")/spw_procs.sh"
 dir=$(mktemp -d)
+spw_keys "$dir" || exit 1
 pids=
 cleanup() {
   for p in $pids; do kill -KILL "$p" 2>/dev/null; done

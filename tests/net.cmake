@@ -9,6 +9,9 @@ spw_add_test(test_net_rtx test_net_rtx.c)
 spw_add_test(test_link test_link.c)
 # Protocol 2 cryptography: handshake, frames, replay window, cookies, keys.
 spw_add_test(test_session test_session.c)
+# Protocol 2 on the wire: handshake, sealed frames, forgeries and replays
+# dropped, no answers without a session, cookies, restart (injected clock).
+spw_add_test(test_net_v2 test_net_v2.c)
 # Socket errors counted by cause (spw_net_stats).
 spw_add_test(test_net_errno test_net_errno.c)
 if(SPW_NET_HAVE_DPDK)

@@ -22,6 +22,7 @@ command -v nft >/dev/null 2>&1 || skip "no nft (nftables)"
 tag=spw$$
 rt=${tag}r cl=${tag}c
 dir=$(mktemp -d)
+spw_keys "$dir" || exit 1
 pids=
 cleanup() {
   for p in $pids; do kill -KILL "$p" 2>/dev/null; done

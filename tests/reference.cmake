@@ -62,7 +62,7 @@ if(SPW_REF_PYTHON3)
       spw_ref_test(ref_${b}_classify_server_${fmt} ${b} all ${all}
         ${CMAKE_SOURCE_DIR}/tests/with_server.sh ${SPW_REF_CLI} ${SPW_REF_BUNDLE_${b}}
         ${SPW_REF_MODELS_${b}} --max-batch 4 --max-wait-us 50000 --
-        ${SPW_REF_CLI} classify --server @SERVER@ --inflight 12 --timeout-ms 30000 ${flag} ${args})
+        ${SPW_REF_CLI} classify --server @SERVER@ --server-pub @SERVER_PUB@ --inflight 12 --timeout-ms 30000 ${flag} ${args})
     endforeach()
     spw_ref_test(ref_${b}_demo ${b} shared 6 ${SPW_REF_CLI} demo --transport udp --count 6
       --no-reference --json ${SPW_REF_BUNDLE_${b}} ${SPW_REF_MODELS_${b}})

@@ -16,9 +16,9 @@ add_test(NAME cli_ping COMMAND ${SPW_EXPECT} --rc 0 --match "pong from 127.0.0.1
   sh ${CMAKE_SOURCE_DIR}/tests/with_server.sh $<TARGET_FILE:splitwire>
   --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny
   --models ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/models --
-  $<TARGET_FILE:splitwire> ping --server @SERVER@ --count 3)
+  $<TARGET_FILE:splitwire> ping --server @SERVER@ --server-pub @SERVER_PUB@ --count 3)
 add_test(NAME cli_ping_silent COMMAND ${SPW_EXPECT} --rc 1 --match "no pong from 127.0.0.1:9 within 200 ms" --
-  $<TARGET_FILE:splitwire> ping --server 127.0.0.1:9 --timeout-ms 200)
+  $<TARGET_FILE:splitwire> ping --server 127.0.0.1:9 --server-pub ${SPW_SOME_PUB} --timeout-ms 200)
 add_test(NAME cli_ping_bad_flag COMMAND ${SPW_EXPECT} --rc 2 --match "usage: splitwire ping" --
   $<TARGET_FILE:splitwire> ping --count 0)
 set_tests_properties(cli_ping cli_ping_silent cli_ping_bad_flag PROPERTIES TIMEOUT 60
@@ -71,7 +71,7 @@ endif()
 # Flags of scale-out: usage errors (exit 2) with a clear message.
 add_test(NAME cli_serve_queues_needs_dpdk COMMAND ${SPW_EXPECT} --rc 2
   --match "--queues is for --transport dpdk" --
-  $<TARGET_FILE:splitwire> serve --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny --queues 2)
+  $<TARGET_FILE:splitwire> serve --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny --insecure --queues 2)
 add_test(NAME cli_classify_empty_server_list COMMAND ${SPW_EXPECT} --rc 2
   --match "--server needs an address" --
   $<TARGET_FILE:splitwire> classify --bundle ${CMAKE_SOURCE_DIR}/tests/vectors/bundle/tiny

@@ -171,6 +171,7 @@ static spw_net_config fast_config(spw_net_transport t)
 {
     spw_net_config c = {0};
     c.transport = t;
+    c.insecure = 1; /* the message layer's own behaviour, on protocol 1 */
     c.nack_delay_us = 300;
     c.rto_us = 3000;
     c.max_retries = 6;
@@ -632,7 +633,7 @@ static void test_config_errors(void **state)
 {
     (void)state;
     spw_net *n;
-    spw_net_config c = {.transport = SPW_NET_UDP, .local = "127.0.0.1:99999"};
+    spw_net_config c = {.transport = SPW_NET_UDP, .local = "127.0.0.1:99999", .insecure = 1};
     assert_int_equal(spw_net_open(&c, &n), SPW_EINVAL);
     c.local = "localhost:80";
     assert_int_equal(spw_net_open(&c, &n), SPW_EINVAL);

@@ -84,8 +84,11 @@ static void exchange(spw_net *cli, spw_net *srv, uint64_t id, size_t bytes)
 
 static void run(double loss)
 {
-    spw_net_config sc = {
-        .transport = SPW_NET_MEMORY, .local = "10.0.0.1:7878", .fault_loss = loss, .seed = 11};
+    spw_net_config sc = {.transport = SPW_NET_MEMORY,
+                         .local = "10.0.0.1:7878",
+                         .fault_loss = loss,
+                         .seed = 11,
+                         .insecure = 1};
     spw_net *srv, *cli;
     assert_int_equal(spw_net_open(&sc, &srv), 0);
     spw_net_config cc = {.transport = SPW_NET_MEMORY,
@@ -93,7 +96,8 @@ static void run(double loss)
                          .peer = "10.0.0.1:7878",
                          .memory_pair = srv,
                          .fault_loss = loss,
-                         .seed = 12};
+                         .seed = 12,
+                         .insecure = 1};
     assert_int_equal(spw_net_open(&cc, &cli), 0);
     /* Sizes from one to 40 fragments, the same cycle in both phases. */
     static const size_t sizes[] = {64, 1400, 2800, 6144, 20000, 56000, 4, 9000};

@@ -231,17 +231,31 @@ static void check_pair(int rc)
     assert_int_equal(rc, 0);
 }
 
+static uint8_t server_priv[32], server_pub[32];
+
+/* Protocol 2 between the two children (the default), or 1 when insecure. */
+static void keys_for(spw_net_config *srv, spw_net_config *cli, bool insecure)
+{
+    if (insecure)
+        return;
+    assert_int_equal(spw_net_keypair(server_priv, server_pub), 0);
+    srv->insecure = cli->insecure = 0;
+    srv->private_key = server_priv;
+    cli->server_public_key = server_pub;
+}
+
 static spw_net_config base_config(void)
 {
     spw_net_config c = {0};
     c.transport = SPW_NET_DPDK;
+    c.insecure = 1;
     c.link_wait_ms = 3000;
     c.rto_us = 20000;
     c.max_retries = 8;
     return c;
 }
 
-static void memif_pair(double loss)
+static void memif_pair(double loss, bool insecure)
 {
     if (!spw_net_transport_available(SPW_NET_DPDK))
         spw_skip("DPDK transport not available (PMD directory %s)", pmd_dir());
@@ -266,6 +280,7 @@ static void memif_pair(double loss)
     srv.fault_loss = cli.fault_loss = loss;
     srv.seed = 3;
     cli.seed = 4;
+    keys_for(&srv, &cli, insecure);
     child_loss = loss;
     int rc = run_pair(&srv, NULL, &cli, NULL, sock);
     child_loss = 0;
@@ -276,7 +291,13 @@ static void memif_pair(double loss)
 static void test_dpdk_memif(void **state)
 {
     (void)state;
-    memif_pair(0);
+    memif_pair(0, false);
+}
+
+static void test_dpdk_memif_v1(void **state)
+{
+    (void)state;
+    memif_pair(0, true);
 }
 
 /* With loss both ways every fragment that is resent goes out again from a
@@ -285,7 +306,7 @@ static void test_dpdk_memif(void **state)
 static void test_dpdk_memif_resend(void **state)
 {
     (void)state;
-    memif_pair(0.05);
+    memif_pair(0.05, false);
 }
 
 static int sh(const char *fmt, ...)
@@ -340,6 +361,7 @@ static void test_dpdk_af_packet_veth(void **state)
     cli.eal_args = cli_args;
     cli.local = "10.99.0.1:9001";
     cli.peer = "10.99.0.2:9000";
+    keys_for(&srv, &cli, false);
     rc = run_pair(&srv, nsa, &cli, nsb, NULL);
     /* Deleting the namespaces removes the veth pair with them. */
     sh("ip netns del %s; ip netns del %s", nsa, nsb);
@@ -373,9 +395,8 @@ static void test_dpdk_eal_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dpdk_eal_failure),
-        cmocka_unit_test(test_dpdk_memif),
-        cmocka_unit_test(test_dpdk_memif_resend),
+        cmocka_unit_test(test_dpdk_eal_failure),    cmocka_unit_test(test_dpdk_memif),
+        cmocka_unit_test(test_dpdk_memif_v1),       cmocka_unit_test(test_dpdk_memif_resend),
         cmocka_unit_test(test_dpdk_af_packet_veth),
     };
     return spw_test_exit(cmocka_run_group_tests(tests, NULL, NULL));

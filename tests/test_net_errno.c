@@ -13,8 +13,10 @@
 static void broadcast_refused_is_counted(void **state)
 {
     (void)state;
-    spw_net_config c = {
-        .transport = SPW_NET_UDP, .local = "127.0.0.1:0", .peer = "255.255.255.255:9"};
+    spw_net_config c = {.transport = SPW_NET_UDP,
+                        .local = "127.0.0.1:0",
+                        .peer = "255.255.255.255:9",
+                        .insecure = 1};
     spw_net *n;
     assert_int_equal(spw_net_open(&c, &n), 0);
     for (int i = 0; i < 3; i++)

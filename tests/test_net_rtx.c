@@ -37,7 +37,7 @@ static void run_for(spw_net *a, spw_net *b, uint64_t ms)
 
 static spw_net_config base(void)
 {
-    spw_net_config c = {.transport = SPW_NET_MEMORY, .seed = 5};
+    spw_net_config c = {.transport = SPW_NET_MEMORY, .seed = 5, .insecure = 1};
     return c;
 }
 

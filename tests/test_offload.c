@@ -58,6 +58,9 @@ typedef struct server_thread {
     char addr[32];
 } server_thread;
 
+/* Protocol 2, as deployed: one server key pair for the whole test. */
+static uint8_t server_priv[32], server_pub[32];
+
 static void *serve(void *arg)
 {
     spw_server_run(((server_thread *)arg)->srv);
@@ -77,6 +80,7 @@ static void start_server(server_thread *st, bool backbone)
                             .image_decode = raw_decode};
     sc.net.transport = SPW_NET_UDP;
     sc.net.local = "127.0.0.1:0";
+    sc.net.private_key = server_priv;
     assert_int_equal(spw_server_open(&sc, &st->srv), 0);
     spw_net_addr a;
     assert_int_equal(spw_server_local_addr(st->srv, &a), 0);
@@ -168,7 +172,10 @@ static int local_top1(const uint8_t *raw, size_t len)
 
 static spw_net *open_client(const char *addr)
 {
-    spw_net_config c = {.transport = SPW_NET_UDP, .local = "127.0.0.1:0", .peer = addr};
+    spw_net_config c = {.transport = SPW_NET_UDP,
+                        .local = "127.0.0.1:0",
+                        .peer = addr,
+                        .server_public_key = server_pub};
     spw_net *n;
     assert_int_equal(spw_net_open(&c, &n), 0);
     return n;
@@ -223,5 +230,7 @@ int main(void)
         cmocka_unit_test(test_image_request_runs_backbone),
         cmocka_unit_test(test_no_backbone_refuses),
     };
+    if (spw_net_keypair(server_priv, server_pub))
+        return 1;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

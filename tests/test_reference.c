@@ -39,6 +39,15 @@ typedef struct ref_image {
     int n_fnv;
 } ref_image;
 
+/* Protocol 2 keys of the test server (made once per process). */
+static uint8_t server_priv[32], server_pub[32];
+static void server_keys(void)
+{
+    static int made;
+    if (!made++)
+        assert_int_equal(spw_net_keypair(server_priv, server_pub), 0);
+}
+
 static struct {
     const char *key; /* "tiny" or "default" */
     char bundle[1024], models[1024];
@@ -255,6 +264,8 @@ static void run_remote(spw_codec_format fmt)
                             .max_wait_us = 2000000};
     sc.net.transport = SPW_NET_UDP;
     sc.net.local = addr;
+    server_keys();
+    sc.net.private_key = server_priv;
     server_thread st;
     assert_int_equal(spw_server_open(&sc, &st.srv), 0);
     assert_int_equal(pthread_create(&st.tid, NULL, serve, &st), 0);
@@ -267,6 +278,7 @@ static void run_remote(spw_codec_format fmt)
     cc.net.transport = SPW_NET_UDP;
     cc.net.local = "127.0.0.1:0";
     cc.net.peer = addr;
+    cc.net.server_public_key = server_pub;
     spw_client *c;
     assert_int_equal(spw_client_open(&cc, &c), 0);
     assert_int_equal(spw_client_ping(c, 5000, NULL), 0);

@@ -18,6 +18,10 @@ extern "C" {
  * pair for tests) plus the message layer of docs/PROTOCOL.md on top of it:
  * fragmentation to the path MTU, reassembly with timeouts, selective
  * retransmission on NACK or timeout, duplicate suppression and bounded state.
+ * With protocol 2 (the default; see private_key and server_public_key in
+ * spw_net_config) a client makes a session with its server by a Noise IK
+ * handshake, and every datagram both ways is sealed with the session's
+ * keys; forged, replayed and sessionless datagrams are dropped and counted.
  *
  * Sending without copies. spw_net_tx_alloc() hands out a message whose
  * segments are the payload rooms of transport buffers (mbuf data rooms on
@@ -99,10 +103,12 @@ typedef struct spw_net_config {
     spw_net *memory_pair;
 
     /* UDP: share the local port with this many server processes
-     * (SO_REUSEPORT; 0 = not shared). Requests are spread over the group by
-     * the low byte of their request id (a socket filter; at most 256), so every fragment, ACK and NACK of
-     * one request reaches the same process; a group that shrank falls back
-     * to the kernel's flow hash. */
+     * (SO_REUSEPORT; 0 = not shared). A socket filter (at most 256) spreads
+     * protocol 2 sessions over the group by their id (the process that
+     * took the HELLO keeps the session), protocol 1 requests by the low byte
+     * of their request id, so every fragment, ACK and NACK of one request
+     * reaches the same process; a group that shrank falls back to the
+     * kernel's flow hash. */
     uint32_t reuseport;
 
     /* Message layer; 0 selects the default in brackets. */
@@ -118,6 +124,22 @@ typedef struct spw_net_config {
     uint32_t max_retries;           /* probes without any answer before giving up;
                                        0 = keep probing until the deadline [0] */
     uint32_t retain_ms;             /* results kept for NACKs and repeats [1000] */
+
+    /* Protocol version 2 (docs/PROTOCOL.md): sessions from a Noise IK
+     * handshake, every frame sealed with ChaCha20-Poly1305. A server gives
+     * its static private key; a client gives the server's public key and,
+     * optionally, its own private key (else one is made for the endpoint),
+     * and holds a session with each server address it sends to.
+     * Keys are 32 bytes (spw_net_key_load_*), copied at open. Neither key
+     * and not insecure: spw_net_open fails with SPW_EINVAL. */
+    const uint8_t *private_key;
+    const uint8_t *server_public_key;
+    /* Protocol version 1: nothing authenticated or encrypted; for
+     * benchmarks and tests on a trusted link only. */
+    int insecure;
+    uint32_t max_sessions;   /* server: sessions held, the idlest replaced [1024] */
+    uint32_t handshake_rate; /* server: handshakes a second before a HELLO
+                                must echo a cookie [1000] */
 
     /* Link emulation on transmit: token bucket (rate in bit/s, burst in
      * bytes), one-way delay with jitter and random loss. rate 0 = unlimited.
@@ -192,6 +214,10 @@ typedef struct spw_net_msg {
     uint16_t c, h, w; /* latent shape */
     uint64_t request_id;
     spw_net_addr peer;
+    /* Protocol 2: the session a message arrived on; an answer passes the
+     * request's back (with peer) so it is sealed for that session only, and
+     * is not sent when the session is gone. 0: the peer's current session. */
+    uint32_t session;
     int status;          /* receive: 0, or SPW_ETIMEDOUT for a request given up (local) */
     uint32_t timeout_ms; /* send (requests): deadline from now; 0 = request_timeout_ms */
     size_t bytes;        /* receive: payload bytes; send: capacity */
@@ -254,6 +280,14 @@ typedef struct spw_net_stats {
     uint64_t rx_duplicate; /* fragments or messages already held or done */
     uint64_t reasm_timeouts, evictions, request_timeouts;
     uint64_t shaper_drops, tx_drops, fault_events;
+    /* Protocol 2: datagrams dropped because their tag failed (forged,
+     * altered, or sealed under keys this endpoint does not hold), because
+     * their counter was seen before (replay), or because they named a session
+     * this endpoint does not have; frames not sent for want of a session;
+     * handshakes completed (client) or answered (server), cookies sent, and
+     * STALE notices (no such session) sent. */
+    uint64_t rx_auth_fail, rx_replay, rx_no_session, tx_no_session;
+    uint64_t handshakes, cookies_sent, stale_sent;
     /* Failed socket calls (kernel UDP), by cause: tx_errors and rx_errors
      * count every failed send or receive call (a receive with nothing
      * waiting is not a failure); the err_* fields split them by errno, and
@@ -283,6 +317,13 @@ SPW_API size_t spw_net_kept(const spw_net *net);
  * NULL, receives the public key as 64 hex digits and a NUL.
  */
 SPW_API int spw_net_keygen(const char *private_path, const char *public_path, char *pub_hex);
+
+/* A fresh key pair in memory (e.g. for an in-process client and server). */
+SPW_API int spw_net_keypair(uint8_t private_key[32], uint8_t public_key[32]);
+/* Reads a private key file (refused when others may read it). */
+SPW_API int spw_net_key_load_private(const char *path, uint8_t private_key[32]);
+/* Reads a public key file, or takes 64 hex digits given directly. */
+SPW_API int spw_net_key_load_public(const char *hex_or_path, uint8_t public_key[32]);
 
 /* The bound address (useful after binding port 0). */
 SPW_API int spw_net_local_addr(const spw_net *net, spw_net_addr *out);

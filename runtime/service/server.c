@@ -441,6 +441,7 @@ static void reply_error(spw_server *s, const spw_net_msg *req, int status, const
     m->model_id = req->model_id;
     m->request_id = req->request_id;
     m->peer = req->peer;
+    m->session = req->session;
     spw_net_send(s->net, m, 0, 0, len);
     bump(s, &s->st.errors, 1);
 }
@@ -465,6 +466,7 @@ static void reply(spw_server *s, const item *it)
     m->model_id = req->model_id;
     m->request_id = req->request_id;
     m->peer = req->peer;
+    m->session = req->session;
     if (spw_net_send(s->net, m, 0, 0, len) == 0)
         bump(s, &s->st.results, 1);
 }
@@ -746,6 +748,12 @@ void spw_server_print_stats(spw_server *s, FILE *f)
             (unsigned long long)st.net.tx_packets, (unsigned long long)st.net.retransmits,
             (unsigned long long)st.net.rx_invalid, (unsigned long long)st.net.rx_copy_bytes,
             (unsigned long long)st.net.tx_copy_bytes);
+    /* Protocol 2: what was refused, and why. */
+    fprintf(f,
+            "  auth: handshakes %llu, forged %llu, replayed %llu, no session %llu, cookies %llu\n",
+            (unsigned long long)st.net.handshakes, (unsigned long long)st.net.rx_auth_fail,
+            (unsigned long long)st.net.rx_replay, (unsigned long long)st.net.rx_no_session,
+            (unsigned long long)st.net.cookies_sent);
 }
 
 int spw_server_local_addr(const spw_server *s, spw_net_addr *out)

@@ -30,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     spw_net_config c = {0};
     c.transport = SPW_NET_MEMORY;
+    c.insecure = 1;
     c.local = "127.0.0.2:9000";
     c.mtu = 576;
     c.max_msg_bytes = 16384;

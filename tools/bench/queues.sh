@@ -16,6 +16,7 @@ pmd=${SPW_DPDK_PMD_DIR:-$(ls -d /usr/lib/*/dpdk/pmds-* | head -1)}
 images=$(ls -d "$shared"/data/imagenette2-224/val/*/* |
   awk -v n="$count" '{ f[NR] = $0 } END { k = int(NR / n); for (i = 1; i <= n; i++) print f[i * k] }')
 dir=$(mktemp -d)
+spw_keys "$dir" || exit 1
 sock=/tmp/spw-bench-queues-$$.sock
 trap 'rm -rf "$dir" "$sock"' EXIT
 eal() {

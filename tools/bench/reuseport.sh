@@ -14,12 +14,13 @@ shared=${SPLITWIRE_SHARED:-$root/../shared}
 images=$(ls -d "$shared"/data/imagenette2-224/val/*/* | awk -v n="$per" 'NR % 97 == 1 && c < n { print; c++ }')
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+"$SPW_CLI" keygen "$dir/server" >/dev/null 2>&1
 port=$((30000 + ($$ * 17) % 20000))
 echo "processes,clients,images,seconds,images_per_s"
 for procs in 1 2; do
   for s in $(seq "$procs"); do
     spw_serve --bundle "$bundle" --listen 127.0.0.1:$port --reuseport "$procs" \
-      --workers 1 2>"$dir/srv$s.log" &
+      --workers 1 --key "$dir/server.key" 2>"$dir/srv$s.log" &
     echo $! >"$dir/srv$s.pid"
   done
   for s in $(seq "$procs"); do
@@ -28,7 +29,7 @@ for procs in 1 2; do
   t0=$(date +%s.%N)
   for c in 1 2 3 4 5 6 7 8; do
     # shellcheck disable=SC2086 # a list of paths without spaces
-    spw_classify --server 127.0.0.1:$port --bundle "$bundle" --timeout-ms 60000 --quiet \
+    spw_classify --server 127.0.0.1:$port --server-pub "$dir/server.pub" --bundle "$bundle" --timeout-ms 60000 --quiet \
       $images >"$dir/cli$c.log" 2>&1 &
     echo $! >"$dir/cli$c.pid"
   done

@@ -167,6 +167,16 @@ static int e2e_endpoints(const e2e_opts *o, const char *link, uint64_t epoch, sp
     spw_net_config shaped = {0};
     if (link && strcmp(link, "none") && spw_net_link_parse(link, &shaped))
         return spw_cli_fail(SPW_EINVAL, "--link");
+    /* Protocol 2 as deployed: one server key pair for the whole run (the
+     * forked server inherits it), a fresh session per client transport. */
+    static uint8_t server_priv[32], server_pub[32];
+    static bool have_keys;
+    if (!have_keys) {
+        int rc = spw_net_keypair(server_priv, server_pub);
+        if (rc)
+            return spw_cli_fail(rc, "bench e2e: server key");
+        have_keys = true;
+    }
     spw_net_config base = {.transport = SPW_NET_UDP,
                            .request_timeout_ms = (uint32_t)o->timeout_ms,
                            .shape_rate_bps = shaped.shape_rate_bps,
@@ -210,6 +220,7 @@ static int e2e_endpoints(const e2e_opts *o, const char *link, uint64_t epoch, sp
                                   .net = base};
         sc->net.local = "127.0.0.1:0";
         sc->net.seed = 2;
+        sc->net.private_key = server_priv;
         int off;
         spw_eval_read_sidecar(o->backbone, &sc->backbone_pp, &off);
     }
@@ -218,6 +229,7 @@ static int e2e_endpoints(const e2e_opts *o, const char *link, uint64_t epoch, sp
         cnet->local = "127.0.0.1:0";
         cnet->peer = server_addr;
         cnet->seed = 1;
+        cnet->server_public_key = server_pub;
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 /* splitwire bench net: round trips of a 6 KiB request with a 64-byte reply over
  * DPDK memif, DPDK af_packet on a veth pair between two network namespaces,
- * and kernel UDP on loopback, each against an echo peer in a child process. */
+ * and kernel UDP on loopback, each against an echo peer in a child process,
+ * each with protocol 2 (sealed frames) and protocol 1 in the same run. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -393,21 +394,21 @@ static void print_text(const bench_res *r, int n, const bench_opts *o)
     printf("netpath round trip: %u-byte request, %u-byte reply, %ld round trips "
            "(after %ld warm-up), then %d in flight\n\n",
            REQ_BYTES, RES_BYTES, o->count, o->warmup, WINDOW);
-    printf("%-16s %9s %9s %9s %11s %11s %18s\n", "transport", "p50 us", "p99 us", "p99.9 us",
+    printf("%-18s %9s %9s %9s %11s %11s %18s\n", "transport", "p50 us", "p99 us", "p99.9 us",
            "req/s 1", "req/s 16", "copied B/req c|s");
     for (int i = 0; i < n; i++) {
         if (r[i].status) {
-            printf("%-16s %s: %s\n", r[i].transport, r[i].status == 77 ? "skipped" : "FAILED",
+            printf("%-18s %s: %s\n", r[i].transport, r[i].status == 77 ? "skipped" : "FAILED",
                    r[i].detail);
             continue;
         }
         uint64_t reqs = r[i].ok + r[i].errors;
-        printf("%-16s %9.1f %9.1f %9.1f %11.0f %11.0f %8.0f|%-8.0f\n", r[i].transport, r[i].p50,
+        printf("%-18s %9.1f %9.1f %9.1f %11.0f %11.0f %8.0f|%-8.0f\n", r[i].transport, r[i].p50,
                r[i].p99, r[i].p999, r[i].rps_serial, r[i].rps_window,
                per_req(r[i].cli.tx_copy_bytes + r[i].cli.rx_copy_bytes, reqs),
                per_req(r[i].srv.tx_copy_bytes + r[i].srv.rx_copy_bytes, reqs));
         if (r[i].errors || r[i].cli.retransmits)
-            printf("%-16s   (%llu wrong answers, %llu retransmitted fragments)\n", "",
+            printf("%-18s   (%llu wrong answers, %llu retransmitted fragments)\n", "",
                    (unsigned long long)r[i].errors, (unsigned long long)r[i].cli.retransmits);
     }
 }
@@ -441,6 +442,41 @@ static void print_json(const bench_res *r, int n, const bench_opts *o)
     printf("\n]}\n");
 }
 
+static uint8_t bench_priv[32], bench_pub[32];
+
+/* One transport twice: protocol 2 (the client and echo peer share a key
+ * pair made for the run), then protocol 1; res gets two entries. */
+static void run_both(const char *name, const spw_net_config *srv, const char *srv_ns,
+                     const spw_net_config *cli, const char *cli_ns, const char *sock,
+                     const bench_opts *o, bench_res *res)
+{
+    for (int v = 0; v < 2; v++) {
+        spw_net_config s = *srv, c = *cli;
+        char label[24];
+        snprintf(label, sizeof(label), "%s %s", name, v ? "v1" : "v2");
+        if (v) {
+            s.insecure = c.insecure = 1;
+        } else {
+            s.private_key = bench_priv;
+            c.server_public_key = bench_pub;
+        }
+        if (sock)
+            unlink(sock);
+        run_case(label, &s, srv_ns, &c, cli_ns, sock, o, &res[v]);
+    }
+}
+
+/* Copies one pair's skip reason to its second entry. */
+static void skip_both(bench_res *r, const char *name, const char *detail)
+{
+    for (int v = 0; v < 2; v++) {
+        memset(&r[v], 0, sizeof(r[v]));
+        snprintf(r[v].transport, sizeof(r[v].transport), "%s %s", name, v ? "v1" : "v2");
+        r[v].status = 77;
+        snprintf(r[v].detail, sizeof(r[v].detail), "%s", detail);
+    }
+}
+
 int spw_cli_bench_net(int argc, char **argv)
 {
     bench_opts o = {.json = false, .count = 5000, .warmup = 500, .dpdk = true, .udp = true};
@@ -450,7 +486,9 @@ int spw_cli_bench_net(int argc, char **argv)
                    "[--no-udp]\n\n"
                    "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
                    "a child process, over DPDK net_memif, DPDK net_af_packet on a veth pair\n"
-                   "between two network namespaces (root only), and kernel UDP on loopback.\n"
+                   "between two network namespaces (root only), and kernel UDP on loopback,\n"
+                   "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
+                   "--insecure) in the same run.\n"
                    "DPDK runs with --no-huge; SPW_DPDK_PMD_DIR overrides the PMD directory.\n",
                    REQ_BYTES, RES_BYTES);
             return 0;
@@ -472,7 +510,10 @@ int spw_cli_bench_net(int argc, char **argv)
         }
     }
     spw_log_set_level(SPW_LOG_ERROR);
-    bench_res res[3];
+    int krc = spw_net_keypair(bench_priv, bench_pub);
+    if (krc)
+        return spw_cli_fail(krc, "making a key pair");
+    bench_res res[6];
     int nres = 0;
     int pid = (int)getpid() % 100000;
     const char *pmd = spw_cli_dpdk_pmd_dir();
@@ -483,13 +524,11 @@ int spw_cli_bench_net(int argc, char **argv)
     base.transport = SPW_NET_DPDK;
     base.link_wait_ms = 3000;
     if (o.dpdk) {
-        bench_res *r = &res[nres++];
+        bench_res *r = &res[nres];
+        nres += 2;
         if (!dpdk || !pmd) {
-            memset(r, 0, sizeof(*r));
-            snprintf(r->transport, sizeof(r->transport), "dpdk-memif");
-            r->status = 77;
-            snprintf(r->detail, sizeof(r->detail), "%s",
-                     !dpdk ? "built without DPDK" : "DPDK PMD directory not found");
+            skip_both(r, "dpdk-memif",
+                      !dpdk ? "built without DPDK" : "DPDK PMD directory not found");
         } else {
             char sock[64], sa[1024], ca[1024];
             snprintf(sock, sizeof(sock), "/tmp/spw-bench-memif-%d.sock", pid);
@@ -504,13 +543,12 @@ int spw_cli_bench_net(int argc, char **argv)
             c.eal_args = ca;
             c.local = "127.0.98.1:9001";
             c.peer = "127.0.98.2:9000";
-            run_case("dpdk-memif", &s, NULL, &c, NULL, sock, &o, r);
+            run_both("dpdk-memif", &s, NULL, &c, NULL, sock, &o, r);
             unlink(sock);
         }
 
-        r = &res[nres++];
-        memset(r, 0, sizeof(*r));
-        snprintf(r->transport, sizeof(r->transport), "dpdk-af_packet");
+        r = &res[nres];
+        nres += 2;
         char cmd[1024], nsa[32], nsb[32];
         snprintf(nsa, sizeof(nsa), "spwba%d", pid);
         snprintf(nsb, sizeof(nsb), "spwbb%d", pid);
@@ -523,14 +561,11 @@ int spw_cli_bench_net(int argc, char **argv)
                  "ip -n %s link set spwa%d up && ip -n %s link set spwb%d up",
                  nsa, nsb, pid, pid, pid, nsa, pid, nsb, nsa, nsb, nsa, pid, nsb, pid);
         if (!dpdk || !pmd) {
-            r->status = 77;
-            snprintf(r->detail, sizeof(r->detail), "DPDK not available");
+            skip_both(r, "dpdk-af_packet", "DPDK not available");
         } else if (geteuid() != 0) {
-            r->status = 77;
-            snprintf(r->detail, sizeof(r->detail), "needs root for network namespaces");
+            skip_both(r, "dpdk-af_packet", "needs root for network namespaces");
         } else if (sh(cmd)) {
-            r->status = 77;
-            snprintf(r->detail, sizeof(r->detail), "cannot create namespaces and veth pair");
+            skip_both(r, "dpdk-af_packet", "cannot create namespaces and veth pair");
         } else {
             char sa[1024], ca[1024];
             const char *fmt = "%s --file-prefix spwb%c%d -d %s/librte_mempool_ring.so "
@@ -544,7 +579,7 @@ int spw_cli_bench_net(int argc, char **argv)
             c.eal_args = ca;
             c.local = "10.99.0.1:9001";
             c.peer = "10.99.0.2:9000";
-            run_case("dpdk-af_packet", &s, nsa, &c, nsb, NULL, &o, r);
+            run_both("dpdk-af_packet", &s, nsa, &c, nsb, NULL, &o, r);
         }
         snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", nsa,
                  nsb);
@@ -559,21 +594,32 @@ int spw_cli_bench_net(int argc, char **argv)
         s.local = peer;
         c.local = "127.0.0.1:0";
         c.peer = peer;
-        run_case("udp-loopback", &s, NULL, &c, NULL, NULL, &o, &res[nres++]);
+        run_both("udp-loopback", &s, NULL, &c, NULL, NULL, &o, &res[nres]);
+        nres += 2;
     }
     if (o.json)
         print_json(res, nres, &o);
     else
         print_text(res, nres, &o);
+    /* Pairs are adjacent: [2k] protocol 2, [2k + 1] protocol 1. */
     const bench_res *memif = NULL, *udp = NULL;
-    for (int i = 0; i < nres; i++) {
-        if (!res[i].status && !strcmp(res[i].transport, "dpdk-memif"))
-            memif = &res[i];
-        if (!res[i].status && !strcmp(res[i].transport, "udp-loopback"))
-            udp = &res[i];
+    if (!o.json)
+        printf("\n");
+    for (int i = 0; i + 1 < nres; i += 2) {
+        const bench_res *v2 = &res[i], *v1 = &res[i + 1];
+        if (v2->status || v1->status)
+            continue;
+        if (!strncmp(v2->transport, "dpdk-memif", 10))
+            memif = v2;
+        if (!strncmp(v2->transport, "udp-loopback", 12))
+            udp = v2;
+        if (!o.json)
+            printf("%.*s: protocol 2 (sealed) p50 is %.2fx protocol 1's (+%.1f us)\n",
+                   (int)(strchr(v2->transport, ' ') - v2->transport), v2->transport,
+                   v2->p50 / v1->p50, v2->p50 - v1->p50);
     }
     if (memif && udp && !o.json)
-        printf("\nmemif p50 is %.1fx lower than kernel UDP loopback in this run\n",
+        printf("memif p50 is %.1fx lower than kernel UDP loopback in this run (protocol 2)\n",
                udp->p50 / memif->p50);
     int failed = 0;
     for (int i = 0; i < nres; i++)

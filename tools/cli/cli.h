@@ -35,6 +35,23 @@ void spw_cli_json_num(FILE *f, double v, int decimals);
 /* Directory of Debian's DPDK PMD plugins ($SPW_DPDK_PMD_DIR overrides), or NULL. */
 const char *spw_cli_dpdk_pmd_dir(void);
 
+/* Protocol 2 keys of a command that talks to a server or serves: serve takes
+ * --key FILE; clients take --server-pub FILE|HEX and --client-key FILE;
+ * both take --insecure (protocol 1). */
+typedef struct spw_cli_keys {
+    const char *key;        /* serve: --key; clients: --client-key (optional) */
+    const char *server_pub; /* clients: --server-pub */
+    bool insecure;
+    unsigned char priv[32], pub[32]; /* loaded keys, pointed to by the config */
+} spw_cli_keys;
+
+/* Help text of the key options (server or client side). */
+void spw_cli_keys_usage(FILE *f, bool server);
+/* Sets c's key fields (the config then points into k). Returns 0, 2 after a
+ * usage message (no keys, or keys with --insecure) or 1 when a key cannot be
+ * read. --insecure prints a warning. */
+int spw_cli_net_keys(spw_cli_keys *k, bool server, const char *prog, spw_net_config *c);
+
 /* Subcommand families. */
 int spw_cli_model(int argc, char **argv);
 int spw_cli_codec(int argc, char **argv);

@@ -9,7 +9,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: splitwire ping [--server IP:PORT] [--timeout-ms N] [--count N]\n"
+    fprintf(f, "usage: splitwire ping [--server IP:PORT] --server-pub FILE [--timeout-ms N]\n"
+               "                      [--count N]\n"
                "\n"
                "Sends protocol PINGs to a server and waits for the PONGs (the library\n"
                "answers them, so a server that pongs is up and serving its socket).\n"
@@ -18,6 +19,7 @@ static void usage(FILE *f)
                "  --server IP:PORT  the server (default 127.0.0.1:7878)\n"
                "  --timeout-ms N    per ping (default 1000)\n"
                "  --count N         pings (default 1)\n");
+    spw_cli_keys_usage(f, false);
 }
 
 int spw_cli_ping(int argc, char **argv)
@@ -25,15 +27,25 @@ int spw_cli_ping(int argc, char **argv)
     static const struct option opts[] = {{"server", required_argument, 0, 's'},
                                          {"timeout-ms", required_argument, 0, 't'},
                                          {"count", required_argument, 0, 'c'},
+                                         {"server-pub", required_argument, 0, 'p'},
+                                         {"client-key", required_argument, 0, 'k'},
+                                         {"insecure", no_argument, 0, 'i'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *server = "127.0.0.1:7878";
     long timeout = 1000, count = 1;
+    spw_cli_keys keys = {0};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 's') {
             server = optarg;
+        } else if (c == 'p') {
+            keys.server_pub = optarg;
+        } else if (c == 'k') {
+            keys.key = optarg;
+        } else if (c == 'i') {
+            keys.insecure = true;
         } else if ((c == 't' && spw_cli_parse_int(optarg, 1, 600000, &timeout)) ||
                    (c == 'c' && spw_cli_parse_int(optarg, 1, 1000000, &count))) {
             continue;
@@ -52,8 +64,11 @@ int spw_cli_ping(int argc, char **argv)
         return 2;
     }
     spw_net_config cfg = {.transport = SPW_NET_UDP, .local = "0.0.0.0:0", .peer = server};
+    int rc = spw_cli_net_keys(&keys, false, "splitwire ping", &cfg);
+    if (rc)
+        return rc;
     spw_net *net;
-    int rc = spw_net_open(&cfg, &net);
+    rc = spw_net_open(&cfg, &net);
     if (rc)
         return spw_cli_fail(rc, "cannot reach %s", server);
     int answered = 0;

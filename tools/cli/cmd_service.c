@@ -116,9 +116,10 @@ typedef struct net_opts {
     const char *eal;
     const char *dpdk_port;
     long mtu;
+    spw_cli_keys keys;
 } net_opts;
 
-static int net_config(const net_opts *o, bool server, spw_net_config *c)
+static int net_config(net_opts *o, bool server, spw_net_config *c)
 {
     memset(c, 0, sizeof(*c));
     if (!o->transport || !strcmp(o->transport, "udp"))
@@ -145,7 +146,7 @@ static int net_config(const net_opts *o, bool server, spw_net_config *c)
     c->eal_args = o->eal;
     c->dpdk_port = o->dpdk_port;
     c->mtu = (uint32_t)o->mtu;
-    return 0;
+    return spw_cli_net_keys(&o->keys, server, server ? "splitwire serve" : "splitwire classify", c);
 }
 
 /* ---- classify core ------------------------------------------------------ */
@@ -458,14 +459,17 @@ static void serve_usage(FILE *f)
             "  --max-wait-us N     a partial batch runs after this long (default 2000)\n"
             "  --workers N         inference threads (default 1)\n"
             "  --reuseport N       UDP: share the port with N server processes (each\n"
-            "                      started with the same N); requests are spread by id\n"
+            "                      started with the same N); clients' sessions (or, with\n"
+            "                      --insecure, requests) are spread over them\n"
             "  --backbone FILE     whole backbone (ONNX) for image requests (codec offload);\n"
             "                      default MODELS/mobilenet_v2_1.0_224.onnx when present\n"
             "  --link SPEC         emulate a link on transmit: a preset (nbiot ltem 3g 4g wifi\n"
             "                      5g wired) or RATE,DELAY[,JITTER[,LOSS]], e.g. 1mbit,20ms\n"
             "  --queues N          DPDK: serve N RX/TX queue pairs of the port, each with\n"
             "                      its own serving thread and --workers (RSS, or memif's\n"
-            "                      pairs, spread the flows)\n"
+            "                      pairs, spread the flows)\n");
+    spw_cli_keys_usage(f, true);
+    fprintf(f,
             "SIGINT/SIGTERM stop after finishing accepted requests; SIGUSR1 prints statistics.\n");
 }
 
@@ -499,6 +503,10 @@ enum {
     OPT_LINK,
     OPT_FAILOVER,
     OPT_QUEUES,
+    OPT_KEY,
+    OPT_SERVER_PUB,
+    OPT_CLIENT_KEY,
+    OPT_INSECURE,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
@@ -582,6 +590,8 @@ int spw_cli_serve(int argc, char **argv)
                                          {"backbone", required_argument, 0, OPT_BACKBONE},
                                          {"link", required_argument, 0, OPT_LINK},
                                          {"queues", required_argument, 0, OPT_QUEUES},
+                                         {"key", required_argument, 0, OPT_KEY},
+                                         {"insecure", no_argument, 0, OPT_INSECURE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *bundles[16];
@@ -621,6 +631,12 @@ int spw_cli_serve(int argc, char **argv)
             break;
         case OPT_PORT:
             no.dpdk_port = optarg;
+            break;
+        case OPT_KEY:
+            no.keys.key = optarg;
+            break;
+        case OPT_INSECURE:
+            no.keys.insecure = true;
             break;
         case OPT_BACKEND:
             sc.backend = optarg;
@@ -744,6 +760,7 @@ static void classify_usage(FILE *f)
                "                      classes.tsv in or up to two levels above the first input)\n"
                "  --reference         also run the uncompressed backbone (MODELS/<backbone>.onnx)\n"
                "                      on the same images and compare top-1 (not timed)\n");
+    spw_cli_keys_usage(f, false);
 }
 
 typedef struct client_opts {
@@ -811,6 +828,15 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         return -1;
     case OPT_BIND:
         co->no.bind = arg;
+        return -1;
+    case OPT_SERVER_PUB:
+        co->no.keys.server_pub = arg;
+        return -1;
+    case OPT_CLIENT_KEY:
+        co->no.keys.key = arg;
+        return -1;
+    case OPT_INSECURE:
+        co->no.keys.insecure = true;
         return -1;
     case OPT_BACKEND:
         co->cc.backend = arg;
@@ -911,6 +937,9 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
         {"link", required_argument, 0, OPT_LINK},                                                 \
         {"failover-probes", required_argument, 0, OPT_FAILOVER},                                  \
         {"queues", required_argument, 0, OPT_QUEUES},                                             \
+        {"server-pub", required_argument, 0, OPT_SERVER_PUB},                                     \
+        {"client-key", required_argument, 0, OPT_CLIENT_KEY},                                     \
+        {"insecure", no_argument, 0, OPT_INSECURE},                                               \
     {                                                                                             \
         "help", no_argument, 0, 'h'                                                               \
     }
@@ -1099,6 +1128,7 @@ int spw_cli_demo(int argc, char **argv)
         return 2;
     }
     struct stat st;
+    int rc = 0;
     bool untrained = false;
     if (!bundle) {
         if (stat("models/default/manifest.json", &st) == 0) {
@@ -1136,10 +1166,15 @@ int spw_cli_demo(int argc, char **argv)
                             .threads = 1};
     spw_client_config cc = {
         .bundle_dir = bundle, .models_dir = models, .format = format, .threads = 1};
+    /* Both halves are ours: a key pair made for this run, never written. */
+    uint8_t key_priv[32], key_pub[32];
+    if ((rc = spw_net_keypair(key_priv, key_pub))) {
+        spw_eval_files_free(&fl);
+        return spw_cli_fail(rc, "making a key pair");
+    }
     const char *used = NULL;
     pid_t server = -1;
     spw_client *client = NULL;
-    int rc = 0;
     char sock[128], s_eal[1024], c_eal[1024];
     const char *pmd = spw_cli_dpdk_pmd_dir();
     if (strcmp(transport, "udp")) {
@@ -1157,12 +1192,14 @@ int spw_cli_demo(int argc, char **argv)
             sc.net = (spw_net_config){.transport = SPW_NET_DPDK,
                                       .local = "127.0.98.2:7878",
                                       .eal_args = s_eal,
-                                      .link_wait_ms = 3000};
+                                      .link_wait_ms = 3000,
+                                      .private_key = key_priv};
             cc.net = (spw_net_config){.transport = SPW_NET_DPDK,
                                       .local = "127.0.98.1:7879",
                                       .peer = "127.0.98.2:7878",
                                       .eal_args = c_eal,
-                                      .link_wait_ms = 3000};
+                                      .link_wait_ms = 3000,
+                                      .server_public_key = key_pub};
             server = spawn_server(&sc);
             if (server > 0 && (rc = spw_client_open(&cc, &client)) == 0) {
                 used = "DPDK net_memif";
@@ -1183,8 +1220,11 @@ int spw_cli_demo(int argc, char **argv)
         /* Port 0 would leave the client guessing; pick one from the pid. */
         char addr[32];
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", 20000 + (int)getpid() % 20000);
-        sc.net = (spw_net_config){.transport = SPW_NET_UDP, .local = addr};
-        cc.net = (spw_net_config){.transport = SPW_NET_UDP, .local = "127.0.0.1:0", .peer = addr};
+        sc.net = (spw_net_config){.transport = SPW_NET_UDP, .local = addr, .private_key = key_priv};
+        cc.net = (spw_net_config){.transport = SPW_NET_UDP,
+                                  .local = "127.0.0.1:0",
+                                  .peer = addr,
+                                  .server_public_key = key_pub};
         server = spawn_server(&sc);
         if (server < 0) {
             fprintf(stderr, "splitwire demo: the server did not start\n");

@@ -77,3 +77,60 @@ void spw_cli_json_num(FILE *f, double v, int decimals)
     else
         fputs("null", f);
 }
+
+void spw_cli_keys_usage(FILE *f, bool server)
+{
+    if (server)
+        fprintf(f,
+                "  --key FILE          this server's private key (from `splitwire keygen NAME`:\n"
+                "                      NAME.key); clients are given NAME.pub\n"
+                "  --insecure          protocol 1: nothing authenticated or encrypted\n"
+                "                      (benchmarks on a trusted link only)\n");
+    else
+        fprintf(f,
+                "  --server-pub FILE   the server's public key (NAME.pub from `splitwire keygen`,\n"
+                "                      or its 64 hex digits)\n"
+                "  --client-key FILE   this client's private key (default: a new one per run)\n"
+                "  --insecure          protocol 1: nothing authenticated or encrypted\n"
+                "                      (benchmarks on a trusted link only)\n");
+}
+
+int spw_cli_net_keys(spw_cli_keys *k, bool server, const char *prog, spw_net_config *c)
+{
+    c->private_key = c->server_public_key = NULL;
+    c->insecure = 0;
+    if (k->insecure) {
+        if (k->key || k->server_pub) {
+            fprintf(stderr, "%s: --insecure takes no keys\n", prog);
+            return 2;
+        }
+        fprintf(stderr,
+                "%s: WARNING: --insecure: wire protocol 1, NOTHING IS AUTHENTICATED OR "
+                "ENCRYPTED: anyone who can send to this %s can forge, alter or replay "
+                "requests and results. Use it for benchmarks on a trusted link only.\n",
+                prog, server ? "server" : "client");
+        c->insecure = 1;
+        return 0;
+    }
+    if (server ? !k->key : !k->server_pub) {
+        fprintf(stderr,
+                server ? "%s: needs --key FILE (a private key from `splitwire keygen NAME`), or "
+                         "--insecure for the unauthenticated protocol 1\n"
+                       : "%s: needs --server-pub FILE (the server's NAME.pub from `splitwire "
+                         "keygen NAME`), or --insecure for the unauthenticated protocol 1\n",
+                prog);
+        return 2;
+    }
+    if (server && k->server_pub) {
+        fprintf(stderr, "%s: --server-pub is a client option\n", prog);
+        return 2;
+    }
+    int rc;
+    if (k->key && (rc = spw_net_key_load_private(k->key, k->priv)))
+        return spw_cli_fail(rc, "key %s", k->key);
+    if (k->server_pub && (rc = spw_net_key_load_public(k->server_pub, k->pub)))
+        return spw_cli_fail(rc, "server public key %s", k->server_pub);
+    c->private_key = k->key ? k->priv : NULL;
+    c->server_public_key = server ? NULL : k->pub;
+    return 0;
+}
