@@ -38,6 +38,7 @@ if(SPW_XNNPACK_INCLUDE AND SPW_XNNPACK_LIB AND SPW_PTHREADPOOL_INCLUDE AND SPW_P
     drivers/cpu/fast_prepare.c
     drivers/cpu/fast_kernels.c
     drivers/cpu/fast_winograd.c
+    drivers/cpu/fast_weights.c
   )
   # Its channel loops are meant to vectorise, which -O2 does not always do.
   set_source_files_properties(drivers/cpu/fast_winograd.c PROPERTIES COMPILE_OPTIONS "-O3")

@@ -49,8 +49,11 @@ typedef struct fast_action {
     void *ext; /* larger per-kernel state (Winograd; mutable while running) */
 } fast_action;
 
+typedef struct fast_weights fast_weights;
+
 typedef struct fast_plan {
     pthreadpool_t pool;
+    fast_weights *weights; /* the model's, shared with its other plans */
     int threads;
     fast_action *acts;
     int n_acts, cap_acts;
@@ -63,6 +66,16 @@ typedef struct fast_plan {
 /* XNNPACK may read up to XNN_EXTRA_BYTES past any input; every buffer we
  * hand it is padded by this much. */
 #define FAST_PAD 64
+
+/* fast_weights.c: the allocator XNNPACK is initialised with, and a model's
+ * cache of packed weights. Operators that pack weights are created between
+ * capture_begin and capture_end (op NULL when creation failed), so their
+ * packed blocks are shared with identical ones of the model's other plans. */
+extern const struct xnn_allocator spw__fast_xnn_allocator;
+int spw__fast_weights_create(fast_weights **out);
+void spw__fast_weights_release(fast_weights *w);
+void spw__fast_capture_begin(void);
+void spw__fast_capture_end(fast_weights *w, xnn_operator_t op);
 
 /* fast_prepare.c */
 int spw__fast_build(spw_backend *be, spw_plan *plan, fast_plan *fp);

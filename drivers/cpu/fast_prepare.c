@@ -364,12 +364,14 @@ static int emit_conv(build_ctx *c, const spw_node *n, int *post_from)
     float lo, hi;
     int clamps = clamp_run(n, 0, &lo, &hi);
     xnn_operator_t op = NULL;
+    spw__fast_capture_begin();
     enum xnn_status st = xnn_create_convolution2d_nhwc_f32(
         (uint32_t)p->pads[0], (uint32_t)p->pads[3], (uint32_t)p->pads[2], (uint32_t)p->pads[1],
         (uint32_t)KH, (uint32_t)KW, (uint32_t)SPW_MAX(p->stride[0], 1),
         (uint32_t)SPW_MAX(p->stride[1], 1), (uint32_t)SPW_MAX(p->dilation[0], 1),
         (uint32_t)SPW_MAX(p->dilation[1], 1), (uint32_t)G, (size_t)cin_g, (size_t)cout_g, (size_t)C,
         (size_t)M, packed, b >= 0 ? val(c, b)->data : NULL, lo, hi, 0, &op);
+    spw__fast_capture_end(c->fp->weights, st == xnn_status_success ? op : NULL);
     spw__free(packed);
     if (st == xnn_status_success)
         st = xnn_setup_convolution2d_nhwc_f32(op, (size_t)xd[0], (size_t)xd[2], (size_t)xd[3],
@@ -420,11 +422,13 @@ static int emit_conv_transpose(build_ctx *c, const spw_node *n, int *post_from)
     float lo, hi;
     int clamps = clamp_run(n, 0, &lo, &hi);
     xnn_operator_t op = NULL;
+    spw__fast_capture_begin();
     enum xnn_status st = xnn_create_deconvolution2d_nhwc_f32(
         (uint32_t)p->pads[0], (uint32_t)p->pads[3], (uint32_t)p->pads[2], (uint32_t)p->pads[1],
         (uint32_t)KH, (uint32_t)KW, (uint32_t)sh, (uint32_t)sw, (uint32_t)dh, (uint32_t)dw,
         (uint32_t)G, (size_t)cin_g, (size_t)cout_g, (size_t)C, (size_t)M, packed,
         b >= 0 ? val(c, b)->data : NULL, lo, hi, 0, &op);
+    spw__fast_capture_end(c->fp->weights, st == xnn_status_success ? op : NULL);
     spw__free(packed);
     if (st == xnn_status_success)
         st = xnn_setup_deconvolution2d_nhwc_f32(op, (size_t)xd[0], (size_t)xd[2], (size_t)xd[3],
@@ -498,8 +502,10 @@ static int emit_fully_connected(build_ctx *c, const spw_node *n, int *post_from)
     float lo, hi;
     int clamps = clamp_run(n, 0, &lo, &hi);
     xnn_operator_t op = NULL;
+    spw__fast_capture_begin();
     enum xnn_status st =
         xnn_create_fully_connected_nc_f32(K, N, K, N, kernel, bias, lo, hi, flags, &op);
+    spw__fast_capture_end(c->fp->weights, st == xnn_status_success ? op : NULL);
     spw__free(scaled);
     if (st == xnn_status_success)
         st = xnn_setup_fully_connected_nc_f32(op, rows, ptr(c, a), ptr(c, y), c->fp->pool);
@@ -798,9 +804,12 @@ static int emit_gdn(build_ctx *c, const spw_node *n, int *post_from)
     enum xnn_status st = xnn_create_square_nc_f32(C, C, C, 0, &op_sq);
     if (st == xnn_status_success)
         st = xnn_setup_square_nc_f32(op_sq, pixels, ptr(c, x), sq, c->fp->pool);
-    if (st == xnn_status_success)
+    if (st == xnn_status_success) {
+        spw__fast_capture_begin();
         st = xnn_create_fully_connected_nc_f32(C, C, C, C, val(c, gamma)->data, val(c, beta)->data,
                                                -INFINITY, INFINITY, 0, &op_fc);
+        spw__fast_capture_end(c->fp->weights, st == xnn_status_success ? op_fc : NULL);
+    }
     if (st == xnn_status_success)
         st = xnn_setup_fully_connected_nc_f32(op_fc, pixels, sq, norm, c->fp->pool);
     if (st != xnn_status_success) {

@@ -242,9 +242,11 @@ int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void *
             goto out;
         }
         xnn_operator_t op = NULL;
+        spw__fast_capture_begin();
         enum xnn_status st = xnn_create_convolution2d_nhwc_f32(
             0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 16, (size_t)C, (size_t)M, (size_t)(16 * C),
             (size_t)(16 * M), packed, NULL, -INFINITY, INFINITY, 0, &op);
+        spw__fast_capture_end(fp->weights, st == xnn_status_success ? op : NULL);
         if (st == xnn_status_success)
             st = xnn_setup_convolution2d_nhwc_f32(op, 1, 1, (size_t)s->TW, th->v, th->m, NULL);
         if (st != xnn_status_success) {
