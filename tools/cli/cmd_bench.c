@@ -5,6 +5,7 @@ static const spw_cli_command benches[] = {
     {"codec", spw_cli_bench_codec, "entropy codec throughput and compression (rANS)"},
     {"ops", spw_cli_bench_ops, "per-layer and whole-model times on every backend"},
     {"net", spw_cli_bench_net, "netpath round trips: DPDK memif, af_packet, kernel UDP"},
+    {"plans", spw_cli_bench_plans, "plan creation per batch size and worker (shared weights)"},
     {NULL, NULL, NULL},
 };
 
