@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+
 #include <cmocka.h>
 
 #include "spw_test.h"
@@ -20,6 +22,7 @@
 #include "runtime/graph/plan.h"
 
 #define DECODER SPW_SOURCE_DIR "/models/default/decoder.onnx"
+#define VECTOR_DIR SPW_TEST_DATA "/vectors/ops"
 
 /* ------------------------------------------------ measuring allocator */
 
@@ -103,7 +106,7 @@ static size_t weight_bytes(const spw_model *m, size_t *largest)
 }
 
 typedef struct usage {
-    size_t allocated, live;         /* bytes, beside the arena and staging */
+    size_t allocated, live; /* bytes, beside the arena and staging */
     size_t largest_alloc, largest_live;
 } usage;
 
@@ -230,9 +233,9 @@ static spw_model *make_model(void)
         int mul, mod;
         float scale, bias;
     } k[] = {
-        {"w1", 4, wd, C * C * 9, 5, 11, 0.02f, 0.0f}, {"bias1", 1, cd, C, 1, 5, 0.1f, 0.0f},
-        {"gamma", 1, cd, C, 3, 7, 0.1f, 1.0f},       {"beta", 1, cd, C, 2, 5, 0.05f, 0.0f},
-        {"mean", 1, cd, C, 3, 5, 0.02f, 0.0f},       {"var", 1, cd, C, 5, 7, 0.1f, 1.0f},
+        {"w1", 4, wd, C * C * 9, 5, 11, 0.02f, 0.0f},  {"bias1", 1, cd, C, 1, 5, 0.1f, 0.0f},
+        {"gamma", 1, cd, C, 3, 7, 0.1f, 1.0f},         {"beta", 1, cd, C, 2, 5, 0.05f, 0.0f},
+        {"mean", 1, cd, C, 3, 5, 0.02f, 0.0f},         {"var", 1, cd, C, 5, 7, 0.1f, 1.0f},
         {"w2", 4, wd, C * C * 9, 7, 13, 0.015f, 0.0f},
     };
     int kv[SPW_ARRAY_SIZE(k)];
@@ -383,6 +386,95 @@ static void test_calibration_once(void **state)
     assert_true(counts[0] == 0 || counts[0] >= 2);
 }
 
+/* ------------------------------------------------ every op, shared */
+
+/* Runs plan on a fixed pattern; returns the first output (malloc'd). */
+static float *run_pattern(spw_plan *plan, size_t *n_out)
+{
+    spw_tensor in[8], out;
+    int n_in = plan->graph->n_inputs;
+    assert_true(n_in <= 8 && plan->graph->n_outputs >= 1);
+    for (int i = 0; i < n_in; i++) {
+        assert_int_equal(spw_plan_input(plan, i, &in[i]), 0);
+        size_t n = (size_t)spw_tensor_numel(&in[i]);
+        in[i].data = calloc(n + 1, 8);
+        assert_non_null(in[i].data);
+        for (size_t k = 0; k < n; k++) {
+            if (in[i].dtype == SPW_I32)
+                ((int32_t *)in[i].data)[k] = (int32_t)(k % 13) - 6;
+            else if (in[i].dtype == SPW_F32)
+                ((float *)in[i].data)[k] = 0.5f - 0.25f * (float)((k * 7) % 11);
+        }
+    }
+    /* Only the first output is compared; the others still need room. */
+    spw_tensor outs[8];
+    int n_o = plan->graph->n_outputs;
+    assert_true(n_o <= 8);
+    for (int i = 0; i < n_o; i++) {
+        assert_int_equal(spw_plan_output(plan, i, &outs[i]), 0);
+        outs[i].dtype = SPW_F32;
+        outs[i].data = calloc((size_t)spw_tensor_numel(&outs[i]) + 1, 8);
+        assert_non_null(outs[i].data);
+    }
+    assert_int_equal(spw_plan_run(plan, in, n_in, outs, n_o), 0);
+    out = outs[0];
+    for (int i = 1; i < n_o; i++)
+        free(outs[i].data);
+    for (int i = 0; i < n_in; i++)
+        free(in[i].data);
+    *n_out = (size_t)spw_tensor_numel(&out);
+    return out.data;
+}
+
+/* Every op vector on cpu-fast: a plan that took its packed weights from an
+ * earlier plan of the model (freed before it runs) computes bit for bit what
+ * a plan of a model of its own does. AddressSanitizer sees any operator left
+ * pointing at a block it no longer owns. */
+static void test_every_op_shared_safely(void **state)
+{
+    (void)state;
+    if (!have("cpu-fast")) {
+        /* cpu-ref shares constants only; covered above. */
+        print_message("  no cpu-fast here: nothing packed to share\n");
+        return;
+    }
+    DIR *d = opendir(VECTOR_DIR);
+    assert_non_null(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len <= 5 || strcmp(e->d_name + len - 5, ".onnx"))
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", VECTOR_DIR, e->d_name);
+        spw_model *shared = NULL, *own = NULL;
+        assert_int_equal(spw_model_load(path, &shared), 0);
+        assert_int_equal(spw_model_load(path, &own), 0);
+        spw_plan_options o1 = {.backend = "cpu-fast", .threads = 1};
+        spw_plan_options o2 = {.backend = "cpu-fast", .threads = 2};
+        spw_plan *first = NULL, *second = NULL, *alone = NULL;
+        assert_int_equal(spw_plan_create(shared, &o1, &first), 0);
+        assert_int_equal(spw_plan_create(shared, &o2, &second), 0);
+        assert_int_equal(spw_plan_create(own, &o2, &alone), 0);
+        spw_plan_free(first);
+        spw_model_free(shared);
+        size_t na, nb;
+        float *a = run_pattern(second, &na), *b = run_pattern(alone, &nb);
+        assert_int_equal(na, nb);
+        if (memcmp(a, b, na * sizeof(float)))
+            fail_msg("%s: a plan sharing packed weights differs from one alone", e->d_name);
+        free(a);
+        free(b);
+        spw_plan_free(second);
+        spw_plan_free(alone);
+        spw_model_free(own);
+        n++;
+    }
+    closedir(d);
+    assert_true(n >= 25);
+}
+
 /* ------------------------------------------------ threads */
 
 #define THREADS 4
@@ -409,8 +501,8 @@ static void *worker_main(void *arg)
             for (int i = 0; i < n * SAMPLE; i++)
                 if (!(fabsf(got[i] - w->want[i]) <= 1e-4f * (1.0f + fabsf(w->want[i])))) {
                     w->rc = -1;
-                    snprintf(w->detail, sizeof(w->detail), "batch %d: element %d is %g, not %g",
-                             n, i, got[i], w->want[i]);
+                    snprintf(w->detail, sizeof(w->detail), "batch %d: element %d is %g, not %g", n,
+                             i, got[i], w->want[i]);
                     break;
                 }
         }
@@ -454,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_second_plan_copies_no_weights),
         cmocka_unit_test(test_batches_match_reference),
         cmocka_unit_test(test_calibration_once),
+        cmocka_unit_test(test_every_op_shared_safely),
         cmocka_unit_test(test_concurrent_plans),
     };
     return spw_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
