@@ -20,6 +20,9 @@
 
 #include "drivers/backend.h"
 #include "runtime/graph/plan.h"
+#ifdef SPW_HAVE_VULKAN
+#include "drivers/vulkan/vk_internal.h"
+#endif
 
 #define DECODER SPW_SOURCE_DIR "/models/default/decoder.onnx"
 #define VECTOR_DIR SPW_TEST_DATA "/vectors/ops"
@@ -312,8 +315,9 @@ static void check_close(const float *got, const float *want, int n, const char *
 }
 
 /* Plans of batch 1, 2, 3 and 4 of one model, all alive at once (and still
- * alive after the model is freed), agree with the reference sample by
- * sample, on every backend. */
+ * alive after the model is freed), share one backend state (on Vulkan, one
+ * weights buffer) and agree with the reference sample by sample, on every
+ * backend. */
 static void test_batches_match_reference(void **state)
 {
     (void)state;
@@ -331,6 +335,13 @@ static void test_batches_match_reference(void **state)
             if (rc)
                 fail_msg("%s batch %d: %s", name, n, spw_error_detail());
         }
+#ifdef SPW_HAVE_VULKAN
+        /* Vulkan: one weights buffer on the device for the four plans. */
+        if (!strcmp(name, "vulkan"))
+            assert_int_equal(spw__vk_weights_count(plans[0]->weights_state), 1);
+#endif
+        for (int n = 1; n < MAX_N; n++)
+            assert_ptr_equal(plans[n]->weights_state, plans[0]->weights_state);
         spw_model_free(m); /* the plans hold the weights */
         for (int n = 1; n <= MAX_N; n++) {
             char what[64];
