@@ -355,6 +355,42 @@ static void test_batches_match_reference(void **state)
     }
 }
 
+/* A server worker's plans, largest first, the rest borrowing its arena:
+ * one arena for all, and each plan, run in turn (so the arena holds another
+ * plan's activations from the run before), still matches the reference. */
+static void test_shared_arena(void **state)
+{
+    (void)state;
+    static float x[MAX_N * SAMPLE], want[MAX_N * SAMPLE], got[MAX_N * SAMPLE];
+    input(x, MAX_N);
+    reference(x, want);
+    for (int b = 0; b < spw_backend_count(); b++) {
+        const char *name = spw_backend_name(b);
+        spw_model *m = make_model();
+        assert_non_null(m);
+        spw_plan *plans[MAX_N] = {0};
+        for (int n = MAX_N; n >= 1; n--) {
+            spw_plan_options o = {.backend = name, .batch = n};
+            assert_int_equal(spw__plan_create_sharing(m, &o, &plans[MAX_N - 1], 1, &plans[n - 1]),
+                             0);
+            assert_ptr_equal(plans[n - 1]->arena, plans[MAX_N - 1]->arena);
+            assert_int_equal(plans[n - 1]->arena_borrowed, n != MAX_N);
+        }
+        for (int round = 0; round < 2; round++)
+            for (int n = 1; n <= MAX_N; n++) {
+                char what[64];
+                snprintf(what, sizeof(what), "%s batch %d, shared arena", name, n);
+                memset(got, 0, sizeof(got));
+                assert_int_equal(run(plans[n - 1], n, x, got), 0);
+                check_close(got, want, n * SAMPLE, what);
+            }
+        for (int n = 1; n <= MAX_N; n++) /* borrowers first */
+            spw_plan_free(plans[n - 1]);
+        spw_model_free(m);
+        print_message("  %s: batches 1-%d on one arena match the reference\n", name, MAX_N);
+    }
+}
+
 /* ------------------------------------------------ calibration once */
 
 static int calibrations;
@@ -556,6 +592,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_plan_copies_no_weights),
         cmocka_unit_test(test_batches_match_reference),
+        cmocka_unit_test(test_shared_arena),
         cmocka_unit_test(test_calibration_once),
         cmocka_unit_test(test_every_op_shared_safely),
         cmocka_unit_test(test_concurrent_plans),

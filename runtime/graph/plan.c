@@ -270,6 +270,12 @@ out:
 
 int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_plan **out)
 {
+    return spw__plan_create_sharing(model, opts, NULL, 0, out);
+}
+
+int spw__plan_create_sharing(const spw_model *model, const spw_plan_options *opts,
+                             spw_plan *const *donors, int n_donors, spw_plan **out)
+{
     if (!model || !out)
         return spw__error(SPW_EINVAL, "plan_create: NULL argument");
     spw_plan_options o = {0};
@@ -355,7 +361,13 @@ int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_pl
     spw_backend *be = plan->backend;
     if ((rc = spw__weights_backend(plan->weights, be, &plan->weights_state)))
         goto fail_profile;
-    if ((rc = be->ops->buffer_alloc(be, plan->arena_size, &plan->arena)))
+    for (int i = 0; i < n_donors && !plan->arena; i++)
+        if (donors[i] && donors[i]->backend == be && !donors[i]->arena_borrowed &&
+            donors[i]->arena->size >= plan->arena_size) {
+            plan->arena = donors[i]->arena;
+            plan->arena_borrowed = true;
+        }
+    if (!plan->arena && (rc = be->ops->buffer_alloc(be, plan->arena_size, &plan->arena)))
         goto fail_profile;
     if (be->ops->plan_prepare && (rc = be->ops->plan_prepare(be, plan, &plan->backend_state)))
         goto fail_arena;
@@ -365,7 +377,8 @@ int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_pl
     return 0;
 
 fail_arena:
-    be->ops->buffer_free(be, plan->arena);
+    if (!plan->arena_borrowed)
+        be->ops->buffer_free(be, plan->arena);
 fail_profile:
     spw__free(plan->step_ns);
 fail_staging:
@@ -390,7 +403,8 @@ void spw_plan_free(spw_plan *plan)
     spw_backend *be = plan->backend;
     if (be->ops->plan_release)
         be->ops->plan_release(be, plan, plan->backend_state);
-    be->ops->buffer_free(be, plan->arena);
+    if (!plan->arena_borrowed)
+        be->ops->buffer_free(be, plan->arena);
     spw__free(plan->step_ns);
     spw__aligned_free(plan->staging);
     spw__free(plan->offsets);

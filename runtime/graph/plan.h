@@ -71,6 +71,7 @@ struct spw_plan {
     size_t arena_size;
     struct spw_backend *backend;
     struct spw_buffer *arena;
+    bool arena_borrowed; /* arena is another plan's (spw__plan_create_sharing) */
     void *backend_state;
     void *weights_state; /* the backend's state for plan->weights, or NULL */
     void *staging;       /* host scratch for I/O conversions, staging_size bytes */
@@ -80,6 +81,15 @@ struct spw_plan {
     int threads;
     int batch;
 };
+
+/* spw_plan_create, with the arena borrowed from the first of `donors` that
+ * is on the same backend and whose arena is large enough (else its own).
+ * For plans that never run at the same time (one server worker's plans of a
+ * bundle, run one after another): activations live for one run, so such
+ * plans may share one arena. Each donor must outlive the plans that borrow
+ * from it. */
+int spw__plan_create_sharing(const spw_model *model, const spw_plan_options *opts,
+                             spw_plan *const *donors, int n_donors, spw_plan **out);
 
 /* Arena alignment: enough for any SIMD load and a cache line. */
 #define SPW_ARENA_ALIGN 64
