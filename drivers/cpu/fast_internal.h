@@ -75,7 +75,12 @@ extern const struct xnn_allocator spw__fast_xnn_allocator;
 int spw__fast_weights_create(fast_weights **out);
 void spw__fast_weights_release(fast_weights *w);
 void spw__fast_capture_begin(void);
-void spw__fast_capture_end(fast_weights *w, xnn_operator_t op);
+/* key (key_size bytes, NULL for none) names everything the create call was
+ * given, its weights by the shared constants' addresses: a later
+ * spw__fast_clone with the same key returns a copy of the operator as
+ * created, without packing again (NULL when there is none). */
+void spw__fast_capture_end(fast_weights *w, xnn_operator_t op, const void *key, size_t key_size);
+xnn_operator_t spw__fast_clone(fast_weights *w, const void *key, size_t key_size);
 
 /* fast_prepare.c */
 int spw__fast_build(spw_backend *be, spw_plan *plan, fast_plan *fp);
@@ -94,6 +99,7 @@ typedef struct fast_wino_args {
     float *y; /* NHWC output, same H and W */
     int64_t cout;
     const float *weight;   /* OIHW, 3x3 */
+    bool shared_weight;    /* weight is the model's: its address may key a template */
     const float *bias;     /* or NULL */
     float lo, hi;          /* clamp after the bias */
     const float *residual; /* or NULL: y = clamp(y + residual, lo2, hi2) */

@@ -153,11 +153,27 @@ typedef struct shared_block {
     void *p; /* an XNNPACK block with shared set; one reference is ours */
 } shared_block;
 
+/* An operator as created, before any setup: later plans asking for the same
+ * operator (same key) get a copy of these bytes instead of a new create,
+ * which would pack the weights again. Every block the image points at is
+ * shared (counted) and holds one reference for the template. */
+typedef struct op_template {
+    void *key;
+    size_t key_size;
+    void *image;
+    size_t size;
+    void **refs; /* the blocks the image points at */
+    int n_refs;
+} op_template;
+
 struct fast_weights {
     pthread_mutex_t lock;
     shared_block *blocks;
     int n_blocks, cap_blocks;
+    op_template *tmpl;
+    int n_tmpl, cap_tmpl;
     size_t bytes_shared; /* packed bytes that plans did not copy (debug log) */
+    int clones;          /* operators copied from a template (debug log) */
 };
 
 int spw__fast_weights_create(fast_weights **out)
@@ -174,8 +190,17 @@ void spw__fast_weights_release(fast_weights *w)
 {
     if (!w)
         return;
-    SPW_LOGD("cpu-fast: %d packed weight blocks shared, %zu bytes not copied", w->n_blocks,
-             w->bytes_shared);
+    SPW_LOGD("cpu-fast: %d packed weight blocks shared, %zu bytes not copied, %d operators "
+             "copied from %d templates",
+             w->n_blocks, w->bytes_shared, w->clones, w->n_tmpl);
+    for (int i = 0; i < w->n_tmpl; i++) {
+        for (int k = 0; k < w->tmpl[i].n_refs; k++)
+            xa_aligned_deallocate(NULL, w->tmpl[i].refs[k]);
+        spw__free(w->tmpl[i].refs);
+        spw__free(w->tmpl[i].image);
+        spw__free(w->tmpl[i].key);
+    }
+    spw__free(w->tmpl);
     for (int i = 0; i < w->n_blocks; i++)
         xa_aligned_deallocate(NULL, w->blocks[i].p);
     spw__free(w->blocks);
@@ -238,7 +263,87 @@ static bool referenced_elsewhere(const void *op, const void *p, size_t size)
     return false;
 }
 
-void spw__fast_capture_end(fast_weights *w, xnn_operator_t op)
+static op_template *find_template(fast_weights *w, const void *key, size_t key_size)
+{
+    for (int i = 0; i < w->n_tmpl; i++)
+        if (w->tmpl[i].key_size == key_size && !memcmp(w->tmpl[i].key, key, key_size))
+            return &w->tmpl[i];
+    return NULL;
+}
+
+xnn_operator_t spw__fast_clone(fast_weights *w, const void *key, size_t key_size)
+{
+    if (!w)
+        return NULL;
+    xnn_operator_t op = NULL;
+    pthread_mutex_lock(&w->lock);
+    op_template *t = find_template(w, key, key_size);
+    if (t && (op = xa_aligned_allocate(NULL, HDR, t->size))) {
+        memcpy(op, t->image, t->size);
+        for (int k = 0; k < t->n_refs; k++)
+            __atomic_add_fetch(&hdr_of(t->refs[k])->refs, 1, __ATOMIC_RELAXED);
+        w->clones++;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return op;
+}
+
+/* Records op (just created, not set up) as the template for key, when every
+ * pointer it holds into a block it allocated is to the start of an aligned
+ * block (which then becomes shared) and none points into op itself; the
+ * caller holds w->lock. A failure leaves no template: later plans create. */
+static void make_template(fast_weights *w, void *op, size_t op_size, const void *key,
+                          size_t key_size)
+{
+    if (find_template(w, key, key_size))
+        return;
+    const uintptr_t *words = op, lo = (uintptr_t)op;
+    void *refs[CAP_MAX];
+    int n_refs = 0;
+    for (size_t i = 0; i < op_size / sizeof(uintptr_t); i++) {
+        uintptr_t v = words[i];
+        if (v >= lo && v < lo + op_size)
+            return;
+        for (int j = 0; j < cap.n; j++) {
+            uintptr_t b = (uintptr_t)cap.p[j];
+            if (cap.p[j] == op || v < b || v >= b + cap.size[j])
+                continue;
+            if (cap.plain[j] || v != b)
+                return;
+            bool seen = false;
+            for (int k = 0; k < n_refs; k++)
+                seen = seen || refs[k] == cap.p[j];
+            if (!seen)
+                refs[n_refs++] = cap.p[j];
+        }
+    }
+    op_template t = {.key_size = key_size, .size = op_size, .n_refs = n_refs};
+    t.key = spw__malloc(key_size);
+    t.image = spw__malloc(op_size);
+    t.refs = spw__malloc(sizeof(void *) * (size_t)(n_refs ? n_refs : 1));
+    if (!t.key || !t.image || !t.refs ||
+        spw__grow((void **)&w->tmpl, &w->cap_tmpl, w->n_tmpl + 1, sizeof(op_template))) {
+        spw__free(t.key);
+        spw__free(t.image);
+        spw__free(t.refs);
+        spw_error_clear(); /* a template is an optimisation: no error */
+        return;
+    }
+    memcpy(t.key, key, key_size);
+    memcpy(t.image, op, op_size);
+    for (int k = 0; k < n_refs; k++) {
+        block_hdr *h = hdr_of(refs[k]);
+        if (!h->shared) {
+            h->refs = 1; /* the operator's */
+            h->shared = 1;
+        }
+        __atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED); /* the template's */
+        t.refs[k] = refs[k];
+    }
+    w->tmpl[w->n_tmpl++] = t;
+}
+
+void spw__fast_capture_end(fast_weights *w, xnn_operator_t op, const void *key, size_t key_size)
 {
     cap.on = false;
     if (!w || !op || cap.overflow)
@@ -271,6 +376,7 @@ void spw__fast_capture_end(fast_weights *w, xnn_operator_t op)
             w->bytes_shared += size;
             pthread_mutex_unlock(&w->lock);
             xa_aligned_deallocate(NULL, p);
+            cap.p[i] = q; /* what the operator now holds */
             continue;
         }
         if (!spw__grow((void **)&w->blocks, &w->cap_blocks, w->n_blocks + 1,
@@ -280,6 +386,11 @@ void spw__fast_capture_end(fast_weights *w, xnn_operator_t op)
             bh->shared = 1;
             w->blocks[w->n_blocks++] = (shared_block){h, size, p};
         }
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (key) {
+        pthread_mutex_lock(&w->lock);
+        make_template(w, op, op_size, key, key_size);
         pthread_mutex_unlock(&w->lock);
     }
     cap.n = 0;
