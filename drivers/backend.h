@@ -42,8 +42,17 @@ typedef struct spw_backend_ops {
                          size_t size);
     int (*buffer_download)(spw_backend *be, spw_buffer *buf, size_t offset, void *dst, size_t size);
 
-    /* Optional: per-plan preparation (weight packing, pipelines, command
-     * buffers). Called once after buffers are assigned. */
+    /* Optional: state kept once per model's weights (packed or uploaded
+     * constants) and shared by all the model's plans on this backend, at
+     * every batch size and in every thread. Created by the model's first
+     * plan here (plan->weights_state hands it to plan_prepare) and released
+     * with the weights' last reference, possibly after fini. Plans are
+     * prepared concurrently: the state guards itself. */
+    int (*weights_create)(spw_backend *be, const spw_weights *w, void **state);
+    void (*weights_release)(spw_backend *be, void *state);
+
+    /* Optional: per-plan preparation (pipelines, command buffers, operators
+     * on the arena). Called once after buffers are assigned. */
     int (*plan_prepare)(spw_backend *be, spw_plan *plan, void **state);
     void (*plan_release)(spw_backend *be, spw_plan *plan, void *state);
 

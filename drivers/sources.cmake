@@ -19,6 +19,7 @@ if(SPW_HAVE_VULKAN)
     drivers/vulkan/vk_memory.c
     drivers/vulkan/vk_pipeline.c
     drivers/vulkan/vk_backend.c
+    drivers/vulkan/vk_weights.c
   )
 endif()
 
@@ -38,6 +39,7 @@ if(SPW_XNNPACK_INCLUDE AND SPW_XNNPACK_LIB AND SPW_PTHREADPOOL_INCLUDE AND SPW_P
     drivers/cpu/fast_prepare.c
     drivers/cpu/fast_kernels.c
     drivers/cpu/fast_winograd.c
+    drivers/cpu/fast_weights.c
   )
   # Its channel loops are meant to vectorise, which -O2 does not always do.
   set_source_files_properties(drivers/cpu/fast_winograd.c PROPERTIES COMPILE_OPTIONS "-O3")

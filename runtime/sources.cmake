@@ -8,6 +8,7 @@ list(APPEND SPW_SOURCES
   runtime/graph/shape.c
   runtime/graph/passes.c
   runtime/graph/plan.c
+  runtime/graph/weights.c
   runtime/graph/model.c
   runtime/onnx/onnx_import.c
   runtime/onnx/onnx_attr.c

@@ -98,6 +98,8 @@ static void test_every_winner_is_prepared(void **state)
     run(ref, want);
     spw_plan_free(ref);
 
+    spw_model_free(m);
+
     int n_cand = 0;
     for (int i = 0; i < spw__backend_count(); i++) {
         const spw_backend *be = spw__backend_get(i);
@@ -107,6 +109,9 @@ static void test_every_winner_is_prepared(void **state)
         favoured = be;
         spw__plan_calibration_hook = favour;
         spw_plan *plan;
+        /* A fresh model each time: a model remembers its first choice. */
+        m = make_model();
+        assert_non_null(m);
         assert_int_equal(spw_plan_create(m, NULL, &plan), 0);
         spw__plan_calibration_hook = NULL;
         assert_string_equal(spw_plan_backend(plan), be->ops->name);
@@ -115,12 +120,12 @@ static void test_every_winner_is_prepared(void **state)
         for (size_t k = 0; k < SPW_ARRAY_SIZE(got); k++)
             assert_true(fabsf(got[k] - want[k]) <= 1e-4f * (1.0f + fabsf(want[k])));
         spw_plan_free(plan);
+        spw_model_free(m);
         print_message("auto plan with %s ranked first: prepared on it, matches cpu-ref\n",
                       be->ops->name);
     }
     if (n_cand < 2)
         print_message("only %d automatic candidate(s): no ranking to steer\n", n_cand);
-    spw_model_free(m);
 }
 
 int main(void)

@@ -11,49 +11,9 @@
 
 #include "drivers/cpu/fast_internal.h"
 
-/* XNNPACK's own allocations (operator structs, packed weights, indirection
- * buffers) go through the library allocator like everything else. */
-static void *xa_allocate(void *ctx, size_t size)
-{
-    (void)ctx;
-    return spw__malloc(size);
-}
-
-static void *xa_reallocate(void *ctx, void *ptr, size_t size)
-{
-    (void)ctx;
-    return spw__realloc(ptr, size);
-}
-
-static void xa_deallocate(void *ctx, void *ptr)
-{
-    (void)ctx;
-    spw__free(ptr);
-}
-
-static void *xa_aligned_allocate(void *ctx, size_t alignment, size_t size)
-{
-    (void)ctx;
-    return spw__aligned_alloc(alignment, size);
-}
-
-static void xa_aligned_deallocate(void *ctx, void *ptr)
-{
-    (void)ctx;
-    spw__aligned_free(ptr);
-}
-
-static const struct xnn_allocator xnn_alloc = {
-    .allocate = xa_allocate,
-    .reallocate = xa_reallocate,
-    .deallocate = xa_deallocate,
-    .aligned_allocate = xa_aligned_allocate,
-    .aligned_deallocate = xa_aligned_deallocate,
-};
-
 static int fast_init(spw_backend *be)
 {
-    enum xnn_status st = xnn_initialize(&xnn_alloc);
+    enum xnn_status st = xnn_initialize(&spw__fast_xnn_allocator);
     if (st != xnn_status_success)
         return spw__error(SPW_ENODEV, "cpu-fast: XNNPACK cannot run here (status %d)", (int)st);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -108,6 +68,7 @@ static int fast_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
     if (!fp)
         return spw__error(SPW_ENOMEM, "cpu-fast: out of memory");
     fp->threads = plan->threads > 0 ? plan->threads : be->threads;
+    fp->weights = plan->weights_state;
     /* One thread runs inline on the caller: no pool, no hand-off. */
     if (fp->threads > 1) {
         fp->pool = pthreadpool_create((size_t)fp->threads);
@@ -145,6 +106,19 @@ static void fast_plan_release(spw_backend *be, spw_plan *plan, void *state)
     spw__free(fp);
 }
 
+static int fast_weights_create(spw_backend *be, const spw_weights *w, void **state)
+{
+    (void)be;
+    (void)w;
+    return spw__fast_weights_create((fast_weights **)state);
+}
+
+static void fast_weights_release(spw_backend *be, void *state)
+{
+    (void)be;
+    spw__fast_weights_release(state);
+}
+
 static int fast_run_plan(spw_backend *be, spw_plan *plan, void *state)
 {
     (void)be;
@@ -176,6 +150,8 @@ const spw_backend_ops spw__cpu_fast_ops = {
     .supports_op = fast_supports_op,
     .buffer_alloc = fast_buffer_alloc,
     .buffer_free = fast_buffer_free,
+    .weights_create = fast_weights_create,
+    .weights_release = fast_weights_release,
     .plan_prepare = fast_plan_prepare,
     .plan_release = fast_plan_release,
     .run_plan = fast_run_plan,

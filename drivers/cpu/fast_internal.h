@@ -49,8 +49,11 @@ typedef struct fast_action {
     void *ext; /* larger per-kernel state (Winograd; mutable while running) */
 } fast_action;
 
+typedef struct fast_weights fast_weights;
+
 typedef struct fast_plan {
     pthreadpool_t pool;
+    fast_weights *weights; /* the model's, shared with its other plans */
     int threads;
     fast_action *acts;
     int n_acts, cap_acts;
@@ -63,6 +66,21 @@ typedef struct fast_plan {
 /* XNNPACK may read up to XNN_EXTRA_BYTES past any input; every buffer we
  * hand it is padded by this much. */
 #define FAST_PAD 64
+
+/* fast_weights.c: the allocator XNNPACK is initialised with, and a model's
+ * cache of packed weights. Operators that pack weights are created between
+ * capture_begin and capture_end (op NULL when creation failed), so their
+ * packed blocks are shared with identical ones of the model's other plans. */
+extern const struct xnn_allocator spw__fast_xnn_allocator;
+int spw__fast_weights_create(fast_weights **out);
+void spw__fast_weights_release(fast_weights *w);
+void spw__fast_capture_begin(void);
+/* key (key_size bytes, NULL for none) names everything the create call was
+ * given, its weights by the shared constants' addresses: a later
+ * spw__fast_clone with the same key returns a copy of the operator as
+ * created, without packing again (NULL when there is none). */
+void spw__fast_capture_end(fast_weights *w, xnn_operator_t op, const void *key, size_t key_size);
+xnn_operator_t spw__fast_clone(fast_weights *w, const void *key, size_t key_size);
 
 /* fast_prepare.c */
 int spw__fast_build(spw_backend *be, spw_plan *plan, fast_plan *fp);
@@ -81,6 +99,7 @@ typedef struct fast_wino_args {
     float *y; /* NHWC output, same H and W */
     int64_t cout;
     const float *weight;   /* OIHW, 3x3 */
+    bool shared_weight;    /* weight is the model's: its address may key a template */
     const float *bias;     /* or NULL */
     float lo, hi;          /* clamp after the bias */
     const float *residual; /* or NULL: y = clamp(y + residual, lo2, hi2) */

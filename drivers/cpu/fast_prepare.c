@@ -81,6 +81,14 @@ static int xnn_oom(const spw_node *n)
     return spw__error(SPW_ENOMEM, "cpu-fast: out of memory creating node '%s'", n->name);
 }
 
+/* A float's bits as a key word (keys of operators copied from templates). */
+static int64_t fbits(float f)
+{
+    int32_t b;
+    memcpy(&b, &f, sizeof(b));
+    return b;
+}
+
 /* ---- values and views ---------------------------------------------------- */
 
 static const spw_value *val(build_ctx *c, int v)
@@ -102,6 +110,14 @@ static bool is_nhwc(build_ctx *c, int v)
 static void *ptr(build_ctx *c, int v)
 {
     return is_const(c, v) ? val(c, v)->data : c->arena + c->plan->offsets[v];
+}
+
+/* Whether v (or an absent input) is one of the model's shared constants: its
+ * address then names its contents for as long as the weights live, so it
+ * may key an operator template. */
+static bool stable(build_ctx *c, int v)
+{
+    return v < 0 || (val(c, v)->flags & SPW_VALUE_SHARED);
 }
 
 static int64_t numel(build_ctx *c, int v)
@@ -310,6 +326,7 @@ static int emit_winograd(build_ctx *c, const spw_node *n, int *post_from)
                            .y = ptr(c, y),
                            .cout = val(c, y)->dims[1],
                            .weight = val(c, w)->data,
+                           .shared_weight = stable(c, w),
                            .bias = b >= 0 ? val(c, b)->data : NULL};
     memcpy(args.xdims, val(c, x)->dims, sizeof(args.xdims));
     int k = clamp_run(n, 0, &args.lo, &args.hi);
@@ -352,25 +369,51 @@ static int emit_conv(build_ctx *c, const spw_node *n, int *post_from)
         if (rc)
             return rc;
     }
-    /* XNNPACK takes filters as [group][out][kh][kw][in]: OIHW -> OHWI. */
-    const float *src = val(c, w)->data;
-    float *packed = spw__malloc(sizeof(float) * (size_t)(M * KH * KW * cin_g));
-    if (!packed)
-        return spw__error(SPW_ENOMEM, "cpu-fast: no memory packing '%s'", n->name);
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t i = 0; i < cin_g; i++)
-            for (int64_t k = 0; k < KH * KW; k++)
-                packed[(m * KH * KW + k) * cin_g + i] = src[(m * cin_g + i) * KH * KW + k];
     float lo, hi;
     int clamps = clamp_run(n, 0, &lo, &hi);
-    xnn_operator_t op = NULL;
-    enum xnn_status st = xnn_create_convolution2d_nhwc_f32(
-        (uint32_t)p->pads[0], (uint32_t)p->pads[3], (uint32_t)p->pads[2], (uint32_t)p->pads[1],
-        (uint32_t)KH, (uint32_t)KW, (uint32_t)SPW_MAX(p->stride[0], 1),
-        (uint32_t)SPW_MAX(p->stride[1], 1), (uint32_t)SPW_MAX(p->dilation[0], 1),
-        (uint32_t)SPW_MAX(p->dilation[1], 1), (uint32_t)G, (size_t)cin_g, (size_t)cout_g, (size_t)C,
-        (size_t)M, packed, b >= 0 ? val(c, b)->data : NULL, lo, hi, 0, &op);
-    spw__free(packed);
+    const float *src = val(c, w)->data;
+    const void *bias = b >= 0 ? val(c, b)->data : NULL;
+    const int64_t key[] = {SPW_OP_CONV,
+                           p->pads[0],
+                           p->pads[1],
+                           p->pads[2],
+                           p->pads[3],
+                           KH,
+                           KW,
+                           p->stride[0],
+                           p->stride[1],
+                           p->dilation[0],
+                           p->dilation[1],
+                           G,
+                           C,
+                           M,
+                           (int64_t)(intptr_t)src,
+                           (int64_t)(intptr_t)bias,
+                           fbits(lo),
+                           fbits(hi)};
+    const bool keyed = stable(c, w) && stable(c, b);
+    enum xnn_status st = xnn_status_success;
+    xnn_operator_t op = keyed ? spw__fast_clone(c->fp->weights, key, sizeof(key)) : NULL;
+    if (!op) {
+        /* XNNPACK takes filters as [group][out][kh][kw][in]: OIHW -> OHWI. */
+        float *packed = spw__malloc(sizeof(float) * (size_t)(M * KH * KW * cin_g));
+        if (!packed)
+            return spw__error(SPW_ENOMEM, "cpu-fast: no memory packing '%s'", n->name);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t i = 0; i < cin_g; i++)
+                for (int64_t k = 0; k < KH * KW; k++)
+                    packed[(m * KH * KW + k) * cin_g + i] = src[(m * cin_g + i) * KH * KW + k];
+        spw__fast_capture_begin();
+        st = xnn_create_convolution2d_nhwc_f32(
+            (uint32_t)p->pads[0], (uint32_t)p->pads[3], (uint32_t)p->pads[2], (uint32_t)p->pads[1],
+            (uint32_t)KH, (uint32_t)KW, (uint32_t)SPW_MAX(p->stride[0], 1),
+            (uint32_t)SPW_MAX(p->stride[1], 1), (uint32_t)SPW_MAX(p->dilation[0], 1),
+            (uint32_t)SPW_MAX(p->dilation[1], 1), (uint32_t)G, (size_t)cin_g, (size_t)cout_g,
+            (size_t)C, (size_t)M, packed, bias, lo, hi, 0, &op);
+        spw__fast_capture_end(c->fp->weights, st == xnn_status_success ? op : NULL,
+                              keyed ? key : NULL, sizeof(key));
+        spw__free(packed);
+    }
     if (st == xnn_status_success)
         st = xnn_setup_convolution2d_nhwc_f32(op, (size_t)xd[0], (size_t)xd[2], (size_t)xd[3],
                                               ptr(c, x), ptr(c, y), c->fp->pool);
@@ -420,11 +463,13 @@ static int emit_conv_transpose(build_ctx *c, const spw_node *n, int *post_from)
     float lo, hi;
     int clamps = clamp_run(n, 0, &lo, &hi);
     xnn_operator_t op = NULL;
+    spw__fast_capture_begin();
     enum xnn_status st = xnn_create_deconvolution2d_nhwc_f32(
         (uint32_t)p->pads[0], (uint32_t)p->pads[3], (uint32_t)p->pads[2], (uint32_t)p->pads[1],
         (uint32_t)KH, (uint32_t)KW, (uint32_t)sh, (uint32_t)sw, (uint32_t)dh, (uint32_t)dw,
         (uint32_t)G, (size_t)cin_g, (size_t)cout_g, (size_t)C, (size_t)M, packed,
         b >= 0 ? val(c, b)->data : NULL, lo, hi, 0, &op);
+    spw__fast_capture_end(c->fp->weights, st == xnn_status_success ? op : NULL, NULL, 0);
     spw__free(packed);
     if (st == xnn_status_success)
         st = xnn_setup_deconvolution2d_nhwc_f32(op, (size_t)xd[0], (size_t)xd[2], (size_t)xd[3],
@@ -454,8 +499,8 @@ static int emit_fully_connected(build_ctx *c, const spw_node *n, int *post_from)
     const spw_value *A = val(c, a), *B = val(c, bw);
     size_t K, N, rows;
     uint32_t flags = XNN_FLAG_TRANSPOSE_WEIGHTS; /* B as [K, N] */
-    const float *kernel = B->data;
-    float *scaled = NULL, *bias = NULL;
+    const spw_value *C = NULL;
+    float alpha = 1.0f, beta = 1.0f;
     if (n->op == SPW_OP_GEMM) {
         const spw_gemm_params *p = &n->p.gemm;
         const int cv = n->n_inputs > 2 ? n->inputs[2] : -1;
@@ -468,26 +513,14 @@ static int emit_fully_connected(build_ctx *c, const spw_node *n, int *post_from)
             flags = 0;
         /* C must be one value per output column (or a scalar) to be a bias. */
         if (cv >= 0) {
-            const spw_value *C = val(c, cv);
+            C = val(c, cv);
             int64_t cn = spw__value_numel(C);
             bool row = C->ndim <= 1 || (C->ndim == 2 && C->dims[0] == 1);
             if (!is_const(c, cv) || !(cn == 1 || (cn == (int64_t)N && row)))
                 return 0;
-            bias = new_block(c, sizeof(float) * N);
-            if (!bias)
-                return SPW_ENOMEM;
-            const float *cd = C->data;
-            for (size_t j = 0; j < N; j++)
-                bias[j] = p->beta * cd[cn == 1 ? 0 : j];
         }
-        if (p->alpha != 1.0f) {
-            scaled = spw__malloc(sizeof(float) * K * N);
-            if (!scaled)
-                return spw__error(SPW_ENOMEM, "cpu-fast: no memory packing '%s'", n->name);
-            for (size_t i = 0; i < K * N; i++)
-                scaled[i] = p->alpha * kernel[i];
-            kernel = scaled;
-        }
+        alpha = p->alpha;
+        beta = p->beta;
     } else {
         K = (size_t)A->dims[A->ndim - 1];
         N = (size_t)B->dims[1];
@@ -497,9 +530,48 @@ static int emit_fully_connected(build_ctx *c, const spw_node *n, int *post_from)
     }
     float lo, hi;
     int clamps = clamp_run(n, 0, &lo, &hi);
-    xnn_operator_t op = NULL;
-    enum xnn_status st =
-        xnn_create_fully_connected_nc_f32(K, N, K, N, kernel, bias, lo, hi, flags, &op);
+    const int64_t key[] = {n->op,
+                           (int64_t)K,
+                           (int64_t)N,
+                           flags,
+                           (int64_t)(intptr_t)B->data,
+                           fbits(alpha),
+                           (int64_t)(intptr_t)(C ? C->data : NULL),
+                           C ? spw__value_numel(C) : 0,
+                           fbits(beta),
+                           fbits(lo),
+                           fbits(hi)};
+    const bool keyed = stable(c, bw) && stable(c, n->n_inputs > 2 ? n->inputs[2] : -1);
+    enum xnn_status st = xnn_status_success;
+    xnn_operator_t op = keyed ? spw__fast_clone(c->fp->weights, key, sizeof(key)) : NULL;
+    float *scaled = NULL, *bias = NULL;
+    if (!op) {
+        const float *kernel = B->data;
+        if (C) {
+            int64_t cn = spw__value_numel(C);
+            bias = spw__malloc(sizeof(float) * N);
+            if (!bias)
+                return spw__error(SPW_ENOMEM, "cpu-fast: no memory packing '%s'", n->name);
+            const float *cd = C->data;
+            for (size_t j = 0; j < N; j++)
+                bias[j] = beta * cd[cn == 1 ? 0 : j];
+        }
+        if (alpha != 1.0f) {
+            scaled = spw__malloc(sizeof(float) * K * N);
+            if (!scaled) {
+                spw__free(bias);
+                return spw__error(SPW_ENOMEM, "cpu-fast: no memory packing '%s'", n->name);
+            }
+            for (size_t i = 0; i < K * N; i++)
+                scaled[i] = alpha * kernel[i];
+            kernel = scaled;
+        }
+        spw__fast_capture_begin();
+        st = xnn_create_fully_connected_nc_f32(K, N, K, N, kernel, bias, lo, hi, flags, &op);
+        spw__fast_capture_end(c->fp->weights, st == xnn_status_success ? op : NULL,
+                              keyed ? key : NULL, sizeof(key));
+    }
+    spw__free(bias);
     spw__free(scaled);
     if (st == xnn_status_success)
         st = xnn_setup_fully_connected_nc_f32(op, rows, ptr(c, a), ptr(c, y), c->fp->pool);
@@ -798,9 +870,12 @@ static int emit_gdn(build_ctx *c, const spw_node *n, int *post_from)
     enum xnn_status st = xnn_create_square_nc_f32(C, C, C, 0, &op_sq);
     if (st == xnn_status_success)
         st = xnn_setup_square_nc_f32(op_sq, pixels, ptr(c, x), sq, c->fp->pool);
-    if (st == xnn_status_success)
+    if (st == xnn_status_success) {
+        spw__fast_capture_begin();
         st = xnn_create_fully_connected_nc_f32(C, C, C, C, val(c, gamma)->data, val(c, beta)->data,
                                                -INFINITY, INFINITY, 0, &op_fc);
+        spw__fast_capture_end(c->fp->weights, st == xnn_status_success ? op_fc : NULL, NULL, 0);
+    }
     if (st == xnn_status_success)
         st = xnn_setup_fully_connected_nc_f32(op_fc, pixels, sq, norm, c->fp->pool);
     if (st != xnn_status_success) {

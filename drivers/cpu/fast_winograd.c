@@ -184,6 +184,31 @@ static int keep_op(fast_plan *fp, xnn_operator_t op)
     return 0;
 }
 
+/* U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double;
+ * stored [position][out][in], the grouped convolution's filter layout.
+ * NULL when out of memory. */
+static float *transform_filters(const float *weight, int64_t C, int64_t M)
+{
+    float *packed = spw__malloc(sizeof(float) * (size_t)(16 * M * C));
+    if (!packed)
+        return NULL;
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    for (int64_t o = 0; o < M; o++)
+        for (int64_t i = 0; i < C; i++) {
+            const float *g = weight + (o * C + i) * 9;
+            double t[4][3];
+            for (int a = 0; a < 4; a++)
+                for (int k = 0; k < 3; k++)
+                    t[a][k] = G[a][0] * g[k] + G[a][1] * g[3 + k] + G[a][2] * g[6 + k];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) {
+                    double u = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
+                    packed[((a * 4 + b) * M + o) * C + i] = (float)u;
+                }
+        }
+    return packed;
+}
+
 int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void **ext)
 {
     *ext = NULL;
@@ -193,11 +218,8 @@ int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void *
     if (C < 16 || M < 16 || H < 4 || W < 4 || fp->threads > WINO_MAX_THREADS)
         return 0;
     wino *s = spw__fast_block(fp, sizeof(*s));
-    float *packed = spw__malloc(sizeof(float) * (size_t)(16 * M * C));
-    if (!s || !packed) {
-        spw__free(packed);
+    if (!s)
         return spw__error(SPW_ENOMEM, "cpu-fast: no memory for a Winograd convolution");
-    }
     s->a = *args;
     s->N = N;
     s->C = C;
@@ -209,28 +231,14 @@ int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void *
     s->n_threads = SPW_MAX(1, SPW_MIN(fp->threads, WINO_MAX_THREADS));
     atomic_init(&s->busy, 0u);
     int rc = 0;
+    float *packed = NULL; /* transformed filters: only when no operator can be copied */
+    const int64_t key[] = {-1 /* Winograd products */, C, M, (int64_t)(intptr_t)args->weight};
     float *zero = spw__fast_block(fp, sizeof(float) * (size_t)SPW_MAX(C, M));
     if (!zero) {
         rc = SPW_ENOMEM;
         goto out;
     }
     s->zero = zero;
-    /* U = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double;
-     * stored [position][out][in], the grouped convolution's filter layout. */
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-    for (int64_t o = 0; o < M; o++)
-        for (int64_t i = 0; i < C; i++) {
-            const float *g = args->weight + (o * C + i) * 9;
-            double t[4][3];
-            for (int a = 0; a < 4; a++)
-                for (int k = 0; k < 3; k++)
-                    t[a][k] = G[a][0] * g[k] + G[a][1] * g[3 + k] + G[a][2] * g[6 + k];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++) {
-                    double u = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
-                    packed[((a * 4 + b) * M + o) * C + i] = (float)u;
-                }
-        }
     for (int k = 0; k < s->n_threads; k++) {
         wino_thread *th = &s->t[k];
         th->v = spw__fast_block(fp, sizeof(float) * (size_t)(s->TW * 16 * C));
@@ -241,10 +249,21 @@ int spw__fast_winograd_prepare(fast_plan *fp, const fast_wino_args *args, void *
             rc = SPW_ENOMEM;
             goto out;
         }
-        xnn_operator_t op = NULL;
-        enum xnn_status st = xnn_create_convolution2d_nhwc_f32(
-            0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 16, (size_t)C, (size_t)M, (size_t)(16 * C),
-            (size_t)(16 * M), packed, NULL, -INFINITY, INFINITY, 0, &op);
+        enum xnn_status st = xnn_status_success;
+        xnn_operator_t op =
+            args->shared_weight ? spw__fast_clone(fp->weights, key, sizeof(key)) : NULL;
+        if (!op) {
+            if (!packed && !(packed = transform_filters(args->weight, C, M))) {
+                rc = spw__error(SPW_ENOMEM, "cpu-fast: no memory for a Winograd convolution");
+                goto out;
+            }
+            spw__fast_capture_begin();
+            st = xnn_create_convolution2d_nhwc_f32(0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 16, (size_t)C,
+                                                   (size_t)M, (size_t)(16 * C), (size_t)(16 * M),
+                                                   packed, NULL, -INFINITY, INFINITY, 0, &op);
+            spw__fast_capture_end(fp->weights, st == xnn_status_success ? op : NULL,
+                                  args->shared_weight ? key : NULL, sizeof(key));
+        }
         if (st == xnn_status_success)
             st = xnn_setup_convolution2d_nhwc_f32(op, 1, 1, (size_t)s->TW, th->v, th->m, NULL);
         if (st != xnn_status_success) {

@@ -55,6 +55,8 @@ typedef struct vk_plan {
     int n_wdata, cap_wdata;
     spw_vk_buffer weights;
     bool has_weights;
+    spw_vk_weights *wshared; /* the model's (plan->weights_state) */
+    void *wentry;            /* weights is wshared's entry: put back, not destroyed */
     vk_disp *disp;
     int n_disp, cap_disp;
     vk_pipe *pipes;
@@ -1314,8 +1316,11 @@ static void plan_destroy_objects(vk_plan *st, spw_vk_ctx *ctx)
     for (int i = 0; i < st->n_pipes; i++)
         f->vkDestroyPipeline(ctx->dev, st->pipes[i].pipe, NULL);
     st->n_pipes = 0;
-    if (st->has_weights)
+    if (st->has_weights && st->wentry)
+        spw__vk_weights_put(st->wshared, ctx, st->wentry);
+    else if (st->has_weights)
         spw__vk_buffer_destroy(ctx, &st->weights);
+    st->wentry = NULL;
     if (st->has_shadow)
         spw__vk_buffer_destroy(ctx, &st->shadow);
     st->has_weights = st->has_shadow = false;
@@ -1352,6 +1357,12 @@ static int upload_weights(vk_plan *st)
     if (bytes > ctx->info.max_storage_range)
         return spw__error(SPW_EUNSUPPORTED,
                           "vulkan: %zu bytes of constants exceed the device's buffer range", bytes);
+    if (st->wshared) {
+        int rc = spw__vk_weights_get(st->wshared, ctx, st->wdata, (size_t)st->n_wdata * 4,
+                                     &st->weights, &st->wentry);
+        st->has_weights = !rc;
+        return rc;
+    }
     bool mapped = ctx->map_arena;
     int rc = spw__vk_buffer_create(ctx, bytes, mapped, &st->weights);
     if (rc)
@@ -1379,6 +1390,7 @@ static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
     if (!st)
         return spw__error(SPW_ENOMEM, "vulkan: out of memory");
     st->ctx = ctx;
+    st->wshared = plan->weights_state;
     int rc;
     st->woff = spw__malloc(sizeof(uint32_t) * (size_t)(g->n_values ? g->n_values : 1));
     if (!st->woff) {
@@ -1451,6 +1463,19 @@ fail:
     return rc;
 }
 
+static int vk_weights_create(spw_backend *be, const spw_weights *w, void **state)
+{
+    (void)be;
+    (void)w;
+    return spw__vk_weights_create((spw_vk_weights **)state);
+}
+
+static void vk_weights_release(spw_backend *be, void *state)
+{
+    (void)be;
+    spw__vk_weights_free(state);
+}
+
 static int vk_run_plan(spw_backend *be, spw_plan *plan, void *state)
 {
     const spw_vk_fns *f = spw__vk_fns();
@@ -1498,6 +1523,8 @@ const spw_backend_ops spw__vulkan_ops = {
     .buffer_free = vk_buffer_free,
     .buffer_upload = vk_buffer_upload,
     .buffer_download = vk_buffer_download,
+    .weights_create = vk_weights_create,
+    .weights_release = vk_weights_release,
     .plan_prepare = vk_plan_prepare,
     .plan_release = vk_plan_release,
     .run_plan = vk_run_plan,

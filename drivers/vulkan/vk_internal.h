@@ -222,6 +222,18 @@ void spw__vk_buffer_destroy(spw_vk_ctx *ctx, spw_vk_buffer *b);
 int spw__vk_staged_copy(spw_vk_ctx *ctx, spw_vk_buffer *dst, VkDeviceSize off, const void *src,
                         void *dst_host, VkDeviceSize size, bool upload);
 
+/* A model's uploaded constants, shared by its plans (vk_weights.c): get
+ * returns a buffer holding data (bytes), the one an earlier plan uploaded
+ * when the bytes are the same, and an entry to put back when the plan goes. */
+typedef struct spw_vk_weights spw_vk_weights;
+int spw__vk_weights_create(spw_vk_weights **out);
+void spw__vk_weights_free(spw_vk_weights *w);
+int spw__vk_weights_get(spw_vk_weights *w, spw_vk_ctx *ctx, const void *data, size_t bytes,
+                        spw_vk_buffer *out, void **entry);
+void spw__vk_weights_put(spw_vk_weights *w, spw_vk_ctx *ctx, void *entry);
+/* Distinct buffers in use (tests). */
+int spw__vk_weights_count(spw_vk_weights *w);
+
 /* Pipelines and the cache file (vk_pipeline.c). */
 int spw__vk_cache_open(spw_vk_ctx *ctx);
 void spw__vk_cache_save(spw_vk_ctx *ctx);

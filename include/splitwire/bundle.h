@@ -40,7 +40,10 @@ SPW_API const spw_bundle_info *spw_bundle_get_info(const spw_bundle *bundle);
 SPW_API const char *spw_bundle_dir(const spw_bundle *bundle);
 
 /* Loads the client half (input image tensor -> int32 symbols) or the server
- * half (symbols -> split features), checking their shapes against the manifest. */
+ * half (symbols -> split features), checking their shapes against the manifest.
+ * The server half (and the tail below) is read once per bundle: later loads
+ * return new handles on the same weights, so plans made from each share them.
+ * Free every handle with spw_model_free. */
 SPW_API int spw_bundle_load_encoder(const spw_bundle *bundle, spw_model **out);
 SPW_API int spw_bundle_load_decoder(const spw_bundle *bundle, spw_model **out);
 

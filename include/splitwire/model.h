@@ -9,7 +9,9 @@ extern "C" {
 #endif
 
 /* A loaded, validated and shape-checked graph. Immutable once loaded, so one
- * model may back several plans in several threads. */
+ * model may back several plans in several threads. Its weights are held once
+ * and shared by all its plans, whatever their batch size; a plan keeps them
+ * alive, so the model may be freed before its plans. */
 typedef struct spw_model spw_model;
 
 /* A model compiled for one backend and one batch size: fused, ordered, with

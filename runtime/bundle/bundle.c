@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "runtime/graph/plan.h"
 #include "splitwire/bundle.h"
@@ -15,6 +16,11 @@ struct spw_bundle {
     char *dir;
     spw_bundle_info info;
     char encoder[256], decoder[256]; /* file names inside dir */
+    /* The server half, loaded once: every later load (a server loads it
+     * per worker) is another handle on the same weights. */
+    pthread_mutex_t lock;
+    spw_model *decoder_model, *tail_model;
+    char tail_path[4096];
 };
 
 /* Typed accessors that name the missing or mistyped field. */
@@ -196,6 +202,7 @@ int spw_bundle_open(const char *dir, spw_bundle **out)
         rc = spw__error(SPW_ENOMEM, "out of memory opening a bundle");
         goto fail_bundle;
     }
+    pthread_mutex_init(&b->lock, NULL);
     char path[4096];
     snprintf(path, sizeof(path), "%s/manifest.json", dir);
     void *text;
@@ -218,6 +225,7 @@ int spw_bundle_open(const char *dir, spw_bundle **out)
     *out = b;
     return 0;
 fail_dir:
+    pthread_mutex_destroy(&b->lock);
     spw__free(b->dir);
 fail_bundle:
     spw__free(b);
@@ -228,6 +236,9 @@ void spw_bundle_close(spw_bundle *bundle)
 {
     if (!bundle)
         return;
+    spw_model_free(bundle->decoder_model);
+    spw_model_free(bundle->tail_model);
+    pthread_mutex_destroy(&bundle->lock);
     spw__free(bundle->dir);
     spw__free(bundle);
 }
@@ -295,10 +306,8 @@ int spw_bundle_load_encoder(const spw_bundle *bundle, spw_model **out)
     return 0;
 }
 
-int spw_bundle_load_decoder(const spw_bundle *bundle, spw_model **out)
+static int load_decoder(const spw_bundle *bundle, spw_model **out)
 {
-    if (!bundle || !out)
-        return spw__error(SPW_EINVAL, "bundle_load_decoder: NULL argument");
     spw_model *m;
     int rc = load_half(bundle, bundle->decoder, &m);
     if (rc)
@@ -388,12 +397,8 @@ void spw__backbone_path(const char *models_dir, const char *id, char *buf, size_
     snprintf(buf, size, "%s/%s.onnx", models_dir, id);
 }
 
-int spw_bundle_load_tail(const spw_bundle *bundle, const char *models_dir, spw_model **out)
+static int load_tail(const spw_bundle *bundle, const char *path, spw_model **out)
 {
-    if (!bundle || !out)
-        return spw__error(SPW_EINVAL, "bundle_load_tail: NULL argument");
-    char path[4096];
-    spw__backbone_path(models_dir, bundle->info.backbone, path, sizeof(path));
     spw_model *full;
     int rc = spw_model_load(path, &full);
     if (rc) {
@@ -431,4 +436,42 @@ int spw_bundle_load_tail(const spw_bundle *bundle, const char *models_dir, spw_m
     }
     *out = tail;
     return 0;
+}
+
+/* The bundle is const to its users; its cache is behind the lock. */
+int spw_bundle_load_decoder(const spw_bundle *bundle, spw_model **out)
+{
+    if (!bundle || !out)
+        return spw__error(SPW_EINVAL, "bundle_load_decoder: NULL argument");
+    spw_bundle *b = (spw_bundle *)bundle;
+    int rc = 0;
+    pthread_mutex_lock(&b->lock);
+    if (!b->decoder_model)
+        rc = load_decoder(b, &b->decoder_model);
+    if (!rc)
+        rc = spw__model_share(b->decoder_model, out);
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+int spw_bundle_load_tail(const spw_bundle *bundle, const char *models_dir, spw_model **out)
+{
+    if (!bundle || !out)
+        return spw__error(SPW_EINVAL, "bundle_load_tail: NULL argument");
+    spw_bundle *b = (spw_bundle *)bundle;
+    char path[sizeof(b->tail_path)];
+    spw__backbone_path(models_dir, b->info.backbone, path, sizeof(path));
+    int rc = 0;
+    pthread_mutex_lock(&b->lock);
+    /* Another models_dir replaces the cached tail (its plans keep theirs). */
+    if (b->tail_model && strcmp(b->tail_path, path)) {
+        spw_model_free(b->tail_model);
+        b->tail_model = NULL;
+    }
+    if (!b->tail_model && !(rc = load_tail(b, path, &b->tail_model)))
+        memcpy(b->tail_path, path, sizeof(path));
+    if (!rc)
+        rc = spw__model_share(b->tail_model, out);
+    pthread_mutex_unlock(&b->lock);
+    return rc;
 }

@@ -20,7 +20,8 @@ void spw__graph_free(spw_graph *g)
         return;
     for (int i = 0; i < g->n_values; i++) {
         spw__free(g->values[i].name);
-        spw__free(g->values[i].data);
+        if (!(g->values[i].flags & SPW_VALUE_SHARED))
+            spw__free(g->values[i].data);
     }
     for (int i = 0; i < g->n_nodes; i++) {
         spw__free(g->nodes[i].name);
@@ -256,7 +257,7 @@ int64_t spw__value_numel(const spw_value *v)
     return n;
 }
 
-int spw__graph_clone(const spw_graph *g, spw_graph **out)
+static int copy_graph(const spw_graph *g, bool share, spw_graph **out)
 {
     spw_graph *c = NULL;
     int rc = spw__graph_create(&c);
@@ -280,7 +281,11 @@ int spw__graph_clone(const spw_graph *g, spw_graph **out)
         *d = *v;
         d->name = name;
         d->data = NULL;
-        if (v->data) {
+        if (v->data && share) {
+            d->data = v->data;
+            d->flags |= SPW_VALUE_SHARED;
+        } else if (v->data) {
+            d->flags &= ~(unsigned)SPW_VALUE_SHARED;
             d->data = spw__malloc(v->nbytes);
             if (!d->data) {
                 rc = spw__error(SPW_ENOMEM, "out of memory copying constant '%s'", v->name);
@@ -314,4 +319,14 @@ int spw__graph_clone(const spw_graph *g, spw_graph **out)
 fail:
     spw__graph_free(c);
     return rc;
+}
+
+int spw__graph_clone(const spw_graph *g, spw_graph **out)
+{
+    return copy_graph(g, false, out);
+}
+
+int spw__graph_share(const spw_graph *g, spw_graph **out)
+{
+    return copy_graph(g, true, out);
 }

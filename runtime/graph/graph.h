@@ -167,6 +167,8 @@ enum {
     SPW_VALUE_INPUT = 1u << 0,  /* graph input */
     SPW_VALUE_OUTPUT = 1u << 1, /* graph output */
     SPW_VALUE_CONST = 1u << 2,  /* initializer: data is set */
+    SPW_VALUE_SHARED = 1u << 3, /* CONST whose data belongs to another graph
+                                   (a model's shared weights): never freed here */
 };
 
 typedef struct spw_value {
@@ -175,7 +177,7 @@ typedef struct spw_value {
     int ndim;                   /* -1 while unknown */
     int64_t dims[SPW_MAX_DIMS]; /* -1 for the free batch dim on inputs */
     unsigned flags;
-    void *data;    /* CONST only: owned, dense, row-major, dtype as above */
+    void *data;    /* CONST only: owned unless SHARED, dense, row-major, dtype as above */
     size_t nbytes; /* CONST only */
     int producer;  /* node index, or -1 */
     int n_consumers;
@@ -252,7 +254,11 @@ int spw__pass_fold_batchnorm(spw_graph *g); /* Conv + BatchNormalization -> Conv
 int spw__pass_fuse(spw_graph *g);           /* activations and residual adds into producers */
 int spw__pass_drop_identity(spw_graph *g);  /* Identity / no-op Reshape aliases */
 
-/* Deep copy (plans bind their own batch on a private copy of the model graph). */
+/* Deep copy, constants included. */
 int spw__graph_clone(const spw_graph *g, spw_graph **out);
+/* Copy whose constants point at g's data (marked SHARED): plans bind their
+ * own batch on such a copy, so no weight is duplicated. g's constants must
+ * outlive the copy. */
+int spw__graph_share(const spw_graph *g, spw_graph **out);
 
 #endif

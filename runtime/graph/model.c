@@ -49,7 +49,10 @@ void spw_model_free(spw_model *model)
 {
     if (!model)
         return;
-    spw__graph_free(model->graph);
+    if (model->weights)
+        spw__weights_unref(model->weights); /* owns graph */
+    else
+        spw__graph_free(model->graph);
     spw__free(model);
 }
 

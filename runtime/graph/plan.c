@@ -147,6 +147,8 @@ static uint64_t time_plan_on(spw_plan *plan, spw_backend *be)
     if (be->ops->buffer_alloc(be, plan->arena_size, &plan->arena))
         return best;
     plan->backend = be;
+    if (spw__weights_backend(plan->weights, be, &plan->weights_state))
+        goto out;
     if (!be->ops->plan_prepare || !be->ops->plan_prepare(be, plan, &state)) {
         for (int i = 0; i < 3; i++) {
             uint64_t t0 = spw__now_ns();
@@ -161,11 +163,15 @@ static uint64_t time_plan_on(spw_plan *plan, spw_backend *be)
         if (be->ops->plan_release)
             be->ops->plan_release(be, plan, state);
     }
+out:
     be->ops->buffer_free(be, plan->arena);
     plan->arena = NULL;
     plan->backend = NULL;
+    plan->weights_state = NULL;
     return best;
 }
+
+static int calibrate(spw_plan *plan, spw_backend **cand, int n_cand, spw_backend **out);
 
 static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
 {
@@ -208,7 +214,35 @@ static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
     if (n_cand == 0 && !ref)
         return spw__error(SPW_EUNSUPPORTED, "no backend supports every op of this model");
     spw_backend *pick = n_cand ? cand[0] : ref;
-    if (n_cand > 1) {
+    if (n_cand > 1)
+        return calibrate(plan, cand, n_cand, out);
+    *out = pick;
+    return 0;
+}
+
+/* Picks among candidates by timing each on the plan, once per (weights,
+ * batch, threads, fusion): every later plan with the same key, in any
+ * thread, takes the recorded choice. */
+static int calibrate(spw_plan *plan, spw_backend **cand, int n_cand, spw_backend **out)
+{
+    spw_weights *w = plan->weights;
+    struct spw_weights_pick key = {
+        .batch = plan->batch,
+        .threads = plan->threads,
+        .fused = !(plan->flags & SPW_PLAN_NO_FUSION),
+    };
+    int rc = 0;
+    pthread_mutex_lock(&w->pick_lock);
+    for (int i = 0; i < w->n_picks; i++) {
+        const struct spw_weights_pick *p = &w->picks[i];
+        if (p->batch == key.batch && p->threads == key.threads && p->fused == key.fused) {
+            SPW_LOGD("plan: calibration: %s, as measured before", p->be->ops->name);
+            *out = p->be;
+            goto out;
+        }
+    }
+    spw_backend *pick = cand[0];
+    {
         /* The winner stays in a local until every candidate has run: `out`
          * is &plan->backend, which time_plan_on() borrows and clears. */
         uint64_t best = UINT64_MAX;
@@ -224,11 +258,23 @@ static int pick_backend(spw_plan *plan, const char *want, spw_backend **out)
             }
         }
     }
+    key.be = pick;
+    if ((rc = spw__grow((void **)&w->picks, &w->cap_picks, w->n_picks + 1, sizeof(key))))
+        goto out;
+    w->picks[w->n_picks++] = key;
     *out = pick;
-    return 0;
+out:
+    pthread_mutex_unlock(&w->pick_lock);
+    return rc;
 }
 
 int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_plan **out)
+{
+    return spw__plan_create_sharing(model, opts, NULL, 0, out);
+}
+
+int spw__plan_create_sharing(const spw_model *model, const spw_plan_options *opts,
+                             spw_plan *const *donors, int n_donors, spw_plan **out)
 {
     if (!model || !out)
         return spw__error(SPW_EINVAL, "plan_create: NULL argument");
@@ -246,8 +292,17 @@ int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_pl
     plan->model = model;
     plan->flags = o.flags;
     plan->threads = o.threads;
-    if ((rc = spw__graph_clone(model->graph, &plan->graph)))
+    plan->batch = batch;
+    bool fused = !(o.flags & SPW_PLAN_NO_FUSION);
+    const spw_graph *src;
+    if (!(plan->weights = spw__model_weights(model))) {
+        rc = SPW_ENOMEM;
         goto fail_plan;
+    }
+    spw__weights_ref(plan->weights);
+    if ((rc = spw__weights_graph(plan->weights, fused, &src)) ||
+        (rc = spw__graph_share(src, &plan->graph)))
+        goto fail_weights;
     spw_graph *g = plan->graph;
     for (int i = 0; i < g->n_inputs; i++) {
         const spw_value *v = &g->values[g->inputs[i]];
@@ -259,11 +314,10 @@ int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_pl
     }
     if ((rc = spw__graph_infer_shapes(g, batch)))
         goto fail_graph;
-    if (!(o.flags & SPW_PLAN_NO_FUSION)) {
-        if ((rc = spw__pass_drop_identity(g)) || (rc = spw__pass_fold_batchnorm(g)) ||
-            (rc = spw__pass_fuse(g)))
-            goto fail_graph;
-    }
+    /* The constant passes ran once on the shared graph; fusion compares
+     * activation shapes, so it runs here with the batch bound. */
+    if (fused && (rc = spw__pass_fuse(g)))
+        goto fail_graph;
     if ((rc = spw__graph_link(g)))
         goto fail_graph;
     plan->steps = spw__malloc(sizeof(int) * (size_t)(g->n_nodes ? g->n_nodes : 1));
@@ -305,7 +359,15 @@ int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_pl
         }
     }
     spw_backend *be = plan->backend;
-    if ((rc = be->ops->buffer_alloc(be, plan->arena_size, &plan->arena)))
+    if ((rc = spw__weights_backend(plan->weights, be, &plan->weights_state)))
+        goto fail_profile;
+    for (int i = 0; i < n_donors && !plan->arena; i++)
+        if (donors[i] && donors[i]->backend == be && !donors[i]->arena_borrowed &&
+            donors[i]->arena->size >= plan->arena_size) {
+            plan->arena = donors[i]->arena;
+            plan->arena_borrowed = true;
+        }
+    if (!plan->arena && (rc = be->ops->buffer_alloc(be, plan->arena_size, &plan->arena)))
         goto fail_profile;
     if (be->ops->plan_prepare && (rc = be->ops->plan_prepare(be, plan, &plan->backend_state)))
         goto fail_arena;
@@ -315,7 +377,8 @@ int spw_plan_create(const spw_model *model, const spw_plan_options *opts, spw_pl
     return 0;
 
 fail_arena:
-    be->ops->buffer_free(be, plan->arena);
+    if (!plan->arena_borrowed)
+        be->ops->buffer_free(be, plan->arena);
 fail_profile:
     spw__free(plan->step_ns);
 fail_staging:
@@ -326,6 +389,8 @@ fail_steps:
     spw__free(plan->steps);
 fail_graph:
     spw__graph_free(plan->graph);
+fail_weights:
+    spw__weights_unref(plan->weights);
 fail_plan:
     spw__free(plan);
     return rc;
@@ -338,12 +403,14 @@ void spw_plan_free(spw_plan *plan)
     spw_backend *be = plan->backend;
     if (be->ops->plan_release)
         be->ops->plan_release(be, plan, plan->backend_state);
-    be->ops->buffer_free(be, plan->arena);
+    if (!plan->arena_borrowed)
+        be->ops->buffer_free(be, plan->arena);
     spw__free(plan->step_ns);
     spw__aligned_free(plan->staging);
     spw__free(plan->offsets);
     spw__free(plan->steps);
     spw__graph_free(plan->graph);
+    spw__weights_unref(plan->weights);
     spw__free(plan);
 }
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "runtime/graph/plan.h"
 #include "runtime/service/service_internal.h"
 
 void spw__topk(const float *s, int n, int label_offset, int k, spw_result *r)
@@ -101,19 +102,25 @@ int spw__half_open(const spw_bundle *bundle, const spw_codec_tables *tables, con
     if ((rc = spw_bundle_load_decoder(bundle, &dec)) ||
         (rc = spw_bundle_load_tail(bundle, models_dir, &tail)))
         goto fail;
+    int n = 0;
     for (int b = 1;; b *= 2) {
-        int size = b < max_batch ? b : max_batch;
-        spw_plan_options o = {.backend = backend, .batch = size, .threads = threads};
-        if ((rc = spw_plan_create(dec, &o, &h->dec[h->n_plans])))
-            goto fail;
-        if ((rc = spw_plan_create(tail, &o, &h->tail[h->n_plans]))) {
-            spw_plan_free(h->dec[h->n_plans]);
-            goto fail;
-        }
-        h->sizes[h->n_plans++] = size;
-        if (size == max_batch || h->n_plans == 8)
+        h->sizes[n++] = b < max_batch ? b : max_batch;
+        if (h->sizes[n - 1] == max_batch || n == 8)
             break;
     }
+    /* Largest first: the plans of one half run one after another, never at
+     * once, so the smaller ones borrow the activations arena of the largest
+     * decoder or tail plan that holds theirs (weights are shared anyway). */
+    for (int i = n - 1; i >= 0; i--) {
+        spw_plan_options o = {.backend = backend, .batch = h->sizes[i], .threads = threads};
+        spw_plan *donors[2] = {h->dec[n - 1], h->tail[n - 1]};
+        if ((rc = spw__plan_create_sharing(dec, &o, donors, 2, &h->dec[i])))
+            goto fail;
+        donors[0] = h->dec[n - 1];
+        if ((rc = spw__plan_create_sharing(tail, &o, donors, 2, &h->tail[i])))
+            goto fail;
+    }
+    h->n_plans = n;
     h->symbols = spw__calloc((size_t)max_batch * h->latent_elems, sizeof(int32_t));
     h->features = spw__calloc((size_t)max_batch * h->feat_elems, sizeof(float));
     h->logits = spw__calloc((size_t)max_batch * (size_t)h->classes, sizeof(float));
@@ -136,9 +143,11 @@ void spw__half_close(spw_half *h)
 {
     if (!h)
         return;
-    for (int i = 0; i < h->n_plans; i++) {
-        spw_plan_free(h->dec[i]);
+    /* Borrowers before the plans whose arenas they use: the smaller sizes,
+     * and at the largest the tail (which may borrow the decoder's). */
+    for (int i = 0; i < (int)SPW_ARRAY_SIZE(h->dec); i++) {
         spw_plan_free(h->tail[i]);
+        spw_plan_free(h->dec[i]);
     }
     spw_codec_free(h->plain);
     spw_codec_free(h->tiled);

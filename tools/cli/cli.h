@@ -63,6 +63,7 @@ int spw_cli_demo(int argc, char **argv);
 int spw_cli_bench_ops(int argc, char **argv);
 int spw_cli_bench_net(int argc, char **argv);
 int spw_cli_bench_e2e(int argc, char **argv);
+int spw_cli_bench_plans(int argc, char **argv);
 int spw_cli_device(int argc, char **argv);
 int spw_cli_eval(int argc, char **argv);
 int spw_cli_keygen(int argc, char **argv);

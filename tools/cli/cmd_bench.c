@@ -6,6 +6,7 @@ static const spw_cli_command benches[] = {
     {"ops", spw_cli_bench_ops, "per-layer and whole-model times on every backend"},
     {"net", spw_cli_bench_net, "netpath round trips: DPDK memif, af_packet, kernel UDP"},
     {"e2e", spw_cli_bench_e2e, "end-to-end latency: bundles vs codec offload vs local, per link"},
+    {"plans", spw_cli_bench_plans, "plan creation per batch size and worker (shared weights)"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,173 @@
+/* splitwire bench plans: what a server worker's start costs per batch size.
+ *
+ * A server builds, for each worker, plans of the bundle's decoder and tail at
+ * batch 1, 2, 4 ... max-batch. The first plan of a model pays for its shared
+ * weights (constant passes, packing, calibration); every later one, at any
+ * batch and in any worker, reuses them. This times each (decoder + tail) pair
+ * in that order, for `workers` workers, and reports the first pair against
+ * the second. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tools/cli/cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: splitwire bench plans [--bundle DIR] [--models DIR] [--backend NAME]\n"
+               "                             [--threads N] [--max-batch N] [--workers N] [--json]\n"
+               "\n"
+               "Times plan creation for the bundle's server half as a server starts: a\n"
+               "decoder and a tail plan at batch 1, 2, 4 ... max-batch, per worker.\n"
+               "  --bundle DIR     default models/default\n"
+               "  --models DIR     where the backbone is (default $SPW_MODEL_DIR or build/models)\n"
+               "  --backend NAME   default auto\n"
+               "  --threads N      backend threads (default: the backend's)\n"
+               "  --max-batch N    default 8\n"
+               "  --workers N      default 1\n"
+               "  --json           machine-readable output\n");
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+#define MAX_PAIRS 512 /* 64 workers x 7 batch sizes fit */
+
+int spw_cli_bench_plans(int argc, char **argv)
+{
+    static const struct option opts[] = {{"bundle", required_argument, 0, 'b'},
+                                         {"models", required_argument, 0, 'm'},
+                                         {"backend", required_argument, 0, 'B'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"max-batch", required_argument, 0, 'x'},
+                                         {"workers", required_argument, 0, 'w'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dir = "models/default", *models = NULL, *backend = NULL;
+    long threads = 0, max_batch = 8, workers = 1;
+    bool json = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "b:m:B:t:x:w:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            dir = optarg;
+            break;
+        case 'm':
+            models = optarg;
+            break;
+        case 'B':
+            backend = optarg;
+            break;
+        case 't':
+        case 'x':
+        case 'w': {
+            long *dst = c == 't' ? &threads : c == 'x' ? &max_batch : &workers;
+            if (!spw_cli_parse_int(optarg, c == 't' ? 0 : 1, 64, dst)) {
+                fprintf(stderr, "splitwire bench plans: --%s needs an integer in %d..64\n",
+                        c == 't'   ? "threads"
+                        : c == 'x' ? "max-batch"
+                                   : "workers",
+                        c == 't' ? 0 : 1);
+                return 2;
+            }
+            break;
+        }
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    spw_bundle *bundle = NULL;
+    spw_model *dec = NULL, *tail = NULL;
+    int rc = spw_bundle_open(dir, &bundle);
+    if (rc)
+        return spw_cli_fail(rc, "cannot open bundle %s", dir);
+    spw_plan *plans[2 * MAX_PAIRS] = {0};
+    double ms[MAX_PAIRS] = {0};
+    int batch[MAX_PAIRS], n = 0, exit_code = 0;
+    const char *used = NULL;
+    spw_backend_count(); /* devices are probed once per process: not a plan's cost */
+    for (long w = 0; w < workers; w++) {
+        /* As a worker does: its own handles on the bundle's models. */
+        if ((rc = spw_bundle_load_decoder(bundle, &dec)) ||
+            (rc = spw_bundle_load_tail(bundle, models, &tail))) {
+            exit_code = spw_cli_fail(rc, "cannot load the server half of %s", dir);
+            goto out;
+        }
+        for (int b = 1;; b *= 2) {
+            int size = b < max_batch ? b : (int)max_batch;
+            spw_plan_options o = {.backend = backend, .batch = size, .threads = (int)threads};
+            double t0 = now_ms();
+            if ((rc = spw_plan_create(dec, &o, &plans[2 * n])) ||
+                (rc = spw_plan_create(tail, &o, &plans[2 * n + 1]))) {
+                exit_code = spw_cli_fail(rc, "plan at batch %d", size);
+                goto out;
+            }
+            ms[n] = now_ms() - t0;
+            batch[n++] = size;
+            used = spw_plan_backend(plans[0]);
+            if (size == max_batch || n == MAX_PAIRS)
+                break;
+        }
+        spw_model_free(dec);
+        spw_model_free(tail);
+        dec = tail = NULL;
+    }
+    double first = ms[0], second = n > 1 ? ms[1] : ms[0], rest = 0;
+    for (int i = 1; i < n; i++)
+        rest += ms[i];
+    rest = n > 1 ? rest / (n - 1) : first;
+    if (json) {
+        printf("{\"bundle\":");
+        spw_cli_json_str(stdout, dir);
+        printf(",\"backend\":");
+        spw_cli_json_str(stdout, used);
+        printf(",\"workers\":%ld,\"max_batch\":%ld,\"plans\":[", workers, max_batch);
+        for (int i = 0; i < n; i++) {
+            printf("%s{\"worker\":%ld,\"batch\":%d,\"ms\":", i ? "," : "", i / (n / workers),
+                   batch[i]);
+            spw_cli_json_num(stdout, ms[i], 3);
+            printf("}");
+        }
+        printf("],\"first_ms\":");
+        spw_cli_json_num(stdout, first, 3);
+        printf(",\"second_ms\":");
+        spw_cli_json_num(stdout, second, 3);
+        printf(",\"first_over_second\":");
+        spw_cli_json_num(stdout, first / second, 2);
+        printf(",\"first_over_rest_mean\":");
+        spw_cli_json_num(stdout, first / rest, 2);
+        printf("}\n");
+    } else {
+        printf("plans of %s (decoder + tail) on %s, %ld worker%s:\n", dir, used, workers,
+               workers == 1 ? "" : "s");
+        for (int i = 0; i < n; i++)
+            printf("  worker %ld batch %-3d %9.3f ms\n", i / (n / workers), batch[i], ms[i]);
+        printf("first %.3f ms, second %.3f ms: %.1fx; first / mean of the rest: %.1fx\n", first,
+               second, first / second, first / rest);
+    }
+out:
+    for (int i = 0; i < 2 * n + 2 && i < 2 * MAX_PAIRS; i++)
+        spw_plan_free(plans[i]);
+    spw_model_free(dec);
+    spw_model_free(tail);
+    spw_bundle_close(bundle);
+    return exit_code;
+}
