@@ -19,6 +19,7 @@ if(SPW_HAVE_VULKAN)
     drivers/vulkan/vk_memory.c
     drivers/vulkan/vk_pipeline.c
     drivers/vulkan/vk_backend.c
+    drivers/vulkan/vk_conv.c
   )
 endif()
 
