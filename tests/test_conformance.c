@@ -180,6 +180,12 @@ static spw_graph *g_conv_rows_s2(void)
 {
     return conv_graph(1, 11, 17, 23, 29, 3, 2, 1, 1, 1, true);
 }
+/* Pointwise, strided: input channels spanning several weight blocks with a
+ * partial last one, output channels not a multiple of the tile. */
+static spw_graph *g_conv1x1_wide(void)
+{
+    return conv_graph(2, 21, 9, 11, 53, 1, 2, 0, 1, 1, true);
+}
 /* Channel tiles inside groups (24 per group). */
 static spw_graph *g_conv_rows_grouped(void)
 {
@@ -859,6 +865,7 @@ static const op_case cases[] = {
     {"conv_rows", g_conv_rows, 1e-10, 0, 0},
     {"conv_rows_s2", g_conv_rows_s2, 1e-10, 0, 0},
     {"conv_rows_grouped", g_conv_rows_grouped, 1e-10, 0, 0},
+    {"conv1x1_wide", g_conv1x1_wide, 1e-10, 0, 0},
     {"conv_asym", g_conv_asym, 1e-10, 0, 0},
     {"conv_fused", g_conv_fused, 1e-10, 0, 0},
     {"conv_transpose", g_conv_transpose, 1e-10, 0, 0},

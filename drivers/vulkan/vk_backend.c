@@ -608,7 +608,7 @@ static int build_conv(build *b, const spw_node *n)
     const bool row = ch.kernel == SPW_VK_CONV_ROW;
     const uint32_t tm = ch.tile_m, tp = ch.tile_p;
     NEW(row                                  ? (ch.wsub ? SPW_VK_SH_CONVROWS : SPW_VK_SH_CONVROW)
-        : ch.kernel == SPW_VK_CONV_POINTWISE ? SPW_VK_SH_CONV1X1
+        : ch.kernel == SPW_VK_CONV_POINTWISE ? (ch.wsub ? SPW_VK_SH_CONV1X1S : SPW_VK_SH_CONV1X1)
                                              : SPW_VK_SH_CONV,
         ch.wg);
     /* Tiles of 4k channels read their weights as vec4s from a copy repacked
@@ -616,7 +616,7 @@ static int build_conv(build *b, const spw_node *n)
      * last channel. Pointwise convs too ([M/tm][C][tm]): 13-22% faster on the
      * encoder's 1x1 shortcuts on lavapipe. */
     const char *wp = getenv("SPW_VULKAN_WPACK");
-    const bool wpack = row || (!tr && tm % 4 == 0 && !(wp && !strcmp(wp, "0")));
+    const bool wpack = row || ch.wsub || (!tr && tm % 4 == 0 && !(wp && !strcmp(wp, "0")));
     int rc;
     if ((rc = operand(b, d, n->inputs[0], &d->push[0])))
         return rc;
@@ -650,7 +650,7 @@ static int build_conv(build *b, const spw_node *n)
     } else if (ch.kernel == SPW_VK_CONV_POINTWISE) {
         spec(d, C), spec(d, H), spec(d, W), spec(d, M), spec(d, OH), spec(d, OW);
         spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
-        spec(d, has_bias), spec(d, tm), spec(d, tp), spec(d, wpack);
+        spec(d, has_bias), spec(d, tm), spec(d, tp), spec(d, wpack), spec(d, b->tune->subgroup);
     } else {
         spec(d, cin_g), spec(d, H), spec(d, W), spec(d, M), spec(d, OH), spec(d, OW);
         spec(d, KH), spec(d, KW), spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));

@@ -60,7 +60,12 @@ void spw__vk_conv_choose(const spw_vk_tuning *t, const spw_vk_conv_shape *s,
     }
 
     uint32_t tm = t->conv_tile_m, tp = t->conv_tile_p;
-    while (tm > 1 && (tm > s->m || (G > 1 && cout_g % tm)))
+    if (pointwise && t->row_wsub && t->row_tile_m) {
+        /* Shuffled weights make wide channel tiles cheap, as in the row kernel. */
+        tm = row_tile_m(t->row_tile_m, s->m, s->m, false);
+        out->wsub = 1;
+    }
+    while (!out->wsub && tm > 1 && (tm > s->m || (G > 1 && cout_g % tm)))
         tm /= 2;
     while (tp > 1 && tp > s->oh * s->ow)
         tp /= 2;

@@ -247,7 +247,7 @@ typedef struct spw_vk_conv_choice {
     spw_vk_conv_kernel kernel;
     uint32_t wg;             /* lanes per workgroup (x) */
     uint32_t tile_m, tile_p; /* output channels and pixels per invocation */
-    uint32_t wsub;           /* row kernel: weights through subgroup shuffles */
+    uint32_t wsub;           /* row and pointwise: weights through subgroup shuffles */
     uint32_t groups[3];      /* the dispatch */
 } spw_vk_conv_choice;
 
