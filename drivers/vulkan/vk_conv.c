@@ -60,7 +60,7 @@ void spw__vk_conv_choose(const spw_vk_tuning *t, const spw_vk_conv_shape *s,
     }
 
     uint32_t tm = t->conv_tile_m, tp = t->conv_tile_p;
-    if (pointwise && t->row_wsub && t->row_tile_m) {
+    if (!generic_only && pointwise && t->row_wsub && t->row_tile_m) {
         /* Shuffled weights make wide channel tiles cheap, as in the row kernel. */
         tm = row_tile_m(t->row_tile_m, s->m, s->m, false);
         out->wsub = 1;

@@ -253,8 +253,9 @@ typedef struct spw_vk_conv_choice {
 
 /* Picks the kernel and tile for a conv of shape s under tuning t; the row
  * kernel when the shape allows it and the tuning has it on, else the
- * generic or pointwise one. SPW_VULKAN_CONV=generic turns the row kernel off
- * (for comparisons). */
+ * generic or pointwise one. SPW_VULKAN_CONV=generic turns the row kernel and
+ * the shuffled pointwise weights off (the kernels as they were before them,
+ * for comparisons). */
 void spw__vk_conv_choose(const spw_vk_tuning *t, const spw_vk_conv_shape *s,
                          spw_vk_conv_choice *out);
 
