@@ -20,6 +20,7 @@ if(SPW_HAVE_VULKAN)
     drivers/vulkan/vk_pipeline.c
     drivers/vulkan/vk_backend.c
     drivers/vulkan/vk_weights.c
+    drivers/vulkan/vk_conv.c
   )
 endif()
 

@@ -14,6 +14,13 @@ if(SPW_HAVE_VULKAN)
   add_test(NAME test_conformance_discrete COMMAND test_conformance)
   set_tests_properties(test_conformance_discrete PROPERTIES TIMEOUT 300
                        ENVIRONMENT "${SPW_TEST_ENV};SPW_VULKAN_AS_DISCRETE=1")
+  # The same cases with the row-tiled conv kernel off: the generic and
+  # pointwise kernels it falls back to keep their coverage.
+  add_test(NAME test_conformance_generic COMMAND test_conformance)
+  set_tests_properties(test_conformance_generic PROPERTIES TIMEOUT 300
+                       ENVIRONMENT "${SPW_TEST_ENV};SPW_VULKAN_CONV=generic;SPW_DISABLE_BACKENDS=cpu-fast")
+  # Conv kernel and tile choice (no device needed).
+  spw_add_test(test_vk_conv test_vk_conv.c)
   # Exit-time teardown with a plan still alive (skipped without a device).
   spw_add_test(test_vk_teardown test_vk_teardown.c)
   set_tests_properties(test_vk_teardown PROPERTIES SKIP_RETURN_CODE 77)

@@ -169,6 +169,44 @@ static spw_graph *g_conv_wide(void)
     return conv_graph(1, 11, 5, 7, 37, 3, 1, 0, 1, 1, true);
 }
 
+/* Shapes for the row-tiled Vulkan kernel: several pixel tiles per row with a
+ * partial last one, channels not a multiple of any channel tile, more input
+ * channels than a subgroup has lanes, batch 2. */
+static spw_graph *g_conv_rows(void)
+{
+    return conv_graph(2, 19, 9, 37, 53, 3, 1, 1, 1, 1, true);
+}
+static spw_graph *g_conv_rows_s2(void)
+{
+    return conv_graph(1, 11, 17, 23, 29, 3, 2, 1, 1, 1, true);
+}
+/* Pointwise, strided: input channels spanning several weight blocks with a
+ * partial last one, output channels not a multiple of the tile. */
+static spw_graph *g_conv1x1_wide(void)
+{
+    return conv_graph(2, 21, 9, 11, 53, 1, 2, 0, 1, 1, true);
+}
+/* Channel tiles inside groups (24 per group). */
+static spw_graph *g_conv_rows_grouped(void)
+{
+    return conv_graph(1, 16, 9, 13, 48, 3, 1, 1, 1, 2, true);
+}
+
+/* A 5x3 kernel, strides 1 x 2, padding 2 top, 0 left, 1 bottom, 1 right. */
+static spw_graph *g_conv_asym(void)
+{
+    spw_graph *g = new_graph();
+    int64_t xd[4] = {1, 7, 11, 17}, wd[4] = {13, 7, 5, 3}, bd[1] = {13};
+    int x = input(g, "x", SPW_F32, 4, xd);
+    int ins[3] = {x, cst(g, "w", 4, wd, 0.1f, 0), cst(g, "b", 1, bd, 0.5f, 0)};
+    int y = value(g, "y");
+    spw_conv_params *p = &add(g, SPW_OP_CONV, "conv", ins, 3, y)->p.conv;
+    *p = (spw_conv_params){
+        .kernel = {5, 3}, .stride = {1, 2}, .dilation = {1, 1}, .pads = {2, 0, 1, 1}, .group = 1};
+    output(g, y);
+    return g;
+}
+
 /* Conv -> Relu -> Add(second conv) -> Clip: fusion puts the rest on a conv. */
 static spw_graph *g_conv_fused(void)
 {
@@ -824,6 +862,11 @@ static const op_case cases[] = {
     {"conv_grouped", g_conv_group, 1e-10, 0, 0},
     {"conv5x5_dil2", g_conv5_dil, 1e-10, 0, 0},
     {"conv_37out", g_conv_wide, 1e-10, 0, 0},
+    {"conv_rows", g_conv_rows, 1e-10, 0, 0},
+    {"conv_rows_s2", g_conv_rows_s2, 1e-10, 0, 0},
+    {"conv_rows_grouped", g_conv_rows_grouped, 1e-10, 0, 0},
+    {"conv1x1_wide", g_conv1x1_wide, 1e-10, 0, 0},
+    {"conv_asym", g_conv_asym, 1e-10, 0, 0},
     {"conv_fused", g_conv_fused, 1e-10, 0, 0},
     {"conv_transpose", g_conv_transpose, 1e-10, 0, 0},
     {"avgpool", g_avgpool, 1e-12, 0, 0},

@@ -585,20 +585,40 @@ static int build_conv(build *b, const spw_node *n)
     const uint32_t cin_g = C / G, cout_g = M / G;
     const bool has_bias = n->n_inputs > 2 && n->inputs[2] >= 0;
 #define ONE(v) ((v) > 0 ? (uint32_t)(v) : 1u)
-    const bool pointwise = !tr && KH == 1 && KW == 1 && G == 1 && !p->pads[0] && !p->pads[1];
 
-    uint32_t tm = b->tune->conv_tile_m, tp = b->tune->conv_tile_p;
-    while (tm > 1 && (tm > M || (G > 1 && cout_g % tm)))
-        tm /= 2;
-    while (tp > 1 && tp > OH * OW)
-        tp /= 2;
-    NEW(pointwise ? SPW_VK_SH_CONV1X1 : SPW_VK_SH_CONV, b->tune->wg_conv);
+    const spw_vk_conv_shape shape = {.n = N,
+                                     .c = C,
+                                     .h = H,
+                                     .w = W,
+                                     .m = M,
+                                     .oh = OH,
+                                     .ow = OW,
+                                     .kh = KH,
+                                     .kw = KW,
+                                     .group = G,
+                                     .sh = ONE(p->stride[0]),
+                                     .sw = ONE(p->stride[1]),
+                                     .dh = ONE(p->dilation[0]),
+                                     .dw = ONE(p->dilation[1]),
+                                     .pad_t = (uint32_t)p->pads[0],
+                                     .pad_l = (uint32_t)p->pads[1],
+                                     .pad_b = (uint32_t)p->pads[2],
+                                     .pad_r = (uint32_t)p->pads[3],
+                                     .transposed = tr};
+    spw_vk_conv_choice ch;
+    spw__vk_conv_choose(b->tune, &shape, &ch);
+    const bool row = ch.kernel == SPW_VK_CONV_ROW;
+    const uint32_t tm = ch.tile_m, tp = ch.tile_p;
+    NEW(row                                  ? (ch.wsub ? SPW_VK_SH_CONVROWS : SPW_VK_SH_CONVROW)
+        : ch.kernel == SPW_VK_CONV_POINTWISE ? (ch.wsub ? SPW_VK_SH_CONV1X1S : SPW_VK_SH_CONV1X1)
+                                             : SPW_VK_SH_CONV,
+        ch.wg);
     /* Tiles of 4k channels read their weights as vec4s from a copy repacked
      * tile-major: [M/tm][cin_g][KH][KW][tm], the last tile padded with the
      * last channel. Pointwise convs too ([M/tm][C][tm]): 13-22% faster on the
      * encoder's 1x1 shortcuts on lavapipe. */
     const char *wp = getenv("SPW_VULKAN_WPACK");
-    const bool wpack = !tr && tm % 4 == 0 && !(wp && !strcmp(wp, "0"));
+    const bool wpack = row || ch.wsub || (!tr && tm % 4 == 0 && !(wp && !strcmp(wp, "0")));
     int rc;
     if ((rc = operand(b, d, n->inputs[0], &d->push[0])))
         return rc;
@@ -623,10 +643,16 @@ static int build_conv(build *b, const spw_node *n)
         return rc;
     if (has_bias && (rc = wconst(b, n->inputs[2], &d->push[2])))
         return rc;
-    if (pointwise) {
+    if (row) {
+        spec(d, cin_g), spec(d, H), spec(d, W), spec(d, M), spec(d, OH), spec(d, OW);
+        spec(d, KH), spec(d, KW), spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
+        spec(d, ONE(p->dilation[0])), spec(d, ONE(p->dilation[1]));
+        spec(d, (uint32_t)p->pads[0]), spec(d, (uint32_t)p->pads[1]);
+        spec(d, cout_g), spec(d, has_bias), spec(d, tm), spec(d, tp), spec(d, b->tune->subgroup);
+    } else if (ch.kernel == SPW_VK_CONV_POINTWISE) {
         spec(d, C), spec(d, H), spec(d, W), spec(d, M), spec(d, OH), spec(d, OW);
         spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
-        spec(d, has_bias), spec(d, tm), spec(d, tp), spec(d, wpack);
+        spec(d, has_bias), spec(d, tm), spec(d, tp), spec(d, wpack), spec(d, b->tune->subgroup);
     } else {
         spec(d, cin_g), spec(d, H), spec(d, W), spec(d, M), spec(d, OH), spec(d, OW);
         spec(d, KH), spec(d, KW), spec(d, ONE(p->stride[0])), spec(d, ONE(p->stride[1]));
@@ -634,9 +660,7 @@ static int build_conv(build *b, const spw_node *n)
         spec(d, (uint32_t)p->pads[0]), spec(d, (uint32_t)p->pads[1]);
         spec(d, cout_g), spec(d, has_bias), spec(d, tm), spec(d, tr), spec(d, tp), spec(d, wpack);
     }
-    d->groups[0] = ceil_div(ceil_div((uint64_t)OH * OW, tp), d->spec[0]);
-    d->groups[1] = ceil_div(M, tm);
-    d->groups[2] = N;
+    memcpy(d->groups, ch.groups, sizeof(d->groups));
     return d->groups[0] > MAX_GROUPS
                ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
                : 0;

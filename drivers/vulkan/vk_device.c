@@ -212,6 +212,8 @@ static void describe(VkPhysicalDevice pd, int index, spw_vk_device_info *d)
         snprintf(d->driver_info, sizeof(d->driver_info), "%s", drv.driverInfo);
     }
     d->subgroup_size = sub.subgroupSize;
+    d->subgroup_shuffle = (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                          (sub.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     d->max_wg_invocations = p->limits.maxComputeWorkGroupInvocations;
     d->max_storage_range = p->limits.maxStorageBufferRange;
     d->timestamp_period = p->limits.timestampPeriod;
@@ -350,21 +352,45 @@ void spw__vk_tuning(const spw_vk_device_info *info, spw_vk_tuning *out)
     out->conv_tile_m = 4;
     out->conv_tile_p = 2;
     out->wg_gemm = 64;
+    /* GPUs: not measured (no GPU was available); uniform weight loads are
+     * cheap there, so no subgroup shuffles. */
+    out->wg_row = 64;
+    out->row_tile_m = 8;
+    out->row_tile_p = 4;
+    out->row_wsub = 0;
+    out->subgroup = info->subgroup_size ? info->subgroup_size : 1;
     if (info->type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
         /* Register tiles cut the per-lane gathers that dominate on a CPU. */
         out->wg_1d = 128;
         out->wg_conv = 32;
         out->conv_tile_m = 8;
         out->conv_tile_p = 8;
+        /* lavapipe: every buffer load is one access per lane, uniform
+         * address or not, so weights go through subgroup shuffles and wide
+         * channel tiles amortise the input loads (measured with `splitwire
+         * bench ops`, docs/VULKAN.md). */
+        out->wg_row = 32;
+        out->row_tile_m = 24;
+        out->row_tile_p = 8;
+        out->row_wsub = 1;
     }
-    /* SPW_VULKAN_TUNING=wg_conv,tile_m,tile_p overrides the conv entry, for
-     * measuring candidates with `splitwire bench ops`. */
+    /* SPW_VULKAN_TUNING=wg_conv,tile_m,tile_p overrides the conv entry and
+     * SPW_VULKAN_ROW=wg,tile_m,tile_p,wsub the row-tiled one (tile_m 0: off),
+     * for measuring candidates with `splitwire bench ops`. */
     const char *e = getenv("SPW_VULKAN_TUNING");
-    unsigned wg, tm, tp;
+    unsigned wg, tm, tp, ws;
     if (e && sscanf(e, "%u,%u,%u", &wg, &tm, &tp) == 3 && wg && tm && tp && tm <= 16 && tp <= 16) {
         out->wg_conv = wg;
         out->conv_tile_m = tm;
         out->conv_tile_p = tp;
+    }
+    e = getenv("SPW_VULKAN_ROW");
+    if (e && sscanf(e, "%u,%u,%u,%u", &wg, &tm, &tp, &ws) == 4 && wg && tm % 4 == 0 && tm <= 64 &&
+        tp && tp <= 32) {
+        out->wg_row = wg;
+        out->row_tile_m = tm;
+        out->row_tile_p = tp;
+        out->row_wsub = ws ? 1 : 0;
     }
     if (out->wg_1d > info->max_wg_invocations)
         out->wg_1d = info->max_wg_invocations;
@@ -372,6 +398,11 @@ void spw__vk_tuning(const spw_vk_device_info *info, spw_vk_tuning *out)
         out->wg_conv = info->max_wg_invocations;
     if (out->wg_gemm > info->max_wg_invocations)
         out->wg_gemm = info->max_wg_invocations;
+    if (out->wg_row > info->max_wg_invocations)
+        out->wg_row = info->max_wg_invocations;
+    /* Shuffles need the operation and whole subgroups in every workgroup. */
+    if (!info->subgroup_shuffle || out->wg_row % out->subgroup)
+        out->row_wsub = 0;
 }
 
 static int find_type(const VkPhysicalDeviceMemoryProperties *mp, VkMemoryPropertyFlags want,

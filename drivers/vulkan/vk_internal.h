@@ -100,8 +100,9 @@ typedef struct spw_vk_device_info {
     char driver_name[VK_MAX_DRIVER_NAME_SIZE];
     char driver_info[VK_MAX_DRIVER_INFO_SIZE];
     uint32_t subgroup_size;
-    bool fp16_storage; /* storageBuffer16BitAccess */
-    bool fp16_arith;   /* shaderFloat16 */
+    bool subgroup_shuffle; /* subgroupShuffle in compute shaders */
+    bool fp16_storage;     /* storageBuffer16BitAccess */
+    bool fp16_arith;       /* shaderFloat16 */
     bool ext_host_memory;
     bool has_drm; /* VK_EXT_physical_device_drm answered */
     bool drm_has_primary, drm_has_render;
@@ -124,6 +125,13 @@ typedef struct spw_vk_tuning {
     uint32_t conv_tile_m; /* conv: output channels per invocation */
     uint32_t conv_tile_p; /* conv: output pixels per invocation */
     uint32_t wg_gemm;
+    /* Row-tiled direct conv (convrow.comp, see vk_conv.c); row_tile_m 0 turns
+     * it off (every conv then takes conv.comp / conv1x1.comp). */
+    uint32_t wg_row;     /* lanes per workgroup, a multiple of the subgroup */
+    uint32_t row_tile_m; /* output channels per invocation (preferred) */
+    uint32_t row_tile_p; /* pixels of one output row per invocation (preferred) */
+    uint32_t row_wsub;   /* 1: weights loaded once per subgroup, shuffled round */
+    uint32_t subgroup;   /* the device's subgroup size */
 } spw_vk_tuning;
 
 /* Sub-allocation of one VkDeviceMemory block. */
@@ -233,6 +241,35 @@ int spw__vk_weights_get(spw_vk_weights *w, spw_vk_ctx *ctx, const void *data, si
 void spw__vk_weights_put(spw_vk_weights *w, spw_vk_ctx *ctx, void *entry);
 /* Distinct buffers in use (tests). */
 int spw__vk_weights_count(spw_vk_weights *w);
+
+/* Convolution kernel choice (vk_conv.c). */
+typedef enum spw_vk_conv_kernel {
+    SPW_VK_CONV_GENERIC,   /* conv.comp: any conv, transposed too */
+    SPW_VK_CONV_POINTWISE, /* conv1x1.comp */
+    SPW_VK_CONV_ROW,       /* convrow.comp: row-tiled direct conv */
+} spw_vk_conv_kernel;
+
+typedef struct spw_vk_conv_shape {
+    uint32_t n, c, h, w, m, oh, ow, kh, kw, group;
+    uint32_t sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r;
+    bool transposed;
+} spw_vk_conv_shape;
+
+typedef struct spw_vk_conv_choice {
+    spw_vk_conv_kernel kernel;
+    uint32_t wg;             /* lanes per workgroup (x) */
+    uint32_t tile_m, tile_p; /* output channels and pixels per invocation */
+    uint32_t wsub;           /* row and pointwise: weights through subgroup shuffles */
+    uint32_t groups[3];      /* the dispatch */
+} spw_vk_conv_choice;
+
+/* Picks the kernel and tile for a conv of shape s under tuning t; the row
+ * kernel when the shape allows it and the tuning has it on, else the
+ * generic or pointwise one. SPW_VULKAN_CONV=generic turns the row kernel and
+ * the shuffled pointwise weights off (the kernels as they were before them,
+ * for comparisons). */
+void spw__vk_conv_choose(const spw_vk_tuning *t, const spw_vk_conv_shape *s,
+                         spw_vk_conv_choice *out);
 
 /* Pipelines and the cache file (vk_pipeline.c). */
 int spw__vk_cache_open(spw_vk_ctx *ctx);

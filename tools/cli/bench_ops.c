@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "drivers/backend.h"
 #include "runtime/graph/plan.h"
@@ -76,6 +77,18 @@ static void free_io(io *b)
         free(b->out[i].data);
 }
 
+/* CPU time of the whole process (every thread: a CPU Vulkan driver's workers
+ * too), in ns. On a machine shared with other jobs it moves less than wall
+ * time, so before/after comparisons of CPU implementations use it. */
+static uint64_t process_cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru))
+        return 0;
+    return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+           ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+}
+
 static int64_t plan_macs(const spw_plan *plan)
 {
     int64_t macs = 0;
@@ -117,12 +130,14 @@ static int bench_one(const spw_model *m, const char *backend, int batch, int ite
     /* Warm-up: first-touch of pages, driver-side lazy work. */
     if ((rc = spw_plan_run(plan, b.in, b.n_in, b.out, b.n_out)))
         goto out;
+    const uint64_t cpu0 = process_cpu_ns();
     for (int i = 0; i < iters; i++) {
         uint64_t t0 = spw__now_ns();
         if ((rc = spw_plan_run(plan, b.in, b.n_in, b.out, b.n_out)))
             goto out;
         t[i] = spw__now_ns() - t0;
     }
+    const double cpu_ms = (double)(process_cpu_ns() - cpu0) / 1e6 / iters;
     for (int i = 0; i < iters; i++) {
         memset(prof->step_ns, 0, sizeof(uint64_t) * (size_t)prof->n_steps);
         if ((rc = spw_plan_run(prof, pb.in, pb.n_in, pb.out, pb.n_out)))
@@ -137,12 +152,12 @@ static int bench_one(const spw_model *m, const char *backend, int batch, int ite
         printf("%s{\"backend\":", *first ? "" : ",");
         spw_cli_json_str(stdout, backend);
         printf(",\"batch\":%d,\"iters\":%d,\"median_ms\":%.4f,\"p99_ms\":%.4f,\"gflops\":%.3f,"
-               "\"gmacs\":%.4f,\"layers\":[",
-               batch, iters, med, p99, gflops(macs, med), (double)macs / 1e9);
+               "\"gmacs\":%.4f,\"cpu_ms\":%.4f,\"layers\":[",
+               batch, iters, med, p99, gflops(macs, med), (double)macs / 1e9, cpu_ms);
     } else {
         printf("%-10s batch %-3d whole model: median %.3f ms, p99 %.3f ms, %.2f GFLOP/s "
-               "(%.3f GMAC)\n",
-               backend, batch, med, p99, gflops(macs, med), (double)macs / 1e9);
+               "(%.3f GMAC), process CPU %.3f ms/run\n",
+               backend, batch, med, p99, gflops(macs, med), (double)macs / 1e9, cpu_ms);
         printf("  %-28s %-18s %10s %10s %9s\n", "layer", "op", "median ms", "p99 ms", "GFLOP/s");
     }
     *first = false;

@@ -93,8 +93,11 @@ static void print_vulkan(bool json, const spw_drm_node *nodes, int n_nodes)
                        (v->heaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) ? "true" : "false");
             printf(
                 "],\"workgroups\":{\"elementwise\":%u,\"conv_lanes\":%u,\"conv_tile_channels\":%u,"
-                "\"conv_tile_pixels\":%u,\"gemm\":%u},\"drm\":",
-                t.wg_1d, t.wg_conv, t.conv_tile_m, t.conv_tile_p, t.wg_gemm);
+                "\"conv_tile_pixels\":%u,\"gemm\":%u,\"row_conv_lanes\":%u,"
+                "\"row_conv_tile_channels\":%u,\"row_conv_tile_pixels\":%u,"
+                "\"conv_weight_shuffle\":%s},\"drm\":",
+                t.wg_1d, t.wg_conv, t.conv_tile_m, t.conv_tile_p, t.wg_gemm, t.wg_row, t.row_tile_m,
+                t.row_tile_p, t.row_wsub ? "true" : "false");
             if (drm >= 0)
                 spw_cli_json_str(stdout, nodes[drm].path);
             else
@@ -119,6 +122,11 @@ static void print_vulkan(bool json, const spw_drm_node *nodes, int n_nodes)
             printf("       workgroups: element-wise %u, conv %u lanes x (%u channels x %u pixels), "
                    "gemm %u\n",
                    t.wg_1d, t.wg_conv, t.conv_tile_m, t.conv_tile_p, t.wg_gemm);
+            if (t.row_tile_m)
+                printf(
+                    "       row conv %u lanes x (%u channels x %u pixels of a row), weights %s\n",
+                    t.wg_row, t.row_tile_m, t.row_tile_p,
+                    t.row_wsub ? "shuffled round the subgroup" : "uniform loads");
             if (v->has_drm)
                 printf("       drm: render %lld:%lld%s%s\n", (long long)v->drm_render_major,
                        (long long)v->drm_render_minor, drm >= 0 ? " = " : " (no node)",
