@@ -312,6 +312,12 @@ void spw_net_stats_get(const spw_net *n, spw_net_stats *out)
     out->rto_us = (uint32_t)SPW_MIN(n->rto_ns / 1000u, UINT32_MAX);
 }
 
+void spw_net_set_ready(spw_net *n, bool ready)
+{
+    if (n)
+        n->not_ready = !ready;
+}
+
 size_t spw_net_kept(const spw_net *n)
 {
     return n ? n->out.used : 0;

@@ -89,6 +89,7 @@ struct spw_net {
     spw_net_config cfg;
     spw_net_addr peer;
     bool have_peer;
+    bool not_ready; /* spw_net_set_ready(false): PINGs go unanswered */
     uint32_t frame_room, frag_payload;
     spw_net_stats stats;
 

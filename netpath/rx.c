@@ -234,6 +234,12 @@ void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now)
         n->ops->buf_free(n->tctx, b);
         return;
     case SPW_NET_PING: {
+        if (n->not_ready) {
+            /* Draining: a health check must see this endpoint as gone. */
+            n->stats.pings_unanswered++;
+            n->ops->buf_free(n->tctx, b);
+            return;
+        }
         /* Echo in place: same buffer, type rewritten, CRC resealed. */
         h.type = SPW_NET_PONG;
         spw__proto_write(b->frame, &h);

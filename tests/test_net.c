@@ -706,6 +706,29 @@ static void test_udp_loopback(void **state)
     assert_int_equal(m->type, SPW_NET_PONG);
     assert_true(spw__ld64(m->segs[0].data) == 0xabcdef);
     spw_net_msg_free(cli, m);
+    /* A server that is leaving stops answering health checks, and answers
+     * them again once ready. */
+    spw_net_set_ready(srv, false);
+    assert_int_equal(spw_net_ping(cli, NULL, 0x1234), 0);
+    for (int i = 0; i < 20; i++) {
+        spw_net_poll(srv, 1000);
+        spw_net_poll(cli, 1000);
+        assert_int_equal(spw_net_recv(cli, &m, 1), 0);
+    }
+    spw_net_stats_get(srv, &ss);
+    assert_int_equal(ss.pings_unanswered, 1);
+    spw_net_set_ready(srv, true);
+    assert_int_equal(spw_net_ping(cli, NULL, 0x5678), 0);
+    m = NULL;
+    for (int i = 0; i < 100 && !m; i++) {
+        spw_net_poll(srv, 1000);
+        spw_net_poll(cli, 1000);
+        if (spw_net_recv(cli, &m, 1) != 1)
+            m = NULL;
+    }
+    assert_non_null(m);
+    assert_true(spw__ld64(m->segs[0].data) == 0x5678);
+    spw_net_msg_free(cli, m);
     spw_net_close(cli);
     spw_net_close(srv);
 }

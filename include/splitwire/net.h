@@ -2,6 +2,7 @@
 #ifndef SPLITWIRE_NET_H
 #define SPLITWIRE_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -271,8 +272,9 @@ typedef struct spw_net_stats {
     uint64_t tx_copy_bytes, rx_copy_bytes;
     uint64_t retransmits, nacks_sent, nacks_received;
     uint64_t acks_sent, acks_received;
-    uint64_t probes;     /* request fragments resent because nothing came back in time */
-    uint64_t nacks_held; /* NACKs not sent: over the per-message count or byte budget */
+    uint64_t probes;           /* request fragments resent because nothing came back in time */
+    uint64_t nacks_held;       /* NACKs not sent: over the per-message count or byte budget */
+    uint64_t pings_unanswered; /* PINGs dropped while not ready (spw_net_set_ready) */
     /* Round-trip estimate from requests' ACKs (RFC 6298): smoothed RTT, its
      * variation and the retransmission timeout in use, in microseconds. */
     uint32_t srtt_us, rttvar_us, rto_us;
@@ -309,6 +311,11 @@ SPW_API void spw_net_stats_get(const spw_net *net, spw_net_stats *out);
  * up, answers not yet ACKed or expired (retain_ms). A server draining waits
  * for 0 before it closes, so no answer is lost with it. */
 SPW_API size_t spw_net_kept(const spw_net *net);
+
+/* Readiness as health checks see it: a server that is leaving (draining)
+ * calls it with false, and PINGs then go unanswered (counted in
+ * pings_unanswered) while requests and ACKs are still handled. */
+SPW_API void spw_net_set_ready(spw_net *net, bool ready);
 
 /*
  * Makes a new X25519 key pair for protocol version 2 and writes the private

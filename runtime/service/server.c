@@ -607,6 +607,8 @@ static void refuse(spw_server *s, const spw_net_msg *m)
 
 static void drain(spw_server *s)
 {
+    /* Health checks (PING) now fail, so balancers stop sending new flows. */
+    spw_net_set_ready(s->net, false);
     for (int b = 0; b < s->n_queues; b++)
         if (s->filling[b])
             dispatch(s, b);
