@@ -117,6 +117,7 @@ struct spw_net {
     /* RTT estimate (RFC 6298) from ACKs of requests sent once. */
     bool rtt_valid;
     uint64_t srtt_ns, rttvar_ns, rto_ns;
+    uint64_t backoff_ns; /* when rto_ns was last doubled (RFC 6298 5.5) */
 
     /* Protocol 2 (secure.c); NULL when insecure (protocol 1). */
     bool secure;

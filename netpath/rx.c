@@ -284,7 +284,10 @@ void spw__net_rx_timers(spw_net *n, uint64_t now)
     for (int32_t i = n->in.oldest, next; i >= 0; i = next) {
         net_ent *e = &n->in.ents[i];
         next = e->anext;
-        if (since(now, e->first_ns) >= reasm_ns) {
+        /* Given up after reasm_timeout_ms without a new fragment (a slow
+         * link that still delivers keeps its message), or 16 times that in
+         * all, so a trickle cannot hold a slot for ever. */
+        if (since(now, e->last_ns) >= reasm_ns || since(now, e->first_ns) >= 16 * reasm_ns) {
             spw__net_ent_release(n, &n->in, e);
             n->stats.reasm_timeouts++;
         } else {

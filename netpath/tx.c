@@ -246,6 +246,14 @@ void spw__net_tx_timers(spw_net *n, uint64_t now)
             o->tries++; /* the last probe had its time: give up at the next scan */
             continue;
         }
+        /* RFC 6298 5.5: a timeout doubles the RTO for later requests too.
+         * Karn's rule takes no sample from a probed request, so on a path
+         * slower than the first guess only this lets one request go
+         * unprobed and measure it. Once per RTO, not once per request. */
+        if (!o->acked && since(now, n->backoff_ns) >= n->rto_ns) {
+            n->rto_ns = SPW_MIN(2 * n->rto_ns, 1000000000ull);
+            n->backoff_ns = now;
+        }
         o->tries++;
         o->last_ns = now;
         spw_netbuf *bp = &o->frags[o->probe];

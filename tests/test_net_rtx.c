@@ -162,6 +162,66 @@ static void rto_follows_measured_rtt(void **state)
     spw_net_close(srv);
 }
 
+/* 40 ms each way against a first guess of 20 ms: the first requests are
+ * probed (Karn's rule: no sample), each probe doubles the RTO (RFC 6298
+ * 5.5) until a request goes unprobed, gives a sample, and the RTO settles
+ * on the 80 ms round trip; the later requests cost no probe. */
+static void rto_learns_a_path_slower_than_its_guess(void **state)
+{
+    (void)state;
+    spw_net_config cc = base(), sc = base();
+    cc.shape_delay_us = sc.shape_delay_us = 40000;
+    spw_net *cli, *srv;
+    open_pair(&cc, &sc, &cli, &srv);
+    uint64_t probes_before_last = 0;
+    for (uint64_t id = 1; id <= 10; id++) {
+        if (id == 6) {
+            spw_net_stats cs;
+            spw_net_stats_get(cli, &cs);
+            probes_before_last = cs.probes;
+        }
+        send_req(cli, id, 2000, 5000);
+        run_for(cli, srv, 50);
+        spw_net_addr peer = take_request(srv, id);
+        answer(srv, &peer, id);
+        run_for(cli, srv, 200);
+        int st = -1;
+        assert_int_equal(take_result(cli, id, &st), 1);
+        assert_int_equal(st, 0);
+    }
+    spw_net_stats cs;
+    spw_net_stats_get(cli, &cs);
+    assert_true(probes_before_last > 0); /* the guess was too short at first */
+    assert_int_equal(cs.probes, probes_before_last);
+    assert_in_range(cs.srtt_us, 78000, 90000);
+    assert_in_range(cs.rto_us, cs.srtt_us, 200000);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
+/* A message that takes longer than the reassembly timeout to arrive, but
+ * keeps arriving (5 fragments at 64 kbit/s: about 0.8 s against 0.5 s), is
+ * kept and delivered, not dropped half-way. */
+static void slow_link_message_is_reassembled(void **state)
+{
+    (void)state;
+    spw_net_config cc = base(), sc = base();
+    cc.shape_rate_bps = 64000;
+    cc.rto_us = cc.min_rto_us = 900000; /* no probes: the reassembly alone */
+    spw_net *cli, *srv;
+    open_pair(&cc, &sc, &cli, &srv);
+    size_t frag = spw_net_frag_payload(cli);
+    send_req(cli, 1, 5 * frag, 10000);
+    run_for(cli, srv, 1200);
+    take_request(srv, 1);
+    spw_net_stats ss;
+    spw_net_stats_get(srv, &ss);
+    assert_int_equal(ss.reasm_timeouts, 0);
+    assert_int_equal(ss.rx_msgs, 1);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
 /* Nobody answers: the request fails at its own deadline (10 s here), not
  * earlier, and the probes until then back off to one a second. */
 static void deadline_is_the_request_timeout(void **state)
@@ -276,6 +336,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slow_server_costs_no_resends),
         cmocka_unit_test(rto_follows_measured_rtt),
+        cmocka_unit_test(rto_learns_a_path_slower_than_its_guess),
+        cmocka_unit_test(slow_link_message_is_reassembled),
         cmocka_unit_test(deadline_is_the_request_timeout),
         cmocka_unit_test(nack_never_amplifies),
         cmocka_unit_test(repeat_is_answered_from_kept_answer),

@@ -118,7 +118,8 @@ typedef struct spw_net_config {
     uint32_t max_inflight_per_peer; /* ... and per sender [32] */
     uint32_t max_outstanding;       /* sent messages kept for retransmission [256] */
     uint32_t nack_delay_us;         /* silence on a partial message before NACK [2000] */
-    uint32_t reasm_timeout_ms;      /* partial message dropped after [500] */
+    uint32_t reasm_timeout_ms;      /* partial message dropped after this long without a new
+                                       fragment (or 16x this in all) [500] */
     uint32_t rto_us;                /* retransmission timeout before an RTT is measured [20000] */
     uint32_t min_rto_us;            /* floor of the measured RTO [5000] */
     uint32_t request_timeout_ms;    /* deadline of a request without its own [2000] */
