@@ -1,9 +1,8 @@
 #!/bin/sh
 # Two `splitwire serve --reuseport 2` processes on one UDP port, 8 clients
 # (8 flows) classifying at once, twice:
-# - protocol 2 (keys): every request is answered, and each client's session
-#   stays with one process (each process answers whole clients: a multiple
-#   of the images per client; which process a client lands on is random);
+# - protocol 2 (keys): every request is answered (each client's session
+#   stays with one process, which one is random);
 # - protocol 1 (--insecure): every request is answered and each server
 #   answers at least 30% of them (requests are spread by id).
 #
@@ -58,7 +57,10 @@ run() {
 fail=0
 run v2 "$@"
 echo "reuseport.sh: protocol 2: server 1 answered $n1, server 2 $n2, of $want requests"
-[ $((n1 + n2)) -eq $want ] && [ $((n1 % per)) -eq 0 ] && [ $((n2 % per)) -eq 0 ] || fail=1
+# Each session stays on one process, but a client that fails over (a
+# process starved of CPU past its probes) moves to a new flow, which the
+# kernel may hash to the other: only the total is exact.
+[ $((n1 + n2)) -eq $want ] || fail=1
 run v1 "$@"
 echo "reuseport.sh: protocol 1: server 1 answered $n1, server 2 $n2, of $want requests"
 [ $fail -eq 0 ] && [ $((n1 + n2)) -eq $want ] &&
