@@ -656,6 +656,26 @@ static void test_config_errors(void **state)
 
 /* ---- kernel UDP on loopback -------------------------------------------- */
 
+/* Pings srv from cli and polls both up to `rounds` times: whether the PONG
+ * (carrying the token) came back. */
+static bool ping_answered(spw_net *cli, spw_net *srv, uint64_t token, int rounds)
+{
+    assert_int_equal(spw_net_ping(cli, NULL, token), 0);
+    spw_net_msg *m = NULL;
+    for (int i = 0; i < rounds && !m; i++) {
+        spw_net_poll(srv, 1000);
+        spw_net_poll(cli, 1000);
+        if (spw_net_recv(cli, &m, 1) != 1)
+            m = NULL;
+    }
+    if (!m)
+        return false;
+    assert_int_equal(m->type, SPW_NET_PONG);
+    assert_true(spw__ld64(m->segs[0].data) == token);
+    spw_net_msg_free(cli, m);
+    return true;
+}
+
 static void open_udp_pair(spw_net_config *cc, spw_net_config *sc, spw_net **cli, spw_net **srv)
 {
     sc->transport = cc->transport = SPW_NET_UDP;
@@ -694,41 +714,15 @@ static void test_udp_loopback(void **state)
         assert_true(cs.tx_copy_bytes > 50 * REQ_BYTES);
     }
     /* Ping is answered by the library itself. */
-    assert_int_equal(spw_net_ping(cli, NULL, 0xabcdef), 0);
-    spw_net_msg *m = NULL;
-    for (int i = 0; i < 100 && !m; i++) {
-        spw_net_poll(srv, 1000);
-        spw_net_poll(cli, 1000);
-        if (spw_net_recv(cli, &m, 1) != 1)
-            m = NULL;
-    }
-    assert_non_null(m);
-    assert_int_equal(m->type, SPW_NET_PONG);
-    assert_true(spw__ld64(m->segs[0].data) == 0xabcdef);
-    spw_net_msg_free(cli, m);
+    assert_true(ping_answered(cli, srv, 0xabcdef, 100));
     /* A server that is leaving stops answering health checks, and answers
      * them again once ready. */
     spw_net_set_ready(srv, false);
-    assert_int_equal(spw_net_ping(cli, NULL, 0x1234), 0);
-    for (int i = 0; i < 20; i++) {
-        spw_net_poll(srv, 1000);
-        spw_net_poll(cli, 1000);
-        assert_int_equal(spw_net_recv(cli, &m, 1), 0);
-    }
+    assert_false(ping_answered(cli, srv, 0x1234, 20));
     spw_net_stats_get(srv, &ss);
     assert_int_equal(ss.pings_unanswered, 1);
     spw_net_set_ready(srv, true);
-    assert_int_equal(spw_net_ping(cli, NULL, 0x5678), 0);
-    m = NULL;
-    for (int i = 0; i < 100 && !m; i++) {
-        spw_net_poll(srv, 1000);
-        spw_net_poll(cli, 1000);
-        if (spw_net_recv(cli, &m, 1) != 1)
-            m = NULL;
-    }
-    assert_non_null(m);
-    assert_true(spw__ld64(m->segs[0].data) == 0x5678);
-    spw_net_msg_free(cli, m);
+    assert_true(ping_answered(cli, srv, 0x5678, 100));
     spw_net_close(cli);
     spw_net_close(srv);
 }
