@@ -450,6 +450,23 @@ static void net_delta(const spw_net_stats *a, const spw_net_stats *b, sample *s)
     s->wire_bytes = (double)((b->tx_bytes - a->tx_bytes) + (b->rx_bytes - a->rx_bytes));
 }
 
+/* One bundle request's sample from the client's result: load is the time
+ * spent reading the file, counted in preprocessing and the total; a and b
+ * are the client's transport counters before and after it. */
+static void take_result(sample *s, const spw_result *r, double load, const spw_net_stats *a,
+                        const spw_net_stats *b)
+{
+    s->pre = load + r->ms_preprocess;
+    s->enc = r->ms_encode;
+    s->ent = r->ms_entropy;
+    s->net = r->ms_network;
+    s->srv = r->ms_server;
+    s->total = load + r->ms_total;
+    s->bytes = (double)r->bytes;
+    s->top1 = r->k > 0 ? r->top[0].label : -1;
+    net_delta(a, b, s);
+}
+
 /* Split inference through the client runtime. */
 static int run_bundle(const e2e_opts *o, const method *m, const spw_net_config *cnet,
                       const char *link, const spw_eval_files *fl, sample *out)
@@ -481,17 +498,8 @@ static int run_bundle(const e2e_opts *o, const method *m, const spw_net_config *
         s->status = spw_client_classify(client, &img, &r);
         spw__client_net_stats(client, &b);
         spw_image_release(&img);
-        if (!s->status) {
-            s->pre = load + r.ms_preprocess;
-            s->enc = r.ms_encode;
-            s->ent = r.ms_entropy;
-            s->net = r.ms_network;
-            s->srv = r.ms_server;
-            s->total = load + r.ms_total;
-            s->bytes = (double)r.bytes;
-            s->top1 = r.k > 0 ? r.top[0].label : -1;
-            net_delta(&a, &b, s);
-        }
+        if (!s->status)
+            take_result(s, &r, load, &a, &b);
         progress(o, link, m, i + 1, fl->n);
     }
     debug_stats(m->name, NULL, client);
@@ -796,15 +804,7 @@ static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *c
         spw__client_net_stats(cl[b], &z);
         spw_image_release(&img);
         if (!s->status) {
-            s->pre = t_load + r.ms_preprocess;
-            s->enc = r.ms_encode;
-            s->ent = r.ms_entropy;
-            s->net = r.ms_network;
-            s->srv = r.ms_server;
-            s->total = t_load + r.ms_total;
-            s->bytes = (double)r.bytes;
-            s->top1 = r.k > 0 ? r.top[0].label : -1;
-            net_delta(&a, &z, s);
+            take_result(s, &r, t_load, &a, &z);
             spw_path_estimate_add(&as->path, (double)r.bytes, r.ms_network);
             /* Sizes drift with the image, compute with the machine's load. */
             pts[b].bytes = 0.7 * pts[b].bytes + 0.3 * (double)r.bytes;
