@@ -3,6 +3,7 @@
  * errors a user meets (server unreachable, mismatched bundles, garbage on
  * the server's port). */
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -96,15 +97,15 @@ static void *serve(void *arg)
 }
 
 /* retain_ms: how long the server's transport keeps answers (0: default). */
-static int start_server_kept(server_thread *st, const char *bundle, uint32_t retain_ms)
+static int start_server_with(server_thread *st, const char *const *bundles, int n_bundles,
+                             uint32_t retain_ms)
 {
-    const char *bundles[1] = {bundle};
     char addr[32];
     static int next;
     st->port = 30000 + (int)(getpid() % 5000) * 4 + next++ % 4;
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", st->port);
     spw_server_config sc = {.bundle_dirs = bundles,
-                            .n_bundles = 1,
+                            .n_bundles = n_bundles,
                             .models_dir = MODELS,
                             .backend = "cpu-ref",
                             .max_batch = 4,
@@ -119,6 +120,12 @@ static int start_server_kept(server_thread *st, const char *bundle, uint32_t ret
         return rc;
     pthread_create(&st->tid, NULL, serve, st);
     return 0;
+}
+
+static int start_server_kept(server_thread *st, const char *bundle, uint32_t retain_ms)
+{
+    const char *bundles[1] = {bundle};
+    return start_server_with(st, bundles, 1, retain_ms);
 }
 
 static int start_server(server_thread *st, const char *bundle)
@@ -450,6 +457,143 @@ static void test_mismatched_bundle(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A copy of the tiny bundle under another name (another wire id) as a
+ * lower rate point of the same family: rate_point index 1. */
+static void make_low_point(char *dir)
+{
+    assert_non_null(mkdtemp(dir));
+    char cmd[768];
+    snprintf(cmd, sizeof(cmd),
+             "cp %s/encoder.onnx %s/decoder.onnx %s/ && "
+             "sed -e 's/\"tiny-test\"/\"tiny-low\"/' -e 's/\"index\": 0/\"index\": 1/' "
+             "%s/manifest.json > %s/manifest.json",
+             BUNDLE, BUNDLE, dir, BUNDLE, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A client with two rate points against a server that serves both: each
+ * answer says which point coded it and equals the answer of a client of
+ * that bundle alone; the policy follows spw_client_set_rate_point and the
+ * objective; the estimates come from the answers. */
+static void test_rate_points(void **state)
+{
+    (void)state;
+    char low[] = "/tmp/spw_service_XXXXXX";
+    make_low_point(low);
+    const char *both[2] = {BUNDLE, low};
+    server_thread st;
+    assert_int_equal(start_server_with(&st, both, 2, 0), 0);
+    char addr[32];
+    /* bundle_dir is the low point: the policy must find the better one. */
+    const char *alt[1] = {BUNDLE};
+    spw_client_config cfg = remote_config(st.port, addr);
+    cfg.bundle_dir = low;
+    cfg.rate_bundles = alt;
+    cfg.n_rate_bundles = 1;
+    spw_client *c, *plain;
+    assert_int_equal(spw_client_open(&cfg, &c), 0);
+    spw_client_config pcfg = remote_config(st.port, addr);
+    assert_int_equal(spw_client_open(&pcfg, &plain), 0);
+    assert_int_equal(spw_client_rate_points(c), 2);
+    assert_string_equal(spw_client_bundle_at(c, 0)->name, "tiny-low");
+    assert_string_equal(spw_client_bundle_at(c, 1)->name, "tiny-test");
+    assert_null(spw_client_bundle_at(c, 2));
+    assert_string_equal(spw_client_bundle(c)->name, "tiny-low");
+
+    spw_image img = make_image(5, 48, 40);
+    spw_result r, ref;
+    assert_int_equal(spw_client_classify(plain, &img, &ref), 0);
+    /* No objective: bundle_dir. */
+    assert_int_equal(spw_client_classify(c, &img, &r), 0);
+    assert_int_equal(r.rate_point, 0);
+    /* Forced. */
+    assert_int_equal(spw_client_set_rate_point(c, 1), 0);
+    assert_int_equal(spw_client_classify(c, &img, &r), 0);
+    assert_int_equal(r.rate_point, 1);
+    assert_int_equal(r.top[0].label, ref.top[0].label);
+    assert_float_equal(r.top[0].prob, ref.top[0].prob, 1e-6);
+    assert_int_equal(spw_client_set_rate_point(c, 2), SPW_EINVAL);
+    assert_int_equal(spw_client_set_rate_point(c, -2), SPW_EINVAL);
+    assert_int_equal(spw_client_set_rate_point(c, -1), 0);
+
+    /* Every point answered: the state has both computes and the path. */
+    spw_path_estimate path;
+    spw_rate_point pts[4];
+    assert_int_equal(spw_client_adapt_state(c, &path, pts, 4), 2);
+    assert_int_equal(path.samples, 2);
+    assert_true(pts[0].compute_ms > 0 && pts[1].compute_ms > 0);
+    assert_true(pts[1].accuracy > pts[0].accuracy); /* rate_index 0 ranks first */
+    assert_true(fabs(pts[1].bytes - (double)r.bytes) < (double)r.bytes);
+    spw_client_close(c);
+
+    /* An objective every point meets: the most accurate, the higher rate. */
+    cfg.slo_ms = 1e6;
+    assert_int_equal(spw_client_open(&cfg, &c), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(spw_client_classify(c, &img, &r), 0);
+        assert_int_equal(r.rate_point, 1);
+        assert_int_equal(r.top[0].label, ref.top[0].label);
+    }
+    spw_client_close(c);
+
+    /* The same bundle twice, too many, a bad objective. */
+    const char *dup[1] = {low};
+    cfg.rate_bundles = dup;
+    assert_int_equal(spw_client_open(&cfg, &c), SPW_EINVAL);
+    cfg.rate_bundles = alt;
+    cfg.n_rate_bundles = SPW_RATE_POINTS_MAX;
+    assert_int_equal(spw_client_open(&cfg, &c), SPW_EINVAL);
+    cfg.n_rate_bundles = 1;
+    cfg.slo_ms = -1;
+    assert_int_equal(spw_client_open(&cfg, &c), SPW_EINVAL);
+
+    free(img.rgb);
+    spw_client_close(plain);
+    stop_server(&st);
+    remove_dir(low);
+}
+
+/* Local mode runs each point's own server half. */
+static void test_rate_points_local(void **state)
+{
+    (void)state;
+    char low[] = "/tmp/spw_service_XXXXXX";
+    make_low_point(low);
+    const char *alt[1] = {low};
+    spw_client_config cfg = local_config();
+    cfg.rate_bundles = alt;
+    cfg.n_rate_bundles = 1;
+    spw_client *c, *plain;
+    assert_int_equal(spw_client_open(&cfg, &c), 0);
+    spw_client_config pcfg = local_config();
+    assert_int_equal(spw_client_open(&pcfg, &plain), 0);
+    spw_image img = make_image(9, 36, 50);
+    spw_result r, ref;
+    assert_int_equal(spw_client_classify(plain, &img, &ref), 0);
+    for (int k = 1; k >= 0; k--) {
+        assert_int_equal(spw_client_set_rate_point(c, k), 0);
+        assert_int_equal(spw_client_classify(c, &img, &r), 0);
+        assert_int_equal(r.rate_point, k);
+        assert_int_equal(r.bytes, ref.bytes);
+        assert_int_equal(r.top[0].label, ref.top[0].label);
+        assert_float_equal(r.top[0].prob, ref.top[0].prob, 1e-6);
+    }
+    spw_path_estimate path;
+    assert_int_equal(spw_client_adapt_state(c, &path, NULL, 0), 0);
+    assert_int_equal(path.samples, 0); /* no network in local mode */
+    free(img.rgb);
+    spw_client_close(plain);
+    spw_client_close(c);
+    remove_dir(low);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -478,6 +622,8 @@ int main(void)
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_failover_to_next_server),
         cmocka_unit_test(test_mismatched_bundle),
+        cmocka_unit_test(test_rate_points),
+        cmocka_unit_test(test_rate_points_local),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,6 +34,7 @@ typedef struct spw_result {
     double ms_network;    /* round trip minus server time */
     double ms_server;     /* server: entropy decode + decoder + tail (and batching wait) */
     double ms_total;      /* submit to result */
+    int rate_point;       /* the bundle it went out with: 0 = bundle_dir, i = rate_bundles[i - 1] */
 } spw_result;
 
 /* ---- client ------------------------------------------------------------- */
@@ -64,7 +65,21 @@ typedef struct spw_client_config {
     /* Local mode: run the server half in this process, no network. */
     int local;
     const char *models_dir; /* local mode: where the backbone is (see spw_bundle_load_tail) */
+    /* Rate adaptation: more bundles the client may send a request with,
+     * usually lower rate points of bundle_dir's family, all served by the
+     * same server (each is kept loaded). With slo_ms > 0 each request goes
+     * out with the most accurate point (manifest top1; else the lower
+     * rate_index) whose predicted latency meets slo_ms, or the fastest
+     * predicted when none does (spw_adapt_choose). The prediction comes
+     * from this client's own answers only: a path estimate fitted to bytes
+     * and network times, and each point's compute time. slo_ms 0: every
+     * request uses bundle_dir unless spw_client_set_rate_point says else. */
+    const char *const *rate_bundles;
+    int n_rate_bundles; /* 0 .. SPW_RATE_POINTS_MAX - 1 */
+    double slo_ms;
 } spw_client_config;
+
+#define SPW_RATE_POINTS_MAX 8
 
 SPW_API int spw_client_open(const spw_client_config *config, spw_client **out);
 SPW_API void spw_client_close(spw_client *client);
@@ -119,6 +134,21 @@ SPW_API double spw_adapt_predict(const spw_rate_point *p, const spw_path_estimat
  * slo_ms, or the fastest predicted when none does; -1 when n < 1. */
 SPW_API int spw_adapt_choose(const spw_rate_point *points, int n, const spw_path_estimate *e,
                              double slo_ms);
+
+/* The client's rate points: 1 + n_rate_bundles, and each one's bundle
+ * (NULL past the end). */
+SPW_API int spw_client_rate_points(const spw_client *client);
+SPW_API const spw_bundle_info *spw_client_bundle_at(const spw_client *client, int point);
+
+/* Sends the following requests with one rate point (0 .. points - 1), or
+ * lets the policy choose again (-1; with slo_ms 0 that is point 0). */
+SPW_API int spw_client_set_rate_point(spw_client *client, int point);
+
+/* What the adaptation sees now: the path estimate and, per rate point, its
+ * predicted bytes, compute time (0 until measured) and accuracy. Returns
+ * the number of points written (at most max). */
+SPW_API int spw_client_adapt_state(const spw_client *client, spw_path_estimate *path,
+                                   spw_rate_point *points, int max);
 
 /* ---- server ------------------------------------------------------------- */
 

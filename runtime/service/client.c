@@ -19,7 +19,25 @@ typedef struct pending {
     uint64_t retry_at; /* 0: not waiting to retry */
     int path;          /* the transport its current attempt went out on */
     uint64_t epoch;    /* the client's epoch when it was sent */
+    int point;         /* the rate point it was coded with */
 } pending;
+
+/* One bundle the client can code a request with: bundle_dir, or one of the
+ * rate_bundles. Each keeps its encoder plan and tables loaded, so switching
+ * costs nothing per request. */
+typedef struct point {
+    spw_bundle *bundle;
+    const spw_bundle_info *info;
+    spw_codec_tables *tables;
+    spw_codec *codec;
+    spw_model *enc_model;
+    spw_plan *enc;
+    spw_preprocess pp;
+    spw_half *half;      /* local mode */
+    size_t guess, bound; /* transmit capacity asked first, and the worst case */
+    spw_rate_point est;  /* what the policy predicts from (compute at load 1) */
+    int answers;         /* answered requests it coded */
+} point;
 
 /* Transports (flows) a client may have open at once: the current one, and
  * older ones still waiting for answers from servers it has moved away from. */
@@ -28,15 +46,16 @@ typedef struct pending {
 
 struct spw_client {
     spw_client_config cfg;
-    spw_bundle *bundle;
-    const spw_bundle_info *info;
-    spw_codec_tables *tables;
-    spw_codec *codec;
-    spw_model *enc_model;
-    spw_plan *enc;
+    point pts[SPW_RATE_POINTS_MAX];
+    int n_pts;
+    int forced; /* spw_client_set_rate_point: a point, or -1 to choose */
+    spw_path_estimate path;
+    /* The machine's load scales every point's compute alike: one factor,
+     * learnt from whichever point ran, keeps unmeasured ones comparable. */
+    double load;
+    const spw_bundle_info *info; /* point 0's */
     float *input;
     int32_t *symbols;
-    spw_preprocess pp;
     spw_net *net; /* remote mode: the current flow, paths[cur] */
     spw_net *paths[MAX_PATHS];
     int users[MAX_PATHS]; /* pending requests whose attempt is on each path */
@@ -48,8 +67,8 @@ struct spw_client {
     int n_lanes, lane;     /* DPDK queue pairs: requests go round-robin over paths */
     spw_codec_seg *segs;   /* remote mode: transmit buffers as the coder sees them */
     int max_segs;
-    size_t guess, bound;   /* transmit capacity asked first, and the worst case */
-    spw_half *half;        /* local mode */
+    size_t max_bound; /* the largest worst-case stream of any point */
+    bool local;
     unsigned char *stream; /* local mode: the coded latent */
     size_t stream_cap;
     pending *pend;
@@ -57,7 +76,8 @@ struct spw_client {
     spw_result *done; /* finished, not yet collected */
     int n_done;
     uint64_t next_id;
-    uint64_t rng; /* jitter of the retry back-off */
+    uint64_t rng;   /* jitter of the retry back-off */
+    int last_point; /* of the last local request */
 };
 
 static double ms(uint64_t a, uint64_t b)
@@ -140,10 +160,82 @@ static spw_net_addr destination(const spw_client *c)
     return c->n_servers > 1 ? c->servers[c->server] : none;
 }
 
+/* Loads one rate point: bundle, tables, coder, encoder plan (and in local
+ * mode the server half). */
+static int point_open(spw_client *c, point *pt, const char *dir)
+{
+    int rc;
+    if ((rc = spw_bundle_open(dir, &pt->bundle)))
+        return rc;
+    const spw_bundle_info *in = pt->info = spw_bundle_get_info(pt->bundle);
+    pt->pp = (spw_preprocess){in->resize,
+                              in->input_width,
+                              in->input_height,
+                              {in->mean[0], in->mean[1], in->mean[2]},
+                              {in->std[0], in->std[1], in->std[2]}};
+    if ((rc = spw_bundle_load_tables(pt->bundle, &pt->tables)))
+        return rc;
+    spw_codec_config cc = {c->cfg.format, 1, 0};
+    if ((rc = spw_codec_create(pt->tables, &cc, &pt->codec)))
+        return rc;
+    if ((rc = spw_bundle_load_encoder(pt->bundle, &pt->enc_model)))
+        return rc;
+    spw_plan_options po = {.backend = c->cfg.backend, .batch = 1, .threads = c->cfg.threads};
+    if ((rc = spw_plan_create(pt->enc_model, &po, &pt->enc)))
+        return rc;
+    if (c->local && (rc = spw__half_open(pt->bundle, pt->tables, c->cfg.models_dir, c->cfg.backend,
+                                         c->cfg.threads, 1, &pt->half)))
+        return rc;
+    /* Ask the transport for about twice the expected stream (from the
+     * tables' entropy), not the worst case: a latent of a few KB would
+     * otherwise tie up hundreds of packet buffers per request. A stream
+     * that does not fit is coded again into the worst-case size. The same
+     * entropy is the policy's first guess of the point's bytes. */
+    double bits = 0;
+    for (int ch = 0; ch < in->latent_c; ch++)
+        bits += spw_codec_tables_entropy(pt->tables, ch);
+    bits *= (double)in->latent_h * in->latent_w;
+    pt->bound = spw_codec_bound(pt->codec, in->latent_c, in->latent_h, in->latent_w);
+    pt->guess = ((size_t)(bits / 8 * 2) + 1024 + 3) & ~(size_t)3;
+    if (pt->guess > pt->bound)
+        pt->guess = pt->bound;
+    pt->est.bytes = bits / 8;
+    return 0;
+}
+
+static void point_close(point *pt)
+{
+    spw__half_close(pt->half);
+    spw_plan_free(pt->enc);
+    spw_model_free(pt->enc_model);
+    spw_codec_free(pt->codec);
+    spw_codec_tables_free(pt->tables);
+    spw_bundle_close(pt->bundle);
+}
+
+/* Accuracy as the policy ranks points: the manifests' top-1 where every
+ * point has one, else the family's order (rate_index 0 is the highest rate,
+ * the most accurate). */
+static void rank_points(spw_client *c)
+{
+    bool all = true;
+    for (int i = 0; i < c->n_pts; i++)
+        all = all && c->pts[i].info->top1 >= 0;
+    for (int i = 0; i < c->n_pts; i++)
+        c->pts[i].est.accuracy =
+            all ? c->pts[i].info->top1 : -(double)c->pts[i].info->rate_index - i * 1e-3;
+}
+
 int spw_client_open(const spw_client_config *config, spw_client **out)
 {
     if (!config || !config->bundle_dir || !out)
         return spw__error(SPW_EINVAL, "client_open: NULL argument");
+    if (config->n_rate_bundles < 0 || config->n_rate_bundles >= SPW_RATE_POINTS_MAX ||
+        (config->n_rate_bundles && !config->rate_bundles))
+        return spw__error(SPW_EINVAL, "client: %d rate bundles given (at most %d)",
+                          config->n_rate_bundles, SPW_RATE_POINTS_MAX - 1);
+    if (!(config->slo_ms >= 0) || config->slo_ms > 1e9)
+        return spw__error(SPW_EINVAL, "client: latency objective %g ms", config->slo_ms);
     spw_client *c = spw__calloc(1, sizeof(*c));
     if (!c)
         return spw__error(SPW_ENOMEM, "out of memory");
@@ -159,39 +251,39 @@ int spw_client_open(const spw_client_config *config, spw_client **out)
         c->cfg.max_inflight = 16;
     c->next_id = ((uint64_t)spw__now_ns() << 20) | 1; /* distinct across client restarts */
     c->rng = c->next_id ^ 0x9e3779b97f4a7c15ull;
-    if ((rc = spw_bundle_open(config->bundle_dir, &c->bundle)))
-        goto fail;
-    c->info = spw_bundle_get_info(c->bundle);
-    const spw_bundle_info *in = c->info;
-    c->pp = (spw_preprocess){in->resize,
-                             in->input_width,
-                             in->input_height,
-                             {in->mean[0], in->mean[1], in->mean[2]},
-                             {in->std[0], in->std[1], in->std[2]}};
-    if ((rc = spw_bundle_load_tables(c->bundle, &c->tables)))
-        goto fail;
-    spw_codec_config cc = {c->cfg.format, 1, 0};
-    if ((rc = spw_codec_create(c->tables, &cc, &c->codec)))
-        goto fail;
-    if ((rc = spw_bundle_load_encoder(c->bundle, &c->enc_model)))
-        goto fail;
-    spw_plan_options po = {.backend = config->backend, .batch = 1, .threads = config->threads};
-    if ((rc = spw_plan_create(c->enc_model, &po, &c->enc)))
-        goto fail;
-    c->input = spw__malloc(sizeof(float) * 3 * (size_t)in->input_width * (size_t)in->input_height);
-    c->symbols = spw__malloc(sizeof(int32_t) * (size_t)in->latent_c * (size_t)in->latent_h *
-                             (size_t)in->latent_w);
+    c->local = config->local != 0;
+    c->forced = -1;
+    c->load = 1;
+    size_t max_in = 0, max_lat = 0;
+    for (int i = 0; i <= config->n_rate_bundles; i++) {
+        point *pt = &c->pts[i];
+        c->n_pts = i + 1;
+        if ((rc = point_open(c, pt, i ? config->rate_bundles[i - 1] : config->bundle_dir)))
+            goto fail;
+        const spw_bundle_info *in = pt->info;
+        for (int j = 0; j < i; j++)
+            if (c->pts[j].info->id == in->id) {
+                rc = spw__error(SPW_EINVAL, "client: bundle %s given twice", in->name);
+                goto fail;
+            }
+        size_t n_in = 3 * (size_t)in->input_width * (size_t)in->input_height;
+        size_t n_lat = (size_t)in->latent_c * (size_t)in->latent_h * (size_t)in->latent_w;
+        max_in = n_in > max_in ? n_in : max_in;
+        max_lat = n_lat > max_lat ? n_lat : max_lat;
+        c->max_bound = pt->bound > c->max_bound ? pt->bound : c->max_bound;
+    }
+    c->info = c->pts[0].info;
+    rank_points(c);
+    c->input = spw__malloc(sizeof(float) * max_in);
+    c->symbols = spw__malloc(sizeof(int32_t) * max_lat);
     c->pend = spw__calloc((size_t)c->cfg.max_inflight, sizeof(*c->pend));
     c->done = spw__calloc((size_t)c->cfg.max_inflight, sizeof(*c->done));
     if (!c->input || !c->symbols || !c->pend || !c->done) {
         rc = spw__error(SPW_ENOMEM, "out of memory");
         goto fail;
     }
-    if (config->local) {
-        if ((rc = spw__half_open(c->bundle, c->tables, config->models_dir, config->backend,
-                                 config->threads, 1, &c->half)))
-            goto fail;
-        c->stream_cap = spw_codec_bound(c->codec, in->latent_c, in->latent_h, in->latent_w);
+    if (c->local) {
+        c->stream_cap = c->max_bound;
         if (!(c->stream = spw__malloc(c->stream_cap))) {
             rc = spw__error(SPW_ENOMEM, "out of memory");
             goto fail;
@@ -212,20 +304,8 @@ int spw_client_open(const spw_client_config *config, spw_client **out)
                 goto fail;
         }
         c->net = c->paths[0];
-        /* Ask the transport for about twice the expected stream (from the
-         * tables' entropy), not the worst case: a latent of a few KB would
-         * otherwise tie up hundreds of packet buffers per request. A stream
-         * that does not fit is coded again into the worst-case size. */
-        double bits = 0;
-        for (int ch = 0; ch < in->latent_c; ch++)
-            bits += spw_codec_tables_entropy(c->tables, ch);
-        bits *= (double)in->latent_h * in->latent_w;
-        c->bound = spw_codec_bound(c->codec, in->latent_c, in->latent_h, in->latent_w);
-        c->guess = ((size_t)(bits / 8 * 2) + 1024 + 3) & ~(size_t)3;
-        if (c->guess > c->bound)
-            c->guess = c->bound;
         size_t frag = spw_net_frag_payload(c->net);
-        c->max_segs = (int)(c->bound / (frag ? frag : 1)) + 2;
+        c->max_segs = (int)(c->max_bound / (frag ? frag : 1)) + 2;
         if (!(c->segs = spw__calloc((size_t)c->max_segs, sizeof(*c->segs)))) {
             rc = spw__error(SPW_ENOMEM, "out of memory");
             goto fail;
@@ -244,12 +324,8 @@ void spw_client_close(spw_client *c)
         return;
     for (int i = 0; i < MAX_PATHS; i++)
         spw_net_close(c->paths[i]);
-    spw__half_close(c->half);
-    spw_plan_free(c->enc);
-    spw_model_free(c->enc_model);
-    spw_codec_free(c->codec);
-    spw_codec_tables_free(c->tables);
-    spw_bundle_close(c->bundle);
+    for (int i = c->n_pts - 1; i >= 0; i--)
+        point_close(&c->pts[i]);
     spw__free(c->stream);
     spw__free(c->segs);
     spw__free(c->input);
@@ -268,11 +344,12 @@ const spw_bundle_info *spw_client_bundle(const spw_client *c)
 
 int spw__client_local_scores(const spw_client *c, const float **scores, int *n)
 {
-    if (!c || !c->half || !scores || !n)
+    if (!c || !c->local || !scores || !n)
         return spw__error(SPW_EINVAL, "local scores: not a local-mode client");
-    /* Local requests run one at a time in slot 0 of the half. */
-    *scores = c->half->logits;
-    *n = c->half->classes;
+    /* Local requests run one at a time in slot 0 of their point's half. */
+    const spw_half *h = c->pts[c->last_point].half;
+    *scores = h->logits;
+    *n = h->classes;
     return 0;
 }
 
@@ -288,9 +365,34 @@ int spw_client_pending(const spw_client *c)
     return c ? c->n_pending + c->n_done : 0;
 }
 
+/* An answer teaches the policy: the path from its bytes and network time,
+ * the point's size and compute time, and the machine's load. */
+static void learn(spw_client *c, const pending *p)
+{
+    const spw_result *r = &p->r;
+    spw_rate_point *e = &c->pts[p->point].est;
+    if (r->status)
+        return;
+    if (!c->local)
+        spw_path_estimate_add(&c->path, (double)r->bytes, r->ms_network);
+    /* Sizes drift with the image, compute with the machine's load. */
+    e->bytes = 0.7 * e->bytes + 0.3 * (double)r->bytes;
+    /* A point's compute is its fastest of its first three answers (a first
+     * run pays for cold caches; load only ever adds), scaled since by the
+     * load every answer updates. */
+    double cost = r->ms_preprocess + r->ms_encode + r->ms_entropy + r->ms_server;
+    point *pt = &c->pts[p->point];
+    if (pt->answers < 3 && (!pt->answers || cost / c->load < e->compute_ms))
+        e->compute_ms = cost / c->load;
+    else if (e->compute_ms > 0)
+        c->load = 0.7 * c->load + 0.3 * cost / e->compute_ms;
+    pt->answers++;
+}
+
 static void finish(spw_client *c, pending *p, uint64_t now)
 {
     p->r.ms_total = ms(p->t_submit, now);
+    learn(c, p);
     c->done[c->n_done++] = p->r;
     p->used = false;
     c->n_pending--;
@@ -299,11 +401,11 @@ static void finish(spw_client *c, pending *p, uint64_t now)
 }
 
 /* Image -> preprocessed tensor -> symbols; fills the client-side timings. */
-static int encode_image(spw_client *c, const spw_image *img, spw_result *r)
+static int encode_image(spw_client *c, const point *pt, const spw_image *img, spw_result *r)
 {
-    const spw_bundle_info *in = c->info;
+    const spw_bundle_info *in = pt->info;
     uint64_t t0 = spw__now_ns();
-    int rc = spw_image_to_tensor(img, &c->pp, c->input);
+    int rc = spw_image_to_tensor(img, &pt->pp, c->input);
     if (rc)
         return rc;
     uint64_t t1 = spw__now_ns();
@@ -311,11 +413,77 @@ static int encode_image(spw_client *c, const spw_image *img, spw_result *r)
         SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, in->input_height, in->input_width}, c->input};
     spw_tensor ts = {
         SPW_I32, SPW_LAYOUT_NCHW, 4, {1, in->latent_c, in->latent_h, in->latent_w}, c->symbols};
-    if ((rc = spw_plan_run(c->enc, &ti, 1, &ts, 1)))
+    if ((rc = spw_plan_run(pt->enc, &ti, 1, &ts, 1)))
         return rc;
     r->ms_preprocess = ms(t0, t1);
     r->ms_encode = ms(t1, spw__now_ns());
     return 0;
+}
+
+/* The predictions now: each point's compute at the current load, and
+ * unmeasured points at the mean of the measured ones (the same family
+ * costs about the same), so none looks free before it ran. */
+static int predictions(const spw_client *c, spw_rate_point *out)
+{
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < c->n_pts; i++)
+        if (c->pts[i].answers) {
+            sum += c->pts[i].est.compute_ms;
+            n++;
+        }
+    for (int i = 0; i < c->n_pts; i++) {
+        out[i] = c->pts[i].est;
+        if (!c->pts[i].answers)
+            out[i].compute_ms = n ? sum / n : 0;
+        out[i].compute_ms *= c->load;
+    }
+    return c->n_pts;
+}
+
+static int choose_point(const spw_client *c)
+{
+    if (c->forced >= 0)
+        return c->forced;
+    if (c->n_pts == 1 || c->cfg.slo_ms <= 0)
+        return 0;
+    spw_rate_point now[SPW_RATE_POINTS_MAX];
+    predictions(c, now);
+    int k = spw_adapt_choose(now, c->n_pts, &c->path, c->cfg.slo_ms);
+    return k < 0 ? 0 : k;
+}
+
+int spw_client_rate_points(const spw_client *c)
+{
+    return c ? c->n_pts : 0;
+}
+
+const spw_bundle_info *spw_client_bundle_at(const spw_client *c, int i)
+{
+    return c && i >= 0 && i < c->n_pts ? c->pts[i].info : NULL;
+}
+
+int spw_client_set_rate_point(spw_client *c, int i)
+{
+    if (!c || i < -1 || i >= c->n_pts)
+        return spw__error(SPW_EINVAL, "rate point %d of %d", i, c ? c->n_pts : 0);
+    c->forced = i;
+    return 0;
+}
+
+int spw_client_adapt_state(const spw_client *c, spw_path_estimate *path, spw_rate_point *points,
+                           int max)
+{
+    if (!c)
+        return 0;
+    if (path)
+        *path = c->path;
+    spw_rate_point now[SPW_RATE_POINTS_MAX];
+    int n = predictions(c, now);
+    n = n < max ? n : max;
+    if (points && n > 0)
+        memcpy(points, now, sizeof(*points) * (size_t)n);
+    return n > 0 ? n : 0;
 }
 
 int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
@@ -335,22 +503,25 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
     p->id = c->next_id++;
     p->wire_id = p->id;
     p->r.request_id = p->id;
-    int rc = encode_image(c, img, &p->r);
+    p->point = p->r.rate_point = choose_point(c);
+    const point *pt = &c->pts[p->point];
+    int rc = encode_image(c, pt, img, &p->r);
     if (rc)
         return rc;
-    const spw_bundle_info *in = c->info;
+    const spw_bundle_info *in = pt->info;
     uint64_t t2 = spw__now_ns();
-    if (c->half) {
+    if (c->local) {
         /* Local mode: the same stream through the server half in process. */
         size_t len;
-        if ((rc = spw_codec_encode_buf(c->codec, c->symbols, in->latent_c, in->latent_h,
+        c->last_point = p->point;
+        if ((rc = spw_codec_encode_buf(pt->codec, c->symbols, in->latent_c, in->latent_h,
                                        in->latent_w, c->stream, c->stream_cap, &len)))
             return rc;
         uint64_t t3 = spw__now_ns();
         spw_codec_seg seg = {c->stream, len};
         unsigned flags = c->cfg.format == SPW_CODEC_TILED ? SPW_REQ_TILED : 0;
-        if (!(rc = spw__half_decode(c->half, 0, &seg, 1, flags)))
-            rc = spw__half_run(c->half, 1, c->cfg.topk, &p->r);
+        if (!(rc = spw__half_decode(pt->half, 0, &seg, 1, flags)))
+            rc = spw__half_run(pt->half, 1, c->cfg.topk, &p->r);
         p->r.status = rc;
         p->r.bytes = len;
         p->r.bpp = (double)len * 8.0 / ((double)in->input_width * in->input_height);
@@ -366,7 +537,7 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
         spw_net_msg *msg = NULL;
         spw_codec_span span;
         rc = SPW_ENOSPC;
-        for (size_t cap = c->guess; rc == SPW_ENOSPC; cap = c->bound) {
+        for (size_t cap = pt->guess; rc == SPW_ENOSPC; cap = pt->bound) {
             if ((rc = spw_net_tx_alloc(net, cap, &msg)))
                 return rc;
             if (msg->nsegs > c->max_segs) {
@@ -376,11 +547,11 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
             }
             for (int i = 0; i < msg->nsegs; i++)
                 c->segs[i] = (spw_codec_seg){msg->segs[i].data, msg->segs[i].size};
-            rc = spw_codec_encode(c->codec, c->symbols, in->latent_c, in->latent_h, in->latent_w,
+            rc = spw_codec_encode(pt->codec, c->symbols, in->latent_c, in->latent_h, in->latent_w,
                                   c->segs, msg->nsegs, &span);
             if (rc) {
                 spw_net_msg_free(net, msg);
-                if (rc != SPW_ENOSPC || cap == c->bound)
+                if (rc != SPW_ENOSPC || cap == pt->bound)
                     return rc;
             }
         }
@@ -393,7 +564,7 @@ int spw_client_submit(spw_client *c, const spw_image *img, uint64_t *request_id)
         msg->w = (uint16_t)in->latent_w;
         /* A copy of the coded request, to send it again if the server is
          * overloaded; the transmit buffers go to the transport. */
-        if (!p->stream && !(p->stream = spw__malloc(c->bound ? c->bound : 4)))
+        if (!p->stream && !(p->stream = spw__malloc(c->max_bound ? c->max_bound : 4)))
             return spw__error(SPW_ENOMEM, "out of memory");
         size_t off = span.offset, left = span.bytes;
         p->stream_len = 0;
@@ -453,7 +624,7 @@ static bool schedule_retry(spw_client *c, pending *p, uint64_t now)
 
 static void send_retry(spw_client *c, pending *p, uint64_t now)
 {
-    const spw_bundle_info *in = c->info;
+    const spw_bundle_info *in = c->pts[p->point].info;
     spw_net_msg hdr = {
         .type = SPW_NET_REQUEST,
         .model_id = in->id,
