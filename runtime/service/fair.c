@@ -77,7 +77,8 @@ int spw__fair_push(spw_fair *f, uint64_t key, int queue, void *msg, uint64_t t_a
     int i = f->free_item;
     spw_fair_item *it = &f->items[i];
     f->free_item = it->next;
-    *it = (spw_fair_item){.msg = msg, .t_arrival = t_arrival, .peer = p, .queue = queue, .next = -1};
+    *it =
+        (spw_fair_item){.msg = msg, .t_arrival = t_arrival, .peer = p, .queue = queue, .next = -1};
     if (pe->tail >= 0)
         f->items[pe->tail].next = i;
     else
