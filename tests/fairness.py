@@ -90,7 +90,7 @@ def main():
             # deadline so that its refused requests keep coming back.
             flood_err = open(os.path.join(d, "flood.err"), "w")
             flood = subprocess.Popen(client + ["--quiet", "--inflight", "64", "--timeout-ms",
-                                               "600000"] + sys.argv[4:] * 400,
+                                               "600000"] + sys.argv[4:] * 1500,
                                      stdout=subprocess.DEVNULL, stderr=flood_err)
             time.sleep(1.0)
             venv = dict(env, SPW_LOG="debug")
