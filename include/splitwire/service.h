@@ -177,9 +177,12 @@ typedef struct spw_server_config {
 } spw_server_config;
 
 typedef struct spw_server_stats {
-    uint64_t requests, results, errors, dropped; /* dropped: malformed or unknown model */
+    uint64_t requests, results, errors, dropped; /* dropped: malformed, unknown model, or busy */
     uint64_t refused; /* arrived while draining: answered SPW_ECANCELED, not computed */
     uint64_t batches, batched_items;
+    /* Of the dropped: refused as overloaded (ERROR SPW_EBUSY) because the
+     * sender held its share of the admitted requests (docs/SERVICE.md). */
+    uint64_t busy;
     /* Percentiles over the recent window (milliseconds). */
     double queue_p50, queue_p99;   /* arrival to batch start */
     double decode_p50, decode_p99; /* entropy decode */

@@ -693,6 +693,9 @@ static void drain_path(spw_client *c, spw_net *net)
             if (p && m->type == SPW_NET_ERROR && !m->status && m->bytes >= 4) {
                 int32_t st;
                 spw_net_msg_copy(net, m, &st, 4);
+                if (st == SPW_EBUSY)
+                    SPW_LOGD("client: request %llu refused as busy (try %d)",
+                             (unsigned long long)p->id, p->retries + 1);
                 if ((st == SPW_EBUSY && schedule_retry(c, p, now)) ||
                     (st == SPW_ECANCELED && fail_over(c, p, now))) {
                     spw_net_msg_free(net, m);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/service/fair.h"
 #include "runtime/service/service_internal.h"
 
 #define WINDOW 4096  /* samples kept per latency statistic */
@@ -19,6 +20,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free");
 typedef struct item {
     spw_net_msg *msg; /* request, payload still in the transport's buffers */
     uint64_t t_arrival;
+    int peer; /* its sender's slot in the fair queue, released once answered */
     spw_result r;
     uint32_t server_us;
 } item;
@@ -48,11 +50,13 @@ struct spw_server {
     int n_workers;
     pthread_t *threads;
     spw_half **halves; /* n_workers x n_bundles */
-    batch *pool;
+    batch *pool;       /* one batch per worker: batches are formed when a worker is free */
     int n_pool;
     batch *free_list;
-    batch **filling; /* per queue: the batch collecting requests, or NULL */
-    /* Queues: one per bundle, then one for image requests with a backbone. */
+    /* Requests admitted and not yet answered, per peer; batches are formed
+     * from it round robin over peers (fair.h). Queues: one per bundle, then
+     * one for image requests with a backbone. */
+    spw_fair fair;
     int n_queues;
     spw_model *bb_model;
     spw_plan **bb_plans; /* per worker, batch 1 */
@@ -306,15 +310,19 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     pthread_cond_init(&s->cond, NULL);
     s->bundles = spw__calloc((size_t)s->n_bundles, sizeof(*s->bundles));
     s->tables = spw__calloc((size_t)s->n_bundles, sizeof(*s->tables));
-    s->filling = spw__calloc((size_t)s->n_queues, sizeof(*s->filling));
     s->halves = spw__calloc((size_t)s->n_bundles * (size_t)s->n_workers, sizeof(*s->halves));
     s->threads = spw__calloc((size_t)s->n_workers, sizeof(*s->threads));
-    s->n_pool = 2 * s->n_workers + s->n_queues;
+    s->n_pool = s->n_workers;
     s->pool = spw__calloc((size_t)s->n_pool, sizeof(*s->pool));
-    if (!s->bundles || !s->tables || !s->filling || !s->halves || !s->threads || !s->pool) {
+    if (!s->bundles || !s->tables || !s->halves || !s->threads || !s->pool) {
         rc = spw__error(SPW_ENOMEM, "out of memory");
         goto fail;
     }
+    /* Admission: as many requests as two batches per worker and one more
+     * per queue hold (docs/SERVICE.md, "Fairness"). */
+    if ((rc = spw__fair_init(&s->fair, (2 * s->n_workers + s->n_queues) * s->cfg.max_batch,
+                             s->n_queues)))
+        goto fail;
     for (int i = 0; i < s->n_pool; i++) {
         s->pool[i].items = spw__calloc((size_t)s->cfg.max_batch, sizeof(item));
         if (!s->pool[i].items) {
@@ -391,6 +399,11 @@ void spw_server_close(spw_server *s)
         spw__free(s->pool[i].items);
         spw__free(s->pool[i].segs);
     }
+    /* ... and so do those still queued. */
+    for (int i = 0; s->net && i < s->fair.cap; i++)
+        if (s->fair.items[i].queue >= 0)
+            spw_net_msg_free(s->net, s->fair.items[i].msg);
+    spw__fair_fini(&s->fair);
     spw_net_close(s->net);
     for (int i = 0; s->halves && i < s->n_bundles * s->n_workers; i++)
         spw__half_close(s->halves[i]);
@@ -416,7 +429,6 @@ void spw_server_close(spw_server *s)
     spw__free(s->pool);
     spw__free(s->threads);
     spw__free(s->halves);
-    spw__free(s->filling);
     spw__free(s->tables);
     spw__free(s->bundles);
     spw__free(s);
@@ -471,10 +483,24 @@ static void reply(spw_server *s, const item *it)
         bump(s, &s->st.results, 1);
 }
 
-static void dispatch(spw_server *s, int bundle)
+/* Forms a batch of queue q's requests, round robin over their peers, and
+ * hands it to the workers. */
+static void dispatch(spw_server *s, int q)
 {
-    batch *b = s->filling[bundle];
-    s->filling[bundle] = NULL;
+    batch *b = s->free_list;
+    s->free_list = b->next;
+    spw_fair_item taken[MAX_BATCH];
+    b->bundle = q;
+    b->n = spw__fair_take(&s->fair, q, s->cfg.max_batch, taken);
+    if (!b->n) { /* pick said it was due: not reached */
+        b->next = s->free_list;
+        s->free_list = b;
+        return;
+    }
+    b->t_first = taken[0].t_arrival;
+    for (int i = 0; i < b->n; i++)
+        b->items[i] =
+            (item){.msg = taken[i].msg, .t_arrival = taken[i].t_arrival, .peer = taken[i].peer};
     b->next = NULL;
     pthread_mutex_lock(&s->lock);
     if (s->jobs_tail)
@@ -489,6 +515,15 @@ static void dispatch(spw_server *s, int bundle)
     s->st.batches++;
     s->st.batched_items += (uint64_t)b->n;
     pthread_mutex_unlock(&s->stats_lock);
+}
+
+/* Who a request counts against: its protocol 2 session, else (protocol 1)
+ * its source address and port. */
+static uint64_t peer_key(const spw_net_msg *m)
+{
+    if (m->session)
+        return 1ull << 63 | m->session;
+    return (uint64_t)m->peer.ip << 16 | m->peer.port;
 }
 
 static void on_request(spw_server *s, spw_net_msg *m, uint64_t now)
@@ -523,28 +558,26 @@ static void on_request(spw_server *s, spw_net_msg *m, uint64_t now)
         return;
     }
 queue:
-    if (!s->filling[b]) {
-        if (!s->free_list) {
-            /* Every batch is busy: shed load rather than queue without bound. */
-            bump(s, &s->st.dropped, 1);
-            reply_error(s, m, SPW_EBUSY, "server overloaded");
-            spw_net_msg_free(s->net, m);
-            return;
-        }
-        batch *nb = s->free_list;
-        s->free_list = nb->next;
-        nb->bundle = b;
-        nb->n = 0;
-        nb->t_first = now;
-        s->filling[b] = nb;
+    if (spw__fair_push(&s->fair, peer_key(m), b, m, now)) {
+        /* The sender holds its share: shed its load rather than queue
+         * without bound; the others keep theirs. */
+        bump(s, &s->st.dropped, 1);
+        bump(s, &s->st.busy, 1);
+        reply_error(s, m, SPW_EBUSY, "server overloaded");
+        spw_net_msg_free(s->net, m);
     }
-    batch *fb = s->filling[b];
-    item *it = &fb->items[fb->n++];
-    memset(it, 0, sizeof(*it));
-    it->msg = m;
-    it->t_arrival = now;
-    if (fb->n == s->cfg.max_batch)
-        dispatch(s, b);
+}
+
+/* Forms batches while a worker is free and a queue is due (full, or its
+ * oldest request waited max_wait_ns); returns when the next one is due. */
+static uint64_t feed(spw_server *s, uint64_t now, uint64_t max_wait_ns)
+{
+    uint64_t wake = UINT64_MAX;
+    int q;
+    while (s->free_list &&
+           (q = spw__fair_pick(&s->fair, s->cfg.max_batch, now, max_wait_ns, &wake)) >= 0)
+        dispatch(s, q);
+    return s->free_list ? wake : UINT64_MAX; /* no worker free: the tick of run */
 }
 
 static void complete(spw_server *s)
@@ -564,6 +597,7 @@ static void complete(spw_server *s)
             reply(s, it);
             total_ms[i] = (double)(spw__now_ns() - it->t_arrival) / 1e6;
             spw_net_msg_free(s->net, it->msg);
+            spw__fair_release(&s->fair, it->peer);
         }
         pthread_mutex_lock(&s->stats_lock);
         win_add(&s->w_decode, (double)(b->t_decoded - b->t_start) / 1e6 / (b->n ? b->n : 1));
@@ -609,17 +643,16 @@ static void drain(spw_server *s)
 {
     /* Health checks (PING) now fail, so balancers stop sending new flows. */
     spw_net_set_ready(s->net, false);
-    for (int b = 0; b < s->n_queues; b++)
-        if (s->filling[b])
-            dispatch(s, b);
     uint64_t start = spw__now_ns();
     uint64_t work_end = start + DRAIN_WORK_NS, end = work_end + DRAIN_ANSWERS_NS;
     spw_net_msg *msgs[32];
     for (;;) {
         uint64_t now = spw__now_ns();
-        if (now >= end || (now >= work_end && s->outstanding))
+        /* Everything accepted runs now, without waiting to fill batches. */
+        feed(s, now, 0);
+        if (now >= end || (now >= work_end && (s->outstanding || s->fair.queued)))
             break;
-        if (!s->outstanding && !spw_net_kept(s->net))
+        if (!s->outstanding && !s->fair.queued && !spw_net_kept(s->net))
             break;
         spw_net_poll(s->net, s->outstanding ? 100 : 1000);
         int n;
@@ -642,17 +675,15 @@ int spw_server_run(spw_server *s)
     if (!s)
         return spw__error(SPW_EINVAL, "server_run: NULL server");
     spw_net_msg *msgs[32];
+    uint64_t max_wait_ns = (uint64_t)s->cfg.max_wait_us * 1000;
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         uint64_t now = spw__now_ns();
         /* Sleep in the transport until a packet, the oldest partial batch's
          * deadline, or (with work in flight) a short tick to collect results. */
         int64_t wait = 20000;
-        for (int b = 0; b < s->n_queues; b++)
-            if (s->filling[b]) {
-                int64_t left =
-                    (int64_t)s->cfg.max_wait_us - (int64_t)((now - s->filling[b]->t_first) / 1000);
-                wait = left < wait ? (left > 0 ? left : 0) : wait;
-            }
+        uint64_t due = feed(s, now, max_wait_ns);
+        if (due != UINT64_MAX)
+            wait = due <= now ? 0 : SPW_MIN(wait, (int64_t)((due - now) / 1000));
         if (s->outstanding && (wait > 100 || s->outstanding >= s->n_workers))
             wait = 100;
         int rc = spw_net_poll(s->net, wait);
@@ -676,14 +707,11 @@ int spw_server_run(spw_server *s)
         }
         complete(s);
         snapshot_net(s);
-        /* A partial batch waits for its deadline, and then for an idle worker:
-         * while every worker is busy, later requests join it instead of
-         * queueing behind it as batches of one. */
-        now = spw__now_ns();
-        for (int b = 0; b < s->n_queues; b++)
-            if (s->filling[b] && s->outstanding < s->n_workers &&
-                (now - s->filling[b]->t_first) / 1000 >= (uint64_t)s->cfg.max_wait_us)
-                dispatch(s, b);
+        /* A batch forms when a worker is free and its queue is full or its
+         * oldest request waited max_wait: while every worker is busy, later
+         * requests wait with it instead of queueing behind it as batches of
+         * one, and the next batch takes them round robin over peers. */
+        feed(s, spw__now_ns(), max_wait_ns);
         if (atomic_exchange_explicit(&s->want_stats, 0, memory_order_relaxed))
             spw_server_print_stats(s, stderr);
     }
@@ -756,6 +784,8 @@ void spw_server_print_stats(spw_server *s, FILE *f)
             (unsigned long long)st.net.handshakes, (unsigned long long)st.net.rx_auth_fail,
             (unsigned long long)st.net.rx_replay, (unsigned long long)st.net.rx_no_session,
             (unsigned long long)st.net.cookies_sent);
+    fprintf(f, "  admission: %llu refused busy (a peer over its share)\n",
+            (unsigned long long)st.busy);
 }
 
 int spw_server_local_addr(const spw_server *s, spw_net_addr *out)
