@@ -118,3 +118,12 @@ int spw_backend_automatic(int idx)
     spw_backend *be = spw__backend_get(idx);
     return be && !be->manual_only;
 }
+
+int spw_backend_find(const char *name)
+{
+    spw_backend *be = name ? spw__backend_find(name) : NULL;
+    for (int i = 0; be && i < spw__backend_count(); i++)
+        if (spw__backend_get(i) == be)
+            return i;
+    return spw__error(SPW_ENOENT, "no backend '%s'", name ? name : "(null)");
+}

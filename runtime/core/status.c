@@ -58,6 +58,16 @@ int spw__error(int status, const char *fmt, ...)
     return status;
 }
 
+int spw_error_set(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    SPW_LOGD("%s: %s", spw_err_name(status), detail);
+    return status;
+}
+
 int spw__error_context(int status, const char *fmt, ...)
 {
     char prefix[256], old[sizeof(detail)];

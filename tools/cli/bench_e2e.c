@@ -303,22 +303,6 @@ static void stop_server(pid_t pid)
 
 /* ---- statistics ------------------------------------------------------------ */
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of v[n] (sorted in place). */
-static double pct(double *v, int n, double p)
-{
-    if (n <= 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof(double), cmp_dbl);
-    int k = (int)ceil(p / 100.0 * n);
-    return v[k < 1 ? 0 : k - 1];
-}
-
 typedef struct row {
     const char *link;
     const method *m;
@@ -334,7 +318,7 @@ static const char *const stage_names[6] = {"pre", "enc", "ent", "net", "srv", "t
 static void summarise(row *r, const sample *s, int n, const spw_eval_classes *cl,
                       const spw_eval_files *fl, const int *ref)
 {
-    double *v = spw__malloc(sizeof(double) * (size_t)(n ? n : 1));
+    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
     r->n = n;
     r->ok = 0;
     r->misses = -1;
@@ -370,10 +354,13 @@ static void summarise(row *r, const sample *s, int n, const spw_eval_classes *cl
                 const double *f = &s[i].pre;
                 v[m++] = f[k];
             }
-        r->p50[k] = v ? pct(v, m, 50) : NAN;
-        r->p99[k] = v ? pct(v, m, 99) : NAN;
+        spw_cli_stats st;
+        if (v)
+            spw_cli_stats_of(v, m, &st);
+        r->p50[k] = v ? spw_cli_percentile(v, m, 50) : NAN;
+        r->p99[k] = v ? st.p99 : NAN;
     }
-    spw__free(v);
+    free(v);
 }
 
 /* ---- progress -------------------------------------------------------------- */
@@ -393,37 +380,6 @@ static void progress(const e2e_opts *o, const char *link, const method *m, int d
 }
 
 /* ---- methods --------------------------------------------------------------- */
-
-static unsigned char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0, got;
-    do {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-    } while (got);
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static double ms_since(uint64_t t0)
-{
-    return (double)(spw__now_ns() - t0) / 1e6;
-}
 
 static void debug_stats(const char *what, spw_net *net, spw_client *client)
 {
@@ -487,11 +443,11 @@ static int run_bundle(const e2e_opts *o, const method *m, const spw_net_config *
         sample *s = i >= 0 ? &out[i] : &(sample){0};
         memset(s, 0, sizeof(*s));
         s->top1 = -1;
-        uint64_t t0 = spw__now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         spw_image img;
         if ((s->status = spw_image_load(fl->paths[i < 0 ? 0 : i], &img)))
             continue;
-        double load = ms_since(t0);
+        double load = spw_cli_ms_since(t0);
         spw_net_stats a, b;
         spw__client_net_stats(client, &a);
         spw_result r;
@@ -513,7 +469,7 @@ static void await_answer(spw_net *net, uint64_t id, uint64_t t_sent, long timeou
 {
     uint64_t deadline = t_sent + (uint64_t)timeout_ms * 1000000ull;
     s->status = SPW_ETIMEDOUT;
-    while (spw__now_ns() < deadline) {
+    while (spw_cli_now_ns() < deadline) {
         if (spw_net_poll(net, 10000) < 0)
             break;
         spw_net_msg *msgs[8];
@@ -523,7 +479,7 @@ static void await_answer(spw_net *net, uint64_t id, uint64_t t_sent, long timeou
             spw_net_msg *m = msgs[k];
             if (m->request_id == id && !done &&
                 (m->type == SPW_NET_RESULT || m->type == SPW_NET_ERROR || m->status)) {
-                double rtt = ms_since(t_sent);
+                double rtt = spw_cli_ms_since(t_sent);
                 unsigned char buf[512];
                 size_t len = spw_net_msg_copy(net, m, buf, sizeof(buf));
                 spw_result r = {0};
@@ -538,7 +494,7 @@ static void await_answer(spw_net *net, uint64_t id, uint64_t t_sent, long timeou
                         memcpy(&st, buf, 4);
                     s->status = st < 0 ? st : SPW_EPROTO;
                     if (len > 4)
-                        spw__error(s->status, "server: %.*s", (int)(len - 4), buf + 4);
+                        spw_error_set(s->status, "server: %.*s", (int)(len - 4), buf + 4);
                 }
                 s->srv = server_us / 1000.0;
                 s->net = rtt > s->srv ? rtt - s->srv : 0;
@@ -562,27 +518,28 @@ static int run_offload(const e2e_opts *o, const method *m, spw_net *net, const c
         sample *s = i >= 0 ? &out[i] : &(sample){0};
         memset(s, 0, sizeof(*s));
         s->top1 = -1;
-        uint64_t t0 = spw__now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         size_t len = 0;
-        unsigned char *data = read_file(fl->paths[i < 0 ? 0 : i], &len);
-        if (!data) {
+        void *fdata = NULL;
+        if (spw_cli_read_file(fl->paths[i < 0 ? 0 : i], &fdata, &len)) {
             s->status = SPW_EIO;
             continue;
         }
+        unsigned char *data = fdata;
         if (m->kind == M_CODEC) {
             spw_image img;
             s->status = spw_eval_decode(data, len, &img);
             free(data);
             data = NULL;
-            s->pre = ms_since(t0);
-            uint64_t t1 = spw__now_ns();
+            s->pre = spw_cli_ms_since(t0);
+            uint64_t t1 = spw_cli_now_ns();
             if (!s->status) {
                 s->status = spw_eval_encode(m->codec, m->quality, &img, &data, &len);
                 spw_image_release(&img);
             }
-            s->enc = ms_since(t1);
+            s->enc = spw_cli_ms_since(t1);
         } else {
-            s->pre = ms_since(t0);
+            s->pre = spw_cli_ms_since(t0);
         }
         if (!s->status) {
             spw_net_stats a, b;
@@ -597,7 +554,7 @@ static int run_offload(const e2e_opts *o, const method *m, spw_net *net, const c
             static const uint8_t zeros[4] = {0};
             spw_net_seg seg[3] = {
                 {head, sizeof(head)}, {data, len}, {(void *)zeros, (4 - len % 4) % 4}};
-            uint64_t t_sent = spw__now_ns();
+            uint64_t t_sent = spw_cli_now_ns();
             s->status = spw_net_sendv(net, &hdr, seg, seg[2].size ? 3 : 2);
             if (!s->status)
                 await_answer(net, hdr.request_id, t_sent, o->timeout_ms, s);
@@ -606,7 +563,7 @@ static int run_offload(const e2e_opts *o, const method *m, spw_net *net, const c
             s->bytes = (double)len;
         }
         free(data);
-        s->total = ms_since(t0);
+        s->total = spw_cli_ms_since(t0);
         if (s->status && !warned) {
             fprintf(stderr, "\nsplitwire bench e2e: %s on %s: %s: %s\n", m->name,
                     fl->paths[i < 0 ? 0 : i], spw_strerror(s->status), spw_error_detail());
@@ -629,8 +586,8 @@ typedef struct local_bb {
 
 static void local_close(local_bb *l)
 {
-    spw__free(l->in);
-    spw__free(l->out);
+    free(l->in);
+    free(l->out);
     spw_plan_free(l->plan);
     spw_model_free(l->model);
 }
@@ -643,7 +600,7 @@ static int local_open(const e2e_opts *o, local_bb *l)
     if (rc || (rc = spw_model_input(l->model, 0, &in, NULL)))
         goto fail;
     if (in.ndim != 4 || in.dims[1] != 3 || in.dims[2] <= 0 || in.dims[3] <= 0) {
-        rc = spw__error(SPW_ESHAPE, "%s: input is not [1, 3, H, W]", o->backbone);
+        rc = spw_error_set(SPW_ESHAPE, "%s: input is not [1, 3, H, W]", o->backbone);
         goto fail;
     }
     l->h = (int)in.dims[2];
@@ -658,10 +615,10 @@ static int local_open(const e2e_opts *o, local_bb *l)
         goto fail;
     l->classes = (int)spw_tensor_numel(&od);
     l->offset = l->classes == 1001 ? 1 : 0;
-    l->in = spw__malloc(sizeof(float) * 3 * (size_t)l->w * (size_t)l->h);
-    l->out = spw__malloc(sizeof(float) * (size_t)l->classes);
+    l->in = malloc(sizeof(float) * 3 * (size_t)l->w * (size_t)l->h);
+    l->out = malloc(sizeof(float) * (size_t)l->classes);
     if (!l->in || !l->out) {
-        rc = spw__error(SPW_ENOMEM, "out of memory");
+        rc = spw_error_set(SPW_ENOMEM, "out of memory");
         goto fail;
     }
     return 0;
@@ -672,21 +629,21 @@ fail:
 
 static int local_one(local_bb *l, const char *path, sample *s)
 {
-    uint64_t t0 = spw__now_ns();
+    uint64_t t0 = spw_cli_now_ns();
     spw_image img;
     int rc = spw_image_load(path, &img);
     if (!rc)
         rc = spw_image_to_tensor(&img, &l->pp, l->in);
     spw_image_release(&img);
-    s->pre = ms_since(t0);
-    uint64_t t1 = spw__now_ns();
+    s->pre = spw_cli_ms_since(t0);
+    uint64_t t1 = spw_cli_now_ns();
     if (!rc) {
         spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, l->h, l->w}, l->in};
         spw_tensor to = {SPW_F32, SPW_LAYOUT_NCHW, 2, {1, l->classes}, l->out};
         rc = spw_plan_run(l->plan, &ti, 1, &to, 1);
     }
-    s->enc = ms_since(t1);
-    s->total = ms_since(t0);
+    s->enc = spw_cli_ms_since(t1);
+    s->total = spw_cli_ms_since(t0);
     s->status = rc;
     s->top1 = -1;
     if (!rc) {
@@ -792,11 +749,11 @@ static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *c
         }
         int b = spw_adapt_choose(now_pts, nb, &as->path, (double)o->slo_ms);
         double predicted = spw_adapt_predict(&now_pts[b], &as->path);
-        uint64_t t0 = spw__now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         spw_image img;
         if ((s->status = spw_image_load(fl->paths[i], &img)))
             continue;
-        double t_load = ms_since(t0);
+        double t_load = spw_cli_ms_since(t0);
         spw_net_stats a, z;
         spw__client_net_stats(cl[b], &a);
         spw_result r;
@@ -1177,10 +1134,10 @@ int spw_cli_bench_e2e(int argc, char **argv)
         return 1;
     }
     spw_eval_files_limit(&fl, (int)o.count);
-    spw_eval_classes *cl = spw__calloc(1, sizeof(*cl));
+    spw_eval_classes *cl = calloc(1, sizeof(*cl));
     char found[1024];
     if (cl && spw_eval_classes_find(o.data, cl, found, sizeof(found))) {
-        spw__free(cl);
+        free(cl);
         cl = NULL; /* no truth: top-1 is not judged */
     }
     method ms[MAX_METHODS];
@@ -1188,9 +1145,9 @@ int spw_cli_bench_e2e(int argc, char **argv)
     bool need_server = false;
     for (int k = 0; k < n_methods; k++)
         need_server |= ms[k].kind != M_LOCAL;
-    sample *smp = spw__calloc((size_t)fl.n, sizeof(sample));
-    row *rows = spw__calloc((size_t)(n_methods * o.n_links), sizeof(row));
-    int *ref = spw__malloc(sizeof(int) * (size_t)fl.n);
+    sample *smp = calloc((size_t)fl.n, sizeof(sample));
+    row *rows = calloc((size_t)(n_methods * o.n_links), sizeof(row));
+    int *ref = malloc(sizeof(int) * (size_t)fl.n);
     FILE *csv = NULL;
     adapt_state as = {0};
     int n_rows = 0;
@@ -1249,12 +1206,12 @@ int spw_cli_bench_e2e(int argc, char **argv)
             print_row_table(r);
     }
     local_close(&lb);
-    uint64_t next_id = ((uint64_t)spw__now_ns() << 16) | 1;
+    uint64_t next_id = ((uint64_t)spw_cli_now_ns() << 16) | 1;
     for (int l = 0; l < o.n_links && !rc && need_server; l++) {
         spw_server_config sc;
         spw_net_config cnet;
         char addr[64];
-        uint64_t epoch = spw__now_ns(); /* the link's steps count from here */
+        uint64_t epoch = spw_cli_now_ns(); /* the link's steps count from here */
         if ((rc = e2e_endpoints(&o, o.links[l], epoch, &sc, NULL, NULL)))
             break;
         pid_t pid = start_server(&sc, addr, sizeof(addr));
@@ -1315,10 +1272,10 @@ out:
         fclose(as.trace);
     if (csv)
         fclose(csv);
-    spw__free(ref);
-    spw__free(rows);
-    spw__free(smp);
-    spw__free(cl);
+    free(ref);
+    free(rows);
+    free(smp);
+    free(cl);
     spw_eval_files_free(&fl);
     return rc;
 }

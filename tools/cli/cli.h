@@ -3,6 +3,7 @@
 #define SPW_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "splitwire/splitwire.h"
@@ -31,6 +32,28 @@ void spw_cli_json_str(FILE *f, const char *s);
 
 /* A JSON number with `decimals` decimals, or null when v is NaN or infinite. */
 void spw_cli_json_num(FILE *f, double v, int decimals);
+
+/* Monotonic clock in nanoseconds, and milliseconds since t0 (from it). */
+uint64_t spw_cli_now_ns(void);
+double spw_cli_ms_since(uint64_t t0_ns);
+
+/* Reads a whole regular file (a FIFO, directory or device is refused without
+ * blocking) into *data, NUL-terminated, freed with free(). 0 or SPW_E* with
+ * spw_error_detail() set. */
+int spw_cli_read_file(const char *path, void **data, size_t *size);
+
+/* Order statistics of n samples, in the samples' unit: the median is the
+ * mean of the middle two for even n, percentiles are nearest-rank
+ * (ceil(p/100 n)-th smallest). Every field is NaN for n == 0. */
+typedef struct spw_cli_stats {
+    int n;
+    double min, median, p99, max, mean;
+} spw_cli_stats;
+
+/* Sorts v[n] ascending in place and summarises it. */
+void spw_cli_stats_of(double *v, int n, spw_cli_stats *out);
+/* Nearest-rank percentile p (0..100] of v[n], sorted ascending; NaN for n <= 0. */
+double spw_cli_percentile(const double *sorted, int n, double p);
 
 /* Directory of Debian's DPDK PMD plugins ($SPW_DPDK_PMD_DIR overrides), or NULL. */
 const char *spw_cli_dpdk_pmd_dir(void);

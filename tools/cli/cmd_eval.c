@@ -57,10 +57,10 @@ static int reference_alloc(reference *r, int files, int outputs)
 {
     r->files = files;
     r->outputs = outputs;
-    r->logp = spw__calloc((size_t)files * (size_t)outputs, sizeof(float));
-    r->top1 = spw__calloc((size_t)files, sizeof(int));
+    r->logp = calloc((size_t)files * (size_t)outputs, sizeof(float));
+    r->top1 = calloc((size_t)files, sizeof(int));
     if (!r->logp || !r->top1)
-        return spw__error(SPW_ENOMEM, "out of memory for the reference of %d images", files);
+        return spw_error_set(SPW_ENOMEM, "out of memory for the reference of %d images", files);
     for (int i = 0; i < files; i++)
         r->top1[i] = -1;
     return 0;
@@ -68,8 +68,8 @@ static int reference_alloc(reference *r, int files, int outputs)
 
 static void reference_free(reference *r)
 {
-    spw__free(r->logp);
-    spw__free(r->top1);
+    free(r->logp);
+    free(r->top1);
     memset(r, 0, sizeof(*r));
 }
 
@@ -96,7 +96,7 @@ typedef struct progress {
 static void progress_start(progress *p, bool on, const char *what, int total)
 {
     *p = (progress){.on = on, .tty = isatty(2), .what = what, .total = total};
-    p->t0 = p->last = spw__now_ns();
+    p->t0 = p->last = spw_cli_now_ns();
 }
 
 static void fmt_duration(double s, char *buf, size_t size)
@@ -114,7 +114,7 @@ static void progress_tick(progress *p, int done)
 {
     if (!p->on)
         return;
-    uint64_t now = spw__now_ns();
+    uint64_t now = spw_cli_now_ns();
     /* Once a second on a terminal (rewriting the line), every 30 s in a log. */
     uint64_t every = p->tty ? 1000000000ull : 30000000000ull;
     if (now - p->last < every && done < p->total)
@@ -141,7 +141,7 @@ static void progress_end(progress *p)
     if (!p->on)
         return;
     char el[32];
-    fmt_duration((double)(spw__now_ns() - p->t0) / 1e9, el, sizeof(el));
+    fmt_duration((double)(spw_cli_now_ns() - p->t0) / 1e9, el, sizeof(el));
     fprintf(stderr, "%s%s: done in %s%s\n", p->tty ? "\r" : "", p->what, el,
             p->tty ? "                              " : "");
 }
@@ -175,8 +175,8 @@ static void backbone_close(backbone *b)
 {
     spw_plan_free(b->plan);
     spw_model_free(b->model);
-    spw__free(b->input);
-    spw__free(b->scores);
+    free(b->input);
+    free(b->scores);
     memset(b, 0, sizeof(*b));
 }
 
@@ -245,10 +245,10 @@ static int backbone_open(const char *path, const eval_opts *o, const spw_eval_cl
     b->in_elems = (size_t)3 * (size_t)h * (size_t)w;
     b->in_desc.dtype = SPW_F32;
     b->out_desc.dtype = SPW_F32;
-    b->input = spw__calloc((size_t)b->batch * b->in_elems, sizeof(float));
-    b->scores = spw__calloc((size_t)out_n, sizeof(float));
+    b->input = calloc((size_t)b->batch * b->in_elems, sizeof(float));
+    b->scores = calloc((size_t)out_n, sizeof(float));
     if (!b->input || !b->scores) {
-        rc = spw__error(SPW_ENOMEM, "out of memory for a batch of %d", b->batch);
+        rc = spw_error_set(SPW_ENOMEM, "out of memory for a batch of %d", b->batch);
         goto fail_plan;
     }
     b->in_desc.data = b->input;
@@ -314,10 +314,10 @@ static bool load_image(const char *path, spw_image *img, size_t *file_bytes, con
 {
     void *data;
     size_t size;
-    int rc = spw__read_file(path, &data, &size);
+    int rc = spw_cli_read_file(path, &data, &size);
     if (!rc) {
         rc = spw_image_decode(data, size, img);
-        spw__free(data);
+        free(data);
     }
     if (rc) {
         fprintf(stderr, "%ssplitwire eval: skipping %s: %s: %s\n", progress_break(p), path,
@@ -868,7 +868,7 @@ int spw_cli_eval(int argc, char **argv)
         goto out;
     }
     int n_rows = make_rows(&o, rows, cap - MAX_BUNDLES), skipped = 0;
-    uint64_t t0 = spw__now_ns();
+    uint64_t t0 = spw_cli_now_ns();
     if ((n_rows || o.fidelity) &&
         run_backbone(&o, &files, &cl, rows, n_rows, o.fidelity ? &ref : NULL, &skipped))
         goto out;
@@ -881,7 +881,7 @@ int spw_cli_eval(int argc, char **argv)
     }
     if (!o.quiet) {
         char el[32];
-        fmt_duration((double)(spw__now_ns() - t0) / 1e9, el, sizeof(el));
+        fmt_duration((double)(spw_cli_now_ns() - t0) / 1e9, el, sizeof(el));
         fprintf(stderr, "splitwire eval: %d images from %s (%d unreadable, skipped) in %s\n",
                 files.n - skipped, o.data, skipped, el);
     }

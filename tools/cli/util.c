@@ -1,10 +1,14 @@
 /* Helpers every subcommand shares: dispatch, errors, option values, JSON. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "tools/cli/cli.h"
 
@@ -76,6 +80,99 @@ void spw_cli_json_num(FILE *f, double v, int decimals)
         fprintf(f, "%.*f", decimals, v);
     else
         fputs("null", f);
+}
+
+uint64_t spw_cli_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+double spw_cli_ms_since(uint64_t t0_ns)
+{
+    return (double)(spw_cli_now_ns() - t0_ns) / 1e6;
+}
+
+int spw_cli_read_file(const char *path, void **data, size_t *size)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return spw_error_set(errno == ENOENT ? SPW_ENOENT : SPW_EIO, "%s: %s", path,
+                             strerror(errno));
+    int rc = 0;
+    unsigned char *buf = NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = spw_error_set(SPW_EIO, "%s: cannot stat: %s", path, strerror(errno));
+        goto fail_fd;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = spw_error_set(SPW_EINVAL, "%s: not a regular file (%s)", path,
+                           S_ISDIR(st.st_mode) ? "a directory" : "a FIFO, socket or device");
+        goto fail_fd;
+    }
+    size_t len = (size_t)st.st_size;
+    buf = malloc(len + 1);
+    if (!buf) {
+        rc = spw_error_set(SPW_ENOMEM, "%s: no memory for %zu bytes", path, len);
+        goto fail_fd;
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = spw_error_set(SPW_EIO, "%s: short read (%zu of %zu bytes)%s%s", path, got, len,
+                               n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+            goto fail_buf;
+        }
+        got += (size_t)n;
+    }
+    buf[len] = 0;
+    close(fd);
+    *data = buf;
+    *size = len;
+    return 0;
+
+fail_buf:
+    free(buf);
+fail_fd:
+    close(fd);
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double spw_cli_percentile(const double *sorted, int n, double p)
+{
+    if (n <= 0)
+        return NAN;
+    int k = (int)ceil(p / 100.0 * n);
+    return sorted[k < 1 ? 0 : k > n ? n - 1 : k - 1];
+}
+
+void spw_cli_stats_of(double *v, int n, spw_cli_stats *out)
+{
+    out->n = n;
+    if (n <= 0) {
+        out->min = out->median = out->p99 = out->max = out->mean = NAN;
+        return;
+    }
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += v[i];
+    out->min = v[0];
+    out->max = v[n - 1];
+    out->mean = sum / n;
+    out->median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    out->p99 = spw_cli_percentile(v, n, 99);
 }
 
 void spw_cli_keys_usage(FILE *f, bool server)
