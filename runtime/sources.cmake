@@ -20,5 +20,6 @@ list(APPEND SPW_SOURCES
   runtime/service/client.c
   runtime/service/server.c
   runtime/service/adapt.c
+  runtime/service/public.c
 )
 include(runtime/codec/sources.cmake OPTIONAL)

@@ -40,6 +40,12 @@ SPW_API int spw_model_output(const spw_model *model, int idx, spw_tensor *desc, 
  */
 SPW_API int spw_model_cut(const spw_model *model, const char *value, spw_model **out);
 
+/* Makes a leading input dimension fixed at 1 (as TFLite conversions fix it)
+ * the free batch dimension and infers the shapes again, so plans may batch
+ * the model. Before any plan of the model only (SPW_EBUSY after);
+ * SPW_ESHAPE, with the model unchanged, when a layer depends on that size. */
+SPW_API int spw_model_unbind_batch(spw_model *model);
+
 typedef struct spw_plan_options {
     const char *backend; /* NULL or "auto": chosen by the library; else a backend name */
     int batch;           /* value for a free batch dimension; 0 means 1 */

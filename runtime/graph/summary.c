@@ -109,8 +109,7 @@ static void describe(const spw_value *v, spw_tensor *desc)
         desc->dims[d] = v->dims[d];
 }
 
-static int io_value(const spw_summary *s, bool input, int idx, spw_tensor *desc,
-                    const char **name)
+static int io_value(const spw_summary *s, bool input, int idx, spw_tensor *desc, const char **name)
 {
     int n = input ? spw_summary_num_inputs(s) : spw_summary_num_outputs(s);
     if (!s || !desc || idx < 0 || idx >= n)
@@ -200,4 +199,28 @@ void spw_plan_profile_reset(spw_plan *plan)
 size_t spw_plan_arena_bytes(const spw_plan *plan)
 {
     return plan ? plan->arena_size : 0;
+}
+
+int spw_model_unbind_batch(spw_model *model)
+{
+    if (!model)
+        return spw__error(SPW_EINVAL, "spw_model_unbind_batch: no model");
+    if (__atomic_load_n(&model->weights, __ATOMIC_ACQUIRE))
+        return spw__error(SPW_EBUSY, "the model already has plans: unbind its batch first");
+    spw_graph *g;
+    int rc = spw__graph_clone(model->graph, &g);
+    if (rc)
+        return rc;
+    for (int i = 0; i < g->n_inputs; i++) {
+        spw_value *v = &g->values[g->inputs[i]];
+        if (v->ndim >= 1 && v->dims[0] == 1)
+            v->dims[0] = -1;
+    }
+    if ((rc = spw__graph_infer_shapes(g, -1))) {
+        spw__graph_free(g);
+        return rc;
+    }
+    spw__graph_free(model->graph);
+    model->graph = g;
+    return 0;
 }

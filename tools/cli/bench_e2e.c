@@ -13,10 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/core/internal.h"
-#include "runtime/service/service_internal.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/eval.h"
+
+#define MAX_OF(a, b) ((a) > (b) ? (a) : (b))
 
 #define MAX_BUNDLES 16
 #define MAX_LINKS 16
@@ -200,13 +200,13 @@ static int e2e_endpoints(const e2e_opts *o, const char *link, uint64_t epoch, sp
     double ser_us = slowest ? 16384.0 * 8 / (double)slowest * 1e6 : 0;
     double floor_us =
         1.5 * (2.0 * (shaped.shape_delay_us + shaped.shape_jitter_us) + ser_us) + 10000;
-    base.rto_us = (uint32_t)SPW_MAX(floor_us, 20000);
-    base.min_rto_us = (uint32_t)SPW_MAX(floor_us, 5000);
+    base.rto_us = (uint32_t)MAX_OF(floor_us, 20000);
+    base.min_rto_us = (uint32_t)MAX_OF(floor_us, 5000);
     /* A partial message is dropped after reasm_timeout_ms (500 ms by
      * default): on a slow link a whole image takes longer than that to
      * arrive. Three RTO floors, and as long for kept answers. */
-    base.reasm_timeout_ms = (uint32_t)SPW_MAX(3 * floor_us / 1000, 500);
-    base.retain_ms = (uint32_t)SPW_MAX(3 * floor_us / 1000, 1000);
+    base.reasm_timeout_ms = (uint32_t)MAX_OF(3 * floor_us / 1000, 500);
+    base.retain_ms = (uint32_t)MAX_OF(3 * floor_us / 1000, 1000);
     if (sc) {
         *sc = (spw_server_config){.bundle_dirs = o->bundles,
                                   .n_bundles = o->n_bundles,
@@ -387,7 +387,7 @@ static void debug_stats(const char *what, spw_net *net, spw_client *client)
         return;
     spw_net_stats ns;
     if (client)
-        spw__client_net_stats(client, &ns);
+        spw_client_net_stats(client, &ns);
     else
         spw_net_stats_get(net, &ns);
     fprintf(stderr,
@@ -449,10 +449,10 @@ static int run_bundle(const e2e_opts *o, const method *m, const spw_net_config *
             continue;
         double load = spw_cli_ms_since(t0);
         spw_net_stats a, b;
-        spw__client_net_stats(client, &a);
+        spw_client_net_stats(client, &a);
         spw_result r;
         s->status = spw_client_classify(client, &img, &r);
-        spw__client_net_stats(client, &b);
+        spw_client_net_stats(client, &b);
         spw_image_release(&img);
         if (!s->status)
             take_result(s, &r, load, &a, &b);
@@ -487,7 +487,7 @@ static void await_answer(spw_net *net, uint64_t id, uint64_t t_sent, long timeou
                 if (m->status)
                     s->status = m->status;
                 else if (m->type == SPW_NET_RESULT)
-                    s->status = spw__result_unpack(buf, len, &r, &server_us);
+                    s->status = spw_result_unpack(buf, len, &r, &server_us);
                 else {
                     int32_t st = SPW_EPROTO;
                     if (len >= 4)
@@ -544,20 +544,10 @@ static int run_offload(const e2e_opts *o, const method *m, spw_net *net, const c
         if (!s->status) {
             spw_net_stats a, b;
             spw_net_stats_get(net, &a);
-            spw_net_msg hdr = {.type = SPW_NET_REQUEST,
-                               .flags = SPW_REQ_IMAGE,
-                               .request_id = (*next_id)++,
-                               .timeout_ms = (uint32_t)o->timeout_ms};
-            /* u32 length, the image, zeros to a whole word (SPW_REQ_IMAGE). */
-            uint8_t head[SPW_IMAGE_REQ_HEADER] = {(uint8_t)len, (uint8_t)(len >> 8),
-                                                  (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
-            static const uint8_t zeros[4] = {0};
-            spw_net_seg seg[3] = {
-                {head, sizeof(head)}, {data, len}, {(void *)zeros, (4 - len % 4) % 4}};
-            uint64_t t_sent = spw_cli_now_ns();
-            s->status = spw_net_sendv(net, &hdr, seg, seg[2].size ? 3 : 2);
+            uint64_t id = (*next_id)++, t_sent = spw_cli_now_ns();
+            s->status = spw_image_request_send(net, id, data, len, (uint32_t)o->timeout_ms);
             if (!s->status)
-                await_answer(net, hdr.request_id, t_sent, o->timeout_ms, s);
+                await_answer(net, id, t_sent, o->timeout_ms, s);
             spw_net_stats_get(net, &b);
             net_delta(&a, &b, s);
             s->bytes = (double)len;
@@ -648,7 +638,7 @@ static int local_one(local_bb *l, const char *path, sample *s)
     s->top1 = -1;
     if (!rc) {
         spw_result r = {0};
-        spw__topk(l->out, l->classes, l->offset, 1, &r);
+        spw_topk(l->out, l->classes, l->offset, 1, &r);
         s->top1 = r.top[0].label;
     }
     return rc;
@@ -755,10 +745,10 @@ static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *c
             continue;
         double t_load = spw_cli_ms_since(t0);
         spw_net_stats a, z;
-        spw__client_net_stats(cl[b], &a);
+        spw_client_net_stats(cl[b], &a);
         spw_result r;
         s->status = spw_client_classify(cl[b], &img, &r);
-        spw__client_net_stats(cl[b], &z);
+        spw_client_net_stats(cl[b], &z);
         spw_image_release(&img);
         if (!s->status) {
             take_result(s, &r, t_load, &a, &z);

@@ -8,12 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/core/internal.h"
-#include "runtime/graph/graph.h"
-#include "runtime/graph/plan.h"
-#include "runtime/service/service_internal.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/eval.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define MAX_BUNDLES 16
 #define MAX_QUALITIES 16
@@ -203,11 +201,8 @@ static int backbone_open(const char *path, const eval_opts *o, const spw_eval_cl
     if (o->batch > 1 && in.ndim == 4 && in.dims[0] == 1) {
         /* The TFLite import fixes the batch at 1; its layers do not depend
          * on it (the server runs the same network's tail batched), so free
-         * the leading dim of this private copy and infer the shapes again,
-         * as spw_model_cut does for a tail. */
-        spw_graph *g = b->model->graph;
-        g->values[g->inputs[0]].dims[0] = -1;
-        if ((rc = spw__graph_infer_shapes(g, -1)))
+         * the leading dim of this private copy. */
+        if ((rc = spw_model_unbind_batch(b->model)))
             goto fail_model;
     }
     if (in.ndim != 4 || in.dims[1] != 3 || in.dims[2] <= 0 || in.dims[3] <= 0) {
@@ -338,7 +333,7 @@ static int run_backbone(const eval_opts *o, const spw_eval_files *files, const s
     char def[4096];
     const char *path = o->backbone;
     if (!path) {
-        spw__backbone_path(o->models, BACKBONE_ID, def, sizeof(def));
+        spw_backbone_path(o->models, BACKBONE_ID, def, sizeof(def));
         path = def;
     }
     backbone b;
@@ -448,7 +443,7 @@ static int run_bundle(const eval_opts *o, const char *dir, const spw_eval_files 
         int n;
         rc = spw_client_classify(client, &img, &res);
         if (!rc)
-            rc = spw__client_local_scores(client, &scores, &n);
+            rc = spw_client_local_scores(client, &scores, &n);
         if (rc) {
             rw->acc.failed++;
             if (!warned)
@@ -798,9 +793,9 @@ static int make_rows(eval_opts *o, row *rows, int cap)
             nq = 1;
         } else if (!nq) {
             q = c == SPW_EVAL_JPEG ? sweep_jpeg : c == SPW_EVAL_WEBP ? sweep_webp : sweep_avif;
-            nq = c == SPW_EVAL_JPEG   ? (int)SPW_ARRAY_SIZE(sweep_jpeg)
-                 : c == SPW_EVAL_WEBP ? (int)SPW_ARRAY_SIZE(sweep_webp)
-                                      : (int)SPW_ARRAY_SIZE(sweep_avif);
+            nq = c == SPW_EVAL_JPEG   ? (int)ARRAY_LEN(sweep_jpeg)
+                 : c == SPW_EVAL_WEBP ? (int)ARRAY_LEN(sweep_webp)
+                                      : (int)ARRAY_LEN(sweep_avif);
         }
         for (int j = 0; j < nq && n < cap; j++) {
             row *r = &rows[n++];

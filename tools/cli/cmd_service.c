@@ -12,7 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/core/internal.h"
 #include "tools/cli/cli.h"
 #include "tools/cli/eval.h"
 
@@ -900,7 +899,7 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
                              const spw_eval_files *fl, bool quiet)
 {
     char path[4096];
-    spw__backbone_path(models, in->backbone, path, sizeof(path));
+    spw_backbone_path(models, in->backbone, path, sizeof(path));
     struct stat st;
     if (stat(path, &st) != 0) {
         if (!quiet)
