@@ -1,7 +1,12 @@
-# The CLI: one file per subcommand family under tools/cli/.
+# The CLI: one file per subcommand family under tools/cli/. It is a client of
+# the shared library like any other: public headers only (tests/cli.cmake
+# checks its sources and its imports), found at run time next to it in the
+# build tree and through $ORIGIN/../lib once installed.
 file(GLOB SPW_CLI_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tools/cli/*.c)
 add_executable(splitwire ${SPW_CLI_SOURCES})
-target_link_libraries(splitwire PRIVATE spw_internal)
+target_link_libraries(splitwire PRIVATE splitwire_shared PkgConfig::JPEG PkgConfig::JANSSON Threads::Threads ${MATH_LIB})
+target_include_directories(splitwire PRIVATE ${CMAKE_SOURCE_DIR})
+set_target_properties(splitwire PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
 include(tools/eval/eval.cmake)
 install(TARGETS splitwire RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 

@@ -24,8 +24,8 @@ static spw_device_type device_type(VkPhysicalDeviceType t)
     }
 }
 
-static void fill(const spw_vk_device_info *v, bool selected, const spw_drm_node *nodes,
-                 int n_nodes, spw_device_info *d)
+static void fill(const spw_vk_device_info *v, bool selected, const spw_drm_node *nodes, int n_nodes,
+                 spw_device_info *d)
 {
     memset(d, 0, sizeof(*d));
     snprintf(d->backend, sizeof(d->backend), "vulkan");

@@ -23,12 +23,12 @@ typedef enum spw_device_type {
 SPW_API const char *spw_device_type_name(spw_device_type type);
 
 /* spw_device_info.features */
-#define SPW_DEVICE_FP16_STORAGE 0x01u    /* 16-bit values in storage buffers */
-#define SPW_DEVICE_FP16_ARITH 0x02u      /* 16-bit float arithmetic in kernels */
-#define SPW_DEVICE_HOST_IMPORT 0x04u     /* runs on host memory without a copy */
-#define SPW_DEVICE_UNIFIED_MEMORY 0x08u  /* device memory the host can map */
-#define SPW_DEVICE_COMPUTE_QUEUE 0x10u   /* can run compute work at all */
-#define SPW_DEVICE_TIMESTAMPS 0x20u      /* per-layer GPU times (SPW_PLAN_PROFILE) */
+#define SPW_DEVICE_FP16_STORAGE 0x01u   /* 16-bit values in storage buffers */
+#define SPW_DEVICE_FP16_ARITH 0x02u     /* 16-bit float arithmetic in kernels */
+#define SPW_DEVICE_HOST_IMPORT 0x04u    /* runs on host memory without a copy */
+#define SPW_DEVICE_UNIFIED_MEMORY 0x08u /* device memory the host can map */
+#define SPW_DEVICE_COMPUTE_QUEUE 0x10u  /* can run compute work at all */
+#define SPW_DEVICE_TIMESTAMPS 0x20u     /* per-layer GPU times (SPW_PLAN_PROFILE) */
 #define SPW_DEVICE_SUBGROUP_SHUFFLE 0x40u
 #define SPW_DEVICE_AS_DISCRETE 0x80u /* taken for a discrete GPU (SPW_VULKAN_AS_DISCRETE) */
 
@@ -76,11 +76,11 @@ typedef struct spw_device_info {
 /* A DRM node (/dev/dri/renderD128, /dev/dri/card0) or accel node (/dev/accel/accel0). */
 typedef struct spw_device_node {
     char path[64];
-    char kind[8];    /* "render", "primary" or "accel" */
-    char driver[32]; /* kernel driver ("i915", "amdgpu", "ivpu"), "" if unknown */
-    int version[3];  /* driver major, minor, patch; -1 if unknown */
-    char bus[16];    /* "pci", "platform", "usb" or "other" */
-    char bus_id[96]; /* "0000:03:00.0" (PCI) or the platform device name */
+    char kind[8];                  /* "render", "primary" or "accel" */
+    char driver[32];               /* kernel driver ("i915", "amdgpu", "ivpu"), "" if unknown */
+    int version[3];                /* driver major, minor, patch; -1 if unknown */
+    char bus[16];                  /* "pci", "platform", "usb" or "other" */
+    char bus_id[96];               /* "0000:03:00.0" (PCI) or the platform device name */
     uint16_t vendor_id, device_id; /* PCI ids, 0 if unknown */
 } spw_device_node;
 
