@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "tools/cli/cli.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 /* ---- shared data: labels and ground truth ------------------------------- */
 

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 int spw_eval_classes_load(const char *path, spw_eval_classes *out)
 {

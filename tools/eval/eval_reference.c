@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 bool spw_eval_read_sidecar(const char *onnx, spw_preprocess *pp, int *label_offset)
 {

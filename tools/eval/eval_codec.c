@@ -14,7 +14,7 @@
 #include <avif/avif.h>
 #endif
 
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 static const char *const codec_names[SPW_EVAL_NCODECS] = {"none", "jpeg", "webp", "avif"};
 

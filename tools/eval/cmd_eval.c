@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "tools/cli/cli.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "tools/cli/cli.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 #define MAX_OF(a, b) ((a) > (b) ? (a) : (b))
 
