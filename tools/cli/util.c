@@ -1,6 +1,7 @@
 /* Helpers every subcommand shares: dispatch, errors, option values, JSON. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +44,86 @@ int spw_cli_fail(int status, const char *fmt, ...)
     else
         fprintf(stderr, "splitwire: %s: %s\n", what, spw_strerror(status));
     return 1;
+}
+
+#define MAX_OPTS 64
+
+int spw_cli_parse(const char *prog, int argc, char **argv, const spw_cli_opt *opts, void *ctx,
+                  void (*usage)(FILE *f), int *operands)
+{
+    struct option lo[MAX_OPTS + 2];
+    char shorts[2 * MAX_OPTS + 3] = "h";
+    size_t ns = 1;
+    int n = 0;
+    for (; opts[n].name; n++) {
+        if (n == MAX_OPTS) {
+            fprintf(stderr, "%s: more than %d options\n", prog, MAX_OPTS);
+            return 2;
+        }
+        const spw_cli_opt *o = &opts[n];
+        bool arg = o->kind == SPW_CLI_FN ? o->takes_value : o->kind != SPW_CLI_FLAG;
+        /* getopt_long reports a long option by its val: the table index,
+         * past every character a short option can be. */
+        lo[n] = (struct option){o->name, arg ? required_argument : no_argument, NULL, 256 + n};
+        if (o->short_name) {
+            shorts[ns++] = o->short_name;
+            if (arg)
+                shorts[ns++] = ':';
+        }
+    }
+    shorts[ns] = '\0';
+    lo[n] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[n + 1] = (struct option){0, 0, 0, 0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        int k = c >= 256 ? c - 256 : -1;
+        for (int i = 0; k < 0 && i < n; i++)
+            if (opts[i].short_name && opts[i].short_name == c)
+                k = i;
+        if (k < 0) { /* getopt_long said what was wrong */
+            usage(stderr);
+            return 2;
+        }
+        const spw_cli_opt *o = &opts[k];
+        long v;
+        switch (o->kind) {
+        case SPW_CLI_FLAG:
+            *(bool *)o->dst = true;
+            break;
+        case SPW_CLI_STR:
+            *(const char **)o->dst = optarg;
+            break;
+        case SPW_CLI_LONG:
+        case SPW_CLI_INT:
+            if (!spw_cli_parse_int(optarg, o->min, o->max, &v)) {
+                fprintf(stderr, "%s: --%s: option value '%s' must be an integer in %ld..%ld\n",
+                        prog, o->name, optarg, o->min, o->max);
+                usage(stderr);
+                return 2;
+            }
+            if (o->kind == SPW_CLI_LONG)
+                *(long *)o->dst = v;
+            else
+                *(int *)o->dst = (int)v;
+            break;
+        case SPW_CLI_FN: {
+            int rc = o->fn(o->id, o->takes_value ? optarg : NULL, ctx);
+            if (rc >= 0) {
+                if (rc == 2)
+                    usage(stderr);
+                return rc;
+            }
+            break;
+        }
+        }
+    }
+    *operands = optind;
+    return -1;
 }
 
 bool spw_cli_parse_int(const char *s, long min, long max, long *out)

@@ -1,6 +1,5 @@
 /* splitwire eval: rate and accuracy of model bundles and of standard image
  * codecs in front of the uncompressed backbone, on a labelled image set. */
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -646,101 +645,54 @@ static bool parse_qualities(const char *arg, eval_opts *o)
     return true;
 }
 
+/* The options with a value that needs more than a check: -1 to carry on,
+ * else the exit code. */
+static int eval_opt(int id, const char *arg, void *ctx)
+{
+    eval_opts *o = ctx;
+    switch (id) {
+    case OPT_BUNDLE:
+        if (o->n_bundles == MAX_BUNDLES) {
+            fprintf(stderr, "splitwire eval: at most %d bundles\n", MAX_BUNDLES);
+            return 2;
+        }
+        o->bundles[o->n_bundles++] = arg;
+        return -1;
+    case OPT_CODEC:
+        return parse_codecs(arg, o) ? -1 : 2;
+    default:
+        return parse_qualities(arg, o) ? -1 : 2;
+    }
+}
+
 /* -1: carry on; otherwise the exit code. */
 static int parse_opts(int argc, char **argv, eval_opts *o)
 {
-    static const struct option opts[] = {{"data", required_argument, 0, OPT_DATA},
-                                         {"classes", required_argument, 0, OPT_CLASSES},
-                                         {"bundle", required_argument, 0, OPT_BUNDLE},
-                                         {"models", required_argument, 0, OPT_MODELS},
-                                         {"backbone", required_argument, 0, OPT_BACKBONE},
-                                         {"codec", required_argument, 0, OPT_CODEC},
-                                         {"quality", required_argument, 0, OPT_QUALITY},
-                                         {"sweep", no_argument, 0, OPT_SWEEP},
-                                         {"limit", required_argument, 0, OPT_LIMIT},
-                                         {"batch", required_argument, 0, OPT_BATCH},
-                                         {"backend", required_argument, 0, OPT_BACKEND},
-                                         {"threads", required_argument, 0, OPT_THREADS},
-                                         {"json", no_argument, 0, OPT_JSON},
-                                         {"csv", required_argument, 0, OPT_CSV},
-                                         {"quiet", no_argument, 0, OPT_QUIET},
-                                         {"fidelity", no_argument, 0, OPT_FIDELITY},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DATA:
-            o->data = optarg;
-            break;
-        case OPT_CLASSES:
-            o->classes = optarg;
-            break;
-        case OPT_BUNDLE:
-            if (o->n_bundles == MAX_BUNDLES) {
-                fprintf(stderr, "splitwire eval: at most %d bundles\n", MAX_BUNDLES);
-                return 2;
-            }
-            o->bundles[o->n_bundles++] = optarg;
-            break;
-        case OPT_MODELS:
-            o->models = optarg;
-            break;
-        case OPT_BACKBONE:
-            o->backbone = optarg;
-            break;
-        case OPT_CODEC:
-            if (!parse_codecs(optarg, o))
-                return 2;
-            break;
-        case OPT_QUALITY:
-            if (!parse_qualities(optarg, o))
-                return 2;
-            break;
-        case OPT_SWEEP:
-            o->sweep = true;
-            break;
-        case OPT_LIMIT:
-        case OPT_BATCH:
-        case OPT_THREADS: {
-            long lo = c == OPT_THREADS ? 0 : 1;
-            long hi = c == OPT_LIMIT ? 100000000 : c == OPT_BATCH ? MAX_BATCH : 256;
-            long v;
-            if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
-                fprintf(stderr,
-                        "splitwire eval: option value '%s' must be an integer in %ld..%ld\n",
-                        optarg, lo, hi);
-                return 2;
-            }
-            *(c == OPT_LIMIT ? &o->limit : c == OPT_BATCH ? &o->batch : &o->threads) = v;
-            break;
-        }
-        case OPT_BACKEND:
-            o->backend = optarg;
-            break;
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case OPT_CSV:
-            o->csv = optarg;
-            break;
-        case OPT_QUIET:
-            o->quiet = true;
-            break;
-        case OPT_FIDELITY:
-            o->fidelity = true;
-            break;
-        case 'h':
-            eval_usage(stdout);
-            return 0;
-        default:
-            eval_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "splitwire eval: unexpected argument '%s'\n", argv[optind]);
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_STR("data", &o->data),
+        SPW_CLI_OPT_STR("classes", &o->classes),
+        SPW_CLI_OPT_FN("bundle", eval_opt, OPT_BUNDLE, true),
+        SPW_CLI_OPT_STR("models", &o->models),
+        SPW_CLI_OPT_STR("backbone", &o->backbone),
+        SPW_CLI_OPT_FN("codec", eval_opt, OPT_CODEC, true),
+        SPW_CLI_OPT_FN("quality", eval_opt, OPT_QUALITY, true),
+        SPW_CLI_OPT_FLAG("sweep", &o->sweep),
+        SPW_CLI_OPT_LONG("limit", &o->limit, 1, 100000000),
+        SPW_CLI_OPT_LONG("batch", &o->batch, 1, MAX_BATCH),
+        SPW_CLI_OPT_STR("backend", &o->backend),
+        SPW_CLI_OPT_LONG("threads", &o->threads, 0, 256),
+        SPW_CLI_OPT_FLAG("json", &o->json),
+        SPW_CLI_OPT_STR("csv", &o->csv),
+        SPW_CLI_OPT_FLAG("quiet", &o->quiet),
+        SPW_CLI_OPT_FLAG("fidelity", &o->fidelity),
+        SPW_CLI_OPT_END,
+    };
+    int first;
+    int rc = spw_cli_parse("splitwire eval", argc, argv, opts, o, eval_usage, &first);
+    if (rc >= 0)
+        return rc;
+    if (first != argc) {
+        fprintf(stderr, "splitwire eval: unexpected argument '%s'\n", argv[first]);
         return 2;
     }
     if (!o->data) {
