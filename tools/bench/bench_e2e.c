@@ -3,7 +3,6 @@
  * server decodes it and runs the whole backbone) and local execution, on the
  * same images, over an emulated link applied to both directions. The server
  * is a second process (forked), the transport the real one. */
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -897,137 +896,83 @@ enum {
     OPT_TRACE,
 };
 
-static int parse_opts(int argc, char **argv, e2e_opts *o)
+/* The options that need more than a check: -1 to carry on, else the exit code. */
+static int e2e_opt(int id, const char *arg, void *ctx)
 {
-    static const struct option opts[] = {{"data", required_argument, 0, OPT_DATA},
-                                         {"count", required_argument, 0, OPT_COUNT},
-                                         {"bundle", required_argument, 0, OPT_BUNDLE},
-                                         {"method", required_argument, 0, OPT_METHOD},
-                                         {"quality", required_argument, 0, OPT_QUALITY},
-                                         {"link", required_argument, 0, OPT_LINK},
-                                         {"backbone", required_argument, 0, OPT_BACKBONE},
-                                         {"models", required_argument, 0, OPT_MODELS},
-                                         {"backend", required_argument, 0, OPT_BACKEND},
-                                         {"threads", required_argument, 0, OPT_THREADS},
-                                         {"timeout-ms", required_argument, 0, OPT_TIMEOUT},
-                                         {"json", no_argument, 0, OPT_JSON},
-                                         {"csv", required_argument, 0, OPT_CSV},
-                                         {"quiet", no_argument, 0, OPT_QUIET},
-                                         {"adapt", no_argument, 0, OPT_ADAPT},
-                                         {"slo-ms", required_argument, 0, OPT_SLO},
-                                         {"adapt-trace", required_argument, 0, OPT_TRACE},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DATA:
-            o->data = optarg;
-            break;
-        case OPT_BUNDLE:
-            if (o->n_bundles == MAX_BUNDLES) {
-                fprintf(stderr, "splitwire bench e2e: at most %d bundles\n", MAX_BUNDLES);
-                return 2;
-            }
-            o->bundles[o->n_bundles++] = optarg;
-            break;
-        case OPT_LINK: {
-            spw_net_config t = {0};
-            if (o->n_links == MAX_LINKS) {
-                fprintf(stderr, "splitwire bench e2e: at most %d links\n", MAX_LINKS);
-                return 2;
-            }
-            if (strcmp(optarg, "none") && spw_net_link_parse(optarg, &t)) {
-                fprintf(stderr, "splitwire bench e2e: --link: %s\n", spw_error_detail());
-                return 2;
-            }
-            o->links[o->n_links++] = optarg;
-            break;
-        }
-        case OPT_METHOD: {
-            spw_eval_codec cd;
-            o->any_method = true;
-            if (!strcmp(optarg, "bundle"))
-                o->want[M_BUNDLE] = true;
-            else if (!strcmp(optarg, "original"))
-                o->want[M_ORIGINAL] = true;
-            else if (!strcmp(optarg, "local"))
-                o->want[M_LOCAL] = true;
-            else if (!strcmp(optarg, "adapt"))
-                o->adapt = true;
-            else if (!spw_eval_codec_parse(optarg, &cd) && cd != SPW_EVAL_NONE)
-                o->want[M_CODEC] = o->want_codec[cd] = true;
-            else {
-                fprintf(stderr,
-                        "splitwire bench e2e: --method is bundle, jpeg, webp, avif, original, "
-                        "local or adapt, not '%s'\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        }
-        case OPT_BACKBONE:
-            o->backbone = optarg;
-            break;
-        case OPT_MODELS:
-            o->models = optarg;
-            break;
-        case OPT_BACKEND:
-            o->backend = optarg;
-            break;
-        case OPT_CSV:
-            o->csv = optarg;
-            break;
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case OPT_QUIET:
-            o->quiet = true;
-            break;
-        case OPT_ADAPT:
-            o->adapt = true;
-            break;
-        case OPT_TRACE:
-            o->trace = optarg;
-            break;
-        case OPT_SLO:
-            if (!spw_cli_parse_int(optarg, 1, 600000, &o->slo_ms)) {
-                fprintf(stderr, "splitwire bench e2e: --slo-ms needs an integer in 1..600000\n");
-                return 2;
-            }
-            break;
-        case OPT_COUNT:
-        case OPT_QUALITY:
-        case OPT_THREADS:
-        case OPT_TIMEOUT: {
-            long lo = c == OPT_THREADS ? 0 : 1;
-            long hi = c == OPT_QUALITY ? 100 : c == OPT_THREADS ? 256 : 100000000;
-            long v;
-            if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
-                fprintf(stderr, "splitwire bench e2e: %s needs an integer in %ld..%ld\n",
-                        argv[optind - 1], lo, hi);
-                return 2;
-            }
-            if (c == OPT_COUNT)
-                o->count = v;
-            else if (c == OPT_QUALITY)
-                o->quality = v;
-            else if (c == OPT_THREADS)
-                o->threads = v;
-            else
-                o->timeout_ms = v;
-            break;
-        }
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
+    e2e_opts *o = ctx;
+    switch (id) {
+    case OPT_BUNDLE:
+        if (o->n_bundles == MAX_BUNDLES) {
+            fprintf(stderr, "splitwire bench e2e: at most %d bundles\n", MAX_BUNDLES);
             return 2;
         }
+        o->bundles[o->n_bundles++] = arg;
+        return -1;
+    case OPT_LINK: {
+        spw_net_config t = {0};
+        if (o->n_links == MAX_LINKS) {
+            fprintf(stderr, "splitwire bench e2e: at most %d links\n", MAX_LINKS);
+            return 2;
+        }
+        if (strcmp(arg, "none") && spw_net_link_parse(arg, &t)) {
+            fprintf(stderr, "splitwire bench e2e: --link: %s\n", spw_error_detail());
+            return 2;
+        }
+        o->links[o->n_links++] = arg;
+        return -1;
     }
-    if (optind != argc) {
+    default: { /* OPT_METHOD */
+        spw_eval_codec cd;
+        o->any_method = true;
+        if (!strcmp(arg, "bundle"))
+            o->want[M_BUNDLE] = true;
+        else if (!strcmp(arg, "original"))
+            o->want[M_ORIGINAL] = true;
+        else if (!strcmp(arg, "local"))
+            o->want[M_LOCAL] = true;
+        else if (!strcmp(arg, "adapt"))
+            o->adapt = true;
+        else if (!spw_eval_codec_parse(arg, &cd) && cd != SPW_EVAL_NONE)
+            o->want[M_CODEC] = o->want_codec[cd] = true;
+        else {
+            fprintf(stderr,
+                    "splitwire bench e2e: --method is bundle, jpeg, webp, avif, original, "
+                    "local or adapt, not '%s'\n",
+                    arg);
+            return 2;
+        }
+        return -1;
+    }
+    }
+}
+
+static int parse_opts(int argc, char **argv, e2e_opts *o)
+{
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_STR("data", &o->data),
+        SPW_CLI_OPT_LONG("count", &o->count, 1, 100000000),
+        SPW_CLI_OPT_FN("bundle", e2e_opt, OPT_BUNDLE, true),
+        SPW_CLI_OPT_FN("method", e2e_opt, OPT_METHOD, true),
+        SPW_CLI_OPT_LONG("quality", &o->quality, 1, 100),
+        SPW_CLI_OPT_FN("link", e2e_opt, OPT_LINK, true),
+        SPW_CLI_OPT_STR("backbone", &o->backbone),
+        SPW_CLI_OPT_STR("models", &o->models),
+        SPW_CLI_OPT_STR("backend", &o->backend),
+        SPW_CLI_OPT_LONG("threads", &o->threads, 0, 256),
+        SPW_CLI_OPT_LONG("timeout-ms", &o->timeout_ms, 1, 100000000),
+        SPW_CLI_OPT_FLAG("json", &o->json),
+        SPW_CLI_OPT_STR("csv", &o->csv),
+        SPW_CLI_OPT_FLAG("quiet", &o->quiet),
+        SPW_CLI_OPT_FLAG("adapt", &o->adapt),
+        SPW_CLI_OPT_LONG("slo-ms", &o->slo_ms, 1, 600000),
+        SPW_CLI_OPT_STR("adapt-trace", &o->trace),
+        SPW_CLI_OPT_END,
+    };
+    int first;
+    int rc = spw_cli_parse("splitwire bench e2e", argc, argv, opts, o, usage, &first);
+    if (rc >= 0)
+        return rc;
+    if (first != argc) {
         usage(stderr);
         return 2;
     }

@@ -3,7 +3,6 @@
  * Whole-model times come from a plain plan; per-layer times from a second plan
  * built with SPW_PLAN_PROFILE (on Vulkan that serialises the layers and reads
  * GPU timestamps), so profiling does not distort the whole-model numbers. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -189,50 +188,32 @@ out:
 
 int spw_cli_bench_ops(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"backend", required_argument, 0, 'B'},
-                                         {"batch", required_argument, 0, 'b'},
-                                         {"iters", required_argument, 0, 'i'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *path = "models/sample/encoder.onnx", *backend = NULL;
     long batch = 0, iters = 10;
     bool json = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:B:b:i:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            path = optarg;
-            break;
-        case 'B':
-            backend = optarg;
-            break;
-        case 'b':
-            if (!spw_cli_parse_int(optarg, 1, 4096, &batch)) {
-                fprintf(stderr, "splitwire bench ops: --batch needs an integer in 1..4096\n");
-                return 2;
-            }
-            break;
-        case 'i':
-            if (!spw_cli_parse_int(optarg, 1, 100000, &iters)) {
-                fprintf(stderr, "splitwire bench ops: --iters needs an integer >= 1\n");
-                return 2;
-            }
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
+    const spw_cli_opt opts[] = {
+        {.name = "model", .kind = SPW_CLI_STR, .dst = &path, .short_name = 'm'},
+        {.name = "backend", .kind = SPW_CLI_STR, .dst = &backend, .short_name = 'B'},
+        {.name = "batch",
+         .kind = SPW_CLI_LONG,
+         .dst = &batch,
+         .min = 1,
+         .max = 4096,
+         .short_name = 'b'},
+        {.name = "iters",
+         .kind = SPW_CLI_LONG,
+         .dst = &iters,
+         .min = 1,
+         .max = 100000,
+         .short_name = 'i'},
+        {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire bench ops", argc, argv, opts, NULL, usage, &operand);
+    if (prc >= 0)
+        return prc;
+    if (operand != argc) {
         usage(stderr);
         return 2;
     }

@@ -6,7 +6,6 @@
  * batch and in any worker, reuses them. This times each (decoder + tail) pair
  * in that order, for `workers` workers, and reports the first pair against
  * the second. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,57 +39,34 @@ static double now_ms(void)
 
 int spw_cli_bench_plans(int argc, char **argv)
 {
-    static const struct option opts[] = {{"bundle", required_argument, 0, 'b'},
-                                         {"models", required_argument, 0, 'm'},
-                                         {"backend", required_argument, 0, 'B'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"max-batch", required_argument, 0, 'x'},
-                                         {"workers", required_argument, 0, 'w'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *dir = "models/default", *models = NULL, *backend = NULL;
     long threads = 0, max_batch = 8, workers = 1;
     bool json = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "b:m:B:t:x:w:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'b':
-            dir = optarg;
-            break;
-        case 'm':
-            models = optarg;
-            break;
-        case 'B':
-            backend = optarg;
-            break;
-        case 't':
-        case 'x':
-        case 'w': {
-            long *dst = c == 't' ? &threads : c == 'x' ? &max_batch : &workers;
-            if (!spw_cli_parse_int(optarg, c == 't' ? 0 : 1, 64, dst)) {
-                fprintf(stderr, "splitwire bench plans: --%s needs an integer in %d..64\n",
-                        c == 't'   ? "threads"
-                        : c == 'x' ? "max-batch"
-                                   : "workers",
-                        c == 't' ? 0 : 1);
-                return 2;
-            }
-            break;
-        }
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
+    const spw_cli_opt opts[] = {
+        {.name = "bundle", .kind = SPW_CLI_STR, .dst = &dir, .short_name = 'b'},
+        {.name = "models", .kind = SPW_CLI_STR, .dst = &models, .short_name = 'm'},
+        {.name = "backend", .kind = SPW_CLI_STR, .dst = &backend, .short_name = 'B'},
+        {.name = "threads", .kind = SPW_CLI_LONG, .dst = &threads, .max = 64, .short_name = 't'},
+        {.name = "max-batch",
+         .kind = SPW_CLI_LONG,
+         .dst = &max_batch,
+         .min = 1,
+         .max = 64,
+         .short_name = 'x'},
+        {.name = "workers",
+         .kind = SPW_CLI_LONG,
+         .dst = &workers,
+         .min = 1,
+         .max = 64,
+         .short_name = 'w'},
+        {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire bench plans", argc, argv, opts, NULL, usage, &operand);
+    if (prc >= 0)
+        return prc;
+    if (operand != argc) {
         usage(stderr);
         return 2;
     }

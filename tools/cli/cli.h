@@ -49,15 +49,30 @@ typedef struct spw_cli_opt {
 } spw_cli_opt;
 
 /* Table rows. */
-#define SPW_CLI_OPT_FLAG(n, d) {.name = (n), .kind = SPW_CLI_FLAG, .dst = (d)}
-#define SPW_CLI_OPT_STR(n, d) {.name = (n), .kind = SPW_CLI_STR, .dst = (d)}
-#define SPW_CLI_OPT_LONG(n, d, lo, hi) \
-    {.name = (n), .kind = SPW_CLI_LONG, .dst = (d), .min = (lo), .max = (hi)}
-#define SPW_CLI_OPT_INT(n, d, lo, hi) \
-    {.name = (n), .kind = SPW_CLI_INT, .dst = (d), .min = (lo), .max = (hi)}
-#define SPW_CLI_OPT_FN(n, f, i, value) \
-    {.name = (n), .kind = SPW_CLI_FN, .fn = (f), .id = (i), .takes_value = (value)}
-#define SPW_CLI_OPT_END {.name = NULL}
+#define SPW_CLI_OPT_FLAG(n, d)                        \
+    {                                                 \
+        .name = (n), .kind = SPW_CLI_FLAG, .dst = (d) \
+    }
+#define SPW_CLI_OPT_STR(n, d)                        \
+    {                                                \
+        .name = (n), .kind = SPW_CLI_STR, .dst = (d) \
+    }
+#define SPW_CLI_OPT_LONG(n, d, lo, hi)                                          \
+    {                                                                           \
+        .name = (n), .kind = SPW_CLI_LONG, .dst = (d), .min = (lo), .max = (hi) \
+    }
+#define SPW_CLI_OPT_INT(n, d, lo, hi)                                          \
+    {                                                                          \
+        .name = (n), .kind = SPW_CLI_INT, .dst = (d), .min = (lo), .max = (hi) \
+    }
+#define SPW_CLI_OPT_FN(n, f, i, value)                                                \
+    {                                                                                 \
+        .name = (n), .kind = SPW_CLI_FN, .fn = (f), .id = (i), .takes_value = (value) \
+    }
+#define SPW_CLI_OPT_END \
+    {                   \
+        .name = NULL    \
+    }
 
 /* Options of argv (argv[0] the subcommand) by the table, getopt_long's way
  * (options and operands in any order, "--" ends the options). --help (-h)
