@@ -1,5 +1,4 @@
 /* splitwire device list: backends, their devices and DRM/accel nodes. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,23 +171,16 @@ static void print_nodes(bool json, const spw_device_list *l)
 
 static int cmd_list(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     bool json = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-        if (c == 'j') {
-            json = true;
-        } else if (c == 'h') {
-            list_usage(stdout);
-            return 0;
-        } else {
-            list_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
+    const spw_cli_opt opts[] = {
+        {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire device list", argc, argv, opts, NULL, list_usage, &operand);
+    if (prc >= 0)
+        return prc;
+    if (operand != argc) {
         list_usage(stderr);
         return 2;
     }

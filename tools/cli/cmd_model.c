@@ -1,5 +1,4 @@
 /* splitwire model inspect|run */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,42 +16,29 @@ static void inspect_usage(FILE *f)
 
 static int cmd_inspect(int argc, char **argv)
 {
-    static const struct option opts[] = {{"batch", required_argument, 0, 'b'},
-                                         {"fused", no_argument, 0, 'f'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     long batch = 1;
     bool fused = false, json = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "b:fjh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'b':
-            if (!spw_cli_parse_int(optarg, 1, 1 << 20, &batch)) {
-                fprintf(stderr, "splitwire model inspect: --batch needs an integer >= 1\n");
-                return 2;
-            }
-            break;
-        case 'f':
-            fused = true;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            inspect_usage(stdout);
-            return 0;
-        default:
-            inspect_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc - 1) {
+    const spw_cli_opt opts[] = {
+        {.name = "batch",
+         .kind = SPW_CLI_LONG,
+         .dst = &batch,
+         .min = 1,
+         .max = 1 << 20,
+         .short_name = 'b'},
+        {.name = "fused", .kind = SPW_CLI_FLAG, .dst = &fused, .short_name = 'f'},
+        {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc =
+        spw_cli_parse("splitwire model inspect", argc, argv, opts, NULL, inspect_usage, &operand);
+    if (prc >= 0)
+        return prc;
+    if (operand != argc - 1) {
         inspect_usage(stderr);
         return 2;
     }
-    const char *path = argv[optind];
+    const char *path = argv[operand];
     spw_model *model;
     int rc = spw_model_load(path, &model);
     if (rc)
@@ -164,71 +150,70 @@ static void run_usage(FILE *f)
 
 #define MAX_IO 16
 
+typedef struct run_args {
+    const char **in, **out;
+    int n_in, n_out;
+    const char *backend, *from;
+} run_args;
+
+/* --input and --output: up to MAX_IO of each, in order. */
+static int run_io(int id, const char *arg, void *ctx)
+{
+    run_args *ra = ctx;
+    int *n = id == 'i' ? &ra->n_in : &ra->n_out;
+    if (*n == MAX_IO) {
+        fprintf(stderr, "splitwire model run: at most %d %s\n", MAX_IO,
+                id == 'i' ? "inputs" : "outputs");
+        return 2;
+    }
+    (id == 'i' ? ra->in : ra->out)[(*n)++] = arg;
+    return -1;
+}
+
 static int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"input", required_argument, 0, 'i'},   {"output", required_argument, 0, 'o'},
-        {"backend", required_argument, 0, 'b'}, {"repeat", required_argument, 0, 'r'},
-        {"profile", no_argument, 0, 'p'},       {"no-fusion", no_argument, 0, 'n'},
-        {"from", required_argument, 0, 'f'},    {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *in_paths[MAX_IO], *out_paths[MAX_IO], *backend = NULL, *from = NULL;
-    int n_in = 0, n_out = 0, c;
+    const char *in_paths[MAX_IO], *out_paths[MAX_IO];
+    run_args ra = {.in = in_paths, .out = out_paths};
     long repeat = 1;
-    bool profile = false, json = false;
-    unsigned flags = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "i:o:b:r:pnf:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'i':
-            if (n_in == MAX_IO) {
-                fprintf(stderr, "splitwire model run: at most %d inputs\n", MAX_IO);
-                return 2;
-            }
-            in_paths[n_in++] = optarg;
-            break;
-        case 'o':
-            if (n_out == MAX_IO) {
-                fprintf(stderr, "splitwire model run: at most %d outputs\n", MAX_IO);
-                return 2;
-            }
-            out_paths[n_out++] = optarg;
-            break;
-        case 'b':
-            backend = optarg;
-            break;
-        case 'r':
-            if (!spw_cli_parse_int(optarg, 1, 1000000, &repeat)) {
-                fprintf(stderr, "splitwire model run: --repeat needs an integer >= 1\n");
-                return 2;
-            }
-            break;
-        case 'p':
-            profile = true;
-            flags |= SPW_PLAN_PROFILE;
-            break;
-        case 'n':
-            flags |= SPW_PLAN_NO_FUSION;
-            break;
-        case 'f':
-            from = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            run_usage(stdout);
-            return 0;
-        default:
-            run_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc - 1 || n_in == 0) {
+    bool profile = false, json = false, no_fusion = false;
+    const spw_cli_opt opts[] = {
+        {.name = "input",
+         .kind = SPW_CLI_FN,
+         .fn = run_io,
+         .id = 'i',
+         .takes_value = true,
+         .short_name = 'i'},
+        {.name = "output",
+         .kind = SPW_CLI_FN,
+         .fn = run_io,
+         .id = 'o',
+         .takes_value = true,
+         .short_name = 'o'},
+        {.name = "backend", .kind = SPW_CLI_STR, .dst = &ra.backend, .short_name = 'b'},
+        {.name = "repeat",
+         .kind = SPW_CLI_LONG,
+         .dst = &repeat,
+         .min = 1,
+         .max = 1000000,
+         .short_name = 'r'},
+        {.name = "profile", .kind = SPW_CLI_FLAG, .dst = &profile, .short_name = 'p'},
+        {.name = "no-fusion", .kind = SPW_CLI_FLAG, .dst = &no_fusion, .short_name = 'n'},
+        {.name = "from", .kind = SPW_CLI_STR, .dst = &ra.from, .short_name = 'f'},
+        {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire model run", argc, argv, opts, &ra, run_usage, &operand);
+    if (prc >= 0)
+        return prc;
+    const char *backend = ra.backend, *from = ra.from;
+    int n_in = ra.n_in, n_out = ra.n_out;
+    unsigned flags = (profile ? SPW_PLAN_PROFILE : 0) | (no_fusion ? SPW_PLAN_NO_FUSION : 0);
+    if (operand != argc - 1 || n_in == 0) {
         run_usage(stderr);
         return 2;
     }
-    const char *path = argv[optind];
+    const char *path = argv[operand];
     int ret = 1, rc;
     spw_model *model = NULL;
     spw_plan *plan = NULL;
