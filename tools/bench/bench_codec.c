@@ -461,26 +461,20 @@ int spw_cli_bench_codec(int argc, char **argv)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     bench_opts o = {201, cpus > 1 ? (int)(cpus < 64 ? cpus : 64) : 2, false};
-    for (int i = 1; i < argc; i++) {
-        long v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            o.json = true;
-        } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc &&
-                   spw_cli_parse_int(argv[i + 1], 1, 100000, &v)) {
-            o.repeat = (int)v;
-            i++;
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc &&
-                   spw_cli_parse_int(argv[i + 1], 1, 256, &v)) {
-            o.threads = (int)v;
-            i++;
-        } else {
-            fprintf(stderr, "splitwire bench codec: bad argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_FLAG("json", &o.json),
+        SPW_CLI_OPT_INT("repeat", &o.repeat, 1, 100000),
+        SPW_CLI_OPT_INT("threads", &o.threads, 1, 256),
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire bench codec", argc, argv, opts, NULL, usage, &operand);
+    if (prc >= 0)
+        return prc;
+    if (operand != argc) {
+        fprintf(stderr, "splitwire bench codec: bad argument '%s'\n", argv[operand]);
+        usage(stderr);
+        return 2;
     }
     static const struct {
         const char *name;

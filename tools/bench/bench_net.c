@@ -477,38 +477,43 @@ static void skip_both(bench_res *r, const char *name, const char *detail)
     }
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitwire bench net [--json] [--count N] [--warmup N] [--no-dpdk] "
+            "[--no-udp]\n\n"
+            "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
+            "a child process, over DPDK net_memif, DPDK net_af_packet on a veth pair\n"
+            "between two network namespaces (root only), and kernel UDP on loopback,\n"
+            "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
+            "--insecure) in the same run.\n"
+            "DPDK runs with --no-huge; SPW_DPDK_PMD_DIR overrides the PMD directory.\n",
+            REQ_BYTES, RES_BYTES);
+}
+
 int spw_cli_bench_net(int argc, char **argv)
 {
     bench_opts o = {.json = false, .count = 5000, .warmup = 500, .dpdk = true, .udp = true};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: splitwire bench net [--json] [--count N] [--warmup N] [--no-dpdk] "
-                   "[--no-udp]\n\n"
-                   "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
-                   "a child process, over DPDK net_memif, DPDK net_af_packet on a veth pair\n"
-                   "between two network namespaces (root only), and kernel UDP on loopback,\n"
-                   "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
-                   "--insecure) in the same run.\n"
-                   "DPDK runs with --no-huge; SPW_DPDK_PMD_DIR overrides the PMD directory.\n",
-                   REQ_BYTES, RES_BYTES);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            o.json = true;
-        } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
-            if (!spw_cli_parse_int(argv[++i], 10, 10000000, &o.count))
-                return spw_cli_fail(SPW_EINVAL, "--count %s", argv[i]);
-        } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
-            if (!spw_cli_parse_int(argv[++i], 0, 10000000, &o.warmup))
-                return spw_cli_fail(SPW_EINVAL, "--warmup %s", argv[i]);
-        } else if (!strcmp(argv[i], "--no-dpdk")) {
-            o.dpdk = false;
-        } else if (!strcmp(argv[i], "--no-udp")) {
-            o.udp = false;
-        } else {
-            fprintf(stderr, "splitwire bench net: unknown option '%s'\n", argv[i]);
-            return 2;
-        }
+    bool no_dpdk = false, no_udp = false;
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_FLAG("json", &o.json),
+        SPW_CLI_OPT_LONG("count", &o.count, 10, 10000000),
+        SPW_CLI_OPT_LONG("warmup", &o.warmup, 0, 10000000),
+        SPW_CLI_OPT_FLAG("no-dpdk", &no_dpdk),
+        SPW_CLI_OPT_FLAG("no-udp", &no_udp),
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire bench net", argc, argv, opts, NULL, usage, &operand);
+    if (prc >= 0)
+        return prc;
+    if (operand != argc) {
+        fprintf(stderr, "splitwire bench net: unknown option '%s'\n", argv[operand]);
+        usage(stderr);
+        return 2;
     }
+    o.dpdk = !no_dpdk;
+    o.udp = !no_udp;
     spw_log_set_level(SPW_LOG_ERROR);
     int krc = spw_net_keypair(bench_priv, bench_pub);
     if (krc)
