@@ -48,16 +48,6 @@ void spw_error_clear(void)
     detail[0] = '\0';
 }
 
-int spw__error(int status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    SPW_LOGD("%s: %s", spw_err_name(status), detail);
-    return status;
-}
-
 int spw_error_set(int status, const char *fmt, ...)
 {
     va_list ap;

@@ -968,14 +968,9 @@ static int parse_opts(int argc, char **argv, e2e_opts *o)
         SPW_CLI_OPT_STR("adapt-trace", &o->trace),
         SPW_CLI_OPT_END,
     };
-    int first;
-    int rc = spw_cli_parse("splitwire bench e2e", argc, argv, opts, o, usage, &first);
+    int rc = spw_cli_parse("splitwire bench e2e", argc, argv, opts, o, usage, NULL);
     if (rc >= 0)
         return rc;
-    if (first != argc) {
-        usage(stderr);
-        return 2;
-    }
     if (o->adapt && !o->slo_ms) {
         fprintf(stderr, "splitwire bench e2e: --adapt needs --slo-ms N\n");
         return 2;

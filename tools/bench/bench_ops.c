@@ -209,14 +209,9 @@ int spw_cli_bench_ops(int argc, char **argv)
         {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
         SPW_CLI_OPT_END,
     };
-    int operand;
-    int prc = spw_cli_parse("splitwire bench ops", argc, argv, opts, NULL, usage, &operand);
+    int prc = spw_cli_parse("splitwire bench ops", argc, argv, opts, NULL, usage, NULL);
     if (prc >= 0)
         return prc;
-    if (operand != argc) {
-        usage(stderr);
-        return 2;
-    }
     spw_model *m;
     int rc = spw_model_load(path, &m);
     if (rc)

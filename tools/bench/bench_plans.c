@@ -8,7 +8,6 @@
  * the second. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tools/cli/cli.h"
 
@@ -26,13 +25,6 @@ static void usage(FILE *f)
                "  --max-batch N    default 8\n"
                "  --workers N      default 1\n"
                "  --json           machine-readable output\n");
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 #define MAX_PAIRS 512 /* 64 workers x 7 batch sizes fit */
@@ -62,14 +54,9 @@ int spw_cli_bench_plans(int argc, char **argv)
         {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
         SPW_CLI_OPT_END,
     };
-    int operand;
-    int prc = spw_cli_parse("splitwire bench plans", argc, argv, opts, NULL, usage, &operand);
+    int prc = spw_cli_parse("splitwire bench plans", argc, argv, opts, NULL, usage, NULL);
     if (prc >= 0)
         return prc;
-    if (operand != argc) {
-        usage(stderr);
-        return 2;
-    }
     spw_bundle *bundle = NULL;
     spw_model *dec = NULL, *tail = NULL;
     int rc = spw_bundle_open(dir, &bundle);
@@ -90,13 +77,13 @@ int spw_cli_bench_plans(int argc, char **argv)
         for (int b = 1;; b *= 2) {
             int size = b < max_batch ? b : (int)max_batch;
             spw_plan_options o = {.backend = backend, .batch = size, .threads = (int)threads};
-            double t0 = now_ms();
+            uint64_t t0 = spw_cli_now_ns();
             if ((rc = spw_plan_create(dec, &o, &plans[2 * n])) ||
                 (rc = spw_plan_create(tail, &o, &plans[2 * n + 1]))) {
                 exit_code = spw_cli_fail(rc, "plan at batch %d", size);
                 goto out;
             }
-            ms[n] = now_ms() - t0;
+            ms[n] = spw_cli_ms_since(t0);
             batch[n++] = size;
             used = spw_plan_backend(plans[0]);
             if (size == max_batch || n == MAX_PAIRS)

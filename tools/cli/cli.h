@@ -78,7 +78,8 @@ typedef struct spw_cli_opt {
  * (options and operands in any order, "--" ends the options). --help (-h)
  * prints usage to stdout: returns 0. An unknown option, a missing value or
  * one out of range prints a line that names it, then usage to stderr:
- * returns 2. Otherwise -1, with *operands the index of the first operand.
+ * returns 2. Otherwise -1, with *operands the index of the first operand;
+ * operands NULL: the command takes none, and one is a usage error.
  * prog prefixes the messages ("splitwire bench ops"). */
 int spw_cli_parse(const char *prog, int argc, char **argv, const spw_cli_opt *opts, void *ctx,
                   void (*usage)(FILE *f), int *operands);

@@ -176,14 +176,9 @@ static int cmd_list(int argc, char **argv)
         {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
         SPW_CLI_OPT_END,
     };
-    int operand;
-    int prc = spw_cli_parse("splitwire device list", argc, argv, opts, NULL, list_usage, &operand);
+    int prc = spw_cli_parse("splitwire device list", argc, argv, opts, NULL, list_usage, NULL);
     if (prc >= 0)
         return prc;
-    if (operand != argc) {
-        list_usage(stderr);
-        return 2;
-    }
     spw_device_list *l;
     int rc = spw_device_list_open(&l);
     if (rc)

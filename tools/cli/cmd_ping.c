@@ -35,14 +35,9 @@ int spw_cli_ping(int argc, char **argv)
         SPW_CLI_OPT_FLAG("insecure", &keys.insecure),
         SPW_CLI_OPT_END,
     };
-    int operand;
-    int prc = spw_cli_parse("splitwire ping", argc, argv, opts, NULL, usage, &operand);
+    int prc = spw_cli_parse("splitwire ping", argc, argv, opts, NULL, usage, NULL);
     if (prc >= 0)
         return prc;
-    if (operand != argc) {
-        usage(stderr);
-        return 2;
-    }
     spw_net_config cfg = {.transport = SPW_NET_UDP, .local = "0.0.0.0:0", .peer = server};
     int rc = spw_cli_net_keys(&keys, false, "splitwire ping", &cfg);
     if (rc)

@@ -252,27 +252,14 @@ static void print_result(const run_opts *o, const labels *l, const spw_bundle_in
     }
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile index into n sorted values: one formula for every
- * percentile, so p99 can never fall below p50. */
-static size_t nearest_rank(size_t n, double p)
-{
-    size_t rank = (size_t)ceil(p * (double)n - 1e-9);
-    return rank ? rank - 1 : 0;
-}
-
 static void print_summary(const run_opts *o, const run_totals *t, const char *transport)
 {
     double p50 = 0, p99 = 0;
     if (t->ok) {
-        qsort(t->totals, (size_t)t->ok, sizeof(double), cmp_dbl);
-        p50 = t->totals[nearest_rank((size_t)t->ok, 0.50)];
-        p99 = t->totals[nearest_rank((size_t)t->ok, 0.99)];
+        spw_cli_stats st;
+        spw_cli_stats_of(t->totals, t->ok, &st);
+        p50 = spw_cli_percentile(t->totals, t->ok, 50);
+        p99 = st.p99;
     }
     double n = t->ok ? t->ok : 1;
     if (o->json) {

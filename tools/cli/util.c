@@ -122,7 +122,13 @@ int spw_cli_parse(const char *prog, int argc, char **argv, const spw_cli_opt *op
         }
         }
     }
-    *operands = optind;
+    if (operands) {
+        *operands = optind;
+    } else if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+        usage(stderr);
+        return 2;
+    }
     return -1;
 }
 
@@ -177,51 +183,32 @@ double spw_cli_ms_since(uint64_t t0_ns)
 
 int spw_cli_read_file(const char *path, void **data, size_t *size)
 {
+    /* O_NONBLOCK: a FIFO must not wait for a writer before fstat refuses it. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return spw_error_set(errno == ENOENT ? SPW_ENOENT : SPW_EIO, "%s: %s", path,
-                             strerror(errno));
-    int rc = 0;
-    unsigned char *buf = NULL;
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = spw_error_set(SPW_EIO, "%s: cannot stat: %s", path, strerror(errno));
-        goto fail_fd;
+    int rc = 0;
+    char *buf = NULL;
+    if (!f)
+        rc = spw_error_set(errno == ENOENT ? SPW_ENOENT : SPW_EIO, "%s: %s", path, strerror(errno));
+    else if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+        rc = spw_error_set(SPW_EINVAL, "%s: not a regular file", path);
+    else if (!(buf = malloc((size_t)st.st_size + 1)))
+        rc = spw_error_set(SPW_ENOMEM, "%s: no memory for %lld bytes", path, (long long)st.st_size);
+    else if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+        rc = spw_error_set(SPW_EIO, "%s: short read", path);
+    if (f)
+        fclose(f);
+    else if (fd >= 0)
+        close(fd);
+    if (rc) {
+        free(buf);
+        return rc;
     }
-    if (!S_ISREG(st.st_mode)) {
-        rc = spw_error_set(SPW_EINVAL, "%s: not a regular file (%s)", path,
-                           S_ISDIR(st.st_mode) ? "a directory" : "a FIFO, socket or device");
-        goto fail_fd;
-    }
-    size_t len = (size_t)st.st_size;
-    buf = malloc(len + 1);
-    if (!buf) {
-        rc = spw_error_set(SPW_ENOMEM, "%s: no memory for %zu bytes", path, len);
-        goto fail_fd;
-    }
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = spw_error_set(SPW_EIO, "%s: short read (%zu of %zu bytes)%s%s", path, got, len,
-                               n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
-            goto fail_buf;
-        }
-        got += (size_t)n;
-    }
-    buf[len] = 0;
-    close(fd);
+    buf[st.st_size] = '\0';
     *data = buf;
-    *size = len;
+    *size = (size_t)st.st_size;
     return 0;
-
-fail_buf:
-    free(buf);
-fail_fd:
-    close(fd);
-    return rc;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -234,7 +221,8 @@ double spw_cli_percentile(const double *sorted, int n, double p)
 {
     if (n <= 0)
         return NAN;
-    int k = (int)ceil(p / 100.0 * n);
+    /* The epsilon keeps 0.99 * n from rounding up past a whole rank. */
+    int k = (int)ceil(p / 100.0 * n - 1e-9);
     return sorted[k < 1 ? 0 : k > n ? n - 1 : k - 1];
 }
 
