@@ -192,3 +192,6 @@ add_test(NAME cli_public_imports COMMAND sh ${CMAKE_SOURCE_DIR}/tests/public_api
 add_test(NAME library_exports COMMAND sh ${CMAKE_SOURCE_DIR}/tests/public_api.sh exports
   $<TARGET_FILE:splitwire_shared> ${CMAKE_SOURCE_DIR}/include/splitwire)
 set_tests_properties(cli_public_sources cli_public_imports library_exports PROPERTIES TIMEOUT 30)
+
+# The public calls the CLI is built on, against independent references.
+spw_add_test(test_public test_public.c)
