@@ -9,7 +9,9 @@ file(GLOB SPW_CLI_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tools/cli/*.c
 add_executable(splitwire ${SPW_CLI_SOURCES})
 target_link_libraries(splitwire PRIVATE splitwire_shared PkgConfig::JPEG PkgConfig::JANSSON Threads::Threads ${MATH_LIB})
 target_include_directories(splitwire PRIVATE ${CMAKE_SOURCE_DIR})
-set_target_properties(splitwire PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
+# $ORIGIN in the build tree too, so a build directory copied elsewhere still runs.
+set_target_properties(splitwire PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}"
+  BUILD_RPATH "$ORIGIN")
 include(tools/eval/eval.cmake)
 install(TARGETS splitwire RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
