@@ -9,6 +9,7 @@
 #define SPW_DRIVERS_BACKEND_H
 
 #include "runtime/graph/plan.h"
+#include "splitwire/device.h"
 
 typedef struct spw_backend spw_backend;
 
@@ -58,6 +59,12 @@ typedef struct spw_backend_ops {
 
     /* Runs every step of the plan over plan->arena. No allocation. */
     int (*run_plan)(spw_backend *be, spw_plan *plan, void *state);
+
+    /* Optional: describes the devices this backend could run on (name, type,
+     * memory, features, its kernel choices), marking the one it uses, without
+     * opening any and whether or not init succeeded. *out is allocated with
+     * spw__malloc; *n may be 0. Backs spw_device_list_open. */
+    int (*describe)(spw_device_info **out, int *n);
 } spw_backend_ops;
 
 struct spw_backend {

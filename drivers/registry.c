@@ -4,10 +4,12 @@
  * registered backends (an atexit hook), so device handles and memory go back
  * before the process does. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "drivers/backend.h"
+#include "drivers/drm/drm.h"
 
 static const spw_backend_ops *const candidates[] = {
 #ifdef SPW_HAVE_VULKAN
@@ -117,4 +119,170 @@ int spw_backend_automatic(int idx)
 {
     spw_backend *be = spw__backend_get(idx);
     return be && !be->manual_only;
+}
+
+int spw_backend_find(const char *name)
+{
+    spw_backend *be = name ? spw__backend_find(name) : NULL;
+    for (int i = 0; be && i < spw__backend_count(); i++)
+        if (spw__backend_get(i) == be)
+            return i;
+    return spw__error(SPW_ENOENT, "no backend '%s'", name ? name : "(null)");
+}
+
+/* ---- device list ----------------------------------------------------------- */
+
+struct spw_device_list {
+    spw_device_info *devices;
+    int n_devices;
+    spw_device_node *nodes;
+    int n_nodes;
+    struct {
+        const char *backend;
+        int status;
+        char detail[256];
+    } described[SPW_ARRAY_SIZE(candidates)];
+    int n_described;
+};
+
+const char *spw_device_type_name(spw_device_type type)
+{
+    switch (type) {
+    case SPW_DEVICE_DISCRETE_GPU:
+        return "discrete";
+    case SPW_DEVICE_INTEGRATED_GPU:
+        return "integrated";
+    case SPW_DEVICE_VIRTUAL_GPU:
+        return "virtual";
+    case SPW_DEVICE_CPU:
+        return "cpu";
+    default:
+        return "other";
+    }
+}
+
+static int list_nodes(spw_device_list *l)
+{
+    spw_drm_node *drm = NULL;
+    int n = 0;
+    int rc = spw__drm_list(&drm, &n);
+    if (rc)
+        return rc;
+    l->nodes = spw__calloc((size_t)(n ? n : 1), sizeof(*l->nodes));
+    if (!l->nodes) {
+        spw__free(drm);
+        return spw__error(SPW_ENOMEM, "out of memory for %d device nodes", n);
+    }
+    for (int i = 0; i < n; i++) {
+        const spw_drm_node *d = &drm[i];
+        spw_device_node *o = &l->nodes[i];
+        snprintf(o->path, sizeof(o->path), "%s", d->path);
+        snprintf(o->kind, sizeof(o->kind), "%s",
+                 d->accel    ? "accel"
+                 : d->render ? "render"
+                             : "primary");
+        snprintf(o->driver, sizeof(o->driver), "%s", d->driver);
+        memcpy(o->version, d->version, sizeof(o->version));
+        snprintf(o->bus, sizeof(o->bus), "%s", spw__drm_bus_name(d->bus));
+        snprintf(o->bus_id, sizeof(o->bus_id), "%s", d->bus_id);
+        o->vendor_id = d->vendor_id;
+        o->device_id = d->device_id;
+    }
+    l->n_nodes = n;
+    spw__free(drm);
+    return 0;
+}
+
+/* Appends one backend's devices; its failure is recorded, not returned. */
+static int describe_backend(spw_device_list *l, const spw_backend_ops *ops)
+{
+    spw_device_info *d = NULL;
+    int n = 0;
+    int i = l->n_described++;
+    l->described[i].backend = ops->name;
+    spw_error_clear();
+    int rc = ops->describe(&d, &n);
+    l->described[i].status = rc;
+    if (rc) {
+        snprintf(l->described[i].detail, sizeof(l->described[i].detail), "%s", spw_error_detail());
+        return rc == SPW_ENOMEM ? rc : 0;
+    }
+    spw_device_info *all = spw__realloc(l->devices, sizeof(*all) * (size_t)(l->n_devices + n + 1));
+    if (!all) {
+        spw__free(d);
+        return spw__error(SPW_ENOMEM, "out of memory for %d devices", l->n_devices + n);
+    }
+    memcpy(all + l->n_devices, d, sizeof(*d) * (size_t)n);
+    l->devices = all;
+    l->n_devices += n;
+    spw__free(d);
+    return 0;
+}
+
+int spw_device_list_open(spw_device_list **out)
+{
+    if (!out)
+        return spw__error(SPW_EINVAL, "spw_device_list_open: no output");
+    *out = NULL;
+    spw_device_list *l = spw__calloc(1, sizeof(*l));
+    if (!l)
+        return spw__error(SPW_ENOMEM, "out of memory");
+    int rc = list_nodes(l);
+    for (size_t i = 0; !rc && i < SPW_ARRAY_SIZE(candidates); i++)
+        if (candidates[i]->describe)
+            rc = describe_backend(l, candidates[i]);
+    if (rc) {
+        spw_device_list_free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+void spw_device_list_free(spw_device_list *l)
+{
+    if (!l)
+        return;
+    spw__free(l->devices);
+    spw__free(l->nodes);
+    spw__free(l);
+}
+
+int spw_device_list_status(const spw_device_list *l, const char *backend, const char **detail)
+{
+    if (detail)
+        *detail = "";
+    for (int i = 0; l && backend && i < l->n_described; i++)
+        if (!strcmp(l->described[i].backend, backend)) {
+            if (detail)
+                *detail = l->described[i].detail;
+            return l->described[i].status;
+        }
+    return SPW_ENOENT;
+}
+
+int spw_device_count(const spw_device_list *l)
+{
+    return l ? l->n_devices : 0;
+}
+
+int spw_device_get(const spw_device_list *l, int idx, spw_device_info *out)
+{
+    if (!l || !out || idx < 0 || idx >= l->n_devices)
+        return spw__error(SPW_EINVAL, "no device %d", idx);
+    *out = l->devices[idx];
+    return 0;
+}
+
+int spw_device_node_count(const spw_device_list *l)
+{
+    return l ? l->n_nodes : 0;
+}
+
+int spw_device_node_get(const spw_device_list *l, int idx, spw_device_node *out)
+{
+    if (!l || !out || idx < 0 || idx >= l->n_nodes)
+        return spw__error(SPW_EINVAL, "no device node %d", idx);
+    *out = l->nodes[idx];
+    return 0;
 }

@@ -10,6 +10,7 @@ list(APPEND SPW_SOURCES
   runtime/graph/plan.c
   runtime/graph/weights.c
   runtime/graph/model.c
+  runtime/graph/summary.c
   runtime/onnx/onnx_import.c
   runtime/onnx/onnx_attr.c
   runtime/onnx/onnx_tensor.c
@@ -20,5 +21,6 @@ list(APPEND SPW_SOURCES
   runtime/service/server.c
   runtime/service/adapt.c
   runtime/service/fair.c
+  runtime/service/public.c
 )
 include(runtime/codec/sources.cmake OPTIONAL)

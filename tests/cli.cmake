@@ -179,3 +179,19 @@ add_test(NAME cli_serve_bad_link COMMAND ${SPW_EXPECT} --rc 2
   --match "--link: link 'fast': not a preset"
   -- ${SPW_CLI} serve ${SPW_TINY_ARGS} --insecure --link fast)
 set_tests_properties(cli_serve_bad_link PROPERTIES TIMEOUT 30 ENVIRONMENT "${SPW_TEST_ENV}")
+
+# The CLI is a client of the public API: its sources (tools/cli, tools/eval,
+# tools/bench) include only public
+# headers and name no spw__ symbol, the binary loads libsplitwire.so and
+# imports only spw_ symbols from it; the library exports exactly the SPW_API
+# functions of include/splitwire.
+add_test(NAME cli_public_sources COMMAND sh ${CMAKE_SOURCE_DIR}/tests/public_api.sh sources
+  ${CMAKE_SOURCE_DIR}/tools/cli ${CMAKE_SOURCE_DIR}/tools/eval ${CMAKE_SOURCE_DIR}/tools/bench)
+add_test(NAME cli_public_imports COMMAND sh ${CMAKE_SOURCE_DIR}/tests/public_api.sh imports
+  ${SPW_CLI} $<TARGET_FILE:splitwire_shared>)
+add_test(NAME library_exports COMMAND sh ${CMAKE_SOURCE_DIR}/tests/public_api.sh exports
+  $<TARGET_FILE:splitwire_shared> ${CMAKE_SOURCE_DIR}/include/splitwire)
+set_tests_properties(cli_public_sources cli_public_imports library_exports PROPERTIES TIMEOUT 30)
+
+# The public calls the CLI is built on, against independent references.
+spw_add_test(test_public test_public.c)

@@ -1,11 +1,11 @@
-# splitwire eval (tools/cli/cmd_eval.c, eval_*.c): the codec round trips and
+# splitwire eval (tools/eval/cmd_eval.c, eval_*.c): the codec round trips and
 # metrics as a unit test, then the command on the committed tiny bundle and
 # tiny backbone over a few shared images, and its error paths. Every command
 # runs through tests/expect.sh (exact exit code and output); those that read
 # ../shared skip (exit 77) without it. eval_mobilenet_v2 needs the converted
 # MobileNetV2 (tools/models/fetch_backbone.sh, which tools/test.sh runs).
-spw_add_test(test_eval test_eval.c ${CMAKE_SOURCE_DIR}/tools/cli/eval_codec.c
-             ${CMAKE_SOURCE_DIR}/tools/cli/eval_metrics.c)
+spw_add_test(test_eval test_eval.c ${CMAKE_SOURCE_DIR}/tools/eval/eval_codec.c
+             ${CMAKE_SOURCE_DIR}/tools/eval/eval_metrics.c)
 target_compile_definitions(test_eval PRIVATE ${SPW_EVAL_CODEC_DEFS})
 target_link_libraries(test_eval PRIVATE ${SPW_EVAL_CODEC_LIBS})
 

@@ -16,7 +16,7 @@
 #include "spw_test.h"
 
 #include "runtime/core/internal.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 /* Smooth gradients plus a few edges: compressible, but not trivially. */
 static spw_image synthetic(int w, int h)

@@ -1552,4 +1552,5 @@ const spw_backend_ops spw__vulkan_ops = {
     .plan_prepare = vk_plan_prepare,
     .plan_release = vk_plan_release,
     .run_plan = vk_run_plan,
+    .describe = spw__vk_describe,
 };

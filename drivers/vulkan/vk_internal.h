@@ -213,6 +213,8 @@ int spw__vk_list_devices(spw_vk_device_info **out, int *n);
 int spw__vk_pick(const spw_vk_device_info *devs, int n, const char *want);
 const char *spw__vk_type_name(VkPhysicalDeviceType t);
 void spw__vk_tuning(const spw_vk_device_info *info, spw_vk_tuning *out);
+/* The backend's describe slot (vk_describe.c). */
+int spw__vk_describe(spw_device_info **out, int *n);
 /* Opens device idx: queue, memory types, layouts, pipeline cache. */
 int spw__vk_ctx_create(int idx, spw_vk_ctx **out);
 void spw__vk_ctx_destroy(spw_vk_ctx *ctx);

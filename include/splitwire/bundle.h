@@ -55,6 +55,10 @@ SPW_API int spw_bundle_load_tables(const spw_bundle *bundle, spw_codec_tables **
 /* Finds <models_dir>/<backbone>.onnx (models_dir NULL: $SPW_MODEL_DIR, else
  * build/models under the current directory), and cuts it at the split value. */
 SPW_API int spw_bundle_load_tail(const spw_bundle *bundle, const char *models_dir, spw_model **out);
+/* The path spw_bundle_load_tail reads for backbone id: "<dir>/<id>.onnx" with
+ * dir models_dir, else $SPW_MODEL_DIR, else build/models (NULL or empty
+ * counts as unset). SPW_ENOSPC when it does not fit in size bytes. */
+SPW_API int spw_backbone_path(const char *models_dir, const char *id, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

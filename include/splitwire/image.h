@@ -23,6 +23,10 @@ typedef struct spw_image {
 SPW_API int spw_image_decode(const void *data, size_t size, spw_image *out);
 SPW_API int spw_image_load(const char *path, spw_image *out);
 SPW_API void spw_image_release(spw_image *img);
+/* Allocates out->rgb for a width x height image (pixels uninitialised), for
+ * decoders outside the library whose images the library releases (a
+ * spw_server_config image_decode). SPW_EINVAL for a size <= 0. */
+SPW_API int spw_image_alloc(int width, int height, spw_image *out);
 
 /*
  * Resize so the shorter side is `resize` pixels (0: no resize), aspect kept;

@@ -40,6 +40,12 @@ SPW_API int spw_model_output(const spw_model *model, int idx, spw_tensor *desc, 
  */
 SPW_API int spw_model_cut(const spw_model *model, const char *value, spw_model **out);
 
+/* Makes a leading input dimension fixed at 1 (as TFLite conversions fix it)
+ * the free batch dimension and infers the shapes again, so plans may batch
+ * the model. Before any plan of the model only (SPW_EBUSY after);
+ * SPW_ESHAPE, with the model unchanged, when a layer depends on that size. */
+SPW_API int spw_model_unbind_batch(spw_model *model);
+
 typedef struct spw_plan_options {
     const char *backend; /* NULL or "auto": chosen by the library; else a backend name */
     int batch;           /* value for a free batch dimension; 0 means 1 */
@@ -72,6 +78,70 @@ SPW_API const char *spw_backend_name(int idx);
 /* 1 when automatic selection may pick backend idx; 0 when it runs only by
  * name (e.g. a Vulkan device that is itself a CPU implementation). */
 SPW_API int spw_backend_automatic(int idx);
+
+/* Index of the registered backend a name selects ("cpu" picks the most
+ * capable CPU backend), or SPW_ENOENT. */
+SPW_API int spw_backend_find(const char *name);
+
+/* ---- inspection ---------------------------------------------------------- */
+
+/* A model's layers with their shapes bound to one batch size: what a plan at
+ * that batch would compute. Owns everything it points to; independent of
+ * the model once made. */
+typedef struct spw_summary spw_summary;
+
+#define SPW_SUMMARY_FUSED 0x1u /* as plans see it: BatchNorm folded, activations fused */
+
+SPW_API int spw_model_summarize(const spw_model *model, int batch, unsigned flags,
+                                spw_summary **out);
+SPW_API void spw_summary_free(spw_summary *summary);
+/* The ai.onnx opset the file imports, and its producer_name (NULL if none). */
+SPW_API int64_t spw_summary_opset(const spw_summary *summary);
+SPW_API const char *spw_summary_producer(const spw_summary *summary);
+SPW_API int spw_summary_num_inputs(const spw_summary *summary);
+SPW_API int spw_summary_num_outputs(const spw_summary *summary);
+/* Graph input/output idx with the batch bound; *name points into the summary. */
+SPW_API int spw_summary_input(const spw_summary *summary, int idx, spw_tensor *desc,
+                              const char **name);
+SPW_API int spw_summary_output(const spw_summary *summary, int idx, spw_tensor *desc,
+                               const char **name);
+
+/* One layer, in execution order. Strings point into the summary. */
+typedef struct spw_layer_info {
+    const char *name;
+    const char *op;     /* ONNX op type, e.g. "Conv" */
+    const char *domain; /* "" for ai.onnx, else e.g. "ai.splitwire" */
+    const char *fused;  /* ops folded into it, e.g. "+relu+add(x)"; "" for none */
+    spw_tensor output;  /* its first output (data NULL) */
+    int n_inputs;
+    int64_t params; /* constant elements it reads */
+    int64_t macs;   /* multiply-accumulates at this batch */
+} spw_layer_info;
+
+SPW_API int spw_summary_num_layers(const spw_summary *summary);
+SPW_API int spw_summary_layer(const spw_summary *summary, int idx, spw_layer_info *out);
+/* Input k of layer idx: *name, shape and whether it is a constant. SPW_ENOENT
+ * for an omitted optional input. */
+SPW_API int spw_summary_layer_input(const spw_summary *summary, int idx, int k, spw_tensor *desc,
+                                    const char **name, int *is_const);
+
+/* ---- per-step profile ----------------------------------------------------- */
+
+/* A plan's steps, in execution order (one per layer after fusion). */
+typedef struct spw_step_info {
+    const char *name; /* the layer's name; points into the plan */
+    const char *op;
+    int64_t macs;
+    /* With SPW_PLAN_PROFILE: nanoseconds in this step summed over the runs
+     * since the plan was made or last reset; 0 without it. */
+    uint64_t ns;
+} spw_step_info;
+
+SPW_API int spw_plan_num_steps(const spw_plan *plan);
+SPW_API int spw_plan_step(const spw_plan *plan, int idx, spw_step_info *out);
+SPW_API void spw_plan_profile_reset(spw_plan *plan);
+/* Bytes of the plan's activation arena. */
+SPW_API size_t spw_plan_arena_bytes(const spw_plan *plan);
 
 #ifdef __cplusplus
 }

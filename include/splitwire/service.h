@@ -206,6 +206,28 @@ SPW_API void spw_server_print_stats(spw_server *server, FILE *f);
 SPW_API int spw_server_local_addr(const spw_server *server, spw_net_addr *out);
 SPW_API void spw_server_close(spw_server *server);
 
+/* ---- for clients and tools that go further ------------------------------- */
+
+/* The transport counters of a remote client (zeros in local mode): frames
+ * and bytes on the wire per request are differences of two readings. */
+SPW_API int spw_client_net_stats(const spw_client *client, spw_net_stats *out);
+/* Local mode: every output of the backbone (logits, before softmax) for the
+ * most recent request, valid until the next submit; SPW_EINVAL for a remote
+ * client. For evaluations that need more than the top-k. */
+SPW_API int spw_client_local_scores(const spw_client *client, const float **scores, int *n);
+/* Softmax (unless the scores already are probabilities) and the k best of
+ * n scores into r->top and r->k; labels are score indices - label_offset. */
+SPW_API int spw_topk(const float *scores, int n, int label_offset, int k, spw_result *r);
+/* Sends an image request: the encoded file itself (JPEG or PNG, or what the
+ * server's image_decode reads), which the server decodes, preprocesses and
+ * runs through its whole backbone (codec offload). The answer is a
+ * SPW_NET_RESULT (spw_result_unpack) or SPW_NET_ERROR for request_id. */
+SPW_API int spw_image_request_send(spw_net *net, uint64_t request_id, const void *data, size_t len,
+                                   uint32_t timeout_ms);
+/* Decodes the payload of a SPW_NET_RESULT message (for clients that drive
+ * spw_net themselves): the top-k and the server's time in microseconds. */
+SPW_API int spw_result_unpack(const void *buf, size_t len, spw_result *r, uint32_t *server_us);
+
 #ifdef __cplusplus
 }
 #endif

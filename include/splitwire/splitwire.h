@@ -9,6 +9,7 @@
 #include "splitwire/status.h"
 #include "splitwire/tensor.h"
 #include "splitwire/model.h"
+#include "splitwire/device.h"
 #include "splitwire/image.h"
 #include "splitwire/codec.h"
 #include "splitwire/bundle.h"

@@ -62,6 +62,17 @@ SPW_API const char *spw_err_name(int status);
  */
 SPW_API const char *spw_error_detail(void);
 SPW_API void spw_error_clear(void);
+/*
+ * Sets the calling thread's detail (printf-style) and returns status, so code
+ * built on the library (a decoder given to the server, a tool) reports its
+ * failures the way the library's own calls do:
+ *   return spw_error_set(SPW_EFORMAT, "%s: not a WebP image", path);
+ */
+SPW_API int spw_error_set(int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* Logging goes to stderr. Level from SPW_LOG (error|warn|info|debug|trace|off),
  * default warn; spw_log_set_level() overrides it. */

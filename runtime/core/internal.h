@@ -26,7 +26,7 @@
 
 /* Records a detail message for spw_error_detail() and returns status, so
  * failures read: return spw__error(SPW_ESHAPE, "node '%s': ...", name); */
-int spw__error(int status, const char *fmt, ...) SPW_PRINTF(2, 3);
+#define spw__error spw_error_set /* the public call, so code outside reports alike */
 /* Prefixes the current detail with more context ("loading x.onnx: ..."). */
 int spw__error_context(int status, const char *fmt, ...) SPW_PRINTF(2, 3);
 

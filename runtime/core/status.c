@@ -48,7 +48,7 @@ void spw_error_clear(void)
     detail[0] = '\0';
 }
 
-int spw__error(int status, const char *fmt, ...)
+int spw_error_set(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -186,6 +186,21 @@ void spw_image_release(spw_image *img)
     img->rgb = NULL;
 }
 
+int spw_image_alloc(int width, int height, spw_image *out)
+{
+    if (!out || width <= 0 || height <= 0)
+        return spw__error(SPW_EINVAL, "image size %dx%d", width, height);
+    size_t bytes;
+    if (!spw__mul_ok((size_t)width, (size_t)height, &bytes) || !spw__mul_ok(bytes, 3, &bytes))
+        return spw__error(SPW_ERANGE, "image size %dx%d", width, height);
+    out->rgb = spw__malloc(bytes);
+    if (!out->rgb)
+        return spw__error(SPW_ENOMEM, "out of memory for a %dx%d image", width, height);
+    out->width = width;
+    out->height = height;
+    return 0;
+}
+
 /* ---- resize, crop, normalise -------------------------------------------- */
 
 /* Contributions of source samples to one output sample along one axis. */

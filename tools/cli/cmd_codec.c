@@ -61,59 +61,51 @@ static bool parse_shape(const char *s, int shape[3])
     return tok == NULL;
 }
 
+/* --shape C,H,W (decode). */
+static int codec_shape(int id, const char *arg, void *ctx)
+{
+    codec_opts *o = ctx;
+    if (!parse_shape(arg, o->shape)) {
+        fprintf(stderr, "splitwire codec: bad --shape '%s' (want C,H,W)\n", arg);
+        return 2;
+    }
+    o->have_shape = true;
+    return -1;
+}
+
 /* Returns 0 to go on, else the exit code (help: 0 via *done). */
 static int parse_args(int argc, char **argv, bool decode, codec_opts *o, bool *done)
 {
     void (*usage)(FILE *) = decode ? usage_decode : usage_encode;
-    const char *pos[2] = {NULL, NULL};
-    int npos = 0;
     *done = false;
     memset(o, 0, sizeof(*o));
     o->threads = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        long v;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            *done = true;
-            return 0;
-        } else if (!strcmp(a, "--tables") && i + 1 < argc) {
-            o->tables = argv[++i];
-        } else if (!strcmp(a, "--latent")) {
-            o->latent = true;
-        } else if (!strcmp(a, "--tiled")) {
-            o->tiled = true;
-        } else if (decode && !strcmp(a, "--batch")) {
-            o->batch = true;
-        } else if (!decode && !strcmp(a, "--tile-rows") && i + 1 < argc) {
-            if (!spw_cli_parse_int(argv[++i], 1, SPW_CODEC_MAX_TILES, &v)) {
-                fprintf(stderr, "splitwire codec: bad --tile-rows '%s'\n", argv[i]);
-                return 2;
-            }
-            o->tile_rows = (int)v;
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if (!spw_cli_parse_int(argv[++i], 1, 256, &v)) {
-                fprintf(stderr, "splitwire codec: bad --threads '%s'\n", argv[i]);
-                return 2;
-            }
-            o->threads = (int)v;
-        } else if (decode && !strcmp(a, "--shape") && i + 1 < argc) {
-            if (!parse_shape(argv[++i], o->shape)) {
-                fprintf(stderr, "splitwire codec: bad --shape '%s' (want C,H,W)\n", argv[i]);
-                return 2;
-            }
-            o->have_shape = true;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "splitwire codec: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        } else if (npos < 2) {
-            pos[npos++] = a;
-        } else {
-            fprintf(stderr, "splitwire codec: too many arguments\n");
-            usage(stderr);
-            return 2;
-        }
+    const spw_cli_opt common[] = {
+        SPW_CLI_OPT_STR("tables", &o->tables),
+        SPW_CLI_OPT_FLAG("latent", &o->latent),
+        SPW_CLI_OPT_FLAG("tiled", &o->tiled),
+        SPW_CLI_OPT_INT("threads", &o->threads, 1, 256),
+    };
+    const spw_cli_opt enc[] = {SPW_CLI_OPT_INT("tile-rows", &o->tile_rows, 1, SPW_CODEC_MAX_TILES),
+                               SPW_CLI_OPT_END};
+    const spw_cli_opt dec[] = {SPW_CLI_OPT_FLAG("batch", &o->batch),
+                               SPW_CLI_OPT_FN("shape", codec_shape, 0, true), SPW_CLI_OPT_END};
+    spw_cli_opt opts[8];
+    size_t n = sizeof(common) / sizeof(common[0]);
+    memcpy(opts, common, sizeof(common));
+    memcpy(opts + n, decode ? dec : enc, decode ? sizeof(dec) : sizeof(enc));
+    int operand;
+    int prc = spw_cli_parse(decode ? "splitwire codec decode" : "splitwire codec encode", argc,
+                            argv, opts, o, usage, &operand);
+    if (prc >= 0) {
+        *done = prc == 0;
+        return prc;
+    }
+    int npos = argc - operand;
+    if (npos > 2) {
+        fprintf(stderr, "splitwire codec: too many arguments\n");
+        usage(stderr);
+        return 2;
     }
     if (!o->tables || npos != 2 || (decode && !o->have_shape)) {
         fprintf(stderr, "splitwire codec: missing %s\n",
@@ -123,8 +115,8 @@ static int parse_args(int argc, char **argv, bool decode, codec_opts *o, bool *d
         usage(stderr);
         return 2;
     }
-    o->in = pos[0];
-    o->out = pos[1];
+    o->in = argv[operand];
+    o->out = argv[operand + 1];
     return 0;
 }
 

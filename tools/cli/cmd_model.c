@@ -1,9 +1,7 @@
 /* splitwire model inspect|run */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/graph/plan.h"
 #include "tools/cli/cli.h"
 
 static void inspect_usage(FILE *f)
@@ -16,167 +14,122 @@ static void inspect_usage(FILE *f)
                "  --json      machine-readable output\n");
 }
 
-static void post_str(const spw_graph *g, const spw_node *n, char *buf, size_t size)
-{
-    static const char *const names[] = {"",        "relu",       "clip", "leaky_relu",
-                                        "sigmoid", "hard_swish", "add"};
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int k = 0; k < n->n_post && used < size; k++) {
-        const spw_post_op *p = &n->post[k];
-        int w;
-        if (p->kind == SPW_POST_ADD)
-            w = snprintf(buf + used, size - used, "+add(%s)", g->values[p->value].name);
-        else if (p->kind == SPW_POST_CLIP)
-            w = snprintf(buf + used, size - used, "+clip(%g,%g)", p->a, p->b);
-        else
-            w = snprintf(buf + used, size - used, "+%s", names[p->kind]);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
-}
-
 static int cmd_inspect(int argc, char **argv)
 {
-    static const struct option opts[] = {{"batch", required_argument, 0, 'b'},
-                                         {"fused", no_argument, 0, 'f'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     long batch = 1;
     bool fused = false, json = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "b:fjh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'b':
-            if (!spw_cli_parse_int(optarg, 1, 1 << 20, &batch)) {
-                fprintf(stderr, "splitwire model inspect: --batch needs an integer >= 1\n");
-                return 2;
-            }
-            break;
-        case 'f':
-            fused = true;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            inspect_usage(stdout);
-            return 0;
-        default:
-            inspect_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc - 1) {
+    const spw_cli_opt opts[] = {
+        {.name = "batch",
+         .kind = SPW_CLI_LONG,
+         .dst = &batch,
+         .min = 1,
+         .max = 1 << 20,
+         .short_name = 'b'},
+        {.name = "fused", .kind = SPW_CLI_FLAG, .dst = &fused, .short_name = 'f'},
+        {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc =
+        spw_cli_parse("splitwire model inspect", argc, argv, opts, NULL, inspect_usage, &operand);
+    if (prc >= 0)
+        return prc;
+    if (operand != argc - 1) {
         inspect_usage(stderr);
         return 2;
     }
-    const char *path = argv[optind];
+    const char *path = argv[operand];
     spw_model *model;
     int rc = spw_model_load(path, &model);
     if (rc)
         return spw_cli_fail(rc, "cannot load %s", path);
-    spw_graph *g = NULL;
-    int *order = NULL, n_order = 0, ret = 1;
-    if ((rc = spw__graph_clone(model->graph, &g)) || (rc = spw__graph_infer_shapes(g, (int)batch)))
-        goto fail;
-    if (fused && ((rc = spw__pass_drop_identity(g)) || (rc = spw__pass_fold_batchnorm(g)) ||
-                  (rc = spw__pass_fuse(g))))
-        goto fail;
-    order = malloc(sizeof(int) * (size_t)(g->n_nodes ? g->n_nodes : 1));
-    if (!order) {
-        rc = SPW_ENOMEM;
-        goto fail;
+    spw_summary *sum = NULL;
+    if ((rc = spw_model_summarize(model, (int)batch, fused ? SPW_SUMMARY_FUSED : 0, &sum))) {
+        spw_cli_fail(rc, "cannot inspect %s", path);
+        spw_model_free(model);
+        return 1;
     }
-    if ((rc = spw__graph_link(g)) || (rc = spw__graph_topo_order(g, order, &n_order)))
-        goto fail;
     int64_t total_macs = 0, total_params = 0;
-    char shape[128], post[256];
+    int n_layers = spw_summary_num_layers(sum);
+    char shape[128];
+    const char *name;
+    spw_tensor d;
     if (json) {
         printf("{\"model\": ");
         spw_cli_json_str(stdout, path);
         printf(", \"opset\": %lld, \"batch\": %ld, \"fused\": %s, \"layers\": [",
-               (long long)g->opset, batch, fused ? "true" : "false");
+               (long long)spw_summary_opset(sum), batch, fused ? "true" : "false");
     } else {
-        printf("%s: opset %lld, producer %s, batch %ld%s\n", path, (long long)g->opset,
-               g->producer ? g->producer : "?", batch, fused ? ", fused" : "");
-        for (int i = 0; i < g->n_inputs; i++) {
-            const spw_value *v = &g->values[g->inputs[i]];
-            printf("  input  %-24s %-4s %s\n", v->name, spw_dtype_name(v->dtype),
-                   spw__dims_str(v->ndim, v->dims, shape, sizeof(shape)));
+        const char *producer = spw_summary_producer(sum);
+        printf("%s: opset %lld, producer %s, batch %ld%s\n", path,
+               (long long)spw_summary_opset(sum), producer ? producer : "?", batch,
+               fused ? ", fused" : "");
+        for (int i = 0; i < spw_summary_num_inputs(sum); i++) {
+            spw_summary_input(sum, i, &d, &name);
+            printf("  input  %-24s %-4s %s\n", name, spw_dtype_name(d.dtype),
+                   spw_tensor_shape_str(&d, shape, sizeof(shape)));
         }
         printf("\n  %-4s %-40s %-20s %-18s %10s %14s\n", "#", "name", "op", "output", "params",
                "MACs");
     }
-    for (int i = 0; i < n_order; i++) {
-        const spw_node *n = &g->nodes[order[i]];
-        const spw_value *o = &g->values[n->outputs[0]];
-        int64_t macs = spw__node_macs(g, n), params = spw__node_params(g, n);
-        total_macs += macs;
-        total_params += params;
-        spw__dims_str(o->ndim, o->dims, shape, sizeof(shape));
-        post_str(g, n, post, sizeof(post));
+    for (int i = 0; i < n_layers; i++) {
+        spw_layer_info l;
+        spw_summary_layer(sum, i, &l);
+        total_macs += l.macs;
+        total_params += l.params;
+        spw_tensor_shape_str(&l.output, shape, sizeof(shape));
         if (json) {
             printf("%s\n  {\"index\": %d, \"name\": ", i ? "," : "", i);
-            spw_cli_json_str(stdout, n->name);
-            printf(", \"op\": \"%s\", \"domain\": \"%s\", \"inputs\": [", spw__op_name(n->op),
-                   spw__op_domain(n->op));
-            for (int k = 0; k < n->n_inputs; k++) {
+            spw_cli_json_str(stdout, l.name);
+            printf(", \"op\": \"%s\", \"domain\": \"%s\", \"inputs\": [", l.op, l.domain);
+            for (int k = 0; k < l.n_inputs; k++) {
+                int is_const;
                 printf("%s", k ? ", " : "");
-                if (n->inputs[k] < 0) {
+                if (spw_summary_layer_input(sum, i, k, &d, &name, &is_const)) {
                     printf("null");
                     continue;
                 }
-                const spw_value *v = &g->values[n->inputs[k]];
                 printf("{\"name\": ");
-                spw_cli_json_str(stdout, v->name);
+                spw_cli_json_str(stdout, name);
                 printf(", \"shape\": \"%s\", \"const\": %s}",
-                       spw__dims_str(v->ndim, v->dims, shape, sizeof(shape)),
-                       (v->flags & SPW_VALUE_CONST) ? "true" : "false");
+                       spw_tensor_shape_str(&d, shape, sizeof(shape)), is_const ? "true" : "false");
             }
             printf("], \"output\": \"%s\", \"dtype\": \"%s\", \"fused\": ",
-                   spw__dims_str(o->ndim, o->dims, shape, sizeof(shape)), spw_dtype_name(o->dtype));
-            spw_cli_json_str(stdout, post);
-            printf(", \"params\": %lld, \"macs\": %lld}", (long long)params, (long long)macs);
+                   spw_tensor_shape_str(&l.output, shape, sizeof(shape)),
+                   spw_dtype_name(l.output.dtype));
+            spw_cli_json_str(stdout, l.fused);
+            printf(", \"params\": %lld, \"macs\": %lld}", (long long)l.params, (long long)l.macs);
         } else {
             char opcol[64];
-            snprintf(opcol, sizeof(opcol), "%s%s", spw__op_name(n->op), post[0] ? "*" : "");
-            printf("  %-4d %-40.40s %-20s %-18s %10lld %14lld%s%s\n", i, n->name, opcol, shape,
-                   (long long)params, (long long)macs, post[0] ? "  " : "", post);
+            snprintf(opcol, sizeof(opcol), "%s%s", l.op, l.fused[0] ? "*" : "");
+            printf("  %-4d %-40.40s %-20s %-18s %10lld %14lld%s%s\n", i, l.name, opcol, shape,
+                   (long long)l.params, (long long)l.macs, l.fused[0] ? "  " : "", l.fused);
         }
     }
     if (json) {
         printf("\n], \"total_params\": %lld, \"total_macs\": %lld, \"outputs\": [",
                (long long)total_params, (long long)total_macs);
-        for (int i = 0; i < g->n_outputs; i++) {
-            const spw_value *v = &g->values[g->outputs[i]];
+        for (int i = 0; i < spw_summary_num_outputs(sum); i++) {
+            spw_summary_output(sum, i, &d, &name);
             printf("%s{\"name\": ", i ? ", " : "");
-            spw_cli_json_str(stdout, v->name);
+            spw_cli_json_str(stdout, name);
             printf(", \"shape\": \"%s\", \"dtype\": \"%s\"}",
-                   spw__dims_str(v->ndim, v->dims, shape, sizeof(shape)), spw_dtype_name(v->dtype));
+                   spw_tensor_shape_str(&d, shape, sizeof(shape)), spw_dtype_name(d.dtype));
         }
         printf("]}\n");
     } else {
         printf("\n");
-        for (int i = 0; i < g->n_outputs; i++) {
-            const spw_value *v = &g->values[g->outputs[i]];
-            printf("  output %-24s %-4s %s\n", v->name, spw_dtype_name(v->dtype),
-                   spw__dims_str(v->ndim, v->dims, shape, sizeof(shape)));
+        for (int i = 0; i < spw_summary_num_outputs(sum); i++) {
+            spw_summary_output(sum, i, &d, &name);
+            printf("  output %-24s %-4s %s\n", name, spw_dtype_name(d.dtype),
+                   spw_tensor_shape_str(&d, shape, sizeof(shape)));
         }
-        printf("  total: %d layers, %lld parameters, %.3f GMAC\n", n_order, (long long)total_params,
-               (double)total_macs / 1e9);
+        printf("  total: %d layers, %lld parameters, %.3f GMAC\n", n_layers,
+               (long long)total_params, (double)total_macs / 1e9);
     }
-    ret = 0;
-fail:
-    if (ret)
-        spw_cli_fail(rc, "cannot inspect %s", path);
-    free(order);
-    spw__graph_free(g);
+    spw_summary_free(sum);
     spw_model_free(model);
-    return ret;
+    return 0;
 }
 
 static void run_usage(FILE *f)
@@ -197,82 +150,75 @@ static void run_usage(FILE *f)
 
 #define MAX_IO 16
 
-static int cmp_u64(const void *a, const void *b)
+typedef struct run_args {
+    const char **in, **out;
+    int n_in, n_out;
+    const char *backend, *from;
+} run_args;
+
+/* --input and --output: up to MAX_IO of each, in order. */
+static int run_io(int id, const char *arg, void *ctx)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    run_args *ra = ctx;
+    int *n = id == 'i' ? &ra->n_in : &ra->n_out;
+    if (*n == MAX_IO) {
+        fprintf(stderr, "splitwire model run: at most %d %s\n", MAX_IO,
+                id == 'i' ? "inputs" : "outputs");
+        return 2;
+    }
+    (id == 'i' ? ra->in : ra->out)[(*n)++] = arg;
+    return -1;
 }
 
 static int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"input", required_argument, 0, 'i'},   {"output", required_argument, 0, 'o'},
-        {"backend", required_argument, 0, 'b'}, {"repeat", required_argument, 0, 'r'},
-        {"profile", no_argument, 0, 'p'},       {"no-fusion", no_argument, 0, 'n'},
-        {"from", required_argument, 0, 'f'},    {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *in_paths[MAX_IO], *out_paths[MAX_IO], *backend = NULL, *from = NULL;
-    int n_in = 0, n_out = 0, c;
+    const char *in_paths[MAX_IO], *out_paths[MAX_IO];
+    run_args ra = {.in = in_paths, .out = out_paths};
     long repeat = 1;
-    bool profile = false, json = false;
-    unsigned flags = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "i:o:b:r:pnf:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'i':
-            if (n_in == MAX_IO) {
-                fprintf(stderr, "splitwire model run: at most %d inputs\n", MAX_IO);
-                return 2;
-            }
-            in_paths[n_in++] = optarg;
-            break;
-        case 'o':
-            if (n_out == MAX_IO) {
-                fprintf(stderr, "splitwire model run: at most %d outputs\n", MAX_IO);
-                return 2;
-            }
-            out_paths[n_out++] = optarg;
-            break;
-        case 'b':
-            backend = optarg;
-            break;
-        case 'r':
-            if (!spw_cli_parse_int(optarg, 1, 1000000, &repeat)) {
-                fprintf(stderr, "splitwire model run: --repeat needs an integer >= 1\n");
-                return 2;
-            }
-            break;
-        case 'p':
-            profile = true;
-            flags |= SPW_PLAN_PROFILE;
-            break;
-        case 'n':
-            flags |= SPW_PLAN_NO_FUSION;
-            break;
-        case 'f':
-            from = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            run_usage(stdout);
-            return 0;
-        default:
-            run_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc - 1 || n_in == 0) {
+    bool profile = false, json = false, no_fusion = false;
+    const spw_cli_opt opts[] = {
+        {.name = "input",
+         .kind = SPW_CLI_FN,
+         .fn = run_io,
+         .id = 'i',
+         .takes_value = true,
+         .short_name = 'i'},
+        {.name = "output",
+         .kind = SPW_CLI_FN,
+         .fn = run_io,
+         .id = 'o',
+         .takes_value = true,
+         .short_name = 'o'},
+        {.name = "backend", .kind = SPW_CLI_STR, .dst = &ra.backend, .short_name = 'b'},
+        {.name = "repeat",
+         .kind = SPW_CLI_LONG,
+         .dst = &repeat,
+         .min = 1,
+         .max = 1000000,
+         .short_name = 'r'},
+        {.name = "profile", .kind = SPW_CLI_FLAG, .dst = &profile, .short_name = 'p'},
+        {.name = "no-fusion", .kind = SPW_CLI_FLAG, .dst = &no_fusion, .short_name = 'n'},
+        {.name = "from", .kind = SPW_CLI_STR, .dst = &ra.from, .short_name = 'f'},
+        {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire model run", argc, argv, opts, &ra, run_usage, &operand);
+    if (prc >= 0)
+        return prc;
+    const char *backend = ra.backend, *from = ra.from;
+    int n_in = ra.n_in, n_out = ra.n_out;
+    unsigned flags = (profile ? SPW_PLAN_PROFILE : 0) | (no_fusion ? SPW_PLAN_NO_FUSION : 0);
+    if (operand != argc - 1 || n_in == 0) {
         run_usage(stderr);
         return 2;
     }
-    const char *path = argv[optind];
+    const char *path = argv[operand];
     int ret = 1, rc;
     spw_model *model = NULL;
     spw_plan *plan = NULL;
     spw_tensor ins[MAX_IO] = {0}, outs[MAX_IO] = {0};
-    uint64_t *times = NULL;
+    double *times = NULL;
     if ((rc = spw_model_load(path, &model))) {
         spw_cli_fail(rc, "cannot load %s", path);
         goto out;
@@ -321,12 +267,12 @@ static int cmd_run(int argc, char **argv)
     if (!times)
         goto out;
     for (long r = 0; r < repeat; r++) {
-        uint64_t t0 = spw__now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         if ((rc = spw_plan_run(plan, ins, n_in, outs, n_model_out))) {
             spw_cli_fail(rc, "running %s", path);
             goto out;
         }
-        times[r] = spw__now_ns() - t0;
+        times[r] = spw_cli_ms_since(t0);
     }
     for (int i = 0; i < n_out; i++) {
         if ((rc = spw_npy_write(out_paths[i], &outs[i]))) {
@@ -334,23 +280,24 @@ static int cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    qsort(times, (size_t)repeat, sizeof(*times), cmp_u64);
-    double med = times[repeat / 2] / 1e6, best = times[0] / 1e6;
+    spw_cli_stats ts;
+    spw_cli_stats_of(times, (int)repeat, &ts);
+    double med = ts.median, best = ts.min;
     if (json) {
         printf("{\"model\": ");
         spw_cli_json_str(stdout, path);
         printf(", \"backend\": \"%s\", \"batch\": %d, \"repeat\": %ld, \"median_ms\": %.4f, "
                "\"min_ms\": %.4f, \"p99_ms\": %.4f",
-               spw_plan_backend(plan), po.batch, repeat, med, best,
-               times[(size_t)((repeat - 1) * 0.99)] / 1e6);
+               spw_plan_backend(plan), po.batch, repeat, med, best, ts.p99);
         if (profile) {
             printf(", \"steps\": [");
-            for (int s = 0; s < plan->n_steps; s++) {
-                const spw_node *n = &plan->graph->nodes[plan->steps[s]];
+            for (int s = 0; s < spw_plan_num_steps(plan); s++) {
+                spw_step_info st;
+                spw_plan_step(plan, s, &st);
                 printf("%s{\"name\": ", s ? ", " : "");
-                spw_cli_json_str(stdout, n->name);
-                printf(", \"op\": \"%s\", \"mean_ms\": %.4f}", spw__op_name(n->op),
-                       plan->step_ns[s] / 1e6 / (double)repeat);
+                spw_cli_json_str(stdout, st.name);
+                printf(", \"op\": \"%s\", \"mean_ms\": %.4f}", st.op,
+                       (double)st.ns / 1e6 / (double)repeat);
             }
             printf("]");
         }
@@ -366,13 +313,15 @@ static int cmd_run(int argc, char **argv)
                    i < n_out ? out_paths[i] : "");
         }
         printf("backend %s, %d steps, arena %.1f KiB: median %.3f ms, min %.3f ms over %ld run%s\n",
-               spw_plan_backend(plan), plan->n_steps, plan->arena_size / 1024.0, med, best, repeat,
+               spw_plan_backend(plan), spw_plan_num_steps(plan),
+               (double)spw_plan_arena_bytes(plan) / 1024.0, med, best, repeat,
                repeat == 1 ? "" : "s");
         if (profile) {
-            for (int s = 0; s < plan->n_steps; s++) {
-                const spw_node *n = &plan->graph->nodes[plan->steps[s]];
-                printf("  %-28.28s %-20s %9.3f ms\n", n->name, spw__op_name(n->op),
-                       plan->step_ns[s] / 1e6 / (double)repeat);
+            for (int s = 0; s < spw_plan_num_steps(plan); s++) {
+                spw_step_info st;
+                spw_plan_step(plan, s, &st);
+                printf("  %-28.28s %-20s %9.3f ms\n", st.name, st.op,
+                       (double)st.ns / 1e6 / (double)repeat);
             }
         }
     }

@@ -1,5 +1,4 @@
 /* splitwire ping: is a server answering? For health and readiness checks. */
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,45 +23,21 @@ static void usage(FILE *f)
 
 int spw_cli_ping(int argc, char **argv)
 {
-    static const struct option opts[] = {{"server", required_argument, 0, 's'},
-                                         {"timeout-ms", required_argument, 0, 't'},
-                                         {"count", required_argument, 0, 'c'},
-                                         {"server-pub", required_argument, 0, 'p'},
-                                         {"client-key", required_argument, 0, 'k'},
-                                         {"insecure", no_argument, 0, 'i'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *server = "127.0.0.1:7878";
     long timeout = 1000, count = 1;
     spw_cli_keys keys = {0};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 's') {
-            server = optarg;
-        } else if (c == 'p') {
-            keys.server_pub = optarg;
-        } else if (c == 'k') {
-            keys.key = optarg;
-        } else if (c == 'i') {
-            keys.insecure = true;
-        } else if ((c == 't' && spw_cli_parse_int(optarg, 1, 600000, &timeout)) ||
-                   (c == 'c' && spw_cli_parse_int(optarg, 1, 1000000, &count))) {
-            continue;
-        } else if (c == 'h') {
-            usage(stdout);
-            return 0;
-        } else {
-            if (c == 't' || c == 'c')
-                fprintf(stderr, "splitwire ping: bad value '%s'\n", optarg);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_STR("server", &server),
+        SPW_CLI_OPT_LONG("timeout-ms", &timeout, 1, 600000),
+        SPW_CLI_OPT_LONG("count", &count, 1, 1000000),
+        SPW_CLI_OPT_STR("server-pub", &keys.server_pub),
+        SPW_CLI_OPT_STR("client-key", &keys.key),
+        SPW_CLI_OPT_FLAG("insecure", &keys.insecure),
+        SPW_CLI_OPT_END,
+    };
+    int prc = spw_cli_parse("splitwire ping", argc, argv, opts, NULL, usage, NULL);
+    if (prc >= 0)
+        return prc;
     spw_net_config cfg = {.transport = SPW_NET_UDP, .local = "0.0.0.0:0", .peer = server};
     int rc = spw_cli_net_keys(&keys, false, "splitwire ping", &cfg);
     if (rc)

@@ -1,7 +1,6 @@
 /* splitwire serve | classify | demo: the client and server runtimes. */
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,9 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/core/internal.h"
 #include "tools/cli/cli.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 /* ---- shared data: labels and ground truth ------------------------------- */
 
@@ -254,27 +252,14 @@ static void print_result(const run_opts *o, const labels *l, const spw_bundle_in
     }
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile index into n sorted values: one formula for every
- * percentile, so p99 can never fall below p50. */
-static size_t nearest_rank(size_t n, double p)
-{
-    size_t rank = (size_t)ceil(p * (double)n - 1e-9);
-    return rank ? rank - 1 : 0;
-}
-
 static void print_summary(const run_opts *o, const run_totals *t, const char *transport)
 {
     double p50 = 0, p99 = 0;
     if (t->ok) {
-        qsort(t->totals, (size_t)t->ok, sizeof(double), cmp_dbl);
-        p50 = t->totals[nearest_rank((size_t)t->ok, 0.50)];
-        p99 = t->totals[nearest_rank((size_t)t->ok, 0.99)];
+        spw_cli_stats st;
+        spw_cli_stats_of(t->totals, t->ok, &st);
+        p50 = spw_cli_percentile(t->totals, t->ok, 50);
+        p99 = st.p99;
     }
     double n = t->ok ? t->ok : 1;
     if (o->json) {
@@ -572,118 +557,57 @@ static int serve_with(spw_server_config *sc, int ready_fd)
     return rc ? 1 : 0;
 }
 
+typedef struct serve_args {
+    const char **bundles;
+    spw_server_config *sc;
+} serve_args;
+
+/* --bundle, up to 16 of them. */
+static int serve_bundle(int id, const char *arg, void *ctx)
+{
+    serve_args *a = ctx;
+    if (a->sc->n_bundles == 16) {
+        fprintf(stderr, "splitwire serve: at most 16 bundles\n");
+        return 2;
+    }
+    a->bundles[a->sc->n_bundles++] = arg;
+    return -1;
+}
+
 int spw_cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {{"bundle", required_argument, 0, OPT_BUNDLE},
-                                         {"models", required_argument, 0, OPT_MODELS},
-                                         {"transport", required_argument, 0, OPT_TRANSPORT},
-                                         {"listen", required_argument, 0, OPT_ADDR},
-                                         {"eal", required_argument, 0, OPT_EAL},
-                                         {"dpdk-port", required_argument, 0, OPT_PORT},
-                                         {"mtu", required_argument, 0, OPT_MTU},
-                                         {"backend", required_argument, 0, OPT_BACKEND},
-                                         {"threads", required_argument, 0, OPT_THREADS},
-                                         {"max-batch", required_argument, 0, OPT_BATCH},
-                                         {"max-wait-us", required_argument, 0, OPT_WAIT},
-                                         {"workers", required_argument, 0, OPT_WORKERS},
-                                         {"reuseport", required_argument, 0, OPT_REUSEPORT},
-                                         {"backbone", required_argument, 0, OPT_BACKBONE},
-                                         {"link", required_argument, 0, OPT_LINK},
-                                         {"queues", required_argument, 0, OPT_QUEUES},
-                                         {"key", required_argument, 0, OPT_KEY},
-                                         {"insecure", no_argument, 0, OPT_INSECURE},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *bundles[16];
     spw_server_config sc = {0};
     net_opts no = {0};
-    uint32_t reuseport = 0, queues = 0;
+    long reuseport = 0, queues = 0;
     const char *link = NULL;
-    long v;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_BUNDLE:
-            if (sc.n_bundles == 16) {
-                fprintf(stderr, "splitwire serve: at most 16 bundles\n");
-                return 2;
-            }
-            bundles[sc.n_bundles++] = optarg;
-            break;
-        case OPT_MODELS:
-            sc.models_dir = optarg;
-            break;
-        case OPT_BACKBONE:
-            sc.backbone = optarg;
-            break;
-        case OPT_LINK:
-            link = optarg;
-            break;
-        case OPT_TRANSPORT:
-            no.transport = optarg;
-            break;
-        case OPT_ADDR:
-            no.addr = optarg;
-            break;
-        case OPT_EAL:
-            no.eal = optarg;
-            break;
-        case OPT_PORT:
-            no.dpdk_port = optarg;
-            break;
-        case OPT_KEY:
-            no.keys.key = optarg;
-            break;
-        case OPT_INSECURE:
-            no.keys.insecure = true;
-            break;
-        case OPT_BACKEND:
-            sc.backend = optarg;
-            break;
-        case OPT_MTU:
-        case OPT_THREADS:
-        case OPT_BATCH:
-        case OPT_WAIT:
-        case OPT_WORKERS:
-        case OPT_QUEUES:
-        case OPT_REUSEPORT: {
-            long lo = c == OPT_MTU ? 576 : c == OPT_THREADS ? 0 : 1;
-            long hi = c == OPT_MTU      ? 9000
-                      : c == OPT_BATCH  ? 64
-                      : c == OPT_WAIT   ? 10000000
-                      : c == OPT_QUEUES ? MAX_LANES
-                                        : 256;
-            if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
-                fprintf(stderr, "splitwire serve: %s needs an integer in %ld..%ld\n",
-                        argv[optind - 1], lo, hi);
-                return 2;
-            }
-            if (c == OPT_MTU)
-                no.mtu = v;
-            else if (c == OPT_THREADS)
-                sc.threads = (int)v;
-            else if (c == OPT_BATCH)
-                sc.max_batch = (int)v;
-            else if (c == OPT_WAIT)
-                sc.max_wait_us = (int)v;
-            else if (c == OPT_REUSEPORT)
-                reuseport = (uint32_t)v;
-            else if (c == OPT_QUEUES)
-                queues = (uint32_t)v;
-            else
-                sc.workers = (int)v;
-            break;
-        }
-        case 'h':
-            serve_usage(stdout);
-            return 0;
-        default:
-            serve_usage(stderr);
-            return 2;
-        }
-    }
-    if ((!sc.n_bundles && !sc.backbone) || optind != argc) {
+    serve_args sa = {bundles, &sc};
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_FN("bundle", serve_bundle, OPT_BUNDLE, true),
+        SPW_CLI_OPT_STR("models", &sc.models_dir),
+        SPW_CLI_OPT_STR("transport", &no.transport),
+        SPW_CLI_OPT_STR("listen", &no.addr),
+        SPW_CLI_OPT_STR("eal", &no.eal),
+        SPW_CLI_OPT_STR("dpdk-port", &no.dpdk_port),
+        SPW_CLI_OPT_LONG("mtu", &no.mtu, 576, 9000),
+        SPW_CLI_OPT_STR("backend", &sc.backend),
+        SPW_CLI_OPT_INT("threads", &sc.threads, 0, 256),
+        SPW_CLI_OPT_INT("max-batch", &sc.max_batch, 1, 64),
+        SPW_CLI_OPT_INT("max-wait-us", &sc.max_wait_us, 1, 10000000),
+        SPW_CLI_OPT_INT("workers", &sc.workers, 1, 256),
+        SPW_CLI_OPT_LONG("reuseport", &reuseport, 1, 256),
+        SPW_CLI_OPT_STR("backbone", &sc.backbone),
+        SPW_CLI_OPT_STR("link", &link),
+        SPW_CLI_OPT_LONG("queues", &queues, 1, MAX_LANES),
+        SPW_CLI_OPT_STR("key", &no.keys.key),
+        SPW_CLI_OPT_FLAG("insecure", &no.keys.insecure),
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire serve", argc, argv, opts, &sa, serve_usage, &operand);
+    if (prc >= 0)
+        return prc;
+    if ((!sc.n_bundles && !sc.backbone) || operand != argc) {
         serve_usage(stderr);
         return 2;
     }
@@ -691,7 +615,7 @@ int spw_cli_serve(int argc, char **argv)
     int rc = net_config(&no, true, &sc.net);
     if (rc)
         return rc;
-    sc.net.reuseport = reuseport;
+    sc.net.reuseport = (uint32_t)reuseport;
     if (link && spw_net_link_parse(link, &sc.net)) {
         fprintf(stderr, "splitwire serve: --link: %s\n", spw_error_detail());
         return 2;
@@ -714,7 +638,7 @@ int spw_cli_serve(int argc, char **argv)
                         "processes with --reuseport)\n");
         return 2;
     }
-    sc.net.queues = queues;
+    sc.net.queues = (uint32_t)queues;
     backend_notice(sc.backend);
     return serve_with(&sc, -1);
 }
@@ -774,22 +698,18 @@ typedef struct client_opts {
     const char *link; /* --link: emulated link on this side's transmit */
 } client_opts;
 
-/* Parses the options classify and demo share; returns -1 to continue, else an exit code. */
-static int parse_client_opt(int c, const char *arg, client_opts *co)
+/* The client options that need more than a check: -1 to carry on, else an
+ * exit code. */
+static int client_opt(int c, const char *arg, void *ctx)
 {
+    client_opts *co = ctx;
     long v;
     switch (c) {
-    case OPT_BUNDLE:
-        co->cc.bundle_dir = arg;
-        return -1;
-    case OPT_MODELS:
-        co->cc.models_dir = arg;
-        return -1;
     case OPT_LOCAL:
         co->cc.local = 1;
         return -1;
-    case OPT_TRANSPORT:
-        co->no.transport = arg;
+    case OPT_TILED:
+        co->cc.format = SPW_CODEC_TILED;
         return -1;
     case OPT_ADDR:
         free(co->server_list);
@@ -810,84 +730,13 @@ static int parse_client_opt(int c, const char *arg, client_opts *co)
         co->no.addr = co->servers[0];
         co->cc.servers = co->servers;
         return -1;
-    case OPT_QUEUES:
-        if (!spw_cli_parse_int(arg, 1, 4, &co->queues)) {
-            fprintf(stderr, "splitwire: --queues needs an integer in 1..4\n");
-            return 2;
-        }
-        return -1;
-    case OPT_FAILOVER:
+    default: /* OPT_FAILOVER */
         if (!spw_cli_parse_int(arg, 0, 1000, &v)) {
             fprintf(stderr, "splitwire: --failover-probes needs an integer in 0..1000\n");
             return 2;
         }
         co->cc.failover_probes = v ? (int)v : -1;
         return -1;
-    case OPT_EAL:
-        co->no.eal = arg;
-        return -1;
-    case OPT_BIND:
-        co->no.bind = arg;
-        return -1;
-    case OPT_SERVER_PUB:
-        co->no.keys.server_pub = arg;
-        return -1;
-    case OPT_CLIENT_KEY:
-        co->no.keys.key = arg;
-        return -1;
-    case OPT_INSECURE:
-        co->no.keys.insecure = true;
-        return -1;
-    case OPT_BACKEND:
-        co->cc.backend = arg;
-        return -1;
-    case OPT_TILED:
-        co->cc.format = SPW_CODEC_TILED;
-        return -1;
-    case OPT_JSON:
-        co->ro.json = true;
-        return -1;
-    case OPT_QUIET:
-        co->ro.quiet = true;
-        return -1;
-    case OPT_REFERENCE:
-        co->reference = true;
-        return -1;
-    case OPT_CLASSES:
-        co->ro.classes = arg;
-        return -1;
-    case OPT_LINK:
-        co->link = arg;
-        return -1;
-    case OPT_MTU:
-    case OPT_THREADS:
-    case OPT_TOP:
-    case OPT_INFLIGHT:
-    case OPT_TIMEOUT: {
-        long lo = c == OPT_MTU ? 576 : c == OPT_THREADS ? 0 : 1;
-        long hi = c == OPT_MTU       ? 9000
-                  : c == OPT_TOP     ? SPW_TOPK_MAX
-                  : c == OPT_TIMEOUT ? 600000
-                                     : 256;
-        if (!spw_cli_parse_int(arg, lo, hi, &v)) {
-            fprintf(stderr, "splitwire: option value '%s' must be an integer in %ld..%ld\n", arg,
-                    lo, hi);
-            return 2;
-        }
-        if (c == OPT_MTU)
-            co->no.mtu = v;
-        else if (c == OPT_THREADS)
-            co->cc.threads = (int)v;
-        else if (c == OPT_TOP)
-            co->cc.topk = (int)v;
-        else if (c == OPT_INFLIGHT)
-            co->ro.inflight = (int)v;
-        else
-            co->cc.timeout_ms = (int)v;
-        return -1;
-    }
-    default:
-        return 2;
     }
 }
 
@@ -900,7 +749,7 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
                              const spw_eval_files *fl, bool quiet)
 {
     char path[4096];
-    spw__backbone_path(models, in->backbone, path, sizeof(path));
+    spw_backbone_path(models, in->backbone, path, sizeof(path));
     struct stat st;
     if (stat(path, &st) != 0) {
         if (!quiet)
@@ -924,26 +773,6 @@ static int *reference_labels(const spw_bundle_info *in, const char *models,
     return top1;
 }
 
-#define CLIENT_OPTIONS                                                                            \
-    {"bundle", required_argument, 0, OPT_BUNDLE}, {"models", required_argument, 0, OPT_MODELS},   \
-        {"local", no_argument, 0, OPT_LOCAL}, {"transport", required_argument, 0, OPT_TRANSPORT}, \
-        {"server", required_argument, 0, OPT_ADDR}, {"eal", required_argument, 0, OPT_EAL},       \
-        {"bind", required_argument, 0, OPT_BIND}, {"classes", required_argument, 0, OPT_CLASSES}, \
-        {"mtu", required_argument, 0, OPT_MTU}, {"backend", required_argument, 0, OPT_BACKEND},   \
-        {"threads", required_argument, 0, OPT_THREADS}, {"tiled", no_argument, 0, OPT_TILED},     \
-        {"top", required_argument, 0, OPT_TOP}, {"inflight", required_argument, 0, OPT_INFLIGHT}, \
-        {"timeout-ms", required_argument, 0, OPT_TIMEOUT}, {"json", no_argument, 0, OPT_JSON},    \
-        {"quiet", no_argument, 0, OPT_QUIET}, {"reference", no_argument, 0, OPT_REFERENCE},       \
-        {"link", required_argument, 0, OPT_LINK},                                                 \
-        {"failover-probes", required_argument, 0, OPT_FAILOVER},                                  \
-        {"queues", required_argument, 0, OPT_QUEUES},                                             \
-        {"server-pub", required_argument, 0, OPT_SERVER_PUB},                                     \
-        {"client-key", required_argument, 0, OPT_CLIENT_KEY},                                     \
-        {"insecure", no_argument, 0, OPT_INSECURE},                                               \
-    {                                                                                             \
-        "help", no_argument, 0, 'h'                                                               \
-    }
-
 static int classify_with(client_opts *co, int argc, char **argv);
 
 int spw_cli_classify(int argc, char **argv)
@@ -956,21 +785,38 @@ int spw_cli_classify(int argc, char **argv)
 
 static int classify_with(client_opts *co, int argc, char **argv)
 {
-    static const struct option opts[] = {CLIENT_OPTIONS, {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            classify_usage(stdout);
-            return 0;
-        }
-        int rc = parse_client_opt(c, optarg, co);
-        if (rc >= 0) {
-            classify_usage(stderr);
-            return rc;
-        }
-    }
-    if (!co->cc.bundle_dir || optind >= argc) {
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_STR("bundle", &co->cc.bundle_dir),
+        SPW_CLI_OPT_STR("models", &co->cc.models_dir),
+        SPW_CLI_OPT_FN("local", client_opt, OPT_LOCAL, false),
+        SPW_CLI_OPT_STR("transport", &co->no.transport),
+        SPW_CLI_OPT_FN("server", client_opt, OPT_ADDR, true),
+        SPW_CLI_OPT_STR("eal", &co->no.eal),
+        SPW_CLI_OPT_STR("bind", &co->no.bind),
+        SPW_CLI_OPT_STR("classes", &co->ro.classes),
+        SPW_CLI_OPT_LONG("mtu", &co->no.mtu, 576, 9000),
+        SPW_CLI_OPT_STR("backend", &co->cc.backend),
+        SPW_CLI_OPT_INT("threads", &co->cc.threads, 0, 256),
+        SPW_CLI_OPT_FN("tiled", client_opt, OPT_TILED, false),
+        SPW_CLI_OPT_INT("top", &co->cc.topk, 1, SPW_TOPK_MAX),
+        SPW_CLI_OPT_INT("inflight", &co->ro.inflight, 1, 256),
+        SPW_CLI_OPT_INT("timeout-ms", &co->cc.timeout_ms, 1, 600000),
+        SPW_CLI_OPT_FLAG("json", &co->ro.json),
+        SPW_CLI_OPT_FLAG("quiet", &co->ro.quiet),
+        SPW_CLI_OPT_FLAG("reference", &co->reference),
+        SPW_CLI_OPT_STR("link", &co->link),
+        SPW_CLI_OPT_FN("failover-probes", client_opt, OPT_FAILOVER, true),
+        SPW_CLI_OPT_LONG("queues", &co->queues, 1, 4),
+        SPW_CLI_OPT_STR("server-pub", &co->no.keys.server_pub),
+        SPW_CLI_OPT_STR("client-key", &co->no.keys.key),
+        SPW_CLI_OPT_FLAG("insecure", &co->no.keys.insecure),
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire classify", argc, argv, opts, co, classify_usage, &operand);
+    if (prc >= 0)
+        return prc;
+    if (!co->cc.bundle_dir || operand >= argc) {
         classify_usage(stderr);
         return 2;
     }
@@ -987,9 +833,9 @@ static int classify_with(client_opts *co, int argc, char **argv)
     /* Each result line reaches a file or pipe as soon as it is printed. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     spw_eval_files fl = {0};
-    for (int i = optind; i < argc; i++)
+    for (int i = operand; i < argc; i++)
         list_collect(&fl, argv[i]);
-    co->ro.first_input = argv[optind];
+    co->ro.first_input = argv[operand];
     backend_notice(co->cc.backend);
     spw_client *client;
     int rc = spw_client_open(&co->cc, &client);
@@ -1072,57 +918,27 @@ static void stop_server(pid_t pid)
 
 int spw_cli_demo(int argc, char **argv)
 {
-    static const struct option opts[] = {{"transport", required_argument, 0, OPT_TRANSPORT},
-                                         {"count", required_argument, 0, OPT_COUNT},
-                                         {"bundle", required_argument, 0, OPT_BUNDLE},
-                                         {"models", required_argument, 0, OPT_MODELS},
-                                         {"json", no_argument, 0, OPT_JSON},
-                                         {"tiled", no_argument, 0, OPT_TILED},
-                                         {"no-reference", no_argument, 0, OPT_NO_REFERENCE},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *transport = "auto", *bundle = NULL, *models = NULL;
     long count = 10;
-    bool reference = true;
+    bool no_reference = false, tiled = false;
     run_opts ro = {.inflight = 4};
-    spw_codec_format format = SPW_CODEC_PLAIN;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_TRANSPORT:
-            transport = optarg;
-            break;
-        case OPT_COUNT:
-            if (!spw_cli_parse_int(optarg, 1, 100000, &count)) {
-                fprintf(stderr, "splitwire demo: --count needs an integer >= 1\n");
-                return 2;
-            }
-            break;
-        case OPT_BUNDLE:
-            bundle = optarg;
-            break;
-        case OPT_MODELS:
-            models = optarg;
-            break;
-        case OPT_JSON:
-            ro.json = true;
-            break;
-        case OPT_TILED:
-            format = SPW_CODEC_TILED;
-            break;
-        case OPT_NO_REFERENCE:
-            reference = false;
-            break;
-        case 'h':
-            demo_usage(stdout);
-            return 0;
-        default:
-            demo_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc ||
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_STR("transport", &transport),
+        SPW_CLI_OPT_LONG("count", &count, 1, 100000),
+        SPW_CLI_OPT_STR("bundle", &bundle),
+        SPW_CLI_OPT_STR("models", &models),
+        SPW_CLI_OPT_FLAG("json", &ro.json),
+        SPW_CLI_OPT_FLAG("tiled", &tiled),
+        SPW_CLI_OPT_FLAG("no-reference", &no_reference),
+        SPW_CLI_OPT_END,
+    };
+    int operand;
+    int prc = spw_cli_parse("splitwire demo", argc, argv, opts, NULL, demo_usage, &operand);
+    if (prc >= 0)
+        return prc;
+    bool reference = !no_reference;
+    spw_codec_format format = tiled ? SPW_CODEC_TILED : SPW_CODEC_PLAIN;
+    if (operand != argc ||
         (strcmp(transport, "auto") && strcmp(transport, "dpdk") && strcmp(transport, "udp"))) {
         demo_usage(stderr);
         return 2;

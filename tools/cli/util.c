@@ -1,10 +1,15 @@
 /* Helpers every subcommand shares: dispatch, errors, option values, JSON. */
 #include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "tools/cli/cli.h"
 
@@ -39,6 +44,92 @@ int spw_cli_fail(int status, const char *fmt, ...)
     else
         fprintf(stderr, "splitwire: %s: %s\n", what, spw_strerror(status));
     return 1;
+}
+
+#define MAX_OPTS 64
+
+int spw_cli_parse(const char *prog, int argc, char **argv, const spw_cli_opt *opts, void *ctx,
+                  void (*usage)(FILE *f), int *operands)
+{
+    struct option lo[MAX_OPTS + 2];
+    char shorts[2 * MAX_OPTS + 3] = "h";
+    size_t ns = 1;
+    int n = 0;
+    for (; opts[n].name; n++) {
+        if (n == MAX_OPTS) {
+            fprintf(stderr, "%s: more than %d options\n", prog, MAX_OPTS);
+            return 2;
+        }
+        const spw_cli_opt *o = &opts[n];
+        bool arg = o->kind == SPW_CLI_FN ? o->takes_value : o->kind != SPW_CLI_FLAG;
+        /* getopt_long reports a long option by its val: the table index,
+         * past every character a short option can be. */
+        lo[n] = (struct option){o->name, arg ? required_argument : no_argument, NULL, 256 + n};
+        if (o->short_name) {
+            shorts[ns++] = o->short_name;
+            if (arg)
+                shorts[ns++] = ':';
+        }
+    }
+    shorts[ns] = '\0';
+    lo[n] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[n + 1] = (struct option){0, 0, 0, 0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        int k = c >= 256 ? c - 256 : -1;
+        for (int i = 0; k < 0 && i < n; i++)
+            if (opts[i].short_name && opts[i].short_name == c)
+                k = i;
+        if (k < 0) { /* getopt_long said what was wrong */
+            usage(stderr);
+            return 2;
+        }
+        const spw_cli_opt *o = &opts[k];
+        long v;
+        switch (o->kind) {
+        case SPW_CLI_FLAG:
+            *(bool *)o->dst = true;
+            break;
+        case SPW_CLI_STR:
+            *(const char **)o->dst = optarg;
+            break;
+        case SPW_CLI_LONG:
+        case SPW_CLI_INT:
+            if (!spw_cli_parse_int(optarg, o->min, o->max, &v)) {
+                fprintf(stderr, "%s: --%s: option value '%s' must be an integer in %ld..%ld\n",
+                        prog, o->name, optarg, o->min, o->max);
+                usage(stderr);
+                return 2;
+            }
+            if (o->kind == SPW_CLI_LONG)
+                *(long *)o->dst = v;
+            else
+                *(int *)o->dst = (int)v;
+            break;
+        case SPW_CLI_FN: {
+            int rc = o->fn(o->id, o->takes_value ? optarg : NULL, ctx);
+            if (rc >= 0) {
+                if (rc == 2)
+                    usage(stderr);
+                return rc;
+            }
+            break;
+        }
+        }
+    }
+    if (operands) {
+        *operands = optind;
+    } else if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return -1;
 }
 
 bool spw_cli_parse_int(const char *s, long min, long max, long *out)
@@ -76,6 +167,81 @@ void spw_cli_json_num(FILE *f, double v, int decimals)
         fprintf(f, "%.*f", decimals, v);
     else
         fputs("null", f);
+}
+
+uint64_t spw_cli_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+double spw_cli_ms_since(uint64_t t0_ns)
+{
+    return (double)(spw_cli_now_ns() - t0_ns) / 1e6;
+}
+
+int spw_cli_read_file(const char *path, void **data, size_t *size)
+{
+    /* O_NONBLOCK: a FIFO must not wait for a writer before fstat refuses it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    struct stat st;
+    int rc = 0;
+    char *buf = NULL;
+    if (!f)
+        rc = spw_error_set(errno == ENOENT ? SPW_ENOENT : SPW_EIO, "%s: %s", path, strerror(errno));
+    else if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+        rc = spw_error_set(SPW_EINVAL, "%s: not a regular file", path);
+    else if (!(buf = malloc((size_t)st.st_size + 1)))
+        rc = spw_error_set(SPW_ENOMEM, "%s: no memory for %lld bytes", path, (long long)st.st_size);
+    else if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+        rc = spw_error_set(SPW_EIO, "%s: short read", path);
+    if (f)
+        fclose(f);
+    else if (fd >= 0)
+        close(fd);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[st.st_size] = '\0';
+    *data = buf;
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double spw_cli_percentile(const double *sorted, int n, double p)
+{
+    if (n <= 0)
+        return NAN;
+    /* The epsilon keeps 0.99 * n from rounding up past a whole rank. */
+    int k = (int)ceil(p / 100.0 * n - 1e-9);
+    return sorted[k < 1 ? 0 : k > n ? n - 1 : k - 1];
+}
+
+void spw_cli_stats_of(double *v, int n, spw_cli_stats *out)
+{
+    out->n = n;
+    if (n <= 0) {
+        out->min = out->median = out->p99 = out->max = out->mean = NAN;
+        return;
+    }
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += v[i];
+    out->min = v[0];
+    out->max = v[n - 1];
+    out->mean = sum / n;
+    out->median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    out->p99 = spw_cli_percentile(v, n, 99);
 }
 
 void spw_cli_keys_usage(FILE *f, bool server)

@@ -36,7 +36,7 @@ from train import fidelity_sums  # noqa: E402
 
 
 def pick(n, limit):
-    """Indices `splitwire eval --limit` keeps (tools/cli/eval_metrics.c)."""
+    """Indices `splitwire eval --limit` keeps (tools/eval/eval_metrics.c)."""
     if limit <= 0 or limit >= n:
         return list(range(n))
     return [((2 * k + 1) * n) // (2 * limit) for k in range(limit)]

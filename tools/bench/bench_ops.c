@@ -3,13 +3,10 @@
  * Whole-model times come from a plain plan; per-layer times from a second plan
  * built with SPW_PLAN_PROFILE (on Vulkan that serialises the layers and reads
  * GPU timestamps), so profiling does not distort the whole-model numbers. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
-#include "drivers/backend.h"
-#include "runtime/graph/plan.h"
 #include "tools/cli/cli.h"
 
 static void usage(FILE *f)
@@ -25,19 +22,13 @@ static void usage(FILE *f)
                "  --json        machine-readable output\n");
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Median and p99 (nearest rank) of n samples in ns, in ms; sorts v. */
+static void stats(double *v, int n, double *median_ms, double *p99_ms)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median and p99 (nearest rank) of n samples; sorts v. */
-static void stats(uint64_t *v, int n, double *median_ms, double *p99_ms)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_u64);
-    *median_ms = (n % 2 ? (double)v[n / 2] : 0.5 * ((double)v[n / 2 - 1] + (double)v[n / 2])) / 1e6;
-    int r = (99 * n + 99) / 100; /* ceil(0.99 n) */
-    *p99_ms = (double)v[(r < 1 ? 1 : r) - 1] / 1e6;
+    spw_cli_stats st;
+    spw_cli_stats_of(v, n, &st);
+    *median_ms = st.median / 1e6;
+    *p99_ms = st.p99 / 1e6;
 }
 
 typedef struct io {
@@ -92,8 +83,11 @@ static uint64_t process_cpu_ns(void)
 static int64_t plan_macs(const spw_plan *plan)
 {
     int64_t macs = 0;
-    for (int s = 0; s < plan->n_steps; s++)
-        macs += spw__node_macs(plan->graph, &plan->graph->nodes[plan->steps[s]]);
+    for (int s = 0; s < spw_plan_num_steps(plan); s++) {
+        spw_step_info st;
+        if (!spw_plan_step(plan, s, &st))
+            macs += st.macs;
+    }
     return macs;
 }
 
@@ -109,7 +103,7 @@ static int bench_one(const spw_model *m, const char *backend, int batch, int ite
     spw_plan_options o = {.backend = backend, .batch = batch};
     spw_plan *plan = NULL, *prof = NULL;
     io b = {0}, pb = {0};
-    uint64_t *t = NULL, *lt = NULL;
+    double *t = NULL, *lt = NULL;
     int rc = spw_plan_create(m, &o, &plan);
     if (rc) {
         if (!json)
@@ -122,7 +116,8 @@ static int bench_one(const spw_model *m, const char *backend, int batch, int ite
         (rc = make_io(prof, m, &pb)))
         goto out;
     t = calloc((size_t)iters, sizeof(*t));
-    lt = calloc((size_t)iters * (size_t)(prof->n_steps ? prof->n_steps : 1), sizeof(*lt));
+    const int n_steps = spw_plan_num_steps(prof);
+    lt = calloc((size_t)iters * (size_t)(n_steps ? n_steps : 1), sizeof(*lt));
     if (!t || !lt) {
         rc = SPW_ENOMEM;
         goto out;
@@ -132,18 +127,21 @@ static int bench_one(const spw_model *m, const char *backend, int batch, int ite
         goto out;
     const uint64_t cpu0 = process_cpu_ns();
     for (int i = 0; i < iters; i++) {
-        uint64_t t0 = spw__now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         if ((rc = spw_plan_run(plan, b.in, b.n_in, b.out, b.n_out)))
             goto out;
-        t[i] = spw__now_ns() - t0;
+        t[i] = (double)(spw_cli_now_ns() - t0);
     }
     const double cpu_ms = (double)(process_cpu_ns() - cpu0) / 1e6 / iters;
     for (int i = 0; i < iters; i++) {
-        memset(prof->step_ns, 0, sizeof(uint64_t) * (size_t)prof->n_steps);
+        spw_plan_profile_reset(prof);
         if ((rc = spw_plan_run(prof, pb.in, pb.n_in, pb.out, pb.n_out)))
             goto out;
-        for (int s = 0; s < prof->n_steps; s++)
-            lt[(size_t)s * (size_t)iters + (size_t)i] = prof->step_ns[s];
+        for (int s = 0; s < n_steps; s++) {
+            spw_step_info st;
+            spw_plan_step(prof, s, &st);
+            lt[(size_t)s * (size_t)iters + (size_t)i] = (double)st.ns;
+        }
     }
     double med, p99;
     stats(t, iters, &med, &p99);
@@ -161,20 +159,19 @@ static int bench_one(const spw_model *m, const char *backend, int batch, int ite
         printf("  %-28s %-18s %10s %10s %9s\n", "layer", "op", "median ms", "p99 ms", "GFLOP/s");
     }
     *first = false;
-    const spw_graph *g = prof->graph;
-    for (int s = 0; s < prof->n_steps; s++) {
-        const spw_node *n = &g->nodes[prof->steps[s]];
+    for (int s = 0; s < n_steps; s++) {
+        spw_step_info st;
+        spw_plan_step(prof, s, &st);
         double lm, lp;
         stats(&lt[(size_t)s * (size_t)iters], iters, &lm, &lp);
-        int64_t nm = spw__node_macs(g, n);
         if (json) {
             printf("%s{\"name\":", s ? "," : "");
-            spw_cli_json_str(stdout, n->name);
-            printf(",\"op\":\"%s\",\"median_ms\":%.4f,\"p99_ms\":%.4f,\"gflops\":%.3f}",
-                   spw__op_name(n->op), lm, lp, gflops(nm, lm));
+            spw_cli_json_str(stdout, st.name);
+            printf(",\"op\":\"%s\",\"median_ms\":%.4f,\"p99_ms\":%.4f,\"gflops\":%.3f}", st.op, lm,
+                   lp, gflops(st.macs, lm));
         } else {
-            printf("  %-28.28s %-18s %10.3f %10.3f %9.2f\n", n->name, spw__op_name(n->op), lm, lp,
-                   gflops(nm, lm));
+            printf("  %-28.28s %-18s %10.3f %10.3f %9.2f\n", st.name, st.op, lm, lp,
+                   gflops(st.macs, lm));
         }
     }
     if (json)
@@ -191,53 +188,30 @@ out:
 
 int spw_cli_bench_ops(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"backend", required_argument, 0, 'B'},
-                                         {"batch", required_argument, 0, 'b'},
-                                         {"iters", required_argument, 0, 'i'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *path = "models/sample/encoder.onnx", *backend = NULL;
     long batch = 0, iters = 10;
     bool json = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "m:B:b:i:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            path = optarg;
-            break;
-        case 'B':
-            backend = optarg;
-            break;
-        case 'b':
-            if (!spw_cli_parse_int(optarg, 1, 4096, &batch)) {
-                fprintf(stderr, "splitwire bench ops: --batch needs an integer in 1..4096\n");
-                return 2;
-            }
-            break;
-        case 'i':
-            if (!spw_cli_parse_int(optarg, 1, 100000, &iters)) {
-                fprintf(stderr, "splitwire bench ops: --iters needs an integer >= 1\n");
-                return 2;
-            }
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const spw_cli_opt opts[] = {
+        {.name = "model", .kind = SPW_CLI_STR, .dst = &path, .short_name = 'm'},
+        {.name = "backend", .kind = SPW_CLI_STR, .dst = &backend, .short_name = 'B'},
+        {.name = "batch",
+         .kind = SPW_CLI_LONG,
+         .dst = &batch,
+         .min = 1,
+         .max = 4096,
+         .short_name = 'b'},
+        {.name = "iters",
+         .kind = SPW_CLI_LONG,
+         .dst = &iters,
+         .min = 1,
+         .max = 100000,
+         .short_name = 'i'},
+        {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        SPW_CLI_OPT_END,
+    };
+    int prc = spw_cli_parse("splitwire bench ops", argc, argv, opts, NULL, usage, NULL);
+    if (prc >= 0)
+        return prc;
     spw_model *m;
     int rc = spw_model_load(path, &m);
     if (rc)
@@ -253,8 +227,7 @@ int spw_cli_bench_ops(int argc, char **argv)
     for (int bi = 0; bi < n_batches && !rc; bi++)
         for (int k = 0; k < spw_backend_count() && !rc; k++) {
             const char *name = spw_backend_name(k);
-            if (backend && strcmp(backend, name) &&
-                !(spw__backend_find(backend) == spw__backend_get(k)))
+            if (backend && strcmp(backend, name) && spw_backend_find(backend) != k)
                 continue;
             rc = bench_one(m, name, batches[bi], (int)iters, json, &first);
         }
@@ -263,7 +236,7 @@ int spw_cli_bench_ops(int argc, char **argv)
     spw_model_free(m);
     if (rc)
         return spw_cli_fail(rc, "bench ops");
-    if (backend && !spw__backend_find(backend)) {
+    if (backend && spw_backend_find(backend) < 0) {
         fprintf(stderr, "splitwire bench ops: backend '%s' is not available\n", backend);
         return 1;
     }

@@ -43,19 +43,6 @@ typedef struct bench_res {
     char detail[200];
 } bench_res;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
@@ -82,8 +69,8 @@ static int echo_server(const spw_net_config *cfg, int fd)
         fprintf(stderr, "bench net: server: %s: %s\n", spw_strerror(rc), spw_error_detail());
         return rc == SPW_ENODEV ? 77 : 1;
     }
-    uint64_t deadline = now_ns() + 60000000000ull, stop_at = 0;
-    while (now_ns() < deadline && (!stop_at || now_ns() < stop_at)) {
+    uint64_t deadline = spw_cli_now_ns() + 60000000000ull, stop_at = 0;
+    while (spw_cli_now_ns() < deadline && (!stop_at || spw_cli_now_ns() < stop_at)) {
         spw_net_msg *q[32];
         spw_net_poll(n, 1000);
         int got = spw_net_recv(n, q, 32);
@@ -99,7 +86,7 @@ static int echo_server(const spw_net_config *cfg, int fd)
                 r->peer = q[i]->peer;
                 spw_net_send(n, r, 0, 0, RES_BYTES);
                 if (q[i]->request_id == STOP_ID && !stop_at)
-                    stop_at = now_ns() + 100000000ull;
+                    stop_at = spw_cli_now_ns() + 100000000ull;
             }
             spw_net_msg_free(n, q[i]);
         }
@@ -160,49 +147,47 @@ static int bench_client(const spw_net_config *cfg, const bench_opts *o, int fd)
         return 0;
     }
     long total = o->warmup + o->count;
-    uint64_t *lat = malloc(sizeof(uint64_t) * (size_t)o->count);
-    uint64_t deadline = now_ns() + 30000000000ull, id = 1;
+    double *lat = malloc(sizeof(double) * (size_t)o->count);
+    uint64_t deadline = spw_cli_now_ns() + 30000000000ull, id = 1;
     if (!lat) {
         res.status = 1;
         goto done;
     }
     /* One request in flight: the round trip. */
     uint64_t t_start = 0;
-    for (long i = 0; i < total && now_ns() < deadline; i++) {
+    for (long i = 0; i < total && spw_cli_now_ns() < deadline; i++) {
         if (i == o->warmup)
-            t_start = now_ns();
+            t_start = spw_cli_now_ns();
         uint64_t before = res.ok + res.errors;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         if (send_req(n, id++))
             break;
-        while (res.ok + res.errors == before && now_ns() < deadline) {
+        while (res.ok + res.errors == before && spw_cli_now_ns() < deadline) {
             spw_net_poll(n, 1000);
             take_answers(n, &res);
         }
         if (i >= o->warmup)
-            lat[i - o->warmup] = now_ns() - t0;
+            lat[i - o->warmup] = (double)(spw_cli_now_ns() - t0);
     }
-    uint64_t t_serial = now_ns() - t_start;
+    uint64_t t_serial = spw_cli_now_ns() - t_start;
     if (res.ok + res.errors < (uint64_t)total) {
         res.status = 1;
         snprintf(res.detail, sizeof(res.detail), "only %llu of %ld round trips completed",
                  (unsigned long long)(res.ok + res.errors), total);
         goto done;
     }
-    qsort(lat, (size_t)o->count, sizeof(uint64_t), cmp_u64);
-    double sum = 0;
-    for (long i = 0; i < o->count; i++)
-        sum += (double)lat[i];
-    res.mean = sum / (double)o->count / 1000.0;
-    res.p50 = (double)lat[o->count / 2] / 1000.0;
-    res.p99 = (double)lat[(size_t)((double)o->count * 0.99)] / 1000.0;
-    res.p999 = (double)lat[(size_t)((double)o->count * 0.999)] / 1000.0;
+    spw_cli_stats st;
+    spw_cli_stats_of(lat, (int)o->count, &st);
+    res.mean = st.mean / 1000.0;
+    res.p50 = spw_cli_percentile(lat, (int)o->count, 50) / 1000.0;
+    res.p99 = st.p99 / 1000.0;
+    res.p999 = spw_cli_percentile(lat, (int)o->count, 99.9) / 1000.0;
     res.rps_serial = (double)o->count / ((double)t_serial / 1e9);
 
     /* WINDOW requests in flight: throughput. */
-    uint64_t base = res.ok + res.errors, t1 = now_ns();
+    uint64_t base = res.ok + res.errors, t1 = spw_cli_now_ns();
     long sent = 0;
-    while ((long)(res.ok + res.errors - base) < o->count && now_ns() < deadline) {
+    while ((long)(res.ok + res.errors - base) < o->count && spw_cli_now_ns() < deadline) {
         while (sent < o->count && sent - (long)(res.ok + res.errors - base) < WINDOW &&
                send_req(n, id) == 0) {
             id++;
@@ -211,10 +196,10 @@ static int bench_client(const spw_net_config *cfg, const bench_opts *o, int fd)
         spw_net_poll(n, 1000);
         take_answers(n, &res);
     }
-    res.rps_window = (double)(res.ok + res.errors - base) / ((double)(now_ns() - t1) / 1e9);
+    res.rps_window = (double)(res.ok + res.errors - base) / ((double)(spw_cli_now_ns() - t1) / 1e9);
     /* Tell the echo peer to finish. */
     send_req(n, STOP_ID);
-    for (uint64_t until = now_ns() + 200000000ull; now_ns() < until;) {
+    for (uint64_t until = spw_cli_now_ns() + 200000000ull; spw_cli_now_ns() < until;) {
         spw_net_poll(n, 1000);
         take_answers(n, &res);
     }
@@ -281,7 +266,7 @@ static void reap(pid_t pid, uint64_t deadline)
 {
     int st;
     while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_ns() > deadline) {
+        if (spw_cli_now_ns() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             return;
@@ -321,7 +306,7 @@ static void run_case(const char *name, const spw_net_config *srv, const char *sr
     for (int i = 0; wait_path && i < 500 && access(wait_path, F_OK); i++)
         usleep(10000);
     pid_t c = spawn_client(cli, o, cli_ns, &cfd);
-    uint64_t deadline = now_ns() + 90000000000ull;
+    uint64_t deadline = spw_cli_now_ns() + 90000000000ull;
     bench_res got;
     if (c > 0 && read_full(cfd, &got, sizeof(got))) {
         *res = got;
@@ -335,7 +320,7 @@ static void run_case(const char *name, const spw_net_config *srv, const char *sr
     /* The server ends on the stop request; give it a moment, then insist. */
     if (!read_full(sfd, &res->srv, sizeof(res->srv)))
         memset(&res->srv, 0, sizeof(res->srv));
-    reap(s, now_ns() + 2000000000ull);
+    reap(s, spw_cli_now_ns() + 2000000000ull);
     int st = 0;
     waitpid(s, &st, WNOHANG);
     if (sfd >= 0)
@@ -477,38 +462,37 @@ static void skip_both(bench_res *r, const char *name, const char *detail)
     }
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitwire bench net [--json] [--count N] [--warmup N] [--no-dpdk] "
+            "[--no-udp]\n\n"
+            "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
+            "a child process, over DPDK net_memif, DPDK net_af_packet on a veth pair\n"
+            "between two network namespaces (root only), and kernel UDP on loopback,\n"
+            "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
+            "--insecure) in the same run.\n"
+            "DPDK runs with --no-huge; SPW_DPDK_PMD_DIR overrides the PMD directory.\n",
+            REQ_BYTES, RES_BYTES);
+}
+
 int spw_cli_bench_net(int argc, char **argv)
 {
     bench_opts o = {.json = false, .count = 5000, .warmup = 500, .dpdk = true, .udp = true};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: splitwire bench net [--json] [--count N] [--warmup N] [--no-dpdk] "
-                   "[--no-udp]\n\n"
-                   "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
-                   "a child process, over DPDK net_memif, DPDK net_af_packet on a veth pair\n"
-                   "between two network namespaces (root only), and kernel UDP on loopback,\n"
-                   "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
-                   "--insecure) in the same run.\n"
-                   "DPDK runs with --no-huge; SPW_DPDK_PMD_DIR overrides the PMD directory.\n",
-                   REQ_BYTES, RES_BYTES);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            o.json = true;
-        } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
-            if (!spw_cli_parse_int(argv[++i], 10, 10000000, &o.count))
-                return spw_cli_fail(SPW_EINVAL, "--count %s", argv[i]);
-        } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
-            if (!spw_cli_parse_int(argv[++i], 0, 10000000, &o.warmup))
-                return spw_cli_fail(SPW_EINVAL, "--warmup %s", argv[i]);
-        } else if (!strcmp(argv[i], "--no-dpdk")) {
-            o.dpdk = false;
-        } else if (!strcmp(argv[i], "--no-udp")) {
-            o.udp = false;
-        } else {
-            fprintf(stderr, "splitwire bench net: unknown option '%s'\n", argv[i]);
-            return 2;
-        }
-    }
+    bool no_dpdk = false, no_udp = false;
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_FLAG("json", &o.json),
+        SPW_CLI_OPT_LONG("count", &o.count, 10, 10000000),
+        SPW_CLI_OPT_LONG("warmup", &o.warmup, 0, 10000000),
+        SPW_CLI_OPT_FLAG("no-dpdk", &no_dpdk),
+        SPW_CLI_OPT_FLAG("no-udp", &no_udp),
+        SPW_CLI_OPT_END,
+    };
+    int prc = spw_cli_parse("splitwire bench net", argc, argv, opts, NULL, usage, NULL);
+    if (prc >= 0)
+        return prc;
+    o.dpdk = !no_dpdk;
+    o.udp = !no_udp;
     spw_log_set_level(SPW_LOG_ERROR);
     int krc = spw_net_keypair(bench_priv, bench_pub);
     if (krc)

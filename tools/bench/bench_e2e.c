@@ -3,7 +3,6 @@
  * server decodes it and runs the whole backbone) and local execution, on the
  * same images, over an emulated link applied to both directions. The server
  * is a second process (forked), the transport the real one. */
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -13,10 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/core/internal.h"
-#include "runtime/service/service_internal.h"
 #include "tools/cli/cli.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
+
+#define MAX_OF(a, b) ((a) > (b) ? (a) : (b))
 
 #define MAX_BUNDLES 16
 #define MAX_LINKS 16
@@ -200,13 +199,13 @@ static int e2e_endpoints(const e2e_opts *o, const char *link, uint64_t epoch, sp
     double ser_us = slowest ? 16384.0 * 8 / (double)slowest * 1e6 : 0;
     double floor_us =
         1.5 * (2.0 * (shaped.shape_delay_us + shaped.shape_jitter_us) + ser_us) + 10000;
-    base.rto_us = (uint32_t)SPW_MAX(floor_us, 20000);
-    base.min_rto_us = (uint32_t)SPW_MAX(floor_us, 5000);
+    base.rto_us = (uint32_t)MAX_OF(floor_us, 20000);
+    base.min_rto_us = (uint32_t)MAX_OF(floor_us, 5000);
     /* A partial message is dropped after reasm_timeout_ms (500 ms by
      * default): on a slow link a whole image takes longer than that to
      * arrive. Three RTO floors, and as long for kept answers. */
-    base.reasm_timeout_ms = (uint32_t)SPW_MAX(3 * floor_us / 1000, 500);
-    base.retain_ms = (uint32_t)SPW_MAX(3 * floor_us / 1000, 1000);
+    base.reasm_timeout_ms = (uint32_t)MAX_OF(3 * floor_us / 1000, 500);
+    base.retain_ms = (uint32_t)MAX_OF(3 * floor_us / 1000, 1000);
     if (sc) {
         *sc = (spw_server_config){.bundle_dirs = o->bundles,
                                   .n_bundles = o->n_bundles,
@@ -303,22 +302,6 @@ static void stop_server(pid_t pid)
 
 /* ---- statistics ------------------------------------------------------------ */
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of v[n] (sorted in place). */
-static double pct(double *v, int n, double p)
-{
-    if (n <= 0)
-        return NAN;
-    qsort(v, (size_t)n, sizeof(double), cmp_dbl);
-    int k = (int)ceil(p / 100.0 * n);
-    return v[k < 1 ? 0 : k - 1];
-}
-
 typedef struct row {
     const char *link;
     const method *m;
@@ -334,7 +317,7 @@ static const char *const stage_names[6] = {"pre", "enc", "ent", "net", "srv", "t
 static void summarise(row *r, const sample *s, int n, const spw_eval_classes *cl,
                       const spw_eval_files *fl, const int *ref)
 {
-    double *v = spw__malloc(sizeof(double) * (size_t)(n ? n : 1));
+    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
     r->n = n;
     r->ok = 0;
     r->misses = -1;
@@ -370,10 +353,13 @@ static void summarise(row *r, const sample *s, int n, const spw_eval_classes *cl
                 const double *f = &s[i].pre;
                 v[m++] = f[k];
             }
-        r->p50[k] = v ? pct(v, m, 50) : NAN;
-        r->p99[k] = v ? pct(v, m, 99) : NAN;
+        spw_cli_stats st;
+        if (v)
+            spw_cli_stats_of(v, m, &st);
+        r->p50[k] = v ? spw_cli_percentile(v, m, 50) : NAN;
+        r->p99[k] = v ? st.p99 : NAN;
     }
-    spw__free(v);
+    free(v);
 }
 
 /* ---- progress -------------------------------------------------------------- */
@@ -394,44 +380,13 @@ static void progress(const e2e_opts *o, const char *link, const method *m, int d
 
 /* ---- methods --------------------------------------------------------------- */
 
-static unsigned char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0, got;
-    do {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-    } while (got);
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static double ms_since(uint64_t t0)
-{
-    return (double)(spw__now_ns() - t0) / 1e6;
-}
-
 static void debug_stats(const char *what, spw_net *net, spw_client *client)
 {
     if (!getenv("SPW_E2E_DEBUG"))
         return;
     spw_net_stats ns;
     if (client)
-        spw__client_net_stats(client, &ns);
+        spw_client_net_stats(client, &ns);
     else
         spw_net_stats_get(net, &ns);
     fprintf(stderr,
@@ -487,16 +442,16 @@ static int run_bundle(const e2e_opts *o, const method *m, const spw_net_config *
         sample *s = i >= 0 ? &out[i] : &(sample){0};
         memset(s, 0, sizeof(*s));
         s->top1 = -1;
-        uint64_t t0 = spw__now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         spw_image img;
         if ((s->status = spw_image_load(fl->paths[i < 0 ? 0 : i], &img)))
             continue;
-        double load = ms_since(t0);
+        double load = spw_cli_ms_since(t0);
         spw_net_stats a, b;
-        spw__client_net_stats(client, &a);
+        spw_client_net_stats(client, &a);
         spw_result r;
         s->status = spw_client_classify(client, &img, &r);
-        spw__client_net_stats(client, &b);
+        spw_client_net_stats(client, &b);
         spw_image_release(&img);
         if (!s->status)
             take_result(s, &r, load, &a, &b);
@@ -513,7 +468,7 @@ static void await_answer(spw_net *net, uint64_t id, uint64_t t_sent, long timeou
 {
     uint64_t deadline = t_sent + (uint64_t)timeout_ms * 1000000ull;
     s->status = SPW_ETIMEDOUT;
-    while (spw__now_ns() < deadline) {
+    while (spw_cli_now_ns() < deadline) {
         if (spw_net_poll(net, 10000) < 0)
             break;
         spw_net_msg *msgs[8];
@@ -523,7 +478,7 @@ static void await_answer(spw_net *net, uint64_t id, uint64_t t_sent, long timeou
             spw_net_msg *m = msgs[k];
             if (m->request_id == id && !done &&
                 (m->type == SPW_NET_RESULT || m->type == SPW_NET_ERROR || m->status)) {
-                double rtt = ms_since(t_sent);
+                double rtt = spw_cli_ms_since(t_sent);
                 unsigned char buf[512];
                 size_t len = spw_net_msg_copy(net, m, buf, sizeof(buf));
                 spw_result r = {0};
@@ -531,14 +486,14 @@ static void await_answer(spw_net *net, uint64_t id, uint64_t t_sent, long timeou
                 if (m->status)
                     s->status = m->status;
                 else if (m->type == SPW_NET_RESULT)
-                    s->status = spw__result_unpack(buf, len, &r, &server_us);
+                    s->status = spw_result_unpack(buf, len, &r, &server_us);
                 else {
                     int32_t st = SPW_EPROTO;
                     if (len >= 4)
                         memcpy(&st, buf, 4);
                     s->status = st < 0 ? st : SPW_EPROTO;
                     if (len > 4)
-                        spw__error(s->status, "server: %.*s", (int)(len - 4), buf + 4);
+                        spw_error_set(s->status, "server: %.*s", (int)(len - 4), buf + 4);
                 }
                 s->srv = server_us / 1000.0;
                 s->net = rtt > s->srv ? rtt - s->srv : 0;
@@ -562,51 +517,42 @@ static int run_offload(const e2e_opts *o, const method *m, spw_net *net, const c
         sample *s = i >= 0 ? &out[i] : &(sample){0};
         memset(s, 0, sizeof(*s));
         s->top1 = -1;
-        uint64_t t0 = spw__now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         size_t len = 0;
-        unsigned char *data = read_file(fl->paths[i < 0 ? 0 : i], &len);
-        if (!data) {
+        void *fdata = NULL;
+        if (spw_cli_read_file(fl->paths[i < 0 ? 0 : i], &fdata, &len)) {
             s->status = SPW_EIO;
             continue;
         }
+        unsigned char *data = fdata;
         if (m->kind == M_CODEC) {
             spw_image img;
             s->status = spw_eval_decode(data, len, &img);
             free(data);
             data = NULL;
-            s->pre = ms_since(t0);
-            uint64_t t1 = spw__now_ns();
+            s->pre = spw_cli_ms_since(t0);
+            uint64_t t1 = spw_cli_now_ns();
             if (!s->status) {
                 s->status = spw_eval_encode(m->codec, m->quality, &img, &data, &len);
                 spw_image_release(&img);
             }
-            s->enc = ms_since(t1);
+            s->enc = spw_cli_ms_since(t1);
         } else {
-            s->pre = ms_since(t0);
+            s->pre = spw_cli_ms_since(t0);
         }
         if (!s->status) {
             spw_net_stats a, b;
             spw_net_stats_get(net, &a);
-            spw_net_msg hdr = {.type = SPW_NET_REQUEST,
-                               .flags = SPW_REQ_IMAGE,
-                               .request_id = (*next_id)++,
-                               .timeout_ms = (uint32_t)o->timeout_ms};
-            /* u32 length, the image, zeros to a whole word (SPW_REQ_IMAGE). */
-            uint8_t head[SPW_IMAGE_REQ_HEADER] = {(uint8_t)len, (uint8_t)(len >> 8),
-                                                  (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
-            static const uint8_t zeros[4] = {0};
-            spw_net_seg seg[3] = {
-                {head, sizeof(head)}, {data, len}, {(void *)zeros, (4 - len % 4) % 4}};
-            uint64_t t_sent = spw__now_ns();
-            s->status = spw_net_sendv(net, &hdr, seg, seg[2].size ? 3 : 2);
+            uint64_t id = (*next_id)++, t_sent = spw_cli_now_ns();
+            s->status = spw_image_request_send(net, id, data, len, (uint32_t)o->timeout_ms);
             if (!s->status)
-                await_answer(net, hdr.request_id, t_sent, o->timeout_ms, s);
+                await_answer(net, id, t_sent, o->timeout_ms, s);
             spw_net_stats_get(net, &b);
             net_delta(&a, &b, s);
             s->bytes = (double)len;
         }
         free(data);
-        s->total = ms_since(t0);
+        s->total = spw_cli_ms_since(t0);
         if (s->status && !warned) {
             fprintf(stderr, "\nsplitwire bench e2e: %s on %s: %s: %s\n", m->name,
                     fl->paths[i < 0 ? 0 : i], spw_strerror(s->status), spw_error_detail());
@@ -629,8 +575,8 @@ typedef struct local_bb {
 
 static void local_close(local_bb *l)
 {
-    spw__free(l->in);
-    spw__free(l->out);
+    free(l->in);
+    free(l->out);
     spw_plan_free(l->plan);
     spw_model_free(l->model);
 }
@@ -643,7 +589,7 @@ static int local_open(const e2e_opts *o, local_bb *l)
     if (rc || (rc = spw_model_input(l->model, 0, &in, NULL)))
         goto fail;
     if (in.ndim != 4 || in.dims[1] != 3 || in.dims[2] <= 0 || in.dims[3] <= 0) {
-        rc = spw__error(SPW_ESHAPE, "%s: input is not [1, 3, H, W]", o->backbone);
+        rc = spw_error_set(SPW_ESHAPE, "%s: input is not [1, 3, H, W]", o->backbone);
         goto fail;
     }
     l->h = (int)in.dims[2];
@@ -658,10 +604,10 @@ static int local_open(const e2e_opts *o, local_bb *l)
         goto fail;
     l->classes = (int)spw_tensor_numel(&od);
     l->offset = l->classes == 1001 ? 1 : 0;
-    l->in = spw__malloc(sizeof(float) * 3 * (size_t)l->w * (size_t)l->h);
-    l->out = spw__malloc(sizeof(float) * (size_t)l->classes);
+    l->in = malloc(sizeof(float) * 3 * (size_t)l->w * (size_t)l->h);
+    l->out = malloc(sizeof(float) * (size_t)l->classes);
     if (!l->in || !l->out) {
-        rc = spw__error(SPW_ENOMEM, "out of memory");
+        rc = spw_error_set(SPW_ENOMEM, "out of memory");
         goto fail;
     }
     return 0;
@@ -672,26 +618,26 @@ fail:
 
 static int local_one(local_bb *l, const char *path, sample *s)
 {
-    uint64_t t0 = spw__now_ns();
+    uint64_t t0 = spw_cli_now_ns();
     spw_image img;
     int rc = spw_image_load(path, &img);
     if (!rc)
         rc = spw_image_to_tensor(&img, &l->pp, l->in);
     spw_image_release(&img);
-    s->pre = ms_since(t0);
-    uint64_t t1 = spw__now_ns();
+    s->pre = spw_cli_ms_since(t0);
+    uint64_t t1 = spw_cli_now_ns();
     if (!rc) {
         spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, l->h, l->w}, l->in};
         spw_tensor to = {SPW_F32, SPW_LAYOUT_NCHW, 2, {1, l->classes}, l->out};
         rc = spw_plan_run(l->plan, &ti, 1, &to, 1);
     }
-    s->enc = ms_since(t1);
-    s->total = ms_since(t0);
+    s->enc = spw_cli_ms_since(t1);
+    s->total = spw_cli_ms_since(t0);
     s->status = rc;
     s->top1 = -1;
     if (!rc) {
         spw_result r = {0};
-        spw__topk(l->out, l->classes, l->offset, 1, &r);
+        spw_topk(l->out, l->classes, l->offset, 1, &r);
         s->top1 = r.top[0].label;
     }
     return rc;
@@ -792,16 +738,16 @@ static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *c
         }
         int b = spw_adapt_choose(now_pts, nb, &as->path, (double)o->slo_ms);
         double predicted = spw_adapt_predict(&now_pts[b], &as->path);
-        uint64_t t0 = spw__now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         spw_image img;
         if ((s->status = spw_image_load(fl->paths[i], &img)))
             continue;
-        double t_load = ms_since(t0);
+        double t_load = spw_cli_ms_since(t0);
         spw_net_stats a, z;
-        spw__client_net_stats(cl[b], &a);
+        spw_client_net_stats(cl[b], &a);
         spw_result r;
         s->status = spw_client_classify(cl[b], &img, &r);
-        spw__client_net_stats(cl[b], &z);
+        spw_client_net_stats(cl[b], &z);
         spw_image_release(&img);
         if (!s->status) {
             take_result(s, &r, t_load, &a, &z);
@@ -950,140 +896,81 @@ enum {
     OPT_TRACE,
 };
 
-static int parse_opts(int argc, char **argv, e2e_opts *o)
+/* The options that need more than a check: -1 to carry on, else the exit code. */
+static int e2e_opt(int id, const char *arg, void *ctx)
 {
-    static const struct option opts[] = {{"data", required_argument, 0, OPT_DATA},
-                                         {"count", required_argument, 0, OPT_COUNT},
-                                         {"bundle", required_argument, 0, OPT_BUNDLE},
-                                         {"method", required_argument, 0, OPT_METHOD},
-                                         {"quality", required_argument, 0, OPT_QUALITY},
-                                         {"link", required_argument, 0, OPT_LINK},
-                                         {"backbone", required_argument, 0, OPT_BACKBONE},
-                                         {"models", required_argument, 0, OPT_MODELS},
-                                         {"backend", required_argument, 0, OPT_BACKEND},
-                                         {"threads", required_argument, 0, OPT_THREADS},
-                                         {"timeout-ms", required_argument, 0, OPT_TIMEOUT},
-                                         {"json", no_argument, 0, OPT_JSON},
-                                         {"csv", required_argument, 0, OPT_CSV},
-                                         {"quiet", no_argument, 0, OPT_QUIET},
-                                         {"adapt", no_argument, 0, OPT_ADAPT},
-                                         {"slo-ms", required_argument, 0, OPT_SLO},
-                                         {"adapt-trace", required_argument, 0, OPT_TRACE},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DATA:
-            o->data = optarg;
-            break;
-        case OPT_BUNDLE:
-            if (o->n_bundles == MAX_BUNDLES) {
-                fprintf(stderr, "splitwire bench e2e: at most %d bundles\n", MAX_BUNDLES);
-                return 2;
-            }
-            o->bundles[o->n_bundles++] = optarg;
-            break;
-        case OPT_LINK: {
-            spw_net_config t = {0};
-            if (o->n_links == MAX_LINKS) {
-                fprintf(stderr, "splitwire bench e2e: at most %d links\n", MAX_LINKS);
-                return 2;
-            }
-            if (strcmp(optarg, "none") && spw_net_link_parse(optarg, &t)) {
-                fprintf(stderr, "splitwire bench e2e: --link: %s\n", spw_error_detail());
-                return 2;
-            }
-            o->links[o->n_links++] = optarg;
-            break;
-        }
-        case OPT_METHOD: {
-            spw_eval_codec cd;
-            o->any_method = true;
-            if (!strcmp(optarg, "bundle"))
-                o->want[M_BUNDLE] = true;
-            else if (!strcmp(optarg, "original"))
-                o->want[M_ORIGINAL] = true;
-            else if (!strcmp(optarg, "local"))
-                o->want[M_LOCAL] = true;
-            else if (!strcmp(optarg, "adapt"))
-                o->adapt = true;
-            else if (!spw_eval_codec_parse(optarg, &cd) && cd != SPW_EVAL_NONE)
-                o->want[M_CODEC] = o->want_codec[cd] = true;
-            else {
-                fprintf(stderr,
-                        "splitwire bench e2e: --method is bundle, jpeg, webp, avif, original, "
-                        "local or adapt, not '%s'\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        }
-        case OPT_BACKBONE:
-            o->backbone = optarg;
-            break;
-        case OPT_MODELS:
-            o->models = optarg;
-            break;
-        case OPT_BACKEND:
-            o->backend = optarg;
-            break;
-        case OPT_CSV:
-            o->csv = optarg;
-            break;
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case OPT_QUIET:
-            o->quiet = true;
-            break;
-        case OPT_ADAPT:
-            o->adapt = true;
-            break;
-        case OPT_TRACE:
-            o->trace = optarg;
-            break;
-        case OPT_SLO:
-            if (!spw_cli_parse_int(optarg, 1, 600000, &o->slo_ms)) {
-                fprintf(stderr, "splitwire bench e2e: --slo-ms needs an integer in 1..600000\n");
-                return 2;
-            }
-            break;
-        case OPT_COUNT:
-        case OPT_QUALITY:
-        case OPT_THREADS:
-        case OPT_TIMEOUT: {
-            long lo = c == OPT_THREADS ? 0 : 1;
-            long hi = c == OPT_QUALITY ? 100 : c == OPT_THREADS ? 256 : 100000000;
-            long v;
-            if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
-                fprintf(stderr, "splitwire bench e2e: %s needs an integer in %ld..%ld\n",
-                        argv[optind - 1], lo, hi);
-                return 2;
-            }
-            if (c == OPT_COUNT)
-                o->count = v;
-            else if (c == OPT_QUALITY)
-                o->quality = v;
-            else if (c == OPT_THREADS)
-                o->threads = v;
-            else
-                o->timeout_ms = v;
-            break;
-        }
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
+    e2e_opts *o = ctx;
+    switch (id) {
+    case OPT_BUNDLE:
+        if (o->n_bundles == MAX_BUNDLES) {
+            fprintf(stderr, "splitwire bench e2e: at most %d bundles\n", MAX_BUNDLES);
             return 2;
         }
+        o->bundles[o->n_bundles++] = arg;
+        return -1;
+    case OPT_LINK: {
+        spw_net_config t = {0};
+        if (o->n_links == MAX_LINKS) {
+            fprintf(stderr, "splitwire bench e2e: at most %d links\n", MAX_LINKS);
+            return 2;
+        }
+        if (strcmp(arg, "none") && spw_net_link_parse(arg, &t)) {
+            fprintf(stderr, "splitwire bench e2e: --link: %s\n", spw_error_detail());
+            return 2;
+        }
+        o->links[o->n_links++] = arg;
+        return -1;
     }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
+    default: { /* OPT_METHOD */
+        spw_eval_codec cd;
+        o->any_method = true;
+        if (!strcmp(arg, "bundle"))
+            o->want[M_BUNDLE] = true;
+        else if (!strcmp(arg, "original"))
+            o->want[M_ORIGINAL] = true;
+        else if (!strcmp(arg, "local"))
+            o->want[M_LOCAL] = true;
+        else if (!strcmp(arg, "adapt"))
+            o->adapt = true;
+        else if (!spw_eval_codec_parse(arg, &cd) && cd != SPW_EVAL_NONE)
+            o->want[M_CODEC] = o->want_codec[cd] = true;
+        else {
+            fprintf(stderr,
+                    "splitwire bench e2e: --method is bundle, jpeg, webp, avif, original, "
+                    "local or adapt, not '%s'\n",
+                    arg);
+            return 2;
+        }
+        return -1;
     }
+    }
+}
+
+static int parse_opts(int argc, char **argv, e2e_opts *o)
+{
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_STR("data", &o->data),
+        SPW_CLI_OPT_LONG("count", &o->count, 1, 100000000),
+        SPW_CLI_OPT_FN("bundle", e2e_opt, OPT_BUNDLE, true),
+        SPW_CLI_OPT_FN("method", e2e_opt, OPT_METHOD, true),
+        SPW_CLI_OPT_LONG("quality", &o->quality, 1, 100),
+        SPW_CLI_OPT_FN("link", e2e_opt, OPT_LINK, true),
+        SPW_CLI_OPT_STR("backbone", &o->backbone),
+        SPW_CLI_OPT_STR("models", &o->models),
+        SPW_CLI_OPT_STR("backend", &o->backend),
+        SPW_CLI_OPT_LONG("threads", &o->threads, 0, 256),
+        SPW_CLI_OPT_LONG("timeout-ms", &o->timeout_ms, 1, 100000000),
+        SPW_CLI_OPT_FLAG("json", &o->json),
+        SPW_CLI_OPT_STR("csv", &o->csv),
+        SPW_CLI_OPT_FLAG("quiet", &o->quiet),
+        SPW_CLI_OPT_FLAG("adapt", &o->adapt),
+        SPW_CLI_OPT_LONG("slo-ms", &o->slo_ms, 1, 600000),
+        SPW_CLI_OPT_STR("adapt-trace", &o->trace),
+        SPW_CLI_OPT_END,
+    };
+    int rc = spw_cli_parse("splitwire bench e2e", argc, argv, opts, o, usage, NULL);
+    if (rc >= 0)
+        return rc;
     if (o->adapt && !o->slo_ms) {
         fprintf(stderr, "splitwire bench e2e: --adapt needs --slo-ms N\n");
         return 2;
@@ -1177,10 +1064,10 @@ int spw_cli_bench_e2e(int argc, char **argv)
         return 1;
     }
     spw_eval_files_limit(&fl, (int)o.count);
-    spw_eval_classes *cl = spw__calloc(1, sizeof(*cl));
+    spw_eval_classes *cl = calloc(1, sizeof(*cl));
     char found[1024];
     if (cl && spw_eval_classes_find(o.data, cl, found, sizeof(found))) {
-        spw__free(cl);
+        free(cl);
         cl = NULL; /* no truth: top-1 is not judged */
     }
     method ms[MAX_METHODS];
@@ -1188,9 +1075,9 @@ int spw_cli_bench_e2e(int argc, char **argv)
     bool need_server = false;
     for (int k = 0; k < n_methods; k++)
         need_server |= ms[k].kind != M_LOCAL;
-    sample *smp = spw__calloc((size_t)fl.n, sizeof(sample));
-    row *rows = spw__calloc((size_t)(n_methods * o.n_links), sizeof(row));
-    int *ref = spw__malloc(sizeof(int) * (size_t)fl.n);
+    sample *smp = calloc((size_t)fl.n, sizeof(sample));
+    row *rows = calloc((size_t)(n_methods * o.n_links), sizeof(row));
+    int *ref = malloc(sizeof(int) * (size_t)fl.n);
     FILE *csv = NULL;
     adapt_state as = {0};
     int n_rows = 0;
@@ -1249,12 +1136,12 @@ int spw_cli_bench_e2e(int argc, char **argv)
             print_row_table(r);
     }
     local_close(&lb);
-    uint64_t next_id = ((uint64_t)spw__now_ns() << 16) | 1;
+    uint64_t next_id = ((uint64_t)spw_cli_now_ns() << 16) | 1;
     for (int l = 0; l < o.n_links && !rc && need_server; l++) {
         spw_server_config sc;
         spw_net_config cnet;
         char addr[64];
-        uint64_t epoch = spw__now_ns(); /* the link's steps count from here */
+        uint64_t epoch = spw_cli_now_ns(); /* the link's steps count from here */
         if ((rc = e2e_endpoints(&o, o.links[l], epoch, &sc, NULL, NULL)))
             break;
         pid_t pid = start_server(&sc, addr, sizeof(addr));
@@ -1315,10 +1202,10 @@ out:
         fclose(as.trace);
     if (csv)
         fclose(csv);
-    spw__free(ref);
-    spw__free(rows);
-    spw__free(smp);
-    spw__free(cl);
+    free(ref);
+    free(rows);
+    free(smp);
+    free(cl);
     spw_eval_files_free(&fl);
     return rc;
 }

@@ -1,6 +1,5 @@
 /* splitwire eval: rate and accuracy of model bundles and of standard image
  * codecs in front of the uncompressed backbone, on a labelled image set. */
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -8,12 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/core/internal.h"
-#include "runtime/graph/graph.h"
-#include "runtime/graph/plan.h"
-#include "runtime/service/service_internal.h"
 #include "tools/cli/cli.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define MAX_BUNDLES 16
 #define MAX_QUALITIES 16
@@ -57,10 +54,10 @@ static int reference_alloc(reference *r, int files, int outputs)
 {
     r->files = files;
     r->outputs = outputs;
-    r->logp = spw__calloc((size_t)files * (size_t)outputs, sizeof(float));
-    r->top1 = spw__calloc((size_t)files, sizeof(int));
+    r->logp = calloc((size_t)files * (size_t)outputs, sizeof(float));
+    r->top1 = calloc((size_t)files, sizeof(int));
     if (!r->logp || !r->top1)
-        return spw__error(SPW_ENOMEM, "out of memory for the reference of %d images", files);
+        return spw_error_set(SPW_ENOMEM, "out of memory for the reference of %d images", files);
     for (int i = 0; i < files; i++)
         r->top1[i] = -1;
     return 0;
@@ -68,8 +65,8 @@ static int reference_alloc(reference *r, int files, int outputs)
 
 static void reference_free(reference *r)
 {
-    spw__free(r->logp);
-    spw__free(r->top1);
+    free(r->logp);
+    free(r->top1);
     memset(r, 0, sizeof(*r));
 }
 
@@ -96,7 +93,7 @@ typedef struct progress {
 static void progress_start(progress *p, bool on, const char *what, int total)
 {
     *p = (progress){.on = on, .tty = isatty(2), .what = what, .total = total};
-    p->t0 = p->last = spw__now_ns();
+    p->t0 = p->last = spw_cli_now_ns();
 }
 
 static void fmt_duration(double s, char *buf, size_t size)
@@ -114,7 +111,7 @@ static void progress_tick(progress *p, int done)
 {
     if (!p->on)
         return;
-    uint64_t now = spw__now_ns();
+    uint64_t now = spw_cli_now_ns();
     /* Once a second on a terminal (rewriting the line), every 30 s in a log. */
     uint64_t every = p->tty ? 1000000000ull : 30000000000ull;
     if (now - p->last < every && done < p->total)
@@ -141,7 +138,7 @@ static void progress_end(progress *p)
     if (!p->on)
         return;
     char el[32];
-    fmt_duration((double)(spw__now_ns() - p->t0) / 1e9, el, sizeof(el));
+    fmt_duration((double)(spw_cli_now_ns() - p->t0) / 1e9, el, sizeof(el));
     fprintf(stderr, "%s%s: done in %s%s\n", p->tty ? "\r" : "", p->what, el,
             p->tty ? "                              " : "");
 }
@@ -175,8 +172,8 @@ static void backbone_close(backbone *b)
 {
     spw_plan_free(b->plan);
     spw_model_free(b->model);
-    spw__free(b->input);
-    spw__free(b->scores);
+    free(b->input);
+    free(b->scores);
     memset(b, 0, sizeof(*b));
 }
 
@@ -203,11 +200,8 @@ static int backbone_open(const char *path, const eval_opts *o, const spw_eval_cl
     if (o->batch > 1 && in.ndim == 4 && in.dims[0] == 1) {
         /* The TFLite import fixes the batch at 1; its layers do not depend
          * on it (the server runs the same network's tail batched), so free
-         * the leading dim of this private copy and infer the shapes again,
-         * as spw_model_cut does for a tail. */
-        spw_graph *g = b->model->graph;
-        g->values[g->inputs[0]].dims[0] = -1;
-        if ((rc = spw__graph_infer_shapes(g, -1)))
+         * the leading dim of this private copy. */
+        if ((rc = spw_model_unbind_batch(b->model)))
             goto fail_model;
     }
     if (in.ndim != 4 || in.dims[1] != 3 || in.dims[2] <= 0 || in.dims[3] <= 0) {
@@ -245,10 +239,10 @@ static int backbone_open(const char *path, const eval_opts *o, const spw_eval_cl
     b->in_elems = (size_t)3 * (size_t)h * (size_t)w;
     b->in_desc.dtype = SPW_F32;
     b->out_desc.dtype = SPW_F32;
-    b->input = spw__calloc((size_t)b->batch * b->in_elems, sizeof(float));
-    b->scores = spw__calloc((size_t)out_n, sizeof(float));
+    b->input = calloc((size_t)b->batch * b->in_elems, sizeof(float));
+    b->scores = calloc((size_t)out_n, sizeof(float));
     if (!b->input || !b->scores) {
-        rc = spw__error(SPW_ENOMEM, "out of memory for a batch of %d", b->batch);
+        rc = spw_error_set(SPW_ENOMEM, "out of memory for a batch of %d", b->batch);
         goto fail_plan;
     }
     b->in_desc.data = b->input;
@@ -314,10 +308,10 @@ static bool load_image(const char *path, spw_image *img, size_t *file_bytes, con
 {
     void *data;
     size_t size;
-    int rc = spw__read_file(path, &data, &size);
+    int rc = spw_cli_read_file(path, &data, &size);
     if (!rc) {
         rc = spw_image_decode(data, size, img);
-        spw__free(data);
+        free(data);
     }
     if (rc) {
         fprintf(stderr, "%ssplitwire eval: skipping %s: %s: %s\n", progress_break(p), path,
@@ -338,7 +332,7 @@ static int run_backbone(const eval_opts *o, const spw_eval_files *files, const s
     char def[4096];
     const char *path = o->backbone;
     if (!path) {
-        spw__backbone_path(o->models, BACKBONE_ID, def, sizeof(def));
+        spw_backbone_path(o->models, BACKBONE_ID, def, sizeof(def));
         path = def;
     }
     backbone b;
@@ -448,7 +442,7 @@ static int run_bundle(const eval_opts *o, const char *dir, const spw_eval_files 
         int n;
         rc = spw_client_classify(client, &img, &res);
         if (!rc)
-            rc = spw__client_local_scores(client, &scores, &n);
+            rc = spw_client_local_scores(client, &scores, &n);
         if (rc) {
             rw->acc.failed++;
             if (!warned)
@@ -651,101 +645,54 @@ static bool parse_qualities(const char *arg, eval_opts *o)
     return true;
 }
 
+/* The options with a value that needs more than a check: -1 to carry on,
+ * else the exit code. */
+static int eval_opt(int id, const char *arg, void *ctx)
+{
+    eval_opts *o = ctx;
+    switch (id) {
+    case OPT_BUNDLE:
+        if (o->n_bundles == MAX_BUNDLES) {
+            fprintf(stderr, "splitwire eval: at most %d bundles\n", MAX_BUNDLES);
+            return 2;
+        }
+        o->bundles[o->n_bundles++] = arg;
+        return -1;
+    case OPT_CODEC:
+        return parse_codecs(arg, o) ? -1 : 2;
+    default:
+        return parse_qualities(arg, o) ? -1 : 2;
+    }
+}
+
 /* -1: carry on; otherwise the exit code. */
 static int parse_opts(int argc, char **argv, eval_opts *o)
 {
-    static const struct option opts[] = {{"data", required_argument, 0, OPT_DATA},
-                                         {"classes", required_argument, 0, OPT_CLASSES},
-                                         {"bundle", required_argument, 0, OPT_BUNDLE},
-                                         {"models", required_argument, 0, OPT_MODELS},
-                                         {"backbone", required_argument, 0, OPT_BACKBONE},
-                                         {"codec", required_argument, 0, OPT_CODEC},
-                                         {"quality", required_argument, 0, OPT_QUALITY},
-                                         {"sweep", no_argument, 0, OPT_SWEEP},
-                                         {"limit", required_argument, 0, OPT_LIMIT},
-                                         {"batch", required_argument, 0, OPT_BATCH},
-                                         {"backend", required_argument, 0, OPT_BACKEND},
-                                         {"threads", required_argument, 0, OPT_THREADS},
-                                         {"json", no_argument, 0, OPT_JSON},
-                                         {"csv", required_argument, 0, OPT_CSV},
-                                         {"quiet", no_argument, 0, OPT_QUIET},
-                                         {"fidelity", no_argument, 0, OPT_FIDELITY},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DATA:
-            o->data = optarg;
-            break;
-        case OPT_CLASSES:
-            o->classes = optarg;
-            break;
-        case OPT_BUNDLE:
-            if (o->n_bundles == MAX_BUNDLES) {
-                fprintf(stderr, "splitwire eval: at most %d bundles\n", MAX_BUNDLES);
-                return 2;
-            }
-            o->bundles[o->n_bundles++] = optarg;
-            break;
-        case OPT_MODELS:
-            o->models = optarg;
-            break;
-        case OPT_BACKBONE:
-            o->backbone = optarg;
-            break;
-        case OPT_CODEC:
-            if (!parse_codecs(optarg, o))
-                return 2;
-            break;
-        case OPT_QUALITY:
-            if (!parse_qualities(optarg, o))
-                return 2;
-            break;
-        case OPT_SWEEP:
-            o->sweep = true;
-            break;
-        case OPT_LIMIT:
-        case OPT_BATCH:
-        case OPT_THREADS: {
-            long lo = c == OPT_THREADS ? 0 : 1;
-            long hi = c == OPT_LIMIT ? 100000000 : c == OPT_BATCH ? MAX_BATCH : 256;
-            long v;
-            if (!spw_cli_parse_int(optarg, lo, hi, &v)) {
-                fprintf(stderr,
-                        "splitwire eval: option value '%s' must be an integer in %ld..%ld\n",
-                        optarg, lo, hi);
-                return 2;
-            }
-            *(c == OPT_LIMIT ? &o->limit : c == OPT_BATCH ? &o->batch : &o->threads) = v;
-            break;
-        }
-        case OPT_BACKEND:
-            o->backend = optarg;
-            break;
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case OPT_CSV:
-            o->csv = optarg;
-            break;
-        case OPT_QUIET:
-            o->quiet = true;
-            break;
-        case OPT_FIDELITY:
-            o->fidelity = true;
-            break;
-        case 'h':
-            eval_usage(stdout);
-            return 0;
-        default:
-            eval_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "splitwire eval: unexpected argument '%s'\n", argv[optind]);
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_STR("data", &o->data),
+        SPW_CLI_OPT_STR("classes", &o->classes),
+        SPW_CLI_OPT_FN("bundle", eval_opt, OPT_BUNDLE, true),
+        SPW_CLI_OPT_STR("models", &o->models),
+        SPW_CLI_OPT_STR("backbone", &o->backbone),
+        SPW_CLI_OPT_FN("codec", eval_opt, OPT_CODEC, true),
+        SPW_CLI_OPT_FN("quality", eval_opt, OPT_QUALITY, true),
+        SPW_CLI_OPT_FLAG("sweep", &o->sweep),
+        SPW_CLI_OPT_LONG("limit", &o->limit, 1, 100000000),
+        SPW_CLI_OPT_LONG("batch", &o->batch, 1, MAX_BATCH),
+        SPW_CLI_OPT_STR("backend", &o->backend),
+        SPW_CLI_OPT_LONG("threads", &o->threads, 0, 256),
+        SPW_CLI_OPT_FLAG("json", &o->json),
+        SPW_CLI_OPT_STR("csv", &o->csv),
+        SPW_CLI_OPT_FLAG("quiet", &o->quiet),
+        SPW_CLI_OPT_FLAG("fidelity", &o->fidelity),
+        SPW_CLI_OPT_END,
+    };
+    int first;
+    int rc = spw_cli_parse("splitwire eval", argc, argv, opts, o, eval_usage, &first);
+    if (rc >= 0)
+        return rc;
+    if (first != argc) {
+        fprintf(stderr, "splitwire eval: unexpected argument '%s'\n", argv[first]);
         return 2;
     }
     if (!o->data) {
@@ -798,9 +745,9 @@ static int make_rows(eval_opts *o, row *rows, int cap)
             nq = 1;
         } else if (!nq) {
             q = c == SPW_EVAL_JPEG ? sweep_jpeg : c == SPW_EVAL_WEBP ? sweep_webp : sweep_avif;
-            nq = c == SPW_EVAL_JPEG   ? (int)SPW_ARRAY_SIZE(sweep_jpeg)
-                 : c == SPW_EVAL_WEBP ? (int)SPW_ARRAY_SIZE(sweep_webp)
-                                      : (int)SPW_ARRAY_SIZE(sweep_avif);
+            nq = c == SPW_EVAL_JPEG   ? (int)ARRAY_LEN(sweep_jpeg)
+                 : c == SPW_EVAL_WEBP ? (int)ARRAY_LEN(sweep_webp)
+                                      : (int)ARRAY_LEN(sweep_avif);
         }
         for (int j = 0; j < nq && n < cap; j++) {
             row *r = &rows[n++];
@@ -868,7 +815,7 @@ int spw_cli_eval(int argc, char **argv)
         goto out;
     }
     int n_rows = make_rows(&o, rows, cap - MAX_BUNDLES), skipped = 0;
-    uint64_t t0 = spw__now_ns();
+    uint64_t t0 = spw_cli_now_ns();
     if ((n_rows || o.fidelity) &&
         run_backbone(&o, &files, &cl, rows, n_rows, o.fidelity ? &ref : NULL, &skipped))
         goto out;
@@ -881,7 +828,7 @@ int spw_cli_eval(int argc, char **argv)
     }
     if (!o.quiet) {
         char el[32];
-        fmt_duration((double)(spw__now_ns() - t0) / 1e9, el, sizeof(el));
+        fmt_duration((double)(spw_cli_now_ns() - t0) / 1e9, el, sizeof(el));
         fprintf(stderr, "splitwire eval: %d images from %s (%d unreadable, skipped) in %s\n",
                 files.n - skipped, o.data, skipped, el);
     }

@@ -10,15 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/core/internal.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 int spw_eval_classes_load(const char *path, spw_eval_classes *out)
 {
     memset(out, 0, sizeof(*out));
     FILE *f = fopen(path, "r");
     if (!f)
-        return spw__error(SPW_ENOENT, "%s: %s", path, strerror(errno));
+        return spw_error_set(SPW_ENOENT, "%s: %s", path, strerror(errno));
     char line[512];
     while (fgets(line, sizeof(line), f)) {
         int idx, in1k;
@@ -29,19 +28,21 @@ int spw_eval_classes_load(const char *path, spw_eval_classes *out)
             continue;
         if (out->n == SPW_EVAL_MAX_CLASSES) {
             fclose(f);
-            return spw__error(SPW_ERANGE, "%s: more than %d classes", path, SPW_EVAL_MAX_CLASSES);
+            return spw_error_set(SPW_ERANGE, "%s: more than %d classes", path,
+                                 SPW_EVAL_MAX_CLASSES);
         }
         if (in1k < 0 || in1k >= 1000) {
             fclose(f);
-            return spw__error(SPW_EFORMAT, "%s: class %s has ImageNet index %d", path, wnid, in1k);
+            return spw_error_set(SPW_EFORMAT, "%s: class %s has ImageNet index %d", path, wnid,
+                                 in1k);
         }
         snprintf(out->wnid[out->n], sizeof(out->wnid[0]), "%s", wnid);
         out->in1k[out->n++] = in1k;
     }
     fclose(f);
     if (!out->n)
-        return spw__error(SPW_EFORMAT, "%s: no 'index<TAB>wnid<TAB>name<TAB>imagenet1k_idx' rows",
-                          path);
+        return spw_error_set(SPW_EFORMAT,
+                             "%s: no 'index<TAB>wnid<TAB>name<TAB>imagenet1k_idx' rows", path);
     return 0;
 }
 
@@ -64,7 +65,7 @@ int spw_eval_classes_find(const char *start, spw_eval_classes *out, char *found,
             return spw_eval_classes_load(found, out);
     }
     memset(out, 0, sizeof(*out));
-    return spw__error(SPW_ENOENT, "no classes.tsv in or above %s", dir);
+    return spw_error_set(SPW_ENOENT, "no classes.tsv in or above %s", dir);
 }
 
 int spw_eval_truth(const spw_eval_classes *cl, const char *path)
@@ -204,12 +205,12 @@ int spw_eval_files_add(spw_eval_files *f, const char *path)
         int cap = f->cap ? f->cap * 2 : 256;
         char **p = realloc(f->paths, sizeof(char *) * (size_t)cap);
         if (!p)
-            return spw__error(SPW_ENOMEM, "out of memory for %d file names", cap);
+            return spw_error_set(SPW_ENOMEM, "out of memory for %d file names", cap);
         f->paths = p;
         f->cap = cap;
     }
     if (!(f->paths[f->n] = strdup(path)))
-        return spw__error(SPW_ENOMEM, "out of memory");
+        return spw_error_set(SPW_ENOMEM, "out of memory");
     f->n++;
     return 0;
 }
@@ -223,7 +224,7 @@ static int collect(const char *dir, spw_eval_files *f, int depth)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return spw__error(SPW_ENOENT, "%s: %s", dir, strerror(errno));
+        return spw_error_set(SPW_ENOENT, "%s: %s", dir, strerror(errno));
     spw_eval_files here = {0};
     int rc = 0;
     struct dirent *e;
@@ -257,9 +258,9 @@ int spw_eval_files_collect(const char *dir, spw_eval_files *out)
     memset(out, 0, sizeof(*out));
     struct stat st;
     if (stat(dir, &st) != 0)
-        return spw__error(SPW_ENOENT, "%s: %s", dir, strerror(errno));
+        return spw_error_set(SPW_ENOENT, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return spw__error(SPW_ENOENT, "%s is not a directory", dir);
+        return spw_error_set(SPW_ENOENT, "%s is not a directory", dir);
     int rc = collect(dir, out, 0);
     if (rc)
         spw_eval_files_free(out);

@@ -4,8 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/core/internal.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 bool spw_eval_read_sidecar(const char *onnx, spw_preprocess *pp, int *label_offset)
 {
@@ -48,7 +47,7 @@ int spw_eval_reference_top1(const char *onnx, const spw_preprocess *pp_default, 
     if ((rc = spw_model_input(model, 0, &in, NULL)))
         goto fail_model;
     if (in.ndim != 4 || in.dims[1] != 3 || in.dims[2] <= 0 || in.dims[3] <= 0) {
-        rc = spw__error(SPW_ESHAPE, "%s: input is not [N, 3, H, W]", onnx);
+        rc = spw_error_set(SPW_ESHAPE, "%s: input is not [N, 3, H, W]", onnx);
         goto fail_model;
     }
     spw_preprocess pp = *pp_default;
@@ -62,10 +61,10 @@ int spw_eval_reference_top1(const char *onnx, const spw_preprocess *pp_default, 
     spw_plan_input(plan, 0, &in_desc);
     spw_plan_output(plan, 0, &out_desc);
     int classes = (int)spw_tensor_numel(&out_desc);
-    input = spw__calloc((size_t)spw_tensor_numel(&in_desc), sizeof(float));
-    scores = spw__calloc((size_t)classes, sizeof(float));
+    input = calloc((size_t)spw_tensor_numel(&in_desc), sizeof(float));
+    scores = calloc((size_t)classes, sizeof(float));
     if (!input || !scores) {
-        rc = spw__error(SPW_ENOMEM, "out of memory");
+        rc = spw_error_set(SPW_ENOMEM, "out of memory");
         goto fail_plan;
     }
     in_desc.dtype = out_desc.dtype = SPW_F32;
@@ -85,8 +84,8 @@ int spw_eval_reference_top1(const char *onnx, const spw_preprocess *pp_default, 
         top1[i] = spw_eval_top1(scores, classes, label_offset, NULL, 0);
     }
 fail_plan:
-    spw__free(scores);
-    spw__free(input);
+    free(scores);
+    free(input);
     spw_plan_free(plan);
 fail_model:
     spw_model_free(model);

@@ -14,8 +14,7 @@
 #include <avif/avif.h>
 #endif
 
-#include "runtime/core/internal.h"
-#include "tools/cli/eval.h"
+#include "tools/eval/eval.h"
 
 static const char *const codec_names[SPW_EVAL_NCODECS] = {"none", "jpeg", "webp", "avif"};
 
@@ -62,17 +61,6 @@ int spw_eval_avif_quantizer(int quality)
     return ((100 - quality) * 63 + 50) / 100;
 }
 
-#if defined(SPW_EVAL_HAVE_WEBP) || defined(SPW_EVAL_HAVE_AVIF)
-/* Pixels of the decoded image; sizes were checked by the caller's decoder. */
-static int alloc_image(int w, int h, spw_image *out)
-{
-    out->width = w;
-    out->height = h;
-    out->rgb = spw__malloc((size_t)w * (size_t)h * 3);
-    return out->rgb ? 0 : spw__error(SPW_ENOMEM, "out of memory for a %dx%d image", w, h);
-}
-#endif
-
 /* ---- JPEG ---------------------------------------------------------------- */
 
 typedef struct jpeg_err {
@@ -103,7 +91,7 @@ static int jpeg_encode(const spw_image *in, int quality, jpeg_out *o)
     err.pub.error_exit = jpeg_err_exit;
     if (setjmp(err.jb)) {
         jpeg_destroy_compress(&c);
-        return spw__error(SPW_EINTERNAL, "JPEG encoder: %s", err.msg);
+        return spw_error_set(SPW_EINTERNAL, "JPEG encoder: %s", err.msg);
     }
     jpeg_create_compress(&c);
     jpeg_mem_dest(&c, &o->data, &o->size);
@@ -145,13 +133,13 @@ static int webp_decode(const uint8_t *data, size_t n, spw_image *out)
 {
     int w = 0, h = 0, rc;
     if (!WebPGetInfo(data, n, &w, &h) || w <= 0 || h <= 0)
-        return spw__error(SPW_ECORRUPT, "WebP: not a readable image");
-    if ((rc = alloc_image(w, h, out)))
+        return spw_error_set(SPW_ECORRUPT, "WebP: not a readable image");
+    if ((rc = spw_image_alloc(w, h, out)))
         return rc;
     size_t cap = (size_t)w * (size_t)h * 3;
     if (!WebPDecodeRGBInto(data, n, out->rgb, cap, w * 3)) {
         spw_image_release(out);
-        return spw__error(SPW_ECORRUPT, "WebP decoder failed");
+        return spw_error_set(SPW_ECORRUPT, "WebP decoder failed");
     }
     return 0;
 }
@@ -161,12 +149,12 @@ static int webp_roundtrip(int quality, const spw_image *in, spw_image *out, size
     uint8_t *enc = NULL;
     size_t n = WebPEncodeRGB(in->rgb, in->width, in->height, in->width * 3, (float)quality, &enc);
     if (!n)
-        return spw__error(SPW_EINTERNAL, "WebP encoder failed on a %dx%d image", in->width,
-                          in->height);
+        return spw_error_set(SPW_EINTERNAL, "WebP encoder failed on a %dx%d image", in->width,
+                             in->height);
     int rc = webp_decode(enc, n, out);
     if (!rc && (out->width != in->width || out->height != in->height)) {
-        rc = spw__error(SPW_ECORRUPT, "WebP: the encoded image reads back as %dx%d", out->width,
-                        out->height);
+        rc = spw_error_set(SPW_ECORRUPT, "WebP: the encoded image reads back as %dx%d", out->width,
+                           out->height);
         spw_image_release(out);
     }
     if (!rc)
@@ -182,13 +170,13 @@ static int webp_roundtrip(int quality, const spw_image *in, spw_image *out, size
 static int avif_encode(int quality, const spw_image *in, avifRWData *o)
 {
     if (!avifCodecName(AVIF_CODEC_CHOICE_AOM, AVIF_CODEC_FLAG_CAN_ENCODE))
-        return spw__error(SPW_EUNSUPPORTED, "AVIF: this libavif has no aom encoder");
+        return spw_error_set(SPW_EUNSUPPORTED, "AVIF: this libavif has no aom encoder");
     avifImage *im =
         avifImageCreate((uint32_t)in->width, (uint32_t)in->height, 8, AVIF_PIXEL_FORMAT_YUV420);
     avifEncoder *enc = avifEncoderCreate();
     int rc = 0;
     if (!im || !enc) {
-        rc = spw__error(SPW_ENOMEM, "AVIF: out of memory");
+        rc = spw_error_set(SPW_ENOMEM, "AVIF: out of memory");
         goto out;
     }
     avifRGBImage rgb;
@@ -198,7 +186,7 @@ static int avif_encode(int quality, const spw_image *in, avifRWData *o)
     rgb.rowBytes = (uint32_t)in->width * 3;
     avifResult r = avifImageRGBToYUV(im, &rgb);
     if (r != AVIF_RESULT_OK) {
-        rc = spw__error(SPW_EINTERNAL, "AVIF: RGB to YUV: %s", avifResultToString(r));
+        rc = spw_error_set(SPW_EINTERNAL, "AVIF: RGB to YUV: %s", avifResultToString(r));
         goto out;
     }
     enc->codecChoice = AVIF_CODEC_CHOICE_AOM;
@@ -206,7 +194,7 @@ static int avif_encode(int quality, const spw_image *in, avifRWData *o)
     enc->speed = SPW_EVAL_AVIF_SPEED;
     enc->minQuantizer = enc->maxQuantizer = spw_eval_avif_quantizer(quality);
     if ((r = avifEncoderWrite(enc, im, o)) != AVIF_RESULT_OK)
-        rc = spw__error(SPW_EINTERNAL, "AVIF encoder: %s", avifResultToString(r));
+        rc = spw_error_set(SPW_EINTERNAL, "AVIF encoder: %s", avifResultToString(r));
 out:
     if (enc)
         avifEncoderDestroy(enc);
@@ -221,16 +209,16 @@ static int avif_decode(const uint8_t *data, size_t size, spw_image *out)
     avifImage *im = avifImageCreateEmpty();
     int rc = 0;
     if (!dec || !im) {
-        rc = spw__error(SPW_ENOMEM, "AVIF: out of memory");
+        rc = spw_error_set(SPW_ENOMEM, "AVIF: out of memory");
         goto out;
     }
     dec->maxThreads = 1;
     avifResult r = avifDecoderReadMemory(dec, im, data, size);
     if (r != AVIF_RESULT_OK) {
-        rc = spw__error(SPW_ECORRUPT, "AVIF decoder: %s", avifResultToString(r));
+        rc = spw_error_set(SPW_ECORRUPT, "AVIF decoder: %s", avifResultToString(r));
         goto out;
     }
-    if ((rc = alloc_image((int)im->width, (int)im->height, out)))
+    if ((rc = spw_image_alloc((int)im->width, (int)im->height, out)))
         goto out;
     avifRGBImage rgb;
     avifRGBImageSetDefaults(&rgb, im);
@@ -240,7 +228,7 @@ static int avif_decode(const uint8_t *data, size_t size, spw_image *out)
     rgb.rowBytes = im->width * 3;
     if ((r = avifImageYUVToRGB(im, &rgb)) != AVIF_RESULT_OK) {
         spw_image_release(out);
-        rc = spw__error(SPW_EINTERNAL, "AVIF: YUV to RGB: %s", avifResultToString(r));
+        rc = spw_error_set(SPW_EINTERNAL, "AVIF: YUV to RGB: %s", avifResultToString(r));
     }
 out:
     if (im)
@@ -265,9 +253,9 @@ int spw_eval_roundtrip(spw_eval_codec c, int quality, const spw_image *in, spw_i
                        size_t *bytes)
 {
     if (!in || !in->rgb || !out || !bytes || in->width <= 0 || in->height <= 0)
-        return spw__error(SPW_EINVAL, "eval round trip: bad argument");
+        return spw_error_set(SPW_EINVAL, "eval round trip: bad argument");
     if (quality < 1 || quality > 100)
-        return spw__error(SPW_ERANGE, "quality %d is not in 1..100", quality);
+        return spw_error_set(SPW_ERANGE, "quality %d is not in 1..100", quality);
     memset(out, 0, sizeof(*out));
     switch (c) {
     case SPW_EVAL_JPEG:
@@ -276,16 +264,16 @@ int spw_eval_roundtrip(spw_eval_codec c, int quality, const spw_image *in, spw_i
 #ifdef SPW_EVAL_HAVE_WEBP
         return webp_roundtrip(quality, in, out, bytes);
 #else
-        return spw__error(SPW_EUNSUPPORTED, "built without libwebp (install libwebp-dev)");
+        return spw_error_set(SPW_EUNSUPPORTED, "built without libwebp (install libwebp-dev)");
 #endif
     case SPW_EVAL_AVIF:
 #ifdef SPW_EVAL_HAVE_AVIF
         return avif_roundtrip(quality, in, out, bytes);
 #else
-        return spw__error(SPW_EUNSUPPORTED, "built without libavif (install libavif-dev)");
+        return spw_error_set(SPW_EUNSUPPORTED, "built without libavif (install libavif-dev)");
 #endif
     default:
-        return spw__error(SPW_EINVAL, "codec '%s' has no round trip", spw_eval_codec_name(c));
+        return spw_error_set(SPW_EINVAL, "codec '%s' has no round trip", spw_eval_codec_name(c));
     }
 }
 
@@ -293,9 +281,9 @@ int spw_eval_encode(spw_eval_codec c, int quality, const spw_image *in, unsigned
                     size_t *bytes)
 {
     if (!in || !in->rgb || !data || !bytes || in->width <= 0 || in->height <= 0)
-        return spw__error(SPW_EINVAL, "eval encode: bad argument");
+        return spw_error_set(SPW_EINVAL, "eval encode: bad argument");
     if (quality < 1 || quality > 100)
-        return spw__error(SPW_ERANGE, "quality %d is not in 1..100", quality);
+        return spw_error_set(SPW_ERANGE, "quality %d is not in 1..100", quality);
     *data = NULL;
     *bytes = 0;
     switch (c) {
@@ -316,15 +304,15 @@ int spw_eval_encode(spw_eval_codec c, int quality, const spw_image *in, unsigned
         size_t n =
             WebPEncodeRGB(in->rgb, in->width, in->height, in->width * 3, (float)quality, &enc);
         if (!n)
-            return spw__error(SPW_EINTERNAL, "WebP encoder failed on a %dx%d image", in->width,
-                              in->height);
+            return spw_error_set(SPW_EINTERNAL, "WebP encoder failed on a %dx%d image", in->width,
+                                 in->height);
         /* Handed out as malloc memory, one way to free every codec's. */
         *data = malloc(n);
         if (*data)
             memcpy(*data, enc, n);
         WebPFree(enc);
         if (!*data)
-            return spw__error(SPW_ENOMEM, "out of memory");
+            return spw_error_set(SPW_ENOMEM, "out of memory");
         *bytes = n;
         return 0;
     }
@@ -339,7 +327,7 @@ int spw_eval_encode(spw_eval_codec c, int quality, const spw_image *in, unsigned
                 memcpy(*data, o.data, o.size);
                 *bytes = o.size;
             } else {
-                rc = spw__error(SPW_ENOMEM, "out of memory");
+                rc = spw_error_set(SPW_ENOMEM, "out of memory");
             }
         }
         avifRWDataFree(&o);
@@ -348,14 +336,14 @@ int spw_eval_encode(spw_eval_codec c, int quality, const spw_image *in, unsigned
 #endif
 #ifndef SPW_EVAL_HAVE_WEBP
     case SPW_EVAL_WEBP:
-        return spw__error(SPW_EUNSUPPORTED, "built without libwebp (install libwebp-dev)");
+        return spw_error_set(SPW_EUNSUPPORTED, "built without libwebp (install libwebp-dev)");
 #endif
 #ifndef SPW_EVAL_HAVE_AVIF
     case SPW_EVAL_AVIF:
-        return spw__error(SPW_EUNSUPPORTED, "built without libavif (install libavif-dev)");
+        return spw_error_set(SPW_EUNSUPPORTED, "built without libavif (install libavif-dev)");
 #endif
     default:
-        return spw__error(SPW_EINVAL, "codec '%s' does not encode", spw_eval_codec_name(c));
+        return spw_error_set(SPW_EINVAL, "codec '%s' does not encode", spw_eval_codec_name(c));
     }
 }
 
@@ -363,7 +351,7 @@ int spw_eval_decode(const void *data, size_t size, spw_image *out)
 {
     const uint8_t *p = data;
     if (!data || !out)
-        return spw__error(SPW_EINVAL, "eval decode: NULL argument");
+        return spw_error_set(SPW_EINVAL, "eval decode: NULL argument");
     memset(out, 0, sizeof(*out));
     /* By content: RIFF....WEBP, an ISO-BMFF box "ftyp" with an AVIF brand,
      * else the runtime's own decoder (JPEG, PNG). */
@@ -371,14 +359,14 @@ int spw_eval_decode(const void *data, size_t size, spw_image *out)
 #ifdef SPW_EVAL_HAVE_WEBP
         return webp_decode(p, size, out);
 #else
-        return spw__error(SPW_EUNSUPPORTED, "WebP image, built without libwebp");
+        return spw_error_set(SPW_EUNSUPPORTED, "WebP image, built without libwebp");
 #endif
     }
     if (size >= 12 && !memcmp(p + 4, "ftyp", 4)) {
 #ifdef SPW_EVAL_HAVE_AVIF
         return avif_decode(p, size, out);
 #else
-        return spw__error(SPW_EUNSUPPORTED, "AVIF image, built without libavif");
+        return spw_error_set(SPW_EUNSUPPORTED, "AVIF image, built without libavif");
 #endif
     }
     return spw_image_decode(data, size, out);

@@ -6,10 +6,8 @@
  * batch and in any worker, reuses them. This times each (decoder + tail) pair
  * in that order, for `workers` workers, and reports the first pair against
  * the second. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tools/cli/cli.h"
 
@@ -29,71 +27,36 @@ static void usage(FILE *f)
                "  --json           machine-readable output\n");
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 #define MAX_PAIRS 512 /* 64 workers x 7 batch sizes fit */
 
 int spw_cli_bench_plans(int argc, char **argv)
 {
-    static const struct option opts[] = {{"bundle", required_argument, 0, 'b'},
-                                         {"models", required_argument, 0, 'm'},
-                                         {"backend", required_argument, 0, 'B'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"max-batch", required_argument, 0, 'x'},
-                                         {"workers", required_argument, 0, 'w'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *dir = "models/default", *models = NULL, *backend = NULL;
     long threads = 0, max_batch = 8, workers = 1;
     bool json = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "b:m:B:t:x:w:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'b':
-            dir = optarg;
-            break;
-        case 'm':
-            models = optarg;
-            break;
-        case 'B':
-            backend = optarg;
-            break;
-        case 't':
-        case 'x':
-        case 'w': {
-            long *dst = c == 't' ? &threads : c == 'x' ? &max_batch : &workers;
-            if (!spw_cli_parse_int(optarg, c == 't' ? 0 : 1, 64, dst)) {
-                fprintf(stderr, "splitwire bench plans: --%s needs an integer in %d..64\n",
-                        c == 't'   ? "threads"
-                        : c == 'x' ? "max-batch"
-                                   : "workers",
-                        c == 't' ? 0 : 1);
-                return 2;
-            }
-            break;
-        }
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    const spw_cli_opt opts[] = {
+        {.name = "bundle", .kind = SPW_CLI_STR, .dst = &dir, .short_name = 'b'},
+        {.name = "models", .kind = SPW_CLI_STR, .dst = &models, .short_name = 'm'},
+        {.name = "backend", .kind = SPW_CLI_STR, .dst = &backend, .short_name = 'B'},
+        {.name = "threads", .kind = SPW_CLI_LONG, .dst = &threads, .max = 64, .short_name = 't'},
+        {.name = "max-batch",
+         .kind = SPW_CLI_LONG,
+         .dst = &max_batch,
+         .min = 1,
+         .max = 64,
+         .short_name = 'x'},
+        {.name = "workers",
+         .kind = SPW_CLI_LONG,
+         .dst = &workers,
+         .min = 1,
+         .max = 64,
+         .short_name = 'w'},
+        {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        SPW_CLI_OPT_END,
+    };
+    int prc = spw_cli_parse("splitwire bench plans", argc, argv, opts, NULL, usage, NULL);
+    if (prc >= 0)
+        return prc;
     spw_bundle *bundle = NULL;
     spw_model *dec = NULL, *tail = NULL;
     int rc = spw_bundle_open(dir, &bundle);
@@ -114,13 +77,13 @@ int spw_cli_bench_plans(int argc, char **argv)
         for (int b = 1;; b *= 2) {
             int size = b < max_batch ? b : (int)max_batch;
             spw_plan_options o = {.backend = backend, .batch = size, .threads = (int)threads};
-            double t0 = now_ms();
+            uint64_t t0 = spw_cli_now_ns();
             if ((rc = spw_plan_create(dec, &o, &plans[2 * n])) ||
                 (rc = spw_plan_create(tail, &o, &plans[2 * n + 1]))) {
                 exit_code = spw_cli_fail(rc, "plan at batch %d", size);
                 goto out;
             }
-            ms[n] = now_ms() - t0;
+            ms[n] = spw_cli_ms_since(t0);
             batch[n++] = size;
             used = spw_plan_backend(plans[0]);
             if (size == max_batch || n == MAX_PAIRS)

@@ -241,23 +241,11 @@ static void base_decode(const bench_tables *t, const uint32_t *words, int HW, in
 
 /* ---- timing --------------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b)
+static double median_ns(double *v, int n)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static double median_ns(uint64_t *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_u64);
-    return n % 2 ? (double)v[n / 2] : 0.5 * (double)(v[n / 2 - 1] + v[n / 2]);
+    spw_cli_stats st;
+    spw_cli_stats_of(v, n, &st);
+    return st.median;
 }
 
 typedef struct result {
@@ -280,8 +268,8 @@ typedef struct bench_opts {
 static int run_codec(spw_codec *k, const int32_t *sym, int repeat, uint8_t *buf, size_t cap,
                      int32_t *out, result *r)
 {
-    uint64_t *te = malloc(sizeof(uint64_t) * (size_t)repeat);
-    uint64_t *td = malloc(sizeof(uint64_t) * (size_t)repeat);
+    double *te = malloc(sizeof(double) * (size_t)repeat);
+    double *td = malloc(sizeof(double) * (size_t)repeat);
     if (!te || !td) {
         free(te);
         free(td);
@@ -290,14 +278,14 @@ static int run_codec(spw_codec *k, const int32_t *sym, int repeat, uint8_t *buf,
     int rc = 0;
     size_t len = 0;
     for (int i = 0; i < repeat && !rc; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         rc = spw_codec_encode_buf(k, sym, BC, BH, BW, buf, cap, &len);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = spw_cli_now_ns();
         if (!rc)
             rc = spw_codec_decode_buf(k, buf, len, BC, BH, BW, out, NULL);
-        uint64_t t2 = now_ns();
-        te[i] = t1 - t0;
-        td[i] = t2 - t1;
+        uint64_t t2 = spw_cli_now_ns();
+        te[i] = (double)(t1 - t0);
+        td[i] = (double)(t2 - t1);
     }
     if (!rc && memcmp(out, sym, sizeof(int32_t) * BN))
         rc = SPW_EINTERNAL;
@@ -362,16 +350,16 @@ static int bench_level(const char *name, double target, const bench_opts *o, boo
 
     /* Baseline first; its stream must equal ours byte for byte. */
     result base = {name, "baseline(compressai)", 1, 0, 0, 0};
-    uint64_t *te = malloc(sizeof(uint64_t) * (size_t)o->repeat);
-    uint64_t *td = malloc(sizeof(uint64_t) * (size_t)o->repeat);
+    double *te = malloc(sizeof(double) * (size_t)o->repeat);
+    double *td = malloc(sizeof(double) * (size_t)o->repeat);
     size_t blen = 0;
     for (int i = 0; te && td && i < o->repeat; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = spw_cli_now_ns();
         blen = base_encode(&bt, sym, BH * BW, q, words, cap / 4);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = spw_cli_now_ns();
         base_decode(&bt, words, BH * BW, out);
-        te[i] = t1 - t0;
-        td[i] = now_ns() - t1;
+        te[i] = (double)(t1 - t0);
+        td[i] = (double)(spw_cli_now_ns() - t1);
     }
     if (te && td) {
         base.enc_ns = median_ns(te, o->repeat);
@@ -461,27 +449,15 @@ int spw_cli_bench_codec(int argc, char **argv)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     bench_opts o = {201, cpus > 1 ? (int)(cpus < 64 ? cpus : 64) : 2, false};
-    for (int i = 1; i < argc; i++) {
-        long v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            o.json = true;
-        } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc &&
-                   spw_cli_parse_int(argv[i + 1], 1, 100000, &v)) {
-            o.repeat = (int)v;
-            i++;
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc &&
-                   spw_cli_parse_int(argv[i + 1], 1, 256, &v)) {
-            o.threads = (int)v;
-            i++;
-        } else {
-            fprintf(stderr, "splitwire bench codec: bad argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+    const spw_cli_opt opts[] = {
+        SPW_CLI_OPT_FLAG("json", &o.json),
+        SPW_CLI_OPT_INT("repeat", &o.repeat, 1, 100000),
+        SPW_CLI_OPT_INT("threads", &o.threads, 1, 256),
+        SPW_CLI_OPT_END,
+    };
+    int prc = spw_cli_parse("splitwire bench codec", argc, argv, opts, NULL, usage, NULL);
+    if (prc >= 0)
+        return prc;
     static const struct {
         const char *name;
         double bits;

@@ -1,7 +1,8 @@
 /* splitwire eval: image codecs for the baselines, data sets and accuracy
- * metrics. Shared by cmd_eval.c and tests/test_eval.c. */
-#ifndef SPW_CLI_EVAL_H
-#define SPW_CLI_EVAL_H
+ * metrics. Shared by cmd_eval.c, tests/test_eval.c, serve and classify (file
+ * lists, class tables, sidecars, the image decoder) and bench e2e. */
+#ifndef SPW_TOOLS_EVAL_H
+#define SPW_TOOLS_EVAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
