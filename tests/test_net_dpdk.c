@@ -1,6 +1,7 @@
 /* Netpath over DPDK: two processes (forked, each with its own EAL) exchange
  * requests and results over net_memif, and over net_af_packet on a veth pair
- * joining two network namespaces the test creates. */
+ * joining two network namespaces the test creates; the transport alone on
+ * net_ring and net_null ports resends without writing a sent mbuf. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -19,6 +20,7 @@
 
 #include "spw_test.h"
 
+#include "netpath/transport.h"
 #include "runtime/core/internal.h"
 #include "splitwire/codec.h"
 #include "splitwire/net.h"
@@ -392,12 +394,107 @@ static void test_dpdk_eal_failure(void **state)
     assert_int_equal(reap(pid, spw__now_ns() + 10000000000ull), 0);
 }
 
+/* Child of test_dpdk_resend_never_writes_sent: the transport alone on a
+ * port of PMD `pmd`. Exit 0 when every check holds, else the failing step. */
+static int resend_child(const char *pmd)
+{
+    extern const spw_net_transport_ops spw__net_dpdk_ops;
+    const spw_net_transport_ops *ops = &spw__net_dpdk_ops;
+    char eal[512];
+    snprintf(eal, sizeof(eal),
+             "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1) --file-prefix spwtn%d "
+             "-d %s/librte_mempool_ring.so -d %s/librte_%s.so --vdev=%s0",
+             (int)getpid(), pmd_dir(), pmd_dir(), pmd, pmd);
+    spw_net_config cfg = {.transport = SPW_NET_DPDK,
+                          .eal_args = eal,
+                          .local = "10.98.0.1:9000",
+                          .mtu = 1500,
+                          .link_wait_ms = 500};
+    spw_net_stats stats = {0};
+    void *ctx;
+    int orc = ops->open(&cfg, 1472, 256, &stats, &ctx);
+    if (orc)
+        return orc == SPW_ENODEV ? EXIT_SKIP : 2;
+    int rc = 0;
+    spw_netbuf b;
+    if (ops->buf_alloc(ctx, &b))
+        return 3;
+    b.len = 1000;
+    for (uint32_t i = 0; i < b.len; i++)
+        b.frame[i] = pattern_byte(7, i);
+    spw_netbuf *bp = &b;
+    spw_net_addr first = {.ip = 0x0a620002, .port = 9001, .mac = {2, 0, 0, 0, 0, 1}};
+    if (ops->tx_burst(ctx, &first, &bp, 1) != 1 || !b.sent) {
+        rc = 4;
+        goto out;
+    }
+    /* What the first transmission put on the wire: Ethernet, IPv4 and UDP
+     * headers in front of the frame, addressed to `first`. */
+    static uint8_t wire[SPW_NET_L2L4_LEN + 1000];
+    const uint8_t *l2 = b.frame - SPW_NET_L2L4_LEN;
+    memcpy(wire, l2, sizeof(wire));
+    if (memcmp(wire, first.mac, 6) || wire[30] != 10 || wire[31] != 98 || wire[33] != 2) {
+        rc = 5;
+        goto out;
+    }
+    /* Resends to other addresses (a NACK from a moved peer, say) and to the
+     * same one: the sent mbuf keeps every byte, headers included. */
+    for (int i = 0; i < 16; i++) {
+        spw_net_addr to = {.ip = 0x0a630000u + (uint32_t)i,
+                           .port = (uint16_t)(7000 + i),
+                           .mac = {2, 0, 0, 0, 1, (uint8_t)i}};
+        if (ops->tx_burst(ctx, i % 2 ? &to : &first, &bp, 1) != 1) {
+            rc = 6;
+            goto out;
+        }
+        if (memcmp(wire, l2, sizeof(wire))) {
+            rc = 7;
+            goto out;
+        }
+    }
+out:
+    ops->buf_free(ctx, &b);
+    ops->close(ctx);
+    return rc;
+}
+
+/* The frame of a kept mbuf is written once, before its first transmission:
+ * a resend puts its lower headers in a fresh mbuf, never in the one handed
+ * to tx_burst, which a NIC may still be reading. net_ring takes chained
+ * mbufs (a header mbuf before an indirect one), net_null does not (a fresh
+ * copy of the frame): both resend paths. */
+static void test_dpdk_resend_never_writes_sent(void **state)
+{
+    (void)state;
+    if (!spw_net_transport_available(SPW_NET_DPDK))
+        spw_skip("DPDK transport not available (PMD directory %s)", pmd_dir());
+    static const char *const pmds[] = {"net_ring", "net_null"};
+    for (size_t i = 0; i < SPW_ARRAY_SIZE(pmds); i++) {
+        char lib[512];
+        snprintf(lib, sizeof(lib), "%s/librte_%s.so", pmd_dir(), pmds[i]);
+        if (access(lib, R_OK))
+            spw_skip("no %s PMD in %s", pmds[i], pmd_dir());
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(resend_child(pmds[i]));
+        int rc = reap(pid, spw__now_ns() + 20000000000ull);
+        if (rc == EXIT_SKIP)
+            spw_skip("DPDK could not start a %s port here", pmds[i]);
+        if (rc)
+            fail_msg("%s: check %d failed", pmds[i], rc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dpdk_eal_failure),    cmocka_unit_test(test_dpdk_memif),
-        cmocka_unit_test(test_dpdk_memif_v1),       cmocka_unit_test(test_dpdk_memif_resend),
+        cmocka_unit_test(test_dpdk_eal_failure),
+        cmocka_unit_test(test_dpdk_memif),
+        cmocka_unit_test(test_dpdk_memif_v1),
+        cmocka_unit_test(test_dpdk_memif_resend),
         cmocka_unit_test(test_dpdk_af_packet_veth),
+        cmocka_unit_test(test_dpdk_resend_never_writes_sent),
     };
     return spw_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
