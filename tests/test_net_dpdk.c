@@ -34,6 +34,20 @@
  * so requests and answers are resent (NACK and timeout paths). */
 static double child_loss;
 
+/* Set before forking: whether each child's driver should count copies
+ * (spw_net_stats.driver_*): -1 unchecked, 0 none, 1 at least every payload. */
+static int cli_driver_copies = -1, srv_driver_copies = -1;
+
+static bool driver_copies_as_expected(const spw_net_stats *s, int expect, uint64_t tx_min,
+                                      uint64_t rx_min)
+{
+    if (expect < 0)
+        return true;
+    if (!expect)
+        return !s->driver_tx_copy_bytes && !s->driver_rx_copy_bytes;
+    return s->driver_tx_copy_bytes >= tx_min && s->driver_rx_copy_bytes >= rx_min;
+}
+
 static const char *pmd_dir(void)
 {
     const char *d = getenv("SPW_DPDK_PMD_DIR");
@@ -91,6 +105,13 @@ static int child_server(const spw_net_config *cfg)
         fprintf(stderr, "server: payload copies on the DPDK path: rx %llu tx %llu\n",
                 (unsigned long long)s.rx_copy_bytes, (unsigned long long)s.tx_copy_bytes);
         return 2;
+    }
+    if (!driver_copies_as_expected(&s, srv_driver_copies, NREQ * (uint64_t)RES_BYTES,
+                                   NREQ * (uint64_t)REQ_BYTES)) {
+        fprintf(stderr, "server: driver copies tx %llu rx %llu, expected %s\n",
+                (unsigned long long)s.driver_tx_copy_bytes,
+                (unsigned long long)s.driver_rx_copy_bytes, srv_driver_copies ? "some" : "none");
+        return 5;
     }
     return 0;
 }
@@ -158,6 +179,13 @@ static int child_client(const spw_net_config *cfg)
         return 2;
     if (child_loss > 0 && !s.retransmits)
         return 4;
+    if (!driver_copies_as_expected(&s, cli_driver_copies, NREQ * (uint64_t)REQ_BYTES,
+                                   NREQ * (uint64_t)RES_BYTES)) {
+        fprintf(stderr, "client: driver copies tx %llu rx %llu, expected %s\n",
+                (unsigned long long)s.driver_tx_copy_bytes,
+                (unsigned long long)s.driver_rx_copy_bytes, cli_driver_copies ? "some" : "none");
+        return 5;
+    }
     /* The last (stop) request may time out if the server left early. */
     return ok >= NREQ ? 0 : 3;
 }
@@ -257,7 +285,9 @@ static spw_net_config base_config(void)
     return c;
 }
 
-static void memif_pair(double loss, bool insecure)
+/* zero_copy: the client's memif lends its mbufs to the server (zero-copy
+ * mode, which wants its memory in one file per segment list). */
+static void memif_pair(double loss, bool insecure, bool zero_copy)
 {
     if (!spw_net_transport_available(SPW_NET_DPDK))
         spw_skip("DPDK transport not available (PMD directory %s)", pmd_dir());
@@ -270,9 +300,11 @@ static void memif_pair(double loss, bool insecure)
              "--vdev=net_memif0,role=server,socket=%s,socket-abstract=no",
              common, pid, pmd_dir(), pmd_dir(), sock);
     snprintf(cli_args, sizeof(cli_args),
-             "%s --file-prefix spwtc%d -d %s/librte_mempool_ring.so -d %s/librte_net_memif.so "
-             "--vdev=net_memif0,role=client,socket=%s,socket-abstract=no",
-             common, pid, pmd_dir(), pmd_dir(), sock);
+             "%s%s --file-prefix spwtc%d -d %s/librte_mempool_ring.so "
+             "-d %s/librte_net_memif.so "
+             "--vdev=net_memif0,role=client,socket=%s,socket-abstract=no%s",
+             common, zero_copy ? " --single-file-segments" : "", pid, pmd_dir(), pmd_dir(), sock,
+             zero_copy ? ",zero-copy=yes" : "");
     spw_net_config srv = base_config(), cli = base_config();
     srv.eal_args = srv_args;
     srv.local = "127.0.98.2:9000";
@@ -284,8 +316,13 @@ static void memif_pair(double loss, bool insecure)
     cli.seed = 4;
     keys_for(&srv, &cli, insecure);
     child_loss = loss;
+    /* Copy mode copies on both sides; a zero-copy client copies nothing and
+     * the server's driver makes the one copy each way. */
+    cli_driver_copies = zero_copy ? 0 : 1;
+    srv_driver_copies = 1;
     int rc = run_pair(&srv, NULL, &cli, NULL, sock);
     child_loss = 0;
+    cli_driver_copies = srv_driver_copies = -1;
     unlink(sock);
     check_pair(rc);
 }
@@ -293,13 +330,13 @@ static void memif_pair(double loss, bool insecure)
 static void test_dpdk_memif(void **state)
 {
     (void)state;
-    memif_pair(0, false);
+    memif_pair(0, false, false);
 }
 
 static void test_dpdk_memif_v1(void **state)
 {
     (void)state;
-    memif_pair(0, true);
+    memif_pair(0, true, false);
 }
 
 /* With loss both ways every fragment that is resent goes out again from a
@@ -308,7 +345,17 @@ static void test_dpdk_memif_v1(void **state)
 static void test_dpdk_memif_resend(void **state)
 {
     (void)state;
-    memif_pair(0.05, false);
+    memif_pair(0.05, false, false);
+}
+
+/* The client in memif zero-copy mode, protocol 2, then protocol 1 with loss
+ * (resends chain header mbufs to kept ones, which the server reads in
+ * place): payloads intact, and only the server's driver copies. */
+static void test_dpdk_memif_zero_copy(void **state)
+{
+    (void)state;
+    memif_pair(0, false, true);
+    memif_pair(0.05, true, true);
 }
 
 static int sh(const char *fmt, ...)
@@ -364,7 +411,9 @@ static void test_dpdk_af_packet_veth(void **state)
     cli.local = "10.99.0.1:9001";
     cli.peer = "10.99.0.2:9000";
     keys_for(&srv, &cli, false);
+    cli_driver_copies = srv_driver_copies = 1; /* the kernel's ring, both ways */
     rc = run_pair(&srv, nsa, &cli, nsb, NULL);
+    cli_driver_copies = srv_driver_copies = -1;
     /* Deleting the namespaces removes the veth pair with them. */
     sh("ip netns del %s; ip netns del %s", nsa, nsb);
     check_pair(rc);
@@ -493,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_dpdk_memif),
         cmocka_unit_test(test_dpdk_memif_v1),
         cmocka_unit_test(test_dpdk_memif_resend),
+        cmocka_unit_test(test_dpdk_memif_zero_copy),
         cmocka_unit_test(test_dpdk_af_packet_veth),
         cmocka_unit_test(test_dpdk_resend_never_writes_sent),
     };
