@@ -1,5 +1,5 @@
 /* splitwire bench net: round trips of a 6 KiB request with a 64-byte reply over
- * DPDK memif, DPDK af_packet on a veth pair between two network namespaces,
+ * DPDK memif (copy and client zero-copy mode), DPDK af_packet on a veth pair between two network namespaces,
  * and kernel UDP on loopback, each against an echo peer in a child process,
  * each with protocol 2 (sealed frames) and protocol 1 in the same run. */
 #include <errno.h>
@@ -490,7 +490,8 @@ int spw_cli_bench_net(int argc, char **argv)
             printf("usage: splitwire bench net [--json] [--count N] [--warmup N] [--no-dpdk] "
                    "[--no-udp]\n\n"
                    "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
-                   "a child process, over DPDK net_memif, DPDK net_af_packet on a veth pair\n"
+                   "a child process, over DPDK net_memif (copy mode, then the client in\n"
+                   "zero-copy mode), DPDK net_af_packet on a veth pair\n"
                    "between two network namespaces (root only), and kernel UDP on loopback,\n"
                    "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
                    "--insecure) in the same run.\n"
