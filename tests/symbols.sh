@@ -5,8 +5,10 @@
 # Usage: symbols.sh NM libsplitwire.a libsplitwire.so
 nm=$1 archive=$2 shared=$3
 fail=0
+# AddressSanitizer adds an __odr_asan.NAME global for each global NAME: judged
+# by the NAME it guards.
 bad=$("$nm" -g --defined-only "$archive" | awk 'NF == 3 && $2 ~ /[A-Z]/ {print $3}' |
-  grep -v '^spw_' | sort -u)
+  sed 's/^__odr_asan\.//' | grep -v '^spw_' | sort -u)
 if [ -n "$bad" ]; then
   echo "$archive defines globals without the spw_ prefix:"
   echo "$bad" | head -20
