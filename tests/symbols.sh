@@ -5,10 +5,10 @@
 # Usage: symbols.sh NM libsplitwire.a libsplitwire.so
 nm=$1 archive=$2 shared=$3
 fail=0
-# AddressSanitizer adds an __odr_asan.NAME global for each global NAME: judged
-# by the NAME it guards.
+# AddressSanitizer adds an __odr_asan.NAME (clang: __odr_asan_gen_NAME) global
+# for each global NAME: judged by the NAME it guards.
 bad=$("$nm" -g --defined-only "$archive" | awk 'NF == 3 && $2 ~ /[A-Z]/ {print $3}' |
-  sed 's/^__odr_asan\.//' | grep -v '^spw_' | sort -u)
+  sed -E 's/^__odr_asan(\.|_gen_)//' | grep -v '^spw_' | sort -u)
 if [ -n "$bad" ]; then
   echo "$archive defines globals without the spw_ prefix:"
   echo "$bad" | head -20
