@@ -25,6 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -47,6 +49,7 @@ typedef struct dpdk_ctx {
     struct rte_mempool *mp;
     struct rte_mempool *hdr_mp; /* small mbufs: resend headers and indirect segments */
     bool multi_seg, csum_offload;
+    bool driver_copies; /* the PMD copies every frame (counted in stats) */
     struct rte_ether_addr mac, peer_mac;
     bool peer_mac_known;
     spw_net_addr local, peer;
@@ -67,7 +70,7 @@ static struct {
     uint32_t queues;
     bool used[MAX_QUEUES];
     struct rte_mempool *mp[MAX_QUEUES], *hdr_mp[MAX_QUEUES];
-    bool multi_seg, csum_offload;
+    bool multi_seg, csum_offload, driver_copies;
 } shared;
 
 /* Another pair of the port already started: take its settings. */
@@ -84,12 +87,27 @@ static int attach_queue(dpdk_ctx *d, uint32_t nq, uint32_t q)
     d->mp = shared.mp[q];
     d->multi_seg = shared.multi_seg;
     d->csum_offload = shared.csum_offload;
+    d->driver_copies = shared.driver_copies;
     rte_eth_macaddr_get(d->port, &d->mac);
     memcpy(d->local.mac, d->mac.addr_bytes, 6);
     d->hdr_mp = shared.hdr_mp[q];
     shared.used[q] = true;
     shared.users++;
     return 0;
+}
+
+/* Whether the port's driver copies every frame between mbufs and memory it
+ * shares with a peer or the kernel, a copy the library cannot see: memif
+ * outside zero-copy mode (a zero-copy client lends its mbufs to the server,
+ * whose driver does the one copy), af_packet and tap. */
+static bool driver_copies(const struct rte_eth_dev_info *info)
+{
+    const char *drv = info->driver_name ? info->driver_name : "";
+    if (!strcmp(drv, "net_memif")) {
+        const struct rte_devargs *da = info->device ? rte_dev_devargs(info->device) : NULL;
+        return !(da && da->args && strstr(da->args, "zero-copy=yes"));
+    }
+    return !strcmp(drv, "net_af_packet") || !strcmp(drv, "net_tap");
 }
 
 static int eal_start(const char *args)
@@ -247,6 +265,7 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
         uint64_t want = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
         d->csum_offload = (info.tx_offload_capa & want) == want;
         d->multi_seg = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
+        d->driver_copies = driver_copies(&info);
         if (d->csum_offload)
             conf.txmode.offloads |= want;
         if (d->multi_seg)
@@ -259,8 +278,9 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
             conf.rx_adv_conf.rss_conf.rss_hf = rss;
         }
     }
-    SPW_LOGI("DPDK port %u: checksum offload %s, multi-segment transmit %s", d->port,
-             d->csum_offload ? "on" : "off", d->multi_seg ? "on" : "off");
+    SPW_LOGI("DPDK port %u: checksum offload %s, multi-segment transmit %s, driver copies %s",
+             d->port, d->csum_offload ? "on" : "off", d->multi_seg ? "on" : "off",
+             d->driver_copies ? "every frame" : "nothing");
     int err = rte_eth_dev_configure(d->port, (uint16_t)nq, (uint16_t)nq, &conf);
     if (err) {
         rc = spw__error(SPW_ENODEV, "DPDK port %u configure: %s", d->port, rte_strerror(-err));
@@ -312,6 +332,7 @@ static int dpdk_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nb
     shared.queues = nq;
     shared.multi_seg = d->multi_seg;
     shared.csum_offload = d->csum_offload;
+    shared.driver_copies = d->driver_copies;
     shared.users = 1;
     shared.used[cfg->queue] = true;
     d->queue = (uint16_t)cfg->queue;
@@ -351,6 +372,12 @@ static void dpdk_close(void *ctx)
         eal_stop();
     }
     spw__free(d);
+}
+
+/* Payload behind the splitwire header, as the copy counters count it. */
+static inline uint64_t payload_bytes(uint32_t frame_len)
+{
+    return frame_len > SPW_PROTO_HDR_LEN ? frame_len - SPW_PROTO_HDR_LEN : 0;
 }
 
 static int dpdk_buf_alloc(void *ctx, spw_netbuf *b)
@@ -508,6 +535,8 @@ static int dpdk_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *
             pkts[built] = m;
         }
         uint16_t sent = built ? rte_eth_tx_burst(d->port, d->queue, pkts, (uint16_t)built) : 0;
+        for (int i = 0; d->driver_copies && i < sent; i++)
+            d->stats->driver_tx_copy_bytes += payload_bytes(bufs[done + i]->len);
         for (int i = sent; i < built; i++)
             rte_pktmbuf_free(pkts[i]);
         done += sent;
@@ -557,6 +586,8 @@ static int dpdk_rx_burst(void *ctx, spw_netbuf *bufs, int max)
         b->frame = (uint8_t *)(udp + 1);
         b->len = ulen - (uint32_t)sizeof(*udp);
         b->sent = 0;
+        if (d->driver_copies)
+            d->stats->driver_rx_copy_bytes += payload_bytes(b->len);
         b->from.ip = rte_be_to_cpu_32(ip->src_addr);
         b->from.port = rte_be_to_cpu_16(udp->src_port);
         memcpy(b->from.mac, eth->src_addr.addr_bytes, 6);

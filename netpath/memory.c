@@ -1,8 +1,9 @@
 /* In-process transport: two endpoints joined back to back, for tests and
  * fuzzing. Sending copies the frame into the receiver's pool, as a wire
- * would; like a PMD's internal copy, that copy is not counted. */
+ * would; like a DPDK driver's copy, it is counted in driver_tx_copy_bytes. */
 #include <string.h>
 
+#include "netpath/proto.h"
 #include "netpath/transport.h"
 
 #define MEM_QUEUE 1024u
@@ -85,6 +86,7 @@ static int mem_tx_burst(void *ctx, const spw_net_addr *dst, spw_netbuf *const *b
         if (p->tail - p->head >= MEM_QUEUE || spw__net_bufpool_get(&p->pool, &b))
             return i;
         memcpy(b.frame, bufs[i]->frame, bufs[i]->len);
+        m->stats->driver_tx_copy_bytes += bufs[i]->len - SPW_MIN(bufs[i]->len, SPW_PROTO_HDR_LEN);
         b.len = bufs[i]->len;
         b.from = m->local;
         p->queue[p->tail++ % MEM_QUEUE] = b;

@@ -38,6 +38,29 @@ void *spw__net_pool_get(net_pool *p, size_t bytes)
     return b + 1;
 }
 
+int spw__net_pool_reserve(net_pool *p, size_t bytes, uint32_t count)
+{
+    /* Taken all at once (chained through their own memory), then returned:
+     * the free list ends up holding count blocks of the class. */
+    void *head = NULL;
+    int rc = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        void **b = spw__net_pool_get(p, SPW_MAX(bytes, sizeof(void *)));
+        if (!b) {
+            rc = spw__error(SPW_ENOMEM, "message pool: %u blocks of %zu bytes", count, bytes);
+            break;
+        }
+        *b = head;
+        head = b;
+    }
+    while (head) {
+        void *next = *(void **)head;
+        spw__net_pool_put(p, head);
+        head = next;
+    }
+    return rc;
+}
+
 void spw__net_pool_put(net_pool *p, void *block)
 {
     if (!block)

@@ -152,6 +152,11 @@ int spw_net_open(const spw_net_config *config, spw_net **out)
         rc = spw__error(SPW_ENOMEM, "ready queue");
         goto fail_ready;
     }
+    /* Kept single-fragment messages (answers, small requests) are what a
+     * server holds most of, up to max_outstanding at once: their fragment
+     * arrays are made now, so no new peak of them allocates later. */
+    if ((rc = spw__net_pool_reserve(&n->pool, SPW_NET_KEPT_BYTES(1), c->max_outstanding)))
+        goto fail_reserve;
     if ((rc = spw__net_emulation_open(n)))
         goto fail_shq;
     if ((rc = spw__sec_open(n)))
@@ -184,6 +189,8 @@ fail_transport:
 fail_sec:
     spw__net_emulation_close(n);
 fail_shq:
+fail_reserve:
+    spw__net_pool_fini(&n->pool);
     spw__free(n->ready);
 fail_ready:
     spw__free(n->out.ents);

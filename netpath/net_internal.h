@@ -156,6 +156,10 @@ static inline net_key make_key(const spw_net_addr *a, uint8_t type, uint64_t id)
     return k;
 }
 
+/* Bytes of a kept outgoing message's fragment array: its buffers and when
+ * each one reaches the peer. */
+#define SPW_NET_KEPT_BYTES(count) ((sizeof(spw_netbuf) + sizeof(uint64_t)) * (size_t)(count))
+
 /* table.c */
 int spw__net_tbl_init(net_tbl *t, uint32_t cap);
 net_ent *spw__net_tbl_find(net_tbl *t, const net_key *k);
@@ -169,6 +173,8 @@ void spw__net_done_add(spw_net *n, const net_key *k);
 
 /* msgpool.c */
 void *spw__net_pool_get(net_pool *p, size_t bytes);
+/* Puts count blocks for `bytes` on their free list now (at open). */
+int spw__net_pool_reserve(net_pool *p, size_t bytes, uint32_t count);
 void spw__net_pool_put(net_pool *p, void *block);
 void spw__net_pool_fini(net_pool *p);
 net_msg *spw__net_msg_new(spw_net *n, int nbufs);

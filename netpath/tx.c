@@ -394,7 +394,7 @@ int spw_net_send(spw_net *n, spw_net_msg *pub, int first, size_t offset, size_t 
         n->stats.evictions++;
     }
     o = spw__net_tbl_insert(&n->out, &k);
-    o->frags = spw__net_pool_get(&n->pool, (sizeof(spw_netbuf) + sizeof(uint64_t)) * (size_t)count);
+    o->frags = spw__net_pool_get(&n->pool, SPW_NET_KEPT_BYTES(count));
     if (!o->frags) {
         spw__net_tbl_unlink(&n->out, o);
         if (go)

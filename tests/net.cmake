@@ -1,8 +1,10 @@
 # Netpath (netpath/): wire header, message layer, UDP loopback; DPDK memif and
 # af_packet between forked processes when DPDK is built in.
 spw_add_test(test_net test_net.c)
-# No allocation per message once the pools are warm (a counting allocator).
+# No allocation per message once the pools are warm: a counting allocator,
+# and malloc, calloc and realloc wrapped at link time for direct libc calls.
 spw_add_test(test_net_alloc test_net_alloc.c)
+target_link_options(test_net_alloc PRIVATE -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc)
 # ACKs, measured RTO, deadlines and the NACK budget on an injected clock.
 spw_add_test(test_net_rtx test_net_rtx.c)
 # Link emulation: link specs, shaper timing (injected clock), UDP ratio.

@@ -1,6 +1,7 @@
 /* Netpath over DPDK: two processes (forked, each with its own EAL) exchange
  * requests and results over net_memif, and over net_af_packet on a veth pair
- * joining two network namespaces the test creates. */
+ * joining two network namespaces the test creates; the transport alone on
+ * net_ring and net_null ports resends without writing a sent mbuf. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -19,6 +20,7 @@
 
 #include "spw_test.h"
 
+#include "netpath/transport.h"
 #include "runtime/core/internal.h"
 #include "splitwire/codec.h"
 #include "splitwire/net.h"
@@ -31,6 +33,20 @@
 /* Set before forking: both children drop this share of what they receive,
  * so requests and answers are resent (NACK and timeout paths). */
 static double child_loss;
+
+/* Set before forking: whether each child's driver should count copies
+ * (spw_net_stats.driver_*): -1 unchecked, 0 none, 1 at least every payload. */
+static int cli_driver_copies = -1, srv_driver_copies = -1;
+
+static bool driver_copies_as_expected(const spw_net_stats *s, int expect, uint64_t tx_min,
+                                      uint64_t rx_min)
+{
+    if (expect < 0)
+        return true;
+    if (!expect)
+        return !s->driver_tx_copy_bytes && !s->driver_rx_copy_bytes;
+    return s->driver_tx_copy_bytes >= tx_min && s->driver_rx_copy_bytes >= rx_min;
+}
 
 static const char *pmd_dir(void)
 {
@@ -89,6 +105,13 @@ static int child_server(const spw_net_config *cfg)
         fprintf(stderr, "server: payload copies on the DPDK path: rx %llu tx %llu\n",
                 (unsigned long long)s.rx_copy_bytes, (unsigned long long)s.tx_copy_bytes);
         return 2;
+    }
+    if (!driver_copies_as_expected(&s, srv_driver_copies, NREQ * (uint64_t)RES_BYTES,
+                                   NREQ * (uint64_t)REQ_BYTES)) {
+        fprintf(stderr, "server: driver copies tx %llu rx %llu, expected %s\n",
+                (unsigned long long)s.driver_tx_copy_bytes,
+                (unsigned long long)s.driver_rx_copy_bytes, srv_driver_copies ? "some" : "none");
+        return 5;
     }
     return 0;
 }
@@ -156,6 +179,13 @@ static int child_client(const spw_net_config *cfg)
         return 2;
     if (child_loss > 0 && !s.retransmits)
         return 4;
+    if (!driver_copies_as_expected(&s, cli_driver_copies, NREQ * (uint64_t)REQ_BYTES,
+                                   NREQ * (uint64_t)RES_BYTES)) {
+        fprintf(stderr, "client: driver copies tx %llu rx %llu, expected %s\n",
+                (unsigned long long)s.driver_tx_copy_bytes,
+                (unsigned long long)s.driver_rx_copy_bytes, cli_driver_copies ? "some" : "none");
+        return 5;
+    }
     /* The last (stop) request may time out if the server left early. */
     return ok >= NREQ ? 0 : 3;
 }
@@ -255,7 +285,9 @@ static spw_net_config base_config(void)
     return c;
 }
 
-static void memif_pair(double loss, bool insecure)
+/* zero_copy: the client's memif lends its mbufs to the server (zero-copy
+ * mode, which wants its memory in one file per segment list). */
+static void memif_pair(double loss, bool insecure, bool zero_copy)
 {
     if (!spw_net_transport_available(SPW_NET_DPDK))
         spw_skip("DPDK transport not available (PMD directory %s)", pmd_dir());
@@ -268,9 +300,11 @@ static void memif_pair(double loss, bool insecure)
              "--vdev=net_memif0,role=server,socket=%s,socket-abstract=no",
              common, pid, pmd_dir(), pmd_dir(), sock);
     snprintf(cli_args, sizeof(cli_args),
-             "%s --file-prefix spwtc%d -d %s/librte_mempool_ring.so -d %s/librte_net_memif.so "
-             "--vdev=net_memif0,role=client,socket=%s,socket-abstract=no",
-             common, pid, pmd_dir(), pmd_dir(), sock);
+             "%s%s --file-prefix spwtc%d -d %s/librte_mempool_ring.so "
+             "-d %s/librte_net_memif.so "
+             "--vdev=net_memif0,role=client,socket=%s,socket-abstract=no%s",
+             common, zero_copy ? " --single-file-segments" : "", pid, pmd_dir(), pmd_dir(), sock,
+             zero_copy ? ",zero-copy=yes" : "");
     spw_net_config srv = base_config(), cli = base_config();
     srv.eal_args = srv_args;
     srv.local = "127.0.98.2:9000";
@@ -282,8 +316,13 @@ static void memif_pair(double loss, bool insecure)
     cli.seed = 4;
     keys_for(&srv, &cli, insecure);
     child_loss = loss;
+    /* Copy mode copies on both sides; a zero-copy client copies nothing and
+     * the server's driver makes the one copy each way. */
+    cli_driver_copies = zero_copy ? 0 : 1;
+    srv_driver_copies = 1;
     int rc = run_pair(&srv, NULL, &cli, NULL, sock);
     child_loss = 0;
+    cli_driver_copies = srv_driver_copies = -1;
     unlink(sock);
     check_pair(rc);
 }
@@ -291,13 +330,13 @@ static void memif_pair(double loss, bool insecure)
 static void test_dpdk_memif(void **state)
 {
     (void)state;
-    memif_pair(0, false);
+    memif_pair(0, false, false);
 }
 
 static void test_dpdk_memif_v1(void **state)
 {
     (void)state;
-    memif_pair(0, true);
+    memif_pair(0, true, false);
 }
 
 /* With loss both ways every fragment that is resent goes out again from a
@@ -306,7 +345,17 @@ static void test_dpdk_memif_v1(void **state)
 static void test_dpdk_memif_resend(void **state)
 {
     (void)state;
-    memif_pair(0.05, false);
+    memif_pair(0.05, false, false);
+}
+
+/* The client in memif zero-copy mode, protocol 2, then protocol 1 with loss
+ * (resends chain header mbufs to kept ones, which the server reads in
+ * place): payloads intact, and only the server's driver copies. */
+static void test_dpdk_memif_zero_copy(void **state)
+{
+    (void)state;
+    memif_pair(0, false, true);
+    memif_pair(0.05, true, true);
 }
 
 static int sh(const char *fmt, ...)
@@ -362,7 +411,9 @@ static void test_dpdk_af_packet_veth(void **state)
     cli.local = "10.99.0.1:9001";
     cli.peer = "10.99.0.2:9000";
     keys_for(&srv, &cli, false);
+    cli_driver_copies = srv_driver_copies = 1; /* the kernel's ring, both ways */
     rc = run_pair(&srv, nsa, &cli, nsb, NULL);
+    cli_driver_copies = srv_driver_copies = -1;
     /* Deleting the namespaces removes the veth pair with them. */
     sh("ip netns del %s; ip netns del %s", nsa, nsb);
     check_pair(rc);
@@ -392,12 +443,108 @@ static void test_dpdk_eal_failure(void **state)
     assert_int_equal(reap(pid, spw__now_ns() + 10000000000ull), 0);
 }
 
+/* Child of test_dpdk_resend_never_writes_sent: the transport alone on a
+ * port of PMD `pmd`. Exit 0 when every check holds, else the failing step. */
+static int resend_child(const char *pmd)
+{
+    extern const spw_net_transport_ops spw__net_dpdk_ops;
+    const spw_net_transport_ops *ops = &spw__net_dpdk_ops;
+    char eal[512];
+    snprintf(eal, sizeof(eal),
+             "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1) --file-prefix spwtn%d "
+             "-d %s/librte_mempool_ring.so -d %s/librte_%s.so --vdev=%s0",
+             (int)getpid(), pmd_dir(), pmd_dir(), pmd, pmd);
+    spw_net_config cfg = {.transport = SPW_NET_DPDK,
+                          .eal_args = eal,
+                          .local = "10.98.0.1:9000",
+                          .mtu = 1500,
+                          .link_wait_ms = 500};
+    spw_net_stats stats = {0};
+    void *ctx;
+    int orc = ops->open(&cfg, 1472, 256, &stats, &ctx);
+    if (orc)
+        return orc == SPW_ENODEV ? EXIT_SKIP : 2;
+    int rc = 0;
+    spw_netbuf b;
+    if (ops->buf_alloc(ctx, &b))
+        return 3;
+    b.len = 1000;
+    for (uint32_t i = 0; i < b.len; i++)
+        b.frame[i] = pattern_byte(7, i);
+    spw_netbuf *bp = &b;
+    spw_net_addr first = {.ip = 0x0a620002, .port = 9001, .mac = {2, 0, 0, 0, 0, 1}};
+    if (ops->tx_burst(ctx, &first, &bp, 1) != 1 || !b.sent) {
+        rc = 4;
+        goto out;
+    }
+    /* What the first transmission put on the wire: Ethernet, IPv4 and UDP
+     * headers in front of the frame, addressed to `first`. */
+    static uint8_t wire[SPW_NET_L2L4_LEN + 1000];
+    const uint8_t *l2 = b.frame - SPW_NET_L2L4_LEN;
+    memcpy(wire, l2, sizeof(wire));
+    if (memcmp(wire, first.mac, 6) || wire[30] != 10 || wire[31] != 98 || wire[33] != 2) {
+        rc = 5;
+        goto out;
+    }
+    /* Resends to other addresses (a NACK from a moved peer, say) and to the
+     * same one: the sent mbuf keeps every byte, headers included. */
+    for (int i = 0; i < 16; i++) {
+        spw_net_addr to = {.ip = 0x0a630000u + (uint32_t)i,
+                           .port = (uint16_t)(7000 + i),
+                           .mac = {2, 0, 0, 0, 1, (uint8_t)i}};
+        if (ops->tx_burst(ctx, i % 2 ? &to : &first, &bp, 1) != 1) {
+            rc = 6;
+            goto out;
+        }
+        if (memcmp(wire, l2, sizeof(wire))) {
+            rc = 7;
+            goto out;
+        }
+    }
+out:
+    ops->buf_free(ctx, &b);
+    ops->close(ctx);
+    return rc;
+}
+
+/* The frame of a kept mbuf is written once, before its first transmission:
+ * a resend puts its lower headers in a fresh mbuf, never in the one handed
+ * to tx_burst, which a NIC may still be reading. net_ring takes chained
+ * mbufs (a header mbuf before an indirect one), net_null does not (a fresh
+ * copy of the frame): both resend paths. */
+static void test_dpdk_resend_never_writes_sent(void **state)
+{
+    (void)state;
+    if (!spw_net_transport_available(SPW_NET_DPDK))
+        spw_skip("DPDK transport not available (PMD directory %s)", pmd_dir());
+    static const char *const pmds[] = {"net_ring", "net_null"};
+    for (size_t i = 0; i < SPW_ARRAY_SIZE(pmds); i++) {
+        char lib[512];
+        snprintf(lib, sizeof(lib), "%s/librte_%s.so", pmd_dir(), pmds[i]);
+        if (access(lib, R_OK))
+            spw_skip("no %s PMD in %s", pmds[i], pmd_dir());
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(resend_child(pmds[i]));
+        int rc = reap(pid, spw__now_ns() + 20000000000ull);
+        if (rc == EXIT_SKIP)
+            spw_skip("DPDK could not start a %s port here", pmds[i]);
+        if (rc)
+            fail_msg("%s: check %d failed", pmds[i], rc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dpdk_eal_failure),    cmocka_unit_test(test_dpdk_memif),
-        cmocka_unit_test(test_dpdk_memif_v1),       cmocka_unit_test(test_dpdk_memif_resend),
+        cmocka_unit_test(test_dpdk_eal_failure),
+        cmocka_unit_test(test_dpdk_memif),
+        cmocka_unit_test(test_dpdk_memif_v1),
+        cmocka_unit_test(test_dpdk_memif_resend),
+        cmocka_unit_test(test_dpdk_memif_zero_copy),
         cmocka_unit_test(test_dpdk_af_packet_veth),
+        cmocka_unit_test(test_dpdk_resend_never_writes_sent),
     };
     return spw_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

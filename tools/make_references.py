@@ -34,10 +34,9 @@ from onnx import numpy_helper
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools", "train"))
-sys.path.insert(0, os.path.join(ROOT, "tools", "models"))
-sys.path.insert(0, os.path.join(ROOT, "tools", "codec"))
-import rans_ref  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tools.codec import rans_ref  # noqa: E402
 SHARED = os.environ.get("SPLITWIRE_SHARED", os.path.join(ROOT, "..", "shared"))
 VAL = "data/imagenette2-224/val"
 OUT = os.path.join(ROOT, "tests", "vectors", "reference")
@@ -172,8 +171,8 @@ def tiny_pipeline():
 # ---- the default bundle (tools/train/models.py + the TFLite backbone) -----------------------
 
 def default_pipeline():
-    import models as tm
-    from mobilenet_v2 import MobileNetV2
+    from tools.models.mobilenet_v2 import MobileNetV2
+    from tools.train import models as tm
 
     bdir = os.path.realpath(os.path.join(ROOT, "models", "default"))
     eg, ei = load_onnx(os.path.join(bdir, "encoder.onnx"))

@@ -20,8 +20,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "codec"))
-import tables as tb  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tools.codec import tables as tb  # noqa: E402
 
 RNG = np.random.default_rng(7)
 IMG = 32

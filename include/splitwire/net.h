@@ -268,8 +268,7 @@ typedef struct spw_net_stats {
     uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes; /* frames, splitwire bytes */
     uint64_t tx_msgs, rx_msgs;
     /* Payload bytes copied by the library or through the kernel socket API.
-     * Copies inside a DPDK PMD (memif copy mode, af_packet's ring) are not
-     * visible here. */
+     * Copies a DPDK driver makes are in driver_tx/rx_copy_bytes below. */
     uint64_t tx_copy_bytes, rx_copy_bytes;
     uint64_t retransmits, nacks_sent, nacks_received;
     uint64_t acks_sent, acks_received;
@@ -304,6 +303,13 @@ typedef struct spw_net_stats {
     uint64_t err_perm;    /* EPERM, EACCES: a firewall refused it */
     uint64_t err_other;
     int last_errno;
+    /* Payload bytes the transport's driver copies below the library, each
+     * endpoint counting its own side: DPDK net_memif between mbufs and the
+     * shared rings (both ways; none on a client in zero-copy mode, whose
+     * mbufs the server reads and fills, so its peer counts that one copy),
+     * net_af_packet and net_tap to and from the kernel, and the memory
+     * transport's copy into its peer (on send). A NIC's DMA is no copy. */
+    uint64_t driver_tx_copy_bytes, driver_rx_copy_bytes;
 } spw_net_stats;
 
 SPW_API void spw_net_stats_get(const spw_net *net, spw_net_stats *out);

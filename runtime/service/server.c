@@ -590,7 +590,7 @@ static void complete(spw_server *s)
         batch *b = done;
         done = b->next;
         uint64_t now = spw__now_ns();
-        double total_ms[64];
+        double total_ms[MAX_BATCH];
         for (int i = 0; i < b->n; i++) {
             item *it = &b->items[i];
             it->server_us = (uint32_t)((now - it->t_arrival) / 1000);

@@ -1,5 +1,5 @@
 /* splitwire bench net: round trips of a 6 KiB request with a 64-byte reply over
- * DPDK memif, DPDK af_packet on a veth pair between two network namespaces,
+ * DPDK memif (copy and client zero-copy mode), DPDK af_packet on a veth pair between two network namespaces,
  * and kernel UDP on loopback, each against an echo peer in a child process,
  * each with protocol 2 (sealed frames) and protocol 1 in the same run. */
 #include <errno.h>
@@ -379,8 +379,8 @@ static void print_text(const bench_res *r, int n, const bench_opts *o)
     printf("netpath round trip: %u-byte request, %u-byte reply, %ld round trips "
            "(after %ld warm-up), then %d in flight\n\n",
            REQ_BYTES, RES_BYTES, o->count, o->warmup, WINDOW);
-    printf("%-18s %9s %9s %9s %11s %11s %18s\n", "transport", "p50 us", "p99 us", "p99.9 us",
-           "req/s 1", "req/s 16", "copied B/req c|s");
+    printf("%-18s %9s %9s %9s %11s %11s %18s %18s\n", "transport", "p50 us", "p99 us", "p99.9 us",
+           "req/s 1", "req/s 16", "copied B/req c|s", "driver B/req c|s");
     for (int i = 0; i < n; i++) {
         if (r[i].status) {
             printf("%-18s %s: %s\n", r[i].transport, r[i].status == 77 ? "skipped" : "FAILED",
@@ -388,10 +388,12 @@ static void print_text(const bench_res *r, int n, const bench_opts *o)
             continue;
         }
         uint64_t reqs = r[i].ok + r[i].errors;
-        printf("%-18s %9.1f %9.1f %9.1f %11.0f %11.0f %8.0f|%-8.0f\n", r[i].transport, r[i].p50,
-               r[i].p99, r[i].p999, r[i].rps_serial, r[i].rps_window,
+        printf("%-18s %9.1f %9.1f %9.1f %11.0f %11.0f %8.0f|%-8.0f  %8.0f|%-8.0f\n", r[i].transport,
+               r[i].p50, r[i].p99, r[i].p999, r[i].rps_serial, r[i].rps_window,
                per_req(r[i].cli.tx_copy_bytes + r[i].cli.rx_copy_bytes, reqs),
-               per_req(r[i].srv.tx_copy_bytes + r[i].srv.rx_copy_bytes, reqs));
+               per_req(r[i].srv.tx_copy_bytes + r[i].srv.rx_copy_bytes, reqs),
+               per_req(r[i].cli.driver_tx_copy_bytes + r[i].cli.driver_rx_copy_bytes, reqs),
+               per_req(r[i].srv.driver_tx_copy_bytes + r[i].srv.driver_rx_copy_bytes, reqs));
         if (r[i].errors || r[i].cli.retransmits)
             printf("%-18s   (%llu wrong answers, %llu retransmitted fragments)\n", "",
                    (unsigned long long)r[i].errors, (unsigned long long)r[i].cli.retransmits);
@@ -416,13 +418,16 @@ static void print_json(const bench_res *r, int n, const bench_opts *o)
                "\"mean_us\": %.2f, \"rps_1_in_flight\": %.0f, \"rps_%d_in_flight\": %.0f, "
                "\"ok\": %llu, \"wrong\": %llu, \"retransmits\": %llu, "
                "\"client_tx_copy_bytes\": %llu, \"client_rx_copy_bytes\": %llu, "
-               "\"server_tx_copy_bytes\": %llu, \"server_rx_copy_bytes\": %llu}",
+               "\"server_tx_copy_bytes\": %llu, \"server_rx_copy_bytes\": %llu, "
+               "\"client_driver_copy_bytes\": %llu, \"server_driver_copy_bytes\": %llu}",
                r[i].p50, r[i].p99, r[i].p999, r[i].mean, r[i].rps_serial, WINDOW, r[i].rps_window,
                (unsigned long long)r[i].ok, (unsigned long long)r[i].errors,
                (unsigned long long)r[i].cli.retransmits, (unsigned long long)r[i].cli.tx_copy_bytes,
                (unsigned long long)r[i].cli.rx_copy_bytes,
                (unsigned long long)r[i].srv.tx_copy_bytes,
-               (unsigned long long)r[i].srv.rx_copy_bytes);
+               (unsigned long long)r[i].srv.rx_copy_bytes,
+               (unsigned long long)(r[i].cli.driver_tx_copy_bytes + r[i].cli.driver_rx_copy_bytes),
+               (unsigned long long)(r[i].srv.driver_tx_copy_bytes + r[i].srv.driver_rx_copy_bytes));
     }
     printf("\n]}\n");
 }
@@ -468,7 +473,8 @@ static void usage(FILE *f)
             "usage: splitwire bench net [--json] [--count N] [--warmup N] [--no-dpdk] "
             "[--no-udp]\n\n"
             "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
-            "a child process, over DPDK net_memif, DPDK net_af_packet on a veth pair\n"
+            "a child process, over DPDK net_memif (copy mode, then the client in\n"
+            "zero-copy mode), DPDK net_af_packet on a veth pair\n"
             "between two network namespaces (root only), and kernel UDP on loopback,\n"
             "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
             "--insecure) in the same run.\n"
@@ -497,7 +503,7 @@ int spw_cli_bench_net(int argc, char **argv)
     int krc = spw_net_keypair(bench_priv, bench_pub);
     if (krc)
         return spw_cli_fail(krc, "making a key pair");
-    bench_res res[6];
+    bench_res res[8];
     int nres = 0;
     int pid = (int)getpid() % 100000;
     const char *pmd = spw_cli_dpdk_pmd_dir();
@@ -508,26 +514,33 @@ int spw_cli_bench_net(int argc, char **argv)
     base.transport = SPW_NET_DPDK;
     base.link_wait_ms = 3000;
     if (o.dpdk) {
-        bench_res *r = &res[nres];
-        nres += 2;
-        if (!dpdk || !pmd) {
-            skip_both(r, "dpdk-memif",
-                      !dpdk ? "built without DPDK" : "DPDK PMD directory not found");
-        } else {
+        /* memif twice: copy mode, then the client in zero-copy mode (its
+         * mbufs shared with the server, which then copies alone; the
+         * client's memory must be one file per segment list). */
+        bench_res *r = NULL;
+        for (int zc = 0; zc < 2; zc++) {
+            const char *name = zc ? "dpdk-memif-zc" : "dpdk-memif";
+            r = &res[nres];
+            nres += 2;
+            if (!dpdk || !pmd) {
+                skip_both(r, name, !dpdk ? "built without DPDK" : "DPDK PMD directory not found");
+                continue;
+            }
             char sock[64], sa[1024], ca[1024];
             snprintf(sock, sizeof(sock), "/tmp/spw-bench-memif-%d.sock", pid);
-            const char *fmt = "%s --file-prefix spwb%c%d -d %s/librte_mempool_ring.so "
+            const char *fmt = "%s%s --file-prefix spwb%c%d -d %s/librte_mempool_ring.so "
                               "-d %s/librte_net_memif.so "
-                              "--vdev=net_memif0,role=%s,socket=%s,socket-abstract=no";
-            snprintf(sa, sizeof(sa), fmt, common, 's', pid, pmd, pmd, "server", sock);
-            snprintf(ca, sizeof(ca), fmt, common, 'c', pid, pmd, pmd, "client", sock);
+                              "--vdev=net_memif0,role=%s,socket=%s,socket-abstract=no%s";
+            snprintf(sa, sizeof(sa), fmt, common, "", 's', pid, pmd, pmd, "server", sock, "");
+            snprintf(ca, sizeof(ca), fmt, common, zc ? " --single-file-segments" : "", 'c', pid,
+                     pmd, pmd, "client", sock, zc ? ",zero-copy=yes" : "");
             spw_net_config s = base, c = base;
             s.eal_args = sa;
             s.local = "127.0.98.2:9000";
             c.eal_args = ca;
             c.local = "127.0.98.1:9001";
             c.peer = "127.0.98.2:9000";
-            run_both("dpdk-memif", &s, NULL, &c, NULL, sock, &o, r);
+            run_both(name, &s, NULL, &c, NULL, sock, &o, r);
             unlink(sock);
         }
 

@@ -15,15 +15,14 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch_encoder as te  # noqa: E402  (re-executes with the glibc tunables)
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.bench import torch_encoder as te  # noqa: E402  (re-executes with the glibc tunables)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "train"))
-sys.path.insert(0, os.path.join(HERE, "..", "models"))
 import torch  # noqa: E402
-import models  # noqa: E402
-from mobilenet_v2 import MobileNetV2  # noqa: E402
+from tools.models.mobilenet_v2 import MobileNetV2  # noqa: E402
+from tools.train import models  # noqa: E402
 
 
 def main():

@@ -12,9 +12,10 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import rans_ref  # noqa: E402
-import tables as tb  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.codec import rans_ref  # noqa: E402
+from tools.codec import tables as tb  # noqa: E402
 
 
 def logistic_tables(locs, scales):

@@ -19,10 +19,10 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import make_vectors  # noqa: E402
-import rans_ref  # noqa: E402
-import tables as tb  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.codec import make_vectors, rans_ref  # noqa: E402
+from tools.codec import tables as tb  # noqa: E402
 
 VEC = os.path.join(HERE, "..", "..", "tests", "vectors", "codec")
 

@@ -8,8 +8,9 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import share  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.eval import share  # noqa: E402
 
 HEAD = "method,setting,images,mean_bytes,bpp,top1_1000,top1_10,agree,kl\n"
 # A codec whose top-1 rises 60% -> 80% from 0.5 to 1.0 bpp, a second one that

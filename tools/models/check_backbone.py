@@ -27,9 +27,9 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import imagenette  # noqa: E402
-import tflite_import  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.models import imagenette, tflite_import  # noqa: E402
 
 # build/ is wiped by C rebuilds; long-running results live in build-ml/
 OUT = os.path.join(imagenette.REPO, "build-ml", "check")
@@ -94,7 +94,7 @@ def cmd_armnn(a):
 
 
 def cmd_float(a):
-    from mobilenet_v2 import MobileNetV2
+    from tools.models.mobilenet_v2 import MobileNetV2
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     net = MobileNetV2.from_tflite(a.tflite)
     items = imagenette.listing("val")
@@ -241,8 +241,8 @@ def cmd_uint8sim(a):
 
 
 def cmd_onnx(a):
-    import onnx_eval
-    from mobilenet_v2 import MobileNetV2
+    from tools.models import onnx_eval
+    from tools.models.mobilenet_v2 import MobileNetV2
     net = MobileNetV2.from_tflite(a.tflite)
     items = val_order()[:a.n]
     q = np.stack([imagenette.load_uint8(r) for r, _, _ in items])

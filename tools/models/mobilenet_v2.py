@@ -24,9 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tflite_fb as F  # noqa: E402
-import tflite_import  # noqa: E402
+from tools.models import tflite_fb as F  # noqa: E402
+from tools.models import tflite_import  # noqa: E402
 
 SPLIT_ALIASES = {"s28": "block5", "s14": "block12"}
 INPUT_ZERO_POINT = 128

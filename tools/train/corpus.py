@@ -37,8 +37,9 @@ from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "models"))
-import imagenette  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.models import imagenette  # noqa: E402
 
 CALTECH_REPO = "github.com/MachineLearning2020/Homework2-Caltech101"
 CALTECH_COMMIT = "836044dd000296b2bb74d0aa4b4e462e459b01d7"

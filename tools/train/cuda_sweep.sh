@@ -35,13 +35,13 @@ mkdir -p "$work" "$out"
 
 # Decode the JPEGs once, before the runs start, so they do not race to.
 t0=$(date +%s)
-"$py" -c '
+PYTHONPATH="$here/../.." "$py" -c '
 import sys
-sys.path.insert(0, sys.argv[1])
-import data, numpy as np
-p, _ = data.build_cache(sys.argv[2], "train")
+import numpy as np
+from tools.train import data
+p, _ = data.build_cache(sys.argv[1], "train")
 print("cuda_sweep: train cache", np.load(p, mmap_mode="r").shape)
-' "$here" "$work" || exit 1
+' "$work" || exit 1
 echo "cuda_sweep: cache in $(( $(date +%s) - t0 )) s"
 
 pids=()

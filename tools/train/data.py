@@ -21,8 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models"))
-import imagenette  # noqa: E402
+from tools.models import imagenette  # noqa: E402
 
 SIZE = 224
 

@@ -32,9 +32,9 @@ from onnx import TensorProto, helper, numpy_helper
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.path.dirname(HERE)
 REPO = os.path.dirname(TOOLS)
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(TOOLS, "models"))
-import models  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.train import models  # noqa: E402
 
 DOMAIN = "ai.splitwire"
 BACKBONE_ID = "mobilenet_v2_1.0_224"
@@ -47,8 +47,7 @@ def coder_tables(bottleneck):
     computes them (torch.sigmoid); evaluating the sigmoids another way (e.g. in
     float64) moves a few CDF entries by one count.
     """
-    sys.path.insert(0, os.path.join(TOOLS, "codec"))
-    import tables as codec  # noqa: E402
+    from tools.codec import tables as codec
 
     p = bottleneck.pmfs()
     t = codec.tables_from_pmfs(p["pmf"], p["pmf_length"], p["tail_mass"], p["offset"], p["medians"])
@@ -266,8 +265,7 @@ def backbone_split_value(split):
     if os.path.exists(side):
         with open(side) as f:
             return json.load(f)["splits"][split]["value"]
-    sys.path.insert(0, os.path.join(TOOLS, "models"))
-    import tflite_import
+    from tools.models import tflite_import
     _, layers, _ = tflite_import.read_layers(tflite_import.default_tflite())
     return tflite_import.block_outputs(layers)[split]["name"]
 
@@ -280,9 +278,9 @@ def write_atomic(path, data, mode="w"):
 
 
 def check(model, enc, dec, n=3):
-    import data
-    import onnx_eval
-    from mobilenet_v2 import from_unit
+    from tools.models import onnx_eval
+    from tools.models.mobilenet_v2 import from_unit
+    from tools.train import data
     u8, _ = data.load_cache(os.environ.get("SPLITWIRE_WORK", os.path.join(REPO, "build-ml")), "val")
     worst_sym, worst_feat = 0, 0.0
     for i in range(n):

@@ -46,7 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
 
-from entropy import EntropyBottleneck, lower_bound
+from tools.train.entropy import EntropyBottleneck, lower_bound
 
 
 class ResDown(nn.Module):

@@ -45,9 +45,8 @@ bb=$out/backbone-$limit.json
     "${lim[@]}" --json --quiet > "$bb"
 $py "$root/tools/train/card.py" "$root/models/$name" --eval "$out/$name.json" \
     --torch "$out/$name.torch.json" --backbone "$bb"
-$py - "$run" "$root/tools/train" <<'PY'
+PYTHONPATH="$root" $py - "$run" <<'PY'
 import sys
-sys.path.insert(0, sys.argv[2])
-import keep
+from tools.train import keep
 print("publish: run record in %s" % keep.record(sys.argv[1]))
 PY

@@ -28,13 +28,11 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "models"))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "codec"))
-import export  # noqa: E402
-import models  # noqa: E402
-import onnx_eval  # noqa: E402
-from entropy import EntropyBottleneck  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.models import onnx_eval  # noqa: E402
+from tools.train import export, models  # noqa: E402
+from tools.train.entropy import EntropyBottleneck  # noqa: E402
 
 
 def check_density():
@@ -64,7 +62,7 @@ def check_density():
 
 def check_tables():
     try:
-        import tables as codec
+        from tools.codec import tables as codec
     except ImportError:
         print("tables: tools/codec/tables.py not found, skipped")
         return
@@ -122,7 +120,7 @@ def check_export(keep):
 def backbone_macs(net, split):
     """Conv MACs of the backbone (whole, and up to the split) at 224 x 224,
     by hooks on its TFConv modules (they call conv2d with their own padding)."""
-    from mobilenet_v2 import TFConv
+    from tools.models.mobilenet_v2 import TFConv
     seen = []
 
     def hook(m, i, o):
@@ -145,7 +143,7 @@ def check_mb():
     """The compute-balanced family: a fresh model started from the backbone
     is the backbone (before rounding), and its encoder costs at most a third
     of the backbone's MACs, its decoder at most the layers it replaces."""
-    from mobilenet_v2 import MobileNetV2
+    from tools.models.mobilenet_v2 import MobileNetV2
     net = MobileNetV2.from_tflite()
     m = models.build("mb", "block5").eval()
     models.init_from_backbone(m, net)
@@ -173,7 +171,7 @@ def check_mb():
 def check_corpus_augment():
     """Aspect-kept crops of photos of any size: squares inside the photo,
     resized to 224, values in [0, 1]."""
-    import data
+    from tools.train import data
     g = torch.Generator().manual_seed(5)
     rs = np.random.RandomState(5)
     for _ in range(200):
@@ -190,8 +188,8 @@ def check_corpus_augment():
 
 
 def check_training_terms():
-    import data
-    from mobilenet_v2 import MobileNetV2
+    from tools.train import data
+    from tools.models.mobilenet_v2 import MobileNetV2
     g = torch.Generator().manual_seed(3)
     x = torch.rand(8, 1, 1, 1, generator=g).expand(8, 3, 16, 16).contiguous()
     a, b = data.mixup(x, 0.4, 17), data.mixup(x, 0.4, 17)
@@ -208,7 +206,7 @@ def check_training_terms():
     assert torch.equal(plain, logits)
     shapes = [tuple(t.shape[1:]) for t in taps]
     assert shapes == [(64, 7, 7), (320, 4, 4), (1280, 4, 4)], shapes
-    import train
+    from tools.train import train
     with torch.no_grad():
         # the premise of the map: per-position logits average to the class scores
         pos = net.classifier(taps[2])
@@ -248,7 +246,7 @@ def check_ema():
 
 
 def check_soup(net, ema):
-    import soup
+    from tools.train import soup
     tmp = tempfile.mkdtemp(prefix="spw_selftest_soup_")
     try:
         other = models.build("svbi", "s28", width=16, n_blocks=1)
@@ -311,8 +309,8 @@ def check_train_loop():
     decoding it takes minutes)."""
     import json
     import shutil
-    import data
-    import train
+    from tools.train import data
+    from tools.train import train
     work = train.default_work()
     if not all(os.path.exists(p) for s in ("train", "val") for p in data.cache_paths(work, s)):
         print("train loop: skipped, no image cache under %s (any train.py run builds it)" % work)

@@ -20,8 +20,9 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import models  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.train import models  # noqa: E402
 
 
 def main(argv=None):

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "models"))
-import imagenette  # noqa: E402
-from export import load_checkpoint  # noqa: E402
-from mobilenet_v2 import MobileNetV2, from_unit  # noqa: E402
-from train import fidelity_sums  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.models import imagenette  # noqa: E402
+from tools.models.mobilenet_v2 import MobileNetV2, from_unit  # noqa: E402
+from tools.train.export import load_checkpoint  # noqa: E402
+from tools.train.train import fidelity_sums  # noqa: E402
 
 
 def pick(n, limit):

@@ -31,11 +31,10 @@ import torch
 import torch.nn.functional as Fn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "models"))
-import data  # noqa: E402
-import models  # noqa: E402
-from mobilenet_v2 import MobileNetV2, from_unit  # noqa: E402
+if __package__ in (None, ""):  # run as a file: the repository root is the import root
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.models.mobilenet_v2 import MobileNetV2, from_unit  # noqa: E402
+from tools.train import data, models  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 INPUT_NORM = {"mul": 255.0 / 128.0, "add": -1.0,
@@ -304,7 +303,7 @@ def fit_density(model, a, train_u8, corpus, resident, n_train, train_ids, log, d
 
 
 def val_subset(n):
-    import imagenette
+    from tools.models import imagenette
     items = imagenette.listing("val")
     perm = np.random.RandomState(0).permutation(len(items))[:n]
     return np.sort(perm)
@@ -328,7 +327,7 @@ def evaluate(model, teacher, split, val_u8, val_lab, idx, bs=50, device="cpu"):
     the fidelity to the teacher on the same images: how often the top-1 class
     is its own, and the mean KL(teacher || this) over all outputs.  Leaves the
     model in eval mode."""
-    import imagenette
+    from tools.models import imagenette
     ids = torch.tensor([k for _, _, _, k in imagenette.classes()], device=device) + 1
     model.eval()
     tot = dict(bits=0.0, mse=0.0, acc1000=0, acc10=0, t_acc1000=0, t_acc10=0, agree=0, kl=0.0, n=0)

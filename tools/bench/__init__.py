@@ -1,0 +1,1 @@
+"""tools.bench: see tools/__init__.py."""

@@ -1,0 +1,1 @@
+"""tools.codec: see tools/__init__.py."""

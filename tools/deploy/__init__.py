@@ -1,0 +1,1 @@
+"""tools.deploy: see tools/__init__.py."""

@@ -1,0 +1,1 @@
+"""tools.eval: see tools/__init__.py."""

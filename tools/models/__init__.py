@@ -1,0 +1,1 @@
+"""tools.models: see tools/__init__.py."""

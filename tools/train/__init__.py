@@ -1,0 +1,1 @@
+"""tools.train: see tools/__init__.py."""
