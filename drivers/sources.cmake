@@ -21,6 +21,7 @@ if(SPW_HAVE_VULKAN)
     drivers/vulkan/vk_backend.c
     drivers/vulkan/vk_weights.c
     drivers/vulkan/vk_conv.c
+    drivers/vulkan/vk_slots.c
   )
 endif()
 

@@ -277,4 +277,21 @@ void spw__vk_cache_save(spw_vk_ctx *ctx);
 int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t n_spec,
                      VkPipeline *out);
 
+/* Batches in flight (vk_slots.c): each plan submits with its own fence and
+ * each arena copies through its own staging, so only vkQueueSubmit holds
+ * ctx->lock and one worker's transfers overlap another's compute. */
+int spw__vk_fence_create(spw_vk_ctx *ctx, VkFence *out);
+/* Submits cmd, signalling fence, and waits for it outside the lock;
+ * *submitted (may be NULL): when the queue took it (spw__now_ns). */
+int spw__vk_submit_wait(spw_vk_ctx *ctx, VkCommandBuffer cmd, VkFence fence, uint64_t *submitted);
+/* An arena's transfer state: its own command pool, upload and download
+ * staging buffers (host-visible, grown on demand) and fences. */
+typedef struct spw_vk_xfer spw_vk_xfer;
+int spw__vk_xfer_create(spw_vk_ctx *ctx, spw_vk_xfer **out);
+void spw__vk_xfer_destroy(spw_vk_ctx *ctx, spw_vk_xfer *x);
+/* Like spw__vk_staged_copy, through x: upload copies src to dev at off,
+ * download copies dev at off to dst. One thread at a time per x. */
+int spw__vk_xfer_copy(spw_vk_ctx *ctx, spw_vk_xfer *x, spw_vk_buffer *dev, VkDeviceSize off,
+                      const void *src, void *dst, VkDeviceSize size, bool upload);
+
 #endif

@@ -155,6 +155,15 @@ typedef struct spw_server_stats {
     double decode_p50, decode_p99; /* entropy decode */
     double infer_p50, infer_p99;   /* decoder + tail per batch */
     double total_p50, total_p99;   /* arrival to reply */
+    /* Per-stage profile of decoder + tail batches (host clock): symbols
+     * uploaded, compute (decoder submitted to tail done), scores
+     * downloaded; device_p50 is the compute by the device's own timestamps
+     * (0 where the backend has none). */
+    double upload_p50, upload_p99, compute_p50, compute_p99, download_p50, download_p99;
+    double device_p50;
+    /* Batches profiled, and how many of their uploads and of their
+     * downloads ran while another worker's batch was computing. */
+    uint64_t staged, upload_overlaps, download_overlaps;
     spw_net_stats net;
 } spw_server_stats;
 
