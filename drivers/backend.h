@@ -81,6 +81,8 @@ extern const spw_backend_ops spw__cpu_fast_ops;
 #endif
 #ifdef SPW_HAVE_VULKAN
 extern const spw_backend_ops spw__vulkan_ops;
+/* The device peak of an initialised Vulkan backend's context (vk_peak.c). */
+int spw__vk_peak(void *ctx, spw_device_peak *out);
 #endif
 
 #endif

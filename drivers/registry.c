@@ -118,3 +118,17 @@ int spw_backend_automatic(int idx)
     spw_backend *be = spw__backend_get(idx);
     return be && !be->manual_only;
 }
+
+int spw_backend_peak(const char *backend, spw_device_peak *out)
+{
+    if (!backend || !out)
+        return spw__error(SPW_EINVAL, "backend_peak: NULL argument");
+    spw_backend *be = spw__backend_find(backend);
+    if (!be)
+        return spw__error(SPW_ENOENT, "no backend '%s' here", backend);
+#ifdef SPW_HAVE_VULKAN
+    if (be->ops == &spw__vulkan_ops)
+        return spw__vk_peak(be->ctx, out);
+#endif
+    return spw__error(SPW_EUNSUPPORTED, "backend '%s' has no peak calibration", backend);
+}

@@ -22,6 +22,7 @@ if(SPW_HAVE_VULKAN)
     drivers/vulkan/vk_weights.c
     drivers/vulkan/vk_conv.c
     drivers/vulkan/vk_slots.c
+    drivers/vulkan/vk_peak.c
   )
 endif()
 

@@ -507,8 +507,14 @@ int spw__vk_ctx_create(int idx, spw_vk_ctx **out)
         exts[n_exts++] = VK_KHR_EXTERNAL_MEMORY_EXTENSION_NAME;
         exts[n_exts++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
     }
+    /* fp16 arithmetic: for the fp16 peak calibration (vk_peak.c). */
+    VkPhysicalDeviceShaderFloat16Int8Features f16a = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
+        .shaderFloat16 = ctx->info.fp16_arith,
+    };
     VkPhysicalDevice16BitStorageFeatures s16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+        .pNext = &f16a,
         .storageBuffer16BitAccess = ctx->info.fp16_storage,
     };
     float prio = 1.0f;

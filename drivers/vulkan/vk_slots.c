@@ -20,12 +20,10 @@ struct spw_vk_xfer {
 int spw__vk_fence_create(spw_vk_ctx *ctx, VkFence *out)
 {
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    return spw__vk_check(spw__vk_fns()->vkCreateFence(ctx->dev, &fci, NULL, out),
-                         "vkCreateFence");
+    return spw__vk_check(spw__vk_fns()->vkCreateFence(ctx->dev, &fci, NULL, out), "vkCreateFence");
 }
 
-int spw__vk_submit_wait(spw_vk_ctx *ctx, VkCommandBuffer cmd, VkFence fence,
-                        uint64_t *submitted)
+int spw__vk_submit_wait(spw_vk_ctx *ctx, VkCommandBuffer cmd, VkFence fence, uint64_t *submitted)
 {
     const spw_vk_fns *f = spw__vk_fns();
     VkSubmitInfo si = {

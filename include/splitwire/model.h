@@ -73,6 +73,17 @@ SPW_API const char *spw_backend_name(int idx);
  * name (e.g. a Vulkan device that is itself a CPU implementation). */
 SPW_API int spw_backend_automatic(int idx);
 
+/* A backend's device and its arithmetic peak, measured by a calibration
+ * kernel of independent fused multiply-adds (a few tenths of a second).
+ * fp16_gflops is 0 on a device without fp16 arithmetic. */
+typedef struct spw_device_peak {
+    char device[256];
+    double fp32_gflops, fp16_gflops;
+} spw_device_peak;
+/* SPW_EUNSUPPORTED for a backend that cannot measure it (the CPU ones),
+ * SPW_ENOENT when no backend has that name. */
+SPW_API int spw_backend_peak(const char *backend, spw_device_peak *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -132,7 +132,7 @@ typedef struct spw_server_config {
     int threads;
     int max_batch;   /* 1 .. 64 (0 = 8) */
     int max_wait_us; /* a partial batch runs after this long (0 = 2000) */
-    int workers;     /* inference threads (0 = 1) */
+    int workers;     /* inference threads (0 = 1; 2 with backend "vulkan") */
     spw_net_config net;
     /* Image requests (codec offload): the client sends an encoded image, the
      * server decodes it and runs this whole backbone (ONNX) on it. NULL:

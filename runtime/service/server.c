@@ -357,7 +357,10 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
         s->cfg.max_batch = 8;
     if (s->cfg.max_wait_us <= 0)
         s->cfg.max_wait_us = 2000;
-    s->n_workers = s->cfg.workers > 0 ? s->cfg.workers : 1;
+    /* On a GPU, two workers keep two batches in flight: one uploads or
+     * downloads while the other's computes. */
+    bool gpu = s->cfg.backend && !strcmp(s->cfg.backend, "vulkan");
+    s->n_workers = s->cfg.workers > 0 ? s->cfg.workers : gpu ? 2 : 1;
     s->n_bundles = config->n_bundles;
     s->n_queues = s->n_bundles + (config->backbone ? 1 : 0);
     pthread_mutex_init(&s->lock, NULL);
