@@ -23,6 +23,7 @@ if(SPW_HAVE_VULKAN)
     drivers/vulkan/vk_conv.c
     drivers/vulkan/vk_slots.c
     drivers/vulkan/vk_peak.c
+    drivers/vulkan/vk_tune.c
   )
 endif()
 

@@ -29,6 +29,9 @@ if(SPW_HAVE_VULKAN)
   add_test(NAME test_vk_slots_discrete COMMAND test_vk_slots)
   set_tests_properties(test_vk_slots_discrete PROPERTIES TIMEOUT 300
                        ENVIRONMENT "${SPW_TEST_ENV};SPW_VULKAN_AS_DISCRETE=1;SPW_VULKAN_FP16=0")
+  # Conv tuning files (read, written, applied, malformed ones ignored), a
+  # tuning run of the tiny encoder, and the peak calibration.
+  spw_add_test(test_vk_tune test_vk_tune.c)
   # Exit-time teardown with a plan still alive (skipped without a device).
   spw_add_test(test_vk_teardown test_vk_teardown.c)
   set_tests_properties(test_vk_teardown PROPERTIES SKIP_RETURN_CODE 77)

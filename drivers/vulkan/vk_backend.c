@@ -626,6 +626,7 @@ static int build_conv(build *b, const spw_node *n)
                                      .transposed = tr};
     spw_vk_conv_choice ch;
     spw__vk_conv_choose(b->tune, &shape, &ch);
+    spw__vk_tune_note(b->step, &shape);
     const bool row = ch.kernel == SPW_VK_CONV_ROW;
     const uint32_t tm = ch.tile_m, tp = ch.tile_p;
     NEW(row                                  ? (ch.wsub ? SPW_VK_SH_CONVROWS : SPW_VK_SH_CONVROW)

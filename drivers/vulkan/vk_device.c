@@ -347,6 +347,7 @@ int spw__vk_pick(const spw_vk_device_info *devs, int n, const char *want)
  */
 void spw__vk_tuning(const spw_vk_device_info *info, spw_vk_tuning *out)
 {
+    out->tuned = NULL; /* the tuning file is read at device open */
     out->wg_1d = 64;
     out->wg_conv = 64;
     out->conv_tile_m = 4;
@@ -604,6 +605,7 @@ int spw__vk_ctx_create(int idx, spw_vk_ctx **out)
         goto fail_fence;
     if ((rc = spw__vk_cache_open(ctx)))
         goto fail_layouts;
+    spw__vk_tune_open(ctx);
     *out = ctx;
     return 0;
 
@@ -629,6 +631,7 @@ void spw__vk_ctx_destroy(spw_vk_ctx *ctx)
         return;
     fns.vkDeviceWaitIdle(ctx->dev);
     spw__vk_cache_save(ctx);
+    spw__vk_tune_free(ctx->tuned);
     fns.vkDestroyPipelineCache(ctx->dev, ctx->cache, NULL);
     if (ctx->has_staging)
         spw__vk_buffer_destroy(ctx, &ctx->staging);

@@ -15,7 +15,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: splitwire bench ops [--model FILE.onnx] [--backend NAME] [--batch N]\n"
-               "                           [--iters N] [--json]\n"
+               "                           [--iters N] [--json] [--tune]\n"
                "\n"
                "Times the model (whole run and each layer: median, p99, GFLOP/s) at batch 1\n"
                "and 8 on every registered backend, or on the one named. On a backend that\n"
@@ -24,7 +24,10 @@ static void usage(FILE *f)
                "  --model FILE  default models/sample/encoder.onnx\n"
                "  --batch N     only this batch size\n"
                "  --iters N     timed runs per measurement (default 10), after one warm-up\n"
-               "  --json        machine-readable output\n");
+               "  --json        machine-readable output\n"
+               "  --tune        first time each conv layer under candidate kernel settings on\n"
+               "                the backend (default vulkan) and store the fastest per conv\n"
+               "                shape next to its pipeline cache; later plans use them\n");
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -240,19 +243,17 @@ out:
 
 int spw_cli_bench_ops(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"backend", required_argument, 0, 'B'},
-                                         {"batch", required_argument, 0, 'b'},
-                                         {"iters", required_argument, 0, 'i'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"backend", required_argument, 0, 'B'},
+        {"batch", required_argument, 0, 'b'}, {"iters", required_argument, 0, 'i'},
+        {"json", no_argument, 0, 'j'},        {"tune", no_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *path = "models/sample/encoder.onnx", *backend = NULL;
     long batch = 0, iters = 10;
-    bool json = false;
+    bool json = false, tune = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:B:b:i:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:B:b:i:jth", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             path = optarg;
@@ -275,6 +276,9 @@ int spw_cli_bench_ops(int argc, char **argv)
         case 'j':
             json = true;
             break;
+        case 't':
+            tune = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -291,6 +295,19 @@ int spw_cli_bench_ops(int argc, char **argv)
     int rc = spw_model_load(path, &m);
     if (rc)
         return spw_cli_fail(rc, "cannot load %s", path);
+    if (tune) {
+        spw_tune_report tr;
+        const char *tb = backend ? backend : "vulkan";
+        if ((rc = spw_backend_tune(tb, m, batch ? (int)batch : 1, (int)iters, &tr))) {
+            spw_model_free(m);
+            return spw_cli_fail(rc, "bench ops --tune on %s", tb);
+        }
+        /* On stderr, so --json output stays one document. */
+        fprintf(stderr,
+                "tuned %d conv shapes, %d candidates each: conv layers %.3f ms built-in, "
+                "%.3f ms tuned (%d shapes changed); wrote %s\n",
+                tr.shapes, tr.candidates, tr.default_ms, tr.tuned_ms, tr.changed, tr.path);
+    }
     const int batches[2] = {batch ? (int)batch : 1, 8};
     const int n_batches = batch ? 1 : 2;
     bool first = true;
