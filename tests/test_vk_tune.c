@@ -39,9 +39,24 @@ static spw_vk_device_info fake_info(void)
 
 static spw_vk_conv_shape shape3x3(uint32_t c, uint32_t hw, uint32_t m)
 {
-    return (spw_vk_conv_shape){.n = 1, .c = c, .h = hw, .w = hw, .m = m, .oh = hw, .ow = hw,
-                               .kh = 3, .kw = 3, .group = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
-                               .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1};
+    return (spw_vk_conv_shape){.n = 1,
+                               .c = c,
+                               .h = hw,
+                               .w = hw,
+                               .m = m,
+                               .oh = hw,
+                               .ow = hw,
+                               .kh = 3,
+                               .kw = 3,
+                               .group = 1,
+                               .sh = 1,
+                               .sw = 1,
+                               .dh = 1,
+                               .dw = 1,
+                               .pad_t = 1,
+                               .pad_l = 1,
+                               .pad_b = 1,
+                               .pad_r = 1};
 }
 
 static void write_file(const char *path, const char *text)
@@ -138,11 +153,11 @@ static void test_corrupt_ignored(void **state)
     (void)state;
     static const char *const bad[] = {
         "garbage\n",
-        "splitwire-vk-tune 2 10005 0 1234\n",                       /* unknown version */
-        "splitwire-vk-tune 1 10de 2330 1234\n",                     /* another device */
-        "splitwire-vk-tune 1 10005 0 9999\n",                       /* another driver */
-        "splitwire-vk-tune 1 10005 0 1234\nconv 1 2 3\n",           /* short line */
-        "splitwire-vk-tune 1 10005 0 1234\n"                        /* trailing junk */
+        "splitwire-vk-tune 2 10005 0 1234\n",             /* unknown version */
+        "splitwire-vk-tune 1 10de 2330 1234\n",           /* another device */
+        "splitwire-vk-tune 1 10005 0 9999\n",             /* another driver */
+        "splitwire-vk-tune 1 10005 0 1234\nconv 1 2 3\n", /* short line */
+        "splitwire-vk-tune 1 10005 0 1234\n"              /* trailing junk */
         "conv 16 20 20 48 3 3 1 1 1 1 1 1 1 1 1 0 0 = 16 8 4 0 x\n",
         "splitwire-vk-tune 1 10005 0 1234\n" /* lanes not a whole subgroup */
         "conv 16 20 20 48 3 3 1 1 1 1 1 1 1 1 1 0 0 = 12 8 4 0\n",
@@ -215,10 +230,23 @@ static void test_tune_run(void **state)
     assert_memory_equal(file->e, ctx->tuning.tuned->e, sizeof(*file->e) * (size_t)file->n);
     for (int i = 0; i < file->n; i++) {
         const uint32_t *k = file->e[i].key;
-        spw_vk_conv_shape s = {.n = 1, .c = k[0], .h = k[1], .w = k[2], .m = k[3], .kh = k[4],
-                               .kw = k[5], .group = k[6], .sh = k[7], .sw = k[8], .dh = k[9],
-                               .dw = k[10], .pad_t = k[11], .pad_l = k[12], .pad_b = k[13],
-                               .pad_r = k[14], .transposed = k[15]};
+        spw_vk_conv_shape s = {.n = 1,
+                               .c = k[0],
+                               .h = k[1],
+                               .w = k[2],
+                               .m = k[3],
+                               .kh = k[4],
+                               .kw = k[5],
+                               .group = k[6],
+                               .sh = k[7],
+                               .sw = k[8],
+                               .dh = k[9],
+                               .dw = k[10],
+                               .pad_t = k[11],
+                               .pad_l = k[12],
+                               .pad_b = k[13],
+                               .pad_r = k[14],
+                               .transposed = k[15]};
         s.oh = (s.h + s.pad_t + s.pad_b - s.dh * (s.kh - 1) - 1) / s.sh + 1;
         s.ow = (s.w + s.pad_l + s.pad_r - s.dw * (s.kw - 1) - 1) / s.sw + 1;
         spw_vk_tuning want = ctx->tuning;

@@ -22,8 +22,8 @@
 
 void spw__vk_tune_key(const spw_vk_conv_shape *s, uint32_t key[KEY_N])
 {
-    const uint32_t k[KEY_N] = {s->c,     s->h,     s->w,     s->m,     s->kh,    s->kw,
-                               s->group, s->sh,    s->sw,    s->dh,    s->dw,    s->pad_t,
+    const uint32_t k[KEY_N] = {s->c,     s->h,     s->w,     s->m,          s->kh, s->kw,
+                               s->group, s->sh,    s->sw,    s->dh,         s->dw, s->pad_t,
                                s->pad_l, s->pad_b, s->pad_r, s->transposed, 0};
     memcpy(key, k, sizeof(k));
 }
@@ -141,11 +141,11 @@ int spw__vk_tune_load(const char *path, const spw_vk_device_info *info, spw_vk_t
         spw_vk_tune_entry e;
         uint32_t *k = e.key;
         int used = 0;
-        int got = sscanf(line,
-                         "conv %u %u %u %u %u %u %u %u %u %u %u %u %u %u %u %u %u = %u %u %u %u%n",
-                         &k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &k[6], &k[7], &k[8], &k[9],
-                         &k[10], &k[11], &k[12], &k[13], &k[14], &k[15], &k[16], &e.wg_row,
-                         &e.row_tile_m, &e.row_tile_p, &e.row_wsub, &used);
+        int got =
+            sscanf(line, "conv %u %u %u %u %u %u %u %u %u %u %u %u %u %u %u %u %u = %u %u %u %u%n",
+                   &k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &k[6], &k[7], &k[8], &k[9], &k[10],
+                   &k[11], &k[12], &k[13], &k[14], &k[15], &k[16], &e.wg_row, &e.row_tile_m,
+                   &e.row_tile_p, &e.row_wsub, &used);
         if (got != KEY_N + 4 || (line[used] != '\n' && line[used] != '\0')) {
             why = "malformed line";
             break;
