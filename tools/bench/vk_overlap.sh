@@ -6,7 +6,9 @@
 # compared with a local run on the CPU reference (no result lost or changed).
 #
 #   tools/bench/vk_overlap.sh [BUNDLE [MODELS]]
-#   env: WORKERS (3), CLIENTS (4), PER (images per client, 16), BATCH (4)
+#   env: WORKERS (3), CLIENTS (4), PER (images per client, 16), BATCH (4),
+#        IMAGES (a directory to take the images from; default a spread of
+#        Imagenette's validation set under ../shared), SPW_CLI (the binary)
 #
 # The default bundle is the committed tiny one, so that a CPU Vulkan
 # implementation (lavapipe) serves it quickly.
@@ -21,8 +23,12 @@ clients=${CLIENTS:-4}
 per=${PER:-16}
 batch=${BATCH:-4}
 shared=${SPLITWIRE_SHARED:-$root/../shared}
-images=$(ls -d "$shared"/data/imagenette2-224/val/*/* | awk -v n="$per" 'NR % 97 == 1 && c < n { print; c++ }')
-[ -n "$images" ] || { echo "vk_overlap.sh: no images under $shared/data" >&2; exit 1; }
+if [ -n "${IMAGES:-}" ]; then
+  images=$(find "$IMAGES" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort | head -n "$per")
+else
+  images=$(ls -d "$shared"/data/imagenette2-224/val/*/* | awk -v n="$per" 'NR % 97 == 1 && c < n { print; c++ }')
+fi
+[ -n "$images" ] || { echo "vk_overlap.sh: no images (IMAGES or $shared/data)" >&2; exit 1; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 spw_keys "$dir" 2>/dev/null
