@@ -33,7 +33,7 @@ void spw__vk_tune_key(const spw_vk_conv_shape *s, uint32_t key[KEY_N])
 typedef struct tune_session {
     const spw_vk_tuning *force;
     int *steps;
-    uint32_t (*keys)[KEY_N];
+    spw_vk_conv_shape *shapes;
     int n, cap;
     bool oom;
 } tune_session;
@@ -49,16 +49,16 @@ void spw__vk_tune_note(int step, const spw_vk_conv_shape *s)
         int *st = spw__realloc(ts->steps, (size_t)cap * sizeof(*st));
         if (st)
             ts->steps = st;
-        uint32_t(*k)[KEY_N] = st ? spw__realloc(ts->keys, (size_t)cap * sizeof(*k)) : NULL;
-        if (!st || !k) {
+        spw_vk_conv_shape *sh = st ? spw__realloc(ts->shapes, (size_t)cap * sizeof(*sh)) : NULL;
+        if (!st || !sh) {
             ts->oom = true;
             return;
         }
-        ts->keys = k;
+        ts->shapes = sh;
         ts->cap = cap;
     }
     ts->steps[ts->n] = step;
-    spw__vk_tune_key(s, ts->keys[ts->n]);
+    ts->shapes[ts->n] = *s;
     ts->n++;
 }
 
@@ -270,6 +270,7 @@ static int candidates(const spw_vk_tuning *t0, const spw_vk_device_info *info, s
 /* Per conv shape: the summed median time of its layers under each candidate. */
 typedef struct shape_times {
     uint32_t key[KEY_N];
+    spw_vk_conv_shape shape; /* the first layer's */
     double ms[16];
 } shape_times;
 
@@ -320,8 +321,10 @@ static int time_candidate(const spw_model *m, int batch, int iters, const spw_vk
         uint64_t *v = &lt[(size_t)k * (size_t)iters];
         qsort(v, (size_t)iters, sizeof(*v), cmp_u64);
         double med = (double)v[iters / 2] / 1e6;
+        uint32_t key[KEY_N];
+        spw__vk_tune_key(&ts.shapes[k], key);
         int s = 0;
-        while (s < *n_shapes && memcmp((*shapes)[s].key, ts.keys[k], sizeof(ts.keys[k])))
+        while (s < *n_shapes && memcmp((*shapes)[s].key, key, sizeof(key)))
             s++;
         if (s == *n_shapes) {
             if (ci) /* every candidate builds the same layers */
@@ -337,7 +340,8 @@ static int time_candidate(const spw_model *m, int batch, int iters, const spw_vk
                 *cap_shapes = cap;
             }
             memset(&(*shapes)[s], 0, sizeof(**shapes));
-            memcpy((*shapes)[s].key, ts.keys[k], sizeof(ts.keys[k]));
+            memcpy((*shapes)[s].key, key, sizeof(key));
+            (*shapes)[s].shape = ts.shapes[k];
             (*n_shapes)++;
         }
         (*shapes)[s].ms[ci] += med;
@@ -349,7 +353,7 @@ out:
     }
     spw__free(lt);
     spw__free(ts.steps);
-    spw__free(ts.keys);
+    spw__free(ts.shapes);
     spw_plan_free(plan);
     return rc;
 }
@@ -381,10 +385,19 @@ int spw__vk_tune_run(void *vctx, const spw_model *m, int batch, int iters, spw_t
     out->shapes = n_shapes;
     out->candidates = nc;
     for (int s = 0; s < n_shapes; s++) {
+        /* Candidates that give this shape the same kernel and tiles as an
+         * earlier one are the same measurement again: only the first
+         * counts, so noise between identical runs picks nothing. */
+        spw_vk_conv_choice ch[16];
         int best = 0;
-        for (int c = 1; c < nc; c++)
-            if (shapes[s].ms[c] < shapes[s].ms[best])
+        for (int c = 0; c < nc; c++) {
+            spw__vk_conv_choose(&cand[c], &shapes[s].shape, &ch[c]);
+            bool seen = false;
+            for (int d = 0; d < c && !seen; d++)
+                seen = !memcmp(&ch[c], &ch[d], sizeof(ch[c]));
+            if (!seen && shapes[s].ms[c] < shapes[s].ms[best])
                 best = c;
+        }
         out->default_ms += shapes[s].ms[0];
         out->tuned_ms += shapes[s].ms[best];
         out->changed += best != 0;
