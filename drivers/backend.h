@@ -88,6 +88,10 @@ extern const spw_backend_ops spw__cpu_fast_ops;
 #endif
 #ifdef SPW_HAVE_VULKAN
 extern const spw_backend_ops spw__vulkan_ops;
+/* The device peak of an initialised Vulkan backend's context (vk_peak.c). */
+int spw__vk_peak(void *ctx, spw_device_peak *out);
+/* A tuning run on an initialised Vulkan backend's context (vk_tune.c). */
+int spw__vk_tune_run(void *ctx, const spw_model *model, int batch, int iters, spw_tune_report *out);
 #endif
 
 #endif

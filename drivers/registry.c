@@ -285,4 +285,31 @@ int spw_device_node_get(const spw_device_list *l, int idx, spw_device_node *out)
         return spw__error(SPW_EINVAL, "no device node %d", idx);
     *out = l->nodes[idx];
     return 0;
+int spw_backend_peak(const char *backend, spw_device_peak *out)
+{
+    if (!backend || !out)
+        return spw__error(SPW_EINVAL, "backend_peak: NULL argument");
+    spw_backend *be = spw__backend_find(backend);
+    if (!be)
+        return spw__error(SPW_ENOENT, "no backend '%s' here", backend);
+#ifdef SPW_HAVE_VULKAN
+    if (be->ops == &spw__vulkan_ops)
+        return spw__vk_peak(be->ctx, out);
+#endif
+    return spw__error(SPW_EUNSUPPORTED, "backend '%s' has no peak calibration", backend);
+}
+
+int spw_backend_tune(const char *backend, const spw_model *model, int batch, int iters,
+                     spw_tune_report *out)
+{
+    if (!backend || !model || !out)
+        return spw__error(SPW_EINVAL, "backend_tune: NULL argument");
+    spw_backend *be = spw__backend_find(backend);
+    if (!be)
+        return spw__error(SPW_ENOENT, "no backend '%s' here", backend);
+#ifdef SPW_HAVE_VULKAN
+    if (be->ops == &spw__vulkan_ops)
+        return spw__vk_tune_run(be->ctx, model, batch, iters, out);
+#endif
+    return spw__error(SPW_EUNSUPPORTED, "backend '%s' has no tuning", backend);
 }

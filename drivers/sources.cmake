@@ -22,6 +22,9 @@ if(SPW_HAVE_VULKAN)
     drivers/vulkan/vk_weights.c
     drivers/vulkan/vk_conv.c
     drivers/vulkan/vk_describe.c
+    drivers/vulkan/vk_slots.c
+    drivers/vulkan/vk_peak.c
+    drivers/vulkan/vk_tune.c
   )
 endif()
 

@@ -19,7 +19,7 @@ if(SPW_HAVE_VULKAN)
   # Order fixes the SPW_VK_SH_* enum the backend indexes. Every shader is
   # built twice: fp32 storage, and fp16 storage (-DSPW_FP16, named *_f16,
   # enum SPW_VK_SH_*_F16 at a fixed distance from its fp32 twin).
-  set(SPW_SHADER_NAMES conv conv1x1 pool gpool gemm eltwise copy softmax gdn channel pad cvt convrow convrows conv1x1s)
+  set(SPW_SHADER_NAMES conv conv1x1 pool gpool gemm eltwise copy softmax gdn channel pad cvt convrow convrows conv1x1s peak)
   set(SPW_SHADER_DIR ${CMAKE_SOURCE_DIR}/shaders)
   set(SPW_SPV_DIR ${SPW_GEN_DIR}/shaders)
   file(MAKE_DIRECTORY ${SPW_SPV_DIR})

@@ -21,6 +21,17 @@ if(SPW_HAVE_VULKAN)
                        ENVIRONMENT "${SPW_TEST_ENV};SPW_VULKAN_CONV=generic;SPW_DISABLE_BACKENDS=cpu-fast")
   # Conv kernel and tile choice (no device needed).
   spw_add_test(test_vk_conv test_vk_conv.c)
+  # Batches in flight: server halves on concurrent threads against cpu-ref,
+  # and the stage times showing transfers during another slot's compute;
+  # again with the device taken for a discrete GPU (staged transfers; fp32
+  # activations, so the bound stays fp32's).
+  spw_add_test(test_vk_slots test_vk_slots.c)
+  add_test(NAME test_vk_slots_discrete COMMAND test_vk_slots)
+  set_tests_properties(test_vk_slots_discrete PROPERTIES TIMEOUT 300
+                       ENVIRONMENT "${SPW_TEST_ENV};SPW_VULKAN_AS_DISCRETE=1;SPW_VULKAN_FP16=0")
+  # Conv tuning files (read, written, applied, malformed ones ignored), a
+  # tuning run of the tiny encoder, and the peak calibration.
+  spw_add_test(test_vk_tune test_vk_tune.c)
   # Exit-time teardown with a plan still alive (skipped without a device).
   spw_add_test(test_vk_teardown test_vk_teardown.c)
   set_tests_properties(test_vk_teardown PROPERTIES SKIP_RETURN_CODE 77)

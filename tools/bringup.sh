@@ -2,7 +2,10 @@
 # Hardware bring-up checks from a built tree, for a machine that has the
 # accelerator but not the build: device probe, the op conformance suite on
 # every backend, Vulkan teardown, per-layer op benchmarks (each backend on its
-# own) and an end-to-end classify with Vulkan against one without it.
+# own) and an end-to-end classify with Vulkan against one without it; with
+# a bundle, models and images also `serve --backend vulkan` with batches in
+# flight (tools/bench/vk_overlap.sh) and, last (it changes later plans'
+# conv settings), `bench ops --tune` on the bundle's encoder.
 #
 #   tools/bringup.sh BUILD_DIR OUT_DIR [--bundle DIR] [--models DIR]
 #                    [--images DIR] [--iters N] [--step-timeout S]
@@ -13,7 +16,7 @@
 # summary.txt (one line per step: ok/FAIL, seconds) and one file per step.
 set -uo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 bin=$(cd "$1" && pwd) || exit 2
 out=$2
@@ -78,6 +81,12 @@ if [ -n "$bundle" ] && [ -n "$models" ] && [ -n "$images" ]; then
     "$bin/splitwire" classify --local --bundle "$bundle" --models "$models" "$images" --json --reference
   step "classify --local (no vulkan)" classify-cpu.json env SPW_VULKAN_LOADER=/nonexistent \
     "$bin/splitwire" classify --local --bundle "$bundle" --models "$models" "$images" --json --reference
+  step "serve --backend vulkan, batches in flight" vk-overlap.txt \
+    env SPW_CLI="$bin/splitwire" IMAGES="$images" \
+    sh "$(dirname "$0")/bench/vk_overlap.sh" "$bundle" "$models"
+  step "bench ops --tune encoder vulkan" tune-encoder.txt \
+    "$bin/splitwire" bench ops --tune --model "$bundle/encoder.onnx" --backend vulkan \
+    --batch 1 --iters "$iters"
 fi
 grep -q FAIL "$summary" && exit 1
 exit 0

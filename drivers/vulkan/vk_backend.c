@@ -66,6 +66,8 @@ typedef struct vk_plan {
     VkCommandBuffer cmd;
     VkQueryPool qpool;
     uint64_t *ts;
+    VkFence fence;    /* its own: plans of other workers stay in flight */
+    VkQueryPool span; /* two timestamps around the whole run, or null */
     /* fp16 storage: f32 activations live in shadow, one half per 4-byte
      * arena slot at the same element index (common.glsl). */
     bool fp16;
@@ -79,6 +81,7 @@ typedef struct vk_buf {
     spw_vk_live live;
     spw_vk_buffer vb;
     spw_buffer *owner;
+    spw_vk_xfer *xfer; /* staging of its own, made on the first copy */
 } vk_buf;
 
 #define VK_BUF_OF(vbp) ((vk_buf *)((char *)(vbp)-offsetof(vk_buf, vb)))
@@ -177,6 +180,8 @@ static void buf_close(spw_vk_live *self, spw_vk_ctx *ctx)
 {
     vk_buf *kb = (vk_buf *)self;
     kb->owner->host = NULL; /* mapped memory goes with the buffer */
+    spw__vk_xfer_destroy(ctx, kb->xfer);
+    kb->xfer = NULL;
     void *host = kb->vb.host_copy;
     spw__vk_buffer_destroy(ctx, &kb->vb);
     kb->vb.host_copy = host; /* host memory is freed with the buffer itself */
@@ -213,7 +218,10 @@ static int vk_buffer_alloc(spw_backend *be, size_t size, spw_buffer **out)
     }
     b->backend = be;
     b->size = size;
-    b->host = vb->mem.map;
+    /* Off unified memory the arena goes through staging even when the
+     * memory happens to be mappable (lavapipe taken for a discrete GPU), so
+     * that path runs where the tests run. */
+    b->host = ctx->map_arena || vb->imported ? vb->mem.map : NULL;
     b->impl = vb;
     kb->owner = b;
     ctx_hold(ctx, &kb->live, buf_close);
@@ -232,6 +240,7 @@ static void vk_buffer_free(spw_backend *be, spw_buffer *buf)
     vk_buf *kb = VK_BUF_OF(buf->impl);
     void *host = kb->vb.host_copy;
     if (!kb->live.dead) {
+        spw__vk_xfer_destroy(be->ctx, kb->xfer);
         spw__vk_buffer_destroy(be->ctx, &kb->vb);
         ctx_drop(be->ctx, &kb->live);
     }
@@ -245,6 +254,20 @@ static int closed_error(void)
     return spw__error(SPW_ENODEV, "vulkan: the device was closed at process exit");
 }
 
+/* Through the arena's own staging: a copy of one worker never waits for
+ * another's (vk_slots.c). */
+static int arena_copy(spw_backend *be, spw_buffer *buf, size_t offset, const void *src, void *dst,
+                      size_t size, bool upload)
+{
+    vk_buf *kb = VK_BUF_OF(buf->impl);
+    if (kb->live.dead)
+        return closed_error();
+    int rc;
+    if (!kb->xfer && (rc = spw__vk_xfer_create(be->ctx, &kb->xfer)))
+        return rc;
+    return spw__vk_xfer_copy(be->ctx, kb->xfer, &kb->vb, offset, src, dst, size, upload);
+}
+
 static int vk_buffer_upload(spw_backend *be, spw_buffer *buf, size_t offset, const void *src,
                             size_t size)
 {
@@ -252,9 +275,7 @@ static int vk_buffer_upload(spw_backend *be, spw_buffer *buf, size_t offset, con
         memcpy((char *)buf->host + offset, src, size);
         return 0;
     }
-    if (VK_BUF_OF(buf->impl)->live.dead)
-        return closed_error();
-    return spw__vk_staged_copy(be->ctx, buf->impl, offset, src, NULL, size, true);
+    return arena_copy(be, buf, offset, src, NULL, size, true);
 }
 
 static int vk_buffer_download(spw_backend *be, spw_buffer *buf, size_t offset, void *dst,
@@ -264,9 +285,7 @@ static int vk_buffer_download(spw_backend *be, spw_buffer *buf, size_t offset, v
         memcpy(dst, (char *)buf->host + offset, size);
         return 0;
     }
-    if (VK_BUF_OF(buf->impl)->live.dead)
-        return closed_error();
-    return spw__vk_staged_copy(be->ctx, buf->impl, offset, NULL, dst, size, false);
+    return arena_copy(be, buf, offset, NULL, dst, size, false);
 }
 
 /* ---- what runs here ---------------------------------------------------- */
@@ -607,6 +626,7 @@ static int build_conv(build *b, const spw_node *n)
                                      .transposed = tr};
     spw_vk_conv_choice ch;
     spw__vk_conv_choose(b->tune, &shape, &ch);
+    spw__vk_tune_note(b->step, &shape);
     const bool row = ch.kernel == SPW_VK_CONV_ROW;
     const uint32_t tm = ch.tile_m, tp = ch.tile_p;
     NEW(row                                  ? (ch.wsub ? SPW_VK_SH_CONVROWS : SPW_VK_SH_CONVROW)
@@ -1275,6 +1295,10 @@ static int record(vk_plan *st, spw_plan *plan)
         f->vkCmdResetQueryPool(cmd, st->qpool, 0, (uint32_t)plan->n_steps + 1);
         f->vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, st->qpool, 0);
     }
+    if (st->span) {
+        f->vkCmdResetQueryPool(cmd, st->span, 0, 2);
+        f->vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, st->span, 0);
+    }
     f->vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->layout, 0, 1, &st->set, 0,
                                NULL);
     pending p;
@@ -1316,6 +1340,8 @@ static int record(vk_plan *st, spw_plan *plan)
     f->vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                             VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &out,
                             0, NULL, 0, NULL);
+    if (st->span)
+        f->vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, st->span, 1);
     rc = spw__vk_check(f->vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
     pthread_mutex_unlock(&ctx->lock);
     return rc;
@@ -1333,6 +1359,12 @@ static void plan_destroy_objects(vk_plan *st, spw_vk_ctx *ctx)
     }
     if (st->qpool)
         f->vkDestroyQueryPool(ctx->dev, st->qpool, NULL);
+    if (st->span)
+        f->vkDestroyQueryPool(ctx->dev, st->span, NULL);
+    if (st->fence)
+        f->vkDestroyFence(ctx->dev, st->fence, NULL);
+    st->span = VK_NULL_HANDLE;
+    st->fence = VK_NULL_HANDLE;
     if (st->dpool)
         f->vkDestroyDescriptorPool(ctx->dev, st->dpool, NULL);
     st->qpool = VK_NULL_HANDLE;
@@ -1474,6 +1506,18 @@ static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
             SPW_LOGW("vulkan: '%s' has no timestamps; per-step times stay 0", ctx->info.name);
         }
     }
+    if ((rc = spw__vk_fence_create(ctx, &st->fence)))
+        goto fail;
+    if (ctx->info.timestamp_bits) {
+        VkQueryPoolCreateInfo sci = {
+            .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+            .queryType = VK_QUERY_TYPE_TIMESTAMP,
+            .queryCount = 2,
+        };
+        if ((rc = spw__vk_check(spw__vk_fns()->vkCreateQueryPool(ctx->dev, &sci, NULL, &st->span),
+                                "vkCreateQueryPool")))
+            goto fail;
+    }
     if ((rc = record(st, plan)))
         goto fail;
     SPW_LOGD("vulkan: plan of %d steps: %d dispatches, %d pipelines%s", plan->n_steps, st->n_disp,
@@ -1506,22 +1550,21 @@ static int vk_run_plan(spw_backend *be, spw_plan *plan, void *state)
     vk_plan *st = state;
     if (st->live.dead)
         return closed_error();
+    plan->device_ns = 0;
     spw_vk_ctx *ctx = be->ctx;
-    VkSubmitInfo si = {
-        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
-        .commandBufferCount = 1,
-        .pCommandBuffers = &st->cmd,
-    };
-    pthread_mutex_lock(&ctx->lock);
-    int rc = spw__vk_check(f->vkQueueSubmit(ctx->queue, 1, &si, ctx->fence), "vkQueueSubmit");
-    if (!rc) {
-        rc = spw__vk_check(f->vkWaitForFences(ctx->dev, 1, &ctx->fence, VK_TRUE, UINT64_MAX),
-                           "vkWaitForFences");
-        f->vkResetFences(ctx->dev, 1, &ctx->fence);
-    }
-    pthread_mutex_unlock(&ctx->lock);
-    if (rc || !st->qpool)
+    int rc = spw__vk_submit_wait(ctx, st->cmd, st->fence, &plan->run_ns[2]);
+    if (rc)
         return rc;
+    const uint32_t bits = ctx->info.timestamp_bits;
+    const uint64_t mask = bits >= 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
+    const double period = ctx->info.timestamp_period;
+    uint64_t span[2];
+    if (st->span &&
+        f->vkGetQueryPoolResults(ctx->dev, st->span, 0, 2, sizeof(span), span, sizeof(uint64_t),
+                                 VK_QUERY_RESULT_64_BIT) == VK_SUCCESS)
+        plan->device_ns = (uint64_t)((double)((span[1] - span[0]) & mask) * period);
+    if (!st->qpool)
+        return 0;
     uint32_t n = (uint32_t)plan->n_steps + 1;
     rc = spw__vk_check(f->vkGetQueryPoolResults(ctx->dev, st->qpool, 0, n, n * sizeof(uint64_t),
                                                 st->ts, sizeof(uint64_t),
@@ -1529,9 +1572,6 @@ static int vk_run_plan(spw_backend *be, spw_plan *plan, void *state)
                        "vkGetQueryPoolResults");
     if (rc)
         return rc;
-    const uint32_t bits = ctx->info.timestamp_bits;
-    const uint64_t mask = bits >= 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
-    const double period = ctx->info.timestamp_period;
     for (int s = 0; s < plan->n_steps; s++)
         plan->step_ns[s] += (uint64_t)((double)((st->ts[s + 1] - st->ts[s]) & mask) * period);
     return 0;

@@ -32,6 +32,8 @@ void spw__vk_conv_choose(const spw_vk_tuning *t, const spw_vk_conv_shape *s,
                          spw_vk_conv_choice *out)
 {
     memset(out, 0, sizeof(*out));
+    spw_vk_tuning scratch;
+    t = spw__vk_tune_apply(t, s, &scratch);
     const uint32_t G = s->group ? s->group : 1, cout_g = s->m / G;
     const bool pointwise = !s->transposed && s->kh == 1 && s->kw == 1 && G == 1 && !s->pad_t &&
                            !s->pad_l && !s->pad_b && !s->pad_r;

@@ -347,6 +347,7 @@ int spw__vk_pick(const spw_vk_device_info *devs, int n, const char *want)
  */
 void spw__vk_tuning(const spw_vk_device_info *info, spw_vk_tuning *out)
 {
+    out->tuned = NULL; /* the tuning file is read at device open */
     out->wg_1d = 64;
     out->wg_conv = 64;
     out->conv_tile_m = 4;
@@ -507,8 +508,14 @@ int spw__vk_ctx_create(int idx, spw_vk_ctx **out)
         exts[n_exts++] = VK_KHR_EXTERNAL_MEMORY_EXTENSION_NAME;
         exts[n_exts++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
     }
+    /* fp16 arithmetic: for the fp16 peak calibration (vk_peak.c). */
+    VkPhysicalDeviceShaderFloat16Int8Features f16a = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
+        .shaderFloat16 = ctx->info.fp16_arith,
+    };
     VkPhysicalDevice16BitStorageFeatures s16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+        .pNext = &f16a,
         .storageBuffer16BitAccess = ctx->info.fp16_storage,
     };
     float prio = 1.0f;
@@ -598,6 +605,7 @@ int spw__vk_ctx_create(int idx, spw_vk_ctx **out)
         goto fail_fence;
     if ((rc = spw__vk_cache_open(ctx)))
         goto fail_layouts;
+    spw__vk_tune_open(ctx);
     *out = ctx;
     return 0;
 
@@ -623,6 +631,7 @@ void spw__vk_ctx_destroy(spw_vk_ctx *ctx)
         return;
     fns.vkDeviceWaitIdle(ctx->dev);
     spw__vk_cache_save(ctx);
+    spw__vk_tune_free(ctx->tuned);
     fns.vkDestroyPipelineCache(ctx->dev, ctx->cache, NULL);
     if (ctx->has_staging)
         spw__vk_buffer_destroy(ctx, &ctx->staging);

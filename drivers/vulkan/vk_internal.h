@@ -118,6 +118,8 @@ typedef struct spw_vk_device_info {
     float timestamp_period;
 } spw_vk_device_info;
 
+struct spw_vk_tuned;
+
 /* Workgroup and tile sizes for one device; see spw__vk_tuning(). */
 typedef struct spw_vk_tuning {
     uint32_t wg_1d;       /* element-wise, copies, pools */
@@ -132,6 +134,9 @@ typedef struct spw_vk_tuning {
     uint32_t row_tile_p; /* pixels of one output row per invocation (preferred) */
     uint32_t row_wsub;   /* 1: weights loaded once per subgroup, shuffled round */
     uint32_t subgroup;   /* the device's subgroup size */
+    /* Per conv shape, row-kernel entries measured by `bench ops --tune`
+     * (vk_tune.c), taking precedence over the four above; NULL: none. */
+    const struct spw_vk_tuned *tuned;
 } spw_vk_tuning;
 
 /* Sub-allocation of one VkDeviceMemory block. */
@@ -195,6 +200,7 @@ typedef struct spw_vk_ctx {
     VkPipelineCache cache;
     size_t cache_saved_size;
     char cache_path[512];
+    struct spw_vk_tuned *tuned; /* the tuning file's table (tuning.tuned), or NULL */
 } spw_vk_ctx;
 
 /* Storage-buffer bindings of set 0 (common.glsl). */
@@ -273,10 +279,57 @@ typedef struct spw_vk_conv_choice {
 void spw__vk_conv_choose(const spw_vk_tuning *t, const spw_vk_conv_shape *s,
                          spw_vk_conv_choice *out);
 
+/* Measured conv settings (vk_tune.c): a table of conv shapes (batch aside)
+ * with the row-kernel entries of spw_vk_tuning that ran them fastest,
+ * stored as text next to the pipeline cache, one file per device and
+ * driver version. */
+typedef struct spw_vk_tune_entry {
+    uint32_t key[17]; /* c h w m kh kw group sh sw dh dw pad_t pad_l pad_b pad_r transposed 0 */
+    uint32_t wg_row, row_tile_m, row_tile_p, row_wsub;
+} spw_vk_tune_entry;
+typedef struct spw_vk_tuned {
+    int n;
+    spw_vk_tune_entry *e;
+} spw_vk_tuned;
+void spw__vk_tune_key(const spw_vk_conv_shape *s, uint32_t key[17]);
+/* The tuning t with the entry for shape s applied: *scratch when there is
+ * one (or a candidate forced by a tuning run in this thread), else t. */
+const spw_vk_tuning *spw__vk_tune_apply(const spw_vk_tuning *t, const spw_vk_conv_shape *s,
+                                        spw_vk_tuning *scratch);
+/* Reads a tuning file written for this device (info's ids and driver
+ * version). A missing file is an empty table; a malformed one, or one for
+ * another device, is ignored with a warning (*out NULL, returns 0). */
+int spw__vk_tune_load(const char *path, const spw_vk_device_info *info, spw_vk_tuned **out);
+int spw__vk_tune_save(const char *path, const spw_vk_device_info *info, const spw_vk_tuned *t);
+void spw__vk_tune_free(spw_vk_tuned *t);
+/* The file for ctx's device ("" when the cache directory is off). */
+void spw__vk_tune_path(const spw_vk_ctx *ctx, char *buf, size_t size);
+/* At device open: loads the file into ctx->tuned and ctx->tuning.tuned. */
+void spw__vk_tune_open(spw_vk_ctx *ctx);
+/* During a tuning run: build_conv reports each conv step's shape. */
+void spw__vk_tune_note(int step, const spw_vk_conv_shape *s);
+
 /* Pipelines and the cache file (vk_pipeline.c). */
 int spw__vk_cache_open(spw_vk_ctx *ctx);
 void spw__vk_cache_save(spw_vk_ctx *ctx);
 int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t n_spec,
                      VkPipeline *out);
+
+/* Batches in flight (vk_slots.c): each plan submits with its own fence and
+ * each arena copies through its own staging, so only vkQueueSubmit holds
+ * ctx->lock and one worker's transfers overlap another's compute. */
+int spw__vk_fence_create(spw_vk_ctx *ctx, VkFence *out);
+/* Submits cmd, signalling fence, and waits for it outside the lock;
+ * *submitted (may be NULL): when the queue took it (spw__now_ns). */
+int spw__vk_submit_wait(spw_vk_ctx *ctx, VkCommandBuffer cmd, VkFence fence, uint64_t *submitted);
+/* An arena's transfer state: its own command pool, upload and download
+ * staging buffers (host-visible, grown on demand) and fences. */
+typedef struct spw_vk_xfer spw_vk_xfer;
+int spw__vk_xfer_create(spw_vk_ctx *ctx, spw_vk_xfer **out);
+void spw__vk_xfer_destroy(spw_vk_ctx *ctx, spw_vk_xfer *x);
+/* Like spw__vk_staged_copy, through x: upload copies src to dev at off,
+ * download copies dev at off to dst. One thread at a time per x. */
+int spw__vk_xfer_copy(spw_vk_ctx *ctx, spw_vk_xfer *x, spw_vk_buffer *dev, VkDeviceSize off,
+                      const void *src, void *dst, VkDeviceSize size, bool upload);
 
 #endif

@@ -142,6 +142,33 @@ SPW_API int spw_plan_step(const spw_plan *plan, int idx, spw_step_info *out);
 SPW_API void spw_plan_profile_reset(spw_plan *plan);
 /* Bytes of the plan's activation arena. */
 SPW_API size_t spw_plan_arena_bytes(const spw_plan *plan);
+/* A backend's device and its arithmetic peak, measured by a calibration
+ * kernel of independent fused multiply-adds (a few tenths of a second).
+ * fp16_gflops is 0 on a device without fp16 arithmetic. */
+typedef struct spw_device_peak {
+    char device[256];
+    double fp32_gflops, fp16_gflops;
+} spw_device_peak;
+/* SPW_EUNSUPPORTED for a backend that cannot measure it (the CPU ones),
+ * SPW_ENOENT when no backend has that name. */
+SPW_API int spw_backend_peak(const char *backend, spw_device_peak *out);
+
+/* What a tuning run measured and stored. */
+typedef struct spw_tune_report {
+    char path[600];              /* the file written */
+    int shapes;                  /* distinct conv shapes of the model */
+    int candidates;              /* settings timed for each */
+    int changed;                 /* shapes whose fastest setting is not the built-in one */
+    double default_ms, tuned_ms; /* all conv layers: built-in settings vs the fastest */
+} spw_tune_report;
+/* Times every conv layer of model at batch under a few candidate kernel
+ * settings (median of iters runs each) and stores the fastest per conv
+ * shape in the backend's tuning file (Vulkan: next to the pipeline cache,
+ * one file per device and driver version), which plans built afterwards, in
+ * this process and later ones, follow. Not while other threads build plans
+ * on that backend. SPW_EUNSUPPORTED for a backend without tuning. */
+SPW_API int spw_backend_tune(const char *backend, const spw_model *model, int batch, int iters,
+                             spw_tune_report *out);
 
 #ifdef __cplusplus
 }

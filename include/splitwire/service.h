@@ -162,7 +162,7 @@ typedef struct spw_server_config {
     int threads;
     int max_batch;   /* 1 .. 64 (0 = 8) */
     int max_wait_us; /* a partial batch runs after this long (0 = 2000) */
-    int workers;     /* inference threads (0 = 1) */
+    int workers;     /* inference threads (0 = 1; 2 with backend "vulkan") */
     spw_net_config net;
     /* Image requests (codec offload): the client sends an encoded image, the
      * server decodes it and runs this whole backbone (ONNX) on it. NULL:
@@ -188,6 +188,15 @@ typedef struct spw_server_stats {
     double decode_p50, decode_p99; /* entropy decode */
     double infer_p50, infer_p99;   /* decoder + tail per batch */
     double total_p50, total_p99;   /* arrival to reply */
+    /* Per-stage profile of decoder + tail batches (host clock): symbols
+     * uploaded, compute (decoder submitted to tail done), scores
+     * downloaded; device_p50 is the compute by the device's own timestamps
+     * (0 where the backend has none). */
+    double upload_p50, upload_p99, compute_p50, compute_p99, download_p50, download_p99;
+    double device_p50;
+    /* Batches profiled, and how many of their uploads and of their
+     * downloads ran while another worker's batch was computing. */
+    uint64_t staged, upload_overlaps, download_overlaps;
     spw_net_stats net;
 } spw_server_stats;
 

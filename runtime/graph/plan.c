@@ -484,6 +484,7 @@ int spw_plan_run(spw_plan *plan, const spw_tensor *inputs, int n_inputs, spw_ten
                           g->n_inputs, g->n_outputs, n_inputs, n_outputs);
     spw_layout native = be->ops->layout;
     int rc;
+    plan->run_ns[0] = spw__now_ns();
     for (int i = 0; i < n_inputs; i++) {
         const spw_value *v = &g->values[g->inputs[i]];
         const spw_tensor *t = &inputs[i];
@@ -509,8 +510,10 @@ int spw_plan_run(spw_plan *plan, const spw_tensor *inputs, int n_inputs, spw_ten
         if (rc)
             return rc;
     }
+    plan->run_ns[1] = plan->run_ns[2] = spw__now_ns();
     if ((rc = be->ops->run_plan(be, plan, plan->backend_state)))
         return rc;
+    plan->run_ns[3] = spw__now_ns();
     for (int i = 0; i < n_outputs; i++) {
         const spw_value *v = &g->values[g->outputs[i]];
         spw_tensor *t = &outputs[i];
@@ -547,5 +550,6 @@ int spw_plan_run(spw_plan *plan, const spw_tensor *inputs, int n_inputs, spw_ten
                 return rc;
         }
     }
+    plan->run_ns[4] = spw__now_ns();
     return 0;
 }

@@ -77,6 +77,13 @@ struct spw_plan {
     void *staging;       /* host scratch for I/O conversions, staging_size bytes */
     size_t staging_size;
     uint64_t *step_ns; /* per-step times when SPW_PLAN_PROFILE, else NULL */
+    /* The last spw_plan_run's stages in host time (spw__now_ns): [0] inputs
+     * start going in, [1] inputs are in, [2] compute submitted (a backend
+     * with a queue sets it when the queue takes the work), [3] compute
+     * done, [4] outputs are out. device_ns: that compute as the device's
+     * own timestamps measured it (0: no timestamps on this backend). */
+    uint64_t run_ns[5];
+    uint64_t device_ns;
     unsigned flags;
     int threads;
     int batch;

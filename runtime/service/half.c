@@ -195,6 +195,13 @@ int spw__half_run(spw_half *h, int n, int k, spw_result *out)
         return rc;
     if ((rc = spw_plan_run(h->tail[p], &feat, 1, &logits, 1)))
         return rc;
+    const spw_plan *d = h->dec[p], *t = h->tail[p];
+    h->last = (spw_half_stages){
+        .up = {d->run_ns[0], d->run_ns[1]},
+        .compute = {d->run_ns[2], t->run_ns[3]},
+        .down = {t->run_ns[3], t->run_ns[4]},
+        .device_ns = d->device_ns && t->device_ns ? d->device_ns + t->device_ns : 0,
+    };
     for (int i = 0; i < n; i++)
         spw__topk(h->logits + (size_t)i * (size_t)h->classes, h->classes, in->label_offset, k,
                   &out[i]);

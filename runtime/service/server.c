@@ -30,6 +30,9 @@ typedef struct batch {
     int n;
     uint64_t t_first;
     uint64_t t_start, t_decoded, t_done; /* set by the worker */
+    int worker;                          /* the one that ran it */
+    bool staged;                         /* stages holds a decoder + tail run */
+    spw_half_stages stages;
     item *items;
     spw_codec_seg *segs; /* decode scratch: the most fragments a message can have */
     struct batch *next;  /* queue link */
@@ -39,6 +42,16 @@ typedef struct window {
     double v[WINDOW];
     unsigned n;
 } window;
+
+/* Recent batches' stages, for telling whether one worker's transfers ran
+ * while another's batch computed. Batches that overlap finish close
+ * together, so a short history finds them. */
+#define STAGE_LOG 64
+typedef struct stage_rec {
+    int worker;
+    spw_half_stages t;
+    bool up_hit, down_hit; /* overlapped another worker's compute */
+} stage_rec;
 
 struct spw_server {
     spw_server_config cfg;
@@ -77,6 +90,9 @@ struct spw_server {
     pthread_mutex_t stats_lock;
     spw_server_stats st; /* counters and the transport snapshot */
     window w_queue, w_decode, w_infer, w_total;
+    window w_up, w_compute, w_down, w_device;
+    stage_rec stage_log[STAGE_LOG];
+    unsigned n_stage_log;
 };
 
 static void bump(spw_server *s, uint64_t *counter, uint64_t n)
@@ -112,6 +128,44 @@ static void win_pct(window *w, double *p50, double *p99)
     *p99 = tmp[(99 * (size_t)n + 99) / 100 - 1];
 }
 
+static bool overlap(const uint64_t *a, const uint64_t *b)
+{
+    return a[0] < b[1] && b[0] < a[1];
+}
+
+/* Adds a batch's stages to the profile (stats_lock held): their times, and
+ * which uploads and downloads overlapped another worker's compute, in
+ * either order of completion. */
+static void stage_add(spw_server *s, const batch *b)
+{
+    stage_rec x = {b->worker, b->stages, false, false};
+    unsigned n = s->n_stage_log < STAGE_LOG ? s->n_stage_log : STAGE_LOG;
+    for (unsigned i = 0; i < n; i++) {
+        stage_rec *r = &s->stage_log[i];
+        if (r->worker == x.worker)
+            continue;
+        x.up_hit = x.up_hit || overlap(x.t.up, r->t.compute);
+        x.down_hit = x.down_hit || overlap(x.t.down, r->t.compute);
+        if (!r->up_hit && overlap(r->t.up, x.t.compute)) {
+            r->up_hit = true;
+            s->st.upload_overlaps++;
+        }
+        if (!r->down_hit && overlap(r->t.down, x.t.compute)) {
+            r->down_hit = true;
+            s->st.download_overlaps++;
+        }
+    }
+    s->st.upload_overlaps += x.up_hit;
+    s->st.download_overlaps += x.down_hit;
+    s->st.staged++;
+    s->stage_log[s->n_stage_log++ % STAGE_LOG] = x;
+    win_add(&s->w_up, (double)(x.t.up[1] - x.t.up[0]) / 1e6);
+    win_add(&s->w_compute, (double)(x.t.compute[1] - x.t.compute[0]) / 1e6);
+    win_add(&s->w_down, (double)(x.t.down[1] - x.t.down[0]) / 1e6);
+    if (x.t.device_ns)
+        win_add(&s->w_device, (double)x.t.device_ns / 1e6);
+}
+
 /* Worker: entropy-decode every request of a batch in place, run the bundle's
  * half on those that decoded, and mark the rest with their error. */
 static void run_batch(spw_server *s, spw_half *h, batch *b)
@@ -136,6 +190,9 @@ static void run_batch(spw_server *s, spw_half *h, batch *b)
     b->t_decoded = spw__now_ns();
     spw_result out[MAX_BATCH];
     int rc = ok ? spw__half_run(h, ok, SPW_TOPK_MAX, out) : 0;
+    b->staged = ok && !rc;
+    if (b->staged)
+        b->stages = h->last;
     for (int i = 0; i < b->n; i++) {
         item *it = &b->items[i];
         if (slot_of[i] < 0)
@@ -273,6 +330,8 @@ static void *worker_main(void *arg)
         if (!s->jobs)
             s->jobs_tail = NULL;
         pthread_mutex_unlock(&s->lock);
+        b->worker = wa_index;
+        b->staged = false;
         if (b->bundle == s->n_bundles)
             run_image_batch(s, wa_index, b);
         else
@@ -302,7 +361,10 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
         s->cfg.max_batch = 8;
     if (s->cfg.max_wait_us <= 0)
         s->cfg.max_wait_us = 2000;
-    s->n_workers = s->cfg.workers > 0 ? s->cfg.workers : 1;
+    /* On a GPU, two workers keep two batches in flight: one uploads or
+     * downloads while the other's computes. */
+    bool gpu = s->cfg.backend && !strcmp(s->cfg.backend, "vulkan");
+    s->n_workers = s->cfg.workers > 0 ? s->cfg.workers : gpu ? 2 : 1;
     s->n_bundles = config->n_bundles;
     s->n_queues = s->n_bundles + (config->backbone ? 1 : 0);
     pthread_mutex_init(&s->lock, NULL);
@@ -602,6 +664,8 @@ static void complete(spw_server *s)
         pthread_mutex_lock(&s->stats_lock);
         win_add(&s->w_decode, (double)(b->t_decoded - b->t_start) / 1e6 / (b->n ? b->n : 1));
         win_add(&s->w_infer, (double)(b->t_done - b->t_decoded) / 1e6);
+        if (b->staged)
+            stage_add(s, b);
         for (int i = 0; i < b->n; i++) {
             win_add(&s->w_queue, (double)(b->t_start - b->items[i].t_arrival) / 1e6);
             win_add(&s->w_total, total_ms[i]);
@@ -738,7 +802,7 @@ void spw_server_get_stats(spw_server *s, spw_server_stats *out)
         return;
     /* Copy under the lock, sort outside it: the serving thread waits only
      * for the copy. */
-    window *w = spw__malloc(4 * sizeof(window));
+    window *w = spw__malloc(8 * sizeof(window));
     pthread_mutex_lock(&s->stats_lock);
     *out = s->st;
     if (w) {
@@ -746,6 +810,10 @@ void spw_server_get_stats(spw_server *s, spw_server_stats *out)
         w[1] = s->w_decode;
         w[2] = s->w_infer;
         w[3] = s->w_total;
+        w[4] = s->w_up;
+        w[5] = s->w_compute;
+        w[6] = s->w_down;
+        w[7] = s->w_device;
     }
     pthread_mutex_unlock(&s->stats_lock);
     if (!w)
@@ -754,6 +822,11 @@ void spw_server_get_stats(spw_server *s, spw_server_stats *out)
     win_pct(&w[1], &out->decode_p50, &out->decode_p99);
     win_pct(&w[2], &out->infer_p50, &out->infer_p99);
     win_pct(&w[3], &out->total_p50, &out->total_p99);
+    win_pct(&w[4], &out->upload_p50, &out->upload_p99);
+    win_pct(&w[5], &out->compute_p50, &out->compute_p99);
+    win_pct(&w[6], &out->download_p50, &out->download_p99);
+    double unused;
+    win_pct(&w[7], &out->device_p50, &unused);
     spw__free(w);
 }
 
@@ -778,6 +851,16 @@ void spw_server_print_stats(spw_server *s, FILE *f)
             (unsigned long long)st.net.tx_packets, (unsigned long long)st.net.retransmits,
             (unsigned long long)st.net.rx_invalid, (unsigned long long)st.net.rx_copy_bytes,
             (unsigned long long)st.net.tx_copy_bytes);
+    /* Per-stage profile of decoder + tail: with several workers, a transfer
+     * that ran during another worker's compute kept the device busy. */
+    fprintf(f,
+            "  stages ms p50/p99: upload %.3f/%.3f  compute %.3f/%.3f  download %.3f/%.3f  "
+            "device %.3f; overlapping another worker's compute: uploads %llu/%llu, "
+            "downloads %llu/%llu\n",
+            st.upload_p50, st.upload_p99, st.compute_p50, st.compute_p99, st.download_p50,
+            st.download_p99, st.device_p50, (unsigned long long)st.upload_overlaps,
+            (unsigned long long)st.staged, (unsigned long long)st.download_overlaps,
+            (unsigned long long)st.staged);
     /* Protocol 2: what was refused, and why. */
     fprintf(f,
             "  auth: handshakes %llu, forged %llu, replayed %llu, no session %llu, cookies %llu\n",

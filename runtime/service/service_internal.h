@@ -25,6 +25,15 @@
 size_t spw__result_pack(const spw_result *r, uint32_t server_us, void *buf, size_t cap);
 int spw__result_unpack(const void *buf, size_t len, spw_result *r, uint32_t *server_us);
 
+/* One batch's stages in host time (spw__now_ns), for the server's
+ * per-stage profile: symbols into the decoder's arena, compute (decoder
+ * submitted to tail done; the features' hop from one plan to the next is
+ * inside), scores out of the tail's arena. */
+typedef struct spw_half_stages {
+    uint64_t up[2], compute[2], down[2];
+    uint64_t device_ns; /* decoder + tail by the device's timestamps, 0 unknown */
+} spw_half_stages;
+
 /*
  * The server half of one bundle: entropy decode into batch slots, then the
  * decoder and the backbone tail on a batch, then top-k. Plans exist for
@@ -40,9 +49,10 @@ typedef struct spw_half {
     int max_batch;
     size_t latent_elems, feat_elems;
     int classes;
-    int32_t *symbols; /* max_batch x latent */
-    float *features;  /* max_batch x split features */
-    float *logits;    /* max_batch x classes */
+    int32_t *symbols;     /* max_batch x latent */
+    float *features;      /* max_batch x split features */
+    float *logits;        /* max_batch x classes */
+    spw_half_stages last; /* of the last spw__half_run */
 } spw_half;
 
 int spw__half_open(const spw_bundle *bundle, const spw_codec_tables *tables, const char *models_dir,

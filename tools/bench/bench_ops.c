@@ -12,14 +12,19 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: splitwire bench ops [--model FILE.onnx] [--backend NAME] [--batch N]\n"
-               "                           [--iters N] [--json]\n"
+               "                           [--iters N] [--json] [--tune]\n"
                "\n"
                "Times the model (whole run and each layer: median, p99, GFLOP/s) at batch 1\n"
-               "and 8 on every registered backend, or on the one named.\n"
+               "and 8 on every registered backend, or on the one named. On a backend that\n"
+               "can measure its device's peak (Vulkan), also the peak (a calibration kernel\n"
+               "of fused multiply-adds) and each time's share of the fp32 peak.\n"
                "  --model FILE  default models/sample/encoder.onnx\n"
                "  --batch N     only this batch size\n"
                "  --iters N     timed runs per measurement (default 10), after one warm-up\n"
-               "  --json        machine-readable output\n");
+               "  --json        machine-readable output\n"
+               "  --tune        first time each conv layer under candidate kernel settings on\n"
+               "                the backend (default vulkan) and store the fastest per conv\n"
+               "                shape next to its pipeline cache; later plans use them\n");
 }
 
 /* Median and p99 (nearest rank) of n samples in ns, in ms; sorts v. */
@@ -96,6 +101,34 @@ static double gflops(int64_t macs, double ms)
     return ms > 0 ? 2.0 * (double)macs / (ms * 1e6) : 0.0;
 }
 
+/* The backend's device peak, measured on first use; NULL where the backend
+ * has none (the CPU ones). */
+static const spw_device_peak *peak_of(const char *backend)
+{
+    static struct {
+        char name[32];
+        bool ok;
+        spw_device_peak p;
+    } known[8];
+    static int n_known;
+    for (int i = 0; i < n_known; i++)
+        if (!strcmp(known[i].name, backend))
+            return known[i].ok ? &known[i].p : NULL;
+    if (n_known == (int)SPW_ARRAY_SIZE(known))
+        return NULL;
+    int i = n_known++;
+    snprintf(known[i].name, sizeof(known[i].name), "%s", backend);
+    known[i].ok = spw_backend_peak(backend, &known[i].p) == 0 && known[i].p.fp32_gflops > 0;
+    spw_error_clear();
+    return known[i].ok ? &known[i].p : NULL;
+}
+
+/* Share of the fp32 peak, in percent (0 without a peak). */
+static double share(const spw_device_peak *pk, double gf)
+{
+    return pk ? 100.0 * gf / pk->fp32_gflops : 0.0;
+}
+
 /* One backend at one batch: prints a block (text) or one JSON object. */
 static int bench_one(const spw_model *m, const char *backend, int batch, int iters, bool json,
                      bool *first)
@@ -146,17 +179,30 @@ static int bench_one(const spw_model *m, const char *backend, int batch, int ite
     double med, p99;
     stats(t, iters, &med, &p99);
     int64_t macs = plan_macs(plan);
+    const spw_device_peak *pk = peak_of(backend);
     if (json) {
         printf("%s{\"backend\":", *first ? "" : ",");
         spw_cli_json_str(stdout, backend);
         printf(",\"batch\":%d,\"iters\":%d,\"median_ms\":%.4f,\"p99_ms\":%.4f,\"gflops\":%.3f,"
-               "\"gmacs\":%.4f,\"cpu_ms\":%.4f,\"layers\":[",
+               "\"gmacs\":%.4f,\"cpu_ms\":%.4f",
                batch, iters, med, p99, gflops(macs, med), (double)macs / 1e9, cpu_ms);
+        if (pk) {
+            printf(",\"peak\":{\"device\":");
+            spw_cli_json_str(stdout, pk->device);
+            printf(",\"fp32_gflops\":%.3f,\"fp16_gflops\":%.3f},\"peak_pct\":%.3f", pk->fp32_gflops,
+                   pk->fp16_gflops, share(pk, gflops(macs, med)));
+        }
+        printf(",\"layers\":[");
     } else {
         printf("%-10s batch %-3d whole model: median %.3f ms, p99 %.3f ms, %.2f GFLOP/s "
                "(%.3f GMAC), process CPU %.3f ms/run\n",
                backend, batch, med, p99, gflops(macs, med), (double)macs / 1e9, cpu_ms);
-        printf("  %-28s %-18s %10s %10s %9s\n", "layer", "op", "median ms", "p99 ms", "GFLOP/s");
+        if (pk)
+            printf("  device %s: peak %.2f GFLOP/s fp32, %.2f fp16; whole model at %.1f%% of "
+                   "the fp32 peak\n",
+                   pk->device, pk->fp32_gflops, pk->fp16_gflops, share(pk, gflops(macs, med)));
+        printf("  %-28s %-18s %10s %10s %9s%s\n", "layer", "op", "median ms", "p99 ms", "GFLOP/s",
+               pk ? "   % peak" : "");
     }
     *first = false;
     for (int s = 0; s < n_steps; s++) {
@@ -167,11 +213,17 @@ static int bench_one(const spw_model *m, const char *backend, int batch, int ite
         if (json) {
             printf("%s{\"name\":", s ? "," : "");
             spw_cli_json_str(stdout, st.name);
-            printf(",\"op\":\"%s\",\"median_ms\":%.4f,\"p99_ms\":%.4f,\"gflops\":%.3f}", st.op, lm,
+            printf(",\"op\":\"%s\",\"median_ms\":%.4f,\"p99_ms\":%.4f,\"gflops\":%.3f", st.op, lm,
                    lp, gflops(st.macs, lm));
+            if (pk)
+                printf(",\"peak_pct\":%.3f", share(pk, gflops(st.macs, lm)));
+            printf("}");
         } else {
-            printf("  %-28.28s %-18s %10.3f %10.3f %9.2f\n", st.name, st.op, lm, lp,
+            printf("  %-28.28s %-18s %10.3f %10.3f %9.2f", st.name, st.op, lm, lp,
                    gflops(st.macs, lm));
+            if (pk)
+                printf(" %8.1f", share(pk, gflops(st.macs, lm)));
+            printf("\n");
         }
     }
     if (json)
@@ -190,7 +242,7 @@ int spw_cli_bench_ops(int argc, char **argv)
 {
     const char *path = "models/sample/encoder.onnx", *backend = NULL;
     long batch = 0, iters = 10;
-    bool json = false;
+    bool json = false, tune = false;
     const spw_cli_opt opts[] = {
         {.name = "model", .kind = SPW_CLI_STR, .dst = &path, .short_name = 'm'},
         {.name = "backend", .kind = SPW_CLI_STR, .dst = &backend, .short_name = 'B'},
@@ -207,6 +259,7 @@ int spw_cli_bench_ops(int argc, char **argv)
          .max = 100000,
          .short_name = 'i'},
         {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
+        {.name = "tune", .kind = SPW_CLI_FLAG, .dst = &tune, .short_name = 't'},
         SPW_CLI_OPT_END,
     };
     int prc = spw_cli_parse("splitwire bench ops", argc, argv, opts, NULL, usage, NULL);
@@ -216,6 +269,19 @@ int spw_cli_bench_ops(int argc, char **argv)
     int rc = spw_model_load(path, &m);
     if (rc)
         return spw_cli_fail(rc, "cannot load %s", path);
+    if (tune) {
+        spw_tune_report tr;
+        const char *tb = backend ? backend : "vulkan";
+        if ((rc = spw_backend_tune(tb, m, batch ? (int)batch : 1, (int)iters, &tr))) {
+            spw_model_free(m);
+            return spw_cli_fail(rc, "bench ops --tune on %s", tb);
+        }
+        /* On stderr, so --json output stays one document. */
+        fprintf(stderr,
+                "tuned %d conv shapes, %d candidates each: conv layers %.3f ms built-in, "
+                "%.3f ms tuned (%d shapes changed); wrote %s\n",
+                tr.shapes, tr.candidates, tr.default_ms, tr.tuned_ms, tr.changed, tr.path);
+    }
     const int batches[2] = {batch ? (int)batch : 1, 8};
     const int n_batches = batch ? 1 : 2;
     bool first = true;
