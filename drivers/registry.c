@@ -285,6 +285,8 @@ int spw_device_node_get(const spw_device_list *l, int idx, spw_device_node *out)
         return spw__error(SPW_EINVAL, "no device node %d", idx);
     *out = l->nodes[idx];
     return 0;
+}
+
 int spw_backend_peak(const char *backend, spw_device_peak *out)
 {
     if (!backend || !out)

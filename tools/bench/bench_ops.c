@@ -114,7 +114,7 @@ static const spw_device_peak *peak_of(const char *backend)
     for (int i = 0; i < n_known; i++)
         if (!strcmp(known[i].name, backend))
             return known[i].ok ? &known[i].p : NULL;
-    if (n_known == (int)SPW_ARRAY_SIZE(known))
+    if (n_known == (int)(sizeof(known) / sizeof(known[0])))
         return NULL;
     int i = n_known++;
     snprintf(known[i].name, sizeof(known[i].name), "%s", backend);
