@@ -256,7 +256,9 @@ static void test_server_profile(void **state)
            ss.compute_p50, ss.download_p50, (unsigned long long)ss.upload_overlaps,
            (unsigned long long)ss.download_overlaps);
     assert_int_equal(ss.results, N);
-    assert_int_equal(ss.errors, 0);
+    /* The only errors are busy refusals (fair admission caps one peer's
+     * share), which the client retried. */
+    assert_int_equal(ss.errors, ss.busy);
     assert_int_equal(ss.staged, ss.batches);
     assert_true(ss.compute_p50 > 0);
     assert_true(ss.upload_overlaps <= ss.staged && ss.download_overlaps <= ss.staged);
