@@ -27,6 +27,29 @@ add_test(NAME cli_classify_skips_bad_image COMMAND ${SPW_REQUIRE_SHARED} ${SPW_E
   ${CMAKE_BINARY_DIR}/not_an_image.jpg ${SPW_TENCH}/ILSVRC2012_val_00009111.jpg)
 set_tests_properties(cli_classify_skips_bad_image PROPERTIES TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
 
+# Rate points: a copy of the tiny bundle under another name as a lower rate
+# point (made at configure time). Forced by an objective every point meets,
+# the higher rate (rate_index 0) codes every image; the same bundle twice is
+# refused.
+file(READ ${SPW_TINY}/manifest.json spw_tiny_manifest)
+string(REPLACE "\"tiny-test\"" "\"tiny-low\"" spw_low_manifest "${spw_tiny_manifest}")
+string(REPLACE "\"index\": 0" "\"index\": 1" spw_low_manifest "${spw_low_manifest}")
+file(WRITE ${CMAKE_BINARY_DIR}/tiny-low/manifest.json "${spw_low_manifest}")
+file(COPY ${SPW_TINY}/encoder.onnx ${SPW_TINY}/decoder.onnx DESTINATION ${CMAKE_BINARY_DIR}/tiny-low)
+add_test(NAME cli_classify_rate_points COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+  --match "\"rate_point\": \"tiny-test\""
+  --no-match "\"rate_point\": \"tiny-low\""
+  --match "\"images\": 2, \"ok\": 2, \"failed\": 0"
+  -- ${SPW_CLI} classify --local --bundle ${CMAKE_BINARY_DIR}/tiny-low --rate-bundle ${SPW_TINY}
+  --slo-ms 600000 --models ${SPW_TINY_MODELS} --backend cpu-ref --json
+  ${SPW_TENCH}/ILSVRC2012_val_00009111.jpg ${SPW_TENCH}/ILSVRC2012_val_00009111.jpg)
+add_test(NAME cli_classify_rate_point_twice COMMAND ${SPW_EXPECT} --rc 1
+  --match "bundle tiny-test given twice"
+  -- ${SPW_CLI} classify --local --bundle ${SPW_TINY} --rate-bundle ${SPW_TINY}
+  --models ${SPW_TINY_MODELS} ${CMAKE_BINARY_DIR}/not_an_image.jpg)
+set_tests_properties(cli_classify_rate_points cli_classify_rate_point_twice PROPERTIES
+  TIMEOUT 60 ENVIRONMENT "${SPW_TEST_ENV}")
+
 # No server: a clear message and exit 1 (a run-time failure, not a usage error).
 add_test(NAME cli_classify_unreachable COMMAND ${SPW_EXPECT} --rc 1
   --match "server 127.0.0.1:9 unreachable: timed out"

@@ -83,12 +83,11 @@ static void usage(FILE *f)
             "  --json           one JSON object per row on stdout\n"
             "  --csv FILE       the rows as CSV\n"
             "  --quiet          no progress line\n"
-            "  --adapt          one more method: per request, the bundle (of those given)\n"
-            "                   with the best top-1 in docs/eval-full.csv whose latency,\n"
-            "                   predicted from the path measured by the requests so far,\n"
-            "                   meets --slo-ms N (else the fastest); the path estimate is\n"
-            "                   kept from one --link to the next, so a list of links is a\n"
-            "                   step of the link\n"
+            "  --adapt          one more method: one client holding every bundle given\n"
+            "                   (at most 8) picks per request the one with the best top-1\n"
+            "                   in its manifest whose latency, predicted from the path and\n"
+            "                   compute its own requests measured, meets --slo-ms N (else\n"
+            "                   the fastest); step the link within a run with ';RATE@TIME'\n"
             "  --adapt-trace F  CSV, one line per adaptive request\n"
             "Stages (ms, p50 and p99): pre = read and decode the file, resize and normalise;\n"
             "enc = encoder network (bundle), image codec (offload) or the whole backbone\n"
@@ -654,110 +653,71 @@ static void csv_link(const char *link, char *out, size_t size)
             *p = '/';
 }
 
-/* top-1 of a bundle by name in docs/eval-full.csv; NaN when not listed. */
-static double eval_top1(const char *name)
-{
-    FILE *f = fopen("docs/eval-full.csv", "r");
-    double t = NAN;
-    char line[512], meth[32], setting[160];
-    double a, b, c, t1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "%31[^,],%159[^,],%lf,%lf,%lf,%lf", meth, setting, &a, &b, &c, &t1) == 6 &&
-            !strcmp(meth, "bundle") && !strcmp(setting, name))
-            t = t1;
-    if (f)
-        fclose(f);
-    return t;
-}
-
 typedef struct adapt_state {
-    spw_path_estimate path; /* kept across links: a list of links is a step */
-    uint64_t t0;            /* first adaptive request, for the trace */
+    uint64_t t0; /* first adaptive request, for the trace */
     long seq;
     FILE *trace;
 } adapt_state;
 
-/* Per request: the policy picks a bundle for the objective from the path
- * estimate; the answer updates the estimate and that bundle's size and
- * compute time. One client per bundle, all open for the whole link. */
+/* One client holding every bundle as a rate point (spw_client_config
+ * rate_bundles, slo_ms): per request it picks the point from the path and
+ * compute it learnt from its own answers (docs/SERVICE.md). */
 static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *cnet,
                      const char *link, const spw_eval_files *fl, sample *out, adapt_state *as,
                      int *misses)
 {
-    int nb = o->n_bundles, rc = 0;
-    spw_client *cl[MAX_BUNDLES] = {0};
-    spw_rate_point pts[MAX_BUNDLES];
-    const char *names[MAX_BUNDLES];
+    int nb = o->n_bundles, rc;
+    spw_client *cl = NULL;
     *misses = 0;
-    for (int b = 0; b < nb; b++) {
-        spw_client_config cc = {.bundle_dir = o->bundles[b],
-                                .backend = o->backend,
-                                .threads = (int)o->threads,
-                                .topk = 1,
-                                .timeout_ms = (int)o->timeout_ms,
-                                .max_inflight = 1,
-                                .net = *cnet};
-        if ((rc = spw_client_open(&cc, &cl[b]))) {
-            rc = spw_cli_fail(rc, "bench e2e: client for %s", o->bundles[b]);
-            goto done;
-        }
-        names[b] = spw_client_bundle(cl[b])->name;
-        double acc = eval_top1(names[b]);
-        /* Not evaluated: after those that were, in the order given. */
-        pts[b] = (spw_rate_point){0, 0, isnan(acc) ? -1.0 - b : acc};
-    }
-    /* Untimed requests, round robin over the bundles so the machine's load
-     * touches each alike, give each one's size and compute time (the
-     * lowest of three: load only ever adds). */
+    spw_client_config cc = {.bundle_dir = o->bundles[0],
+                            .backend = o->backend,
+                            .threads = (int)o->threads,
+                            .topk = 1,
+                            .timeout_ms = (int)o->timeout_ms,
+                            .max_inflight = 1,
+                            .net = *cnet,
+                            .rate_bundles = o->bundles + 1,
+                            .n_rate_bundles = nb - 1,
+                            .slo_ms = (double)o->slo_ms};
+    if ((rc = spw_client_open(&cc, &cl)))
+        return spw_cli_fail(rc, "bench e2e: adaptive client for %d bundles", nb);
+    /* Untimed requests, round robin over the points so the machine's load
+     * touches each alike, give each its size and compute time and the path
+     * its first samples (the client keeps the fastest of a point's first
+     * three answers: load only ever adds). */
     spw_image warm;
     if (!spw_image_load(fl->paths[0], &warm)) {
         for (int k = 0; k < 3; k++)
             for (int b = 0; b < nb; b++) {
                 spw_result r;
-                if (spw_client_classify(cl[b], &warm, &r))
-                    continue;
-                double c = r.ms_preprocess + r.ms_encode + r.ms_entropy + r.ms_server;
-                pts[b].bytes = (double)r.bytes;
-                pts[b].compute_ms =
-                    pts[b].compute_ms > 0 && pts[b].compute_ms < c ? pts[b].compute_ms : c;
-                spw_path_estimate_add(&as->path, (double)r.bytes, r.ms_network);
+                spw_client_set_rate_point(cl, b);
+                spw_client_classify(cl, &warm, &r);
             }
         spw_image_release(&warm);
     }
-    /* The machine's load scales every point's compute alike: one factor,
-     * learnt from whichever point ran, keeps the points comparable. */
-    double load = 1;
+    spw_client_set_rate_point(cl, -1);
     for (int i = 0; i < fl->n; i++) {
         sample *s = &out[i];
         memset(s, 0, sizeof(*s));
         s->top1 = -1;
-        spw_rate_point now_pts[MAX_BUNDLES];
-        for (int k = 0; k < nb; k++) {
-            now_pts[k] = pts[k];
-            now_pts[k].compute_ms *= load;
-        }
-        int b = spw_adapt_choose(now_pts, nb, &as->path, (double)o->slo_ms);
-        double predicted = spw_adapt_predict(&now_pts[b], &as->path);
+        spw_path_estimate path;
+        spw_rate_point pts[SPW_RATE_POINTS_MAX];
+        int np = spw_client_adapt_state(cl, &path, pts, SPW_RATE_POINTS_MAX);
+        int want = spw_adapt_choose(pts, np, &path, (double)o->slo_ms);
+        double predicted = want >= 0 ? spw_adapt_predict(&pts[want], &path) : NAN;
         uint64_t t0 = spw_cli_now_ns();
         spw_image img;
         if ((s->status = spw_image_load(fl->paths[i], &img)))
             continue;
         double t_load = spw_cli_ms_since(t0);
         spw_net_stats a, z;
-        spw_client_net_stats(cl[b], &a);
-        spw_result r;
-        s->status = spw_client_classify(cl[b], &img, &r);
-        spw_client_net_stats(cl[b], &z);
+        spw_client_net_stats(cl, &a);
+        spw_result r = {0};
+        s->status = spw_client_classify(cl, &img, &r);
+        spw_client_net_stats(cl, &z);
         spw_image_release(&img);
-        if (!s->status) {
+        if (!s->status)
             take_result(s, &r, t_load, &a, &z);
-            spw_path_estimate_add(&as->path, (double)r.bytes, r.ms_network);
-            /* Sizes drift with the image, compute with the machine's load. */
-            pts[b].bytes = 0.7 * pts[b].bytes + 0.3 * (double)r.bytes;
-            double c = r.ms_preprocess + r.ms_encode + r.ms_entropy + r.ms_server;
-            if (pts[b].compute_ms > 0)
-                load = 0.7 * load + 0.3 * c / pts[b].compute_ms;
-        }
         bool miss = s->status || s->total > (double)o->slo_ms;
         *misses += miss;
         if (!as->t0)
@@ -765,17 +725,16 @@ static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *c
         if (as->trace) {
             char lk[128];
             csv_link(link, lk, sizeof(lk));
+            const spw_bundle_info *bi = spw_client_bundle_at(cl, s->status ? want : r.rate_point);
             fprintf(as->trace, "%ld,%.1f,%s,%s,%.3f,%.3f,%.0f,%.3f,%d\n", as->seq,
-                    (double)(t0 - as->t0) / 1e6, lk, names[b], predicted, s->total,
-                    as->path.rate_bps, as->path.base_ms, miss);
+                    (double)(t0 - as->t0) / 1e6, lk, bi ? bi->name : "-", predicted, s->total,
+                    path.rate_bps, path.base_ms, miss);
         }
         as->seq++;
         progress(o, link, m, i + 1, fl->n);
     }
-done:
-    for (int b = 0; b < nb; b++)
-        spw_client_close(cl[b]);
-    return rc;
+    spw_client_close(cl);
+    return 0;
 }
 
 /* ---- output ---------------------------------------------------------------- */

@@ -156,6 +156,7 @@ typedef struct run_opts {
     const int *reference; /* per file: the uncompressed backbone's top-1, -1 unknown; or NULL */
     const char *classes;  /* --classes FILE, or NULL to look beside the inputs */
     const char *first_input;
+    const spw_client *client; /* names the rate point of each result when it has several */
 } run_opts;
 
 typedef struct run_totals {
@@ -223,6 +224,10 @@ static void print_result(const run_opts *o, const labels *l, const spw_bundle_in
         spw_cli_json_num(stdout, r->k ? r->top[0].prob : 0.0f, 4);
         printf(", \"bytes\": %zu, \"bpp\": ", r->bytes);
         spw_cli_json_num(stdout, r->bpp, 4);
+        if (o->client && spw_client_rate_points(o->client) > 1) {
+            printf(", \"rate_point\": ");
+            spw_cli_json_str(stdout, spw_client_bundle_at(o->client, r->rate_point)->name);
+        }
         const char *stage[] = {"preprocess", "encode", "entropy", "network", "server", "total"};
         const double ms[] = {r->ms_preprocess, r->ms_encode, r->ms_entropy,
                              r->ms_network,    r->ms_server, r->ms_total};
@@ -249,6 +254,9 @@ static void print_result(const run_opts *o, const labels *l, const spw_bundle_in
                r->ms_preprocess, r->ms_encode, r->ms_entropy, r->ms_network, r->ms_server,
                r->ms_total, judged ? (right ? (compared ? "  ok   " : "  ok") : "  WRONG") : "",
                refcol);
+        if (o->client && spw_client_rate_points(o->client) > 1)
+            printf("%-28s rate point %s\n", "",
+                   spw_client_bundle_at(o->client, r->rate_point)->name);
     }
 }
 
@@ -493,6 +501,7 @@ enum {
     OPT_SERVER_PUB,
     OPT_CLIENT_KEY,
     OPT_INSECURE,
+    OPT_RATE_BUNDLE,
 };
 
 static int serve_with(spw_server_config *sc, int ready_fd)
@@ -678,6 +687,11 @@ static void classify_usage(FILE *f)
                "  --failover-probes N probes without any reply before a request is sent\n"
                "                      again on a new flow (default 3; 0: only when a\n"
                "                      draining server refuses it)\n"
+               "  --rate-bundle DIR   another rate point the client may send with (repeat, up\n"
+               "                      to 7; the server must serve every one)\n"
+               "  --slo-ms N          per image, the most accurate rate point whose latency,\n"
+               "                      predicted from this client's own requests, meets N ms\n"
+               "                      (else the fastest); without it, --bundle\n"
                "  --json              one JSON object per image, then a summary\n"
                "  --quiet             summary only\n"
                "  --classes FILE      class table (index, wnid, name, imagenet1k_idx) that says\n"
@@ -697,6 +711,8 @@ typedef struct client_opts {
     run_opts ro;
     bool reference;
     const char *link; /* --link: emulated link on this side's transmit */
+    const char *rate_bundles[SPW_RATE_POINTS_MAX - 1]; /* --rate-bundle */
+    long slo_ms;                                       /* --slo-ms */
 } client_opts;
 
 /* The client options that need more than a check: -1 to carry on, else an
@@ -711,6 +727,14 @@ static int client_opt(int c, const char *arg, void *ctx)
         return -1;
     case OPT_TILED:
         co->cc.format = SPW_CODEC_TILED;
+        return -1;
+    case OPT_RATE_BUNDLE:
+        if (co->cc.n_rate_bundles == SPW_RATE_POINTS_MAX - 1) {
+            fprintf(stderr, "splitwire: --rate-bundle at most %d times\n", SPW_RATE_POINTS_MAX - 1);
+            return 2;
+        }
+        co->rate_bundles[co->cc.n_rate_bundles++] = arg;
+        co->cc.rate_bundles = co->rate_bundles;
         return -1;
     case OPT_ADDR:
         free(co->server_list);
@@ -811,6 +835,8 @@ static int classify_with(client_opts *co, int argc, char **argv)
         SPW_CLI_OPT_STR("server-pub", &co->no.keys.server_pub),
         SPW_CLI_OPT_STR("client-key", &co->no.keys.key),
         SPW_CLI_OPT_FLAG("insecure", &co->no.keys.insecure),
+        SPW_CLI_OPT_FN("rate-bundle", client_opt, OPT_RATE_BUNDLE, true),
+        SPW_CLI_OPT_LONG("slo-ms", &co->slo_ms, 1, 600000),
         SPW_CLI_OPT_END,
     };
     int operand;
@@ -831,6 +857,7 @@ static int classify_with(client_opts *co, int argc, char **argv)
         }
         co->cc.net.queues = (uint32_t)co->queues;
     }
+    co->cc.slo_ms = (double)co->slo_ms;
     /* Each result line reaches a file or pipe as soon as it is printed. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     spw_eval_files fl = {0};
@@ -851,6 +878,7 @@ static int classify_with(client_opts *co, int argc, char **argv)
         return spw_cli_fail(rc, "server %s unreachable", co->cc.net.peer);
     }
     int *ref = NULL;
+    co->ro.client = client;
     if (co->reference)
         co->ro.reference = ref =
             reference_labels(spw_client_bundle(client), co->cc.models_dir, &fl, co->ro.json);
