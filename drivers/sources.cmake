@@ -21,6 +21,13 @@ if(SPW_HAVE_VULKAN)
     drivers/vulkan/vk_backend.c
     drivers/vulkan/vk_weights.c
     drivers/vulkan/vk_conv.c
+    drivers/vulkan/vk_build.c
+    drivers/vulkan/vk_op_conv.c
+    drivers/vulkan/vk_op_copy.c
+    drivers/vulkan/vk_op_eltwise.c
+    drivers/vulkan/vk_op_gemm.c
+    drivers/vulkan/vk_op_norm.c
+    drivers/vulkan/vk_op_pool.c
   )
 endif()
 
