@@ -28,6 +28,7 @@ if(SPW_HAVE_VULKAN)
     drivers/vulkan/vk_op_gemm.c
     drivers/vulkan/vk_op_norm.c
     drivers/vulkan/vk_op_pool.c
+    drivers/vulkan/vk_rows.c
   )
 endif()
 

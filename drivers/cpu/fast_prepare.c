@@ -1136,6 +1136,47 @@ static int emit_bridge(build_ctx *c, const spw_node *n)
     return 0;
 }
 
+/* The op table: one row per op of SPW_OP_LIST (docs/ADDING_AN_OP.md). An
+ * emitter returns 1 when it took the node, 0 to leave it to the bridge
+ * (emit_bridge: cpu-ref's kernel on NCHW copies), or an error. */
+typedef int (*fast_emit)(build_ctx *c, const spw_node *n, int *post_from);
+static const struct {
+    spw_row_kind kind;
+    fast_emit emit;
+} fast_rows[SPW_OP_COUNT] = {
+    [SPW_OP_INVALID] = {SPW_ROW_NONE, NULL},
+    [SPW_OP_CONV] = {SPW_ROW_RUNS, emit_conv},
+    [SPW_OP_CONV_TRANSPOSE] = {SPW_ROW_RUNS, emit_conv_transpose},
+    [SPW_OP_RELU] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_CLIP] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_LEAKY_RELU] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_SIGMOID] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_HARD_SWISH] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_ADD] = {SPW_ROW_RUNS, emit_binary},
+    [SPW_OP_MUL] = {SPW_ROW_RUNS, emit_binary},
+    [SPW_OP_CONCAT] = {SPW_ROW_RUNS, emit_concat},
+    [SPW_OP_GLOBAL_AVG_POOL] = {SPW_ROW_RUNS, emit_global_avg_pool},
+    [SPW_OP_AVG_POOL] = {SPW_ROW_RUNS, emit_pool},
+    [SPW_OP_MAX_POOL] = {SPW_ROW_RUNS, emit_pool},
+    [SPW_OP_GEMM] = {SPW_ROW_RUNS, emit_fully_connected},
+    [SPW_OP_MATMUL] = {SPW_ROW_RUNS, emit_fully_connected},
+    [SPW_OP_FLATTEN] = {SPW_ROW_RUNS, emit_reshape},
+    [SPW_OP_RESHAPE] = {SPW_ROW_RUNS, emit_reshape},
+    [SPW_OP_TRANSPOSE] = {SPW_ROW_RUNS, emit_transpose},
+    [SPW_OP_BATCH_NORM] = {SPW_ROW_RUNS, emit_batch_norm},
+    [SPW_OP_SOFTMAX] = {SPW_ROW_RUNS, emit_softmax},
+    [SPW_OP_IDENTITY] = {SPW_ROW_RUNS, emit_reshape},
+    [SPW_OP_PAD] = {SPW_ROW_RUNS, emit_pad},
+    [SPW_OP_GDN] = {SPW_ROW_RUNS, emit_gdn},
+    [SPW_OP_QUANTIZE] = {SPW_ROW_RUNS, emit_quantize},
+    [SPW_OP_DEQUANTIZE] = {SPW_ROW_RUNS, emit_quantize},
+};
+
+spw_row_kind spw__fast_op_row(spw_op op)
+{
+    return (unsigned)op < SPW_OP_COUNT ? fast_rows[op].kind : SPW_ROW_MISSING;
+}
+
 static int emit_step(build_ctx *c, const spw_node *n)
 {
     const int y = n->outputs[0];
@@ -1143,65 +1184,8 @@ static int emit_step(build_ctx *c, const spw_node *n)
         return 0;
     const int mark = c->fp->n_acts;
     int post_from = 0, rc = 0;
-    switch (n->op) {
-    case SPW_OP_CONV:
-        rc = emit_conv(c, n, &post_from);
-        break;
-    case SPW_OP_CONV_TRANSPOSE:
-        rc = emit_conv_transpose(c, n, &post_from);
-        break;
-    case SPW_OP_GEMM:
-    case SPW_OP_MATMUL:
-        rc = emit_fully_connected(c, n, &post_from);
-        break;
-    case SPW_OP_AVG_POOL:
-    case SPW_OP_MAX_POOL:
-        rc = emit_pool(c, n, &post_from);
-        break;
-    case SPW_OP_GLOBAL_AVG_POOL:
-        rc = emit_global_avg_pool(c, n, &post_from);
-        break;
-    case SPW_OP_RELU:
-    case SPW_OP_CLIP:
-    case SPW_OP_LEAKY_RELU:
-    case SPW_OP_SIGMOID:
-    case SPW_OP_HARD_SWISH:
-        rc = emit_unary(c, n, &post_from);
-        break;
-    case SPW_OP_ADD:
-    case SPW_OP_MUL:
-        rc = emit_binary(c, n, &post_from);
-        break;
-    case SPW_OP_GDN:
-        rc = emit_gdn(c, n, &post_from);
-        break;
-    case SPW_OP_BATCH_NORM:
-        rc = emit_batch_norm(c, n, &post_from);
-        break;
-    case SPW_OP_QUANTIZE:
-    case SPW_OP_DEQUANTIZE:
-        rc = emit_quantize(c, n, &post_from);
-        break;
-    case SPW_OP_SOFTMAX:
-        rc = emit_softmax(c, n, &post_from);
-        break;
-    case SPW_OP_PAD:
-        rc = emit_pad(c, n, &post_from);
-        break;
-    case SPW_OP_TRANSPOSE:
-        rc = emit_transpose(c, n, &post_from);
-        break;
-    case SPW_OP_CONCAT:
-        rc = emit_concat(c, n, &post_from);
-        break;
-    case SPW_OP_RESHAPE:
-    case SPW_OP_FLATTEN:
-    case SPW_OP_IDENTITY:
-        rc = emit_reshape(c, n, &post_from);
-        break;
-    default:
-        break;
-    }
+    if ((unsigned)n->op < SPW_OP_COUNT && fast_rows[n->op].emit)
+        rc = fast_rows[n->op].emit(c, n, &post_from);
     if (rc < 0)
         return rc;
     if (rc == 0) {

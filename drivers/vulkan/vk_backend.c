@@ -208,153 +208,46 @@ static int vk_buffer_download(spw_backend *be, spw_buffer *buf, size_t offset, v
 
 /* ---- what runs here ---------------------------------------------------- */
 
-static bool is_copy_op(spw_op op)
-{
-    return op == SPW_OP_RESHAPE || op == SPW_OP_FLATTEN || op == SPW_OP_IDENTITY ||
-           op == SPW_OP_TRANSPOSE || op == SPW_OP_CONCAT;
-}
-
-static bool is_unary(spw_op op)
-{
-    return op == SPW_OP_RELU || op == SPW_OP_CLIP || op == SPW_OP_LEAKY_RELU ||
-           op == SPW_OP_SIGMOID || op == SPW_OP_HARD_SWISH;
-}
-
 static bool vk_supports_op(const spw_backend *be, const spw_graph *g, const spw_node *n)
 {
     (void)be;
+    if ((unsigned)n->op >= SPW_OP_COUNT || spw__vk_rows[n->op].kind != SPW_ROW_RUNS)
+        return false;
+    const spw_vk_op_row *r = &spw__vk_rows[n->op];
     if (n->n_outputs != 1 || n->n_inputs < 1 || n->inputs[0] < 0)
         return false;
     const spw_value *y = &g->values[n->outputs[0]];
-    const spw_value *x = &g->values[n->inputs[0]];
     int64_t numel = spw__value_numel(y);
-    /* Pad merges axes itself (pad_axes). */
-    if (numel < 0 || numel >= ((int64_t)1 << 31) || (y->ndim > 6 && n->op != SPW_OP_PAD))
+    if (numel < 0 || numel >= ((int64_t)1 << 31) || (y->ndim > 6 && !(r->flags & SPW_VK_X_ONLY)))
         return false;
-    /* Element types: f32 everywhere, except the symbol ops and 32-bit copies. */
+    /* Element types: f32, except where the row allows int32 or is a 32-bit copy. */
     for (int k = 0; k < n->n_inputs; k++) {
         int v = n->inputs[k];
-        /* Pad's pads, value and axes were decoded into n->p.pad at import. */
-        if (v < 0 || (n->op == SPW_OP_PAD && k > 0))
+        if (v < 0 || ((r->flags & SPW_VK_X_ONLY) && k > 0))
             continue;
         spw_dtype t = g->values[v].dtype;
-        bool ok = t == SPW_F32 ||
-                  (t == SPW_I32 && ((n->op == SPW_OP_DEQUANTIZE && k == 0) ||
-                                    (n->op == SPW_OP_QUANTIZE && k >= 2) || is_copy_op(n->op)));
+        bool ok =
+            t == SPW_F32 ||
+            (t == SPW_I32 && ((r->flags & SPW_VK_COPY) || ((r->i32_in >> (k < 31 ? k : 31)) & 1)));
         if (!ok)
             return false;
     }
-    bool int_out = n->op == SPW_OP_QUANTIZE || (is_copy_op(n->op) && y->dtype == SPW_I32);
+    bool int_out = (r->flags & SPW_VK_I32_OUT) || ((r->flags & SPW_VK_COPY) && y->dtype == SPW_I32);
     if (y->dtype != (int_out ? SPW_I32 : SPW_F32))
         return false;
-    if (n->n_post && (is_copy_op(n->op) || n->op == SPW_OP_QUANTIZE || n->op == SPW_OP_SOFTMAX))
+    if (n->n_post && (r->flags & (SPW_VK_COPY | SPW_VK_NO_POST)))
         return false;
-
-    switch (n->op) {
-    case SPW_OP_CONV:
-    case SPW_OP_CONV_TRANSPOSE:
-        return x->ndim == 4 && !is_const(g, n->inputs[0]) && n->n_inputs >= 2 &&
-               is_const(g, n->inputs[1]) && g->values[n->inputs[1]].ndim == 4 &&
-               (n->n_inputs < 3 || n->inputs[2] < 0 || is_const(g, n->inputs[2])) &&
-               y->dims[0] <= MAX_GROUPS && y->dims[1] <= MAX_GROUPS;
-    case SPW_OP_AVG_POOL:
-    case SPW_OP_MAX_POOL:
-        return x->ndim == 4 && !is_const(g, n->inputs[0]) && x->dims[0] * x->dims[1] <= MAX_GROUPS;
-    case SPW_OP_GLOBAL_AVG_POOL:
-        return x->ndim >= 2 && !is_const(g, n->inputs[0]);
-    case SPW_OP_GEMM:
-        return n->n_inputs >= 2 && x->ndim == 2 && g->values[n->inputs[1]].ndim == 2 &&
-               y->dims[0] <= MAX_GROUPS &&
-               (n->n_inputs < 3 || n->inputs[2] < 0 || g->values[n->inputs[2]].ndim <= 2);
-    case SPW_OP_MATMUL: {
-        const spw_value *b = &g->values[n->inputs[1]];
-        if (n->n_inputs != 2 || x->ndim < 1 || b->ndim < 1 || x->ndim > 5 || b->ndim > 5)
-            return false;
-        int64_t m = x->ndim >= 2 ? x->dims[x->ndim - 2] : 1;
-        int64_t cols = b->ndim >= 2 ? b->dims[b->ndim - 1] : 1;
-        int64_t batches = m * cols > 0 ? numel / (m * cols) : 0;
-        return m <= MAX_GROUPS && batches <= MAX_GROUPS;
-    }
-    case SPW_OP_ADD:
-    case SPW_OP_MUL:
-        return n->n_inputs == 2 && n->inputs[1] >= 0 && g->values[n->inputs[1]].ndim <= 6;
-    case SPW_OP_RELU:
-    case SPW_OP_CLIP:
-    case SPW_OP_LEAKY_RELU:
-    case SPW_OP_SIGMOID:
-    case SPW_OP_HARD_SWISH:
-        return true;
-    case SPW_OP_RESHAPE:
-    case SPW_OP_FLATTEN:
-    case SPW_OP_IDENTITY:
-    case SPW_OP_TRANSPOSE:
-        return spw_dtype_size(x->dtype) == 4 && x->ndim <= 6;
-    case SPW_OP_CONCAT:
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] < 0 || spw_dtype_size(g->values[n->inputs[k]].dtype) != 4)
-                return false;
-        return true;
-    case SPW_OP_SOFTMAX:
-        return true;
-    case SPW_OP_PAD:
-        return spw__value_numel(x) < ((int64_t)1 << 31) &&
-               spw__vk_pad_axes(g, n, NULL, NULL, NULL) >= 0;
-    case SPW_OP_GDN:
-        return x->ndim >= 2 && !is_const(g, n->inputs[0]) && n->n_inputs == 3 &&
-               is_const(g, n->inputs[1]) && is_const(g, n->inputs[2]) && x->dims[0] <= MAX_GROUPS &&
-               x->dims[1] <= MAX_GROUPS;
-    case SPW_OP_QUANTIZE:
-    case SPW_OP_DEQUANTIZE:
-        return n->n_inputs >= 2 && !is_const(g, n->inputs[0]) && is_const(g, n->inputs[1]);
-    case SPW_OP_BATCH_NORM:
-        if (n->n_inputs != 5 || is_const(g, n->inputs[0]) || x->ndim < 2)
-            return false;
-        for (int k = 1; k < 5; k++)
-            if (!is_const(g, n->inputs[k]))
-                return false;
-        return true;
-    default:
-        return false;
-    }
+    return !r->supports || r->supports(g, n);
 }
 
 /* ---- building the dispatch list ---------------------------------------- */
 
 static int build_step(vk_build *b, const spw_node *n)
 {
-    switch (n->op) {
-    case SPW_OP_CONV:
-    case SPW_OP_CONV_TRANSPOSE:
-        return spw__vk_build_conv(b, n);
-    case SPW_OP_AVG_POOL:
-    case SPW_OP_MAX_POOL:
-        return spw__vk_build_pool(b, n);
-    case SPW_OP_GLOBAL_AVG_POOL:
-        return spw__vk_build_gpool(b, n);
-    case SPW_OP_GEMM:
-    case SPW_OP_MATMUL:
-        return spw__vk_build_gemm(b, n);
-    case SPW_OP_ADD:
-    case SPW_OP_MUL:
-        return spw__vk_build_eltwise(b, n);
-    case SPW_OP_SOFTMAX:
-        return spw__vk_build_softmax(b, n);
-    case SPW_OP_PAD:
-        return spw__vk_build_pad(b, n);
-    case SPW_OP_GDN:
-        return spw__vk_build_gdn(b, n);
-    case SPW_OP_QUANTIZE:
-    case SPW_OP_DEQUANTIZE:
-    case SPW_OP_BATCH_NORM:
-        return spw__vk_build_channel(b, n);
-    default:
-        if (is_unary(n->op))
-            return spw__vk_build_eltwise(b, n);
-        if (is_copy_op(n->op))
-            return spw__vk_build_copy(b, n);
-        return spw__error(SPW_EUNSUPPORTED, "vulkan: no kernel for '%s' (%s)", n->name,
-                          spw__op_name(n->op));
-    }
+    if ((unsigned)n->op < SPW_OP_COUNT && spw__vk_rows[n->op].build)
+        return spw__vk_rows[n->op].build(b, n);
+    return spw__error(SPW_EUNSUPPORTED, "vulkan: no kernel for '%s' (%s)", n->name,
+                      spw__op_name(n->op));
 }
 
 /* ---- pipelines, descriptors, recording --------------------------------- */
@@ -804,6 +697,7 @@ const spw_backend_ops spw__vulkan_ops = {
     .init = vk_init,
     .fini = vk_fini,
     .supports_op = vk_supports_op,
+    .op_row = spw__vk_op_row,
     .buffer_alloc = vk_buffer_alloc,
     .buffer_free = vk_buffer_free,
     .buffer_upload = vk_buffer_upload,

@@ -98,3 +98,12 @@ int spw__vk_build_conv(vk_build *b, const spw_node *n)
                ? spw__error(SPW_EUNSUPPORTED, "vulkan: '%s' too large", n->name)
                : 0;
 }
+
+bool spw__vk_supports_conv(const spw_graph *g, const spw_node *n)
+{
+    const spw_value *x = &g->values[n->inputs[0]], *y = &g->values[n->outputs[0]];
+    return x->ndim == 4 && !is_const(g, n->inputs[0]) && n->n_inputs >= 2 &&
+           is_const(g, n->inputs[1]) && g->values[n->inputs[1]].ndim == 4 &&
+           (n->n_inputs < 3 || n->inputs[2] < 0 || is_const(g, n->inputs[2])) &&
+           y->dims[0] <= MAX_GROUPS && y->dims[1] <= MAX_GROUPS;
+}

@@ -146,3 +146,23 @@ int spw__vk_build_pad(vk_build *b, const spw_node *n)
     grid_1d(d, total);
     return 0;
 }
+
+bool spw__vk_supports_copy(const spw_graph *g, const spw_node *n)
+{
+    const spw_value *x = &g->values[n->inputs[0]];
+    return spw_dtype_size(x->dtype) == 4 && x->ndim <= 6;
+}
+
+bool spw__vk_supports_concat(const spw_graph *g, const spw_node *n)
+{
+    for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] < 0 || spw_dtype_size(g->values[n->inputs[k]].dtype) != 4)
+            return false;
+    return true;
+}
+
+bool spw__vk_supports_pad(const spw_graph *g, const spw_node *n)
+{
+    return spw__value_numel(&g->values[n->inputs[0]]) < ((int64_t)1 << 31) &&
+           spw__vk_pad_axes(g, n, NULL, NULL, NULL) >= 0;
+}

@@ -68,3 +68,8 @@ int spw__vk_build_eltwise(vk_build *b, const spw_node *n)
     grid_1d(d, total);
     return 0;
 }
+
+bool spw__vk_supports_binary(const spw_graph *g, const spw_node *n)
+{
+    return n->n_inputs == 2 && n->inputs[1] >= 0 && g->values[n->inputs[1]].ndim <= 6;
+}

@@ -72,3 +72,23 @@ int spw__vk_build_gemm(vk_build *b, const spw_node *n)
     d->groups[2] = bd[0] * bd[1] * bd[2];
     return 0;
 }
+
+bool spw__vk_supports_gemm(const spw_graph *g, const spw_node *n)
+{
+    const spw_value *x = &g->values[n->inputs[0]], *y = &g->values[n->outputs[0]];
+    return n->n_inputs >= 2 && x->ndim == 2 && g->values[n->inputs[1]].ndim == 2 &&
+           y->dims[0] <= MAX_GROUPS &&
+           (n->n_inputs < 3 || n->inputs[2] < 0 || g->values[n->inputs[2]].ndim <= 2);
+}
+
+bool spw__vk_supports_matmul(const spw_graph *g, const spw_node *n)
+{
+    const spw_value *x = &g->values[n->inputs[0]], *b = &g->values[n->inputs[1]];
+    if (n->n_inputs != 2 || x->ndim < 1 || b->ndim < 1 || x->ndim > 5 || b->ndim > 5)
+        return false;
+    int64_t numel = spw__value_numel(&g->values[n->outputs[0]]);
+    int64_t m = x->ndim >= 2 ? x->dims[x->ndim - 2] : 1;
+    int64_t cols = b->ndim >= 2 ? b->dims[b->ndim - 1] : 1;
+    int64_t batches = m * cols > 0 ? numel / (m * cols) : 0;
+    return m <= MAX_GROUPS && batches <= MAX_GROUPS;
+}

@@ -77,3 +77,26 @@ int spw__vk_build_channel(vk_build *b, const spw_node *n)
     grid_1d(d, total);
     return 0;
 }
+
+bool spw__vk_supports_gdn(const spw_graph *g, const spw_node *n)
+{
+    const spw_value *x = &g->values[n->inputs[0]];
+    return x->ndim >= 2 && !is_const(g, n->inputs[0]) && n->n_inputs == 3 &&
+           is_const(g, n->inputs[1]) && is_const(g, n->inputs[2]) && x->dims[0] <= MAX_GROUPS &&
+           x->dims[1] <= MAX_GROUPS;
+}
+
+bool spw__vk_supports_quant(const spw_graph *g, const spw_node *n)
+{
+    return n->n_inputs >= 2 && !is_const(g, n->inputs[0]) && is_const(g, n->inputs[1]);
+}
+
+bool spw__vk_supports_batch_norm(const spw_graph *g, const spw_node *n)
+{
+    if (n->n_inputs != 5 || is_const(g, n->inputs[0]) || g->values[n->inputs[0]].ndim < 2)
+        return false;
+    for (int k = 1; k < 5; k++)
+        if (!is_const(g, n->inputs[k]))
+            return false;
+    return true;
+}

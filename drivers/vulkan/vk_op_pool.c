@@ -44,3 +44,14 @@ int spw__vk_build_gpool(vk_build *b, const spw_node *n)
     d->groups[2] = 1;
     return 0;
 }
+
+bool spw__vk_supports_pool(const spw_graph *g, const spw_node *n)
+{
+    const spw_value *x = &g->values[n->inputs[0]];
+    return x->ndim == 4 && !is_const(g, n->inputs[0]) && x->dims[0] * x->dims[1] <= MAX_GROUPS;
+}
+
+bool spw__vk_supports_gpool(const spw_graph *g, const spw_node *n)
+{
+    return g->values[n->inputs[0]].ndim >= 2 && !is_const(g, n->inputs[0]);
+}

@@ -155,7 +155,40 @@ int spw__vk_build_pad(vk_build *b, const spw_node *n);
 int spw__vk_build_softmax(vk_build *b, const spw_node *n);
 int spw__vk_build_gdn(vk_build *b, const spw_node *n);
 int spw__vk_build_channel(vk_build *b, const spw_node *n);
+/* Shape limits of the op files, after the generic checks of a row. */
+bool spw__vk_supports_conv(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_pool(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_gpool(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_gemm(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_matmul(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_binary(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_copy(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_concat(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_pad(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_gdn(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_quant(const spw_graph *g, const spw_node *n);
+bool spw__vk_supports_batch_norm(const spw_graph *g, const spw_node *n);
 int spw__vk_pad_axes(const spw_graph *g, const spw_node *n, uint32_t *od, uint32_t *xd,
                      int32_t *pb);
+
+/* Row flags: what the generic checks of vk_supports_op let through. */
+#define SPW_VK_COPY 1u    /* a copy: any 32-bit element type, no post ops */
+#define SPW_VK_NO_POST 2u /* no fused post ops */
+#define SPW_VK_X_ONLY 4u  /* reads input 0 alone (the rest was decoded at import), any rank */
+#define SPW_VK_I32_OUT 8u /* the output is int32 */
+
+/* One op's row (vk_rows.c). Inputs are f32 unless their bit is in i32_in;
+ * supports (NULL: none) adds the op's own limits; build appends the
+ * dispatches of a node. */
+typedef struct spw_vk_op_row {
+    spw_row_kind kind;
+    unsigned flags;
+    uint32_t i32_in;
+    bool (*supports)(const spw_graph *g, const spw_node *n);
+    int (*build)(vk_build *b, const spw_node *n);
+} spw_vk_op_row;
+
+extern const spw_vk_op_row spw__vk_rows[SPW_OP_COUNT];
+spw_row_kind spw__vk_op_row(spw_op op);
 
 #endif
