@@ -243,6 +243,8 @@ int64_t spw__value_numel(const spw_value *v);
  * node: "node 'conv1' (Conv): ...".
  */
 int spw__graph_infer_shapes(spw_graph *g, int batch);
+/* Whether shape inference has a rule for op (shape.c's op table). */
+bool spw__shape_has_rule(spw_op op);
 
 /* Multiply-accumulates of one node at the inferred shapes (0 for data movement). */
 int64_t spw__node_macs(const spw_graph *g, const spw_node *n);
