@@ -252,31 +252,19 @@ static int build_step(vk_build *b, const spw_node *n)
 
 /* ---- pipelines, descriptors, recording --------------------------------- */
 
+/* Every dispatch's pipeline, from the device's cache. */
 static int resolve_pipes(vk_plan *st)
 {
+    uint64_t modules, before, after;
+    spw__vk_pipes_stats(st->ctx, &modules, &before);
     for (int i = 0; i < st->n_disp; i++) {
         vk_disp *d = &st->disp[i];
-        int found = -1;
-        for (int k = 0; k < st->n_pipes && found < 0; k++)
-            if (st->pipes[k].shader == d->shader && st->pipes[k].n_spec == d->n_spec &&
-                !memcmp(st->pipes[k].spec, d->spec, d->n_spec * 4))
-                found = k;
-        if (found < 0) {
-            if (st->n_pipes == st->cap_pipes &&
-                spw__grow((void **)&st->pipes, &st->cap_pipes, st->n_pipes + 1, sizeof(vk_pipe)))
-                return spw__error(SPW_ENOMEM, "vulkan: out of memory");
-            vk_pipe *p = &st->pipes[st->n_pipes];
-            memset(p, 0, sizeof(*p));
-            p->shader = d->shader;
-            p->n_spec = d->n_spec;
-            memcpy(p->spec, d->spec, d->n_spec * 4);
-            int rc = spw__vk_pipeline(st->ctx, d->shader, d->spec, d->n_spec, &p->pipe);
-            if (rc)
-                return rc;
-            found = st->n_pipes++;
-        }
-        d->pipe = found;
+        int rc = spw__vk_pipeline(st->ctx, d->shader, d->spec, d->n_spec, &d->pipe);
+        if (rc)
+            return rc;
     }
+    spw__vk_pipes_stats(st->ctx, &modules, &after);
+    st->n_new_pipes = (int)(after - before);
     return 0;
 }
 
@@ -433,7 +421,8 @@ static int record(vk_plan *st, spw_plan *plan)
                                NULL);
     pending p;
     p.n_wr = p.n_rd = 0;
-    int bound = -1, di = 0;
+    VkPipeline bound = VK_NULL_HANDLE;
+    int di = 0;
     for (int s = 0; s < plan->n_steps; s++) {
         /* Profiling serialises the steps so each timestamp pair brackets one layer. */
         if (st->qpool && (p.n_wr || p.n_rd)) {
@@ -450,7 +439,7 @@ static int record(vk_plan *st, spw_plan *plan)
             for (int k = 0; k < d->n_rd; k++)
                 p.rd[p.n_rd++] = d->rd[k];
             if (d->pipe != bound) {
-                f->vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, st->pipes[d->pipe].pipe);
+                f->vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipe);
                 bound = d->pipe;
             }
             f->vkCmdPushConstants(cmd, ctx->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
@@ -491,9 +480,6 @@ static void plan_destroy_objects(vk_plan *st, spw_vk_ctx *ctx)
         f->vkDestroyDescriptorPool(ctx->dev, st->dpool, NULL);
     st->qpool = VK_NULL_HANDLE;
     st->dpool = VK_NULL_HANDLE;
-    for (int i = 0; i < st->n_pipes; i++)
-        f->vkDestroyPipeline(ctx->dev, st->pipes[i].pipe, NULL);
-    st->n_pipes = 0;
     if (st->has_weights && st->wentry)
         spw__vk_weights_put(st->wshared, ctx, st->wentry);
     else if (st->has_weights)
@@ -521,7 +507,6 @@ static void vk_plan_release(spw_backend *be, spw_plan *plan, void *state)
             ctx_drop(be->ctx, &st->live);
     }
     spw__free(st->ts);
-    spw__free(st->pipes);
     spw__free(st->disp);
     spw__free(st->wdata);
     spw__free(st->woff);
@@ -630,8 +615,8 @@ static int vk_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
     }
     if ((rc = record(st, plan)))
         goto fail;
-    SPW_LOGD("vulkan: plan of %d steps: %d dispatches, %d pipelines%s", plan->n_steps, st->n_disp,
-             st->n_pipes, st->fp16 ? ", fp16 storage" : "");
+    SPW_LOGD("vulkan: plan of %d steps: %d dispatches, %d new pipelines%s", plan->n_steps,
+             st->n_disp, st->n_new_pipes, st->fp16 ? ", fp16 storage" : "");
     st->held = true;
     ctx_hold(ctx, &st->live, plan_close);
     *state = st;

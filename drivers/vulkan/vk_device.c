@@ -622,8 +622,7 @@ void spw__vk_ctx_destroy(spw_vk_ctx *ctx)
     if (!ctx)
         return;
     fns.vkDeviceWaitIdle(ctx->dev);
-    spw__vk_cache_save(ctx);
-    fns.vkDestroyPipelineCache(ctx->dev, ctx->cache, NULL);
+    spw__vk_cache_close(ctx);
     if (ctx->has_staging)
         spw__vk_buffer_destroy(ctx, &ctx->staging);
     spw__vk_free_blocks(ctx);

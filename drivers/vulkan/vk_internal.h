@@ -153,6 +153,7 @@ typedef struct spw_vk_buffer {
 } spw_vk_buffer;
 
 struct spw_vk_ctx;
+typedef struct spw_vk_pipes spw_vk_pipes;
 
 /* A buffer or plan that holds the device, linked into spw_vk_ctx.live. When
  * one outlives the process-exit hook, the hook calls close() to destroy its
@@ -193,6 +194,7 @@ typedef struct spw_vk_ctx {
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipelineCache cache;
+    struct spw_vk_pipes *pipes; /* the device's modules and pipelines (vk_pipeline.c) */
     size_t cache_saved_size;
     char cache_path[512];
 } spw_vk_ctx;
@@ -274,7 +276,19 @@ void spw__vk_conv_choose(const spw_vk_tuning *t, const spw_vk_conv_shape *s,
 /* Pipelines and the cache file (vk_pipeline.c). */
 int spw__vk_cache_open(spw_vk_ctx *ctx);
 void spw__vk_cache_save(spw_vk_ctx *ctx);
+/* Saves the cache file, then destroys the pipelines, modules and cache. */
+void spw__vk_cache_close(spw_vk_ctx *ctx);
+
+/* Specialisation constants a pipeline may take (the key's length). */
+#define SPW_VK_MAX_SPEC 40
+
+/* The device's pipeline for (shader, spec[0..n_spec)): created on first use
+ * (its shader module once per device), then shared; owned by the device,
+ * never destroyed by the caller. More than SPW_VK_MAX_SPEC constants is
+ * SPW_EINTERNAL. Thread-safe. */
 int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t n_spec,
                      VkPipeline *out);
+/* Shader modules and pipelines created so far (tests). */
+void spw__vk_pipes_stats(spw_vk_ctx *ctx, uint64_t *modules, uint64_t *pipelines);
 
 #endif

@@ -8,7 +8,6 @@
 #include "drivers/vulkan/vk_internal.h"
 #include "shaders/spw_vk_shaders.h"
 
-#define MAX_SPEC 40
 /* Distance from a shader's fp32 build to its fp16-storage build. */
 #define SH_F16 (SPW_VK_SH_CONV_F16 - SPW_VK_SH_CONV)
 #define MAX_READS 8
@@ -25,23 +24,16 @@ typedef struct vk_range {
 
 typedef struct vk_disp {
     int shader;
-    uint32_t spec[MAX_SPEC];
-    uint32_t n_spec;
+    uint32_t spec[SPW_VK_MAX_SPEC];
+    uint32_t n_spec; /* SPW_VK_MAX_SPEC + 1: a builder gave too many */
     uint32_t push[SPW_VK_PUSH_WORDS];
     uint32_t groups[3];
-    int pipe;
+    VkPipeline pipe;
     int step;
     vk_range rd[MAX_READS];
     int n_rd;
     vk_range wr;
 } vk_disp;
-
-typedef struct vk_pipe {
-    int shader;
-    uint32_t n_spec;
-    uint32_t spec[MAX_SPEC];
-    VkPipeline pipe;
-} vk_pipe;
 
 typedef struct vk_plan {
     spw_vk_live live; /* linked while prepared; dead once the exit hook closed it */
@@ -55,8 +47,7 @@ typedef struct vk_plan {
     void *wentry;            /* weights is wshared's entry: put back, not destroyed */
     vk_disp *disp;
     int n_disp, cap_disp;
-    vk_pipe *pipes;
-    int n_pipes, cap_pipes;
+    int n_new_pipes; /* pipelines this plan was the first to need */
     VkDescriptorPool dpool;
     VkDescriptorSet set;
     VkCommandBuffer cmd;
@@ -108,10 +99,14 @@ static inline size_t value_bytes(const spw_graph *g, int v)
     return (size_t)spw__value_numel(&g->values[v]) * spw_dtype_size(g->values[v].dtype);
 }
 
+/* Past SPW_VK_MAX_SPEC the count goes one over, and the plan fails at
+ * spw__vk_pipeline instead of running with constants cut off. */
 static inline void spec(vk_disp *d, uint32_t v)
 {
-    if (d->n_spec < MAX_SPEC)
+    if (d->n_spec < SPW_VK_MAX_SPEC)
         d->spec[d->n_spec++] = v;
+    else
+        d->n_spec = SPW_VK_MAX_SPEC + 1;
 }
 
 /* A 1-D grid over total invocations, folded into y past 65535 workgroups. */
