@@ -28,30 +28,12 @@ int spw__vk_build_eltwise(vk_build *b, const spw_node *n)
     bool binary = n->op == SPW_OP_ADD || n->op == SPW_OP_MUL;
     if (binary && (rc = spw__vk_operand(b, d, n->inputs[1], &d->push[1])))
         return rc;
-    uint32_t kind = 0;
-    float ua = 0, ub = 0;
-    switch (n->op) {
-    case SPW_OP_RELU:
-        kind = SPW_POST_RELU;
-        break;
-    case SPW_OP_CLIP:
-        kind = SPW_POST_CLIP;
-        ua = n->p.clip.min;
-        ub = n->p.clip.max;
-        break;
-    case SPW_OP_LEAKY_RELU:
-        kind = SPW_POST_LEAKY_RELU;
-        ua = n->p.leaky.alpha;
-        break;
-    case SPW_OP_SIGMOID:
-        kind = SPW_POST_SIGMOID;
-        break;
-    case SPW_OP_HARD_SWISH:
-        kind = SPW_POST_HARD_SWISH;
-        break;
-    default:
-        break;
-    }
+    /* Unary: the activation's own post-op code; binary: none. */
+    spw_post_op act = {0};
+    if (!binary)
+        spw__op_activation(n, &act);
+    const uint32_t kind = (uint32_t)act.kind;
+    const float ua = act.a, ub = act.b;
     uint32_t dims[6], sa[6], sb[6] = {0};
     pad_dims6(y, dims);
     bcast_strides(&g->values[n->inputs[0]], y->ndim, sa);
