@@ -683,11 +683,14 @@ static int emit_unary(build_ctx *c, const spw_node *n, int *post_from)
     pthreadpool_t pool = c->fp->pool;
     xnn_operator_t op = NULL;
     enum xnn_status st;
-    switch (n->op) {
-    case SPW_OP_RELU:
-    case SPW_OP_CLIP: {
-        float lo = n->op == SPW_OP_RELU ? 0.0f : n->p.clip.min;
-        float hi = n->op == SPW_OP_RELU ? INFINITY : n->p.clip.max;
+    spw_post_op act;
+    if (!spw__op_activation(n, &act))
+        return 0;
+    switch (act.kind) {
+    case SPW_POST_RELU:
+    case SPW_POST_CLIP: {
+        float lo = act.kind == SPW_POST_RELU ? 0.0f : act.a;
+        float hi = act.kind == SPW_POST_RELU ? INFINITY : act.b;
         if (!(lo < hi))
             return 0;
         st = xnn_create_clamp_nc_f32(cnt, cnt, cnt, lo, hi, 0, &op);
@@ -695,12 +698,12 @@ static int emit_unary(build_ctx *c, const spw_node *n, int *post_from)
             st = xnn_setup_clamp_nc_f32(op, 1, in, out, pool);
         break;
     }
-    case SPW_OP_LEAKY_RELU:
-        st = xnn_create_leaky_relu_nc_f32(cnt, cnt, cnt, n->p.leaky.alpha, 0, &op);
+    case SPW_POST_LEAKY_RELU:
+        st = xnn_create_leaky_relu_nc_f32(cnt, cnt, cnt, act.a, 0, &op);
         if (st == xnn_status_success)
             st = xnn_setup_leaky_relu_nc_f32(op, 1, in, out, pool);
         break;
-    case SPW_OP_SIGMOID:
+    case SPW_POST_SIGMOID:
         st = xnn_create_sigmoid_nc_f32(cnt, cnt, cnt, 0, &op);
         if (st == xnn_status_success)
             st = xnn_setup_sigmoid_nc_f32(op, 1, in, out, pool);
