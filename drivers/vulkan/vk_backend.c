@@ -1,5 +1,7 @@
 /* The Vulkan backend: registration, buffers, and plans turned into one
- * recorded command buffer (pipelines built once at prepare, replayed per run).
+ * recorded command buffer (built once at prepare, replayed per run). The
+ * dispatches come from the op files through the op table (vk_rows.c), their
+ * pipelines from the device's table (vk_pipeline.c).
  *
  * Every dispatch binds the same descriptor set (arena, constants); operand
  * offsets travel in push constants and shapes in specialisation constants,
