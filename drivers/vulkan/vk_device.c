@@ -622,10 +622,12 @@ void spw__vk_ctx_destroy(spw_vk_ctx *ctx)
     if (!ctx)
         return;
     fns.vkDeviceWaitIdle(ctx->dev);
-    spw__vk_cache_close(ctx);
+    spw__vk_cache_save(ctx);
+    fns.vkDestroyPipelineCache(ctx->dev, ctx->cache, NULL);
     if (ctx->has_staging)
         spw__vk_buffer_destroy(ctx, &ctx->staging);
     spw__vk_free_blocks(ctx);
+    spw__vk_pipes_close(ctx);
     fns.vkDestroyPipelineLayout(ctx->dev, ctx->layout, NULL);
     fns.vkDestroyDescriptorSetLayout(ctx->dev, ctx->dsl, NULL);
     fns.vkDestroyFence(ctx->dev, ctx->fence, NULL);

@@ -276,8 +276,8 @@ void spw__vk_conv_choose(const spw_vk_tuning *t, const spw_vk_conv_shape *s,
 /* Pipelines and the cache file (vk_pipeline.c). */
 int spw__vk_cache_open(spw_vk_ctx *ctx);
 void spw__vk_cache_save(spw_vk_ctx *ctx);
-/* Saves the cache file, then destroys the pipelines, modules and cache. */
-void spw__vk_cache_close(spw_vk_ctx *ctx);
+/* Destroys the device's pipelines and shader modules (at device close). */
+void spw__vk_pipes_close(spw_vk_ctx *ctx);
 
 /* Specialisation constants a pipeline may take (the key's length). */
 #define SPW_VK_MAX_SPEC 40

@@ -54,7 +54,6 @@ static bool header_ok(const spw_vk_ctx *ctx, const unsigned char *data, size_t s
 }
 
 static int pipes_open(spw_vk_ctx *ctx);
-static void pipes_close(spw_vk_ctx *ctx);
 
 int spw__vk_cache_open(spw_vk_ctx *ctx)
 {
@@ -94,7 +93,7 @@ int spw__vk_cache_open(spw_vk_ctx *ctx)
     spw__free(data);
     ctx->cache_saved_size = size;
     if ((rc = spw__vk_check(r, "vkCreatePipelineCache")))
-        pipes_close(ctx);
+        spw__vk_pipes_close(ctx);
     return rc;
 }
 
@@ -170,7 +169,7 @@ static int pipes_open(spw_vk_ctx *ctx)
     return 0;
 }
 
-static void pipes_close(spw_vk_ctx *ctx)
+void spw__vk_pipes_close(spw_vk_ctx *ctx)
 {
     const spw_vk_fns *f = spw__vk_fns();
     spw_vk_pipes *p = ctx->pipes;
@@ -330,11 +329,4 @@ int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t
         *out = e->pipe;
     pthread_mutex_unlock(&p->lock);
     return rc;
-}
-
-void spw__vk_cache_close(spw_vk_ctx *ctx)
-{
-    spw__vk_cache_save(ctx);
-    pipes_close(ctx);
-    spw__vk_fns()->vkDestroyPipelineCache(ctx->dev, ctx->cache, NULL);
 }
