@@ -20,6 +20,16 @@ typedef struct spw_buffer {
     void *impl; /* backend's own handle */
 } spw_buffer;
 
+/* How a backend's op table answers for one op (docs/ADDING_AN_OP.md). Zero
+ * is a row nobody wrote: test_op_rows fails on it, so a new op cannot be
+ * forgotten in a table. */
+typedef enum spw_row_kind {
+    SPW_ROW_MISSING = 0,
+    SPW_ROW_RUNS,     /* a kernel of the backend's own */
+    SPW_ROW_FALLBACK, /* through another kernel (cpu-fast: cpu-ref's, on NCHW copies) */
+    SPW_ROW_NONE,     /* not here: the planner places the node on another backend */
+} spw_row_kind;
+
 typedef struct spw_backend_ops {
     const char *name;
     /* Layout the backend keeps 4-D activations in; the planner converts at I/O. */
@@ -35,6 +45,8 @@ typedef struct spw_backend_ops {
 
     /* Whether this backend runs node n (with its fused post ops) of graph g. */
     bool (*supports_op)(const spw_backend *be, const spw_graph *g, const spw_node *n);
+    /* The op table's row for op: whether supports_op can ever say yes. */
+    spw_row_kind (*op_row)(spw_op op);
 
     int (*buffer_alloc)(spw_backend *be, size_t size, spw_buffer **out);
     void (*buffer_free)(spw_backend *be, spw_buffer *buf);

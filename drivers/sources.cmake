@@ -14,6 +14,17 @@ if(SPW_LIBDRM_FOUND)
     INCLUDE_DIRECTORIES "${SPW_LIBDRM_INCLUDE_DIRS}" COMPILE_DEFINITIONS SPW_HAVE_LIBDRM=1)
 endif()
 if(SPW_HAVE_VULKAN)
+  # The plan builder: its helpers, the op table and one file per op family.
+  list(APPEND SPW_SOURCES
+    drivers/vulkan/vk_build.c
+    drivers/vulkan/vk_op_conv.c
+    drivers/vulkan/vk_op_copy.c
+    drivers/vulkan/vk_op_eltwise.c
+    drivers/vulkan/vk_op_gemm.c
+    drivers/vulkan/vk_op_norm.c
+    drivers/vulkan/vk_op_pool.c
+    drivers/vulkan/vk_rows.c
+  )
   list(APPEND SPW_SOURCES
     drivers/vulkan/vk_device.c
     drivers/vulkan/vk_memory.c

@@ -35,6 +35,9 @@ if(SPW_HAVE_VULKAN)
   # Exit-time teardown with a plan still alive (skipped without a device).
   spw_add_test(test_vk_teardown test_vk_teardown.c)
   set_tests_properties(test_vk_teardown PROPERTIES SKIP_RETURN_CODE 77)
+  # The device's pipeline cache: a second plan compiles nothing (skipped
+  # without a device).
+  spw_add_test(test_vk_pipes test_vk_pipes.c)
 endif()
 # Automatic backend choice: every candidate ranked first once (calibration
 # steered by a test hook), with lavapipe taken for a discrete GPU.

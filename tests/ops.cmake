@@ -8,3 +8,5 @@ if(SPW_HAVE_VULKAN)
   set_tests_properties(test_ops_fp16 PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
                        ENVIRONMENT "${SPW_TEST_ENV};SPW_VULKAN_FP16=1;SPW_DISABLE_BACKENDS=cpu-fast")
 endif()
+# Every op of SPW_OP_LIST has its row in every op table (docs/ADDING_AN_OP.md).
+spw_add_test(test_op_rows test_op_rows.c)

@@ -148,6 +148,7 @@ const spw_backend_ops spw__cpu_fast_ops = {
     .init = fast_init,
     .fini = fast_fini,
     .supports_op = fast_supports_op,
+    .op_row = spw__fast_op_row,
     .buffer_alloc = fast_buffer_alloc,
     .buffer_free = fast_buffer_free,
     .weights_create = fast_weights_create,

@@ -24,6 +24,11 @@ static bool ref_supports_op(const spw_backend *be, const spw_graph *g, const spw
     return true;
 }
 
+static spw_row_kind ref_op_row(spw_op op)
+{
+    return (unsigned)op < SPW_OP_COUNT && spw__ref_kernels[op] ? SPW_ROW_RUNS : SPW_ROW_MISSING;
+}
+
 static int ref_buffer_alloc(spw_backend *be, size_t size, spw_buffer **out)
 {
     (void)be;
@@ -100,6 +105,7 @@ const spw_backend_ops spw__cpu_ref_ops = {
     .name = "cpu-ref",
     .layout = SPW_LAYOUT_NCHW,
     .supports_op = ref_supports_op,
+    .op_row = ref_op_row,
     .buffer_alloc = ref_buffer_alloc,
     .buffer_free = ref_buffer_free,
     .plan_prepare = ref_plan_prepare,

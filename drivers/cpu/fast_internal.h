@@ -85,6 +85,8 @@ xnn_operator_t spw__fast_clone(fast_weights *w, const void *key, size_t key_size
 /* fast_prepare.c */
 int spw__fast_build(spw_backend *be, spw_plan *plan, fast_plan *fp);
 void spw__fast_release(fast_plan *fp);
+/* The op table's row for op (fast_prepare.c). */
+spw_row_kind spw__fast_op_row(spw_op op);
 /* Zeroed, pre-faulted, padded block owned by fp (NULL on failure). */
 void *spw__fast_block(fast_plan *fp, size_t bytes);
 

@@ -683,11 +683,14 @@ static int emit_unary(build_ctx *c, const spw_node *n, int *post_from)
     pthreadpool_t pool = c->fp->pool;
     xnn_operator_t op = NULL;
     enum xnn_status st;
-    switch (n->op) {
-    case SPW_OP_RELU:
-    case SPW_OP_CLIP: {
-        float lo = n->op == SPW_OP_RELU ? 0.0f : n->p.clip.min;
-        float hi = n->op == SPW_OP_RELU ? INFINITY : n->p.clip.max;
+    spw_post_op act;
+    if (!spw__op_activation(n, &act))
+        return 0;
+    switch (act.kind) {
+    case SPW_POST_RELU:
+    case SPW_POST_CLIP: {
+        float lo = act.kind == SPW_POST_RELU ? 0.0f : act.a;
+        float hi = act.kind == SPW_POST_RELU ? INFINITY : act.b;
         if (!(lo < hi))
             return 0;
         st = xnn_create_clamp_nc_f32(cnt, cnt, cnt, lo, hi, 0, &op);
@@ -695,12 +698,12 @@ static int emit_unary(build_ctx *c, const spw_node *n, int *post_from)
             st = xnn_setup_clamp_nc_f32(op, 1, in, out, pool);
         break;
     }
-    case SPW_OP_LEAKY_RELU:
-        st = xnn_create_leaky_relu_nc_f32(cnt, cnt, cnt, n->p.leaky.alpha, 0, &op);
+    case SPW_POST_LEAKY_RELU:
+        st = xnn_create_leaky_relu_nc_f32(cnt, cnt, cnt, act.a, 0, &op);
         if (st == xnn_status_success)
             st = xnn_setup_leaky_relu_nc_f32(op, 1, in, out, pool);
         break;
-    case SPW_OP_SIGMOID:
+    case SPW_POST_SIGMOID:
         st = xnn_create_sigmoid_nc_f32(cnt, cnt, cnt, 0, &op);
         if (st == xnn_status_success)
             st = xnn_setup_sigmoid_nc_f32(op, 1, in, out, pool);
@@ -1136,6 +1139,47 @@ static int emit_bridge(build_ctx *c, const spw_node *n)
     return 0;
 }
 
+/* The op table: one row per op of SPW_OP_LIST (docs/ADDING_AN_OP.md). An
+ * emitter returns 1 when it took the node, 0 to leave it to the bridge
+ * (emit_bridge: cpu-ref's kernel on NCHW copies), or an error. */
+typedef int (*fast_emit)(build_ctx *c, const spw_node *n, int *post_from);
+static const struct {
+    spw_row_kind kind;
+    fast_emit emit;
+} fast_rows[SPW_OP_COUNT] = {
+    [SPW_OP_INVALID] = {SPW_ROW_NONE, NULL},
+    [SPW_OP_CONV] = {SPW_ROW_RUNS, emit_conv},
+    [SPW_OP_CONV_TRANSPOSE] = {SPW_ROW_RUNS, emit_conv_transpose},
+    [SPW_OP_RELU] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_CLIP] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_LEAKY_RELU] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_SIGMOID] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_HARD_SWISH] = {SPW_ROW_RUNS, emit_unary},
+    [SPW_OP_ADD] = {SPW_ROW_RUNS, emit_binary},
+    [SPW_OP_MUL] = {SPW_ROW_RUNS, emit_binary},
+    [SPW_OP_CONCAT] = {SPW_ROW_RUNS, emit_concat},
+    [SPW_OP_GLOBAL_AVG_POOL] = {SPW_ROW_RUNS, emit_global_avg_pool},
+    [SPW_OP_AVG_POOL] = {SPW_ROW_RUNS, emit_pool},
+    [SPW_OP_MAX_POOL] = {SPW_ROW_RUNS, emit_pool},
+    [SPW_OP_GEMM] = {SPW_ROW_RUNS, emit_fully_connected},
+    [SPW_OP_MATMUL] = {SPW_ROW_RUNS, emit_fully_connected},
+    [SPW_OP_FLATTEN] = {SPW_ROW_RUNS, emit_reshape},
+    [SPW_OP_RESHAPE] = {SPW_ROW_RUNS, emit_reshape},
+    [SPW_OP_TRANSPOSE] = {SPW_ROW_RUNS, emit_transpose},
+    [SPW_OP_BATCH_NORM] = {SPW_ROW_RUNS, emit_batch_norm},
+    [SPW_OP_SOFTMAX] = {SPW_ROW_RUNS, emit_softmax},
+    [SPW_OP_IDENTITY] = {SPW_ROW_RUNS, emit_reshape},
+    [SPW_OP_PAD] = {SPW_ROW_RUNS, emit_pad},
+    [SPW_OP_GDN] = {SPW_ROW_RUNS, emit_gdn},
+    [SPW_OP_QUANTIZE] = {SPW_ROW_RUNS, emit_quantize},
+    [SPW_OP_DEQUANTIZE] = {SPW_ROW_RUNS, emit_quantize},
+};
+
+spw_row_kind spw__fast_op_row(spw_op op)
+{
+    return (unsigned)op < SPW_OP_COUNT ? fast_rows[op].kind : SPW_ROW_MISSING;
+}
+
 static int emit_step(build_ctx *c, const spw_node *n)
 {
     const int y = n->outputs[0];
@@ -1143,65 +1187,8 @@ static int emit_step(build_ctx *c, const spw_node *n)
         return 0;
     const int mark = c->fp->n_acts;
     int post_from = 0, rc = 0;
-    switch (n->op) {
-    case SPW_OP_CONV:
-        rc = emit_conv(c, n, &post_from);
-        break;
-    case SPW_OP_CONV_TRANSPOSE:
-        rc = emit_conv_transpose(c, n, &post_from);
-        break;
-    case SPW_OP_GEMM:
-    case SPW_OP_MATMUL:
-        rc = emit_fully_connected(c, n, &post_from);
-        break;
-    case SPW_OP_AVG_POOL:
-    case SPW_OP_MAX_POOL:
-        rc = emit_pool(c, n, &post_from);
-        break;
-    case SPW_OP_GLOBAL_AVG_POOL:
-        rc = emit_global_avg_pool(c, n, &post_from);
-        break;
-    case SPW_OP_RELU:
-    case SPW_OP_CLIP:
-    case SPW_OP_LEAKY_RELU:
-    case SPW_OP_SIGMOID:
-    case SPW_OP_HARD_SWISH:
-        rc = emit_unary(c, n, &post_from);
-        break;
-    case SPW_OP_ADD:
-    case SPW_OP_MUL:
-        rc = emit_binary(c, n, &post_from);
-        break;
-    case SPW_OP_GDN:
-        rc = emit_gdn(c, n, &post_from);
-        break;
-    case SPW_OP_BATCH_NORM:
-        rc = emit_batch_norm(c, n, &post_from);
-        break;
-    case SPW_OP_QUANTIZE:
-    case SPW_OP_DEQUANTIZE:
-        rc = emit_quantize(c, n, &post_from);
-        break;
-    case SPW_OP_SOFTMAX:
-        rc = emit_softmax(c, n, &post_from);
-        break;
-    case SPW_OP_PAD:
-        rc = emit_pad(c, n, &post_from);
-        break;
-    case SPW_OP_TRANSPOSE:
-        rc = emit_transpose(c, n, &post_from);
-        break;
-    case SPW_OP_CONCAT:
-        rc = emit_concat(c, n, &post_from);
-        break;
-    case SPW_OP_RESHAPE:
-    case SPW_OP_FLATTEN:
-    case SPW_OP_IDENTITY:
-        rc = emit_reshape(c, n, &post_from);
-        break;
-    default:
-        break;
-    }
+    if ((unsigned)n->op < SPW_OP_COUNT && fast_rows[n->op].emit)
+        rc = fast_rows[n->op].emit(c, n, &post_from);
     if (rc < 0)
         return rc;
     if (rc == 0) {

@@ -636,6 +636,7 @@ void spw__vk_ctx_destroy(spw_vk_ctx *ctx)
     if (ctx->has_staging)
         spw__vk_buffer_destroy(ctx, &ctx->staging);
     spw__vk_free_blocks(ctx);
+    spw__vk_pipes_close(ctx);
     fns.vkDestroyPipelineLayout(ctx->dev, ctx->layout, NULL);
     fns.vkDestroyDescriptorSetLayout(ctx->dev, ctx->dsl, NULL);
     fns.vkDestroyFence(ctx->dev, ctx->fence, NULL);

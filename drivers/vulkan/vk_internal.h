@@ -158,6 +158,7 @@ typedef struct spw_vk_buffer {
 } spw_vk_buffer;
 
 struct spw_vk_ctx;
+typedef struct spw_vk_pipes spw_vk_pipes;
 
 /* A buffer or plan that holds the device, linked into spw_vk_ctx.live. When
  * one outlives the process-exit hook, the hook calls close() to destroy its
@@ -198,6 +199,7 @@ typedef struct spw_vk_ctx {
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkPipelineCache cache;
+    struct spw_vk_pipes *pipes; /* the device's modules and pipelines (vk_pipeline.c) */
     size_t cache_saved_size;
     char cache_path[512];
     struct spw_vk_tuned *tuned; /* the tuning file's table (tuning.tuned), or NULL */
@@ -312,8 +314,20 @@ void spw__vk_tune_note(int step, const spw_vk_conv_shape *s);
 /* Pipelines and the cache file (vk_pipeline.c). */
 int spw__vk_cache_open(spw_vk_ctx *ctx);
 void spw__vk_cache_save(spw_vk_ctx *ctx);
+/* Destroys the device's pipelines and shader modules (at device close). */
+void spw__vk_pipes_close(spw_vk_ctx *ctx);
+
+/* Specialisation constants a pipeline may take (the key's length). */
+#define SPW_VK_MAX_SPEC 40
+
+/* The device's pipeline for (shader, spec[0..n_spec)): created on first use
+ * (its shader module once per device), then shared; owned by the device,
+ * never destroyed by the caller. More than SPW_VK_MAX_SPEC constants is
+ * SPW_EINTERNAL. Thread-safe. */
 int spw__vk_pipeline(spw_vk_ctx *ctx, int shader, const uint32_t *spec, uint32_t n_spec,
                      VkPipeline *out);
+/* Shader modules and pipelines created so far (tests). */
+void spw__vk_pipes_stats(spw_vk_ctx *ctx, uint64_t *modules, uint64_t *pipelines);
 
 /* Batches in flight (vk_slots.c): each plan submits with its own fence and
  * each arena copies through its own staging, so only vkQueueSubmit holds

@@ -243,9 +243,16 @@ int64_t spw__value_numel(const spw_value *v);
  * node: "node 'conv1' (Conv): ...".
  */
 int spw__graph_infer_shapes(spw_graph *g, int batch);
+/* Whether shape inference has a rule for op (shape.c's op table). */
+bool spw__shape_has_rule(spw_op op);
 
 /* Multiply-accumulates of one node at the inferred shapes (0 for data movement). */
 int64_t spw__node_macs(const spw_graph *g, const spw_node *n);
+/* Whether op's output can take fused post ops (ops.c's op table). */
+bool spw__op_carries_post(spw_op op);
+/* An activation node (Relu, Clip, LeakyRelu, Sigmoid, HardSwish) as the
+ * post op it fuses into, with its parameters; false for any other op. */
+bool spw__op_activation(const spw_node *n, spw_post_op *out);
 /* Parameter count: elements of the node's constant inputs. */
 int64_t spw__node_params(const spw_graph *g, const spw_node *n);
 

@@ -139,25 +139,6 @@ int spw__pass_fold_batchnorm(spw_graph *g)
     return spw__graph_link(g);
 }
 
-static bool can_carry_post(spw_op op)
-{
-    switch (op) {
-    case SPW_OP_CONV:
-    case SPW_OP_CONV_TRANSPOSE:
-    case SPW_OP_GEMM:
-    case SPW_OP_MATMUL:
-    case SPW_OP_ADD:
-    case SPW_OP_MUL:
-    case SPW_OP_BATCH_NORM:
-    case SPW_OP_GDN:
-    case SPW_OP_AVG_POOL:
-    case SPW_OP_GLOBAL_AVG_POOL:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static bool same_shape(const spw_value *a, const spw_value *b)
 {
     if (a->ndim != b->ndim || a->ndim < 0 || a->dtype != b->dtype)
@@ -174,30 +155,11 @@ static bool absorb(spw_graph *g, int pi, int ci, int v)
     spw_node *p = &g->nodes[pi];
     spw_node *c = &g->nodes[ci];
     /* c's own fused ops run after c, so they follow it onto p. */
-    if (p->n_post + 1 + c->n_post > SPW_MAX_POST || !can_carry_post(p->op) || p->n_outputs != 1 ||
-        c->n_outputs != 1)
+    if (p->n_post + 1 + c->n_post > SPW_MAX_POST || !spw__op_carries_post(p->op) ||
+        p->n_outputs != 1 || c->n_outputs != 1)
         return false;
     spw_post_op post = {0};
-    switch (c->op) {
-    case SPW_OP_RELU:
-        post.kind = SPW_POST_RELU;
-        break;
-    case SPW_OP_CLIP:
-        post.kind = SPW_POST_CLIP;
-        post.a = c->p.clip.min;
-        post.b = c->p.clip.max;
-        break;
-    case SPW_OP_LEAKY_RELU:
-        post.kind = SPW_POST_LEAKY_RELU;
-        post.a = c->p.leaky.alpha;
-        break;
-    case SPW_OP_SIGMOID:
-        post.kind = SPW_POST_SIGMOID;
-        break;
-    case SPW_OP_HARD_SWISH:
-        post.kind = SPW_POST_HARD_SWISH;
-        break;
-    case SPW_OP_ADD: {
+    if (c->op == SPW_OP_ADD) {
         if (c->n_inputs != 2)
             return false;
         int other = c->inputs[0] == v ? c->inputs[1] : c->inputs[0];
@@ -209,9 +171,7 @@ static bool absorb(spw_graph *g, int pi, int ci, int v)
             return false;
         post.kind = SPW_POST_ADD;
         post.value = other;
-        break;
-    }
-    default:
+    } else if (!spw__op_activation(c, &post)) {
         return false;
     }
     if (c->op != SPW_OP_ADD && c->inputs[0] != v)

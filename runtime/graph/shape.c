@@ -712,56 +712,85 @@ static int infer_quantize(const infer *c)
     return set_output(c, SPW_I32, y->ndim, y->dims);
 }
 
+static int infer_global_pool(const infer *c)
+{
+    const spw_value *x = in(c, 0);
+    int rc = need_rank(c, 0, x, 4);
+    if (rc || (rc = need_float(c, 0, x)))
+        return rc;
+    int64_t out[4] = {x->dims[0], x->dims[1], 1, 1};
+    return set_output(c, x->dtype, 4, out);
+}
+
+static int infer_unary(const infer *c)
+{
+    const spw_value *x = in(c, 0);
+    int rc = need_float(c, 0, x);
+    return rc ? rc : same_shape_output(c, x);
+}
+
+static int infer_softmax(const infer *c)
+{
+    const spw_value *x = in(c, 0);
+    int rc = need_float(c, 0, x);
+    if (rc || (rc = norm_axis(c, &c->n->p.axis.axis, x->ndim, false)))
+        return rc;
+    return same_shape_output(c, x);
+}
+
+static int infer_identity(const infer *c)
+{
+    return same_shape_output(c, in(c, 0));
+}
+
 /* ---- driver -------------------------------------------------------------- */
 
-/* Inputs each op takes: min required (all present), max accepted. */
-static void arity(spw_op op, int *lo, int *hi)
+/* One row per op of SPW_OP_LIST (docs/ADDING_AN_OP.md): the inputs it takes
+ * (lo required and present, at most hi) and its rule. Parameter inputs that
+ * import folds into the node (Clip's bounds, Reshape's shape, Pad's pads)
+ * are tolerated. */
+static const struct {
+    int lo, hi;
+    int (*rule)(const infer *c);
+} shape_rows[SPW_OP_COUNT] = {
+    [SPW_OP_CONV] = {2, 3, infer_conv},
+    [SPW_OP_CONV_TRANSPOSE] = {2, 3, infer_conv},
+    [SPW_OP_RELU] = {1, 1, infer_unary},
+    [SPW_OP_CLIP] = {1, 3, infer_unary},
+    [SPW_OP_LEAKY_RELU] = {1, 1, infer_unary},
+    [SPW_OP_SIGMOID] = {1, 1, infer_unary},
+    [SPW_OP_HARD_SWISH] = {1, 1, infer_unary},
+    [SPW_OP_ADD] = {2, 2, infer_binary},
+    [SPW_OP_MUL] = {2, 2, infer_binary},
+    [SPW_OP_CONCAT] = {1, INT_MAX, infer_concat},
+    [SPW_OP_GLOBAL_AVG_POOL] = {1, 1, infer_global_pool},
+    [SPW_OP_AVG_POOL] = {1, 1, infer_pool},
+    [SPW_OP_MAX_POOL] = {1, 1, infer_pool},
+    [SPW_OP_GEMM] = {2, 3, infer_gemm},
+    [SPW_OP_MATMUL] = {2, 2, infer_matmul},
+    [SPW_OP_FLATTEN] = {1, 1, infer_flatten},
+    [SPW_OP_RESHAPE] = {1, 2, infer_reshape},
+    [SPW_OP_TRANSPOSE] = {1, 1, infer_transpose},
+    [SPW_OP_BATCH_NORM] = {5, 5, infer_batchnorm},
+    [SPW_OP_SOFTMAX] = {1, 1, infer_softmax},
+    [SPW_OP_IDENTITY] = {1, 1, infer_identity},
+    [SPW_OP_PAD] = {1, 4, infer_pad},
+    [SPW_OP_GDN] = {3, 3, infer_gdn},
+    [SPW_OP_QUANTIZE] = {2, 5, infer_quantize},
+    [SPW_OP_DEQUANTIZE] = {2, 2, infer_quantize},
+};
+
+bool spw__shape_has_rule(spw_op op)
 {
-    *lo = *hi = 1;
-    switch (op) {
-    case SPW_OP_CONV:
-    case SPW_OP_CONV_TRANSPOSE:
-    case SPW_OP_GEMM:
-        *lo = 2, *hi = 3;
-        break;
-    case SPW_OP_ADD:
-    case SPW_OP_MUL:
-    case SPW_OP_MATMUL:
-    case SPW_OP_DEQUANTIZE:
-        *lo = *hi = 2;
-        break;
-    case SPW_OP_CONCAT:
-        *hi = INT_MAX;
-        break;
-    case SPW_OP_BATCH_NORM:
-        *lo = *hi = 5;
-        break;
-    case SPW_OP_GDN:
-        *lo = *hi = 3;
-        break;
-    case SPW_OP_QUANTIZE:
-        *lo = 2, *hi = 5;
-        break;
-    /* Parameter inputs are folded into the node at import; tolerate them. */
-    case SPW_OP_CLIP:
-        *hi = 3;
-        break;
-    case SPW_OP_RESHAPE:
-        *hi = 2;
-        break;
-    case SPW_OP_PAD:
-        *hi = 4;
-        break;
-    default:
-        break;
-    }
+    return (unsigned)op < SPW_OP_COUNT && shape_rows[op].rule;
 }
 
 static int infer_node(const infer *c)
 {
     const spw_node *n = c->n;
-    int lo, hi;
-    arity(n->op, &lo, &hi);
+    if (!spw__shape_has_rule(n->op))
+        return node_err(c, SPW_EUNSUPPORTED, "no shape inference for this op");
+    const int lo = shape_rows[n->op].lo, hi = shape_rows[n->op].hi;
     if (n->n_outputs != 1)
         return node_err(c, SPW_EUNSUPPORTED, "has %d outputs; only 1 is supported", n->n_outputs);
     if (n->n_inputs < lo || n->n_inputs > hi)
@@ -777,64 +806,7 @@ static int infer_node(const infer *c)
         if (v->ndim < 0 || v->ndim > SPW_MAX_DIMS || v->dtype == SPW_DTYPE_INVALID)
             return node_err(c, SPW_ESHAPE, "input %d '%s' has no known shape", k, v->name);
     }
-    const spw_value *x = in(c, 0);
-    switch (n->op) {
-    case SPW_OP_CONV:
-    case SPW_OP_CONV_TRANSPOSE:
-        return infer_conv(c);
-    case SPW_OP_AVG_POOL:
-    case SPW_OP_MAX_POOL:
-        return infer_pool(c);
-    case SPW_OP_GLOBAL_AVG_POOL: {
-        int rc = need_rank(c, 0, x, 4);
-        if (rc || (rc = need_float(c, 0, x)))
-            return rc;
-        int64_t out[4] = {x->dims[0], x->dims[1], 1, 1};
-        return set_output(c, x->dtype, 4, out);
-    }
-    case SPW_OP_RELU:
-    case SPW_OP_CLIP:
-    case SPW_OP_LEAKY_RELU:
-    case SPW_OP_SIGMOID:
-    case SPW_OP_HARD_SWISH: {
-        int rc = need_float(c, 0, x);
-        return rc ? rc : same_shape_output(c, x);
-    }
-    case SPW_OP_SOFTMAX: {
-        int rc = need_float(c, 0, x);
-        if (rc || (rc = norm_axis(c, &c->n->p.axis.axis, x->ndim, false)))
-            return rc;
-        return same_shape_output(c, x);
-    }
-    case SPW_OP_IDENTITY:
-        return same_shape_output(c, x);
-    case SPW_OP_ADD:
-    case SPW_OP_MUL:
-        return infer_binary(c);
-    case SPW_OP_GEMM:
-        return infer_gemm(c);
-    case SPW_OP_MATMUL:
-        return infer_matmul(c);
-    case SPW_OP_CONCAT:
-        return infer_concat(c);
-    case SPW_OP_FLATTEN:
-        return infer_flatten(c);
-    case SPW_OP_RESHAPE:
-        return infer_reshape(c);
-    case SPW_OP_TRANSPOSE:
-        return infer_transpose(c);
-    case SPW_OP_PAD:
-        return infer_pad(c);
-    case SPW_OP_BATCH_NORM:
-        return infer_batchnorm(c);
-    case SPW_OP_GDN:
-        return infer_gdn(c);
-    case SPW_OP_QUANTIZE:
-    case SPW_OP_DEQUANTIZE:
-        return infer_quantize(c);
-    default:
-        return node_err(c, SPW_EUNSUPPORTED, "no shape inference for this op");
-    }
+    return shape_rows[n->op].rule(c);
 }
 
 /* Binds the batch and checks what the graph's inputs declare. */

@@ -229,7 +229,7 @@ static void note_unknown(const spw_onnx_node *nd, const char *const *known)
     }
 }
 
-static int decode_conv(spw_onnx_node *nd)
+static int decode_conv(const spw_onnx_importer *im, spw_onnx_node *nd)
 {
     spw_conv_params *c = &nd->p.conv;
     bool transpose = nd->op == SPW_OP_CONV_TRANSPOSE;
@@ -267,7 +267,7 @@ static int decode_conv(spw_onnx_node *nd)
     return 0;
 }
 
-static int decode_pool(spw_onnx_node *nd)
+static int decode_pool(const spw_onnx_importer *im, spw_onnx_node *nd)
 {
     spw_pool_params *p = &nd->p.pool;
     bool have_kernel;
@@ -433,7 +433,7 @@ static int decode_pad(const spw_onnx_importer *im, spw_onnx_node *nd)
     return 0;
 }
 
-static int decode_transpose(spw_onnx_node *nd)
+static int decode_transpose(const spw_onnx_importer *im, spw_onnx_node *nd)
 {
     int rc;
     const attr_t *a = attr_find(nd, "perm", A_INTS, &rc);
@@ -452,85 +452,109 @@ static int decode_transpose(spw_onnx_node *nd)
     return 0;
 }
 
+static int decode_gemm(const spw_onnx_importer *im, spw_onnx_node *nd)
+{
+    int rc;
+    if ((rc = get_float(nd, "alpha", 1.0f, &nd->p.gemm.alpha)) ||
+        (rc = get_float(nd, "beta", 1.0f, &nd->p.gemm.beta)) ||
+        (rc = get_int32(nd, "transA", 0, 0, 1, &nd->p.gemm.trans_a)))
+        return rc;
+    return get_int32(nd, "transB", 0, 0, 1, &nd->p.gemm.trans_b);
+}
+
+static int decode_leaky_relu(const spw_onnx_importer *im, spw_onnx_node *nd)
+{
+    return get_float(nd, "alpha", 0.01f, &nd->p.leaky.alpha);
+}
+
+static int decode_concat(const spw_onnx_importer *im, spw_onnx_node *nd)
+{
+    int rc = 0;
+    const attr_t *a = attr_find(nd, "axis", A_INT, &rc);
+    if (!rc && !a)
+        rc = spw__error(SPW_EFORMAT, NODE_FMT "attribute 'axis' is required", NODE_ARGS(nd));
+    if (!rc)
+        rc = get_int32(nd, "axis", 0, -SPW_MAX_DIMS, SPW_MAX_DIMS, &nd->p.axis.axis);
+    return rc;
+}
+
+static int decode_flatten(const spw_onnx_importer *im, spw_onnx_node *nd)
+{
+    return get_int32(nd, "axis", 1, -SPW_MAX_DIMS, SPW_MAX_DIMS, &nd->p.axis.axis);
+}
+
+/* Opset 13 made Softmax act on one axis, default the last. */
+static int decode_softmax(const spw_onnx_importer *im, spw_onnx_node *nd)
+{
+    return get_int32(nd, "axis", -1, -SPW_MAX_DIMS, SPW_MAX_DIMS, &nd->p.axis.axis);
+}
+
+static int decode_batch_norm(const spw_onnx_importer *im, spw_onnx_node *nd)
+{
+    int rc, training;
+    if ((rc = get_float(nd, "epsilon", 1e-5f, &nd->p.bn.epsilon)) ||
+        (rc = get_int32(nd, "training_mode", 0, 0, 1, &training)))
+        return rc;
+    if (training)
+        return spw__error(SPW_EUNSUPPORTED, NODE_FMT "training_mode=1 is not supported",
+                          NODE_ARGS(nd));
+    return 0;
+}
+
+static int decode_gdn(const spw_onnx_importer *im, spw_onnx_node *nd)
+{
+    return get_int32(nd, "inverse", 0, 0, 1, &nd->p.gdn.inverse);
+}
+
+/* One row per op of SPW_OP_LIST (docs/ADDING_AN_OP.md): the attributes it
+ * knows (others are noted and ignored) and its decoder, NULL for an op
+ * without attributes or parameter inputs. */
+static const struct {
+    const char *const *known;
+    int (*decode)(const spw_onnx_importer *im, spw_onnx_node *nd);
+} attr_rows[SPW_OP_COUNT] = {
+    [SPW_OP_CONV] = {conv_attrs, decode_conv},
+    [SPW_OP_CONV_TRANSPOSE] = {conv_attrs, decode_conv},
+    [SPW_OP_RELU] = {no_attrs, NULL},
+    [SPW_OP_CLIP] = {no_attrs, decode_clip},
+    [SPW_OP_LEAKY_RELU] = {alpha_attrs, decode_leaky_relu},
+    [SPW_OP_SIGMOID] = {no_attrs, NULL},
+    [SPW_OP_HARD_SWISH] = {no_attrs, NULL},
+    [SPW_OP_ADD] = {no_attrs, NULL},
+    [SPW_OP_MUL] = {no_attrs, NULL},
+    [SPW_OP_CONCAT] = {axis_attrs, decode_concat},
+    [SPW_OP_GLOBAL_AVG_POOL] = {no_attrs, NULL},
+    [SPW_OP_AVG_POOL] = {pool_attrs, decode_pool},
+    [SPW_OP_MAX_POOL] = {pool_attrs, decode_pool},
+    [SPW_OP_GEMM] = {gemm_attrs, decode_gemm},
+    [SPW_OP_MATMUL] = {no_attrs, NULL},
+    [SPW_OP_FLATTEN] = {axis_attrs, decode_flatten},
+    [SPW_OP_RESHAPE] = {reshape_attrs, decode_reshape},
+    [SPW_OP_TRANSPOSE] = {perm_attrs, decode_transpose},
+    [SPW_OP_BATCH_NORM] = {bn_attrs, decode_batch_norm},
+    [SPW_OP_SOFTMAX] = {axis_attrs, decode_softmax},
+    [SPW_OP_IDENTITY] = {no_attrs, NULL},
+    [SPW_OP_PAD] = {pad_attrs, decode_pad},
+    [SPW_OP_GDN] = {gdn_attrs, decode_gdn},
+    [SPW_OP_QUANTIZE] = {no_attrs, NULL},
+    [SPW_OP_DEQUANTIZE] = {no_attrs, NULL},
+};
+
+bool spw__onnx_has_attr_row(spw_op op)
+{
+    return (unsigned)op < SPW_OP_COUNT && attr_rows[op].known;
+}
+
 int spw__onnx_decode_params(const spw_onnx_importer *im, spw_onnx_node *nd)
 {
     const char *const *known = no_attrs;
     int rc = 0;
     memset(&nd->p, 0, sizeof(nd->p));
     nd->n_keep = (int)SPW_MIN(nd->np->n_input, (size_t)INT32_MAX);
-    switch (nd->op) {
-    case SPW_OP_CONV:
-    case SPW_OP_CONV_TRANSPOSE:
-        known = conv_attrs;
-        rc = decode_conv(nd);
-        break;
-    case SPW_OP_AVG_POOL:
-    case SPW_OP_MAX_POOL:
-        known = pool_attrs;
-        rc = decode_pool(nd);
-        break;
-    case SPW_OP_GEMM:
-        known = gemm_attrs;
-        if ((rc = get_float(nd, "alpha", 1.0f, &nd->p.gemm.alpha)) ||
-            (rc = get_float(nd, "beta", 1.0f, &nd->p.gemm.beta)) ||
-            (rc = get_int32(nd, "transA", 0, 0, 1, &nd->p.gemm.trans_a)))
-            break;
-        rc = get_int32(nd, "transB", 0, 0, 1, &nd->p.gemm.trans_b);
-        break;
-    case SPW_OP_LEAKY_RELU:
-        known = alpha_attrs;
-        rc = get_float(nd, "alpha", 0.01f, &nd->p.leaky.alpha);
-        break;
-    case SPW_OP_CLIP:
-        rc = decode_clip(im, nd);
-        break;
-    case SPW_OP_CONCAT: {
-        known = axis_attrs;
-        const attr_t *a = attr_find(nd, "axis", A_INT, &rc);
-        if (!rc && !a)
-            rc = spw__error(SPW_EFORMAT, NODE_FMT "attribute 'axis' is required", NODE_ARGS(nd));
-        if (!rc)
-            rc = get_int32(nd, "axis", 0, -SPW_MAX_DIMS, SPW_MAX_DIMS, &nd->p.axis.axis);
-        break;
-    }
-    case SPW_OP_FLATTEN:
-        known = axis_attrs;
-        rc = get_int32(nd, "axis", 1, -SPW_MAX_DIMS, SPW_MAX_DIMS, &nd->p.axis.axis);
-        break;
-    case SPW_OP_SOFTMAX:
-        /* Opset 13 made Softmax act on one axis, default the last. */
-        known = axis_attrs;
-        rc = get_int32(nd, "axis", -1, -SPW_MAX_DIMS, SPW_MAX_DIMS, &nd->p.axis.axis);
-        break;
-    case SPW_OP_TRANSPOSE:
-        known = perm_attrs;
-        rc = decode_transpose(nd);
-        break;
-    case SPW_OP_RESHAPE:
-        known = reshape_attrs;
-        rc = decode_reshape(im, nd);
-        break;
-    case SPW_OP_PAD:
-        known = pad_attrs;
-        rc = decode_pad(im, nd);
-        break;
-    case SPW_OP_BATCH_NORM: {
-        known = bn_attrs;
-        int training;
-        if ((rc = get_float(nd, "epsilon", 1e-5f, &nd->p.bn.epsilon)) ||
-            (rc = get_int32(nd, "training_mode", 0, 0, 1, &training)))
-            break;
-        if (training)
-            rc = spw__error(SPW_EUNSUPPORTED, NODE_FMT "training_mode=1 is not supported",
-                            NODE_ARGS(nd));
-        break;
-    }
-    case SPW_OP_GDN:
-        known = gdn_attrs;
-        rc = get_int32(nd, "inverse", 0, 0, 1, &nd->p.gdn.inverse);
-        break;
-    default:
-        break;
+    if (spw__onnx_has_attr_row(nd->op)) {
+        known = attr_rows[nd->op].known;
+        if (attr_rows[nd->op].decode)
+            rc = attr_rows[nd->op].decode(im, nd);
     }
     if (!rc)
         note_unknown(nd, known);

@@ -51,6 +51,8 @@ typedef struct spw_onnx_node {
 /* Decodes nd->np's attributes (and the constant inputs ONNX uses as
  * parameters) into nd->p and sets nd->n_keep. */
 int spw__onnx_decode_params(const spw_onnx_importer *im, spw_onnx_node *nd);
+/* Whether the attribute table has a row for op (onnx_attr.c). */
+bool spw__onnx_has_attr_row(spw_op op);
 
 /* The tensor a Constant node defines (attribute value, value_float(s) or
  * value_int(s)). */
