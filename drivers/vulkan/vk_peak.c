@@ -186,8 +186,7 @@ static int measure(peak_run *r, int shader, double *gflops)
     double flop = (double)gx * gy * PEAK_WG * PEAK_FLOP_PER_INV;
     *gflops = best ? flop / (double)best : 0;
 out:
-    spw__vk_fns()->vkDestroyPipeline(r->ctx->dev, pipe, NULL);
-    return rc;
+    return rc; /* the pipeline belongs to the device's table */
 }
 
 int spw__vk_peak(void *vctx, spw_device_peak *out)
