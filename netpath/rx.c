@@ -282,16 +282,29 @@ void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now)
     }
 }
 
+/* Whether b looks like a NACK: only an ordering hint, on_frame validates. */
+static bool looks_like_nack(const spw_netbuf *b)
+{
+    return b->len >= SPW_PROTO_HDR_LEN && b->frame[3] == SPW_NET_NACK;
+}
+
 void spw__net_rx_round(spw_net *n, uint64_t now)
 {
     spw_netbuf bufs[RX_BURST];
     for (int round = 0; round < 8; round++) {
         int got = n->ops->rx_burst(n->tctx, bufs, RX_BURST);
-        for (int i = 0; i < got; i++) {
-            if (n->faults)
-                spw__net_fault_frame(n, &bufs[i], now);
-            else
-                spw__net_on_frame(n, &bufs[i], now);
+        /* NACKs after the rest of the burst: one that waited in the queue
+         * behind the ACK of the same request (the sender was descheduled
+         * between its fragments) is then seen to be stale, not obeyed. */
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < got; i++) {
+                if (looks_like_nack(&bufs[i]) != (pass == 1))
+                    continue;
+                if (n->faults)
+                    spw__net_fault_frame(n, &bufs[i], now);
+                else
+                    spw__net_on_frame(n, &bufs[i], now);
+            }
         }
         if (got < RX_BURST)
             break;

@@ -33,12 +33,14 @@ void spw__net_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs,
 void spw__net_xmit_raw(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
                        uint64_t *arrive)
 {
-    uint64_t now = net_now(n);
     if (n->shaping) {
-        spw__net_shape(n, dst, bufs, count, arrive, now);
+        spw__net_shape(n, dst, bufs, count, arrive, net_now(n));
         return;
     }
     spw__net_wire_tx(n, dst, bufs, count);
+    /* Stamped once sent: a sender descheduled inside the send call must
+     * not take NACKs from that while for losses of what it sent after. */
+    uint64_t now = net_now(n);
     for (int i = 0; arrive && i < count; i++)
         arrive[i] = now;
 }
@@ -79,6 +81,8 @@ void spw__net_on_nack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h)
     net_ent *o = spw__net_tbl_find(&n->out, &k);
     if (!o)
         return; /* already answered or expired */
+    if (o->acked)
+        return; /* sent before the peer had it all: stale */
     uint64_t now = net_now(n), settle = (uint64_t)n->cfg.nack_delay_us * 1000u;
     for (uint32_t i = 0; i < nbits && first + i < o->count; i++) {
         uint32_t f = first + i;
