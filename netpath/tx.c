@@ -38,8 +38,8 @@ void spw__net_xmit_raw(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *b
         return;
     }
     spw__net_wire_tx(n, dst, bufs, count);
-    /* Stamped once sent: a sender descheduled inside the send call must
-     * not take NACKs from that while for losses of what it sent after. */
+    /* Stamped after the send call: a sender descheduled inside it must not
+     * take the NACKs sent meanwhile for losses of what it sent after them. */
     uint64_t now = net_now(n);
     for (int i = 0; arrive && i < count; i++)
         arrive[i] = now;
