@@ -441,6 +441,57 @@ static void silent_after_ack_is_given_up_after_max_retries(void **state)
     spw_net_close(srv);
 }
 
+/* The server's NACK of fragments 0..2 of request id, as if from srv. */
+static void inject_nack(spw_net *cli, uint64_t id)
+{
+    uint8_t f[SPW_PROTO_HDR_LEN + SPW_PROTO_NACK_FIXED + 4];
+    memset(f, 0, sizeof(f));
+    uint8_t *p = f + SPW_PROTO_HDR_LEN;
+    p[0] = SPW_NET_REQUEST;
+    spw__st16(p + 2, 0);
+    spw__st16(p + 4, 3);
+    p[SPW_PROTO_NACK_FIXED] = 0x07;
+    spw_proto_hdr h = {.type = SPW_NET_NACK,
+                       .request_id = id,
+                       .frag_count = 1,
+                       .payload_len = SPW_PROTO_NACK_FIXED + 4,
+                       .msg_len = SPW_PROTO_NACK_FIXED + 4};
+    spw__proto_write(f, &h);
+    spw_net_addr srv;
+    assert_int_equal(spw_net_addr_parse("10.9.0.2:9000", &srv), 0);
+    assert_int_equal(spw__net_inject(cli, f, sizeof(f), &srv), 0);
+}
+
+/* A NACK the server sent before it had the whole request (the client was
+ * descheduled between its fragments) and that is read after the ACK is
+ * stale: nothing is resent. The same NACK before the ACK is obeyed. */
+static void nack_after_ack_is_stale(void **state)
+{
+    (void)state;
+    spw_net_config cc = base(), sc = base();
+    spw_net *cli, *srv;
+    open_pair(&cc, &sc, &cli, &srv);
+    size_t frag = spw_net_frag_payload(cli);
+    send_req(cli, 1, 3 * frag, 5000);
+    run_for(cli, srv, 1);
+    take_request(srv, 1);
+    run_for(cli, NULL, 3); /* past the NACK delay since the fragments went */
+    inject_nack(cli, 1);
+    spw_net_stats cs;
+    spw_net_stats_get(cli, &cs);
+    assert_int_equal(cs.acks_received, 1);
+    assert_int_equal(cs.nacks_received, 1);
+    assert_int_equal(cs.retransmits, 0);
+    send_req(cli, 2, 3 * frag, 5000); /* the server does not run: no ACK */
+    run_for(cli, NULL, 3);
+    inject_nack(cli, 2);
+    spw_net_stats_get(cli, &cs);
+    assert_int_equal(cs.nacks_received, 2);
+    assert_int_equal(cs.retransmits, 3);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +504,7 @@ int main(void)
         cmocka_unit_test(repeat_is_answered_from_kept_answer),
         cmocka_unit_test(acked_request_is_kept_alive_without_payload),
         cmocka_unit_test(silent_after_ack_is_given_up_after_max_retries),
+        cmocka_unit_test(nack_after_ack_is_stale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
