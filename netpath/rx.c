@@ -220,8 +220,10 @@ static void on_probe(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, ui
     }
     n->stats.keepalives_received++;
     net_key k = make_key(&b->from, SPW_NET_REQUEST, h->request_id);
-    if (spw__net_done_has(n, &k) &&
-        !spw__net_resend_answer(n, &b->from, h->request_id, now, b->len))
+    if (!spw__net_done_has(n, &k))
+        return;
+    uint32_t budget = b->len; /* nothing larger than the probe goes back */
+    if (!spw__net_resend_answer(n, &b->from, h->request_id, now, budget))
         spw__net_send_ack(n, &b->from, SPW_NET_REQUEST, h->request_id);
 }
 
