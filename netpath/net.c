@@ -317,6 +317,7 @@ void spw_net_stats_get(const spw_net *n, spw_net_stats *out)
     out->srtt_us = (uint32_t)SPW_MIN(n->srtt_ns / 1000u, UINT32_MAX);
     out->rttvar_us = (uint32_t)SPW_MIN(n->rttvar_ns / 1000u, UINT32_MAX);
     out->rto_us = (uint32_t)SPW_MIN(n->rto_ns / 1000u, UINT32_MAX);
+    out->keepalive_us = (uint32_t)(spw__net_keepalive_ns(n) / 1000u);
 }
 
 void spw_net_set_ready(spw_net *n, bool ready)

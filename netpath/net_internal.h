@@ -118,6 +118,9 @@ struct spw_net {
     bool rtt_valid;
     uint64_t srtt_ns, rttvar_ns, rto_ns;
     uint64_t backoff_ns; /* when rto_ns was last doubled (RFC 6298 5.5) */
+    /* Smoothed time from sending a request to its answer (0: none yet),
+     * which spaces the keep-alive probes of ACKed requests. */
+    uint64_t answer_ns;
 
     /* Protocol 2 (secure.c); NULL when insecure (protocol 1). */
     bool secure;
@@ -211,6 +214,11 @@ void spw__net_tx_timers(spw_net *n, uint64_t now);
 void spw__net_on_ack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, uint64_t now);
 /* ACK for message (type, id) to dst. */
 void spw__net_send_ack(spw_net *n, const spw_net_addr *dst, uint8_t type, uint64_t id);
+/* The answer to request o came: a sample of the server's time, and o is
+ * released. */
+void spw__net_request_answered(spw_net *n, net_ent *o, uint64_t now);
+/* Interval between keep-alive probes of an ACKed request. */
+uint64_t spw__net_keepalive_ns(const spw_net *n);
 
 /* rx.c */
 void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now);

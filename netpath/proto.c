@@ -14,7 +14,8 @@ void spw__proto_write(uint8_t *f, const spw_proto_hdr *h)
     f[2] = v2 ? SPW_PROTO_VERSION2 : SPW_PROTO_VERSION;
     f[3] = h->type;
     f[4] = SPW_PROTO_HDR_LEN;
-    f[5] = v2 && h->type <= SPW_PROTO_TYPE_MAX ? SPW_PROTO_SEALED : 0;
+    f[5] = (uint8_t)((v2 && h->type <= SPW_PROTO_TYPE_MAX ? SPW_PROTO_SEALED : 0) |
+                     (h->pflags & SPW_PROTO_PROBE));
     f[6] = h->rate_point;
     f[7] = 0;
     spw__st64(f + 8, h->request_id);
@@ -65,7 +66,7 @@ int spw__proto_parse(const uint8_t *f, size_t len, uint32_t max_msg, spw_proto_h
     bool sealed = false;
     if (v2) {
         /* Sealed: every message type; plain: the handshake's only. */
-        sealed = h->pflags == SPW_PROTO_SEALED;
+        sealed = (h->pflags & ~SPW_PROTO_PROBE) == SPW_PROTO_SEALED;
         if (sealed ? h->type > SPW_PROTO_TYPE_MAX
                    : (h->pflags || h->type <= SPW_PROTO_TYPE_MAX || h->type > SPW_PROTO_TYPE_MAX2))
             return SPW_EFORMAT;
@@ -73,7 +74,7 @@ int spw__proto_parse(const uint8_t *f, size_t len, uint32_t max_msg, spw_proto_h
             return SPW_EFORMAT;
         h->sid = spw__ld32(f + SPW_PROTO_NONCE_OFF);
         h->counter = spw__ld64(f + SPW_PROTO_NONCE_OFF + 4);
-    } else if (h->type > SPW_PROTO_TYPE_MAX || h->pflags) {
+    } else if (h->type > SPW_PROTO_TYPE_MAX || (h->pflags & ~SPW_PROTO_PROBE)) {
         return SPW_EFORMAT;
     }
     /* Nonce and tag: zero unless sealed. */
@@ -90,6 +91,11 @@ int spw__proto_parse(const uint8_t *f, size_t len, uint32_t max_msg, spw_proto_h
         return SPW_EFORMAT;
     /* Control messages are single fragments. */
     if (h->type >= SPW_NET_NACK && (h->frag_count != 1 || h->msg_len != h->payload_len))
+        return SPW_EFORMAT;
+    /* A probe: of a REQUEST, one fragment of exactly its 4 bytes. */
+    if ((h->pflags & SPW_PROTO_PROBE) &&
+        (h->type != SPW_NET_REQUEST || h->frag_count != 1 ||
+         h->payload_len != SPW_PROTO_PROBE_LEN || h->msg_len != SPW_PROTO_PROBE_LEN))
         return SPW_EFORMAT;
     if (v2)
         return 0;

@@ -7,7 +7,7 @@
  *    2    1 version (1 or 2)
  *    3    1 type (spw_net_msg_type)
  *    4    1 header length in bytes (70)
- *    5    1 protocol flags (0 in version 1; version 2: bit 0 = sealed)
+ *    5    1 protocol flags (bit 0: sealed, version 2; bit 1: keep-alive probe)
  *    6    1 rate point
  *    7    1 reserved, 0
  *    8    8 request id
@@ -45,6 +45,11 @@
 #define SPW_PROTO_NONCE_OFF 42u
 #define SPW_PROTO_TAG_OFF 54u
 #define SPW_PROTO_SEALED 1u
+/* A keep-alive probe of a REQUEST the receiver ACKed: one fragment of 4
+ * reserved zero bytes, as long as the ACK it asks for, carrying no request
+ * payload (docs/PROTOCOL.md). */
+#define SPW_PROTO_PROBE 2u
+#define SPW_PROTO_PROBE_LEN 4u
 
 /* Version 2's handshake frames: never sealed, single fragments, answered
  * only with frames no larger than themselves. */
@@ -101,7 +106,8 @@ static inline void spw__st64(uint8_t *p, uint64_t v)
 
 /* Writes the header in front of payload_len bytes already at frame + 70:
  * version 1 sealed with the CRC; version 2 with zero nonce and tag (sealing
- * fills them) and protocol flag `sealed` on every type but the handshake's. */
+ * fills them) and protocol flag `sealed` on every type but the handshake's.
+ * Of h->pflags only SPW_PROTO_PROBE is taken. */
 void spw__proto_write(uint8_t *frame, const spw_proto_hdr *h);
 
 /*

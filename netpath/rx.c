@@ -40,7 +40,7 @@ static void send_nack(spw_net *n, net_ent *e)
 }
 
 static void deliver(spw_net *n, net_msg *m, const spw_proto_hdr *h, const spw_net_addr *from,
-                    uint32_t bytes)
+                    uint32_t bytes, uint64_t now)
 {
     spw_net_msg *p = &m->pub;
     p->type = h->type;
@@ -64,7 +64,7 @@ static void deliver(spw_net *n, net_msg *m, const spw_proto_hdr *h, const spw_ne
         net_key rk = make_key(from, SPW_NET_REQUEST, h->request_id);
         net_ent *o = spw__net_tbl_find(&n->out, &rk);
         if (o)
-            spw__net_ent_release(n, &n->out, o);
+            spw__net_request_answered(n, o, now);
     }
     spw__net_ready_push(n, p);
 }
@@ -134,7 +134,7 @@ static void on_data(spw_net *n, spw_netbuf *b, const spw_proto_hdr *h, uint64_t 
                 spw__net_done_add(n, &k);
                 spw__net_send_ack(n, &b->from, h->type, h->request_id);
             }
-            deliver(n, m, h, &b->from, plen);
+            deliver(n, m, h, &b->from, plen, now);
             return;
         }
         inbox_make_room(n, &b->from);
@@ -194,7 +194,7 @@ static void on_data(spw_net *n, spw_netbuf *b, const spw_proto_hdr *h, uint64_t 
     spw__net_tbl_unlink(&n->in, e);
     spw__net_done_add(n, &k);
     spw__net_send_ack(n, &from, first.type, first.request_id);
-    deliver(n, m, &first, &from, bytes);
+    deliver(n, m, &first, &from, bytes, now);
     return;
 
 duplicate:
@@ -205,6 +205,26 @@ invalid:
     n->stats.rx_invalid++;
 drop:
     n->ops->buf_free(n->tctx, b);
+}
+
+/* A keep-alive probe of a request: ACKed again while the request is held
+ * whole (being computed), which costs no more bytes than the probe. A kept
+ * answer that does not fit in the probe's bytes, or a request not held, gets
+ * nothing: the asker's next probe is then a whole fragment, which buys the
+ * answer, or the NACKs that recover a request this endpoint lost. */
+static void on_probe(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, uint64_t now)
+{
+    if (spw__ld32(b->frame + SPW_PROTO_HDR_LEN)) {
+        n->stats.rx_invalid++; /* reserved bytes */
+        return;
+    }
+    n->stats.keepalives_received++;
+    net_key k = make_key(&b->from, SPW_NET_REQUEST, h->request_id);
+    if (!spw__net_done_has(n, &k))
+        return;
+    uint32_t budget = b->len; /* nothing larger than the probe goes back */
+    if (!spw__net_resend_answer(n, &b->from, h->request_id, now, budget))
+        spw__net_send_ack(n, &b->from, SPW_NET_REQUEST, h->request_id);
 }
 
 /* One frame from the transport (or the fault injector): parse once, dispatch. */
@@ -249,6 +269,11 @@ void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now)
         return;
     }
     default:
+        if (h.pflags & SPW_PROTO_PROBE) {
+            on_probe(n, b, &h, now);
+            n->ops->buf_free(n->tctx, b);
+            return;
+        }
         /* A message our fragments could not hold was not cut for this path. */
         if (h.frag_count > 1 && (uint64_t)h.frag_count * n->frag_payload < h.msg_len) {
             n->stats.rx_invalid++;
@@ -259,16 +284,29 @@ void spw__net_on_frame(spw_net *n, spw_netbuf *b, uint64_t now)
     }
 }
 
+/* Whether b looks like a NACK: only an ordering hint, on_frame validates. */
+static bool looks_like_nack(const spw_netbuf *b)
+{
+    return b->len >= SPW_PROTO_HDR_LEN && b->frame[3] == SPW_NET_NACK;
+}
+
 void spw__net_rx_round(spw_net *n, uint64_t now)
 {
     spw_netbuf bufs[RX_BURST];
     for (int round = 0; round < 8; round++) {
         int got = n->ops->rx_burst(n->tctx, bufs, RX_BURST);
-        for (int i = 0; i < got; i++) {
-            if (n->faults)
-                spw__net_fault_frame(n, &bufs[i], now);
-            else
-                spw__net_on_frame(n, &bufs[i], now);
+        /* NACKs after the rest of the burst: one that waited in the queue
+         * behind the ACK of the same request (the sender was descheduled
+         * between its fragments) is then seen to be stale, not obeyed. */
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < got; i++) {
+                if (looks_like_nack(&bufs[i]) != (pass == 1))
+                    continue;
+                if (n->faults)
+                    spw__net_fault_frame(n, &bufs[i], now);
+                else
+                    spw__net_on_frame(n, &bufs[i], now);
+            }
         }
         if (got < RX_BURST)
             break;

@@ -33,12 +33,14 @@ void spw__net_xmit(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs,
 void spw__net_xmit_raw(spw_net *n, const spw_net_addr *dst, spw_netbuf *const *bufs, int count,
                        uint64_t *arrive)
 {
-    uint64_t now = net_now(n);
     if (n->shaping) {
-        spw__net_shape(n, dst, bufs, count, arrive, now);
+        spw__net_shape(n, dst, bufs, count, arrive, net_now(n));
         return;
     }
     spw__net_wire_tx(n, dst, bufs, count);
+    /* Stamped after the send call: a sender descheduled inside it must not
+     * take the NACKs sent meanwhile for losses of what it sent after them. */
+    uint64_t now = net_now(n);
     for (int i = 0; arrive && i < count; i++)
         arrive[i] = now;
 }
@@ -79,6 +81,8 @@ void spw__net_on_nack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h)
     net_ent *o = spw__net_tbl_find(&n->out, &k);
     if (!o)
         return; /* already answered or expired */
+    if (o->acked)
+        return; /* sent before the peer had it all: stale */
     uint64_t now = net_now(n), settle = (uint64_t)n->cfg.nack_delay_us * 1000u;
     for (uint32_t i = 0; i < nbits && first + i < o->count; i++) {
         uint32_t f = first + i;
@@ -185,6 +189,39 @@ void spw__net_on_ack(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, ui
     o->last_ns = now;
 }
 
+/* Keep-alive probes of an ACKed request come every 2x the smoothed time a
+ * request waits for its answer, within [1 s, 4 s]: a server that computes
+ * for seconds is asked rarely, and one that went silent is given up after
+ * max_retries + 1 intervals, 4 (max_retries + 1) s at most. */
+#define KEEPALIVE_MIN_NS 1000000000ull
+#define KEEPALIVE_MAX_NS 4000000000ull
+
+uint64_t spw__net_keepalive_ns(const spw_net *n)
+{
+    return SPW_MIN(SPW_MAX(2 * n->answer_ns, KEEPALIVE_MIN_NS), KEEPALIVE_MAX_NS);
+}
+
+void spw__net_request_answered(spw_net *n, net_ent *o, uint64_t now)
+{
+    if (o->acked) {
+        /* Gain 1/8 as for SRTT; from the first send, so a sample also
+         * covers the upload, and the interval errs long, not short. */
+        uint64_t t = since(now, o->first_ns);
+        n->answer_ns = n->answer_ns ? (7 * n->answer_ns + t) / 8 : t;
+    }
+    spw__net_ent_release(n, &n->out, o);
+}
+
+/* A keep-alive probe of ACKed request o: no request payload, as long as the
+ * ACK it asks for (so it is never amplified, proven peer or not). */
+static void send_keepalive(spw_net *n, const net_ent *o)
+{
+    static const uint8_t zero[SPW_PROTO_PROBE_LEN];
+    spw_proto_hdr h = {.type = SPW_NET_REQUEST, .pflags = SPW_PROTO_PROBE, .request_id = o->key.id};
+    if (!spw__net_ctrl_send(n, &o->peer, &h, zero, sizeof(zero)))
+        n->stats.keepalives_sent++;
+}
+
 /* Resends every fragment of a kept message. */
 static void resend_all(spw_net *n, net_ent *o)
 {
@@ -202,12 +239,16 @@ static void resend_all(spw_net *n, net_ent *o)
  * the asker's probes and NACKs (and expire after retain_ms). */
 #define ANSWER_RESENDS 4u
 
-/* Timers of kept messages, every one with back-off from the measured RTO:
+/* Timers of kept messages:
  * - a request is given up at its deadline (or after max_retries probes
  *   without any answer); until the peer ACKs it, its largest fragment is
- *   resent as a probe, which makes the peer NACK what it lacks or ACK again;
- *   once ACKed only once a second, to notice a peer that lost it (a server
- *   still working costs nothing: its answer comes back reliably, below);
+ *   resent as a probe after each RTO (with back-off), which makes the peer
+ *   NACK what it lacks or ACK again; once ACKed, a keep-alive probe without
+ *   payload every keepalive interval notices a peer that died or lost it (a
+ *   server still working costs no request bytes: its answer comes back
+ *   reliably, below). A keep-alive left unanswered is followed by the
+ *   largest fragment again, which makes a peer that lost the request NACK
+ *   it back whole, and buys a kept answer;
  * - an answer is resent whole until the asker ACKs it (the downlink, not
  *   the asker's uplink, pays for a lost answer), and expires after retain_ms. */
 void spw__net_tx_timers(spw_net *n, uint64_t now)
@@ -238,8 +279,10 @@ void spw__net_tx_timers(spw_net *n, uint64_t now)
         }
         if (o->held)
             continue; /* not sent yet: the handshake's own timer runs */
-        uint64_t base = o->acked ? SPW_MAX(16 * n->rto_ns, 1000000000ull) : n->rto_ns;
-        uint64_t wait = SPW_MIN(base << SPW_MIN(o->tries, 10u), 1000000000ull);
+        /* No back-off once ACKed: the peer is known, and the interval sets
+         * how soon a dead one is noticed. */
+        uint64_t wait = o->acked ? spw__net_keepalive_ns(n)
+                                 : SPW_MIN(n->rto_ns << SPW_MIN(o->tries, 10u), 1000000000ull);
         if (since(now, o->last_ns) < wait)
             continue;
         if (c->max_retries && o->tries == c->max_retries) {
@@ -254,8 +297,13 @@ void spw__net_tx_timers(spw_net *n, uint64_t now)
             n->rto_ns = SPW_MIN(2 * n->rto_ns, 1000000000ull);
             n->backoff_ns = now;
         }
+        bool keepalive = o->acked && !o->tries;
         o->tries++;
         o->last_ns = now;
+        if (keepalive) {
+            send_keepalive(n, o);
+            continue;
+        }
         spw_netbuf *bp = &o->frags[o->probe];
         spw__net_xmit(n, &o->peer, &bp, 1, &o->arrive[o->probe]);
         n->stats.probes++;

@@ -277,6 +277,107 @@ static void test_proto_field_rules(void **state)
     assert_int_equal(spw__proto_parse(f, len, 1 << 20, &h), SPW_EFORMAT);
 }
 
+/* A keep-alive probe: a REQUEST of one 4-byte fragment with protocol flag
+ * bit 1, in either version; the flag on anything else is refused. */
+static size_t build_probe(uint8_t *f, uint8_t version, uint8_t type, uint16_t count, uint16_t plen)
+{
+    spw_proto_hdr h = {.version = version,
+                       .type = type,
+                       .pflags = SPW_PROTO_PROBE,
+                       .request_id = 7,
+                       .frag_count = count,
+                       .payload_len = plen,
+                       .msg_len = (uint32_t)plen * count};
+    memset(f + SPW_PROTO_HDR_LEN, 0, plen);
+    spw__proto_write(f, &h);
+    return SPW_PROTO_HDR_LEN + plen;
+}
+
+static void test_proto_probe_rules(void **state)
+{
+    (void)state;
+    uint8_t f[256];
+    spw_proto_hdr h;
+    for (uint8_t v = SPW_PROTO_VERSION; v <= SPW_PROTO_VERSION2; v++) {
+        size_t len = build_probe(f, v, SPW_NET_REQUEST, 1, 4);
+        assert_int_equal(f[5], v == SPW_PROTO_VERSION2 ? 3 : 2);
+        assert_int_equal(spw__proto_parse(f, len, 1 << 20, &h), 0);
+        assert_int_equal(h.pflags & SPW_PROTO_PROBE, SPW_PROTO_PROBE);
+        assert_int_equal(h.payload_len, 4);
+        len = build_probe(f, v, SPW_NET_RESULT, 1, 4);
+        assert_int_equal(spw__proto_parse(f, len, 1 << 20, &h), SPW_EFORMAT);
+        len = build_probe(f, v, SPW_NET_PING, 1, 4);
+        assert_int_equal(spw__proto_parse(f, len, 1 << 20, &h), SPW_EFORMAT);
+        len = build_probe(f, v, SPW_NET_REQUEST, 1, 8); /* carries payload */
+        assert_int_equal(spw__proto_parse(f, len, 1 << 20, &h), SPW_EFORMAT);
+        len = build_probe(f, v, SPW_NET_REQUEST, 1, 0);
+        assert_int_equal(spw__proto_parse(f, len, 1 << 20, &h), SPW_EFORMAT);
+        len = build_probe(f, v, SPW_NET_REQUEST, 2, 4); /* a fragment of a message */
+        assert_int_equal(spw__proto_parse(f, len, 1 << 20, &h), SPW_EFORMAT);
+    }
+    /* Version 2: the flag without `sealed` is not a handshake frame either. */
+    size_t len = build_probe(f, SPW_PROTO_VERSION2, SPW_NET_REQUEST, 1, 4);
+    f[5] = SPW_PROTO_PROBE;
+    assert_int_equal(spw__proto_parse(f, len, 1 << 20, &h), SPW_EFORMAT);
+    /* Other flag bits stay refused, with the probe bit or without. */
+    for (uint8_t v = SPW_PROTO_VERSION; v <= SPW_PROTO_VERSION2; v++) {
+        len = build_probe(f, v, SPW_NET_REQUEST, 1, 4);
+        for (int bit = 2; bit < 8; bit++) {
+            f[5] ^= (uint8_t)(1u << bit);
+            assert_true(spw__proto_parse(f, len, 1 << 20, &h) < 0);
+            f[5] ^= (uint8_t)(1u << bit);
+        }
+    }
+}
+
+/* A server that holds a request whole answers its keep-alive with one ACK
+ * of no more bytes; one that does not hold it, or a probe with reserved
+ * bytes set, gets nothing back. */
+static void test_probe_answered_by_ack(void **state)
+{
+    (void)state;
+    spw_net_config sc = {0};
+    sc.transport = SPW_NET_MEMORY;
+    sc.insecure = 1;
+    sc.local = "127.0.0.2:9000";
+    spw_net *srv;
+    assert_int_equal(spw_net_open(&sc, &srv), 0);
+    spw_net_addr cli = {.ip = 0x7f000001, .port = 9001};
+    uint8_t f[256];
+    size_t len = build_probe(f, SPW_PROTO_VERSION, SPW_NET_REQUEST, 1, 4);
+    assert_int_equal(spw__net_inject(srv, f, len, &cli), 0); /* request 7 not held */
+    spw_net_stats ss;
+    spw_net_stats_get(srv, &ss);
+    assert_int_equal(ss.keepalives_received, 1);
+    assert_int_equal(ss.tx_packets, 0);
+    assert_int_equal(ss.rx_msgs, 0);
+    /* Request 7 whole, then its probe. */
+    size_t rl = build_frame(f, 0, 1, 64, 64);
+    spw__st64(f + 8, 7);
+    spw__st32(f + 16, 0);
+    spw__st32(f + 16, spw_crc32c(0, f, rl));
+    assert_int_equal(spw__net_inject(srv, f, rl, &cli), 0);
+    spw_net_msg *m;
+    assert_int_equal(spw_net_recv(srv, &m, 1), 1);
+    spw_net_msg_free(srv, m);
+    spw_net_stats_get(srv, &ss);
+    assert_int_equal(ss.acks_sent, 1);
+    len = build_probe(f, SPW_PROTO_VERSION, SPW_NET_REQUEST, 1, 4);
+    assert_int_equal(spw__net_inject(srv, f, len, &cli), 0);
+    spw_net_stats_get(srv, &ss);
+    assert_int_equal(ss.acks_sent, 2);
+    assert_int_equal(ss.tx_bytes, 2 * len); /* each ACK as long as the probe */
+    assert_int_equal(ss.rx_msgs, 1);        /* not taken for a new request */
+    f[SPW_PROTO_HDR_LEN] = 1;
+    spw__st32(f + 16, 0);
+    spw__st32(f + 16, spw_crc32c(0, f, len));
+    assert_int_equal(spw__net_inject(srv, f, len, &cli), 0);
+    spw_net_stats_get(srv, &ss);
+    assert_int_equal(ss.acks_sent, 2);
+    assert_int_equal(ss.rx_invalid, 1);
+    spw_net_close(srv);
+}
+
 /* ---- message layer over the in-process transport ----------------------- */
 
 static void test_memory_request_result_zero_copy(void **state)
@@ -898,6 +999,8 @@ int main(void)
         cmocka_unit_test(test_proto_roundtrip),
         cmocka_unit_test(test_proto_every_bit_flip_rejected),
         cmocka_unit_test(test_proto_field_rules),
+        cmocka_unit_test(test_proto_probe_rules),
+        cmocka_unit_test(test_probe_answered_by_ack),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_memory_request_result_zero_copy),
         cmocka_unit_test(test_memory_back_filled_span),

@@ -331,6 +331,167 @@ static void repeat_is_answered_from_kept_answer(void **state)
     spw_net_close(srv);
 }
 
+/* Request frames the client sends, by kind, as its tap sees them. */
+typedef struct req_frames {
+    int data;  /* frames carrying request payload (fragments, probes) */
+    int alive; /* keep-alive probes */
+    size_t alive_bytes;
+} req_frames;
+
+static void count_requests(void *ctx, const uint8_t *f, size_t len, const spw_net_addr *dst)
+{
+    (void)dst;
+    req_frames *r = ctx;
+    if (f[3] != SPW_NET_REQUEST)
+        return;
+    if (f[5] & SPW_PROTO_PROBE) {
+        r->alive++;
+        r->alive_bytes = len;
+    } else {
+        r->data++;
+    }
+}
+
+/* A server that takes 1.8 s, then 3 s, on a request ACKed at once: no
+ * fragment goes twice; the server is asked whether it still holds the
+ * request by keep-alives as long as its ACK (no payload), once a second
+ * at first, then every 2x the 1.8 s measured, so the 3 s one gets none. */
+static void acked_request_is_kept_alive_without_payload(void **state)
+{
+    (void)state;
+    spw_net_config cc = base(), sc = base();
+    cc.max_retries = 3; /* as a client with failover sets it */
+    spw_net *cli, *srv;
+    open_pair(&cc, &sc, &cli, &srv);
+    req_frames rf = {0};
+    spw__net_set_tap(cli, count_requests, &rf);
+    size_t frag = spw_net_frag_payload(cli), bytes = 5 * frag;
+    send_req(cli, 1, bytes, 20000);
+    run_for(cli, srv, 1);
+    spw_net_addr peer = take_request(srv, 1);
+    run_for(cli, srv, 1799);
+    answer(srv, &peer, 1);
+    run_for(cli, srv, 1);
+    int st = -1;
+    assert_int_equal(take_result(cli, 1, &st), 1);
+    assert_int_equal(st, 0);
+    spw_net_stats cs, ss;
+    spw_net_stats_get(cli, &cs);
+    spw_net_stats_get(srv, &ss);
+    assert_int_equal(rf.data, 5);
+    assert_int_equal(rf.alive, 1); /* at 1 s */
+    assert_int_equal(rf.alive_bytes, SPW_PROTO_HDR_LEN + 4);
+    assert_int_equal(cs.keepalives_sent, 1);
+    assert_int_equal(ss.keepalives_received, 1);
+    assert_int_equal(cs.probes, 0);
+    assert_int_equal(cs.retransmits, 0);
+    assert_int_equal(cs.acks_received, 2); /* the request's, then the keep-alive's */
+    assert_in_range(cs.keepalive_us, 3580000, 3620000);
+
+    send_req(cli, 2, bytes, 20000);
+    run_for(cli, srv, 1);
+    peer = take_request(srv, 2);
+    run_for(cli, srv, 2999);
+    answer(srv, &peer, 2);
+    run_for(cli, srv, 1);
+    assert_int_equal(take_result(cli, 2, &st), 1);
+    assert_int_equal(st, 0);
+    spw_net_stats_get(cli, &cs);
+    assert_int_equal(rf.data, 10);
+    assert_int_equal(rf.alive, 1);
+    assert_int_equal(cs.retransmits, 0);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
+/* The server ACKs the request, then goes silent: the keep-alive at 1 s goes
+ * unanswered, so the next probes are the largest fragment (which a server
+ * that lost the request would NACK); after max_retries probes without a
+ * reply the request is given up, at (max_retries + 1) x 1 s, long before
+ * its 60 s deadline. */
+static void silent_after_ack_is_given_up_after_max_retries(void **state)
+{
+    (void)state;
+    spw_net_config cc = base(), sc = base();
+    cc.max_retries = 3;
+    spw_net *cli, *srv;
+    open_pair(&cc, &sc, &cli, &srv);
+    req_frames rf = {0};
+    spw__net_set_tap(cli, count_requests, &rf);
+    size_t frag = spw_net_frag_payload(cli);
+    send_req(cli, 1, 3 * frag, 60000);
+    run_for(cli, srv, 1);
+    take_request(srv, 1);
+    spw_net_stats cs;
+    spw_net_stats_get(cli, &cs);
+    assert_int_equal(cs.acks_received, 1);
+    run_for(cli, NULL, 3990); /* the server no longer runs */
+    int st = 0;
+    assert_int_equal(take_result(cli, 1, &st), 0);
+    run_for(cli, NULL, 20);
+    assert_int_equal(take_result(cli, 1, &st), 1);
+    assert_int_equal(st, SPW_ETIMEDOUT);
+    spw_net_stats_get(cli, &cs);
+    assert_int_equal(cs.keepalives_sent, 1);
+    assert_int_equal(cs.probes, 2);
+    assert_int_equal(cs.request_timeouts, 1);
+    assert_int_equal(rf.alive, 1);
+    assert_int_equal(rf.data, 3 + 2);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
+/* The server's NACK of fragments 0..2 of request id, as if from srv. */
+static void inject_nack(spw_net *cli, uint64_t id)
+{
+    uint8_t f[SPW_PROTO_HDR_LEN + SPW_PROTO_NACK_FIXED + 4];
+    memset(f, 0, sizeof(f));
+    uint8_t *p = f + SPW_PROTO_HDR_LEN;
+    p[0] = SPW_NET_REQUEST;
+    spw__st16(p + 2, 0);
+    spw__st16(p + 4, 3);
+    p[SPW_PROTO_NACK_FIXED] = 0x07;
+    spw_proto_hdr h = {.type = SPW_NET_NACK,
+                       .request_id = id,
+                       .frag_count = 1,
+                       .payload_len = SPW_PROTO_NACK_FIXED + 4,
+                       .msg_len = SPW_PROTO_NACK_FIXED + 4};
+    spw__proto_write(f, &h);
+    spw_net_addr srv;
+    assert_int_equal(spw_net_addr_parse("10.9.0.2:9000", &srv), 0);
+    assert_int_equal(spw__net_inject(cli, f, sizeof(f), &srv), 0);
+}
+
+/* A NACK the server sent before it had the whole request (the client was
+ * descheduled between its fragments) and that is read after the ACK is
+ * stale: nothing is resent. The same NACK before the ACK is obeyed. */
+static void nack_after_ack_is_stale(void **state)
+{
+    (void)state;
+    spw_net_config cc = base(), sc = base();
+    spw_net *cli, *srv;
+    open_pair(&cc, &sc, &cli, &srv);
+    size_t frag = spw_net_frag_payload(cli);
+    send_req(cli, 1, 3 * frag, 5000);
+    run_for(cli, srv, 1);
+    take_request(srv, 1);
+    run_for(cli, NULL, 3); /* past the NACK delay since the fragments went */
+    inject_nack(cli, 1);
+    spw_net_stats cs;
+    spw_net_stats_get(cli, &cs);
+    assert_int_equal(cs.acks_received, 1);
+    assert_int_equal(cs.nacks_received, 1);
+    assert_int_equal(cs.retransmits, 0);
+    send_req(cli, 2, 3 * frag, 5000); /* the server does not run: no ACK */
+    run_for(cli, NULL, 3);
+    inject_nack(cli, 2);
+    spw_net_stats_get(cli, &cs);
+    assert_int_equal(cs.nacks_received, 2);
+    assert_int_equal(cs.retransmits, 3);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +502,9 @@ int main(void)
         cmocka_unit_test(deadline_is_the_request_timeout),
         cmocka_unit_test(nack_never_amplifies),
         cmocka_unit_test(repeat_is_answered_from_kept_answer),
+        cmocka_unit_test(acked_request_is_kept_alive_without_payload),
+        cmocka_unit_test(silent_after_ack_is_given_up_after_max_retries),
+        cmocka_unit_test(nack_after_ack_is_stale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

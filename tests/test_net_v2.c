@@ -564,6 +564,51 @@ static void test_open_needs_keys(void **state)
     assert_int_equal(spw_net_open(&c, &n), SPW_EINVAL);
 }
 
+/* A request ACKed in its session, the server's application slow: the
+ * client's keep-alive is a sealed 74-byte frame with the probe flag, the
+ * server opens it and ACKs in the session, and no request fragment goes
+ * twice. */
+static void keepalive_is_sealed_and_acked(void **state)
+{
+    (void)state;
+    spw_net *cli, *srv;
+    open_pair(&cli, &srv, 0);
+    round_trip(cli, srv, 1, 256);
+    spw_net_stats c0 = stats(cli);
+    int first = cli_tap.n;
+    send_req(cli, 2, 3000);
+    for (int t = 0; t < 15000; t++) { /* 1.5 s; the application answers nothing */
+        fake_ns += 100000;
+        assert_true(spw_net_poll(cli, 0) >= 0);
+        assert_true(spw_net_poll(srv, 0) >= 0);
+    }
+    spw_net_stats c1 = stats(cli), s1 = stats(srv);
+    assert_int_equal(c1.keepalives_sent, 1);
+    assert_int_equal(s1.keepalives_received, 1);
+    assert_int_equal(c1.acks_received, c0.acks_received + 2);
+    assert_int_equal(c1.retransmits, c0.retransmits);
+    assert_int_equal(s1.rx_auth_fail + s1.rx_replay + s1.rx_invalid, 0);
+    int data = 0, alive = 0;
+    for (int i = first; i < cli_tap.n; i++) {
+        const wire_frame *f = &cli_tap.f[i];
+        if (f->b[3] != SPW_NET_REQUEST)
+            continue;
+        if (f->b[5] == (SPW_PROTO_SEALED | SPW_PROTO_PROBE)) {
+            assert_int_equal(f->len, SPW_PROTO_HDR_LEN + SPW_PROTO_PROBE_LEN);
+            alive++;
+        } else {
+            data++;
+        }
+    }
+    assert_int_equal(alive, 1);
+    assert_int_equal(data, (3000 + spw_net_frag_payload(cli) - 1) / spw_net_frag_payload(cli));
+    assert_int_equal(serve(srv), 1);
+    run_for(cli, srv, 5);
+    assert_int_equal(take_answer(cli, 2), 1);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_cookie_under_load),
         cmocka_unit_test(test_spoofed_hello_keeps_session),
         cmocka_unit_test(test_client_sessions_per_server),
+        cmocka_unit_test(keepalive_is_sealed_and_acked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

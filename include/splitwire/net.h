@@ -272,7 +272,12 @@ typedef struct spw_net_stats {
     uint64_t tx_copy_bytes, rx_copy_bytes;
     uint64_t retransmits, nacks_sent, nacks_received;
     uint64_t acks_sent, acks_received;
-    uint64_t probes;           /* request fragments resent because nothing came back in time */
+    uint64_t probes; /* request fragments resent because nothing came back in time */
+    /* Keep-alive probes: 74-byte frames without request payload that ask a
+     * server for the ACK of a request it already ACKed (sent, and received
+     * by a server), and the interval between them in use. */
+    uint64_t keepalives_sent, keepalives_received;
+    uint32_t keepalive_us;
     uint64_t nacks_held;       /* NACKs not sent: over the per-message count or byte budget */
     uint64_t pings_unanswered; /* PINGs dropped while not ready (spw_net_set_ready) */
     /* Round-trip estimate from requests' ACKs (RFC 6298): smoothed RTT, its

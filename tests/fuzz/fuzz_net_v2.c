@@ -138,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pos += len;
         if (sealing && s == 0 && len >= SPW_PROTO_HDR_LEN) {
             frame[2] = SPW_PROTO_VERSION2;
-            frame[5] = SPW_PROTO_SEALED;
+            frame[5] = (uint8_t)(SPW_PROTO_SEALED | (frame[5] & SPW_PROTO_PROBE));
             memset(frame + 16, 0, 4);
             uint64_t ctr;
             spw__st32(frame + SPW_PROTO_NONCE_OFF, keys.id);

@@ -9,13 +9,17 @@ Runs `splitwire serve` and `classify` and captures what reaches the server
 with a raw AF_PACKET socket (root; no tcpdump needed): on loopback for
 `--transport udp`, and on a veth pair between two network namespaces for
 DPDK net_af_packet. For every REQUEST frame from the client it reads the
-splitwire header (request id, fragment count): `needed` is the fragments of
-every distinct request, `frames` the REQUEST frames captured, `ratio`
-frames / needed (1.0: nothing sent twice). ACK, HELLO and other frames are
-counted apart. The -loss cases emulate 10% random loss on both sides'
-transmit (--link 0,0,0,LOSS): frames the emulation drops never reach the
-wire, so `frames` there counts what the link carried; every request must
-still complete. Frames are counted as the server's side receives them
+splitwire header (request id, fragment count, flags): `needed` is the
+fragments of every distinct request, `frames` the REQUEST frames captured
+that carry request payload (fragments, and fragments resent), `ratio`
+frames / needed (1.0: nothing sent twice). Keep-alive probes (REQUEST frames
+with the probe flag: 74 bytes, no payload) are counted apart in
+`keepalives`, and `ratio_with_keepalives` counts them too. A fragment sent
+again after the server's ACK of its request is counted in `after_ack`. ACK,
+HELLO and other frames are counted by type in `frame_types`. The -loss
+cases emulate 10% random loss on both sides' transmit (--link 0,0,0,LOSS):
+frames the emulation drops never reach the wire, so `frames` there counts
+what the link carried; every request must still complete. Frames are counted as the server's side receives them
 (packet type HOST), so loopback's outgoing copies are not counted twice.
 """
 import argparse
@@ -50,6 +54,7 @@ def capture(iface, port, stop_file):
     acked = {}
     repeats = []
     after_ack = [0]  # repeated frames of requests the server had ACKed
+    keepalives = 0
     drained = 0
     while True:
         r, _, _ = select.select([s], [], [], 0.05)
@@ -90,6 +95,9 @@ def capture(iface, port, stop_file):
         kinds[TYPES.get(t, str(t))] = kinds.get(TYPES.get(t, str(t)), 0) + 1
         if t != 1:
             continue
+        if pkt[h + 5] & 2:
+            keepalives += 1
+            continue
         idx, cnt = struct.unpack_from("<HH", pkt, h + 30)
         e = reqs.setdefault(rid, [cnt, 0])
         e[1] += 1
@@ -104,6 +112,9 @@ def capture(iface, port, stop_file):
     frames = sum(e[1] for e in reqs.values())
     print(json.dumps({"requests": len(reqs), "needed": needed, "frames": frames,
                       "ratio": round(frames / needed, 4) if needed else None,
+                      "keepalives": keepalives,
+                      "ratio_with_keepalives": (round((frames + keepalives) / needed, 4)
+                                                if needed else None),
                       "after_ack": after_ack[0],
                       "ratio_before_ack": (round((frames - after_ack[0]) / needed, 4)
                                            if needed else None),
