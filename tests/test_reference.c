@@ -254,8 +254,6 @@ static void run_remote(spw_codec_format fmt)
 {
     const char *bundles[1] = {R.bundle};
     char addr[32];
-    static int next;
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", 35000 + (int)(getpid() % 5000) * 2 + next++ % 2);
     spw_server_config sc = {.bundle_dirs = bundles,
                             .n_bundles = 1,
                             .models_dir = R.models,
@@ -263,11 +261,14 @@ static void run_remote(spw_codec_format fmt)
                             .max_batch = BATCH,
                             .max_wait_us = 2000000};
     sc.net.transport = SPW_NET_UDP;
-    sc.net.local = addr;
+    sc.net.local = "127.0.0.1:0"; /* a free port; read back below */
     server_keys();
     sc.net.private_key = server_priv;
     server_thread st;
     assert_int_equal(spw_server_open(&sc, &st.srv), 0);
+    spw_net_addr bound;
+    assert_int_equal(spw_server_local_addr(st.srv, &bound), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)bound.port);
     assert_int_equal(pthread_create(&st.tid, NULL, serve, &st), 0);
 
     spw_client_config cc = {.bundle_dir = R.bundle,

@@ -100,10 +100,9 @@ static void *serve(void *arg)
 static int start_server_with(server_thread *st, const char *const *bundles, int n_bundles,
                              uint32_t retain_ms)
 {
-    char addr[32];
-    static int next;
-    st->port = 30000 + (int)(getpid() % 5000) * 4 + next++ % 4;
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", st->port);
+    /* Port 0: the kernel picks a free one, so tests run side by side
+     * (ctest -j, other checkouts) never meet on a port. */
+    const char *addr = "127.0.0.1:0";
     spw_server_config sc = {.bundle_dirs = bundles,
                             .n_bundles = n_bundles,
                             .models_dir = MODELS,
@@ -118,6 +117,12 @@ static int start_server_with(server_thread *st, const char *const *bundles, int 
     int rc = spw_server_open(&sc, &st->srv);
     if (rc)
         return rc;
+    spw_net_addr bound;
+    if ((rc = spw_server_local_addr(st->srv, &bound))) {
+        spw_server_close(st->srv);
+        return rc;
+    }
+    st->port = bound.port;
     pthread_create(&st->tid, NULL, serve, st);
     return 0;
 }

@@ -184,7 +184,6 @@ static void test_server_profile(void **state)
     assert_int_equal(spw_net_keypair(priv, pub), 0);
     const char *bundles[1] = {BUNDLE};
     char addr[32];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", 35000 + (int)(getpid() % 5000));
     spw_server_config sc = {.bundle_dirs = bundles,
                             .n_bundles = 1,
                             .models_dir = MODELS,
@@ -193,10 +192,13 @@ static void test_server_profile(void **state)
                             .max_wait_us = 1000,
                             .workers = SLOTS};
     sc.net.transport = SPW_NET_UDP;
-    sc.net.local = addr;
+    sc.net.local = "127.0.0.1:0"; /* a free port; read back below */
     sc.net.private_key = priv;
     server_thread st;
     assert_int_equal(spw_server_open(&sc, &st.srv), 0);
+    spw_net_addr bound;
+    assert_int_equal(spw_server_local_addr(st.srv, &bound), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)bound.port);
     assert_int_equal(pthread_create(&st.tid, NULL, serve, &st), 0);
 
     spw_client_config rcfg = {.bundle_dir = BUNDLE, .backend = "cpu-ref", .timeout_ms = 30000};
