@@ -259,7 +259,11 @@ static void run_remote(spw_codec_format fmt)
                             .models_dir = R.models,
                             .backend = R.backend,
                             .max_batch = BATCH,
-                            .max_wait_us = 2000000};
+                            /* Long enough that every batch fills: a lone
+                             * client past its fair share is refused as busy
+                             * and retries with back-off, which a loaded or
+                             * sanitized run can stretch past a short wait. */
+                            .max_wait_us = 10000000};
     sc.net.transport = SPW_NET_UDP;
     sc.net.local = "127.0.0.1:0"; /* a free port; read back below */
     server_keys();
