@@ -342,9 +342,11 @@ const spw_bundle_info *spw_client_bundle(const spw_client *c)
     return c ? c->info : NULL;
 }
 
-int spw__client_local_scores(const spw_client *c, const float **scores, int *n)
+int spw_client_local_scores(const spw_client *c, const float **scores, int *n)
 {
-    if (!c || !c->local || !scores || !n)
+    if (!c || !scores || !n)
+        return spw__error(SPW_EINVAL, "spw_client_local_scores: no client or output");
+    if (!c->local)
         return spw__error(SPW_EINVAL, "local scores: not a local-mode client");
     /* Local requests run one at a time in slot 0 of their point's half. */
     const spw_half *h = c->pts[c->last_point].half;
@@ -353,11 +355,14 @@ int spw__client_local_scores(const spw_client *c, const float **scores, int *n)
     return 0;
 }
 
-void spw__client_net_stats(const spw_client *c, spw_net_stats *out)
+int spw_client_net_stats(const spw_client *c, spw_net_stats *out)
 {
+    if (!c || !out)
+        return spw__error(SPW_EINVAL, "spw_client_net_stats: no client or output");
     memset(out, 0, sizeof(*out));
-    if (c && c->net)
+    if (c->net)
         spw_net_stats_get(c->net, out);
+    return 0;
 }
 
 int spw_client_pending(const spw_client *c)

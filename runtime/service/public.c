@@ -5,21 +5,6 @@
 #include "runtime/core/internal.h"
 #include "runtime/service/service_internal.h"
 
-int spw_client_net_stats(const spw_client *client, spw_net_stats *out)
-{
-    if (!client || !out)
-        return spw__error(SPW_EINVAL, "spw_client_net_stats: no client or output");
-    spw__client_net_stats(client, out);
-    return 0;
-}
-
-int spw_client_local_scores(const spw_client *client, const float **scores, int *n)
-{
-    if (!client || !scores || !n)
-        return spw__error(SPW_EINVAL, "spw_client_local_scores: no client or output");
-    return spw__client_local_scores(client, scores, n);
-}
-
 int spw_topk(const float *scores, int n, int label_offset, int k, spw_result *r)
 {
     if (!scores || !r || n < 1 || k < 1)

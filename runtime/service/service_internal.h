@@ -63,15 +63,6 @@ int spw__half_decode(spw_half *h, int slot, const spw_codec_seg *segs, int nsegs
 /* Runs slots [0, n) and writes top-k (k <= SPW_TOPK_MAX) into out[0..n). */
 int spw__half_run(spw_half *h, int n, int k, spw_result *out);
 
-/* Local mode: every output of the backbone (logits, before softmax) for the
- * most recent request, valid until the next submit; SPW_EINVAL for a remote
- * client. For evaluations that need more than the top-k (splitwire eval). */
-int spw__client_local_scores(const spw_client *c, const float **scores, int *n);
-
-/* The transport counters of a remote client (zeros in local mode), for
- * frames and bytes on the wire per request. */
-void spw__client_net_stats(const spw_client *c, spw_net_stats *out);
-
 /* Softmax (unless the values already are probabilities) and top-k. */
 void spw__topk(const float *scores, int n, int label_offset, int k, spw_result *r);
 
