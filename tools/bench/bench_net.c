@@ -30,6 +30,7 @@ typedef struct bench_opts {
     bool json;
     long count, warmup;
     bool dpdk, udp;
+    const char *only; /* run only the cases whose label contains this */
 } bench_opts;
 
 /* What a client child reports through its pipe. */
@@ -444,6 +445,13 @@ static void run_both(const char *name, const spw_net_config *srv, const char *sr
         spw_net_config s = *srv, c = *cli;
         char label[24];
         snprintf(label, sizeof(label), "%s %s", name, v ? "v1" : "v2");
+        if (o->only && !strstr(label, o->only)) {
+            memset(&res[v], 0, sizeof(res[v]));
+            snprintf(res[v].transport, sizeof(res[v].transport), "%s", label);
+            res[v].status = 77;
+            snprintf(res[v].detail, sizeof(res[v].detail), "not selected (--only %s)", o->only);
+            continue;
+        }
         if (v) {
             s.insecure = c.insecure = 1;
         } else {
@@ -471,13 +479,14 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: splitwire bench net [--json] [--count N] [--warmup N] [--no-dpdk] "
-            "[--no-udp]\n\n"
+            "[--no-udp] [--only TEXT]\n\n"
             "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
             "a child process, over DPDK net_memif (copy mode, then the client in\n"
             "zero-copy mode), DPDK net_af_packet on a veth pair\n"
             "between two network namespaces (root only), and kernel UDP on loopback,\n"
             "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
             "--insecure) in the same run.\n"
+            "--only runs just the cases whose label (as printed) contains TEXT.\n"
             "DPDK runs with --no-huge; SPW_DPDK_PMD_DIR overrides the PMD directory.\n",
             REQ_BYTES, RES_BYTES);
 }
@@ -492,6 +501,7 @@ int spw_cli_bench_net(int argc, char **argv)
         SPW_CLI_OPT_LONG("warmup", &o.warmup, 0, 10000000),
         SPW_CLI_OPT_FLAG("no-dpdk", &no_dpdk),
         SPW_CLI_OPT_FLAG("no-udp", &no_udp),
+        SPW_CLI_OPT_STR("only", &o.only),
         SPW_CLI_OPT_END,
     };
     int prc = spw_cli_parse("splitwire bench net", argc, argv, opts, NULL, usage, NULL);
