@@ -20,6 +20,7 @@
 
 #define RX_BURST 32
 #define DONE_RING 1024u
+#define DONE_BUCKETS 2048u
 #define SHAPER_QUEUE 4096u
 #define NETPOOL_CLASSES 14 /* blocks of 64 B .. 512 KiB */
 
@@ -96,6 +97,9 @@ struct spw_net {
     net_tbl in, out;
     net_key done[DONE_RING];
     uint32_t done_pos;
+    /* Hash chains over the ring (slot + 1; 0 ends a chain): a lookup per
+     * new message must not scan the whole ring. */
+    uint16_t done_head[DONE_BUCKETS], done_next[DONE_RING], done_bkt[DONE_RING];
     net_pool pool;
 
     spw_net_msg **ready;

@@ -98,13 +98,27 @@ void spw__net_tbl_drain(spw_net *n, net_tbl *t)
 
 bool spw__net_done_has(const spw_net *n, const net_key *k)
 {
-    for (uint32_t i = 0; i < DONE_RING; i++)
-        if (key_eq(&n->done[i], k))
+    for (uint32_t i = n->done_head[key_hash(k) % DONE_BUCKETS]; i; i = n->done_next[i - 1])
+        if (key_eq(&n->done[i - 1], k))
             return true;
     return false;
 }
 
 void spw__net_done_add(spw_net *n, const net_key *k)
 {
-    n->done[n->done_pos++ % DONE_RING] = *k;
+    uint32_t slot = n->done_pos++ % DONE_RING;
+    if (n->done_bkt[slot]) {
+        /* The slot's previous key leaves the chain it was linked into (its
+         * bucket + 1 is kept: a purged slot no longer hashes there). */
+        uint16_t *p = &n->done_head[n->done_bkt[slot] - 1];
+        while (*p && *p != slot + 1)
+            p = &n->done_next[*p - 1];
+        if (*p)
+            *p = n->done_next[slot];
+    }
+    uint32_t b = key_hash(k) % DONE_BUCKETS;
+    n->done[slot] = *k;
+    n->done_bkt[slot] = (uint16_t)(b + 1);
+    n->done_next[slot] = n->done_head[b];
+    n->done_head[b] = (uint16_t)(slot + 1);
 }

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "netpath/net_internal.h"
 #include "netpath/proto.h"
 #include "netpath/transport.h"
 #include "splitwire/codec.h"
@@ -735,6 +736,32 @@ static void test_memory_shaper(void **state)
     spw_net_close(srv);
 }
 
+/* The record of completed messages: the last DONE_RING keys are found, older
+ * ones and keys never added are not, through wrap-around and a slot purged
+ * (zeroed) while linked, against a plain list of what was added. */
+static void test_done_ring(void **state)
+{
+    (void)state;
+    spw_net_config c = {.transport = SPW_NET_MEMORY, .local = "10.7.0.1:1", .insecure = 1};
+    spw_net *n;
+    assert_int_equal(spw_net_open(&c, &n), 0);
+    enum { TOTAL = 3 * DONE_RING + 17 };
+    static net_key added[TOTAL];
+    spw_net_addr a = {.ip = 0x0a070002u, .port = 7};
+    for (uint32_t i = 0; i < TOTAL; i++) {
+        a.port = (uint16_t)(7 + i % 3);
+        added[i] = make_key(&a, (uint8_t)(1 + i % 2), 1000u + i / 3);
+        spw__net_done_add(n, &added[i]);
+        if (i == DONE_RING + 5)
+            memset(&n->done[(i - 2) % DONE_RING], 0, sizeof(net_key)); /* as a purge does */
+    }
+    for (uint32_t i = 0; i < TOTAL; i++)
+        assert_int_equal(spw__net_done_has(n, &added[i]), i >= TOTAL - DONE_RING);
+    net_key never = make_key(&a, 3, 1000u);
+    assert_false(spw__net_done_has(n, &never));
+    spw_net_close(n);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -1002,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_proto_probe_rules),
         cmocka_unit_test(test_probe_answered_by_ack),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_done_ring),
         cmocka_unit_test(test_memory_request_result_zero_copy),
         cmocka_unit_test(test_memory_back_filled_span),
         cmocka_unit_test(test_memory_sendv_counts_copies),
