@@ -12,7 +12,8 @@
  * in a fresh mbuf chained to an indirect mbuf attached to the kept one, since
  * a NIC may still be reading the first copy (or, on a port without
  * multi-segment transmit, a fresh copy of the frame). Checksums are left to
- * the device where it offers IPv4 and UDP checksum offload.
+ * the device where it offers IPv4 and UDP checksum offload; without it the
+ * UDP checksum is 0 (the frame has its own check).
  *
  * The EAL is initialised once per process from the configured argument
  * string and shut down when the last endpoint closes; it cannot start again
@@ -432,9 +433,11 @@ static struct rte_ipv4_hdr *write_l2l4(dpdk_ctx *d, uint8_t *l2, const spw_net_a
     return ip;
 }
 
-/* Checksums of the packet whose headers start m's data (one segment, or the
- * headers and one frame segment): by the device when it offers them, else in
- * software. */
+/* Checksums of the packet whose headers start m's data: by the device when
+ * it offers them. Else the IPv4 header's in software, and no UDP checksum
+ * (0, which IPv4 allows): summing every payload byte in software cost more
+ * per frame than its CRC32C, and the frame carries its own end-to-end check
+ * (CRC32C in protocol 1, the tag in protocol 2). */
 static void seal(dpdk_ctx *d, struct rte_mbuf *m, struct rte_ipv4_hdr *ip)
 {
     struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
@@ -446,20 +449,7 @@ static void seal(dpdk_ctx *d, struct rte_mbuf *m, struct rte_ipv4_hdr *ip)
         return;
     }
     ip->hdr_checksum = rte_ipv4_cksum(ip);
-    if (m->nb_segs == 1) {
-        udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
-        return;
-    }
-    /* Headers and frame lie apart: pseudo header + UDP header (8 bytes, so
-     * the frame's 16-bit words stay aligned in the sum) + frame. */
-    const struct rte_mbuf *seg = m->next;
-    uint32_t sum = rte_ipv4_phdr_cksum(ip, 0);
-    sum += rte_raw_cksum(udp, sizeof(*udp));
-    sum += rte_raw_cksum(rte_pktmbuf_mtod(seg, const void *), seg->data_len);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    uint16_t c = (uint16_t)~sum;
-    udp->dgram_cksum = c ? c : 0xffff;
+    udp->dgram_cksum = 0;
 }
 
 /* A frame sent before: headers in a fresh mbuf, the frame behind them by
