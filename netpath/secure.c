@@ -2,6 +2,7 @@
  * state machine, the server's bounded session table with cookies and STALE
  * notices, sealing of every frame sent and authentication of every frame
  * received. The cryptography itself is netpath/session.c. */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -52,6 +53,7 @@ typedef struct net_peer {
 typedef struct net_sec {
     spw_keypair self;
     bool initiator;
+    uint32_t aeads; /* SPW_AEAD_* offered (client) or accepted (server) */
     /* client */
     uint8_t server_pub[SPW_KEY_LEN];
     uint64_t hs_ts; /* the last HELLO's timestamp: they only grow */
@@ -68,6 +70,34 @@ typedef struct net_sec {
 static bool same_addr(const spw_net_addr *a, const spw_net_addr *b)
 {
     return a->ip == b->ip && a->port == b->port;
+}
+
+/* The AEADs an endpoint offers or accepts: cipher from the configuration,
+ * else SPW_NET_CIPHER from the environment, else all this CPU runs well. */
+static int aead_set(const spw_net_config *c, uint32_t *out)
+{
+    uint32_t have = spw__aead_available(), want = have;
+    const char *env = getenv("SPW_NET_CIPHER");
+    if (c->cipher == SPW_NET_CIPHER_CHACHA20 || c->cipher == SPW_NET_CIPHER_AES256GCM)
+        want = (uint32_t)c->cipher;
+    else if (c->cipher != SPW_NET_CIPHER_AUTO)
+        return spw__error(SPW_EINVAL, "cipher %d: expected SPW_NET_CIPHER_*", c->cipher);
+    else if (env && *env && strcmp(env, "auto")) {
+        if (!strcmp(env, spw__aead_name(SPW_AEAD_CHACHA20)))
+            want = SPW_AEAD_CHACHA20;
+        else if (!strcmp(env, spw__aead_name(SPW_AEAD_AES256GCM)))
+            want = SPW_AEAD_AES256GCM;
+        else
+            return spw__error(SPW_EINVAL,
+                              "SPW_NET_CIPHER=%s: expected chacha20-poly1305, aes-256-gcm or auto",
+                              env);
+    }
+    if (want & ~have)
+        return spw__error(SPW_EUNSUPPORTED,
+                          "AES-256-GCM needs a CPU with AES-NI and CLMUL, which this one lacks "
+                          "(use chacha20-poly1305 or auto)");
+    *out = want;
+    return 0;
 }
 
 static uint32_t addr_bucket(const net_sec *s, const spw_net_addr *a)
@@ -99,7 +129,7 @@ int spw__sec_open(spw_net *n)
         return spw__error(SPW_ENOMEM, "session state");
     rc = c->private_key ? spw__keypair_from_private(c->private_key, &s->self)
                         : spw__keypair_generate(&s->self);
-    if (rc)
+    if (rc || (rc = aead_set(c, &s->aeads)))
         goto fail;
     if (c->server_public_key) {
         s->initiator = true;
@@ -308,7 +338,12 @@ static void on_hello(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, ui
     uint8_t welcome[SPW_WELCOME_LEN];
     spw_session_keys keys;
     uint64_t ts;
-    if (spw__hs_respond(&s->self, p, sid, welcome, &keys, &ts)) {
+    int rc = spw__hs_respond(&s->self, p, sid, s->aeads, welcome, &keys, &ts);
+    if (rc) {
+        /* An offer without an AEAD we accept authenticated, but it is a
+         * configuration mismatch worth a line in the log. */
+        if (rc == SPW_EUNSUPPORTED)
+            SPW_LOGW("%s", spw_error_detail());
         n->stats.rx_auth_fail++;
         return;
     }
@@ -336,6 +371,7 @@ static void on_hello(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, ui
     s->buckets[bk] = (int32_t)slot;
     s->used++;
     n->stats.handshakes++;
+    n->stats.handshakes_aes256gcm += keys.aead == SPW_AEAD_AES256GCM;
     sodium_memzero(&keys, sizeof(keys));
     send_plain(n, &b->from, SPW_PROTO_WELCOME, 0, welcome, SPW_WELCOME_LEN);
 }
@@ -384,7 +420,7 @@ static void hs_start(spw_net *n, net_peer *p, uint64_t now)
     net_sec *s = n->sec;
     uint64_t ts = wall_ns();
     s->hs_ts = ts > s->hs_ts ? ts : s->hs_ts + 1;
-    if (spw__hs_hello(&p->hs, &s->self, s->server_pub, s->hs_ts, p->hello)) {
+    if (spw__hs_hello(&p->hs, &s->self, s->server_pub, s->hs_ts, s->aeads, p->hello)) {
         p->hs_state = HS_NONE;
         return;
     }
@@ -455,6 +491,7 @@ static void on_welcome(spw_net *n, const spw_netbuf *b, const spw_proto_hdr *h, 
     sodium_memzero(&keys, sizeof(keys));
     p->hs_state = HS_UP;
     n->stats.handshakes++;
+    n->stats.handshakes_aes256gcm += p->cs.aead == SPW_AEAD_AES256GCM;
     hs_flush(n, p, now);
 }
 
@@ -615,9 +652,9 @@ int spw__sec_rx(spw_net *n, spw_netbuf *b, spw_proto_hdr *h, uint64_t now)
         }
         k = &e->k;
     }
-    int rc =
-        spw__frame_open(k->rx_key, &k->replay, h->sid, h->counter, b->frame, SPW_PROTO_AD_LEN,
-                        b->frame + SPW_PROTO_HDR_LEN, h->payload_len, b->frame + SPW_PROTO_TAG_OFF);
+    int rc = spw__frame_open(k->aead, k->rx_key, &k->replay, h->sid, h->counter, b->frame,
+                             SPW_PROTO_AD_LEN, b->frame + SPW_PROTO_HDR_LEN, h->payload_len,
+                             b->frame + SPW_PROTO_TAG_OFF);
     if (rc) {
         if (rc == SPW_EREPLAY)
             n->stats.rx_replay++;

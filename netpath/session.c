@@ -30,6 +30,44 @@ int spw__crypto_init(void)
     return 0;
 }
 
+uint32_t spw__aead_available(void)
+{
+    /* Needs sodium_init first (CPU feature detection). */
+    if (spw__crypto_init())
+        return SPW_AEAD_CHACHA20;
+    return SPW_AEAD_CHACHA20 | (crypto_aead_aes256gcm_is_available() ? SPW_AEAD_AES256GCM : 0u);
+}
+
+uint32_t spw__aead_pick(uint32_t offer, uint32_t accept)
+{
+    uint32_t common = offer & accept;
+    if (common & SPW_AEAD_AES256GCM)
+        return SPW_AEAD_AES256GCM;
+    return common & SPW_AEAD_CHACHA20;
+}
+
+const char *spw__aead_name(uint32_t aead)
+{
+    switch (aead) {
+    case SPW_AEAD_CHACHA20:
+        return "chacha20-poly1305";
+    case SPW_AEAD_AES256GCM:
+        return "aes-256-gcm";
+    }
+    return "none";
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 int spw__keypair_generate(spw_keypair *kp)
 {
     int rc = spw__crypto_init();
@@ -172,14 +210,14 @@ static uint64_t get64(const uint8_t *p)
 }
 
 int spw__hs_hello(spw_hs_initiator *st, const spw_keypair *s, const uint8_t rs[SPW_KEY_LEN],
-                  uint64_t timestamp, uint8_t out[SPW_HELLO_LEN])
+                  uint64_t timestamp, uint32_t offer, uint8_t out[SPW_HELLO_LEN])
 {
     int rc = spw__keypair_generate(&st->e);
     if (rc)
         return rc;
     symmetric sym;
     symmetric_init(&sym, rs);
-    uint8_t shared[DHLEN], ts[8];
+    uint8_t shared[DHLEN], payload[12];
     /* -> e */
     memcpy(out, st->e.pub, SPW_KEY_LEN);
     mix_hash(&sym, st->e.pub, SPW_KEY_LEN);
@@ -193,9 +231,11 @@ int spw__hs_hello(spw_hs_initiator *st, const spw_keypair *s, const uint8_t rs[S
     if ((rc = dh(s->priv, rs, shared)))
         goto out;
     mix_key(&sym, shared, DHLEN);
-    /* payload: the timestamp */
-    put64(ts, timestamp);
-    encrypt_and_hash(&sym, ts, sizeof(ts), out + 32 + 48);
+    /* payload: the timestamp and the AEAD offer */
+    put64(payload, timestamp);
+    put32(payload + 8, offer);
+    encrypt_and_hash(&sym, payload, sizeof(payload), out + 32 + 48);
+    st->offer = offer;
     memcpy(st->ck, sym.ck, HASHLEN);
     memcpy(st->h, sym.h, HASHLEN);
     memcpy(st->k, sym.k, 32);
@@ -209,13 +249,14 @@ out:
     return rc ? spw__error(rc, "handshake: the server key is not usable") : 0;
 }
 
-static void keys_from_split(const symmetric *sym, bool initiator, uint32_t id,
+static void keys_from_split(const symmetric *sym, bool initiator, uint32_t id, uint32_t aead,
                             spw_session_keys *out)
 {
     uint8_t k1[32], k2[32];
     split(sym, k1, k2);
     memset(out, 0, sizeof(*out));
     out->id = id;
+    out->aead = out->tx.aead = aead;
     /* k1 protects initiator -> responder, k2 the way back. */
     memcpy(out->tx.key, initiator ? k1 : k2, 32);
     memcpy(out->rx_key, initiator ? k2 : k1, 32);
@@ -232,7 +273,7 @@ int spw__hs_read_welcome(spw_hs_initiator *st, const uint8_t msg[SPW_WELCOME_LEN
     memcpy(sym.k, st->k, 32);
     sym.has_k = st->has_k;
     sym.n = st->n;
-    uint8_t shared[DHLEN], payload[4];
+    uint8_t shared[DHLEN], payload[8];
     int rc;
     /* <- e */
     const uint8_t *re = msg;
@@ -247,9 +288,13 @@ int spw__hs_read_welcome(spw_hs_initiator *st, const uint8_t msg[SPW_WELCOME_LEN
     mix_key(&sym, shared, DHLEN);
     if ((rc = decrypt_and_hash(&sym, msg + 32, sizeof(payload), payload)))
         goto out;
-    uint32_t id = (uint32_t)payload[0] | (uint32_t)payload[1] << 8 | (uint32_t)payload[2] << 16 |
-                  (uint32_t)payload[3] << 24;
-    keys_from_split(&sym, true, id, out);
+    /* The choice authenticated: it must be exactly one AEAD we offered. */
+    uint32_t aead = get32(payload + 4);
+    if (!aead || aead != spw__aead_pick(aead, st->offer)) {
+        rc = SPW_EAUTH;
+        goto out;
+    }
+    keys_from_split(&sym, true, get32(payload), aead, out);
     memcpy(out->peer_static, st->rs, SPW_KEY_LEN);
 out:
     sodium_memzero(shared, sizeof(shared));
@@ -260,14 +305,16 @@ out:
 }
 
 int spw__hs_respond(const spw_keypair *s, const uint8_t msg[SPW_HELLO_LEN], uint32_t id,
-                    uint8_t out[SPW_WELCOME_LEN], spw_session_keys *keys, uint64_t *timestamp)
+                    uint32_t accept, uint8_t out[SPW_WELCOME_LEN], spw_session_keys *keys,
+                    uint64_t *timestamp)
 {
     int rc = spw__crypto_init();
     if (rc)
         return rc;
     symmetric sym;
     symmetric_init(&sym, s->pub);
-    uint8_t shared[DHLEN], rs[SPW_KEY_LEN], ts[8], payload[4];
+    uint8_t shared[DHLEN], rs[SPW_KEY_LEN], hello[12], payload[8];
+    uint32_t aead = 0;
     spw_keypair e;
     memset(&e, 0, sizeof(e));
     /* <- e */
@@ -284,8 +331,12 @@ int spw__hs_respond(const spw_keypair *s, const uint8_t msg[SPW_HELLO_LEN], uint
     if ((rc = dh(s->priv, rs, shared)))
         goto out;
     mix_key(&sym, shared, DHLEN);
-    if ((rc = decrypt_and_hash(&sym, msg + 32 + 48, sizeof(ts), ts)))
+    if ((rc = decrypt_and_hash(&sym, msg + 32 + 48, sizeof(hello), hello)))
         goto out;
+    if (!(aead = spw__aead_pick(get32(hello + 8), accept))) {
+        rc = SPW_EUNSUPPORTED;
+        goto out;
+    }
     /* -> e, ee, se */
     if ((rc = spw__keypair_generate(&e)))
         goto out;
@@ -297,16 +348,19 @@ int spw__hs_respond(const spw_keypair *s, const uint8_t msg[SPW_HELLO_LEN], uint
     if ((rc = dh(e.priv, rs, shared)))
         goto out;
     mix_key(&sym, shared, DHLEN);
-    for (int i = 0; i < 4; i++)
-        payload[i] = (uint8_t)(id >> (8 * i));
+    put32(payload, id);
+    put32(payload + 4, aead);
     encrypt_and_hash(&sym, payload, sizeof(payload), out + 32);
-    keys_from_split(&sym, false, id, keys);
+    keys_from_split(&sym, false, id, aead, keys);
     memcpy(keys->peer_static, rs, SPW_KEY_LEN);
-    *timestamp = get64(ts);
+    *timestamp = get64(hello);
 out:
     sodium_memzero(shared, sizeof(shared));
     sodium_memzero(&sym, sizeof(sym));
     sodium_memzero(&e, sizeof(e));
+    if (rc == SPW_EUNSUPPORTED)
+        return spw__error(rc, "handshake: no AEAD in common (offered 0x%x, accepted 0x%x)",
+                          get32(hello + 8), accept);
     return rc ? spw__error(SPW_EAUTH, "handshake: HELLO does not authenticate") : 0;
 }
 
@@ -329,8 +383,12 @@ int spw__frame_seal(spw_cipher *c, uint32_t id, const uint8_t *ad, size_t adlen,
     *counter = c->next++;
     spw__frame_nonce(id, *counter, nonce);
     unsigned long long maclen;
-    crypto_aead_chacha20poly1305_ietf_encrypt_detached(dst, tag, &maclen, src, len, ad, adlen, NULL,
-                                                       nonce, c->key);
+    if (c->aead == SPW_AEAD_AES256GCM)
+        crypto_aead_aes256gcm_encrypt_detached(dst, tag, &maclen, src, len, ad, adlen, NULL, nonce,
+                                               c->key);
+    else
+        crypto_aead_chacha20poly1305_ietf_encrypt_detached(dst, tag, &maclen, src, len, ad, adlen,
+                                                           NULL, nonce, c->key);
     return 0;
 }
 
@@ -363,16 +421,20 @@ void spw__replay_accept(spw_replay *r, uint64_t counter)
     r->bits[bit / 64] |= 1ull << (bit % 64);
 }
 
-int spw__frame_open(const uint8_t key[SPW_KEY_LEN], spw_replay *r, uint32_t id, uint64_t counter,
-                    const uint8_t *ad, size_t adlen, uint8_t *buf, size_t len,
+int spw__frame_open(uint32_t aead, const uint8_t key[SPW_KEY_LEN], spw_replay *r, uint32_t id,
+                    uint64_t counter, const uint8_t *ad, size_t adlen, uint8_t *buf, size_t len,
                     const uint8_t tag[SPW_TAG_LEN])
 {
     if (!spw__replay_check(r, counter))
         return SPW_EREPLAY;
     uint8_t nonce[12];
     spw__frame_nonce(id, counter, nonce);
-    if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(buf, NULL, buf, len, tag, ad, adlen,
-                                                           nonce, key) != 0)
+    int bad = aead == SPW_AEAD_AES256GCM
+                  ? crypto_aead_aes256gcm_decrypt_detached(buf, NULL, buf, len, tag, ad, adlen,
+                                                           nonce, key)
+                  : crypto_aead_chacha20poly1305_ietf_decrypt_detached(buf, NULL, buf, len, tag, ad,
+                                                                       adlen, nonce, key);
+    if (bad)
         return SPW_EAUTH;
     spw__replay_accept(r, counter);
     return 0;

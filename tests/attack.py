@@ -215,10 +215,10 @@ def amplification(port):
     # HELLOs that do not authenticate, with and without a cookie.
     for extra in (0, 16):
         for _ in range(10):
-            f = bytearray(HDR) + bytes(rnd.getrandbits(8) for _ in range(104 + extra))
+            f = bytearray(HDR) + bytes(rnd.getrandbits(8) for _ in range(108 + extra))
             f[0:2] = b"SW"
             f[2], f[3], f[4] = 2, 8, HDR
-            struct.pack_into("<HHHI", f, 30, 0, 1, 104 + extra, 104 + extra)
+            struct.pack_into("<HHHI", f, 30, 0, 1, 108 + extra, 108 + extra)
             probes.append(bytes(f))
     # Garbage.
     for _ in range(50):

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -38,6 +39,9 @@ static uint64_t fake_ns;
 static uint8_t srv_priv[32], srv_pub[32];
 
 static const char *SRV_ADDR = "10.8.0.2:9000", *CLI_ADDR = "10.8.0.1:9001";
+/* spw_net_config.cipher of the endpoints open_pair makes (tests that set
+ * them put them back to AUTO). */
+static int cli_cipher, srv_cipher;
 
 static uint64_t fake_clock(void *ctx)
 {
@@ -71,6 +75,7 @@ static spw_net *open_server(spw_net *pair, uint32_t handshake_rate)
                          .private_key = srv_priv,
                          .memory_pair = pair,
                          .handshake_rate = handshake_rate,
+                         .cipher = srv_cipher,
                          .rto_us = 3000,
                          .nack_delay_us = 300};
     spw_net *srv;
@@ -93,6 +98,7 @@ static void open_pair(spw_net **cli, spw_net **srv, uint32_t handshake_rate)
                          .peer = SRV_ADDR,
                          .server_public_key = srv_pub,
                          .memory_pair = *srv,
+                         .cipher = cli_cipher,
                          .rto_us = 3000,
                          .nack_delay_us = 300};
     assert_int_equal(spw_net_open(&cc, cli), 0);
@@ -421,7 +427,8 @@ static size_t make_hello(spw_hs_initiator *st, uint8_t *frame, const uint8_t *co
     spw_keypair me;
     assert_int_equal(spw__keypair_generate(&me), 0);
     uint32_t len = SPW_HELLO_LEN + (cookie ? SPW_COOKIE_LEN : 0);
-    assert_int_equal(spw__hs_hello(st, &me, srv_pub, 1000, frame + SPW_PROTO_HDR_LEN), 0);
+    assert_int_equal(spw__hs_hello(st, &me, srv_pub, 1000, SPW_AEAD_ALL, frame + SPW_PROTO_HDR_LEN),
+                     0);
     if (cookie)
         memcpy(frame + SPW_PROTO_HDR_LEN + SPW_HELLO_LEN, cookie, SPW_COOKIE_LEN);
     spw_proto_hdr h = {.version = 2,
@@ -609,6 +616,123 @@ static void keepalive_is_sealed_and_acked(void **state)
     spw_net_close(srv);
 }
 
+/* Whether this CPU runs AES-256-GCM (AES-NI and CLMUL), by libsodium. */
+static bool have_aes(void)
+{
+    return (spw__aead_available() & SPW_AEAD_AES256GCM) != 0;
+}
+
+/* The frame AEAD both sides agree on: AES-256-GCM when both have it, else
+ * ChaCha20-Poly1305 (one side forced to it, by configuration or by the
+ * environment, stands for a peer without AES-NI); either way requests are
+ * answered, and a frame whose tag was altered is dropped and counted. */
+static void test_cipher_negotiated_end_to_end(void **state)
+{
+    (void)state;
+    static const struct {
+        int cli, srv;
+        const char *env;
+        int aes; /* 1: AES-256-GCM where the CPU has it; 0: ChaCha20 */
+        bool needs_aes;
+    } cases[] = {
+        {SPW_NET_CIPHER_AUTO, SPW_NET_CIPHER_AUTO, NULL, 1, false},
+        {SPW_NET_CIPHER_CHACHA20, SPW_NET_CIPHER_AUTO, NULL, 0, false},
+        {SPW_NET_CIPHER_AUTO, SPW_NET_CIPHER_CHACHA20, NULL, 0, false},
+        {SPW_NET_CIPHER_AUTO, SPW_NET_CIPHER_AUTO, "chacha20-poly1305", 0, false},
+        {SPW_NET_CIPHER_AUTO, SPW_NET_CIPHER_AUTO, "auto", 1, false},
+        {SPW_NET_CIPHER_AES256GCM, SPW_NET_CIPHER_AUTO, NULL, 1, true},
+        {SPW_NET_CIPHER_AUTO, SPW_NET_CIPHER_AES256GCM, NULL, 1, true},
+        {SPW_NET_CIPHER_AUTO, SPW_NET_CIPHER_AUTO, "aes-256-gcm", 1, true},
+    };
+    int ran_aes = 0;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        if (cases[c].needs_aes && !have_aes())
+            continue;
+        cli_cipher = cases[c].cli;
+        srv_cipher = cases[c].srv;
+        if (cases[c].env)
+            assert_int_equal(setenv("SPW_NET_CIPHER", cases[c].env, 1), 0);
+        spw_net *cli, *srv;
+        open_pair(&cli, &srv, 0);
+        unsetenv("SPW_NET_CIPHER");
+        run_for(cli, srv, 10);
+        uint64_t want = cases[c].aes && have_aes() ? 1 : 0;
+        ran_aes += (int)want;
+        assert_int_equal(stats(cli).handshakes, 1);
+        assert_int_equal(stats(srv).handshakes, 1);
+        assert_int_equal(stats(cli).handshakes_aes256gcm, want);
+        assert_int_equal(stats(srv).handshakes_aes256gcm, want);
+        round_trip(cli, srv, 31, 3000);
+        /* A request frame with one tag bit flipped, under a fresh counter:
+         * dropped and counted, the session goes on. */
+        const wire_frame *req = find_frame(&cli_tap, SPW_NET_REQUEST);
+        assert_non_null(req);
+        wire_frame bad = *req;
+        bad.b[SPW_PROTO_TAG_OFF + 3] ^= 0x20;
+        spw__st64(bad.b + SPW_PROTO_NONCE_OFF + 4, 1ull << 40);
+        spw_net_addr from = addr(CLI_ADDR);
+        assert_int_equal(spw__net_inject(srv, bad.b, bad.len, &from), 0);
+        assert_int_equal(run_for(NULL, srv, 2), 0);
+        assert_int_equal(stats(srv).rx_auth_fail, 1);
+        /* And an answer with a flipped payload bit, at the client. */
+        const wire_frame *res = find_frame(&srv_tap, SPW_NET_RESULT);
+        assert_non_null(res);
+        bad = *res;
+        bad.b[SPW_PROTO_HDR_LEN + 5] ^= 1;
+        spw__st64(bad.b + SPW_PROTO_NONCE_OFF + 4, 1ull << 40);
+        spw_net_addr sfrom = addr(SRV_ADDR);
+        assert_int_equal(spw__net_inject(cli, bad.b, bad.len, &sfrom), 0);
+        run_for(cli, NULL, 2);
+        assert_int_equal(stats(cli).rx_auth_fail, 1);
+        round_trip(cli, srv, 32, 5000);
+        spw_net_close(cli);
+        spw_net_close(srv);
+    }
+    cli_cipher = srv_cipher = SPW_NET_CIPHER_AUTO;
+    if (!have_aes())
+        skip(); /* ChaCha20-Poly1305 alone was checked: no AES-NI here */
+    assert_true(ran_aes >= 4);
+}
+
+/* Without an AEAD in common there is no session: the server counts the
+ * HELLO as failed and sends nothing back; a bad cipher setting fails at
+ * open. */
+static void test_cipher_mismatch_and_bad_settings(void **state)
+{
+    (void)state;
+    spw_net *n;
+    assert_int_equal(spw_net_keypair(srv_priv, srv_pub), 0);
+    spw_net_config c = {
+        .transport = SPW_NET_MEMORY, .local = "10.8.0.9:1", .private_key = srv_priv};
+    c.cipher = 7;
+    assert_int_equal(spw_net_open(&c, &n), SPW_EINVAL);
+    assert_non_null(strstr(spw_error_detail(), "cipher 7"));
+    c.cipher = SPW_NET_CIPHER_AUTO;
+    assert_int_equal(setenv("SPW_NET_CIPHER", "rot13", 1), 0);
+    assert_int_equal(spw_net_open(&c, &n), SPW_EINVAL);
+    assert_non_null(strstr(spw_error_detail(), "SPW_NET_CIPHER=rot13"));
+    unsetenv("SPW_NET_CIPHER");
+    c.cipher = SPW_NET_CIPHER_AES256GCM;
+    if (!have_aes()) {
+        assert_int_equal(spw_net_open(&c, &n), SPW_EUNSUPPORTED);
+        skip(); /* a client that insists on AES-256-GCM cannot be made here */
+    }
+    cli_cipher = SPW_NET_CIPHER_AES256GCM;
+    srv_cipher = SPW_NET_CIPHER_CHACHA20;
+    spw_net *cli, *srv;
+    open_pair(&cli, &srv, 0);
+    cli_cipher = srv_cipher = SPW_NET_CIPHER_AUTO;
+    send_req(cli, 41, 1000);
+    run_for(cli, srv, 10);
+    assert_int_equal(stats(cli).handshakes, 0);
+    assert_int_equal(stats(srv).handshakes, 0);
+    assert_true(stats(srv).rx_auth_fail >= 1);
+    assert_null(find_frame(&srv_tap, SPW_PROTO_WELCOME));
+    assert_int_equal(srv_tap.n, 0);
+    spw_net_close(cli);
+    spw_net_close(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +746,8 @@ int main(void)
         cmocka_unit_test(test_spoofed_hello_keeps_session),
         cmocka_unit_test(test_client_sessions_per_server),
         cmocka_unit_test(keepalive_is_sealed_and_acked),
+        cmocka_unit_test(test_cipher_negotiated_end_to_end),
+        cmocka_unit_test(test_cipher_mismatch_and_bad_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

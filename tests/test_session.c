@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "netpath/session.h"
 #include "splitwire/status.h"
@@ -25,18 +26,28 @@ static int setup(void **state)
     return 0;
 }
 
-/* Runs a whole handshake; returns both sides' keys. */
-static void handshake(spw_session_keys *ck, spw_session_keys *sk, uint64_t ts)
+/* Runs a whole handshake with the client offering `offer` and the server
+ * accepting `accept`; returns both sides' keys. */
+static void handshake_with(spw_session_keys *ck, spw_session_keys *sk, uint64_t ts, uint32_t offer,
+                           uint32_t accept)
 {
     spw_hs_initiator st;
     uint8_t hello[SPW_HELLO_LEN], welcome[SPW_WELCOME_LEN];
-    assert_int_equal(spw__hs_hello(&st, &client, server.pub, ts, hello), 0);
+    assert_int_equal(spw__hs_hello(&st, &client, server.pub, ts, offer, hello), 0);
     uint64_t got_ts = 0;
-    assert_int_equal(spw__hs_respond(&server, hello, 0x01020304u, welcome, sk, &got_ts), 0);
+    assert_int_equal(spw__hs_respond(&server, hello, 0x01020304u, accept, welcome, sk, &got_ts), 0);
     assert_int_equal(got_ts, ts);
     assert_memory_equal(sk->peer_static, client.pub, SPW_KEY_LEN);
     assert_int_equal(spw__hs_read_welcome(&st, welcome, ck), 0);
     assert_int_equal(ck->id, 0x01020304u);
+    assert_int_equal(ck->aead, sk->aead);
+    assert_int_equal(ck->tx.aead, ck->aead);
+    assert_int_equal(sk->tx.aead, sk->aead);
+}
+
+static void handshake(spw_session_keys *ck, spw_session_keys *sk, uint64_t ts)
+{
+    handshake_with(ck, sk, ts, SPW_AEAD_CHACHA20, SPW_AEAD_ALL);
 }
 
 static void handshake_agrees_on_keys(void **state)
@@ -63,20 +74,21 @@ static void handshake_refuses_tampering_and_wrong_keys(void **state)
     uint8_t hello[SPW_HELLO_LEN], welcome[SPW_WELCOME_LEN];
     spw_session_keys k;
     uint64_t ts;
-    assert_int_equal(spw__hs_hello(&st, &client, server.pub, 5, hello), 0);
+    assert_int_equal(spw__hs_hello(&st, &client, server.pub, 5, SPW_AEAD_ALL, hello), 0);
     /* Any flipped bit of HELLO fails at the server. */
     for (size_t i = 0; i < SPW_HELLO_LEN; i += 7) {
         uint8_t bad[SPW_HELLO_LEN];
         memcpy(bad, hello, sizeof(bad));
         bad[i] ^= 0x10;
-        assert_int_equal(spw__hs_respond(&server, bad, 1, welcome, &k, &ts), SPW_EAUTH);
+        assert_int_equal(spw__hs_respond(&server, bad, 1, SPW_AEAD_ALL, welcome, &k, &ts),
+                         SPW_EAUTH);
     }
     /* A HELLO meant for another server does not open with this one's key. */
     spw_keypair other;
     assert_int_equal(spw__keypair_generate(&other), 0);
-    assert_int_equal(spw__hs_respond(&other, hello, 1, welcome, &k, &ts), SPW_EAUTH);
+    assert_int_equal(spw__hs_respond(&other, hello, 1, SPW_AEAD_ALL, welcome, &k, &ts), SPW_EAUTH);
     /* A forged WELCOME (another responder's) fails at the client. */
-    assert_int_equal(spw__hs_respond(&server, hello, 1, welcome, &k, &ts), 0);
+    assert_int_equal(spw__hs_respond(&server, hello, 1, SPW_AEAD_ALL, welcome, &k, &ts), 0);
     uint8_t bad[SPW_WELCOME_LEN];
     memcpy(bad, welcome, sizeof(bad));
     bad[40] ^= 1;
@@ -85,11 +97,11 @@ static void handshake_refuses_tampering_and_wrong_keys(void **state)
     assert_int_equal(spw__hs_read_welcome(&st, welcome, &k), 0);
 }
 
-static void frames_seal_open_and_refuse_replays(void **state)
+static void frames_under(uint32_t aead)
 {
-    (void)state;
     spw_session_keys ck, sk;
-    handshake(&ck, &sk, 77);
+    handshake_with(&ck, &sk, 77, aead, SPW_AEAD_ALL);
+    assert_int_equal(sk.aead, aead);
     uint8_t hdr[70], msg[64], buf[64], tag[SPW_TAG_LEN];
     for (int i = 0; i < 70; i++)
         hdr[i] = (uint8_t)i;
@@ -107,42 +119,122 @@ static void frames_seal_open_and_refuse_replays(void **state)
     uint8_t t2[SPW_TAG_LEN];
     memcpy(t2, tag, sizeof(t2));
     hdr[3] ^= 1;
-    assert_int_equal(
-        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
-        SPW_EAUTH);
+    assert_int_equal(spw__frame_open(sk.aead, sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr),
+                                     buf, sizeof(buf), tag),
+                     SPW_EAUTH);
     hdr[3] ^= 1;
     memcpy(buf, copy, sizeof(buf));
     buf[10] ^= 4;
-    assert_int_equal(
-        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
-        SPW_EAUTH);
+    assert_int_equal(spw__frame_open(sk.aead, sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr),
+                                     buf, sizeof(buf), tag),
+                     SPW_EAUTH);
     memcpy(buf, copy, sizeof(buf));
     t2[0] ^= 1;
-    assert_int_equal(
-        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), t2),
-        SPW_EAUTH);
+    assert_int_equal(spw__frame_open(sk.aead, sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr),
+                                     buf, sizeof(buf), t2),
+                     SPW_EAUTH);
     memcpy(buf, copy, sizeof(buf));
-    assert_int_equal(spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr + 1, hdr, sizeof(hdr), buf,
-                                     sizeof(buf), tag),
+    assert_int_equal(spw__frame_open(sk.aead, sk.rx_key, &sk.replay, sk.id, ctr + 1, hdr,
+                                     sizeof(hdr), buf, sizeof(buf), tag),
                      SPW_EAUTH);
     assert_int_equal(sk.replay.top, 0);
     /* (A failed open wipes the buffer, so the frame is restored each time.) */
     memcpy(buf, copy, sizeof(buf));
     /* The genuine frame opens to the plaintext, once. */
-    assert_int_equal(
-        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
-        0);
+    assert_int_equal(spw__frame_open(sk.aead, sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr),
+                                     buf, sizeof(buf), tag),
+                     0);
     assert_memory_equal(buf, msg, sizeof(msg));
     memcpy(buf, copy, sizeof(buf));
-    assert_int_equal(
-        spw__frame_open(sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
-        SPW_EREPLAY);
+    assert_int_equal(spw__frame_open(sk.aead, sk.rx_key, &sk.replay, sk.id, ctr, hdr, sizeof(hdr),
+                                     buf, sizeof(buf), tag),
+                     SPW_EREPLAY);
     /* The other direction's key cannot open it. */
     memcpy(buf, copy, sizeof(buf));
     spw_replay fresh = {0};
-    assert_int_equal(
-        spw__frame_open(ck.rx_key, &fresh, ck.id, ctr, hdr, sizeof(hdr), buf, sizeof(buf), tag),
-        SPW_EAUTH);
+    assert_int_equal(spw__frame_open(ck.aead, ck.rx_key, &fresh, ck.id, ctr, hdr, sizeof(hdr), buf,
+                                     sizeof(buf), tag),
+                     SPW_EAUTH);
+    /* The frame is the named AEAD's, as libsodium defines it (nonce: id LE,
+     * counter LE), and not the other's. */
+    uint8_t nonce[12], out[64], other[64];
+    for (int i = 0; i < 4; i++)
+        nonce[i] = (uint8_t)(sk.id >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        nonce[4 + i] = (uint8_t)(ctr >> (8 * i));
+    bool is_aes = aead == SPW_AEAD_AES256GCM;
+    int aes = crypto_aead_aes256gcm_decrypt_detached(is_aes ? out : other, NULL, copy, sizeof(copy),
+                                                     tag, hdr, sizeof(hdr), nonce, sk.rx_key);
+    int chacha = crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+        is_aes ? other : out, NULL, copy, sizeof(copy), tag, hdr, sizeof(hdr), nonce, sk.rx_key);
+    assert_int_equal(is_aes ? aes : chacha, 0);
+    assert_int_not_equal(is_aes ? chacha : aes, 0);
+    assert_memory_equal(out, msg, sizeof(msg));
+}
+
+static void frames_seal_open_and_refuse_replays(void **state)
+{
+    (void)state;
+    frames_under(SPW_AEAD_CHACHA20);
+    if (!(spw__aead_available() & SPW_AEAD_AES256GCM))
+        skip(); /* no AES-NI: ChaCha20-Poly1305 alone checked */
+    frames_under(SPW_AEAD_AES256GCM);
+}
+
+/* The server picks AES-256-GCM when both sides take it, else
+ * ChaCha20-Poly1305; the offer and the choice are authenticated, and a
+ * choice the client did not offer is refused. */
+static void aead_negotiation(void **state)
+{
+    (void)state;
+    const uint32_t C = SPW_AEAD_CHACHA20, A = SPW_AEAD_AES256GCM, ALL = SPW_AEAD_ALL;
+    assert_int_equal(spw__aead_pick(ALL, ALL), A);
+    assert_int_equal(spw__aead_pick(ALL, C), C);
+    assert_int_equal(spw__aead_pick(C, ALL), C);
+    assert_int_equal(spw__aead_pick(A, ALL), A);
+    assert_int_equal(spw__aead_pick(A, C), 0);
+    assert_int_equal(spw__aead_pick(0, ALL), 0);
+    assert_int_equal(spw__aead_pick(0x80u | C, ALL), C); /* unknown bits ignored */
+    assert_true(spw__aead_available() & C);
+
+    spw_session_keys ck, sk;
+    handshake_with(&ck, &sk, 10, ALL, ALL);
+    assert_int_equal(ck.aead, A);
+    handshake_with(&ck, &sk, 11, ALL, C); /* a server without AES-NI */
+    assert_int_equal(ck.aead, C);
+    handshake_with(&ck, &sk, 12, C, ALL); /* a client without it */
+    assert_int_equal(ck.aead, C);
+
+    spw_hs_initiator st;
+    uint8_t hello[SPW_HELLO_LEN], welcome[SPW_WELCOME_LEN];
+    spw_session_keys k;
+    uint64_t ts;
+    /* Nothing in common: no WELCOME. */
+    assert_int_equal(spw__hs_hello(&st, &client, server.pub, 13, A, hello), 0);
+    assert_int_equal(spw__hs_respond(&server, hello, 1, C, welcome, &k, &ts), SPW_EUNSUPPORTED);
+    /* An offer altered on the way (its encrypted bytes are 88..91): the HELLO
+     * does not authenticate, so no downgrade can be slipped in. */
+    assert_int_equal(spw__hs_hello(&st, &client, server.pub, 14, ALL, hello), 0);
+    for (int i = 88; i < 92; i++) {
+        uint8_t bad[SPW_HELLO_LEN];
+        memcpy(bad, hello, sizeof(bad));
+        bad[i] ^= 0x02;
+        assert_int_equal(spw__hs_respond(&server, bad, 1, ALL, welcome, &k, &ts), SPW_EAUTH);
+    }
+    /* A choice altered on the way (its encrypted bytes are 36..39). */
+    assert_int_equal(spw__hs_respond(&server, hello, 1, ALL, welcome, &k, &ts), 0);
+    assert_int_equal(k.aead, A);
+    for (int i = 36; i < 40; i++) {
+        uint8_t bad[SPW_WELCOME_LEN];
+        memcpy(bad, welcome, sizeof(bad));
+        bad[i] ^= 0x03;
+        spw_hs_initiator copy = st;
+        assert_int_equal(spw__hs_read_welcome(&copy, bad, &k), SPW_EAUTH);
+    }
+    /* A server that authenticates a choice the client did not offer (it saw
+     * an offer other than the one sent) is refused by the client. */
+    st.offer = C;
+    assert_int_equal(spw__hs_read_welcome(&st, welcome, &k), SPW_EAUTH);
 }
 
 static void replay_window(void **state)
@@ -251,6 +343,7 @@ int main(void)
         cmocka_unit_test(handshake_agrees_on_keys),
         cmocka_unit_test(handshake_refuses_tampering_and_wrong_keys),
         cmocka_unit_test(frames_seal_open_and_refuse_replays),
+        cmocka_unit_test(aead_negotiation),
         cmocka_unit_test(replay_window),
         cmocka_unit_test(cookies),
         cmocka_unit_test(key_files),

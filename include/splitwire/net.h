@@ -76,6 +76,11 @@ typedef struct spw_net_seg {
 
 #define SPW_NET_LINK_STEPS 8
 
+/* spw_net_config.cipher */
+#define SPW_NET_CIPHER_AUTO 0
+#define SPW_NET_CIPHER_CHACHA20 1
+#define SPW_NET_CIPHER_AES256GCM 2
+
 typedef struct spw_net_config {
     spw_net_transport transport;
     const char *local; /* "ip:port" to bind (UDP port 0 = any) */
@@ -128,7 +133,8 @@ typedef struct spw_net_config {
     uint32_t retain_ms;             /* results kept for NACKs and repeats [1000] */
 
     /* Protocol version 2 (docs/PROTOCOL.md): sessions from a Noise IK
-     * handshake, every frame sealed with ChaCha20-Poly1305. A server gives
+     * handshake, every frame sealed (AES-256-GCM or ChaCha20-Poly1305,
+     * `cipher` below). A server gives
      * its static private key; a client gives the server's public key and,
      * optionally, its own private key (else one is made for the endpoint),
      * and holds a session with each server address it sends to.
@@ -142,6 +148,15 @@ typedef struct spw_net_config {
     uint32_t max_sessions;   /* server: sessions held, the idlest replaced [1024] */
     uint32_t handshake_rate; /* server: handshakes a second before a HELLO
                                 must echo a cookie [1000] */
+    /* Protocol 2's frame AEAD, agreed in the handshake: a client offers,
+     * the server picks AES-256-GCM when both sides have it, else
+     * ChaCha20-Poly1305. AUTO offers (accepts) AES-256-GCM where the CPU has
+     * AES-NI, and ChaCha20-Poly1305 always; the environment variable
+     * SPW_NET_CIPHER (chacha20-poly1305, aes-256-gcm, auto) then decides
+     * instead. One cipher alone restricts the endpoint to it (AES-256-GCM
+     * without AES-NI: SPW_EUNSUPPORTED at open); two endpoints without one
+     * in common never complete a handshake. */
+    int cipher; /* SPW_NET_CIPHER_* [AUTO] */
 
     /* Link emulation on transmit: token bucket (rate in bit/s, burst in
      * bytes), one-way delay with jitter and random loss. rate 0 = unlimited.
@@ -292,9 +307,11 @@ typedef struct spw_net_stats {
      * their counter was seen before (replay), or because they named a session
      * this endpoint does not have; frames not sent for want of a session;
      * handshakes completed (client) or answered (server), cookies sent, and
-     * STALE notices (no such session) sent. */
+     * STALE notices (no such session) sent; of the handshakes, those that
+     * agreed on AES-256-GCM (the others: ChaCha20-Poly1305). */
     uint64_t rx_auth_fail, rx_replay, rx_no_session, tx_no_session;
     uint64_t handshakes, cookies_sent, stale_sent;
+    uint64_t handshakes_aes256gcm;
     /* Failed socket calls (kernel UDP), by cause: tx_errors and rx_errors
      * count every failed send or receive call (a receive with nothing
      * waiting is not a failure); the err_* fields split them by errno, and

@@ -6,7 +6,9 @@
  * completes a real handshake with the server from sender 0's address;
  * bit 1: then every frame from sender 0 is sealed with that session's keys
  * (header fields and payload as the input has them), so the fuzzer gets past
- * authentication into reassembly. Senders 1..3 have no session: everything
+ * authentication into reassembly; bit 3: the endpoint takes ChaCha20-Poly1305
+ * only (else AES-256-GCM where the CPU has it), so sealed framing is fuzzed
+ * under either AEAD. Senders 1..3 have no session: everything
  * the endpoint sends them, in total, must stay within what they sent.
  */
 #include <stdint.h>
@@ -94,6 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.handshake_rate = 2; /* cookies soon */
     c.nack_delay_us = 1;
     c.mbufs = 256;
+    c.cipher = flags & 8 ? SPW_NET_CIPHER_CHACHA20 : SPW_NET_CIPHER_AUTO;
     if (as_client) {
         c.peer = "10.0.0.1:1";
         c.server_public_key = server_kp.pub;
@@ -115,7 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            .frag_count = 1,
                            .payload_len = SPW_HELLO_LEN,
                            .msg_len = SPW_HELLO_LEN};
-        if (spw__hs_hello(&st, &client_kp, server_kp.pub, 1, frame + SPW_PROTO_HDR_LEN))
+        if (spw__hs_hello(&st, &client_kp, server_kp.pub, 1, SPW_AEAD_ALL,
+                          frame + SPW_PROTO_HDR_LEN))
             abort();
         spw__proto_write(frame, &h);
         spw_net_addr from = {.ip = 0x0a000001u, .port = 1};
