@@ -29,7 +29,7 @@
 typedef struct bench_opts {
     bool json;
     long count, warmup;
-    bool dpdk, udp;
+    bool dpdk, udp, pin;
     const char *only; /* run only the cases whose label contains this */
 } bench_opts;
 
@@ -370,6 +370,14 @@ static int sh(const char *cmd)
 
 /* ---- output ------------------------------------------------------------ */
 
+/* The AEAD a protocol 2 case ran with, as its client's handshakes say. */
+static const char *aead_of(const bench_res *r)
+{
+    if (!r->cli.handshakes)
+        return "none";
+    return r->cli.handshakes_aes256gcm ? "aes-256-gcm" : "chacha20-poly1305";
+}
+
 static double per_req(uint64_t bytes, uint64_t reqs)
 {
     return reqs ? (double)bytes / (double)reqs : 0;
@@ -384,8 +392,9 @@ static void print_text(const bench_res *r, int n, const bench_opts *o)
            "req/s 1", "req/s 16", "copied B/req c|s", "driver B/req c|s");
     for (int i = 0; i < n; i++) {
         if (r[i].status) {
-            printf("%-18s %s: %s\n", r[i].transport, r[i].status == 77 ? "skipped" : "FAILED",
-                   r[i].detail);
+            if (!o->only || !strstr(r[i].detail, "not selected"))
+                printf("%-18s %s: %s\n", r[i].transport,
+                       r[i].status == 77 ? "skipped" : "FAILED", r[i].detail);
             continue;
         }
         uint64_t reqs = r[i].ok + r[i].errors;
@@ -415,13 +424,14 @@ static void print_json(const bench_res *r, int n, const bench_opts *o)
             printf("}");
             continue;
         }
-        printf(", \"status\": \"ok\", \"p50_us\": %.2f, \"p99_us\": %.2f, \"p999_us\": %.2f, "
+        printf(", \"status\": \"ok\", \"aead\": \"%s\", \"p50_us\": %.2f, \"p99_us\": %.2f, \"p999_us\": %.2f, "
                "\"mean_us\": %.2f, \"rps_1_in_flight\": %.0f, \"rps_%d_in_flight\": %.0f, "
                "\"ok\": %llu, \"wrong\": %llu, \"retransmits\": %llu, "
                "\"client_tx_copy_bytes\": %llu, \"client_rx_copy_bytes\": %llu, "
                "\"server_tx_copy_bytes\": %llu, \"server_rx_copy_bytes\": %llu, "
                "\"client_driver_copy_bytes\": %llu, \"server_driver_copy_bytes\": %llu}",
-               r[i].p50, r[i].p99, r[i].p999, r[i].mean, r[i].rps_serial, WINDOW, r[i].rps_window,
+               aead_of(&r[i]), r[i].p50, r[i].p99, r[i].p999, r[i].mean, r[i].rps_serial, WINDOW,
+               r[i].rps_window,
                (unsigned long long)r[i].ok, (unsigned long long)r[i].errors,
                (unsigned long long)r[i].cli.retransmits, (unsigned long long)r[i].cli.tx_copy_bytes,
                (unsigned long long)r[i].cli.rx_copy_bytes,
@@ -464,6 +474,18 @@ static void run_both(const char *name, const spw_net_config *srv, const char *sr
     }
 }
 
+/* Whether --only leaves either case of transport `name` to run. */
+static bool selected(const bench_opts *o, const char *name)
+{
+    char label[40];
+    for (int v = 1; v <= 2; v++) {
+        snprintf(label, sizeof(label), "%s v%d", name, v);
+        if (!o->only || strstr(label, o->only))
+            return true;
+    }
+    return false;
+}
+
 /* Copies one pair's skip reason to its second entry. */
 static void skip_both(bench_res *r, const char *name, const char *detail)
 {
@@ -479,7 +501,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: splitwire bench net [--json] [--count N] [--warmup N] [--no-dpdk] "
-            "[--no-udp] [--only TEXT]\n\n"
+            "[--no-udp] [--only TEXT] [--pin]\n\n"
             "Round trips of a %u-byte request answered with %u bytes by an echo peer in\n"
             "a child process, over DPDK net_memif (copy mode, then the client in\n"
             "zero-copy mode), DPDK net_af_packet on a veth pair\n"
@@ -487,6 +509,11 @@ static void usage(FILE *f)
             "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
             "--insecure) in the same run.\n"
             "--only runs just the cases whose label (as printed) contains TEXT.\n"
+            "--pin keeps the DPDK server on CPU 1 and the client on CPU 0 (else both\n"
+            "float over CPUs 0 and 1).\n"
+            "Protocol 2 uses the AEAD the handshake agrees on (AES-256-GCM where the\n"
+            "CPU has AES-NI); SPW_NET_CIPHER=chacha20-poly1305 in the environment\n"
+            "measures ChaCha20-Poly1305 instead.\n"
             "DPDK runs with --no-huge; SPW_DPDK_PMD_DIR overrides the PMD directory.\n",
             REQ_BYTES, RES_BYTES);
 }
@@ -502,6 +529,7 @@ int spw_cli_bench_net(int argc, char **argv)
         SPW_CLI_OPT_FLAG("no-dpdk", &no_dpdk),
         SPW_CLI_OPT_FLAG("no-udp", &no_udp),
         SPW_CLI_OPT_STR("only", &o.only),
+        SPW_CLI_OPT_FLAG("pin", &o.pin),
         SPW_CLI_OPT_END,
     };
     int prc = spw_cli_parse("splitwire bench net", argc, argv, opts, NULL, usage, NULL);
@@ -518,7 +546,14 @@ int spw_cli_bench_net(int argc, char **argv)
     int pid = (int)getpid() % 100000;
     const char *pmd = spw_cli_dpdk_pmd_dir();
     bool dpdk = o.dpdk && spw_net_transport_available(SPW_NET_DPDK);
-    const char *common = "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1)";
+    /* Both DPDK peers float over CPUs 0 and 1, or with --pin the server
+     * keeps CPU 1 and the client CPU 0 (one lcore per core, as a DPDK
+     * deployment runs: steadier p50s, but a peer cannot leave its core to
+     * other work, so p99 grows on a shared machine). */
+    const char *common_s = o.pin ? "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@1"
+                                 : "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1)";
+    const char *common_c = o.pin ? "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@0"
+                                 : "--no-huge -m 512 --no-pci --no-telemetry --lcores=0@(0,1)";
 
     spw_net_config base = {0};
     base.transport = SPW_NET_DPDK;
@@ -541,8 +576,8 @@ int spw_cli_bench_net(int argc, char **argv)
             const char *fmt = "%s%s --file-prefix spwb%c%d -d %s/librte_mempool_ring.so "
                               "-d %s/librte_net_memif.so "
                               "--vdev=net_memif0,role=%s,socket=%s,socket-abstract=no%s";
-            snprintf(sa, sizeof(sa), fmt, common, "", 's', pid, pmd, pmd, "server", sock, "");
-            snprintf(ca, sizeof(ca), fmt, common, zc ? " --single-file-segments" : "", 'c', pid,
+            snprintf(sa, sizeof(sa), fmt, common_s, "", 's', pid, pmd, pmd, "server", sock, "");
+            snprintf(ca, sizeof(ca), fmt, common_c, zc ? " --single-file-segments" : "", 'c', pid,
                      pmd, pmd, "client", sock, zc ? ",zero-copy=yes" : "");
             spw_net_config s = base, c = base;
             s.eal_args = sa;
@@ -567,7 +602,9 @@ int spw_cli_bench_net(int argc, char **argv)
                  "ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 && "
                  "ip -n %s link set spwa%d up && ip -n %s link set spwb%d up",
                  nsa, nsb, pid, pid, pid, nsa, pid, nsb, nsa, nsb, nsa, pid, nsb, pid);
-        if (!dpdk || !pmd) {
+        if (!selected(&o, "dpdk-af_packet")) {
+            skip_both(r, "dpdk-af_packet", "not selected (--only)");
+        } else if (!dpdk || !pmd) {
             skip_both(r, "dpdk-af_packet", "DPDK not available");
         } else if (geteuid() != 0) {
             skip_both(r, "dpdk-af_packet", "needs root for network namespaces");
@@ -578,8 +615,8 @@ int spw_cli_bench_net(int argc, char **argv)
             const char *fmt = "%s --file-prefix spwb%c%d -d %s/librte_mempool_ring.so "
                               "-d %s/librte_net_af_packet.so "
                               "--vdev=net_af_packet0,iface=spw%c%d,qpairs=1";
-            snprintf(sa, sizeof(sa), fmt, common, 'S', pid, pmd, pmd, 'a', pid);
-            snprintf(ca, sizeof(ca), fmt, common, 'C', pid, pmd, pmd, 'b', pid);
+            snprintf(sa, sizeof(sa), fmt, common_s, 'S', pid, pmd, pmd, 'a', pid);
+            snprintf(ca, sizeof(ca), fmt, common_c, 'C', pid, pmd, pmd, 'b', pid);
             spw_net_config s = base, c = base;
             s.eal_args = sa;
             s.local = "10.99.0.2:9000";
@@ -590,7 +627,7 @@ int spw_cli_bench_net(int argc, char **argv)
         }
         snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", nsa,
                  nsb);
-        if (geteuid() == 0)
+        if (geteuid() == 0 && selected(&o, "dpdk-af_packet"))
             sh(cmd);
     }
     if (o.udp) {
@@ -621,8 +658,8 @@ int spw_cli_bench_net(int argc, char **argv)
         if (!strncmp(v2->transport, "udp-loopback", 12))
             udp = v2;
         if (!o.json)
-            printf("%.*s: protocol 2 (sealed) p50 is %.2fx protocol 1's (+%.1f us)\n",
-                   (int)(strchr(v2->transport, ' ') - v2->transport), v2->transport,
+            printf("%.*s: protocol 2 (sealed, %s) p50 is %.2fx protocol 1's (+%.1f us)\n",
+                   (int)(strchr(v2->transport, ' ') - v2->transport), v2->transport, aead_of(v2),
                    v2->p50 / v1->p50, v2->p50 - v1->p50);
     }
     if (memif && udp && !o.json)
