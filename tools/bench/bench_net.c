@@ -1,6 +1,7 @@
 /* splitwire bench net: round trips of a 6 KiB request with a 64-byte reply over
  * DPDK memif (copy and client zero-copy mode), DPDK af_packet on a veth pair between two network namespaces,
  * and kernel UDP on loopback, each against an echo peer in a child process,
+ * and over the memory transport within this process (the CPU cost alone),
  * each with protocol 2 (sealed frames) and protocol 1 in the same run. */
 #include <errno.h>
 #include <fcntl.h>
@@ -212,6 +213,77 @@ done:
     return 0;
 }
 
+/* Both endpoints in this process over the memory transport, polled in turn
+ * on one thread: the CPU cost of a round trip (framing, sealing, copies)
+ * without scheduling or a driver, immune to how busy the machine is. */
+static void bench_inproc(const spw_net_config *srv_cfg, const spw_net_config *cli_cfg,
+                         const bench_opts *o, bench_res *res)
+{
+    spw_net *s = NULL, *c = NULL;
+    spw_net_config cc = *cli_cfg;
+    double *lat = malloc(sizeof(double) * (size_t)o->count);
+    int rc = lat ? spw_net_open(srv_cfg, &s) : SPW_ENOMEM;
+    if (!rc) {
+        cc.memory_pair = s;
+        rc = spw_net_open(&cc, &c);
+    }
+    if (rc) {
+        res->status = 1;
+        snprintf(res->detail, sizeof(res->detail), "%s: %s", spw_strerror(rc), spw_error_detail());
+        goto done;
+    }
+    uint64_t id = 1, t_start = 0;
+    long total = o->warmup + o->count;
+    for (long i = 0; i < total; i++) {
+        if (i == o->warmup)
+            t_start = spw_cli_now_ns();
+        uint64_t before = res->ok + res->errors, t0 = spw_cli_now_ns();
+        if (send_req(c, id++))
+            break;
+        for (int spin = 0; res->ok + res->errors == before && spin < 1000000; spin++) {
+            spw_net_msg *q[32];
+            spw_net_poll(s, 0);
+            int got = spw_net_recv(s, q, 32);
+            for (int k = 0; k < got; k++) {
+                spw_net_msg *r;
+                if (q[k]->type == SPW_NET_REQUEST && spw_net_tx_alloc(s, RES_BYTES, &r) == 0) {
+                    memset(r->segs[0].data, 0, RES_BYTES);
+                    memcpy(r->segs[0].data, q[k]->segs[0].data, 4);
+                    r->type = SPW_NET_RESULT;
+                    r->request_id = q[k]->request_id;
+                    r->peer = q[k]->peer;
+                    r->session = q[k]->session;
+                    spw_net_send(s, r, 0, 0, RES_BYTES);
+                }
+                spw_net_msg_free(s, q[k]);
+            }
+            spw_net_poll(c, 0);
+            take_answers(c, res);
+        }
+        if (i >= o->warmup)
+            lat[i - o->warmup] = (double)(spw_cli_now_ns() - t0);
+    }
+    if (res->ok + res->errors < (uint64_t)total) {
+        res->status = 1;
+        snprintf(res->detail, sizeof(res->detail), "only %llu of %ld round trips completed",
+                 (unsigned long long)(res->ok + res->errors), total);
+        goto done;
+    }
+    spw_cli_stats st;
+    spw_cli_stats_of(lat, (int)o->count, &st);
+    res->mean = st.mean / 1000.0;
+    res->p50 = spw_cli_percentile(lat, (int)o->count, 50) / 1000.0;
+    res->p99 = st.p99 / 1000.0;
+    res->p999 = spw_cli_percentile(lat, (int)o->count, 99.9) / 1000.0;
+    res->rps_serial = (double)o->count / ((double)(spw_cli_now_ns() - t_start) / 1e9);
+done:
+    spw_net_stats_get(c, &res->cli);
+    spw_net_stats_get(s, &res->srv);
+    spw_net_close(c);
+    spw_net_close(s);
+    free(lat);
+}
+
 /* ---- process plumbing -------------------------------------------------- */
 
 static int enter_netns(const char *ns)
@@ -393,8 +465,8 @@ static void print_text(const bench_res *r, int n, const bench_opts *o)
     for (int i = 0; i < n; i++) {
         if (r[i].status) {
             if (!o->only || !strstr(r[i].detail, "not selected"))
-                printf("%-18s %s: %s\n", r[i].transport,
-                       r[i].status == 77 ? "skipped" : "FAILED", r[i].detail);
+                printf("%-18s %s: %s\n", r[i].transport, r[i].status == 77 ? "skipped" : "FAILED",
+                       r[i].detail);
             continue;
         }
         uint64_t reqs = r[i].ok + r[i].errors;
@@ -424,15 +496,15 @@ static void print_json(const bench_res *r, int n, const bench_opts *o)
             printf("}");
             continue;
         }
-        printf(", \"status\": \"ok\", \"aead\": \"%s\", \"p50_us\": %.2f, \"p99_us\": %.2f, \"p999_us\": %.2f, "
+        printf(", \"status\": \"ok\", \"aead\": \"%s\", \"p50_us\": %.2f, \"p99_us\": %.2f, "
+               "\"p999_us\": %.2f, "
                "\"mean_us\": %.2f, \"rps_1_in_flight\": %.0f, \"rps_%d_in_flight\": %.0f, "
                "\"ok\": %llu, \"wrong\": %llu, \"retransmits\": %llu, "
                "\"client_tx_copy_bytes\": %llu, \"client_rx_copy_bytes\": %llu, "
                "\"server_tx_copy_bytes\": %llu, \"server_rx_copy_bytes\": %llu, "
                "\"client_driver_copy_bytes\": %llu, \"server_driver_copy_bytes\": %llu}",
                aead_of(&r[i]), r[i].p50, r[i].p99, r[i].p999, r[i].mean, r[i].rps_serial, WINDOW,
-               r[i].rps_window,
-               (unsigned long long)r[i].ok, (unsigned long long)r[i].errors,
+               r[i].rps_window, (unsigned long long)r[i].ok, (unsigned long long)r[i].errors,
                (unsigned long long)r[i].cli.retransmits, (unsigned long long)r[i].cli.tx_copy_bytes,
                (unsigned long long)r[i].cli.rx_copy_bytes,
                (unsigned long long)r[i].srv.tx_copy_bytes,
@@ -508,6 +580,9 @@ static void usage(FILE *f)
             "between two network namespaces (root only), and kernel UDP on loopback,\n"
             "each with protocol 2 (v2: sealed frames, the default) and protocol 1 (v1:\n"
             "--insecure) in the same run.\n"
+            "memory-inproc: both peers in this process over the memory transport,\n"
+            "polled in turn on one thread (the CPU cost of a round trip, no\n"
+            "scheduling).\n"
             "--only runs just the cases whose label (as printed) contains TEXT.\n"
             "--pin keeps the DPDK server on CPU 1 and the client on CPU 0 (else both\n"
             "float over CPUs 0 and 1).\n"
@@ -541,7 +616,7 @@ int spw_cli_bench_net(int argc, char **argv)
     int krc = spw_net_keypair(bench_priv, bench_pub);
     if (krc)
         return spw_cli_fail(krc, "making a key pair");
-    bench_res res[8];
+    bench_res res[10];
     int nres = 0;
     int pid = (int)getpid() % 100000;
     const char *pmd = spw_cli_dpdk_pmd_dir();
@@ -629,6 +704,32 @@ int spw_cli_bench_net(int argc, char **argv)
                  nsb);
         if (geteuid() == 0 && selected(&o, "dpdk-af_packet"))
             sh(cmd);
+    }
+    {
+        /* In this process: the CPU cost per round trip, v2 then v1. */
+        bench_res *r = &res[nres];
+        nres += 2;
+        for (int v = 0; v < 2; v++) {
+            memset(&r[v], 0, sizeof(r[v]));
+            snprintf(r[v].transport, sizeof(r[v].transport), "memory-inproc %s", v ? "v1" : "v2");
+            if (o.only && !strstr(r[v].transport, o.only)) {
+                r[v].status = 77;
+                snprintf(r[v].detail, sizeof(r[v].detail), "not selected (--only %s)", o.only);
+                continue;
+            }
+            spw_net_config s = {0}, c = {0};
+            s.transport = c.transport = SPW_NET_MEMORY;
+            s.local = "10.9.0.2:9000";
+            c.local = "10.9.0.1:9001";
+            c.peer = s.local;
+            if (v) {
+                s.insecure = c.insecure = 1;
+            } else {
+                s.private_key = bench_priv;
+                c.server_public_key = bench_pub;
+            }
+            bench_inproc(&s, &c, &o, &r[v]);
+        }
     }
     if (o.udp) {
         spw_net_config s = {0}, c = {0};
