@@ -157,12 +157,13 @@ static int bench_client(const spw_net_config *cfg, const bench_opts *o, int fd)
     }
     /* One request in flight: the round trip. */
     uint64_t t_start = 0;
+    int send_rc = 0;
     for (long i = 0; i < total && spw_cli_now_ns() < deadline; i++) {
         if (i == o->warmup)
             t_start = spw_cli_now_ns();
         uint64_t before = res.ok + res.errors;
         uint64_t t0 = spw_cli_now_ns();
-        if (send_req(n, id++))
+        if ((send_rc = send_req(n, id++)))
             break;
         while (res.ok + res.errors == before && spw_cli_now_ns() < deadline) {
             spw_net_poll(n, 1000);
@@ -174,8 +175,9 @@ static int bench_client(const spw_net_config *cfg, const bench_opts *o, int fd)
     uint64_t t_serial = spw_cli_now_ns() - t_start;
     if (res.ok + res.errors < (uint64_t)total) {
         res.status = 1;
-        snprintf(res.detail, sizeof(res.detail), "only %llu of %ld round trips completed",
-                 (unsigned long long)(res.ok + res.errors), total);
+        snprintf(res.detail, sizeof(res.detail), "only %llu of %ld round trips completed%s%s",
+                 (unsigned long long)(res.ok + res.errors), total,
+                 send_rc ? "; sending failed: " : "", send_rc ? spw_error_detail() : "");
         goto done;
     }
     spw_cli_stats st;
