@@ -42,7 +42,7 @@ typedef struct bench_res {
     uint64_t ok, errors;
     spw_net_stats cli, srv;
     char transport[24];
-    char detail[200];
+    char detail[320];
 } bench_res;
 
 static void write_all(int fd, const void *p, size_t n)
@@ -175,9 +175,16 @@ static int bench_client(const spw_net_config *cfg, const bench_opts *o, int fd)
     uint64_t t_serial = spw_cli_now_ns() - t_start;
     if (res.ok + res.errors < (uint64_t)total) {
         res.status = 1;
-        snprintf(res.detail, sizeof(res.detail), "only %llu of %ld round trips completed%s%s",
+        spw_net_stats cs;
+        spw_net_stats_get(n, &cs);
+        snprintf(res.detail, sizeof(res.detail),
+                 "only %llu of %ld round trips completed (client sent %llu frames, received "
+                 "%llu, %llu resent, %llu dropped, %llu timed out)%s%s",
                  (unsigned long long)(res.ok + res.errors), total,
-                 send_rc ? "; sending failed: " : "", send_rc ? spw_error_detail() : "");
+                 (unsigned long long)cs.tx_packets, (unsigned long long)cs.rx_packets,
+                 (unsigned long long)cs.retransmits, (unsigned long long)cs.tx_drops,
+                 (unsigned long long)cs.request_timeouts, send_rc ? "; sending failed: " : "",
+                 send_rc ? spw_error_detail() : "");
         goto done;
     }
     spw_cli_stats st;
@@ -337,17 +344,20 @@ static pid_t spawn_client(const spw_net_config *cfg, const bench_opts *o, const 
     return pid;
 }
 
-static void reap(pid_t pid, uint64_t deadline)
+/* Waits for pid until deadline, then kills it; the signal that ended it
+ * on its own (0: it exited, or had to be killed). */
+static int reap(pid_t pid, uint64_t deadline)
 {
-    int st;
+    int st = 0;
     while (waitpid(pid, &st, WNOHANG) == 0) {
         if (spw_cli_now_ns() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
-            return;
+            return 0;
         }
         usleep(5000);
     }
+    return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
 }
 
 static bool read_full(int fd, void *p, size_t n)
@@ -390,14 +400,17 @@ static void run_case(const char *name, const spw_net_config *srv, const char *sr
         res->status = 1;
         snprintf(res->detail, sizeof(res->detail), "client process failed");
     }
-    if (c > 0)
-        reap(c, deadline);
+    int csig = c > 0 ? reap(c, deadline) : 0;
     /* The server ends on the stop request; give it a moment, then insist. */
     if (!read_full(sfd, &res->srv, sizeof(res->srv)))
         memset(&res->srv, 0, sizeof(res->srv));
-    reap(s, spw_cli_now_ns() + 2000000000ull);
-    int st = 0;
-    waitpid(s, &st, WNOHANG);
+    int ssig = reap(s, spw_cli_now_ns() + 2000000000ull);
+    /* A peer that died of a signal (DPDK's interrupt thread has been seen
+     * to crash on a memif peer) is named, failed run or not. */
+    size_t dl = strlen(res->detail);
+    if (ssig || csig)
+        snprintf(res->detail + dl, sizeof(res->detail) - dl, "%s%s died of signal %d",
+                 dl ? "; " : "", ssig ? "echo peer" : "client", ssig ? ssig : csig);
     if (sfd >= 0)
         close(sfd);
     if (cfd >= 0)
