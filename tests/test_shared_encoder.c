@@ -44,8 +44,8 @@ static void same_answer(const spw_result *r, const spw_result *want, const char 
                  r->top[0].label, want->top[0].label);
     for (int j = 0; j < r->k; j++) {
         if (fabs(r->top[j].prob - want->top[j].prob) > TOL)
-            fail_msg("%s, image %d, rank %d: probability %.7f, the local run says %.7f", what, i,
-                     j, r->top[j].prob, want->top[j].prob);
+            fail_msg("%s, image %d, rank %d: probability %.7f, the local run says %.7f", what, i, j,
+                     r->top[j].prob, want->top[j].prob);
         /* lower ranks: the label where the local run separates them */
         if (j + 1 < r->k && want->top[j].prob - want->top[j + 1].prob > TOL &&
             (j == 0 || want->top[j - 1].prob - want->top[j].prob > TOL))
@@ -135,8 +135,8 @@ static void test_server_selects_by_model_id(void **state)
             spw_result r;
             assert_int_equal(spw_client_classify(c, &images[i], &r), 0);
             assert_int_equal(r.rate_point, b);
-            same_answer(&r, &ref[b][i], b ? "server, MobileNetV1 bundle" : "server, MobileNetV2 bundle",
-                        i);
+            same_answer(&r, &ref[b][i],
+                        b ? "server, MobileNetV1 bundle" : "server, MobileNetV2 bundle", i);
         }
     spw_server_stats ss;
     for (int wait = 0; wait < 200; wait++) {
@@ -151,6 +151,35 @@ static void test_server_selects_by_model_id(void **state)
     spw_server_stop(st.srv);
     pthread_join(st.tid, NULL);
     spw_server_close(st.srv);
+}
+
+/* A copy of the MobileNetV1 bundle whose encoder.onnx is not the declared
+ * one (the owner's file with one byte appended): the client refuses it
+ * before it encodes anything. */
+static void test_client_refuses_other_encoder(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/spw_shared_XXXXXX", path[600];
+    assert_non_null(mkdtemp(dir));
+    const char *links[] = {"manifest.json", "decoder.onnx"};
+    for (int i = 0; i < 2; i++) {
+        char from[600];
+        snprintf(from, sizeof(from), "%s/%s", V1, links[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, links[i]);
+        assert_int_equal(symlink(from, path), 0);
+    }
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "cp '%s/encoder.onnx' '%s/' && printf x >> '%s/encoder.onnx'", V2,
+             dir, dir);
+    assert_int_equal(system(cmd), 0);
+    spw_client_config cc = {
+        .bundle_dir = dir, .backend = "cpu-ref", .local = 1, .models_dir = models};
+    spw_client *c = NULL;
+    assert_int_equal(spw_client_open(&cc, &c), SPW_EMISMATCH);
+    assert_null(c);
+    assert_non_null(strstr(spw_error_detail(), "share with 'mb-mnv2-s28-l32'"));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -189,6 +218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_local_references),
         cmocka_unit_test(test_server_selects_by_model_id),
+        cmocka_unit_test(test_client_refuses_other_encoder),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     for (int i = 0; i < n_images; i++)
