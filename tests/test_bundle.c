@@ -38,6 +38,11 @@ static void test_open_and_info(void **state)
     spw_bundle_close(b);
 }
 
+/* What the last open_edited saw: the manifest (when it opened) and the
+ * codec tables' load status (tried even when the encoder failed). */
+static spw_bundle_info edited_info;
+static int edited_tables_rc;
+
 /* Writes a copy of the tiny manifest with one edit (a literal substitution). */
 static int open_edited(const char *from, const char *to, char *dir)
 {
@@ -48,6 +53,8 @@ static int open_edited(const char *from, const char *to, char *dir)
     FILE *f = fopen(src, "rb");
     assert_non_null(f);
     char text[4096];
+    memset(&edited_info, 0, sizeof(edited_info));
+    edited_tables_rc = -1;
     size_t n = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[n] = 0;
@@ -70,6 +77,10 @@ static int open_edited(const char *from, const char *to, char *dir)
     spw_bundle *bundle = NULL;
     int rc = spw_bundle_open(dir, &bundle);
     if (rc == 0) {
+        edited_info = *spw_bundle_get_info(bundle);
+        spw_codec_tables *t = NULL;
+        edited_tables_rc = spw_bundle_load_tables(bundle, &t);
+        spw_codec_tables_free(t);
         spw_model *m = NULL;
         rc = spw_bundle_load_encoder(bundle, &m);
         spw_model_free(m);
@@ -100,6 +111,96 @@ static void test_manifest_errors(void **state)
     assert_non_null(strstr(spw_error_detail(), "encoder output"));
     spw_bundle *b;
     assert_int_equal(spw_bundle_open("/nonexistent", &b), SPW_ENOENT);
+}
+
+/* FNV-1a 64 of the encoder file, against the function's published test
+ * vectors: a bundle whose "encoder" holds exactly those bytes (open reads
+ * only the manifest). */
+static void test_encoder_hash(void **state)
+{
+    (void)state;
+    const char *bytes[] = {"", "a", "foobar"};
+    const uint64_t want[] = {0xcbf29ce484222325ull, 0xaf63dc4c8601ec8cull, 0x85944171f73967e8ull};
+    char dir[] = "/tmp/spw_bundle_XXXXXX", path[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/manifest.json", dir);
+    assert_int_equal(symlink(BUNDLE "/manifest.json", path), 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/encoder.onnx", dir);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        fputs(bytes[i], f);
+        fclose(f);
+        spw_bundle *b;
+        assert_int_equal(spw_bundle_open(dir, &b), 0);
+        uint64_t h = 0;
+        assert_int_equal(spw_bundle_encoder_hash(b, &h), 0);
+        assert_true(h == want[i]);
+        spw_bundle_close(b);
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* "shared_encoder": parsed and checked against the encoder's bytes when the
+ * encoder or its tables load; malformed fields are named. */
+static void test_shared_encoder(void **state)
+{
+    (void)state;
+    spw_bundle *b;
+    assert_int_equal(spw_bundle_open(BUNDLE, &b), 0);
+    assert_int_equal(spw_bundle_get_info(b)->shared_encoder, 0);
+    uint64_t h;
+    assert_int_equal(spw_bundle_encoder_hash(b, &h), 0);
+    spw_bundle_close(b);
+    char dir[64], field[256];
+    /* upper-case digits read as well */
+    snprintf(field, sizeof(field),
+             "\"shared_encoder\": {\"owner\": \"tiny-owner\", \"fnv1a64\": \"%016llX\"},\n  "
+             "\"files\": {",
+             (unsigned long long)h);
+    assert_int_equal(open_edited("\"files\": {", field, dir), 0);
+    assert_int_equal(edited_tables_rc, 0);
+    assert_int_equal(edited_info.shared_encoder, 1);
+    assert_string_equal(edited_info.encoder_owner, "tiny-owner");
+    assert_true(edited_info.encoder_hash == h);
+    spw_bundle_info other = edited_info;
+    assert_int_equal(spw_bundle_same_encoder(&edited_info, &other), 1);
+    other.encoder_hash ^= 1;
+    assert_int_equal(spw_bundle_same_encoder(&edited_info, &other), 0);
+    other = edited_info;
+    other.latent_c++;
+    assert_int_equal(spw_bundle_same_encoder(&edited_info, &other), 0);
+    other = edited_info;
+    other.shared_encoder = 0;
+    assert_int_equal(spw_bundle_same_encoder(&edited_info, &other), 0);
+    assert_int_equal(spw_bundle_same_encoder(NULL, &other), 0);
+
+    /* Another encoder than the one declared: refused by both loads. */
+    snprintf(field, sizeof(field),
+             "\"shared_encoder\": {\"owner\": \"tiny-owner\", \"fnv1a64\": \"%016llx\"},\n  "
+             "\"files\": {",
+             (unsigned long long)(h ^ 0x100));
+    assert_int_equal(open_edited("\"files\": {", field, dir), SPW_EMISMATCH);
+    assert_non_null(strstr(spw_error_detail(), "share with 'tiny-owner'"));
+    assert_int_equal(edited_tables_rc, SPW_EMISMATCH);
+
+    const char *bad[][2] = {
+        {"\"shared_encoder\": 7,", "'shared_encoder'"},
+        {"\"shared_encoder\": {\"fnv1a64\": \"0123456789abcdef\"},", "'owner'"},
+        {"\"shared_encoder\": {\"owner\": \"x\"},", "'fnv1a64'"},
+        {"\"shared_encoder\": {\"owner\": \"x\", \"fnv1a64\": 5},", "'fnv1a64'"},
+        {"\"shared_encoder\": {\"owner\": \"x\", \"fnv1a64\": \"0123456789abcde\"},", "16 hex"},
+        {"\"shared_encoder\": {\"owner\": \"x\", \"fnv1a64\": \"0123456789abcdef0\"},", "16 hex"},
+        {"\"shared_encoder\": {\"owner\": \"x\", \"fnv1a64\": \"0123456789abcdeg\"},", "16 hex"},
+        {"\"shared_encoder\": {\"owner\": \"\", \"fnv1a64\": \"0123456789abcdef\"},", "'owner'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(field, sizeof(field), "%s\n  \"files\": {", bad[i][0]);
+        assert_int_equal(open_edited("\"files\": {", field, dir), SPW_EFORMAT);
+        assert_non_null(strstr(spw_error_detail(), bad[i][1]));
+    }
 }
 
 static void test_cut(void **state)
@@ -248,6 +349,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_and_info),
         cmocka_unit_test(test_manifest_errors),
+        cmocka_unit_test(test_encoder_hash),
+        cmocka_unit_test(test_shared_encoder),
         cmocka_unit_test(test_cut),
         cmocka_unit_test(test_pipeline_in_process),
         cmocka_unit_test(test_tail_missing_backbone),

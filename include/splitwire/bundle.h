@@ -29,6 +29,14 @@ typedef struct spw_bundle_info {
     int label_offset; /* class index = output index - label_offset (1 for a background class) */
     double bpp, top1; /* measured; negative when not measured */
     uint16_t id;      /* stable id of the bundle on the wire (hash of name and version) */
+    /* Manifest "shared_encoder": this bundle's encoder is also the encoder of
+     * other bundles (e.g. decoders for other backbones behind one client
+     * encoder). encoder_owner names the bundle it was trained in,
+     * encoder_hash is the FNV-1a 64 of the encoder file's bytes, checked
+     * whenever the encoder is read. shared_encoder 0: no such field. */
+    int shared_encoder;
+    char encoder_owner[SPW_BUNDLE_NAME_MAX];
+    uint64_t encoder_hash;
 } spw_bundle_info;
 
 typedef struct spw_bundle spw_bundle;
@@ -40,12 +48,22 @@ SPW_API const spw_bundle_info *spw_bundle_get_info(const spw_bundle *bundle);
 SPW_API const char *spw_bundle_dir(const spw_bundle *bundle);
 
 /* Loads the client half (input image tensor -> int32 symbols) or the server
- * half (symbols -> split features), checking their shapes against the manifest.
+ * half (symbols -> split features), checking their shapes against the manifest
+ * (and the encoder's bytes against a declared shared_encoder hash:
+ * SPW_EMISMATCH when they differ; spw_bundle_load_tables checks the same).
  * The server half (and the tail below) is read once per bundle: later loads
  * return new handles on the same weights, so plans made from each share them.
  * Free every handle with spw_model_free. */
 SPW_API int spw_bundle_load_encoder(const spw_bundle *bundle, spw_model **out);
 SPW_API int spw_bundle_load_decoder(const spw_bundle *bundle, spw_model **out);
+
+/* FNV-1a 64 of the bundle's encoder file, the hash "shared_encoder" declares.
+ * Two bundles whose encoders hash alike produce the same symbols for the same
+ * input, so a client can encode once for either. */
+SPW_API int spw_bundle_encoder_hash(const spw_bundle *bundle, uint64_t *out);
+/* 1 when both bundles declare a shared encoder with the same hash and the
+ * same latent shape, else 0 (also for NULL). */
+SPW_API int spw_bundle_same_encoder(const spw_bundle_info *a, const spw_bundle_info *b);
 
 /* The entropy coder's tables, read from the initializers of the encoder's
  * ai.splitwire Quantize node (medians, quantized_cdf, cdf_length, offset).

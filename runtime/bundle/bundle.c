@@ -120,6 +120,41 @@ static uint32_t fnv1a(const char *a, const char *b)
     return h;
 }
 
+/* "shared_encoder": {"owner": NAME, "fnv1a64": 16 hex digits}; optional. */
+static int parse_shared_encoder(json_t *root, spw_bundle_info *in)
+{
+    json_t *v = json_object_get(root, "shared_encoder");
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return spw__error(SPW_EFORMAT, "manifest: 'shared_encoder' must be an object");
+    char hex[32];
+    int rc;
+    if ((rc = get_str(v, "owner", in->encoder_owner, sizeof(in->encoder_owner))) ||
+        (rc = get_str(v, "fnv1a64", hex, sizeof(hex))))
+        return rc;
+    uint64_t h = 0;
+    size_t n = strlen(hex);
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)hex[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            d = -1;
+        if (d < 0 || n != 16)
+            return spw__error(SPW_EFORMAT, "manifest: 'fnv1a64' must be 16 hex digits, not '%s'",
+                              hex);
+        h = h << 4 | (uint64_t)d;
+    }
+    in->encoder_hash = h;
+    in->shared_encoder = 1;
+    return 0;
+}
+
 static int parse_manifest(json_t *root, spw_bundle *b)
 {
     spw_bundle_info *in = &b->info;
@@ -174,6 +209,8 @@ static int parse_manifest(json_t *root, spw_bundle *b)
                           in->backbone);
     if ((rc = get_file(files, "encoder", b->encoder, sizeof(b->encoder))) ||
         (rc = get_file(files, "decoder", b->decoder, sizeof(b->decoder))))
+        return rc;
+    if ((rc = parse_shared_encoder(root, in)))
         return rc;
     in->bpp = in->top1 = -1;
     measured = json_object_get(root, "measured");
@@ -287,13 +324,67 @@ static int load_half(const spw_bundle *b, const char *file, spw_model **out)
     return spw_model_load(path, out);
 }
 
+/* FNV-1a 64 of a file's bytes: enough to tell a different or damaged
+ * encoder from the declared one (not a defence against forgery). */
+static int file_fnv1a64(const char *path, uint64_t *out)
+{
+    void *data;
+    size_t size;
+    int rc = spw__read_file(path, &data, &size);
+    if (rc)
+        return rc;
+    uint64_t h = 14695981039346656037ull;
+    const unsigned char *p = data;
+    for (size_t i = 0; i < size; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    spw__free(data);
+    *out = h;
+    return 0;
+}
+
+int spw_bundle_encoder_hash(const spw_bundle *bundle, uint64_t *out)
+{
+    if (!bundle || !out)
+        return spw__error(SPW_EINVAL, "bundle_encoder_hash: NULL argument");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", bundle->dir, bundle->encoder);
+    return file_fnv1a64(path, out);
+}
+
+int spw_bundle_same_encoder(const spw_bundle_info *a, const spw_bundle_info *b)
+{
+    return a && b && a->shared_encoder && b->shared_encoder && a->encoder_hash == b->encoder_hash &&
+           a->latent_c == b->latent_c && a->latent_h == b->latent_h && a->latent_w == b->latent_w;
+}
+
+/* A bundle that declares a shared encoder must hold exactly that file: its
+ * decoder was trained on that encoder's symbols, and a client that encodes
+ * once for several bundles relies on it. */
+static int check_shared_encoder(const spw_bundle *b)
+{
+    const spw_bundle_info *in = &b->info;
+    if (!in->shared_encoder)
+        return 0;
+    uint64_t h;
+    int rc = spw_bundle_encoder_hash(b, &h);
+    if (rc)
+        return rc;
+    if (h != in->encoder_hash)
+        return spw__error(SPW_EMISMATCH,
+                          "bundle '%s': %s has fnv1a64 %016llx, not the %016llx of the encoder it "
+                          "declares to share with '%s'",
+                          in->name, b->encoder, (unsigned long long)h,
+                          (unsigned long long)in->encoder_hash, in->encoder_owner);
+    return 0;
+}
+
 int spw_bundle_load_encoder(const spw_bundle *bundle, spw_model **out)
 {
     if (!bundle || !out)
         return spw__error(SPW_EINVAL, "bundle_load_encoder: NULL argument");
     spw_model *m;
-    int rc = load_half(bundle, bundle->encoder, &m);
-    if (rc)
+    int rc = check_shared_encoder(bundle);
+    if (rc || (rc = load_half(bundle, bundle->encoder, &m)))
         return rc;
     const spw_bundle_info *in = &bundle->info;
     int img[3] = {3, in->input_height, in->input_width};
@@ -347,8 +438,8 @@ int spw_bundle_load_tables(const spw_bundle *bundle, spw_codec_tables **out)
     if (!bundle || !out)
         return spw__error(SPW_EINVAL, "bundle_load_tables: NULL argument");
     spw_model *m;
-    int rc = load_half(bundle, bundle->encoder, &m);
-    if (rc)
+    int rc = check_shared_encoder(bundle);
+    if (rc || (rc = load_half(bundle, bundle->encoder, &m)))
         return rc;
     const spw_graph *g = m->graph;
     const spw_node *q = NULL;

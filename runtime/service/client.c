@@ -30,8 +30,8 @@ typedef struct point {
     const spw_bundle_info *info;
     spw_codec_tables *tables;
     spw_codec *codec;
-    spw_model *enc_model;
-    spw_plan *enc;
+    spw_model *enc_model; /* NULL when enc is borrowed */
+    spw_plan *enc;        /* an earlier point's, when both share the encoder */
     spw_preprocess pp;
     spw_half *half;      /* local mode */
     size_t guess, bound; /* transmit capacity asked first, and the worst case */
@@ -162,6 +162,19 @@ static spw_net_addr destination(const spw_client *c)
 
 /* Loads one rate point: bundle, tables, coder, encoder plan (and in local
  * mode the server half). */
+/* An earlier point whose encoder and input this one shares (manifest
+ * "shared_encoder", same hash and latent, same preprocessing), or NULL. */
+static const point *same_encoder(const spw_client *c, const point *pt)
+{
+    const spw_bundle_info *a = pt->info;
+    for (const point *q = c->pts; q < pt; q++) {
+        const spw_bundle_info *b = q->info;
+        if (spw_bundle_same_encoder(a, b) && !memcmp(&q->pp, &pt->pp, sizeof(pt->pp)))
+            return q;
+    }
+    return NULL;
+}
+
 static int point_open(spw_client *c, point *pt, const char *dir)
 {
     int rc;
@@ -178,11 +191,18 @@ static int point_open(spw_client *c, point *pt, const char *dir)
     spw_codec_config cc = {c->cfg.format, 1, 0};
     if ((rc = spw_codec_create(pt->tables, &cc, &pt->codec)))
         return rc;
-    if ((rc = spw_bundle_load_encoder(pt->bundle, &pt->enc_model)))
-        return rc;
-    spw_plan_options po = {.backend = c->cfg.backend, .batch = 1, .threads = c->cfg.threads};
-    if ((rc = spw_plan_create(pt->enc_model, &po, &pt->enc)))
-        return rc;
+    /* Bundles that share an encoder (e.g. decoders for two backbones) run
+     * one plan: the tables above checked this one's file against the hash. */
+    const point *owner = same_encoder(c, pt);
+    if (owner) {
+        pt->enc = owner->enc;
+    } else {
+        if ((rc = spw_bundle_load_encoder(pt->bundle, &pt->enc_model)))
+            return rc;
+        spw_plan_options po = {.backend = c->cfg.backend, .batch = 1, .threads = c->cfg.threads};
+        if ((rc = spw_plan_create(pt->enc_model, &po, &pt->enc)))
+            return rc;
+    }
     if (c->local && (rc = spw__half_open(pt->bundle, pt->tables, c->cfg.models_dir, c->cfg.backend,
                                          c->cfg.threads, 1, &pt->half)))
         return rc;
@@ -206,7 +226,8 @@ static int point_open(spw_client *c, point *pt, const char *dir)
 static void point_close(point *pt)
 {
     spw__half_close(pt->half);
-    spw_plan_free(pt->enc);
+    if (pt->enc_model) /* else the plan is an earlier point's (closed after this one) */
+        spw_plan_free(pt->enc);
     spw_model_free(pt->enc_model);
     spw_codec_free(pt->codec);
     spw_codec_tables_free(pt->tables);

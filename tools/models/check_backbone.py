@@ -6,6 +6,9 @@
     check_backbone.py onnx [--n 4]        # ONNX file vs PyTorch module
     check_backbone.py report              # agreement + top-1 from the two above
     check_backbone.py uint8sim [--cached] # float emulation of the uint8 model, all of val
+    check_backbone.py sizes --tflite V1.tflite --data DIR [--limit N]
+        # MobileNetV1 (or V2): float at its own size and at 224 against the
+        # uint8 emulation at its own size, on any class-directory set
 
 `armnn` visits Imagenette val in a fixed random order (seed 0) and appends one
 JSON line per image to build-ml/check/armnn_val.jsonl, so it can be
@@ -240,6 +243,77 @@ def cmd_uint8sim(a):
         print("uint8 emulation vs Arm NN: top-1 in Arm NN's (tied) top on %d/%d images" % (hit, len(rows)))
 
 
+def _square(path, size):
+    """A photo as the backbones' eval rows see it: the shorter side resized
+    to `size` (antialiased), then the centre size x size crop; HWC uint8."""
+    from PIL import Image
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        k = size / min(w, h)
+        nw, nh = max(size, round(w * k)), max(size, round(h * k))
+        im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+        l, t = (nw - size) // 2, (nh - size) // 2
+        return np.asarray(im.crop((l, t, l + size, t + size)), dtype=np.uint8)
+
+
+def _labelled(data):
+    """[(path, ImageNet-1k index)] of a class-directory set with classes.tsv
+    beside or above it (wnid -> imagenet1k_idx)."""
+    tsv = next(p for p in (os.path.join(data, "classes.tsv"), os.path.join(data, "..", "classes.tsv"))
+               if os.path.exists(p))
+    wnid = {}
+    with open(tsv) as f:
+        next(f)
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            wnid[cols[1]] = int(cols[3])
+    out = []
+    for d in sorted(os.listdir(data)):
+        if d in wnid:
+            for fn in sorted(os.listdir(os.path.join(data, d))):
+                if fn.lower().endswith((".jpg", ".jpeg", ".png")):
+                    out.append((os.path.join(data, d, fn), wnid[d]))
+    return out
+
+
+def cmd_sizes(a):
+    """Float top-1 at the model's own input size and at 224, and agreement
+    of the own-size float model with the emulated uint8 one."""
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    from tools.models.mobilenet_v1 import MobileNetV1
+    from tools.models.mobilenet_v2 import MobileNetV2
+    m, layers, _ = tflite_import.read_layers(a.tflite)
+    own = m.tensors[m.inputs[0]].shape[1]
+    cls = MobileNetV1 if tflite_import.unit_outputs(layers) and not tflite_import.block_outputs(layers) \
+        else MobileNetV2
+    net = cls.from_tflite(a.tflite)
+    items = _labelled(a.data)
+    if a.limit and a.limit < len(items):  # spread evenly, as splitwire eval --limit
+        items = [items[((2 * k + 1) * len(items)) // (2 * a.limit)] for k in range(a.limit)]
+    hit = {own: 0, 224: 0}
+    q_hit = agree = agree_ties = 0
+    for s in range(0, len(items), 25):
+        chunk = items[s:s + 25]
+        lab = np.array([k for _, k in chunk])
+        for size in sorted(hit):
+            q = np.stack([_square(p, size) for p, _ in chunk])
+            x = (torch.from_numpy(q).permute(0, 3, 1, 2).float() - 128.0) / 128.0
+            with torch.no_grad():
+                f = net(x).numpy()
+            hit[size] += int((f[:, 1:].argmax(1) == lab).sum())
+            if size == own:
+                u = run_uint8_sim(m, layers, q).numpy()
+                q_hit += int((u[:, 1:].argmax(1) == lab).sum())
+                agree += int((u.argmax(1) == f.argmax(1)).sum())
+                agree_ties += int((u[np.arange(len(u)), f.argmax(1)] == u.max(1)).sum())
+    n = len(items)
+    print("%s on %s (%d images, shorter side resized, centre crop): float top-1 %.2f%% at %d, %.2f%% at 224; "
+          "uint8 emulation %.2f%% at %d; float agrees with it on %.2f%% strict, %.2f%% counting ties"
+          % (os.path.basename(a.tflite), a.data, n, 100 * hit[own] / n, own, 100 * hit[224] / n,
+             100 * q_hit / n, own, 100 * agree / n, 100 * agree_ties / n))
+
+
 def cmd_onnx(a):
     from tools.models import onnx_eval
     from tools.models.mobilenet_v2 import MobileNetV2
@@ -276,9 +350,12 @@ def main():
     sub.add_parser("report")
     p = sub.add_parser("uint8sim")
     p.add_argument("--cached", action="store_true", help="report from the logits a previous run saved")
+    p = sub.add_parser("sizes")
+    p.add_argument("--data", required=True, help="class directories with classes.tsv beside or above")
+    p.add_argument("--limit", type=int, default=0, help="images spread evenly over the set (0 = all)")
     a = ap.parse_args()
     {"armnn": cmd_armnn, "float": cmd_float, "onnx": cmd_onnx, "report": cmd_report,
-     "uint8sim": cmd_uint8sim}[a.cmd](a)
+     "uint8sim": cmd_uint8sim, "sizes": cmd_sizes}[a.cmd](a)
 
 
 if __name__ == "__main__":

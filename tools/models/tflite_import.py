@@ -1,12 +1,20 @@
 #!/usr/bin/python3
 """Import a uint8 TFLite CNN classifier as a float ONNX graph.
 
-    tflite_import.py [--tflite FILE] [--out FILE.onnx]
+    tflite_import.py [--tflite FILE] [--out FILE.onnx] [--id ID] [--input-size S]
 
 Defaults: ${SPLITWIRE_SHARED:-<repo>/../shared}/models/pretrained/
 mobilenet_v2_1.0_224_quant.tflite -> <repo>/build/models/mobilenet_v2_1.0_224.onnx
 plus a JSON sidecar (same stem, .json) describing the input convention, the
-output and the split points.
+output and the split points (MobileNetV2: the inverted-residual block outputs
+block<k>; MobileNetV1: the depthwise-separable unit outputs conv<k>).
+
+`--input-size S` declares an S x S input instead of the model's own: the
+networks are convolutional up to a global mean pool, so the same weights run
+at another size; SAME pads and the split shapes are computed for it.  The
+MobileNetV1 0.75 @ 192 model is imported at 224 x 224 this way (id
+mobilenet_v1_0.75_192_at224), the input of the bundles whose encoder it
+shares with MobileNetV2 (tools/models/fetch_backbone.sh).
 
 What the conversion does:
   * weights and biases are dequantised, real = scale * (q - zero_point), with
@@ -68,25 +76,35 @@ def same_pads(in_hw, kernel, stride, dilation):
 
 
 def short_name(tflite_name):
-    """'MobilenetV2/expanded_conv_5/project/add_fold;...' -> 'expanded_conv_5/project'."""
+    """'MobilenetV2/expanded_conv_5/project/add_fold;...' -> 'expanded_conv_5/project',
+    'MobilenetV1/MobilenetV1/Conv2d_5_pointwise/Relu6;...' -> 'Conv2d_5_pointwise/Relu6'."""
     first = tflite_name.split(";")[0]
-    parts = [p for p in first.split("/") if p and p != "MobilenetV2"]
+    parts = [p for p in first.split("/") if p and p not in ("MobilenetV2", "MobilenetV1")]
     return "/".join(parts[:2]) if parts else first
 
 
-def read_layers(path):
+def _out_size(n, k, s, d, same):
+    return -(-n // s) if same else (n - (k - 1) * d - 1) // s + 1
+
+
+def read_layers(path, input_hw=None):
     """The network as a list of float layers in execution order.
 
-    Each entry: dict(kind, inputs, output, ...) where inputs/output are TFLite
-    tensor indices; kinds: conv (weight OIHW, bias, stride, pads, group, act),
-    add (act), gap, flatten.  Also returns the model and the tensor names.
+    Each entry: dict(kind, inputs, output, out_hw, ...) where inputs/output
+    are TFLite tensor indices and out_hw the output's spatial size for an
+    input of input_hw (default: the model's own); kinds: conv (weight OIHW,
+    bias, stride, pads, group, act), add (act), gap, flatten.  Also returns
+    the model and the tensor names.
     """
     m = F.Model(path)
     layers = []
     dropped = []
+    tin = m.tensors[m.inputs[0]]
+    hw = {m.inputs[0]: tuple(input_hw) if input_hw else tuple(tin.shape[1:3])}
     for op in m.operators:
         x = m.tensors[op.inputs[0]]
         y = m.tensors[op.outputs[0]]
+        x_hw = hw.get(op.inputs[0], tuple(x.shape[1:3]) if len(x.shape) == 4 else ())
         if op.opcode in (F.OP_CONV_2D, F.OP_DEPTHWISE_CONV_2D):
             w_t = m.tensors[op.inputs[1]]
             b_t = m.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
@@ -100,10 +118,13 @@ def read_layers(path):
                 weight = np.ascontiguousarray(w.transpose(3, 0, 1, 2))  # 1HW(Cm) -> (Cm)1HW
                 group = x.shape[3]
             kh, kw = weight.shape[2], weight.shape[3]
-            if o["padding"] == F.PAD_SAME:
-                pads = same_pads(x.shape[1:3], (kh, kw), o["stride"], o["dilation"])
+            same = o["padding"] == F.PAD_SAME
+            if same:
+                pads = same_pads(x_hw, (kh, kw), o["stride"], o["dilation"])
             else:
                 pads = [0, 0, 0, 0]
+            hw[op.outputs[0]] = tuple(_out_size(n, k, s, d, same) for n, k, s, d in
+                                      zip(x_hw, (kh, kw), o["stride"], o["dilation"]))
             padding = "same" if o["padding"] == F.PAD_SAME else "valid"
             bias = b_t.dequantized() if b_t is not None else np.zeros(weight.shape[0], np.float32)
             layers.append(dict(kind="conv", inputs=[op.inputs[0]], output=op.outputs[0],
@@ -112,12 +133,15 @@ def read_layers(path):
                                name=short_name(y.name)))
         elif op.opcode == F.OP_ADD:
             o = F.add_options(op)
+            hw[op.outputs[0]] = x_hw
             layers.append(dict(kind="add", inputs=list(op.inputs[:2]), output=op.outputs[0],
                                act=o["act"], name=short_name(y.name)))
         elif op.opcode == F.OP_AVERAGE_POOL_2D:
             o = F.pool_options(op)
+            # global at the model's own size, so global at any other
             if tuple(o["kernel"]) != tuple(x.shape[1:3]) or y.shape[1:3] != (1, 1):
                 raise NotImplementedError("AVERAGE_POOL_2D that is not global: %s" % (o,))
+            hw[op.outputs[0]] = (1, 1)
             layers.append(dict(kind="gap", inputs=[op.inputs[0]], output=op.outputs[0],
                                act=o["act"], name=short_name(y.name)))
         elif op.opcode in (F.OP_RESHAPE, F.OP_SQUEEZE):
@@ -129,7 +153,28 @@ def read_layers(path):
             dropped.append(op)  # logits out; see module doc
         else:
             raise NotImplementedError("TFLite op %s" % op.name)
+    for L in layers:
+        L["out_hw"] = hw.get(L["output"], ())
     return m, layers, dropped
+
+
+def unit_outputs(layers):
+    """{'conv<k>': layer} for MobileNetV1: the stem Conv2d_0 and the
+    pointwise convs Conv2d_<k>_pointwise that end its depthwise-separable
+    units."""
+    out = {}
+    for L in layers:
+        scope = L["name"].split("/")[0]
+        if scope == "Conv2d_0":
+            out["conv0"] = L
+        elif scope.startswith("Conv2d_") and scope.endswith("_pointwise"):
+            out["conv%d" % int(scope.split("_")[1])] = L
+    return out
+
+
+def split_outputs(layers):
+    """The split points of either family (see the module's doc)."""
+    return block_outputs(layers) or unit_outputs(layers)
 
 
 def block_outputs(layers):
@@ -148,7 +193,7 @@ def block_outputs(layers):
     return out
 
 
-def build_onnx(m, layers, opset=13):
+def build_onnx(m, layers, opset=13, backbone_id=BACKBONE_ID, input_hw=None):
     tin = m.tensors[m.inputs[0]]
     names = {m.inputs[0]: "input"}
     used = {"input"}
@@ -203,33 +248,38 @@ def build_onnx(m, layers, opset=13):
     # The TFLite graph fixes a batch of 1; every op here works per image, so
     # the ONNX graph leaves the batch free for batched plans.
     _, h, w, c = tin.shape
+    if input_hw:
+        h, w = input_hw
     n = "N"
     out_t = m.tensors[last["output"]]
     out_shape = [n, out_t.shape[-1]] if len(out_t.shape) == 2 else [n] + list(out_t.shape[1:])
     g = helper.make_graph(
-        nodes, BACKBONE_ID,
+        nodes, backbone_id,
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [n, c, h, w])],
         [helper.make_tensor_value_info(names[last["output"]], TensorProto.FLOAT, out_shape)],
         initializer=inits)
     return g
 
 
-def describe(m, layers, tflite_path):
+def describe(m, layers, tflite_path, backbone_id=BACKBONE_ID, input_hw=None):
     tin = m.tensors[m.inputs[0]]
     scale = float(tin.scale[0])
     zp = int(tin.zero_point[0])
-    blocks = block_outputs(layers)
+    blocks = split_outputs(layers)
     splits = {}
-    for k, L in sorted(blocks.items(), key=lambda kv: int(kv[0][5:])):
+    for k, L in sorted(blocks.items(), key=lambda kv: int(kv[0].lstrip("blockconv"))):
         s = m.tensors[L["output"]].shape
-        splits[k] = dict(value=L["name"], shape=[s[0], s[3], s[1], s[2]])
+        splits[k] = dict(value=L["name"], shape=[s[0], s[3]] + list(L["out_hw"]))
     last = layers[-1]
+    ih, iw = input_hw or tin.shape[1:3]
+    aliases = ({"s28": "block5", "s14": "block12"} if "block5" in splits else
+               {"s28": "conv5", "s14": "conv11"})
     return {
-        "backbone": BACKBONE_ID,
+        "backbone": backbone_id,
         "source": os.path.basename(tflite_path),
         "input": {
             "name": "input", "layout": "NCHW", "channels": "RGB",
-            "shape": [tin.shape[0], tin.shape[3], tin.shape[1], tin.shape[2]],
+            "shape": [tin.shape[0], tin.shape[3], ih, iw],
             "convention": "real = (q - %d) * %r for q = uint8 pixel" % (zp, scale),
             "zero_point": zp, "scale": scale,
             # the same as x01 * scale_01 + bias for x01 = q / 255 in [0, 1]
@@ -241,17 +291,18 @@ def describe(m, layers, tflite_path):
             "note": "index 0 = background, ImageNet-1k class k at index k + 1; softmax dropped",
         },
         "splits": splits,
-        "split_aliases": {"s28": "block5", "s14": "block12"},
+        "split_aliases": aliases,
     }
 
 
-def convert(tflite_path, onnx_path, opset=13):
-    m, layers, _ = read_layers(tflite_path)
-    g = build_onnx(m, layers, opset)
-    info = describe(m, layers, tflite_path)
+def convert(tflite_path, onnx_path, opset=13, backbone_id=BACKBONE_ID, input_size=0):
+    input_hw = (input_size, input_size) if input_size else None
+    m, layers, _ = read_layers(tflite_path, input_hw)
+    g = build_onnx(m, layers, opset, backbone_id, input_hw)
+    info = describe(m, layers, tflite_path, backbone_id, input_hw)
     info["output"]["name"] = g.output[0].name
     doc = ("%s float graph imported from %s (weights dequantised). Input: %s, NCHW RGB %s. "
-           "Output: %d logits, %s." % (BACKBONE_ID, info["source"], info["input"]["convention"],
+           "Output: %d logits, %s." % (backbone_id, info["source"], info["input"]["convention"],
                                         info["input"]["shape"], info["output"]["classes"],
                                         info["output"]["note"]))
     g.doc_string = doc
@@ -260,7 +311,7 @@ def convert(tflite_path, onnx_path, opset=13):
                               doc_string=doc)
     model.ir_version = 7  # opset 13 era; readable by older runtimes
     meta = {
-        "backbone": BACKBONE_ID,
+        "backbone": backbone_id,
         "input_convention": info["input"]["convention"],
         "input_layout": "NCHW RGB",
         "output": info["output"]["note"],
@@ -287,10 +338,13 @@ def main(argv=None):
     ap.add_argument("--tflite", default=default_tflite())
     ap.add_argument("--out", default=default_onnx())
     ap.add_argument("--opset", type=int, default=13)
+    ap.add_argument("--id", default=BACKBONE_ID, help="backbone id (graph name, metadata, sidecar)")
+    ap.add_argument("--input-size", type=int, default=0,
+                    help="declare an S x S input instead of the model's own (0 = its own)")
     a = ap.parse_args(argv)
     if not os.path.exists(a.tflite):
         sys.exit("tflite_import: %s not found (set SPLITWIRE_SHARED)" % a.tflite)
-    model, info = convert(a.tflite, a.out, a.opset)
+    model, info = convert(a.tflite, a.out, a.opset, a.id, a.input_size)
     n_nodes = len(model.graph.node)
     n_par = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
     print("tflite_import: %s -> %s (%d nodes, %d parameters, output %s %d)"

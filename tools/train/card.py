@@ -83,9 +83,12 @@ def main():
     if f_c:
         man["measured"]["agree"], man["measured"]["kl"] = f_c
     lines = ["## Measured", "",
-             "With the C runtime (`splitwire eval --bundle %s --data %s%s%s`: the real rANS stream,"
+             "With the C runtime (`splitwire eval --bundle %s --data %s%s%s%s`: the real rANS stream,"
              % (shown(a.bundle), shown(doc["data"]), "" if n >= 3925 else " --limit %d" % n,
-                " --fidelity" if f_c else ""),
+                " --fidelity" if f_c else "",
+                # the fidelity reference is the bundle's own backbone, not eval's default
+                "" if man["backbone"]["id"] == "mobilenet_v2_1.0_224"
+                else " --backbone build/models/%s.onnx" % man["backbone"]["id"]),
              "batch 1, cpu-fast) on %d images of %s. Fidelity: how often the top-1 class is the" % (n, data),
              "uncompressed backbone's on the same file, and the mean KL(backbone || this) in nats:", "",
              "| | images | bytes per image | bpp | top-1 (1000-way) | top-1 (10-way) "

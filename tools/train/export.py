@@ -38,6 +38,10 @@ from tools.train import models  # noqa: E402
 
 DOMAIN = "ai.splitwire"
 BACKBONE_ID = "mobilenet_v2_1.0_224"
+# --backbone of train.py -> the backbone's ONNX id (tools/models/fetch_backbone.sh)
+# and how the card names it
+ONNX_IDS = {"mnv2": BACKBONE_ID, "mnv1": "mobilenet_v1_0.75_192_at224"}
+TITLES = {"mnv2": "MobileNetV2 1.0 (224)", "mnv1": "MobileNetV1 0.75 (the 192 model, run at 224)"}
 
 
 def coder_tables(bottleneck):
@@ -160,6 +164,8 @@ class Emitter:
             return self.module(self.module(x, m.stem), m.blocks)
         if isinstance(m, models.MobileDecoder):
             return self.module(self.module(x, m.inp), m.blocks)
+        if isinstance(m, models.MobileV1Decoder):
+            return self.module(self.module(self.module(x, m.inp), m.blocks), m.out)
         raise NotImplementedError("export: %s" % type(m).__name__)
 
 
@@ -208,7 +214,8 @@ def load_checkpoint(path, weights="auto"):
     model = models.build(a["arch"], a["split"], width=a.get("width", 96), n_blocks=a.get("dec_blocks", 2),
                          mid_act=a.get("mid_act", False), es_decoder=a.get("es_decoder", "igdn"),
                          enc_refine=a.get("enc_refine", 0), latent=a.get("latent", 48),
-                         expansions=a.get("expansions", models.MB_EXPANSIONS))
+                         expansions=a.get("expansions", models.MB_EXPANSIONS),
+                         backbone=a.get("backbone", "mnv2"))
     state, ck["weights"] = models.checkpoint_weights(ck, weights)
     model.load_state_dict(state)
     model.eval()
@@ -259,15 +266,46 @@ def schedule_text(a):
     return "Adam %g x%g per epoch" % (a["lr"], a["lr_decay"])
 
 
-def backbone_split_value(split):
+def backbone_split_value(split, backbone="mnv2"):
     """The split's value name in the imported backbone ONNX (from its JSON)."""
-    side = os.path.join(REPO, "build", "models", BACKBONE_ID + ".json")
+    side = os.path.join(REPO, "build", "models", ONNX_IDS[backbone] + ".json")
     if os.path.exists(side):
         with open(side) as f:
             return json.load(f)["splits"][split]["value"]
     from tools.models import tflite_import
-    _, layers, _ = tflite_import.read_layers(tflite_import.default_tflite())
-    return tflite_import.block_outputs(layers)[split]["name"]
+    if backbone == "mnv1":
+        from tools.models import mobilenet_v1
+        _, layers, _ = tflite_import.read_layers(mobilenet_v1.default_tflite())
+    else:
+        _, layers, _ = tflite_import.read_layers(tflite_import.default_tflite())
+    return tflite_import.split_outputs(layers)[split]["name"]
+
+
+def fnv1a64(path):
+    """FNV-1a 64 of a file's bytes, as the runtime checks a shared encoder."""
+    h = 0xcbf29ce484222325
+    with open(path, "rb") as f:
+        for b in f.read():
+            h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return "%016x" % h
+
+
+def share_encoder(out, owner_dir):
+    """--shared-encoder: this bundle's encoder must be the owner bundle's,
+    byte for byte; both manifests then declare it (name of the owner, hash)."""
+    mine, theirs = os.path.join(out, "encoder.onnx"), os.path.join(owner_dir, "encoder.onnx")
+    h = fnv1a64(mine)
+    if h != fnv1a64(theirs):
+        sys.exit("export: %s differs from %s: the run's encoder or entropy model is not the owner's "
+                 "(train with --init from the owner's run and --freeze-encoder)" % (mine, theirs))
+    man_path = os.path.join(owner_dir, "manifest.json")
+    with open(man_path) as f:
+        owner = json.load(f)
+    decl = {"owner": owner["name"], "fnv1a64": h}
+    if owner.get("shared_encoder") != decl:
+        owner["shared_encoder"] = decl
+        write_atomic(man_path, json.dumps(owner, indent=2) + "\n")
+    return decl
 
 
 def write_atomic(path, data, mode="w"):
@@ -310,12 +348,17 @@ def main():
     ap.add_argument("--weights", default="auto", choices=["auto", "live", "ema"],
                     help="the optimizer's weights or their moving average (runs with --ema); auto = the "
                          "average where the run kept one")
+    ap.add_argument("--shared-encoder", default=None, metavar="OWNER_DIR",
+                    help="the bundle whose encoder this one shares (a --freeze-encoder run from its "
+                         "checkpoint): the exported encoder must equal it byte for byte, and both "
+                         "manifests get a shared_encoder field")
     a = ap.parse_args()
 
     path, ck, model = load_checkpoint(a.ckpt, a.weights)
     args = ck["args"]
     split = args["split"]
-    name = a.name or "%s-mnv2-%s-l%s" % (args["arch"], split, ("%g" % args["lmbda"]).replace(".", "p"))
+    bb = args.get("backbone", "mnv2")
+    name = a.name or "%s-%s-%s-l%s" % (args["arch"], bb, split, ("%g" % args["lmbda"]).replace(".", "p"))
     out = a.out or os.path.join(REPO, "models", name)
     os.makedirs(out, exist_ok=True)
 
@@ -342,18 +385,20 @@ def main():
                   "mean": [round(mean, 6)] * 3, "std": [round(mean, 6)] * 3},
         "latent": {"shape": latent_shape},
         "rate_point": {"index": a.rate_index, "lambda": args["lmbda"]},
-        "backbone": {"id": BACKBONE_ID, "num_classes": 1001, "label_offset": 1,
-                     "split": {"name": split, "value": backbone_split_value(split), "shape": split_shape}},
+        "backbone": {"id": ONNX_IDS[bb], "num_classes": 1001, "label_offset": 1,
+                     "split": {"name": split, "value": backbone_split_value(split, bb), "shape": split_shape}},
         "files": {"encoder": "encoder.onnx", "decoder": "decoder.onnx"},
         "measured": {},
     }
+    if a.shared_encoder:
+        manifest["shared_encoder"] = share_encoder(out, a.shared_encoder)
     write_atomic(os.path.join(out, "manifest.json"), json.dumps(manifest, indent=2) + "\n")
 
     n_enc = sum(p.numel() for p in model.encoder.parameters())
     n_dec = sum(p.numel() for p in model.decoder.parameters())
     card = """# {name}
 
-Learned compressor for split inference of MobileNetV2 1.0 (224), restoring the
+Learned compressor for split inference of {title}, restoring the
 backbone's `{split}` features ({sshape}) from a {lshape} latent.
 
 | | |
@@ -366,7 +411,7 @@ backbone's `{split}` features ({sshape}) from a {lshape} latent.
 | training data | {data}, {crop} + horizontal flip{patch} |
 | input normalisation | x = (255 p - 128) / 128 per RGB channel (the backbone's TFLite convention) |
 | schedule | {epochs} epochs, batch {batch}, {sched}; quantiles: Adam {aux_lr} on the auxiliary loss |
-| teacher | frozen MobileNetV2 (uint8 TFLite weights dequantised to float) |
+| teacher | frozen {teacher} (uint8 TFLite weights dequantised to float) |
 | checkpoint | `{ckpt}` (epoch {epoch}, step {step}), {which} |
 | coder tables | {src}; {nch} channels, Lmax {lmax} |
 | weights | {dtype} initializers |
@@ -374,11 +419,17 @@ backbone's `{split}` features ({sshape}) from a {lshape} latent.
 
 Measured bpp and accuracy: see `manifest.json` `measured` (filled by evaluation
 with the real range coder at batch size 1).
-""".format(name=name, split=split, sshape="x".join(map(str, split_shape)),
+""".format(name=name, split=split, title=TITLES[bb],
+           teacher="MobileNetV1 0.75, run at 224x224" if bb == "mnv1" else "MobileNetV2", sshape="x".join(map(str, split_shape)),
            lshape="x".join(map(str, latent_shape)), arch=args["arch"], n_enc=n_enc, n_dec=n_dec,
            refine=("; the reference's three blocks + %d stride-1 residual block(s) at the latent's resolution"
                    % args["enc_refine"]) if args.get("enc_refine") else "",
-           mid=("MobileNetV2's stem and blocks 0-3 (block 3 projecting to the latent), inverted-residual decoder "
+           mid=("MobileNetV2's stem and blocks 0-3 (block 3 projecting to the latent) as the client encoder; "
+                "decoder: 1x1 projection to %d, inverted residuals at that width (expansions %s), then three "
+                "layers shaped as MobileNetV1's Conv2d_4_pointwise, Conv2d_5_depthwise and Conv2d_5_pointwise, "
+                "started from its weights" % (args.get("width", 96), ", ".join(map(str, args.get("expansions")))))
+           if bb == "mnv1" else
+           ("MobileNetV2's stem and blocks 0-3 (block 3 projecting to the latent), inverted-residual decoder "
                 "(expansions %s, the last two shaped as the backbone's blocks 4 and 5); a fresh run starts as the "
                 "backbone" % ", ".join(map(str, args.get("expansions", models.MB_EXPANSIONS))))
            if args["arch"] == "mb" else ("yes" if args.get("mid_act") else "no (as the reference code)"),

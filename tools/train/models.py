@@ -40,6 +40,16 @@ last two shaped as the backbone's blocks 4 and 5 (89.1 MMAC with expansions
 latent's first 32 channels are block 3's output, the decoder's projection
 passes them through, its first blocks add nothing and its last two are
 blocks 4 and 5, so before training the only error is the latent's rounding.
+
+Second backbone (`backbone="mnv1"`, MobileNetV1 0.75 at 224 x 224): the same
+frozen `mb` encoder and entropy model feed a decoder of their own that
+restores MobileNetV1's stride-8 feature (`conv5`, 192 x 28 x 28, ReLU6
+output): a 1x1 latent -> 96 projection, inverted residuals at 96 x 28 x 28
+(expansion 2 each by default), then three layers shaped as MobileNetV1's own
+Conv2d_4_pointwise, Conv2d_5_depthwise and Conv2d_5_pointwise (ReLU6 each),
+started from its weights (`init_v1_tail`), so the output has the feature's
+range from the first step.  With two blocks 108.8 MMAC against the 118.1 of
+MobileNetV1 up to conv5 at 224 x 224.
 """
 
 import torch
@@ -281,6 +291,33 @@ class MobileDecoder(nn.Module):
         return self.blocks(self.inp(y))
 
 
+class MobileV1Decoder(nn.Module):
+    """Latent -> MobileNetV1's conv5 feature (see the module's doc)."""
+
+    def __init__(self, cin, width=96, expansions=(2, 2), cout=192, size=28):
+        super().__init__()
+        self.inp = MBConv(cin, width, 1, act=False, size=size)
+        self.blocks = nn.Sequential(*[InvRes(width, width, e, size=size) for e in expansions])
+        self.out = nn.Sequential(MBConv(width, cout, 1, size=size),
+                                 MBConv(cout, cout, 3, groups=cout, size=size),
+                                 MBConv(cout, cout, 1, size=size))
+
+    def forward(self, y):
+        return self.out(self.blocks(self.inp(y)))
+
+
+@torch.no_grad()
+def init_v1_tail(decoder, teacher):
+    """The decoder's last three layers = MobileNetV1's Conv2d_4_pointwise,
+    Conv2d_5_depthwise and Conv2d_5_pointwise (the teacher's units 4 and 5:
+    (depthwise, pointwise) pairs)."""
+    srcs = [teacher.blocks[4][1], teacher.blocks[5][0], teacher.blocks[5][1]]
+    for dst, src in zip(decoder.out, srcs):
+        dst.conv.weight.copy_(src.conv.weight)
+        dst.conv.bias.copy_(src.conv.bias)
+    return "decoder's last three layers = MobileNetV1 Conv2d_4_pointwise, Conv2d_5_depthwise, Conv2d_5_pointwise"
+
+
 @torch.no_grad()
 def init_from_backbone(model, teacher, gain=1.0):
     """Start an `mb` model as the backbone (see the module's doc): encoder =
@@ -380,29 +417,47 @@ class EMA:
     min(decay, (1 + n) / (10 + n)) at update n, so an average that starts from
     fresh weights is not dominated by them."""
 
-    def __init__(self, model, decay):
+    def __init__(self, model, decay, copy_prefixes=()):
         import copy
         self.decay = decay
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+        # Tensors under `copy_prefixes` (a frozen encoder and entropy model)
+        # are copied, not averaged: d e + (1 - d) e is not e in floating
+        # point, and a shared encoder must stay bit-identical to its owner's.
+        own = model.state_dict()
+        self.pairs = [(e, own[k], not k.startswith(tuple(copy_prefixes)) if copy_prefixes else True)
+                      for k, e in self.model.state_dict().items()]
 
     @torch.no_grad()
     def update(self, n):
         d = min(self.decay, (1.0 + n) / (10.0 + n))
-        for e, p in self.pairs:
-            if e.is_floating_point():
+        for e, p, avg in self.pairs:
+            if avg and e.is_floating_point():
                 e.mul_(d).add_(p, alpha=1.0 - d)
             else:
                 e.copy_(p)
 
 
 MB_EXPANSIONS = (12, 12, 12, 6, 6)
+V1_EXPANSIONS = (2, 2)
+# backbone id -> name in --backbone; split shapes of MobileNetV1 at 224 x 224
+BACKBONES = {"mnv2": "mobilenet_v2_1.0_224", "mnv1": "mobilenet_v1_0.75_192"}
+V1_SPLITS = {"conv5": (192, 28)}
+V1_SPLIT_ALIASES = {"s28": "conv5"}
 
 
 def build(arch, split, width=96, n_blocks=2, mid_act=False, es_decoder="igdn", enc_refine=0, latent=48,
-          expansions=MB_EXPANSIONS):
+          expansions=MB_EXPANSIONS, backbone="mnv2"):
+    if backbone == "mnv1":
+        split = V1_SPLIT_ALIASES.get(split, split)
+        if arch != "mb" or split not in V1_SPLITS:
+            raise ValueError("backbone mnv1: arch mb and split conv5 only")
+        ch, hw = V1_SPLITS[split]
+        return Compressor(MobileEncoder(latent), MobileV1Decoder(latent, width, tuple(expansions), ch, hw))
+    if backbone != "mnv2":
+        raise ValueError("unknown backbone %r (mnv2, mnv1)" % backbone)
     split = SPLIT_ALIASES.get(split, split)
     ch, hw = SPLITS[split]
     if arch == "mb":

@@ -37,12 +37,17 @@ lim=()
 [ "$limit" -gt 0 ] && lim=(--limit "$limit")
 
 $py "$root/tools/train/export.py" "$run" --name "$name" --version "$version" --rate-index "$rate" "$@"
+# The bundle's own backbone (MobileNetV2, or MobileNetV1 for --backbone mnv1
+# runs) is the fidelity reference and the backbone row.
+bbid=$($py -c 'import json, sys; print(json.load(open(sys.argv[1]))["backbone"]["id"])' \
+    "$root/models/$name/manifest.json")
+bbonnx=$root/build/models/$bbid.onnx
 "$cli" eval --bundle "$root/models/$name" --data "$data" "${lim[@]}" --fidelity --json --quiet \
-    --csv "$out/$name.csv" > "$out/$name.json"
+    --backbone "$bbonnx" --csv "$out/$name.csv" > "$out/$name.json"
 $py "$root/tools/train/torch_eval.py" "$run" --limit "$limit" --json "$out/$name.torch.json"
 bb=$out/backbone-$limit.json
-[ -s "$bb" ] || "$cli" eval --backbone "$root/build/models/mobilenet_v2_1.0_224.onnx" --data "$data" \
-    "${lim[@]}" --json --quiet > "$bb"
+[ "$bbid" = mobilenet_v2_1.0_224 ] || bb=$out/backbone-$bbid-$limit.json
+[ -s "$bb" ] || "$cli" eval --backbone "$bbonnx" --data "$data" "${lim[@]}" --json --quiet > "$bb"
 $py "$root/tools/train/card.py" "$root/models/$name" --eval "$out/$name.json" \
     --torch "$out/$name.torch.json" --backbone "$bb"
 PYTHONPATH="$root" $py - "$run" <<'PY'

@@ -58,7 +58,11 @@ def main():
     path, ck, model = load_checkpoint(a.ckpt, a.weights)
     split = ck["args"]["split"]
     model.eval()
-    teacher = MobileNetV2.from_tflite()
+    if ck["args"].get("backbone", "mnv2") == "mnv1":
+        from tools.models.mobilenet_v1 import MobileNetV1
+        teacher = MobileNetV1.from_tflite()
+    else:
+        teacher = MobileNetV2.from_tflite()
     items = sorted(imagenette.listing(a.split), key=lambda t: t[0])
     items = [items[i] for i in pick(len(items), a.limit)]
     ids = torch.tensor([k for _, _, _, k in imagenette.classes()]) + 1

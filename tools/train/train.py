@@ -33,6 +33,7 @@ import torch.nn.functional as Fn
 HERE = os.path.dirname(os.path.abspath(__file__))
 if __package__ in (None, ""):  # run as a file: the repository root is the import root
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.models.mobilenet_v1 import MobileNetV1  # noqa: E402
 from tools.models.mobilenet_v2 import MobileNetV2, from_unit  # noqa: E402
 from tools.train import data, models  # noqa: E402
 
@@ -55,6 +56,10 @@ def parse(argv=None):
                     help="svbi (method.md's encoder + residual decoder), es (Entropic Student) or mb "
                          "(compute-balanced inverted-residual encoder and decoder, models.py; a fresh run "
                          "starts as the backbone itself)")
+    ap.add_argument("--backbone", default="mnv2", choices=sorted(models.BACKBONES),
+                    help="the teacher: mnv2 (MobileNetV2 1.0, the default) or mnv1 (MobileNetV1 0.75, run at "
+                         "224 x 224; --arch mb, split conv5, a decoder of its own behind an --init run's encoder, "
+                         "normally with --freeze-encoder)")
     ap.add_argument("--latent", type=int, default=48, help="latent channels (--arch mb)")
     ap.add_argument("--latent-gain", type=float, default=1.0,
                     help="a fresh --arch mb run's latent = gain x the backbone's block 3 output (the decoder "
@@ -64,9 +69,10 @@ def parse(argv=None):
                          "for this many batches (Adam 1e-2 on the rate, encoder and decoder untouched): the "
                          "initial density is a wide logistic, and the rate it charges to a latent started "
                          "from the backbone is about twice the latent's entropy")
-    ap.add_argument("--expansions", default="12,12,12,6,6",
+    ap.add_argument("--expansions", default=None,
                     help="--arch mb decoder: one inverted-residual block per entry, its expansion factor "
-                         "(the last two start as the backbone's blocks 4 and 5 in a fresh run)")
+                         "(the last two start as the backbone's blocks 4 and 5 in a fresh run; default 12,12,12,6,6); "
+                         "--backbone mnv1: the blocks at --width before its three conv5 layers (default 2,2)")
     ap.add_argument("--corpus", default="",
                     help="train on this label-free corpus of tools/train/corpus.py (e.g. broad: Imagenette "
                          "train + Caltech-101) with aspect-kept square crops, instead of the Imagenette "
@@ -165,7 +171,12 @@ def parse(argv=None):
     a.patch_given = a.patch is not None
     if a.patch is None:
         a.patch = 0
-    a.split = models.SPLIT_ALIASES.get(a.split, a.split)
+    if a.backbone == "mnv1":
+        a.split = models.V1_SPLIT_ALIASES.get(a.split, a.split)
+    else:
+        a.split = models.SPLIT_ALIASES.get(a.split, a.split)
+    if a.expansions is None:
+        a.expansions = list(models.V1_EXPANSIONS if a.backbone == "mnv1" else models.MB_EXPANSIONS)
     if isinstance(a.expansions, str):
         a.expansions = [int(v) for v in a.expansions.split(",") if v.strip()]
     if a.name is None:
@@ -382,11 +393,12 @@ def main(argv=None):
     dev = torch.device(a.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv algorithms once
-    teacher = MobileNetV2.from_tflite().to(dev)
+    backbone = getattr(a, "backbone", "mnv2")
+    teacher = (MobileNetV1 if backbone == "mnv1" else MobileNetV2).from_tflite().to(dev)
     model = models.build(a.arch, a.split, width=a.width, n_blocks=a.dec_blocks, mid_act=a.mid_act,
                          es_decoder=getattr(a, "es_decoder", "igdn"),
                          enc_refine=getattr(a, "enc_refine", 0), latent=getattr(a, "latent", 48),
-                         expansions=getattr(a, "expansions", models.MB_EXPANSIONS)).to(dev)
+                         expansions=getattr(a, "expansions", models.MB_EXPANSIONS), backbone=backbone).to(dev)
     model.ste = getattr(a, "ste", False)
     main_p, aux_p = split_params(model, a.freeze_encoder)
     opt = torch.optim.Adam(main_p, lr=a.lr)
@@ -413,6 +425,13 @@ def main(argv=None):
             own = model.state_dict()
             init_w, init_kind = models.checkpoint_weights(init)
             take = {k: v for k, v in init_w.items() if k in own and own[k].shape == v.shape}
+            init_backbone = init.get("backbone", models.BACKBONES["mnv2"])
+            if init_backbone != models.BACKBONES[backbone]:
+                # Another backbone's decoder fits nothing here: the encoder and
+                # its entropy model only, and the decoder's end as the teacher.
+                take = {k: v for k, v in take.items() if k.split(".")[0] in ("encoder", "bottleneck")}
+                how = models.init_v1_tail(model.decoder, teacher) if backbone == "mnv1" else "fresh decoder"
+                log("init from a %s run: encoder and entropy model only; %s" % (init_backbone, how))
             model.load_state_dict(take, strict=False)
             # A residual block added to a trained decoder (more --dec-blocks than
             # the init run) starts with its last conv at zero, so it passes its
@@ -436,12 +455,14 @@ def main(argv=None):
                    ", ".join(sorted(set(k.split(".")[0] + "." + k.split(".")[1] for k in own if k not in take)))
                    or "none"))
             del init
+        elif backbone != "mnv2":
+            raise SystemExit("--backbone %s trains a decoder behind a trained encoder: give --init" % backbone)
         elif a.arch == "mb":
             log("fresh mb model from the backbone: "
                 + models.init_from_backbone(model, teacher, getattr(a, "latent_gain", 1.0)))
     ema = None
     if a.ema > 0:
-        ema = models.EMA(model, a.ema)
+        ema = models.EMA(model, a.ema, ("encoder.", "bottleneck.") if a.freeze_encoder else ())
         if ckpt and "ema" in ckpt:
             ema.model.load_state_dict(ckpt["ema"])
         elif ckpt:
@@ -485,7 +506,7 @@ def main(argv=None):
         st = dict(model=model.state_dict(), opt=opt.state_dict(), aux_opt=aux_opt.state_dict(),
                   epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
                   args=vars(a), torch_rng=torch.get_rng_state(), input_norm=INPUT_NORM,
-                  backbone="mobilenet_v2_1.0_224", time=time.time(), elapsed=time.time() - t_start)
+                  backbone=models.BACKBONES[backbone], time=time.time(), elapsed=time.time() - t_start)
         if ema is not None:
             st["ema"] = ema.model.state_dict()
         return st
