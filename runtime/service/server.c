@@ -638,8 +638,12 @@ static uint64_t feed(spw_server *s, uint64_t now, uint64_t max_wait_ns)
 {
     uint64_t wake = UINT64_MAX;
     int q;
+    /* With idle_dispatch an idle server waits for no one: a lone request
+     * would only lose max_wait, and those arriving meanwhile batch anyway. */
     while (s->free_list &&
-           (q = spw__fair_pick(&s->fair, s->cfg.max_batch, now, max_wait_ns, &wake)) >= 0)
+           (q = spw__fair_pick(&s->fair, s->cfg.max_batch, now,
+                               s->cfg.idle_dispatch && !s->outstanding ? 0 : max_wait_ns, &wake)) >=
+               0)
         dispatch(s, q);
     return s->free_list ? wake : UINT64_MAX; /* no worker free: the tick of run */
 }
