@@ -260,6 +260,8 @@ int spw_net_poll(spw_net *n, int64_t timeout_us)
             return (int)SPW_MIN(ready, (uint32_t)INT32_MAX);
         if (now >= deadline)
             return 0;
+        if (atomic_exchange_explicit(&n->woken, 0, memory_order_acquire))
+            return 0;
         uint64_t until = deadline;
         if (n->in.used || n->out.used)
             until = SPW_MIN(until, n->next_scan_ns);
@@ -285,6 +287,18 @@ int spw_net_poll(spw_net *n, int64_t timeout_us)
             busy_ns = net_now(n);
         }
     }
+}
+
+int spw_net_wake(spw_net *n)
+{
+    if (!n)
+        return spw__error(SPW_EINVAL, "spw_net_wake: NULL net");
+    /* The flag first: a poll that has not reached its wait yet sees it, and
+     * one already waiting is ended by the transport's kick. */
+    atomic_store_explicit(&n->woken, 1, memory_order_release);
+    if (n->ops->kick)
+        n->ops->kick(n->tctx);
+    return 0;
 }
 
 int spw_net_recv(spw_net *n, spw_net_msg **msgs, int max)

@@ -15,6 +15,8 @@
 #ifndef SPW_NETPATH_NET_INTERNAL_H
 #define SPW_NETPATH_NET_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "netpath/proto.h"
 #include "netpath/transport.h"
 
@@ -117,6 +119,9 @@ struct spw_net {
     uint64_t rng;
 
     uint64_t next_scan_ns, scan_ns;
+
+    /* spw_net_wake: set from any thread, taken by spw_net_poll. */
+    atomic_int woken;
 
     /* RTT estimate (RFC 6298) from ACKs of requests sent once. */
     bool rtt_valid;

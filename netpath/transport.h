@@ -53,6 +53,9 @@ typedef struct spw_net_transport_ops {
     int (*rx_burst)(void *ctx, spw_netbuf *bufs, int max);
     /* Optional: blocks until a frame may be readable or timeout_us passed. */
     void (*wait)(void *ctx, int64_t timeout_us);
+    /* Optional, with wait, from any thread: ends a wait in progress (or the
+     * next one) early. */
+    void (*kick)(void *ctx);
     int (*local_addr)(void *ctx, spw_net_addr *out);
 } spw_net_transport_ops;
 

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 typedef struct udp_ctx {
     int fd;
+    int kick_fd; /* eventfd: another thread ends a wait (spw_net_wake) */
     uint32_t frame_room;
     spw_net_bufpool pool;
     spw_net_stats *stats;
@@ -98,6 +100,11 @@ static int udp_open(const spw_net_config *cfg, uint32_t frame_room, uint32_t nbu
     }
     if (cfg->reuseport > 1 && (rc = spread_by_request(u->fd, cfg->reuseport)))
         goto fail_bind;
+    u->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (u->kick_fd < 0) {
+        rc = spw__error(SPW_EIO, "eventfd: %s", strerror(errno));
+        goto fail_bind;
+    }
     *out = u;
     return 0;
 
@@ -113,6 +120,7 @@ fail_pool:
 static void udp_close(void *ctx)
 {
     udp_ctx *u = ctx;
+    close(u->kick_fd);
     close(u->fd);
     spw__net_bufpool_fini(&u->pool);
     spw__free(u);
@@ -258,9 +266,19 @@ static int udp_rx_burst(void *ctx, spw_netbuf *bufs, int max)
 static void udp_wait(void *ctx, int64_t timeout_us)
 {
     udp_ctx *u = ctx;
-    struct pollfd p = {.fd = u->fd, .events = POLLIN};
+    struct pollfd p[2] = {{.fd = u->fd, .events = POLLIN}, {.fd = u->kick_fd, .events = POLLIN}};
     struct timespec ts = {.tv_sec = timeout_us / 1000000, .tv_nsec = (timeout_us % 1000000) * 1000};
-    (void)ppoll(&p, 1, &ts, NULL);
+    if (ppoll(p, 2, &ts, NULL) > 0 && (p[1].revents & POLLIN)) {
+        uint64_t v;
+        (void)!read(u->kick_fd, &v, sizeof(v)); /* re-arm: the counter back to 0 */
+    }
+}
+
+static void udp_kick(void *ctx)
+{
+    udp_ctx *u = ctx;
+    uint64_t one = 1;
+    (void)!write(u->kick_fd, &one, sizeof(one));
 }
 
 static int udp_local_addr(void *ctx, spw_net_addr *out)
@@ -286,5 +304,6 @@ const spw_net_transport_ops spw__net_udp_ops = {
     .tx_burst = udp_tx_burst,
     .rx_burst = udp_rx_burst,
     .wait = udp_wait,
+    .kick = udp_kick,
     .local_addr = udp_local_addr,
 };

@@ -197,6 +197,19 @@ add_test(NAME cli_bench_e2e COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
 set_tests_properties(cli_bench_e2e PROPERTIES
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE ENVIRONMENT "${SPW_TEST_ENV}")
 
+# The adaptive client over a link that steps: requests and misses per step,
+# counted by when each request started (all three after the step at 1 ms).
+if(SPW_NET_EMULATION)
+  add_test(NAME cli_bench_e2e_steps COMMAND ${SPW_REQUIRE_SHARED} ${SPW_EXPECT} --rc 0
+    --match "step 0 \\(10 Mbit/s from 0\\.0 s\\): 0 requests, 0 over 5000 ms; after its first second 0 of 0"
+    --match "step 1 \\(5 Mbit/s from 0\\.0 s\\): 3 requests, 0 over 5000 ms; after its first second 0 of [0-3]"
+    -- ${SPW_CLI} bench e2e ${SPW_TINY_ARGS} --backbone ${SPW_TINY_MODELS}/tinynet.onnx
+    --data ${SPW_TENCH} --count 3 --method adapt --slo-ms 5000 --link "10mbit,2ms$<SEMICOLON>5mbit@1ms"
+    --quiet --backend cpu-ref)
+  set_tests_properties(cli_bench_e2e_steps PROPERTIES
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 120 RUN_SERIAL TRUE ENVIRONMENT "${SPW_TEST_ENV}")
+endif()
+
 # A malformed --link is a usage error that says what is wrong.
 add_test(NAME cli_serve_bad_link COMMAND ${SPW_EXPECT} --rc 2
   --match "--link: link 'fast': not a preset"

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -860,6 +862,60 @@ static void test_udp_loopback(void **state)
     spw_net_close(srv);
 }
 
+static void *wake_later(void *arg)
+{
+    struct timespec d = {.tv_nsec = 50 * 1000 * 1000};
+    nanosleep(&d, NULL);
+    spw_net_wake(arg);
+    return NULL;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* spw_net_wake ends a poll's wait from another thread (a server worker with
+ * a finished batch), and a wake that comes before the poll is not lost: the
+ * next poll returns at once, even one without a time limit. Over UDP, whose
+ * polls sleep in the kernel, and the memory transport, whose polls spin. */
+static void test_wake(void **state)
+{
+    (void)state;
+    assert_int_equal(spw_net_wake(NULL), SPW_EINVAL);
+    for (int t = 0; t < 2; t++) {
+        spw_net_config cc = fast_config(t ? SPW_NET_MEMORY : SPW_NET_UDP),
+                       sc = fast_config(t ? SPW_NET_MEMORY : SPW_NET_UDP);
+        spw_net *cli, *srv;
+        if (t)
+            open_memory_pair(&cc, &sc, &cli, &srv);
+        else
+            open_udp_pair(&cc, &sc, &cli, &srv);
+        /* Before the poll: taken by it (no limit: a lost wake hangs here). */
+        assert_int_equal(spw_net_wake(srv), 0);
+        assert_int_equal(spw_net_poll(srv, -1), 0);
+        /* Taken once: the next poll waits out its time. */
+        assert_int_equal(spw_net_poll(srv, 1000), 0);
+        /* During the poll, from another thread: the poll returns long before
+         * its 60 s limit. */
+        pthread_t th;
+        double t0 = mono_s();
+        assert_int_equal(pthread_create(&th, NULL, wake_later, srv), 0);
+        assert_int_equal(spw_net_poll(srv, 60 * 1000 * 1000), 0);
+        double took = mono_s() - t0;
+        pthread_join(th, NULL);
+        print_message("  %s: poll woken after %.3f s of its 60 s\n", t ? "memory" : "udp", took);
+        assert_true(took < 30.0);
+        /* Messages still flow afterwards. */
+        outcome o = exchange(cli, srv, 4, REQ_BYTES, 2, 5000);
+        assert_int_equal(o.ok, 4);
+        spw_net_close(cli);
+        spw_net_close(srv);
+    }
+}
+
 /* A UDP relay between client and server that drops chosen copies of
  * request fragments: a loss that is exactly known, not drawn. */
 typedef struct relay {
@@ -1040,6 +1096,7 @@ int main(void)
         cmocka_unit_test(test_memory_flood_bounded),
         cmocka_unit_test(test_memory_shaper),
         cmocka_unit_test(test_udp_loopback),
+        cmocka_unit_test(test_wake),
         cmocka_unit_test(test_udp_nack_resends_lost_fragment),
         cmocka_unit_test(test_udp_loopback_faults),
     };

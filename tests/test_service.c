@@ -709,10 +709,63 @@ static void test_large_messages(void **state)
     stop_server(&st);
 }
 
+/* A partial batch waits max_wait_us for company; with idle_dispatch a
+ * request that finds no batch running goes at once. The wait here is 10 s
+ * against the client's 1 s deadline: the outcome (answered or timed out)
+ * shows which rule ran, without timing anything. */
+static void test_idle_dispatch(void **state)
+{
+    (void)state;
+    for (int idle = 0; idle <= 1; idle++) {
+        const char *bundles[1] = {BUNDLE};
+        spw_server_config sc = {.bundle_dirs = bundles,
+                                .n_bundles = 1,
+                                .models_dir = MODELS,
+                                .backend = "cpu-ref",
+                                .max_batch = 4,
+                                .max_wait_us = 10000000,
+                                .idle_dispatch = idle};
+        sc.net.transport = SPW_NET_UDP;
+        sc.net.local = "127.0.0.1:0";
+        server_keys();
+        sc.net.private_key = server_priv;
+        server_thread st;
+        assert_int_equal(spw_server_open(&sc, &st.srv), 0);
+        spw_net_addr bound;
+        assert_int_equal(spw_server_local_addr(st.srv, &bound), 0);
+        st.port = bound.port;
+        pthread_create(&st.tid, NULL, serve, &st);
+        char addr[32];
+        spw_client_config cc = remote_config(st.port, addr);
+        cc.timeout_ms = 1000;
+        spw_client *c;
+        assert_int_equal(spw_client_open(&cc, &c), 0);
+        spw_image img = make_image(5, 32, 32);
+        spw_result r;
+        int rc = spw_client_classify(c, &img, &r);
+        spw_server_stats ss;
+        spw_server_get_stats(st.srv, &ss);
+        print_message("  idle_dispatch %d: %s, %llu batches\n", idle, spw_err_name(rc),
+                      (unsigned long long)ss.batches);
+        if (idle) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(ss.batches, 1);
+            assert_int_equal(ss.batched_items, 1);
+        } else {
+            assert_int_equal(rc, SPW_ETIMEDOUT);
+            assert_int_equal(ss.batches, 0);
+        }
+        free(img.rgb);
+        spw_client_close(c);
+        stop_server(&st);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_local),
+        cmocka_unit_test(test_idle_dispatch),
         cmocka_unit_test(test_udp_matches_local),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_timeout_is_honoured),

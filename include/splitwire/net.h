@@ -266,6 +266,14 @@ SPW_API int spw_net_sendv(spw_net *net, const spw_net_msg *hdr, const spw_net_se
  */
 SPW_API int spw_net_poll(spw_net *net, int64_t timeout_us);
 
+/*
+ * Ends a spw_net_poll waiting now on another thread early, or if none is, the
+ * next one (it returns 0 when no message is ready). The one call of this API
+ * that may be made from any thread while another uses net: a worker tells
+ * the thread that drives the transport that it has work for it.
+ */
+SPW_API int spw_net_wake(spw_net *net);
+
 /* Takes up to max ready messages (polls once without waiting when none is
  * ready). Each must be released with spw_net_msg_free(). */
 SPW_API int spw_net_recv(spw_net *net, spw_net_msg **msgs, int max);

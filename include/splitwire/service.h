@@ -174,6 +174,10 @@ typedef struct spw_server_config {
     spw_preprocess backbone_pp;
     /* Decodes an image request's payload; NULL: spw_image_decode. */
     int (*image_decode)(const void *data, size_t size, spw_image *out);
+    /* 1: while no batch runs, a waiting request runs at once (in a partial
+     * batch) instead of waiting max_wait_us for others; later arrivals
+     * still batch while it runs. 0: partial batches wait max_wait_us. */
+    int idle_dispatch;
 } spw_server_config;
 
 typedef struct spw_server_stats {

@@ -52,6 +52,25 @@ double spw_adapt_predict(const spw_rate_point *p, const spw_path_estimate *e)
     return p->compute_ms + net;
 }
 
+void spw__adapt_share_compute(spw_rate_point *pts, const int64_t *macs, int n)
+{
+    if (!pts || !macs)
+        return;
+    /* The least of a group is the same before and after any of its members
+     * took it, so one pass in place is enough. */
+    for (int i = 0; i < n; i++) {
+        if (macs[i] <= 0)
+            continue;
+        double least = 0;
+        for (int j = 0; j < n; j++)
+            if (macs[j] == macs[i] && pts[j].compute_ms > 0 &&
+                (least == 0 || pts[j].compute_ms < least))
+                least = pts[j].compute_ms;
+        if (least > 0)
+            pts[i].compute_ms = least;
+    }
+}
+
 int spw_adapt_choose(const spw_rate_point *points, int n, const spw_path_estimate *e, double slo_ms)
 {
     if (!points || n < 1)

@@ -37,6 +37,7 @@ typedef struct point {
     size_t guess, bound; /* transmit capacity asked first, and the worst case */
     spw_rate_point est;  /* what the policy predicts from (compute at load 1) */
     int answers;         /* answered requests it coded */
+    int64_t macs;        /* encoder + decoder multiply-adds (0: unknown) */
 } point;
 
 /* Transports (flows) a client may have open at once: the current one, and
@@ -160,6 +161,32 @@ static spw_net_addr destination(const spw_client *c)
     return c->n_servers > 1 ? c->servers[c->server] : none;
 }
 
+static int64_t model_macs(const spw_model *m)
+{
+    spw_summary *s = NULL;
+    if (!m || spw_model_summarize(m, 1, SPW_SUMMARY_FUSED, &s))
+        return 0;
+    int64_t sum = 0;
+    spw_layer_info li;
+    for (int i = 0; i < spw_summary_num_layers(s); i++)
+        if (!spw_summary_layer(s, i, &li))
+            sum += li.macs;
+    spw_summary_free(s);
+    return sum;
+}
+
+/* The work a point's networks do, so that points with the same networks
+ * share one compute estimate (0 when it cannot be told: no sharing). */
+static int64_t point_macs(const point *pt)
+{
+    spw_model *dec = NULL;
+    if (spw_bundle_load_decoder(pt->bundle, &dec))
+        return 0;
+    int64_t e = model_macs(pt->enc_model), d = model_macs(dec);
+    spw_model_free(dec);
+    return e > 0 && d > 0 ? e + d : 0;
+}
+
 /* Loads one rate point: bundle, tables, coder, encoder plan (and in local
  * mode the server half). */
 /* An earlier point whose encoder and input this one shares (manifest
@@ -220,6 +247,7 @@ static int point_open(spw_client *c, point *pt, const char *dir)
     if (pt->guess > pt->bound)
         pt->guess = pt->bound;
     pt->est.bytes = bits / 8;
+    pt->macs = c->cfg.n_rate_bundles > 0 ? point_macs(pt) : 0;
     return 0;
 }
 
@@ -446,21 +474,28 @@ static int encode_image(spw_client *c, const point *pt, const spw_image *img, sp
     return 0;
 }
 
-/* The predictions now: each point's compute at the current load, and
- * unmeasured points at the mean of the measured ones (the same family
- * costs about the same), so none looks free before it ran. */
+/* The predictions now: each point's compute at the current load, points
+ * with the same networks at the least any of them measured, and the rest
+ * unmeasured at the mean of the measured ones (the same family costs
+ * about the same), so none looks free before it ran. */
 static int predictions(const spw_client *c, spw_rate_point *out)
 {
     double sum = 0;
     int n = 0;
-    for (int i = 0; i < c->n_pts; i++)
+    int64_t macs[SPW_RATE_POINTS_MAX];
+    for (int i = 0; i < c->n_pts; i++) {
+        out[i] = c->pts[i].est;
+        macs[i] = c->pts[i].macs;
         if (c->pts[i].answers) {
             sum += c->pts[i].est.compute_ms;
             n++;
+        } else {
+            out[i].compute_ms = 0;
         }
+    }
+    spw__adapt_share_compute(out, macs, c->n_pts);
     for (int i = 0; i < c->n_pts; i++) {
-        out[i] = c->pts[i].est;
-        if (!c->pts[i].answers)
+        if (out[i].compute_ms <= 0)
             out[i].compute_ms = n ? sum / n : 0;
         out[i].compute_ms *= c->load;
     }

@@ -339,6 +339,8 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&s->lock);
         b->next = s->finished;
         s->finished = b;
+        /* The serving thread replies: end its wait in the transport now. */
+        spw_net_wake(s->net);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -636,8 +638,12 @@ static uint64_t feed(spw_server *s, uint64_t now, uint64_t max_wait_ns)
 {
     uint64_t wake = UINT64_MAX;
     int q;
+    /* With idle_dispatch an idle server waits for no one: a lone request
+     * would only lose max_wait, and those arriving meanwhile batch anyway. */
     while (s->free_list &&
-           (q = spw__fair_pick(&s->fair, s->cfg.max_batch, now, max_wait_ns, &wake)) >= 0)
+           (q = spw__fair_pick(&s->fair, s->cfg.max_batch, now,
+                               s->cfg.idle_dispatch && !s->outstanding ? 0 : max_wait_ns, &wake)) >=
+               0)
         dispatch(s, q);
     return s->free_list ? wake : UINT64_MAX; /* no worker free: the tick of run */
 }
@@ -743,13 +749,11 @@ int spw_server_run(spw_server *s)
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         uint64_t now = spw__now_ns();
         /* Sleep in the transport until a packet, the oldest partial batch's
-         * deadline, or (with work in flight) a short tick to collect results. */
+         * deadline, or a worker's finished batch (it wakes the transport). */
         int64_t wait = 20000;
         uint64_t due = feed(s, now, max_wait_ns);
         if (due != UINT64_MAX)
             wait = due <= now ? 0 : SPW_MIN(wait, (int64_t)((due - now) / 1000));
-        if (s->outstanding && (wait > 100 || s->outstanding >= s->n_workers))
-            wait = 100;
         int rc = spw_net_poll(s->net, wait);
         if (rc < 0 && rc != SPW_EAGAIN)
             SPW_LOGW("server: transport: %s", spw_strerror(rc));

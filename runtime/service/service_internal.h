@@ -64,6 +64,12 @@ int spw__half_decode(spw_half *h, int slot, const spw_codec_seg *segs, int nsegs
 int spw__half_run(spw_half *h, int n, int k, spw_result *out);
 
 /* Softmax (unless the values already are probabilities) and top-k. */
+/* Rate points whose networks do the same work (equal MACs, > 0) cost the
+ * same: each takes the least compute_ms measured among them (0: not yet
+ * measured), since what separates their measurements is the machine's
+ * load, not the points. */
+void spw__adapt_share_compute(spw_rate_point *pts, const int64_t *macs, int n);
+
 void spw__topk(const float *scores, int n, int label_offset, int k, spw_result *r);
 
 #endif

@@ -653,11 +653,41 @@ static void csv_link(const char *link, char *out, size_t size)
             *p = '/';
 }
 
+/* Requests and objective misses per step of the link (0: before the first
+ * step), all and those that started after the step's first second, when
+ * the rate estimate has had time to follow it. */
+typedef struct step_tally {
+    int n, miss, settled_n, settled_miss;
+} step_tally;
+
 typedef struct adapt_state {
     uint64_t t0; /* first adaptive request, for the trace */
     long seq;
     FILE *trace;
+    step_tally steps[SPW_NET_LINK_STEPS + 1]; /* of the last run_adapt */
 } adapt_state;
+
+/* The step of the link in effect at t (ns, monotonic), and how long (ms). */
+static int link_step(const spw_net_config *c, uint64_t t, double *since_ms)
+{
+    double at = t > c->shape_epoch_ns ? (double)(t - c->shape_epoch_ns) / 1e6 : 0;
+    int k = 0;
+    while (k < (int)c->shape_nsteps && at >= (double)c->shape_step_ms[k])
+        k++;
+    *since_ms = at - (k ? (double)c->shape_step_ms[k - 1] : 0);
+    return k;
+}
+
+static void print_steps(const spw_net_config *c, const step_tally *st, long slo_ms)
+{
+    for (uint32_t k = 0; k <= c->shape_nsteps; k++) {
+        uint64_t bps = k ? c->shape_step_bps[k - 1] : c->shape_rate_bps;
+        printf("%-16s step %u (%.3g Mbit/s from %.1f s): %d requests, %d over %ld ms; after "
+               "its first second %d of %d\n",
+               "", k, (double)bps / 1e6, k ? (double)c->shape_step_ms[k - 1] / 1e3 : 0.0, st[k].n,
+               st[k].miss, slo_ms, st[k].settled_miss, st[k].settled_n);
+    }
+}
 
 /* One client holding every bundle as a rate point (spw_client_config
  * rate_bundles, slo_ms): per request it picks the point from the path and
@@ -668,6 +698,8 @@ static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *c
 {
     int nb = o->n_bundles, rc;
     spw_client *cl = NULL;
+    step_tally *steps = as->steps;
+    memset(as->steps, 0, sizeof(as->steps));
     *misses = 0;
     spw_client_config cc = {.bundle_dir = o->bundles[0],
                             .backend = o->backend,
@@ -720,15 +752,23 @@ static int run_adapt(const e2e_opts *o, const method *m, const spw_net_config *c
             take_result(s, &r, t_load, &a, &z);
         bool miss = s->status || s->total > (double)o->slo_ms;
         *misses += miss;
+        double since_ms;
+        int k = link_step(cnet, t0, &since_ms);
+        steps[k].n++;
+        steps[k].miss += miss;
+        if (since_ms >= 1000) {
+            steps[k].settled_n++;
+            steps[k].settled_miss += miss;
+        }
         if (!as->t0)
             as->t0 = t0;
         if (as->trace) {
             char lk[128];
             csv_link(link, lk, sizeof(lk));
             const spw_bundle_info *bi = spw_client_bundle_at(cl, s->status ? want : r.rate_point);
-            fprintf(as->trace, "%ld,%.1f,%s,%s,%.3f,%.3f,%.0f,%.3f,%d\n", as->seq,
+            fprintf(as->trace, "%ld,%.1f,%s,%s,%.3f,%.3f,%.0f,%.3f,%d,%d,%.1f\n", as->seq,
                     (double)(t0 - as->t0) / 1e6, lk, bi ? bi->name : "-", predicted, s->total,
-                    path.rate_bps, path.base_ms, miss);
+                    path.rate_bps, path.base_ms, miss, k, since_ms);
         }
         as->seq++;
         progress(o, link, m, i + 1, fl->n);
@@ -1055,7 +1095,7 @@ int spw_cli_bench_e2e(int argc, char **argv)
             goto out;
         }
         fprintf(as.trace, "seq,t_ms,link,bundle,predicted_ms,total_ms,rate_bps_est,base_ms_est,"
-                          "slo_miss\n");
+                          "slo_miss,link_step,step_ms\n");
     }
     /* The reference for agreement: the whole backbone on the stored files,
      * run here first (untimed; it also warms the caches). */
@@ -1144,6 +1184,8 @@ int spw_cli_bench_e2e(int argc, char **argv)
                 print_row_json(r, rate, delay);
             else
                 print_row_table(r);
+            if (m->kind == M_ADAPT && !o.json && cnet.shape_nsteps)
+                print_steps(&cnet, as.steps, o.slo_ms);
             fflush(stdout);
         }
         spw_net_close(net);

@@ -137,7 +137,7 @@ static void run_usage(FILE *f)
     fprintf(f,
             "usage: splitwire model run FILE.onnx --input X.npy [--input ...] --output Y.npy\n"
             "                           [--output ...] [--backend NAME] [--repeat N] [--profile]\n"
-            "                           [--no-fusion] [--from VALUE] [--json]\n"
+            "                           [--no-fusion] [--from VALUE] [--threads N] [--json]\n"
             "\n"
             "Runs the model on .npy inputs (in graph input order) and writes .npy outputs.\n"
             "  --backend NAME  cpu-ref, cpu (best CPU backend) or auto (default)\n"
@@ -145,6 +145,7 @@ static void run_usage(FILE *f)
             "  --profile       print per-step times\n"
             "  --no-fusion     run every node as its own step\n"
             "  --from VALUE    run only what follows the inner value VALUE (its input)\n"
+            "  --threads N     backend threads (default: the backend's, every core)\n"
             "  --json          print timings as JSON\n");
 }
 
@@ -174,7 +175,7 @@ static int cmd_run(int argc, char **argv)
 {
     const char *in_paths[MAX_IO], *out_paths[MAX_IO];
     run_args ra = {.in = in_paths, .out = out_paths};
-    long repeat = 1;
+    long repeat = 1, threads = 0;
     bool profile = false, json = false, no_fusion = false;
     const spw_cli_opt opts[] = {
         {.name = "input",
@@ -199,6 +200,7 @@ static int cmd_run(int argc, char **argv)
         {.name = "profile", .kind = SPW_CLI_FLAG, .dst = &profile, .short_name = 'p'},
         {.name = "no-fusion", .kind = SPW_CLI_FLAG, .dst = &no_fusion, .short_name = 'n'},
         {.name = "from", .kind = SPW_CLI_STR, .dst = &ra.from, .short_name = 'f'},
+        {.name = "threads", .kind = SPW_CLI_LONG, .dst = &threads, .min = 0, .max = 256},
         {.name = "json", .kind = SPW_CLI_FLAG, .dst = &json, .short_name = 'j'},
         SPW_CLI_OPT_END,
     };
@@ -248,8 +250,10 @@ static int cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    spw_plan_options po = {
-        .backend = backend, .batch = ins[0].ndim ? (int)ins[0].dims[0] : 1, .flags = flags};
+    spw_plan_options po = {.backend = backend,
+                           .batch = ins[0].ndim ? (int)ins[0].dims[0] : 1,
+                           .flags = flags,
+                           .threads = (int)threads};
     if ((rc = spw_plan_create(model, &po, &plan))) {
         spw_cli_fail(rc, "cannot plan %s", path);
         goto out;

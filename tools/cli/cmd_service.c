@@ -450,6 +450,8 @@ static void serve_usage(FILE *f)
             "  --threads N         backend threads\n"
             "  --max-batch N       requests per batch (default 8)\n"
             "  --max-wait-us N     a partial batch runs after this long (default 2000)\n"
+            "  --idle-dispatch     while no batch runs, a request runs at once instead of\n"
+            "                      waiting --max-wait-us for others\n"
             "  --workers N         inference threads (default 1; 2 with --backend vulkan:\n"
             "                      a batch in flight while the next one uploads)\n"
             "  --reuseport N       UDP: share the port with N server processes (each\n"
@@ -590,6 +592,7 @@ int spw_cli_serve(int argc, char **argv)
     spw_server_config sc = {0};
     net_opts no = {0};
     long reuseport = 0, queues = 0;
+    bool idle_dispatch = false;
     const char *link = NULL;
     serve_args sa = {bundles, &sc};
     const spw_cli_opt opts[] = {
@@ -604,6 +607,7 @@ int spw_cli_serve(int argc, char **argv)
         SPW_CLI_OPT_INT("threads", &sc.threads, 0, 256),
         SPW_CLI_OPT_INT("max-batch", &sc.max_batch, 1, 64),
         SPW_CLI_OPT_INT("max-wait-us", &sc.max_wait_us, 1, 10000000),
+        SPW_CLI_OPT_FLAG("idle-dispatch", &idle_dispatch),
         SPW_CLI_OPT_INT("workers", &sc.workers, 1, 256),
         SPW_CLI_OPT_LONG("reuseport", &reuseport, 1, 256),
         SPW_CLI_OPT_STR("backbone", &sc.backbone),
@@ -622,6 +626,7 @@ int spw_cli_serve(int argc, char **argv)
         return 2;
     }
     sc.bundle_dirs = bundles;
+    sc.idle_dispatch = idle_dispatch;
     int rc = net_config(&no, true, &sc.net);
     if (rc)
         return rc;
