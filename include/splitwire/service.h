@@ -160,7 +160,9 @@ typedef struct spw_server_config {
     const char *models_dir; /* where backbones are (NULL: $SPW_MODEL_DIR or build/models) */
     const char *backend;
     int threads;
-    int max_batch;   /* 1 .. 64 (0 = 8) */
+    /* Requests per batch (0 = 8), up to the transport's max_outstanding: a
+     * batch's answers are kept together for retransmission. */
+    int max_batch;
     int max_wait_us; /* a partial batch runs after this long (0 = 2000) */
     int workers;     /* inference threads (0 = 1; 2 with backend "vulkan") */
     spw_net_config net;

@@ -11,8 +11,7 @@
 #include "runtime/service/fair.h"
 #include "runtime/service/service_internal.h"
 
-#define WINDOW 4096  /* samples kept per latency statistic */
-#define MAX_BATCH 64 /* largest max_batch; sizes the per-batch index arrays */
+#define WINDOW 4096 /* samples kept per latency statistic */
 
 /* spw_server_stop is called from signal handlers. */
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free");
@@ -35,7 +34,13 @@ typedef struct batch {
     spw_half_stages stages;
     item *items;
     spw_codec_seg *segs; /* decode scratch: the most fragments a message can have */
-    struct batch *next;  /* queue link */
+    /* Per-item scratch, max_batch long: made at open, so that neither a
+     * batch's size nor its handling has a fixed bound or allocates. */
+    int *slot_of;
+    spw_result *out;
+    spw_fair_item *taken;
+    double *total_ms;
+    struct batch *next; /* queue link */
 } batch;
 
 typedef struct window {
@@ -171,7 +176,7 @@ static void stage_add(spw_server *s, const batch *b)
 static void run_batch(spw_server *s, spw_half *h, batch *b)
 {
     b->t_start = spw__now_ns();
-    int slot_of[MAX_BATCH], ok = 0;
+    int *slot_of = b->slot_of, ok = 0;
     for (int i = 0; i < b->n; i++) {
         item *it = &b->items[i];
         spw_net_msg *m = it->msg;
@@ -188,7 +193,7 @@ static void run_batch(spw_server *s, spw_half *h, batch *b)
         slot_of[i] = it->r.status ? -1 : ok++;
     }
     b->t_decoded = spw__now_ns();
-    spw_result out[MAX_BATCH];
+    spw_result *out = b->out;
     int rc = ok ? spw__half_run(h, ok, SPW_TOPK_MAX, out) : 0;
     b->staged = ok && !rc;
     if (b->staged)
@@ -349,13 +354,22 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     if (!config || !out || config->n_bundles < 0 || (config->n_bundles && !config->bundle_dirs) ||
         (!config->n_bundles && !config->backbone))
         return spw__error(SPW_EINVAL, "server_open: no bundle (nor backbone) given");
-    if (config->max_batch > MAX_BATCH || config->max_batch < 0)
-        return spw__error(SPW_EINVAL, "max_batch %d is outside 1..%d", config->max_batch,
-                          MAX_BATCH);
+    if (config->max_batch < 0)
+        return spw__error(SPW_EINVAL, "max_batch %d: negative", config->max_batch);
+    /* A batch's answers are sent together and kept for retransmission until
+     * ACKed: more than the transport keeps would evict the batch's own. */
+    spw_net_config net = config->net;
+    int rc = spw__net_config_defaults(&net);
+    if (rc)
+        return rc;
+    if (config->max_batch > (int)net.max_outstanding)
+        return spw__error(SPW_EINVAL,
+                          "max_batch %d is more than the transport keeps for retransmission "
+                          "(max_outstanding %u)",
+                          config->max_batch, net.max_outstanding);
     spw_server *s = spw__calloc(1, sizeof(*s));
     if (!s)
         return spw__error(SPW_ENOMEM, "out of memory");
-    int rc;
     s->cfg = *config;
     if (s->cfg.max_batch == 0)
         s->cfg.max_batch = 8;
@@ -382,12 +396,23 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     }
     /* Admission: as many requests as two batches per worker and one more
      * per queue hold (docs/SERVICE.md, "Fairness"). */
-    if ((rc = spw__fair_init(&s->fair, (2 * s->n_workers + s->n_queues) * s->cfg.max_batch,
-                             s->n_queues)))
+    int64_t admit = (int64_t)(2 * (int64_t)s->n_workers + s->n_queues) * s->cfg.max_batch;
+    if (admit > INT32_MAX) {
+        rc = spw__error(SPW_EINVAL, "%d workers x max_batch %d: too many requests to admit",
+                        s->n_workers, s->cfg.max_batch);
+        goto fail;
+    }
+    if ((rc = spw__fair_init(&s->fair, (int)admit, s->n_queues)))
         goto fail;
     for (int i = 0; i < s->n_pool; i++) {
-        s->pool[i].items = spw__calloc((size_t)s->cfg.max_batch, sizeof(item));
-        if (!s->pool[i].items) {
+        batch *b = &s->pool[i];
+        size_t mb = (size_t)s->cfg.max_batch;
+        b->items = spw__calloc(mb, sizeof(item));
+        b->slot_of = spw__calloc(mb, sizeof(int));
+        b->out = spw__calloc(mb, sizeof(spw_result));
+        b->taken = spw__calloc(mb, sizeof(spw_fair_item));
+        b->total_ms = spw__calloc(mb, sizeof(double));
+        if (!b->items || !b->slot_of || !b->out || !b->taken || !b->total_ms) {
             rc = spw__error(SPW_ENOMEM, "out of memory");
             goto fail;
         }
@@ -460,6 +485,10 @@ void spw_server_close(spw_server *s)
                 spw_net_msg_free(s->net, s->pool[i].items[k].msg);
         spw__free(s->pool[i].items);
         spw__free(s->pool[i].segs);
+        spw__free(s->pool[i].slot_of);
+        spw__free(s->pool[i].out);
+        spw__free(s->pool[i].taken);
+        spw__free(s->pool[i].total_ms);
     }
     /* ... and so do those still queued. */
     for (int i = 0; s->net && i < s->fair.cap; i++)
@@ -551,7 +580,7 @@ static void dispatch(spw_server *s, int q)
 {
     batch *b = s->free_list;
     s->free_list = b->next;
-    spw_fair_item taken[MAX_BATCH];
+    spw_fair_item *taken = b->taken;
     b->bundle = q;
     b->n = spw__fair_take(&s->fair, q, s->cfg.max_batch, taken);
     if (!b->n) { /* pick said it was due: not reached */
@@ -652,7 +681,7 @@ static void complete(spw_server *s)
         batch *b = done;
         done = b->next;
         uint64_t now = spw__now_ns();
-        double total_ms[MAX_BATCH];
+        double *total_ms = b->total_ms;
         for (int i = 0; i < b->n; i++) {
             item *it = &b->items[i];
             it->server_us = (uint32_t)((now - it->t_arrival) / 1000);

@@ -22,6 +22,11 @@
 #define SPW_RESULT_HEADER 16
 #define SPW_RESULT_BYTES(k) (SPW_RESULT_HEADER + 8 * (size_t)(k))
 
+/* A transport configuration as spw_net_open takes it: zeros replaced by
+ * the defaults, limits checked (netpath/net.c). The server derives its own
+ * limits from it. */
+int spw__net_config_defaults(spw_net_config *c);
+
 size_t spw__result_pack(const spw_result *r, uint32_t server_us, void *buf, size_t cap);
 int spw__result_unpack(const void *buf, size_t len, spw_result *r, uint32_t *server_us);
 

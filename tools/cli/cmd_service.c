@@ -448,7 +448,8 @@ static void serve_usage(FILE *f)
             "  --mtu N             path MTU (default 1500)\n"
             "  --backend NAME      inference backend (default auto)\n"
             "  --threads N         backend threads\n"
-            "  --max-batch N       requests per batch (default 8)\n"
+            "  --max-batch N       requests per batch (default 8; at most what the transport\n"
+            "                      keeps for retransmission, 256)\n"
             "  --max-wait-us N     a partial batch runs after this long (default 2000)\n"
             "  --workers N         inference threads (default 1; 2 with --backend vulkan:\n"
             "                      a batch in flight while the next one uploads)\n"
@@ -602,7 +603,7 @@ int spw_cli_serve(int argc, char **argv)
         SPW_CLI_OPT_LONG("mtu", &no.mtu, 576, 9000),
         SPW_CLI_OPT_STR("backend", &sc.backend),
         SPW_CLI_OPT_INT("threads", &sc.threads, 0, 256),
-        SPW_CLI_OPT_INT("max-batch", &sc.max_batch, 1, 64),
+        SPW_CLI_OPT_INT("max-batch", &sc.max_batch, 1, 65536),
         SPW_CLI_OPT_INT("max-wait-us", &sc.max_wait_us, 1, 10000000),
         SPW_CLI_OPT_INT("workers", &sc.workers, 1, 256),
         SPW_CLI_OPT_LONG("reuseport", &reuseport, 1, 256),
