@@ -104,6 +104,24 @@ spw_backend *spw__backend_find(const char *name)
     return NULL;
 }
 
+int spw__backend_plan_batch(const char *name)
+{
+    if (name && strcmp(name, "auto")) {
+        spw_backend *be = spw__backend_find(name);
+        return be ? be->ops->plan_batch : 0;
+    }
+    int most = -1;
+    for (int i = 0; i < spw__backend_count(); i++) {
+        const spw_backend *be = &registered[i];
+        if (be->manual_only)
+            continue;
+        if (!be->ops->plan_batch)
+            return 0;
+        most = SPW_MAX(most, be->ops->plan_batch);
+    }
+    return most > 0 ? most : 0;
+}
+
 int spw_backend_count(void)
 {
     return spw__backend_count();

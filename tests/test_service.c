@@ -625,11 +625,14 @@ static void test_bad_config(void **state)
     sc.max_batch = -1;
     sc.net.max_outstanding = 0;
     assert_int_equal(spw_server_open(&sc, &s), SPW_EINVAL);
+    sc.max_batch = 8;
+    sc.plan_batch = -2;
+    assert_int_equal(spw_server_open(&sc, &s), SPW_EINVAL);
 }
 
 /* One batch above the old fixed limit of 64: the server sizes its per-batch
- * state from max_batch and runs all of them in one batch, each answer equal
- * to the local one. */
+ * state from max_batch and runs all of them in one batch (sub-batches on
+ * cpu-ref's single-image plans), each answer equal to the local one. */
 static void test_batch_above_64(void **state)
 {
     (void)state;

@@ -152,6 +152,7 @@ static int fast_describe(spw_device_info **out, int *n)
 const spw_backend_ops spw__cpu_fast_ops = {
     .name = "cpu-fast",
     .layout = SPW_LAYOUT_NHWC,
+    .plan_batch = 1,
     .init = fast_init,
     .fini = fast_fini,
     .supports_op = fast_supports_op,

@@ -111,6 +111,7 @@ static int ref_describe(spw_device_info **out, int *n)
 const spw_backend_ops spw__cpu_ref_ops = {
     .name = "cpu-ref",
     .layout = SPW_LAYOUT_NCHW,
+    .plan_batch = 1,
     .supports_op = ref_supports_op,
     .op_row = ref_op_row,
     .buffer_alloc = ref_buffer_alloc,

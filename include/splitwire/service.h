@@ -176,6 +176,11 @@ typedef struct spw_server_config {
     spw_preprocess backbone_pp;
     /* Decodes an image request's payload; NULL: spw_image_decode. */
     int (*image_decode)(const void *data, size_t size, spw_image *out);
+    /* The largest plan a worker builds: a larger batch runs as consecutive
+     * sub-batches of this size on one set of plans and one arena (same
+     * scores, less memory). 0: the backend's preference (1 on the CPU
+     * backends, max_batch on Vulkan; docs/CPU_BACKENDS.md). */
+    int plan_batch;
 } spw_server_config;
 
 typedef struct spw_server_stats {

@@ -354,8 +354,9 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     if (!config || !out || config->n_bundles < 0 || (config->n_bundles && !config->bundle_dirs) ||
         (!config->n_bundles && !config->backbone))
         return spw__error(SPW_EINVAL, "server_open: no bundle (nor backbone) given");
-    if (config->max_batch < 0)
-        return spw__error(SPW_EINVAL, "max_batch %d: negative", config->max_batch);
+    if (config->max_batch < 0 || config->plan_batch < 0)
+        return spw__error(SPW_EINVAL, "max_batch %d, plan_batch %d: negative", config->max_batch,
+                          config->plan_batch);
     /* A batch's answers are sent together and kept for retransmission until
      * ACKed: more than the transport keeps would evict the batch's own. */
     spw_net_config net = config->net;
@@ -419,6 +420,9 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
         s->pool[i].next = s->free_list;
         s->free_list = &s->pool[i];
     }
+    /* The backbone first: its plans lend their arenas to the halves'. */
+    if (config->backbone && (rc = open_backbone(s)))
+        goto fail;
     for (int b = 0; b < s->n_bundles; b++) {
         if ((rc = spw_bundle_open(config->bundle_dirs[b], &s->bundles[b])) ||
             (rc = spw_bundle_load_tables(s->bundles[b], &s->tables[b])))
@@ -429,14 +433,24 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
                                 config->bundle_dirs[j], config->bundle_dirs[b]);
                 goto fail;
             }
-        for (int w = 0; w < s->n_workers; w++)
+        for (int w = 0; w < s->n_workers; w++) {
+            /* A worker runs one batch at a time: its plans of every bundle
+             * and of the backbone borrow one arena, the largest. */
+            spw_half **mine = s->halves + (size_t)w * (size_t)s->n_bundles;
+            spw_plan *donors[3];
+            int n_donors = 0;
+            if (s->bb_plans)
+                donors[n_donors++] = s->bb_plans[w];
+            if (b > 0) {
+                donors[n_donors++] = mine[0]->dec[mine[0]->n_plans - 1];
+                donors[n_donors++] = mine[0]->tail[mine[0]->n_plans - 1];
+            }
             if ((rc = spw__half_open(s->bundles[b], s->tables[b], config->models_dir,
                                      config->backend, config->threads, s->cfg.max_batch,
-                                     &s->halves[(size_t)w * (size_t)s->n_bundles + (size_t)b])))
+                                     config->plan_batch, donors, n_donors, &mine[b])))
                 goto fail;
+        }
     }
-    if (config->backbone && (rc = open_backbone(s)))
-        goto fail;
     if ((rc = spw_net_open(&config->net, &s->net)))
         goto fail;
     size_t frag = spw_net_frag_payload(s->net);
@@ -496,7 +510,9 @@ void spw_server_close(spw_server *s)
             spw_net_msg_free(s->net, s->fair.items[i].msg);
     spw__fair_fini(&s->fair);
     spw_net_close(s->net);
-    for (int i = 0; s->halves && i < s->n_bundles * s->n_workers; i++)
+    /* Borrowers before lenders: later bundles' halves, then the first's,
+     * then the backbone's plans. */
+    for (int i = s->n_bundles * s->n_workers - 1; s->halves && i >= 0; i--)
         spw__half_close(s->halves[i]);
     for (int w = 0; w < s->n_workers; w++) {
         if (s->bb_plans)

@@ -39,29 +39,39 @@ typedef struct spw_half_stages {
     uint64_t device_ns; /* decoder + tail by the device's timestamps, 0 unknown */
 } spw_half_stages;
 
+#define SPW_HALF_PLANS 32 /* plan sizes 1, 2, 4 ... 2^30, then the largest */
+
 /*
  * The server half of one bundle: entropy decode into batch slots, then the
  * decoder and the backbone tail on a batch, then top-k. Plans exist for
- * batch sizes 1, 2, 4, ... up to max_batch; a partial batch runs on the
- * smallest plan that holds it. Not thread-safe: one per worker.
+ * batch sizes 1, 2, 4, ... up to plan_batch (<= max_batch); a batch larger
+ * than plan_batch runs as consecutive sub-batches of plan_batch on the same
+ * plans and arena, and the rest on the smallest plan that holds it. Each
+ * image's scores do not depend on the batch it ran in. Not thread-safe:
+ * one per worker.
  */
 typedef struct spw_half {
     const spw_bundle_info *info;
     spw_codec *plain, *tiled;
     int n_plans;
-    int sizes[8];
-    spw_plan *dec[8], *tail[8];
-    int max_batch;
+    int sizes[SPW_HALF_PLANS];
+    spw_plan *dec[SPW_HALF_PLANS], *tail[SPW_HALF_PLANS];
+    int max_batch, plan_batch;
     size_t latent_elems, feat_elems;
     int classes;
-    int32_t *symbols;     /* max_batch x latent */
-    float *features;      /* max_batch x split features */
-    float *logits;        /* max_batch x classes */
+    int32_t *symbols;     /* max_batch (rounded up to whole plan_batches) x latent */
+    float *features;      /* plan_batch x split features */
+    float *logits;        /* as many rows as symbols x classes */
     spw_half_stages last; /* of the last spw__half_run */
 } spw_half;
 
+/* plan_batch: the largest plan (0: the backend's preference, see
+ * spw__backend_plan_batch); at most max_batch. donors: plans that never run
+ * at the same time as this half's (the same worker's), whose arenas its
+ * plans may borrow (spw__plan_create_sharing); they must outlive the half. */
 int spw__half_open(const spw_bundle *bundle, const spw_codec_tables *tables, const char *models_dir,
-                   const char *backend, int threads, int max_batch, spw_half **out);
+                   const char *backend, int threads, int max_batch, int plan_batch,
+                   spw_plan *const *donors, int n_donors, spw_half **out);
 void spw__half_close(spw_half *h);
 /* Entropy-decodes one request's stream (segments in order) into slot. */
 int spw__half_decode(spw_half *h, int slot, const spw_codec_seg *segs, int nsegs, unsigned flags);

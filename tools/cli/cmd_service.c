@@ -450,6 +450,9 @@ static void serve_usage(FILE *f)
             "  --threads N         backend threads\n"
             "  --max-batch N       requests per batch (default 8; at most what the transport\n"
             "                      keeps for retransmission, 256)\n"
+            "  --plan-batch N      largest plan per worker: bigger batches run as sub-batches\n"
+            "                      of N, same scores, less memory (default: the backend's,\n"
+            "                      1 on cpu-ref/cpu-fast, max-batch on vulkan)\n"
             "  --max-wait-us N     a partial batch runs after this long (default 2000)\n"
             "  --workers N         inference threads (default 1; 2 with --backend vulkan:\n"
             "                      a batch in flight while the next one uploads)\n"
@@ -604,6 +607,7 @@ int spw_cli_serve(int argc, char **argv)
         SPW_CLI_OPT_STR("backend", &sc.backend),
         SPW_CLI_OPT_INT("threads", &sc.threads, 0, 256),
         SPW_CLI_OPT_INT("max-batch", &sc.max_batch, 1, 65536),
+        SPW_CLI_OPT_INT("plan-batch", &sc.plan_batch, 0, 65536),
         SPW_CLI_OPT_INT("max-wait-us", &sc.max_wait_us, 1, 10000000),
         SPW_CLI_OPT_INT("workers", &sc.workers, 1, 256),
         SPW_CLI_OPT_LONG("reuseport", &reuseport, 1, 256),
