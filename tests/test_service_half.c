@@ -45,8 +45,8 @@ static void run(spw_half *h, const int32_t *symbols, int n)
 static void sub_batches_on(const char *backend, float *ref_scores, bool compare_ref)
 {
     spw_half *full = NULL;
-    assert_int_equal(spw__half_open(bundle, tables, MODELS, backend, 1, MAX_B, MAX_B, NULL, 0, &full),
-                     0);
+    assert_int_equal(
+        spw__half_open(bundle, tables, MODELS, backend, 1, MAX_B, MAX_B, NULL, 0, &full), 0);
     assert_int_equal(full->plan_batch, MAX_B);
     const size_t lat = full->latent_elems, cls = (size_t)full->classes;
     int32_t *symbols = malloc(MAX_B * lat * sizeof(int32_t));
@@ -114,10 +114,17 @@ static void test_sub_batches_match_full_batches(void **state)
 static void test_plan_batch_choice(void **state)
 {
     (void)state;
-    /* The CPU backends plan single images, Vulkan whole batches. */
-    assert_int_equal(spw__backend_plan_batch("cpu-ref"), 1);
+    /* The CPU backends plan single images on one thread (cpu-ref always
+     * runs on one), whole batches on several; Vulkan whole batches. */
+    assert_int_equal(spw__backend_plan_batch("cpu-ref", 0), 1);
+    assert_int_equal(spw__backend_plan_batch("cpu-ref", 4), 1);
+    if (spw__backend_find("cpu-fast")) {
+        assert_int_equal(spw__backend_plan_batch("cpu-fast", 1), 1);
+        assert_int_equal(spw__backend_plan_batch("cpu-fast", 2), 0);
+    }
     if (spw__backend_find("vulkan"))
-        assert_int_equal(spw__backend_plan_batch("vulkan"), 0);
+        assert_int_equal(spw__backend_plan_batch("vulkan", 1), 0);
+    assert_int_equal(spw__backend_plan_batch("no-such-backend", 1), 0);
     spw_half *h = NULL;
     assert_int_equal(spw__half_open(bundle, tables, MODELS, "cpu-ref", 1, MAX_B, 0, NULL, 0, &h),
                      0);

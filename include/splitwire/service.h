@@ -178,8 +178,9 @@ typedef struct spw_server_config {
     int (*image_decode)(const void *data, size_t size, spw_image *out);
     /* The largest plan a worker builds: a larger batch runs as consecutive
      * sub-batches of this size on one set of plans and one arena (same
-     * scores, less memory). 0: the backend's preference (1 on the CPU
-     * backends, max_batch on Vulkan; docs/CPU_BACKENDS.md). */
+     * scores, less memory). 0: the backend's preference (1 on cpu-ref and
+     * on cpu-fast with one thread per plan, else max_batch;
+     * docs/CPU_BACKENDS.md). */
     int plan_batch;
 } spw_server_config;
 

@@ -98,7 +98,7 @@ int spw__half_open(const spw_bundle *bundle, const spw_codec_tables *tables, con
     h->info = in;
     h->max_batch = max_batch;
     if (!plan_batch)
-        plan_batch = spw__backend_plan_batch(backend);
+        plan_batch = spw__backend_plan_batch(backend, threads);
     h->plan_batch = plan_batch && plan_batch < max_batch ? plan_batch : max_batch;
     h->latent_elems = (size_t)in->latent_c * (size_t)in->latent_h * (size_t)in->latent_w;
     h->feat_elems = (size_t)in->split_c * (size_t)in->split_h * (size_t)in->split_w;

@@ -65,8 +65,8 @@ typedef struct spw_half {
     spw_half_stages last; /* of the last spw__half_run */
 } spw_half;
 
-/* plan_batch: the largest plan (0: the backend's preference, see
- * spw__backend_plan_batch); at most max_batch. donors: plans that never run
+/* plan_batch: the largest plan (0: the backend's preference for plans of
+ * `threads` threads, see spw__backend_plan_batch); at most max_batch. donors: plans that never run
  * at the same time as this half's (the same worker's), whose arenas its
  * plans may borrow (spw__plan_create_sharing); they must outlive the half. */
 int spw__half_open(const spw_bundle *bundle, const spw_codec_tables *tables, const char *models_dir,
