@@ -39,7 +39,7 @@ trap cleanup EXIT
 
 if [ "$LOAD" = 1 ]; then
   # Spread over the classes: every k-th file of the sorted list.
-  ls -d "$SHARED"/data/imagenette2-224/val/*/* 2>/dev/null |
+  find "$SHARED"/data/imagenette2-224/val -mindepth 2 -maxdepth 2 2>/dev/null | sort |
     awk -v n="$IMAGES" '{ f[NR] = $0 } END { k = int(NR / n); if (k < 1) k = 1
       for (i = 1; i <= n && i * k <= NR; i++) print f[i * k] }' >"$tmp/images"
   [ -s "$tmp/images" ] || { echo "shared_weights: no images under $SHARED/data" >&2; exit 1; }
@@ -105,7 +105,9 @@ json=""
 # CONFIGS: "workers max_batch plan_batch" triples, comma-separated.
 IFS=, read -r -a configs <<<"${CONFIGS:-1 1 0,1 8 0,4 1 0,4 8 0,4 8 8}"
 for cfg in "${configs[@]}"; do
+  # shellcheck disable=SC2086 # three numbers
   read -r idle loaded ips mean infer cpu <<<"$(run $cfg)"
+  # shellcheck disable=SC2086
   set -- $cfg
   json+="${json:+,}\"$1x$2/plan$3\":{\"idle_kb\":$idle,\"loaded_kb\":$loaded,\"images_per_s\":$ips,\"mean_batch\":$mean,\"infer_ms_p50\":$infer,\"server_cpu_ms_per_image\":$cpu}"
   eval "idle_$1x$2_$3=$idle loaded_$1x$2_$3=$loaded"
