@@ -81,4 +81,8 @@ int spw__half_run(spw_half *h, int n, int k, spw_result *out);
 /* Softmax (unless the values already are probabilities) and top-k. */
 void spw__topk(const float *scores, int n, int label_offset, int k, spw_result *r);
 
+/* How many of a server's workers have made their backbone plan for image
+ * requests (made on each worker's first one). */
+int spw__server_backbone_plans(spw_server *s);
+
 #endif
