@@ -87,6 +87,7 @@ struct spw_server {
         float *in, *out;
         int classes;
     } * bb;
+    pthread_mutex_t bb_lock; /* one worker at a time makes its plan */
     spw_preprocess bb_pp;
     int bb_w, bb_h;
     /* Worker hand-off: jobs in, finished batches out. */
@@ -229,7 +230,14 @@ static void run_image_batch(spw_server *s, int worker, batch *b)
     b->t_start = spw__now_ns();
     uint64_t t_dec = 0, t_inf = 0;
     struct bb_slot *bb = &s->bb[worker];
-    int made = bb->plan ? 0 : open_backbone_plan(s, worker);
+    int made = 0;
+    if (!bb->plan) {
+        /* In turn: a plan made after another of the model copies its
+         * prepared operators instead of preparing its own. */
+        pthread_mutex_lock(&s->bb_lock);
+        made = open_backbone_plan(s, worker);
+        pthread_mutex_unlock(&s->bb_lock);
+    }
     for (int i = 0; i < b->n; i++) {
         item *it = &b->items[i];
         if (made) {
@@ -438,6 +446,7 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     s->n_queues = s->n_bundles + (config->backbone ? 1 : 0);
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->stats_lock, NULL);
+    pthread_mutex_init(&s->bb_lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->bundles = spw__calloc((size_t)s->n_bundles, sizeof(*s->bundles));
     s->tables = spw__calloc((size_t)s->n_bundles, sizeof(*s->tables));
@@ -577,6 +586,7 @@ void spw_server_close(spw_server *s)
     }
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->stats_lock);
+    pthread_mutex_destroy(&s->bb_lock);
     pthread_cond_destroy(&s->cond);
     spw__free(s->pool);
     spw__free(s->threads);
