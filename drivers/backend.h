@@ -34,6 +34,14 @@ typedef struct spw_backend_ops {
     const char *name;
     /* Layout the backend keeps 4-D activations in; the planner converts at I/O. */
     spw_layout layout;
+    /* The largest batch worth a plan of its own when the plan runs on one
+     * thread (0: any). A server runs a larger batch as consecutive
+     * sub-batches on a plan of this size, which keeps one small arena per
+     * worker; chosen by measurement where batching gains no compute
+     * (docs/CPU_BACKENDS.md). Plans on several threads take whole batches:
+     * on small sub-batches their threads spend more time meeting than
+     * computing. */
+    int plan_batch;
 
     /* Probes the device. SPW_ENODEV means "not here": the backend is skipped
      * silently after one log line, never an error for the library. */
@@ -92,6 +100,11 @@ struct spw_backend {
 int spw__backend_count(void);
 spw_backend *spw__backend_get(int idx);
 spw_backend *spw__backend_find(const char *name);
+/* The plan_batch a server uses on backend `name` for plans of `threads`
+ * threads (0: the backend's default); NULL or "auto": the largest among the
+ * automatic backends, since any of them may be picked. 0 when any batch is
+ * worth its plan. */
+int spw__backend_plan_batch(const char *name, int threads);
 
 /* Backends compiled in (each file defines its ops table). */
 extern const spw_backend_ops spw__cpu_ref_ops;

@@ -104,6 +104,33 @@ spw_backend *spw__backend_find(const char *name)
     return NULL;
 }
 
+/* A backend without threads of its own (be->threads 0: cpu-ref) runs
+ * every plan on one, whatever it is asked for. */
+static int plan_batch_of(const spw_backend *be, int threads)
+{
+    int t = !be->threads ? 1 : threads > 0 ? threads : be->threads;
+    return t > 1 ? 0 : be->ops->plan_batch;
+}
+
+int spw__backend_plan_batch(const char *name, int threads)
+{
+    if (name && strcmp(name, "auto")) {
+        spw_backend *be = spw__backend_find(name);
+        return be ? plan_batch_of(be, threads) : 0;
+    }
+    int most = -1;
+    for (int i = 0; i < spw__backend_count(); i++) {
+        const spw_backend *be = &registered[i];
+        if (be->manual_only)
+            continue;
+        int p = plan_batch_of(be, threads);
+        if (!p)
+            return 0;
+        most = SPW_MAX(most, p);
+    }
+    return most > 0 ? most : 0;
+}
+
 int spw_backend_count(void)
 {
     return spw__backend_count();

@@ -82,7 +82,7 @@ void *spw__net_transport_ctx(spw_net *n)
             c->field = (value); \
     } while (0)
 
-static int config_defaults(spw_net_config *c)
+int spw__net_config_defaults(spw_net_config *c)
 {
     DEF(mtu, 1500);
     DEF(max_msg_bytes, 262144);
@@ -125,7 +125,7 @@ int spw_net_open(const spw_net_config *config, spw_net **out)
         return spw__error(SPW_ENOMEM, "spw_net");
     n->cfg = *config;
     spw_net_config *c = &n->cfg;
-    int rc = config_defaults(c);
+    int rc = spw__net_config_defaults(c);
     if (rc)
         goto fail_config;
     if (c->peer) {

@@ -173,6 +173,10 @@ static inline net_key make_key(const spw_net_addr *a, uint8_t type, uint64_t id)
 #define SPW_NET_KEPT_BYTES(count) ((sizeof(spw_netbuf) + sizeof(uint64_t)) * (size_t)(count))
 
 /* table.c */
+/* Fills a configuration's zeros with the defaults and checks its limits
+ * (also declared for the server, which derives its limits from it). */
+int spw__net_config_defaults(spw_net_config *c);
+
 int spw__net_tbl_init(net_tbl *t, uint32_t cap);
 net_ent *spw__net_tbl_find(net_tbl *t, const net_key *k);
 /* Caller makes room first: returns NULL only when the table is full. */

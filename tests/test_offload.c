@@ -1,10 +1,13 @@
 /* Image requests (codec offload) against a server thread over UDP loopback:
  * the server decodes the image with the configured decoder, preprocesses it
  * and runs the whole backbone, and its top-1 is the one the backbone gives
- * when run here on the same pixels; a malformed request gets an ERROR and
- * the server goes on serving; a server without a backbone refuses them. */
+ * when run here on the same pixels, also after latent requests (the backbone
+ * plans are made on a worker's first image request); a malformed request,
+ * or a backbone plan that cannot be made, gets an ERROR and the server goes
+ * on serving; a server without a backbone refuses them. */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,7 +70,7 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static void start_server(server_thread *st, bool backbone)
+static void start_server_workers(server_thread *st, bool backbone, int workers)
 {
     const char *bundles[1] = {BUNDLE};
     spw_server_config sc = {.bundle_dirs = bundles,
@@ -77,7 +80,8 @@ static void start_server(server_thread *st, bool backbone)
                             .max_batch = 2,
                             .max_wait_us = 500,
                             .backbone = backbone ? BACKBONE : NULL,
-                            .image_decode = raw_decode};
+                            .image_decode = raw_decode,
+                            .workers = workers};
     sc.net.transport = SPW_NET_UDP;
     sc.net.local = "127.0.0.1:0";
     sc.net.private_key = server_priv;
@@ -86,6 +90,11 @@ static void start_server(server_thread *st, bool backbone)
     assert_int_equal(spw_server_local_addr(st->srv, &a), 0);
     snprintf(st->addr, sizeof(st->addr), "127.0.0.1:%u", a.port);
     assert_int_equal(pthread_create(&st->tid, NULL, serve, st), 0);
+}
+
+static void start_server(server_thread *st, bool backbone)
+{
+    start_server_workers(st, backbone, 1);
 }
 
 static void stop_server(server_thread *st)
@@ -210,6 +219,105 @@ static void test_image_request_runs_backbone(void **state)
     stop_server(&st);
 }
 
+/* Workers make their backbone plan on their first image request: latent
+ * requests served before make none, and the image request that follows is
+ * answered as the backbone run here answers it. */
+static void test_image_after_latents(void **state)
+{
+    (void)state;
+    server_thread st;
+    start_server_workers(&st, true, 2);
+    spw_client_config cc = {.bundle_dir = BUNDLE, .backend = "cpu-ref", .timeout_ms = 5000};
+    cc.net.transport = SPW_NET_UDP;
+    cc.net.local = "127.0.0.1:0";
+    cc.net.peer = st.addr;
+    cc.net.server_public_key = server_pub;
+    spw_client *c;
+    assert_int_equal(spw_client_open(&cc, &c), 0);
+    static uint8_t rgb[32 * 32 * 3];
+    for (int seed = 1; seed <= 4; seed++) {
+        for (size_t i = 0; i < sizeof(rgb); i++)
+            rgb[i] = (uint8_t)((i * (size_t)(seed * 2 + 7) + (size_t)seed * 31) % 251);
+        spw_image img = {32, 32, rgb};
+        spw_result r = {0};
+        assert_int_equal(spw_client_classify(c, &img, &r), 0);
+        assert_int_equal(r.status, 0);
+        assert_true(r.k >= 1);
+    }
+    spw_client_close(c);
+    assert_int_equal(spw__server_backbone_plans(st.srv), 0);
+    spw_net *net = open_client(st.addr);
+    static uint8_t raw[8 + 48 * 40 * 3];
+    for (int seed = 5; seed <= 6; seed++) {
+        size_t len = make_raw(raw, seed, 48, 40);
+        spw_result r = {0};
+        assert_int_equal(ask(net, (uint64_t)seed, (uint32_t)len, raw, len, &r), 0);
+        assert_true(r.k >= 1);
+        assert_int_equal(r.top[0].label, local_top1(raw, len));
+    }
+    int made = spw__server_backbone_plans(st.srv);
+    assert_true(made >= 1 && made <= 2);
+    spw_net_close(net);
+    stop_server(&st);
+}
+
+/* An allocator that fails the workers' allocations while fail_workers is
+ * set: those of every thread but the test's and the serving one. */
+static atomic_int fail_workers;
+static pthread_t test_tid, serve_tid;
+
+static bool failing(void)
+{
+    pthread_t me = pthread_self();
+    return atomic_load(&fail_workers) && !pthread_equal(me, test_tid) &&
+           !pthread_equal(me, serve_tid);
+}
+
+static void *f_malloc(size_t n, void *ctx)
+{
+    (void)ctx;
+    return failing() ? NULL : malloc(n);
+}
+
+static void *f_realloc(void *p, size_t n, void *ctx)
+{
+    (void)ctx;
+    return failing() ? NULL : realloc(p, n);
+}
+
+static void f_free(void *p, void *ctx)
+{
+    (void)ctx;
+    free(p);
+}
+
+/* A backbone plan that cannot be made is an error answered to the image
+ * request that wanted it; the server goes on, and makes it on the next. */
+static void test_backbone_plan_error(void **state)
+{
+    (void)state;
+    spw_allocator a = {f_malloc, f_realloc, f_free, NULL};
+    spw_set_allocator(&a);
+    server_thread st;
+    start_server(&st, true);
+    test_tid = pthread_self();
+    serve_tid = st.tid;
+    spw_net *net = open_client(st.addr);
+    static uint8_t raw[8 + 48 * 40 * 3];
+    size_t len = make_raw(raw, 7, 48, 40);
+    spw_result r = {0};
+    atomic_store(&fail_workers, 1);
+    assert_int_equal(ask(net, 1, (uint32_t)len, raw, len, &r), SPW_ENOMEM);
+    atomic_store(&fail_workers, 0);
+    assert_int_equal(spw__server_backbone_plans(st.srv), 0);
+    assert_int_equal(ask(net, 2, (uint32_t)len, raw, len, &r), 0);
+    assert_int_equal(r.top[0].label, local_top1(raw, len));
+    assert_int_equal(spw__server_backbone_plans(st.srv), 1);
+    spw_net_close(net);
+    stop_server(&st);
+    spw_set_allocator(NULL);
+}
+
 static void test_no_backbone_refuses(void **state)
 {
     (void)state;
@@ -228,6 +336,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image_request_runs_backbone),
+        cmocka_unit_test(test_image_after_latents),
+        cmocka_unit_test(test_backbone_plan_error),
         cmocka_unit_test(test_no_backbone_refuses),
     };
     if (spw_net_keypair(server_priv, server_pub))

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -234,7 +236,7 @@ static void device_list(void **state)
     const char *detail;
     assert_int_equal(spw_device_list_status(l, "no-such-backend", &detail), SPW_ENOENT);
     /* Whatever this machine has: each device named, typed, one selected per backend. */
-    int selected = 0;
+    int vk_selected = 0, cpu_ref = 0;
     for (int i = 0; i < spw_device_count(l); i++) {
         spw_device_info d;
         assert_int_equal(spw_device_get(l, i, &d), 0);
@@ -246,9 +248,27 @@ static void device_list(void **state)
             local += d.heaps[h].device_local ? d.heaps[h].bytes : 0;
         assert_true(local == d.memory_bytes);
         assert_int_equal(spw_device_list_status(l, d.backend, &detail), 0);
-        selected += d.selected;
+        if (!strcmp(d.backend, "vulkan"))
+            vk_selected += d.selected;
+        if (!strncmp(d.backend, "cpu-", 4)) {
+            /* The host: its RAM as sysinfo tells it, the cores sysconf does. */
+            struct sysinfo si;
+            assert_int_equal(sysinfo(&si), 0);
+            assert_int_equal(d.type, SPW_DEVICE_CPU);
+            assert_int_equal(d.selected, 1);
+            assert_true(d.memory_bytes == (uint64_t)si.totalram * si.mem_unit);
+            assert_int_equal(d.cpu_cores, (int)sysconf(_SC_NPROCESSORS_ONLN));
+            assert_true(d.threads >= 1 && d.threads <= d.cpu_cores);
+            cpu_ref += !strcmp(d.backend, "cpu-ref");
+            if (!strcmp(d.backend, "cpu-ref"))
+                assert_int_equal(d.threads, 1);
+        }
     }
-    assert_true(selected <= 1);
+    assert_true(vk_selected <= 1);
+    /* cpu-ref is always built: its device is always listed, even when
+     * SPW_DISABLE_BACKENDS turns it off. */
+    assert_int_equal(cpu_ref, 1);
+    assert_int_equal(spw_device_list_status(l, "cpu-ref", &detail), 0);
     spw_device_list_free(l);
     spw__drm_set_source(NULL, NULL);
     assert_string_equal(spw_device_type_name(SPW_DEVICE_DISCRETE_GPU), "discrete");

@@ -611,10 +611,88 @@ static void test_bad_config(void **state)
     assert_int_equal(spw_client_open(&cfg, &c), SPW_ENOENT);
     spw_server *s;
     const char *b[1] = {BUNDLE};
+    /* A batch's answers are kept together: max_batch is bounded by what the
+     * transport keeps (max_outstanding, 256 by default). */
     spw_server_config sc = {
-        .bundle_dirs = b, .n_bundles = 1, .models_dir = MODELS, .max_batch = 65};
+        .bundle_dirs = b, .n_bundles = 1, .models_dir = MODELS, .max_batch = 257};
     assert_int_equal(spw_server_open(&sc, &s), SPW_EINVAL);
-    assert_non_null(strstr(spw_error_detail(), "max_batch 65"));
+    assert_non_null(strstr(spw_error_detail(), "max_batch 257"));
+    assert_non_null(strstr(spw_error_detail(), "max_outstanding 256"));
+    sc.max_batch = 300;
+    sc.net.max_outstanding = 200;
+    assert_int_equal(spw_server_open(&sc, &s), SPW_EINVAL);
+    assert_non_null(strstr(spw_error_detail(), "max_outstanding 200"));
+    sc.max_batch = -1;
+    sc.net.max_outstanding = 0;
+    assert_int_equal(spw_server_open(&sc, &s), SPW_EINVAL);
+    sc.max_batch = 8;
+    sc.plan_batch = -2;
+    assert_int_equal(spw_server_open(&sc, &s), SPW_EINVAL);
+}
+
+/* One batch above the old fixed limit of 64: the server sizes its per-batch
+ * state from max_batch and runs all of them in one batch (sub-batches on
+ * cpu-ref's single-image plans), each answer equal to the local one. */
+static void test_batch_above_64(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    const char *b[1] = {BUNDLE};
+    spw_server_config sc = {.bundle_dirs = b,
+                            .n_bundles = 1,
+                            .models_dir = MODELS,
+                            .backend = "cpu-ref",
+                            .max_batch = N,
+                            .max_wait_us = 10000000};
+    sc.net.transport = SPW_NET_UDP;
+    sc.net.local = "127.0.0.1:0";
+    server_keys();
+    sc.net.private_key = server_priv;
+    server_thread st;
+    assert_int_equal(spw_server_open(&sc, &st.srv), 0);
+    spw_net_addr bound;
+    assert_int_equal(spw_server_local_addr(st.srv, &bound), 0);
+    st.port = bound.port;
+    pthread_create(&st.tid, NULL, serve, &st);
+    char addr[32];
+    spw_client_config rc_cfg = remote_config(st.port, addr), lc_cfg = local_config();
+    rc_cfg.timeout_ms = 60000;
+    rc_cfg.max_inflight = N;
+    spw_client *remote, *local;
+    assert_int_equal(spw_client_open(&rc_cfg, &remote), 0);
+    assert_int_equal(spw_client_open(&lc_cfg, &local), 0);
+    static spw_image imgs[N];
+    static uint64_t ids[N];
+    static spw_result res[N];
+    for (int i = 0; i < N; i++) {
+        imgs[i] = make_image(i, 32, 32);
+        assert_int_equal(spw_client_submit(remote, &imgs[i], &ids[i]), 0);
+    }
+    collect(remote, res, N);
+    for (int i = 0; i < N; i++) {
+        int idx = -1;
+        for (int j = 0; j < N; j++)
+            if (ids[j] == res[i].request_id)
+                idx = j;
+        assert_true(idx >= 0);
+        check_result(&res[i]);
+        spw_result lr;
+        assert_int_equal(spw_client_classify(local, &imgs[idx], &lr), 0);
+        for (int k = 0; k < 5; k++) {
+            assert_int_equal(lr.top[k].label, res[i].top[k].label);
+            assert_float_equal(lr.top[k].prob, res[i].top[k].prob, 1e-6);
+        }
+    }
+    spw_server_stats ss;
+    spw_server_get_stats(st.srv, &ss);
+    /* The batch waited for all N (max_wait_us is ten seconds). */
+    assert_int_equal(ss.batches, 1);
+    assert_int_equal(ss.batched_items, N);
+    for (int i = 0; i < N; i++)
+        free(imgs[i].rgb);
+    spw_client_close(remote);
+    spw_client_close(local);
+    stop_server(&st);
 }
 
 /* One request of `bytes` of garbage for the bundle's model, sent raw over
@@ -776,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_rate_points),
         cmocka_unit_test(test_rate_points_local),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_batch_above_64),
         cmocka_unit_test(test_large_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,9 +74,11 @@ static void test_slots_match_reference(void **state)
 {
     (void)state;
     spw_half *ref = NULL, *vk[SLOTS] = {0};
-    assert_int_equal(spw__half_open(bundle, tables, MODELS, "cpu-ref", 1, MAX_B, &ref), 0);
+    assert_int_equal(spw__half_open(bundle, tables, MODELS, "cpu-ref", 1, MAX_B, 0, NULL, 0, &ref),
+                     0);
     for (int s = 0; s < SLOTS; s++)
-        assert_int_equal(spw__half_open(bundle, tables, MODELS, "vulkan", 1, MAX_B, &vk[s]), 0);
+        assert_int_equal(
+            spw__half_open(bundle, tables, MODELS, "vulkan", 1, MAX_B, 0, NULL, 0, &vk[s]), 0);
     const size_t lat = ref->latent_elems, cls = (size_t)ref->classes;
     job jobs[SLOTS][BATCHES];
     for (int s = 0; s < SLOTS; s++)

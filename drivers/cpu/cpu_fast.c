@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "drivers/cpu/cpu_describe.h"
 #include "drivers/cpu/fast_internal.h"
 
 static int fast_init(spw_backend *be)
@@ -164,9 +165,16 @@ static int fast_run_plan(spw_backend *be, spw_plan *plan, void *state)
     return 0;
 }
 
+/* Plans default to every online core (fast_init). */
+static int fast_describe(spw_device_info **out, int *n)
+{
+    return spw__cpu_describe("cpu-fast", "XNNPACK", 0, out, n);
+}
+
 const spw_backend_ops spw__cpu_fast_ops = {
     .name = "cpu-fast",
     .layout = SPW_LAYOUT_NHWC,
+    .plan_batch = 1,
     .init = fast_init,
     .fini = fast_fini,
     .supports_op = fast_supports_op,
@@ -178,4 +186,5 @@ const spw_backend_ops spw__cpu_fast_ops = {
     .plan_prepare = fast_plan_prepare,
     .plan_release = fast_plan_release,
     .run_plan = fast_run_plan,
+    .describe = fast_describe,
 };

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "drivers/backend.h"
+#include "drivers/cpu/cpu_describe.h"
 #include "drivers/cpu/ref_ops.h"
 
 static bool ref_supports_op(const spw_backend *be, const spw_graph *g, const spw_node *n)
@@ -101,13 +102,21 @@ static int ref_plan_prepare(spw_backend *be, spw_plan *plan, void **state)
     return 0;
 }
 
+/* One thread: the reference kernels are plain loops. */
+static int ref_describe(spw_device_info **out, int *n)
+{
+    return spw__cpu_describe("cpu-ref", "reference kernels", 1, out, n);
+}
+
 const spw_backend_ops spw__cpu_ref_ops = {
     .name = "cpu-ref",
     .layout = SPW_LAYOUT_NCHW,
+    .plan_batch = 1,
     .supports_op = ref_supports_op,
     .op_row = ref_op_row,
     .buffer_alloc = ref_buffer_alloc,
     .buffer_free = ref_buffer_free,
     .plan_prepare = ref_plan_prepare,
     .run_plan = ref_run_plan,
+    .describe = ref_describe,
 };

@@ -71,6 +71,12 @@ typedef struct spw_device_info {
     int has_drm;
     int64_t drm_render_major, drm_render_minor;
     char drm_node[64];
+    /* CPU devices: the SIMD extensions the kernels can use, space-separated
+     * as the kernel spells them ("avx2 fma avx512f", "asimd asimddp"), the
+     * online cores, and the threads a plan runs on unless told otherwise. */
+    char isa[192];
+    int cpu_cores;
+    int threads;
 } spw_device_info;
 
 /* A DRM node (/dev/dri/renderD128, /dev/dri/card0) or accel node (/dev/accel/accel0). */

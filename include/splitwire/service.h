@@ -160,7 +160,9 @@ typedef struct spw_server_config {
     const char *models_dir; /* where backbones are (NULL: $SPW_MODEL_DIR or build/models) */
     const char *backend;
     int threads;
-    int max_batch;   /* 1 .. 64 (0 = 8) */
+    /* Requests per batch (0 = 8), up to the transport's max_outstanding: a
+     * batch's answers are kept together for retransmission. */
+    int max_batch;
     int max_wait_us; /* a partial batch runs after this long (0 = 2000) */
     int workers;     /* inference threads (0 = 1; 2 with backend "vulkan") */
     spw_net_config net;
@@ -178,6 +180,12 @@ typedef struct spw_server_config {
      * batch) instead of waiting max_wait_us for others; later arrivals
      * still batch while it runs. 0: partial batches wait max_wait_us. */
     int idle_dispatch;
+    /* The largest plan a worker builds: a larger batch runs as consecutive
+     * sub-batches of this size on one set of plans and one arena (same
+     * scores, less memory). 0: the backend's preference (1 on cpu-ref and
+     * on cpu-fast with one thread per plan, else max_batch;
+     * docs/CPU_BACKENDS.md). */
+    int plan_batch;
 } spw_server_config;
 
 typedef struct spw_server_stats {

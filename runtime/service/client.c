@@ -231,7 +231,7 @@ static int point_open(spw_client *c, point *pt, const char *dir)
             return rc;
     }
     if (c->local && (rc = spw__half_open(pt->bundle, pt->tables, c->cfg.models_dir, c->cfg.backend,
-                                         c->cfg.threads, 1, &pt->half)))
+                                         c->cfg.threads, 1, 0, NULL, 0, &pt->half)))
         return rc;
     /* Ask the transport for about twice the expected stream (from the
      * tables' entropy), not the worst case: a latent of a few KB would

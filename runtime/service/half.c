@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "drivers/backend.h"
 #include "runtime/graph/plan.h"
 #include "runtime/service/service_internal.h"
 
@@ -82,8 +83,12 @@ int spw__result_unpack(const void *buf, size_t len, spw_result *r, uint32_t *ser
 }
 
 int spw__half_open(const spw_bundle *bundle, const spw_codec_tables *tables, const char *models_dir,
-                   const char *backend, int threads, int max_batch, spw_half **out)
+                   const char *backend, int threads, int max_batch, int plan_batch,
+                   spw_plan *const *donors, int n_donors, spw_half **out)
 {
+    if (max_batch < 1 || plan_batch < 0 || n_donors < 0 || n_donors > 6)
+        return spw__error(SPW_EINVAL, "server half: max_batch %d, plan_batch %d", max_batch,
+                          plan_batch);
     const spw_bundle_info *in = spw_bundle_get_info(bundle);
     spw_half *h = spw__calloc(1, sizeof(*h));
     if (!h)
@@ -92,6 +97,9 @@ int spw__half_open(const spw_bundle *bundle, const spw_codec_tables *tables, con
     int rc;
     h->info = in;
     h->max_batch = max_batch;
+    if (!plan_batch)
+        plan_batch = spw__backend_plan_batch(backend, threads);
+    h->plan_batch = plan_batch && plan_batch < max_batch ? plan_batch : max_batch;
     h->latent_elems = (size_t)in->latent_c * (size_t)in->latent_h * (size_t)in->latent_w;
     h->feat_elems = (size_t)in->split_c * (size_t)in->split_h * (size_t)in->split_w;
     h->classes = in->num_classes;
@@ -102,28 +110,35 @@ int spw__half_open(const spw_bundle *bundle, const spw_codec_tables *tables, con
     if ((rc = spw_bundle_load_decoder(bundle, &dec)) ||
         (rc = spw_bundle_load_tail(bundle, models_dir, &tail)))
         goto fail;
+    /* Powers of two below plan_batch, then plan_batch itself: 31 at most. */
     int n = 0;
-    for (int b = 1;; b *= 2) {
-        h->sizes[n++] = b < max_batch ? b : max_batch;
-        if (h->sizes[n - 1] == max_batch || n == 8)
-            break;
-    }
-    /* Largest first: the plans of one half run one after another, never at
-     * once, so the smaller ones borrow the activations arena of the largest
-     * decoder or tail plan that holds theirs (weights are shared anyway). */
+    for (int b = 1; b < h->plan_batch; b *= 2)
+        h->sizes[n++] = b;
+    h->sizes[n++] = h->plan_batch;
+    /* The plans of one half run one after another, never at once, so they
+     * borrow an activations arena that holds theirs: first the caller's
+     * (the worker's other plans), then the largest decoder or tail plan's,
+     * made first (weights are shared anyway). */
+    spw_plan *lend[8];
+    for (int i = 0; i < n_donors; i++)
+        lend[i] = donors[i];
     for (int i = n - 1; i >= 0; i--) {
         spw_plan_options o = {.backend = backend, .batch = h->sizes[i], .threads = threads};
-        spw_plan *donors[2] = {h->dec[n - 1], h->tail[n - 1]};
-        if ((rc = spw__plan_create_sharing(dec, &o, donors, 2, &h->dec[i])))
+        lend[n_donors] = h->dec[n - 1];
+        lend[n_donors + 1] = h->tail[n - 1];
+        if ((rc = spw__plan_create_sharing(dec, &o, lend, n_donors + 2, &h->dec[i])))
             goto fail;
-        donors[0] = h->dec[n - 1];
-        if ((rc = spw__plan_create_sharing(tail, &o, donors, 2, &h->tail[i])))
+        lend[n_donors] = h->dec[n - 1];
+        if ((rc = spw__plan_create_sharing(tail, &o, lend, n_donors + 2, &h->tail[i])))
             goto fail;
     }
     h->n_plans = n;
-    h->symbols = spw__calloc((size_t)max_batch * h->latent_elems, sizeof(int32_t));
-    h->features = spw__calloc((size_t)max_batch * h->feat_elems, sizeof(float));
-    h->logits = spw__calloc((size_t)max_batch * (size_t)h->classes, sizeof(float));
+    /* Whole sub-batches: the last one of a batch may run on a plan larger
+     * than the slots it has left. */
+    size_t rows = (size_t)((max_batch + h->plan_batch - 1) / h->plan_batch * h->plan_batch);
+    h->symbols = spw__calloc(rows * h->latent_elems, sizeof(int32_t));
+    h->features = spw__calloc((size_t)h->plan_batch * h->feat_elems, sizeof(float));
+    h->logits = spw__calloc(rows * (size_t)h->classes, sizeof(float));
     if (!h->symbols || !h->features || !h->logits) {
         rc = spw__error(SPW_ENOMEM, "out of memory for a batch of %d", max_batch);
         goto fail;
@@ -172,16 +187,22 @@ int spw__half_decode(spw_half *h, int slot, const spw_codec_seg *segs, int nsegs
     return 0;
 }
 
-int spw__half_run(spw_half *h, int n, int k, spw_result *out)
+/* Runs slots [off, off + n) (n <= plan_batch) on the smallest plan that
+ * holds them; their scores land in logits at the same slots. */
+static int run_plans(spw_half *h, int off, int n)
 {
     int p = 0;
     while (p < h->n_plans - 1 && h->sizes[p] < n)
         p++;
     int b = h->sizes[p];
     const spw_bundle_info *in = h->info;
-    /* Slots past n hold stale symbols: harmless, their outputs are ignored. */
-    spw_tensor sym = {
-        SPW_I32, SPW_LAYOUT_NCHW, 4, {b, in->latent_c, in->latent_h, in->latent_w}, h->symbols};
+    /* Slots past n hold stale symbols (or the next sub-batch's): harmless,
+     * their outputs are ignored; the buffers hold whole sub-batches. */
+    spw_tensor sym = {SPW_I32,
+                      SPW_LAYOUT_NCHW,
+                      4,
+                      {b, in->latent_c, in->latent_h, in->latent_w},
+                      h->symbols + (size_t)off * h->latent_elems};
     /* Take the exact output shapes from the plans ([N, classes] or
      * [N, 1, 1, classes] are both fine); the sizes were checked at load. */
     spw_tensor feat, logits;
@@ -189,21 +210,43 @@ int spw__half_run(spw_half *h, int n, int k, spw_result *out)
     spw_plan_output(h->tail[p], 0, &logits);
     feat.dtype = logits.dtype = SPW_F32;
     feat.data = h->features;
-    logits.data = h->logits;
+    logits.data = h->logits + (size_t)off * (size_t)h->classes;
     int rc = spw_plan_run(h->dec[p], &sym, 1, &feat, 1);
     if (rc)
         return rc;
     if ((rc = spw_plan_run(h->tail[p], &feat, 1, &logits, 1)))
         return rc;
     const spw_plan *d = h->dec[p], *t = h->tail[p];
-    h->last = (spw_half_stages){
-        .up = {d->run_ns[0], d->run_ns[1]},
-        .compute = {d->run_ns[2], t->run_ns[3]},
-        .down = {t->run_ns[3], t->run_ns[4]},
-        .device_ns = d->device_ns && t->device_ns ? d->device_ns + t->device_ns : 0,
-    };
+    uint64_t dev = d->device_ns && t->device_ns ? d->device_ns + t->device_ns : 0;
+    if (off == 0) {
+        h->last = (spw_half_stages){
+            .up = {d->run_ns[0], d->run_ns[1]},
+            .compute = {d->run_ns[2], t->run_ns[3]},
+            .down = {t->run_ns[3], t->run_ns[4]},
+            .device_ns = dev,
+        };
+    } else {
+        /* Sub-batches: compute from the first's start to the last's end,
+         * scores out of the last one. */
+        h->last.compute[1] = t->run_ns[3];
+        h->last.down[0] = t->run_ns[3];
+        h->last.down[1] = t->run_ns[4];
+        h->last.device_ns = h->last.device_ns && dev ? h->last.device_ns + dev : 0;
+    }
+    return 0;
+}
+
+int spw__half_run(spw_half *h, int n, int k, spw_result *out)
+{
+    if (n < 1 || n > h->max_batch)
+        return spw__error(SPW_EINVAL, "server half: batch of %d (1..%d)", n, h->max_batch);
+    for (int off = 0; off < n; off += h->plan_batch) {
+        int rc = run_plans(h, off, SPW_MIN(h->plan_batch, n - off));
+        if (rc)
+            return rc;
+    }
     for (int i = 0; i < n; i++)
-        spw__topk(h->logits + (size_t)i * (size_t)h->classes, h->classes, in->label_offset, k,
+        spw__topk(h->logits + (size_t)i * (size_t)h->classes, h->classes, h->info->label_offset, k,
                   &out[i]);
     return 0;
 }

@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/graph/plan.h"
 #include "runtime/service/fair.h"
 #include "runtime/service/service_internal.h"
 
-#define WINDOW 4096  /* samples kept per latency statistic */
-#define MAX_BATCH 64 /* largest max_batch; sizes the per-batch index arrays */
+#define WINDOW 4096 /* samples kept per latency statistic */
 
 /* spw_server_stop is called from signal handlers. */
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free");
@@ -35,7 +35,13 @@ typedef struct batch {
     spw_half_stages stages;
     item *items;
     spw_codec_seg *segs; /* decode scratch: the most fragments a message can have */
-    struct batch *next;  /* queue link */
+    /* Per-item scratch, max_batch long: made at open, so that neither a
+     * batch's size nor its handling has a fixed bound or allocates. */
+    int *slot_of;
+    spw_result *out;
+    spw_fair_item *taken;
+    double *total_ms;
+    struct batch *next; /* queue link */
 } batch;
 
 typedef struct window {
@@ -71,11 +77,19 @@ struct spw_server {
      * one for image requests with a backbone. */
     spw_fair fair;
     int n_queues;
+    /* The backbone for image requests: the model from open, a plan and its
+     * buffers per worker made on that worker's first image request, so that
+     * a server of bundles pays nothing for it (docs/CPU_BACKENDS.md). Only
+     * the worker touches its slot. */
     spw_model *bb_model;
-    spw_plan **bb_plans; /* per worker, batch 1 */
-    float **bb_in, **bb_out;
+    struct bb_slot {
+        spw_plan *plan; /* batch 1 */
+        float *in, *out;
+        int classes;
+    } * bb;
+    pthread_mutex_t bb_lock; /* one worker at a time makes its plan */
     spw_preprocess bb_pp;
-    int bb_w, bb_h, bb_classes, bb_offset;
+    int bb_w, bb_h;
     /* Worker hand-off: jobs in, finished batches out. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -171,7 +185,7 @@ static void stage_add(spw_server *s, const batch *b)
 static void run_batch(spw_server *s, spw_half *h, batch *b)
 {
     b->t_start = spw__now_ns();
-    int slot_of[MAX_BATCH], ok = 0;
+    int *slot_of = b->slot_of, ok = 0;
     for (int i = 0; i < b->n; i++) {
         item *it = &b->items[i];
         spw_net_msg *m = it->msg;
@@ -188,7 +202,7 @@ static void run_batch(spw_server *s, spw_half *h, batch *b)
         slot_of[i] = it->r.status ? -1 : ok++;
     }
     b->t_decoded = spw__now_ns();
-    spw_result out[MAX_BATCH];
+    spw_result *out = b->out;
     int rc = ok ? spw__half_run(h, ok, SPW_TOPK_MAX, out) : 0;
     b->staged = ok && !rc;
     if (b->staged)
@@ -207,15 +221,29 @@ static void run_batch(spw_server *s, spw_half *h, batch *b)
     b->t_done = spw__now_ns();
 }
 
+static int open_backbone_plan(spw_server *s, int worker);
+
 /* Worker: decode each image request's payload, preprocess it as the
  * backbone expects and run the whole backbone on it (batch 1). */
 static void run_image_batch(spw_server *s, int worker, batch *b)
 {
     b->t_start = spw__now_ns();
     uint64_t t_dec = 0, t_inf = 0;
-    float *in = s->bb_in[worker], *out = s->bb_out[worker];
+    struct bb_slot *bb = &s->bb[worker];
+    int made = 0;
+    if (!bb->plan) {
+        /* In turn: a plan made after another of the model copies its
+         * prepared operators instead of preparing its own. */
+        pthread_mutex_lock(&s->bb_lock);
+        made = open_backbone_plan(s, worker);
+        pthread_mutex_unlock(&s->bb_lock);
+    }
     for (int i = 0; i < b->n; i++) {
         item *it = &b->items[i];
+        if (made) {
+            it->r.status = made;
+            continue;
+        }
         spw_net_msg *m = it->msg;
         uint64_t t0 = spw__now_ns();
         /* The decoders want one contiguous buffer. */
@@ -244,17 +272,17 @@ static void run_image_batch(spw_server *s, int worker, batch *b)
             rc = spw_image_decode(data + SPW_IMAGE_REQ_HEADER, len, &img);
         spw__free(data);
         if (!rc)
-            rc = spw_image_to_tensor(&img, &s->bb_pp, in);
+            rc = spw_image_to_tensor(&img, &s->bb_pp, bb->in);
         spw_image_release(&img);
         uint64_t t1 = spw__now_ns();
         t_dec += t1 - t0;
         if (!rc) {
-            spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, s->bb_h, s->bb_w}, in};
-            spw_tensor to = {SPW_F32, SPW_LAYOUT_NCHW, 2, {1, s->bb_classes}, out};
-            rc = spw_plan_run(s->bb_plans[worker], &ti, 1, &to, 1);
+            spw_tensor ti = {SPW_F32, SPW_LAYOUT_NCHW, 4, {1, 3, s->bb_h, s->bb_w}, bb->in};
+            spw_tensor to = {SPW_F32, SPW_LAYOUT_NCHW, 2, {1, bb->classes}, bb->out};
+            rc = spw_plan_run(bb->plan, &ti, 1, &to, 1);
         }
         if (!rc)
-            spw__topk(out, s->bb_classes, s->bb_offset, SPW_TOPK_MAX, &it->r);
+            spw__topk(bb->out, bb->classes, bb->classes == 1001 ? 1 : 0, SPW_TOPK_MAX, &it->r);
         it->r.status = rc;
         t_inf += spw__now_ns() - t1;
     }
@@ -262,8 +290,8 @@ static void run_image_batch(spw_server *s, int worker, batch *b)
     b->t_done = b->t_decoded + t_inf;
 }
 
-/* The backbone for image requests: the model once, a plan and buffers per
- * worker. */
+/* The backbone for image requests: the model, its input shape and the
+ * preprocessing; plans come later, per worker (open_backbone_plan). */
 static int open_backbone(spw_server *s)
 {
     const spw_server_config *c = &s->cfg;
@@ -285,26 +313,65 @@ static int open_backbone(spw_server *s)
     if (!s->bb_pp.std[0] && !s->bb_pp.std[1] && !s->bb_pp.std[2])
         for (int k = 0; k < 3; k++)
             s->bb_pp.mean[k] = s->bb_pp.std[k] = 128 / 255.f;
-    s->bb_plans = spw__calloc((size_t)s->n_workers, sizeof(*s->bb_plans));
-    s->bb_in = spw__calloc((size_t)s->n_workers, sizeof(*s->bb_in));
-    s->bb_out = spw__calloc((size_t)s->n_workers, sizeof(*s->bb_out));
-    if (!s->bb_plans || !s->bb_in || !s->bb_out)
+    s->bb = spw__calloc((size_t)s->n_workers, sizeof(*s->bb));
+    if (!s->bb)
         return spw__error(SPW_ENOMEM, "out of memory");
-    spw_plan_options po = {.backend = c->backend, .batch = 1, .threads = c->threads};
-    for (int w = 0; w < s->n_workers; w++) {
-        if ((rc = spw_plan_create(s->bb_model, &po, &s->bb_plans[w])))
-            return rc;
-        spw_tensor od;
-        if ((rc = spw_plan_output(s->bb_plans[w], 0, &od)))
-            return rc;
-        s->bb_classes = (int)spw_tensor_numel(&od);
-        s->bb_in[w] = spw__malloc(sizeof(float) * 3 * (size_t)s->bb_w * (size_t)s->bb_h);
-        s->bb_out[w] = spw__malloc(sizeof(float) * (size_t)s->bb_classes);
-        if (!s->bb_in[w] || !s->bb_out[w])
-            return spw__error(SPW_ENOMEM, "out of memory");
-    }
-    s->bb_offset = s->bb_classes == 1001 ? 1 : 0;
     return 0;
+}
+
+static void close_backbone_plan(struct bb_slot *bb)
+{
+    spw_plan_free(bb->plan);
+    spw__free(bb->in);
+    spw__free(bb->out);
+    *bb = (struct bb_slot){0};
+}
+
+/* On a worker's first image request: its batch-1 backbone plan (the
+ * model's weights are shared, so this is the plan's own state and arena)
+ * and buffers. The worker runs one batch at a time, so the plan may borrow
+ * the arena of the worker's halves when it fits in it. On failure the
+ * slot stays empty and the next image request tries again. */
+static int open_backbone_plan(spw_server *s, int worker)
+{
+    struct bb_slot *bb = &s->bb[worker];
+    spw_half **mine = s->halves + (size_t)worker * (size_t)s->n_bundles;
+    spw_plan **donors = spw__calloc(2 * (size_t)s->n_bundles + 1, sizeof(*donors));
+    if (!donors)
+        return spw__error(SPW_ENOMEM, "out of memory");
+    int n_donors = 0;
+    for (int b = 0; b < s->n_bundles; b++) {
+        donors[n_donors++] = mine[b]->dec[mine[b]->n_plans - 1];
+        donors[n_donors++] = mine[b]->tail[mine[b]->n_plans - 1];
+    }
+    spw_plan_options po = {.backend = s->cfg.backend, .batch = 1, .threads = s->cfg.threads};
+    int rc = spw__plan_create_sharing(s->bb_model, &po, donors, n_donors, &bb->plan);
+    spw__free(donors);
+    spw_tensor od;
+    if (!rc && !(rc = spw_plan_output(bb->plan, 0, &od))) {
+        bb->classes = (int)spw_tensor_numel(&od);
+        bb->in = spw__malloc(sizeof(float) * 3 * (size_t)s->bb_w * (size_t)s->bb_h);
+        bb->out = spw__malloc(sizeof(float) * (size_t)(bb->classes > 0 ? bb->classes : 1));
+        if (!bb->in || !bb->out)
+            rc = spw__error(SPW_ENOMEM, "out of memory");
+        else if (bb->classes <= 0)
+            rc = spw__error(SPW_ESHAPE, "backbone %s: empty output", s->cfg.backbone);
+    }
+    if (rc)
+        close_backbone_plan(bb);
+    return rc;
+}
+
+int spw__server_backbone_plans(spw_server *s)
+{
+    int n = 0;
+    /* A worker makes its plan before it hands the batch back under s->lock:
+     * once the image requests sent are answered, this reads them all. */
+    pthread_mutex_lock(&s->lock);
+    for (int w = 0; s->bb && w < s->n_workers; w++)
+        n += s->bb[w].plan != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 typedef struct worker_arg {
@@ -351,13 +418,23 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     if (!config || !out || config->n_bundles < 0 || (config->n_bundles && !config->bundle_dirs) ||
         (!config->n_bundles && !config->backbone))
         return spw__error(SPW_EINVAL, "server_open: no bundle (nor backbone) given");
-    if (config->max_batch > MAX_BATCH || config->max_batch < 0)
-        return spw__error(SPW_EINVAL, "max_batch %d is outside 1..%d", config->max_batch,
-                          MAX_BATCH);
+    if (config->max_batch < 0 || config->plan_batch < 0)
+        return spw__error(SPW_EINVAL, "max_batch %d, plan_batch %d: negative", config->max_batch,
+                          config->plan_batch);
+    /* A batch's answers are sent together and kept for retransmission until
+     * ACKed: more than the transport keeps would evict the batch's own. */
+    spw_net_config net = config->net;
+    int rc = spw__net_config_defaults(&net);
+    if (rc)
+        return rc;
+    if (config->max_batch > (int)net.max_outstanding)
+        return spw__error(SPW_EINVAL,
+                          "max_batch %d is more than the transport keeps for retransmission "
+                          "(max_outstanding %u)",
+                          config->max_batch, net.max_outstanding);
     spw_server *s = spw__calloc(1, sizeof(*s));
     if (!s)
         return spw__error(SPW_ENOMEM, "out of memory");
-    int rc;
     s->cfg = *config;
     if (s->cfg.max_batch == 0)
         s->cfg.max_batch = 8;
@@ -371,6 +448,7 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     s->n_queues = s->n_bundles + (config->backbone ? 1 : 0);
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->stats_lock, NULL);
+    pthread_mutex_init(&s->bb_lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->bundles = spw__calloc((size_t)s->n_bundles, sizeof(*s->bundles));
     s->tables = spw__calloc((size_t)s->n_bundles, sizeof(*s->tables));
@@ -384,18 +462,32 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
     }
     /* Admission: as many requests as two batches per worker and one more
      * per queue hold (docs/SERVICE.md, "Fairness"). */
-    if ((rc = spw__fair_init(&s->fair, (2 * s->n_workers + s->n_queues) * s->cfg.max_batch,
-                             s->n_queues)))
+    int64_t admit = (int64_t)(2 * (int64_t)s->n_workers + s->n_queues) * s->cfg.max_batch;
+    if (admit > INT32_MAX) {
+        rc = spw__error(SPW_EINVAL, "%d workers x max_batch %d: too many requests to admit",
+                        s->n_workers, s->cfg.max_batch);
+        goto fail;
+    }
+    if ((rc = spw__fair_init(&s->fair, (int)admit, s->n_queues)))
         goto fail;
     for (int i = 0; i < s->n_pool; i++) {
-        s->pool[i].items = spw__calloc((size_t)s->cfg.max_batch, sizeof(item));
-        if (!s->pool[i].items) {
+        batch *b = &s->pool[i];
+        size_t mb = (size_t)s->cfg.max_batch;
+        b->items = spw__calloc(mb, sizeof(item));
+        b->slot_of = spw__calloc(mb, sizeof(int));
+        b->out = spw__calloc(mb, sizeof(spw_result));
+        b->taken = spw__calloc(mb, sizeof(spw_fair_item));
+        b->total_ms = spw__calloc(mb, sizeof(double));
+        if (!b->items || !b->slot_of || !b->out || !b->taken || !b->total_ms) {
             rc = spw__error(SPW_ENOMEM, "out of memory");
             goto fail;
         }
         s->pool[i].next = s->free_list;
         s->free_list = &s->pool[i];
     }
+    /* The backbone's model; its plans are made per worker when needed. */
+    if (config->backbone && (rc = open_backbone(s)))
+        goto fail;
     for (int b = 0; b < s->n_bundles; b++) {
         if ((rc = spw_bundle_open(config->bundle_dirs[b], &s->bundles[b])) ||
             (rc = spw_bundle_load_tables(s->bundles[b], &s->tables[b])))
@@ -406,14 +498,23 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
                                 config->bundle_dirs[j], config->bundle_dirs[b]);
                 goto fail;
             }
-        for (int w = 0; w < s->n_workers; w++)
+        for (int w = 0; w < s->n_workers; w++) {
+            /* A worker runs one batch at a time: its plans of every bundle
+             * borrow one arena, the first bundle's, when it is large enough
+             * (and so may its backbone plan, later). */
+            spw_half **mine = s->halves + (size_t)w * (size_t)s->n_bundles;
+            spw_plan *donors[3];
+            int n_donors = 0;
+            if (b > 0) {
+                donors[n_donors++] = mine[0]->dec[mine[0]->n_plans - 1];
+                donors[n_donors++] = mine[0]->tail[mine[0]->n_plans - 1];
+            }
             if ((rc = spw__half_open(s->bundles[b], s->tables[b], config->models_dir,
                                      config->backend, config->threads, s->cfg.max_batch,
-                                     &s->halves[(size_t)w * (size_t)s->n_bundles + (size_t)b])))
+                                     config->plan_batch, donors, n_donors, &mine[b])))
                 goto fail;
+        }
     }
-    if (config->backbone && (rc = open_backbone(s)))
-        goto fail;
     if ((rc = spw_net_open(&config->net, &s->net)))
         goto fail;
     size_t frag = spw_net_frag_payload(s->net);
@@ -462,6 +563,10 @@ void spw_server_close(spw_server *s)
                 spw_net_msg_free(s->net, s->pool[i].items[k].msg);
         spw__free(s->pool[i].items);
         spw__free(s->pool[i].segs);
+        spw__free(s->pool[i].slot_of);
+        spw__free(s->pool[i].out);
+        spw__free(s->pool[i].taken);
+        spw__free(s->pool[i].total_ms);
     }
     /* ... and so do those still queued. */
     for (int i = 0; s->net && i < s->fair.cap; i++)
@@ -469,19 +574,13 @@ void spw_server_close(spw_server *s)
             spw_net_msg_free(s->net, s->fair.items[i].msg);
     spw__fair_fini(&s->fair);
     spw_net_close(s->net);
-    for (int i = 0; s->halves && i < s->n_bundles * s->n_workers; i++)
+    /* Borrowers before lenders: the backbone's plans, later bundles'
+     * halves, then the first's. */
+    for (int w = 0; s->bb && w < s->n_workers; w++)
+        close_backbone_plan(&s->bb[w]);
+    for (int i = s->n_bundles * s->n_workers - 1; s->halves && i >= 0; i--)
         spw__half_close(s->halves[i]);
-    for (int w = 0; w < s->n_workers; w++) {
-        if (s->bb_plans)
-            spw_plan_free(s->bb_plans[w]);
-        if (s->bb_in)
-            spw__free(s->bb_in[w]);
-        if (s->bb_out)
-            spw__free(s->bb_out[w]);
-    }
-    spw__free(s->bb_plans);
-    spw__free(s->bb_in);
-    spw__free(s->bb_out);
+    spw__free(s->bb);
     spw_model_free(s->bb_model);
     for (int b = 0; s->bundles && b < s->n_bundles; b++) {
         spw_codec_tables_free(s->tables[b]);
@@ -489,6 +588,7 @@ void spw_server_close(spw_server *s)
     }
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->stats_lock);
+    pthread_mutex_destroy(&s->bb_lock);
     pthread_cond_destroy(&s->cond);
     spw__free(s->pool);
     spw__free(s->threads);
@@ -553,7 +653,7 @@ static void dispatch(spw_server *s, int q)
 {
     batch *b = s->free_list;
     s->free_list = b->next;
-    spw_fair_item taken[MAX_BATCH];
+    spw_fair_item *taken = b->taken;
     b->bundle = q;
     b->n = spw__fair_take(&s->fair, q, s->cfg.max_batch, taken);
     if (!b->n) { /* pick said it was due: not reached */
@@ -658,7 +758,7 @@ static void complete(spw_server *s)
         batch *b = done;
         done = b->next;
         uint64_t now = spw__now_ns();
-        double total_ms[MAX_BATCH];
+        double *total_ms = b->total_ms;
         for (int i = 0; i < b->n; i++) {
             item *it = &b->items[i];
             it->server_us = (uint32_t)((now - it->t_arrival) / 1000);

@@ -1,7 +1,8 @@
 /* splitwire bench plans: what a server worker's start costs per batch size.
  *
  * A server builds, for each worker, plans of the bundle's decoder and tail at
- * batch 1, 2, 4 ... max-batch. The first plan of a model pays for its shared
+ * batch 1, 2, 4 ... its plan batch (max-batch on Vulkan or with serve
+ * --plan-batch; the CPU backends plan single images). The first plan of a model pays for its shared
  * weights (constant passes, packing, calibration); every later one, at any
  * batch and in any worker, reuses them. This times each (decoder + tail) pair
  * in that order, for `workers` workers, and reports the first pair against

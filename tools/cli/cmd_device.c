@@ -8,7 +8,8 @@ static void list_usage(FILE *f)
 {
     fprintf(f, "usage: splitwire device list [--json]\n"
                "\n"
-               "Lists the registered backends, the Vulkan devices (the one the vulkan\n"
+               "Lists the registered backends, the processor the CPU backends run on\n"
+               "(memory, SIMD extensions, threads), the Vulkan devices (the one the vulkan\n"
                "backend uses is marked; SPW_VULKAN_DEVICE picks by index, type or name)\n"
                "and the DRM render and /dev/accel nodes.\n"
                "  --json   machine-readable output\n");
@@ -140,6 +141,38 @@ static void print_vulkan(bool json, const spw_device_list *l)
     printf(json ? "]}" : "");
 }
 
+/* The CPU backends' devices: the host processor once per backend. */
+static void print_cpus(bool json, const spw_device_list *l)
+{
+    printf(json ? ",\"cpu\":[" : "");
+    bool first = true;
+    for (int i = 0; i < spw_device_count(l); i++) {
+        spw_device_info v;
+        if (spw_device_get(l, i, &v) || v.type != SPW_DEVICE_CPU || strncmp(v.backend, "cpu", 3))
+            continue;
+        if (json) {
+            printf("%s{\"backend\":", first ? "" : ",");
+            spw_cli_json_str(stdout, v.backend);
+            printf(",\"name\":");
+            spw_cli_json_str(stdout, v.name);
+            printf(",\"type\":\"cpu\",\"kernels\":");
+            spw_cli_json_str(stdout, v.driver);
+            printf(",\"memory_bytes\":%llu,\"cores\":%d,\"threads\":%d,\"isa\":",
+                   (unsigned long long)v.memory_bytes, v.cpu_cores, v.threads);
+            spw_cli_json_str(stdout, v.isa);
+            printf("}");
+        } else {
+            printf("%s: %s, %.2f GiB, %d cores, %s, %d thread%s per plan by default\n"
+                   "       SIMD: %s\n",
+                   v.backend, v.name, (double)v.memory_bytes / (1024.0 * 1024.0 * 1024.0),
+                   v.cpu_cores, v.driver, v.threads, v.threads == 1 ? "" : "s",
+                   v.isa[0] ? v.isa : "none listed");
+        }
+        first = false;
+    }
+    printf(json ? "]" : "");
+}
+
 static void print_nodes(bool json, const spw_device_list *l)
 {
     int n = spw_device_node_count(l);
@@ -186,6 +219,7 @@ static int cmd_list(int argc, char **argv)
     if (json)
         printf("{");
     print_backends(json);
+    print_cpus(json, l);
     print_vulkan(json, l);
     print_nodes(json, l);
     if (json)
@@ -195,7 +229,7 @@ static int cmd_list(int argc, char **argv)
 }
 
 static const spw_cli_command device_cmds[] = {
-    {"list", cmd_list, "list backends, Vulkan devices and DRM/accel nodes"},
+    {"list", cmd_list, "list backends, CPU and Vulkan devices, DRM/accel nodes"},
     {NULL, NULL, NULL},
 };
 

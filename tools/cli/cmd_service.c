@@ -448,7 +448,11 @@ static void serve_usage(FILE *f)
             "  --mtu N             path MTU (default 1500)\n"
             "  --backend NAME      inference backend (default auto)\n"
             "  --threads N         backend threads\n"
-            "  --max-batch N       requests per batch (default 8)\n"
+            "  --max-batch N       requests per batch (default 8; at most what the transport\n"
+            "                      keeps for retransmission, 256)\n"
+            "  --plan-batch N      largest plan per worker: bigger batches run as sub-batches\n"
+            "                      of N, same scores, less memory (default: 1 on cpu-ref,\n"
+            "                      and on cpu-fast with --threads 1; else max-batch)\n"
             "  --max-wait-us N     a partial batch runs after this long (default 2000)\n"
             "  --idle-dispatch     while no batch runs, a request runs at once instead of\n"
             "                      waiting --max-wait-us for others\n"
@@ -605,7 +609,8 @@ int spw_cli_serve(int argc, char **argv)
         SPW_CLI_OPT_LONG("mtu", &no.mtu, 576, 9000),
         SPW_CLI_OPT_STR("backend", &sc.backend),
         SPW_CLI_OPT_INT("threads", &sc.threads, 0, 256),
-        SPW_CLI_OPT_INT("max-batch", &sc.max_batch, 1, 64),
+        SPW_CLI_OPT_INT("max-batch", &sc.max_batch, 1, 65536),
+        SPW_CLI_OPT_INT("plan-batch", &sc.plan_batch, 0, 65536),
         SPW_CLI_OPT_INT("max-wait-us", &sc.max_wait_us, 1, 10000000),
         SPW_CLI_OPT_FLAG("idle-dispatch", &idle_dispatch),
         SPW_CLI_OPT_INT("workers", &sc.workers, 1, 256),
