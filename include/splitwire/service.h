@@ -159,7 +159,7 @@ typedef struct spw_server_config {
     int n_bundles;
     const char *models_dir; /* where backbones are (NULL: $SPW_MODEL_DIR or build/models) */
     const char *backend;
-    int threads;
+    int threads; /* per plan; 0: the cores split over the workers (each plan all of them with one worker) */
     /* Requests per batch (0 = 8), up to the transport's max_outstanding: a
      * batch's answers are kept together for retransmission. */
     int max_batch;

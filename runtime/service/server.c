@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/graph/plan.h"
 #include "runtime/service/fair.h"
@@ -444,6 +445,14 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
      * downloads while the other's computes. */
     bool gpu = s->cfg.backend && !strcmp(s->cfg.backend, "vulkan");
     s->n_workers = s->cfg.workers > 0 ? s->cfg.workers : gpu ? 2 : 1;
+    /* Workers run at once: by default they split the cores instead of each
+     * plan claiming all of them (oversubscribed, every operator's barrier
+     * waits for a thread that lost its core). One thread per plan also
+     * lets a CPU backend keep single-image plans (spw__backend_plan_batch). */
+    if (s->cfg.threads <= 0 && s->n_workers > 1 && !gpu) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        s->cfg.threads = cores > s->n_workers ? (int)(cores / s->n_workers) : 1;
+    }
     s->n_bundles = config->n_bundles;
     s->n_queues = s->n_bundles + (config->backbone ? 1 : 0);
     pthread_mutex_init(&s->lock, NULL);
@@ -510,7 +519,7 @@ int spw_server_open(const spw_server_config *config, spw_server **out)
                 donors[n_donors++] = mine[0]->tail[mine[0]->n_plans - 1];
             }
             if ((rc = spw__half_open(s->bundles[b], s->tables[b], config->models_dir,
-                                     config->backend, config->threads, s->cfg.max_batch,
+                                     config->backend, s->cfg.threads, s->cfg.max_batch,
                                      config->plan_batch, donors, n_donors, &mine[b])))
                 goto fail;
         }
