@@ -518,9 +518,19 @@ static int serve_with(spw_server_config *sc, int ready_fd)
     int rc = 0;
     /* Queue pairs after the first: servers of their own, each with its
      * serving thread and workers, sharing nothing with the others. */
+    /* Every lane's workers run at once: unless told, they split the cores
+     * (each lane alone would claim them all and wake threads that have no
+     * core to run on). */
+    int lane_threads = sc->threads;
+    if (lane_threads <= 0 && n_lanes > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long share = cores / ((long)n_lanes * (sc->workers > 0 ? sc->workers : 1));
+        lane_threads = share > 1 ? (int)share : 1;
+    }
     for (int q = 0; q < n_lanes && !rc; q++) {
         spw_server_config lc = *sc;
         lc.net.queue = (uint32_t)q;
+        lc.threads = lane_threads;
         rc = spw_server_open(&lc, &lanes[q]);
     }
     srv = lanes[0];
