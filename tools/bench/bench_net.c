@@ -63,6 +63,24 @@ static void write_all(int fd, const void *p, size_t n)
 /* ---- peers ------------------------------------------------------------- */
 
 /* Echo peer: answers every request with 64 bytes, until the stop request. */
+/* Answers a request with RES_BYTES whose first word echoes the request's
+ * first word, on the session it came on. Returns whether it answered. */
+static bool echo_request(spw_net *n, const spw_net_msg *q)
+{
+    spw_net_msg *r;
+    if (q->type != SPW_NET_REQUEST || spw_net_tx_alloc(n, RES_BYTES, &r))
+        return false;
+    memset(r->segs[0].data, 0, RES_BYTES);
+    if (q->nsegs && q->segs[0].size >= 4)
+        memcpy(r->segs[0].data, q->segs[0].data, 4);
+    r->type = SPW_NET_RESULT;
+    r->request_id = q->request_id;
+    r->peer = q->peer;
+    r->session = q->session;
+    spw_net_send(n, r, 0, 0, RES_BYTES);
+    return true;
+}
+
 static int echo_server(const spw_net_config *cfg, int fd)
 {
     spw_net *n;
@@ -77,19 +95,8 @@ static int echo_server(const spw_net_config *cfg, int fd)
         spw_net_poll(n, 1000);
         int got = spw_net_recv(n, q, 32);
         for (int i = 0; i < got; i++) {
-            spw_net_msg *r;
-            if (q[i]->type == SPW_NET_REQUEST && spw_net_tx_alloc(n, RES_BYTES, &r) == 0) {
-                /* The answer's first word echoes the request's first word. */
-                memset(r->segs[0].data, 0, RES_BYTES);
-                if (q[i]->nsegs && q[i]->segs[0].size >= 4)
-                    memcpy(r->segs[0].data, q[i]->segs[0].data, 4);
-                r->type = SPW_NET_RESULT;
-                r->request_id = q[i]->request_id;
-                r->peer = q[i]->peer;
-                spw_net_send(n, r, 0, 0, RES_BYTES);
-                if (q[i]->request_id == STOP_ID && !stop_at)
-                    stop_at = spw_cli_now_ns() + 100000000ull;
-            }
+            if (echo_request(n, q[i]) && q[i]->request_id == STOP_ID && !stop_at)
+                stop_at = spw_cli_now_ns() + 100000000ull;
             spw_net_msg_free(n, q[i]);
         }
     }
@@ -254,16 +261,7 @@ static void bench_inproc(const spw_net_config *srv_cfg, const spw_net_config *cl
             spw_net_poll(s, 0);
             int got = spw_net_recv(s, q, 32);
             for (int k = 0; k < got; k++) {
-                spw_net_msg *r;
-                if (q[k]->type == SPW_NET_REQUEST && spw_net_tx_alloc(s, RES_BYTES, &r) == 0) {
-                    memset(r->segs[0].data, 0, RES_BYTES);
-                    memcpy(r->segs[0].data, q[k]->segs[0].data, 4);
-                    r->type = SPW_NET_RESULT;
-                    r->request_id = q[k]->request_id;
-                    r->peer = q[k]->peer;
-                    r->session = q[k]->session;
-                    spw_net_send(s, r, 0, 0, RES_BYTES);
-                }
+                echo_request(s, q[k]);
                 spw_net_msg_free(s, q[k]);
             }
             spw_net_poll(c, 0);
