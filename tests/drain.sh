@@ -34,8 +34,11 @@ base=$((30000 + ($$ * 17) % 20000))
 for s in a b; do
   port=$base
   [ $s = b ] && port=$((base + 1))
-  # Batches of one: the same plan as --local, so labels compare exactly.
+  # Batches of one: the same plan as --local, so labels compare exactly. The
+  # emulated 10 ms each way keeps requests in flight when A is told to drain
+  # (a quiet machine answers all of them in less than the poll below).
   spw_serve --bundle "$bundle" --models "$models" --listen 127.0.0.1:$port --max-batch 1 \
+    --link 1000mbit,10ms \
     2>"$dir/srv_$s.log" &
   echo $! >"$dir/srv_$s.pid"
   pids="$pids $!"
